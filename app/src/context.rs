@@ -1,0 +1,16 @@
+//! What the server hands to every page render and server function.
+
+use crate::store::Store;
+use crate::system::ConsoleStart;
+
+/// Shared state of a running console; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ConsoleContext {
+    pub store: Store,
+    pub start: ConsoleStart,
+}
+
+/// The console's context inside a server function or a render.
+pub fn console() -> Option<ConsoleContext> {
+    leptos::prelude::use_context::<ConsoleContext>()
+}

@@ -1,0 +1,22 @@
+//! Slipway's web application: pages, components, server functions and shared types.
+//! Behind the `ssr` feature sit the services the server functions call; the `hydrate`
+//! feature builds the same components into the browser's WASM.
+
+pub mod sections;
+pub mod shell;
+pub mod system;
+
+#[cfg(feature = "ssr")]
+pub mod context;
+#[cfg(feature = "ssr")]
+pub mod store;
+
+pub use shell::{shell, App};
+
+/// The WASM entry point: takes over the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+}

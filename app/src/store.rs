@@ -1,0 +1,228 @@
+//! The console's own database: one pool over SQLite (the embedded default) or PostgreSQL
+//! (the scale-out store). The same migrations and the same SQL run on both, through
+//! sqlx's `Any` driver; `$1` placeholders work on both.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sqlx::any::{install_default_drivers, AnyPoolOptions};
+use sqlx::AnyPool;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// How long to wait for a connection before telling the user the database is unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Which database engine holds the console's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn label(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        }
+    }
+}
+
+/// Where the console keeps its state, as chosen on the command line or in the environment.
+#[derive(Clone, Debug)]
+pub enum StoreLocation {
+    /// `slipway.db` inside this directory, created when missing.
+    DataDir(PathBuf),
+    /// A `postgres://` (or `sqlite:`) URL.
+    Url(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the data directory {} is not usable ({source}); choose a writable directory with \
+         --data-dir or SLIPWAY_DATA_DIR",
+        path.display()
+    )]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the database URL {shown} is not supported; use postgres://USER:PASSWORD@HOST:PORT/DB \
+         or sqlite:PATH in --database-url or DATABASE_URL"
+    )]
+    UnsupportedUrl { shown: String },
+    #[error(
+        "cannot reach the database at {shown} ({source}); check that it is running and that \
+         --database-url or DATABASE_URL names it"
+    )]
+    Unreachable { shown: String, source: sqlx::Error },
+    #[error("cannot bring the database at {shown} up to date ({source}); nothing was changed")]
+    Migration {
+        shown: String,
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("the console's database did not answer")]
+    Query(#[from] sqlx::Error),
+}
+
+/// A handle on the console's database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    shown: String,
+}
+
+impl Store {
+    /// Opens the store, creating the SQLite file when needed, and applies pending migrations.
+    pub async fn open(location: &StoreLocation) -> Result<Self, StoreError> {
+        install_default_drivers();
+        let (url, shown) = match location {
+            StoreLocation::DataDir(dir) => {
+                prepare_data_dir(dir)?;
+                let file = dir.join("slipway.db");
+                (sqlite_url(&file), file.display().to_string())
+            }
+            StoreLocation::Url(url) => (url.clone(), redact_url(url)),
+        };
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(StoreError::UnsupportedUrl { shown });
+        };
+
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect(&url)
+            .await
+            .map_err(|source| StoreError::Unreachable {
+                shown: shown.clone(),
+                source,
+            })?;
+        if backend == Backend::Sqlite {
+            // Readers never wait for the writer; the setting stays with the file.
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await
+                .map_err(|source| StoreError::Unreachable {
+                    shown: shown.clone(),
+                    source,
+                })?;
+        }
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migration {
+                shown: shown.clone(),
+                source,
+            })?;
+        Ok(Self {
+            pool,
+            backend,
+            shown,
+        })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The store's location with any password hidden: safe for pages and logs.
+    pub fn shown_location(&self) -> &str {
+        &self.shown
+    }
+
+    /// Runs a trivial query and returns how long the round trip took.
+    pub async fn ping(&self) -> Result<Duration, StoreError> {
+        let started = Instant::now();
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(started.elapsed())
+    }
+
+    /// How many migrations have been applied to this store.
+    pub async fn migrations_applied(&self) -> Result<i64, StoreError> {
+        let (count,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = $1")
+                .bind(true)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(count)
+    }
+
+    /// Closes every connection; pending queries finish first.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The current time as the store keeps it: UTC, millisecond precision, sortable as text.
+pub fn now_utc() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// Makes sure the directory exists and that files can be created in it, so that the
+/// failure is a clear sentence before anything is written.
+fn prepare_data_dir(dir: &Path) -> Result<(), StoreError> {
+    let fail = |source| StoreError::DataDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let probe = dir.join(format!(".slipway-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(fail)?;
+    std::fs::remove_file(&probe).map_err(fail)
+}
+
+fn sqlite_url(file: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", file.display())
+}
+
+/// Replaces the password of a database URL so it can be shown and logged.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) if raw.contains('@') => "(a URL that could not be read)".to_owned(),
+        Err(_) => raw.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn a_password_never_survives_redaction() {
+        let shown = redact_url("postgres://slipway:s3cret-pass@127.0.0.1:5432/slipway");
+        assert_eq!(shown, "postgres://slipway:***@127.0.0.1:5432/slipway");
+    }
+
+    #[test]
+    fn a_url_without_password_is_shown_as_is() {
+        assert_eq!(
+            redact_url("postgres://127.0.0.1/slipway"),
+            "postgres://127.0.0.1/slipway"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_url_with_credentials_is_not_echoed() {
+        let shown = redact_url("postgres://user:pa ss@[bad");
+        assert!(!shown.contains("pa ss"), "{shown}");
+    }
+}

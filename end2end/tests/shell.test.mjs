@@ -1,0 +1,101 @@
+// The console's frame in a real browser: it renders, navigates, hydrates and fits a phone.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { launchBrowser, openHydrated, startConsole } from '../support.mjs';
+
+const SECTION_LABELS = [
+  'Overview', 'Stacks', 'Releases', 'Runs', 'Health',
+  'Backups', 'History', 'Approvals', 'Audit', 'Admin',
+];
+
+describe('the console shell', () => {
+  let console_;
+  let browser;
+
+  before(async () => {
+    console_ = await startConsole();
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await console_?.close();
+  });
+
+  test('renders the header and every section in the navigation', async () => {
+    const { page, errors } = await openHydrated(browser, console_.baseUrl);
+    assert.equal(await page.locator('.brand').innerText(), 'Slipway');
+    const labels = await page.locator('nav.nav a').allInnerTexts();
+    assert.deepEqual(labels, SECTION_LABELS);
+    assert.equal(await page.locator('nav.nav a[aria-current="page"]').innerText(), 'Overview');
+    assert.equal(await page.title(), 'Overview · Slipway');
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test('navigates between sections without reloading the page', async () => {
+    const { page } = await openHydrated(browser, console_.baseUrl);
+    // A marker on window survives client-side navigation and dies with a full reload.
+    await page.evaluate(() => { window.__sameDocument = true; });
+    await page.locator('nav.nav a', { hasText: 'Runs' }).click();
+    await page.waitForURL(`${console_.baseUrl}/runs`);
+    assert.equal(await page.locator('main h1').innerText(), 'Runs');
+    assert.match(await page.locator('[data-testid="not-available"]').innerText(), /Not available yet/);
+    assert.equal(await page.locator('nav.nav a[aria-current="page"]').innerText(), 'Runs');
+    assert.equal(await page.title(), 'Runs · Slipway');
+    assert.equal(await page.evaluate(() => window.__sameDocument), true);
+    await page.close();
+  });
+
+  test('the console card refreshes from the server when asked', async () => {
+    const { page, errors } = await openHydrated(browser, console_.baseUrl);
+    const checkedAt = page.locator('[data-testid="checked-at"]');
+    const before = await checkedAt.innerText();
+    assert.match(await page.locator('[data-testid="console-card"]').innerText(), /SQLite/);
+    const answered = page.waitForResponse((r) => r.url().endsWith('/api/console_status') && r.status() === 200);
+    await page.locator('[data-testid="refresh-status"]').click();
+    await answered;
+    await page.waitForFunction(
+      (previous) => document.querySelector('[data-testid="checked-at"]')?.textContent !== previous,
+      before,
+    );
+    assert.notEqual(await checkedAt.innerText(), before);
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test('an unknown address shows the 404 page with a way back', async () => {
+    const page = await browser.newPage();
+    const response = await page.goto(`${console_.baseUrl}/no/such/page`);
+    assert.equal(response.status(), 404);
+    assert.equal(await page.locator('main h1').innerText(), 'Page not found');
+    await page.waitForSelector('body[data-hydrated="true"]');
+    await page.locator('main a', { hasText: 'Back to the overview' }).click();
+    await page.waitForURL(`${console_.baseUrl}/`);
+    assert.equal(await page.locator('main h1').innerText(), 'Overview');
+    await page.close();
+  });
+
+  test('fits a phone screen without sideways scrolling of the page', async () => {
+    const { page } = await openHydrated(browser, console_.baseUrl, { viewport: { width: 390, height: 844 } });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the page is ${overflow}px wider than the phone`);
+    await page.locator('nav.nav a', { hasText: 'Admin' }).click();
+    await page.waitForURL(`${console_.baseUrl}/admin`);
+    assert.equal(await page.locator('main h1').innerText(), 'Admin');
+    await page.close();
+  });
+
+  test('saves screenshots of the overview for the README', async () => {
+    const dir = resolve(import.meta.dirname, '..', '..', 'target', 'screenshots');
+    mkdirSync(dir, { recursive: true });
+    const { page } = await openHydrated(browser, console_.baseUrl, { viewport: { width: 1280, height: 760 } });
+    await page.waitForSelector('[data-testid="checked-at"]');
+    await page.screenshot({ path: join(dir, 'overview.png') });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: join(dir, 'overview-phone.png') });
+    await page.close();
+  });
+});

@@ -1,0 +1,6 @@
+//! The `slipway` binary's library half: command line, start-up and the HTTP server.
+//! `main.rs` only parses arguments and reports failures; tests drive the same code.
+
+pub mod cli;
+pub mod serve;
+pub mod startup;

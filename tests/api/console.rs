@@ -1,0 +1,113 @@
+//! The console as a browser or a load balancer sees it over HTTP.
+
+use crate::helpers::{client, Backend, RunningConsole, TestStore, BACKENDS};
+
+#[tokio::test]
+async fn healthz_answers_ok_on_either_store() {
+    for backend in BACKENDS {
+        let store = TestStore::new(backend).await;
+        let console = RunningConsole::start(&store).await;
+        let response = client().get(console.url("/healthz")).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{backend:?}");
+        assert_eq!(response.text().await.unwrap().trim(), "ok");
+        let (code, _) = console.terminate().await;
+        assert_eq!(code, Some(0), "{backend:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_overview_renders_the_shell_with_every_section_in_the_navigation() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let console = RunningConsole::start(&store).await;
+    let response = client().get(console.url("/")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("<title>Overview · Slipway</title>"), "{html}");
+    for section in app::sections::SECTIONS {
+        let link = format!("href=\"{}\"", section.path);
+        assert!(html.contains(&link), "navigation lacks {}", section.label);
+    }
+    assert!(
+        html.contains("/pkg/slipway.js"),
+        "the page loads the WASM bundle"
+    );
+}
+
+#[tokio::test]
+async fn a_section_without_its_feature_says_so_and_shows_no_data() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let console = RunningConsole::start(&store).await;
+    for section in app::sections::SECTIONS.iter().filter(|s| !s.available) {
+        let response = client()
+            .get(console.url(section.path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{}", section.path);
+        let html = response.text().await.unwrap();
+        assert!(html.contains("Not available yet."), "{}", section.path);
+        assert!(html.contains(section.purpose), "{}", section.path);
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_address_gets_a_real_404_page() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let console = RunningConsole::start(&store).await;
+    for path in ["/no-such-page", "/stacks/nothing/here"] {
+        let response = client().get(console.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        let html = response.text().await.unwrap();
+        assert!(html.contains("Page not found"), "{path}");
+        assert!(
+            html.contains("class=\"topbar\""),
+            "{path}: the 404 keeps the navigation"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_console_status_function_measures_the_store_it_runs_on() {
+    for (backend, label) in [
+        (Backend::Sqlite, "SQLite"),
+        (Backend::Postgres, "PostgreSQL"),
+    ] {
+        let store = TestStore::new(backend).await;
+        let console = RunningConsole::start(&store).await;
+        let response = client()
+            .post(console.url("/api/console_status"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{backend:?}");
+        let status: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(status["store_backend"], label);
+        assert!(status["migrations_applied"].as_i64().unwrap() >= 1);
+        assert!(status["store_round_trip_ms"].as_f64().unwrap() >= 0.0);
+        assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+        let shown = status["store_location"].as_str().unwrap();
+        assert!(!shown.contains("password"), "{shown}");
+    }
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_console_cleanly() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let console = RunningConsole::start(&store).await;
+    let url = console.url("/healthz");
+    let (code, lines) = console.terminate().await;
+    assert_eq!(code, Some(0));
+    assert!(
+        lines.iter().any(|line| line.contains("SIGTERM received")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|line| line.contains("console stopped")),
+        "{lines:#?}"
+    );
+    assert!(
+        client().get(url).send().await.is_err(),
+        "nothing listens any more"
+    );
+}

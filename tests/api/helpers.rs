@@ -1,0 +1,198 @@
+//! Shared set-up: fresh stores on SQLite and PostgreSQL, and real `slipway` processes on
+//! port 0 that are killed when the test ends, whether it passed or not.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use app::store::StoreLocation;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The environment variable through which the test command names its PostgreSQL server.
+pub const POSTGRES_ENV: &str = "SLIPWAY_TEST_POSTGRES_URL";
+
+pub const SLIPWAY: &str = env!("CARGO_BIN_EXE_slipway");
+
+/// The two kinds of store every store test runs against.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
+
+/// A store location of its own for one test; its files go when it is dropped.
+pub struct TestStore {
+    pub location: StoreLocation,
+    _dir: tempfile::TempDir,
+}
+
+impl TestStore {
+    pub async fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let location = match backend {
+            Backend::Sqlite => StoreLocation::DataDir(dir.path().join("data")),
+            Backend::Postgres => StoreLocation::Url(fresh_postgres_database().await),
+        };
+        Self {
+            location,
+            _dir: dir,
+        }
+    }
+
+    /// The flags that point `slipway serve` at this store.
+    pub fn serve_flags(&self) -> Vec<String> {
+        match &self.location {
+            StoreLocation::DataDir(dir) => vec!["--data-dir".into(), dir.display().to_string()],
+            StoreLocation::Url(url) => vec!["--database-url".into(), url.clone()],
+        }
+    }
+}
+
+/// Creates an empty database on the test server. The test command runs a throw-away
+/// PostgreSQL cluster, so the databases go with it.
+async fn fresh_postgres_database() -> String {
+    use sqlx::Connection;
+    let admin_url = std::env::var(POSTGRES_ENV).unwrap_or_else(|_| {
+        panic!("{POSTGRES_ENV} is not set: run the store tests through scripts/test, which starts PostgreSQL")
+    });
+    let name = format!("slipway_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("connect to the test PostgreSQL server");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("create a test database");
+    url_with_database(&admin_url, &name)
+}
+
+fn url_with_database(admin_url: &str, database: &str) -> String {
+    let mut parsed = reqwest::Url::parse(admin_url).expect("a valid PostgreSQL URL");
+    parsed.set_path(&format!("/{database}"));
+    parsed.to_string()
+}
+
+/// A `slipway serve` process listening on a free loopback port.
+pub struct RunningConsole {
+    pub base_url: String,
+    pub child: Child,
+    pub stderr: tokio::task::JoinHandle<Vec<String>>,
+}
+
+impl RunningConsole {
+    pub async fn start(store: &TestStore) -> Self {
+        let mut command = console_command(store);
+        let mut child = command.spawn().expect("start slipway");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (url_tx, url_rx) = tokio::sync::oneshot::channel();
+        // Keep reading stderr for the whole life of the process, so it never blocks on a
+        // full pipe; the lines come back when the test asks for them.
+        let reader = tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            let mut seen = Vec::new();
+            let mut url_tx = Some(url_tx);
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains("console listening") {
+                    if let (Some(tx), Some(url)) = (url_tx.take(), listening_url(&line)) {
+                        let _ = tx.send(url);
+                    }
+                }
+                seen.push(line);
+            }
+            seen
+        });
+        let base_url = tokio::time::timeout(Duration::from_secs(30), url_rx)
+            .await
+            .expect("slipway started within 30 s")
+            .expect("slipway printed its address");
+        Self {
+            base_url,
+            child,
+            stderr: reader,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    /// Sends SIGTERM and returns the exit code and everything the process logged.
+    pub async fn terminate(mut self) -> (Option<i32>, Vec<String>) {
+        let pid = self.child.id().expect("process still running") as i32;
+        // SAFETY: kill(2) with a pid we own and a valid signal number.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("slipway stopped within 10 s of SIGTERM")
+            .expect("wait for slipway");
+        let lines = self.stderr.await.expect("stderr reader");
+        (status.code(), lines)
+    }
+}
+
+/// The base command for a console on port 0 with the given store; killed when dropped.
+pub fn console_command(store: &TestStore) -> Command {
+    let mut command = Command::new(SLIPWAY);
+    command
+        .arg("serve")
+        .args(["--addr", "127.0.0.1:0"])
+        .args(store.serve_flags())
+        .env("RUST_LOG", "info")
+        .env_remove("DATABASE_URL")
+        .env_remove("SLIPWAY_ADDR")
+        .env_remove("SLIPWAY_DATA_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+fn listening_url(line: &str) -> Option<String> {
+    let start = line.find("http://")?;
+    let rest = &line[start..];
+    let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    Some(rest[..end].trim_matches('"').to_owned())
+}
+
+/// What a run of `slipway` that was expected to fail left behind.
+pub struct Failure {
+    pub code: Option<i32>,
+    pub stderr: String,
+}
+
+/// Runs `slipway` with these arguments and environment, expecting it to exit by itself.
+pub async fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> Failure {
+    let mut command = Command::new(SLIPWAY);
+    command
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("SLIPWAY_ADDR")
+        .env_remove("SLIPWAY_DATA_DIR")
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(30), command.output())
+        .await
+        .expect("slipway exited within 30 s")
+        .expect("run slipway");
+    Failure {
+        code: output.status.code(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// An HTTP client that keeps cookies and does not follow redirects.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("HTTP client")
+}

@@ -1,0 +1,7 @@
+//! Integration tests: real `slipway` processes, real SQLite and PostgreSQL stores.
+//! One binary, so the build links once.
+
+mod console;
+mod helpers;
+mod startup_errors;
+mod store;
