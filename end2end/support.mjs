@@ -23,8 +23,11 @@ export const CHROMIUM_FLAGS = [
 /** Starts `slipway serve` on port 0 and resolves once it prints its address. */
 export async function startConsole() {
   const dataDir = mkdtempSync(join(tmpdir(), 'slipway-e2e-'));
+  const env = { ...process.env, RUST_LOG: 'info' };
+  delete env.DATABASE_URL;
+  delete env.SLIPWAY_ADDR;
   const child = spawn(slipwayBin, ['serve', '--addr', '127.0.0.1:0', '--data-dir', join(dataDir, 'data')], {
-    env: { ...process.env, RUST_LOG: 'info', DATABASE_URL: '' },
+    env,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const log = [];

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sqlx::any::{install_default_drivers, AnyPoolOptions};
-use sqlx::AnyPool;
+use sqlx::{AnyConnection, AnyPool, Connection};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -96,24 +96,29 @@ impl Store {
             return Err(StoreError::UnsupportedUrl { shown });
         };
 
+        let unreachable = |source| StoreError::Unreachable {
+            shown: shown.clone(),
+            source,
+        };
+        // One plain connection first: a pool retries until its timeout and then reports
+        // only that it timed out, hiding "connection refused" or "wrong password".
+        let probe = tokio::time::timeout(CONNECT_TIMEOUT, AnyConnection::connect(&url))
+            .await
+            .map_err(|_| unreachable(sqlx::Error::PoolTimedOut))?
+            .map_err(unreachable)?;
+        probe.close().await.map_err(unreachable)?;
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
             .acquire_timeout(CONNECT_TIMEOUT)
             .connect(&url)
             .await
-            .map_err(|source| StoreError::Unreachable {
-                shown: shown.clone(),
-                source,
-            })?;
+            .map_err(unreachable)?;
         if backend == Backend::Sqlite {
             // Readers never wait for the writer; the setting stays with the file.
             sqlx::query("PRAGMA journal_mode = WAL")
                 .execute(&pool)
                 .await
-                .map_err(|source| StoreError::Unreachable {
-                    shown: shown.clone(),
-                    source,
-                })?;
+                .map_err(unreachable)?;
         }
         MIGRATOR
             .run(&pool)

@@ -43,9 +43,10 @@ pub struct ServeArgs {
 }
 
 fn parse_listen_addr(value: &str) -> Result<SocketAddr, String> {
-    value
-        .parse()
-        .map_err(|_| "expected an IP address and port such as 127.0.0.1:3000".to_owned())
+    value.parse().map_err(|_| {
+        "expected an IP address and port such as 127.0.0.1:3000 (set with --addr or SLIPWAY_ADDR)"
+            .to_owned()
+    })
 }
 
 /// One line for a command-line mistake: clap's first line, without its own prefix.

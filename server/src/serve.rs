@@ -28,6 +28,7 @@ pub struct ServerState {
 
 /// Runs the console until SIGTERM or SIGINT.
 pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
+    let shutdown = shutdown_signal();
     let listener = TcpListener::bind(args.addr)
         .await
         .map_err(|source| StartupError::Listen {
@@ -65,7 +66,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
         "console listening"
     );
     let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await;
     store.close().await;
     tracing::info!("console stopped");
@@ -114,24 +115,20 @@ async fn healthz(State(console): State<ConsoleContext>) -> impl IntoResponse {
     }
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(error = %error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+/// Resolves on the first SIGTERM or SIGINT. The handlers are installed when this is
+/// called, not when it is first polled, so a signal during start-up is not lost.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let terminate = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    async move {
+        let (Ok(mut terminate), Ok(mut interrupt)) = (terminate, interrupt) else {
+            tracing::warn!("cannot listen for SIGTERM or SIGINT; stop the console with SIGKILL");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM received, stopping"),
+            _ = interrupt.recv() => tracing::info!("SIGINT received, stopping"),
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => tracing::info!("SIGINT received, stopping"),
-        _ = terminate => tracing::info!("SIGTERM received, stopping"),
     }
 }

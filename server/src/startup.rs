@@ -29,9 +29,10 @@ pub enum StartupError {
 
 /// Where the console keeps its state, from the flags.
 pub fn store_location(args: &ServeArgs) -> StoreLocation {
-    match &args.database_url {
-        Some(url) => StoreLocation::Url(url.clone()),
-        None => StoreLocation::DataDir(args.data_dir.clone()),
+    // An empty DATABASE_URL, as `DATABASE_URL=` leaves it, means "not set".
+    match args.database_url.as_deref().map(str::trim) {
+        Some(url) if !url.is_empty() => StoreLocation::Url(url.to_owned()),
+        _ => StoreLocation::DataDir(args.data_dir.clone()),
     }
 }
 
