@@ -1,7 +1,7 @@
 // Shared set-up for the browser tests: a real `slipway serve` on a free loopback port with
 // a store of its own, and Debian's Chromium driven by Playwright. Both are stopped by
 // `close()`, also when a test fails.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -20,9 +20,26 @@ export const CHROMIUM_FLAGS = [
   '--disable-sync',
 ];
 
-/** Starts `slipway serve` on port 0 and resolves once it prints its address. */
+/** One user per role, each with the password `<role>-password-123`. */
+export const USERS = ['viewer', 'operator', 'approver', 'admin'].map((role) => ({
+  name: `${role}-user`,
+  role,
+  password: `${role}-password-123`,
+}));
+
+/** Adds a user the way an operator would: `slipway user add`, password on stdin. */
+function addUser(dataDir, { name, role, password }) {
+  const result = spawnSync(slipwayBin, ['user', 'add', name, '--role', role, '--data-dir', dataDir], {
+    input: `${password}\n`,
+    encoding: 'utf8',
+  });
+  if (result.status !== 0) throw new Error(`slipway user add ${name} failed: ${result.stderr}`);
+}
+
+/** Starts `slipway serve` on port 0 with one user per role; resolves once it listens. */
 export async function startConsole() {
   const dataDir = mkdtempSync(join(tmpdir(), 'slipway-e2e-'));
+  for (const user of USERS) addUser(join(dataDir, 'data'), user);
   const env = { ...process.env, RUST_LOG: 'info' };
   delete env.DATABASE_URL;
   delete env.SLIPWAY_ADDR;
@@ -67,12 +84,24 @@ export async function launchBrowser() {
   });
 }
 
-/** Opens a page and waits until the WASM has taken over: clicks before that are lost. */
-export async function openHydrated(browser, url, options = {}) {
-  const page = await browser.newPage(options);
+/** Waits until the WASM has taken over the page: clicks before that are lost. */
+export async function hydrated(page) {
+  await page.waitForSelector('body[data-hydrated="true"]', { timeout: 20_000 });
+}
+
+/** A fresh browser context signed in as `user` through the sign-in form, on `path`. */
+export async function signedInPage(browser, baseUrl, user, { path = '/', ...options } = {}) {
+  const context = await browser.newContext(options);
+  const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (error) => errors.push(error));
-  await page.goto(url);
-  await page.waitForSelector('body[data-hydrated="true"]', { timeout: 20_000 });
-  return { page, errors };
+  await page.goto(`${baseUrl}${path}`);
+  await page.waitForURL(/\/sign-in/);
+  await hydrated(page);
+  await page.fill('input[name="name"]', user.name);
+  await page.fill('input[name="password"]', user.password);
+  await page.click('[data-testid="sign-in"]');
+  await page.waitForURL(`${baseUrl}${path}`);
+  await hydrated(page);
+  return { page, context, errors };
 }

@@ -1,5 +1,6 @@
 //! What the server hands to every page render and server function.
 
+use crate::auth::service::AuthSettings;
 use crate::store::Store;
 use crate::system::ConsoleStart;
 
@@ -8,6 +9,7 @@ use crate::system::ConsoleStart;
 pub struct ConsoleContext {
     pub store: Store,
     pub start: ConsoleStart,
+    pub auth: AuthSettings,
 }
 
 /// The console's context inside a server function or a render.

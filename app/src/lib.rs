@@ -2,6 +2,9 @@
 //! Behind the `ssr` feature sit the services the server functions call; the `hydrate`
 //! feature builds the same components into the browser's WASM.
 
+pub mod audit;
+pub mod auth;
+pub mod errors;
 pub mod sections;
 pub mod shell;
 pub mod system;

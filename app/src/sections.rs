@@ -1,6 +1,8 @@
 //! The console's sections as the navigation lists them. A section whose feature has
 //! not been built yet says so on its page instead of showing anything invented.
 
+use crate::auth::Role;
+
 /// One entry of the navigation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Section {
@@ -10,6 +12,8 @@ pub struct Section {
     pub purpose: &'static str,
     /// Whether the section does its job yet.
     pub available: bool,
+    /// The least role that sees the section.
+    pub min_role: Role,
 }
 
 pub const SECTIONS: &[Section] = &[
@@ -17,67 +21,84 @@ pub const SECTIONS: &[Section] = &[
         path: "/",
         label: "Overview",
         purpose: "The state of the console and of the stacks it manages.",
+        min_role: Role::Viewer,
         available: true,
     },
     Section {
         path: "/stacks",
         label: "Stacks",
         purpose: "Compose applications under Slipway's care: services, containers, logs.",
+        min_role: Role::Viewer,
         available: false,
     },
     Section {
         path: "/releases",
         label: "Releases",
         purpose: "What is being shipped, when, by whom, with its checklist and timeline.",
+        min_role: Role::Viewer,
         available: false,
     },
     Section {
         path: "/runs",
         label: "Runs",
         purpose: "Deploys, updates, migrations and rollbacks, step by step and live.",
+        min_role: Role::Viewer,
         available: false,
     },
     Section {
         path: "/health",
         label: "Health",
         purpose: "Probe results for every service, over time.",
+        min_role: Role::Viewer,
         available: false,
     },
     Section {
         path: "/backups",
         label: "Backups",
         purpose: "Database dumps, their checksums and the restore drills that prove them.",
+        min_role: Role::Viewer,
         available: false,
     },
     Section {
         path: "/history",
         label: "History",
         purpose: "Every release and run that reached a stack, newest first.",
+        min_role: Role::Viewer,
         available: false,
     },
     Section {
         path: "/approvals",
         label: "Approvals",
         purpose: "Deploys and rollbacks waiting for a second person's decision.",
+        min_role: Role::Operator,
         available: false,
     },
     Section {
         path: "/audit",
         label: "Audit",
         purpose: "The append-only, hash-chained record of who changed what.",
-        available: false,
+        min_role: Role::Approver,
+        available: true,
     },
     Section {
         path: "/admin",
         label: "Admin",
         purpose: "Users, roles, stacks and settings.",
-        available: false,
+        min_role: Role::Admin,
+        available: true,
     },
 ];
 
 /// The section that a path belongs to.
 pub fn section_for(path: &str) -> Option<&'static Section> {
     SECTIONS.iter().find(|section| section.path == path)
+}
+
+/// The sections a role sees, in navigation order.
+pub fn visible_to(role: Role) -> impl Iterator<Item = &'static Section> {
+    SECTIONS
+        .iter()
+        .filter(move |section| role.allows(section.min_role))
 }
 
 #[cfg(test)]
@@ -96,6 +117,14 @@ mod tests {
                 section.path
             );
         }
+    }
+
+    #[test]
+    fn viewers_see_no_approvals_audit_or_admin() {
+        let labels: Vec<_> = visible_to(Role::Viewer).map(|s| s.label).collect();
+        assert!(!labels.contains(&"Approvals") && !labels.contains(&"Audit"));
+        assert!(!labels.contains(&"Admin"));
+        assert_eq!(visible_to(Role::Admin).count(), SECTIONS.len());
     }
 
     #[test]

@@ -1,12 +1,16 @@
 //! The page frame every section shares: document head, header, navigation, routes,
-//! the not-found page and the placeholder for sections still to come.
+//! the not-found and forbidden pages and the placeholder for sections still to come.
 
 use leptos::prelude::*;
+use leptos::server::SharedValue;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::StaticSegment;
 
-use crate::sections::{section_for, SECTIONS};
+use crate::audit::AuditPage;
+use crate::auth::{signed_in_user, AdminPage, CurrentUser, SignInPage, SignedInUser, UserMenu};
+use crate::errors::set_response_status;
+use crate::sections::{section_for, visible_to};
 use crate::system::OverviewPage;
 
 /// The HTML document the server renders around the app.
@@ -27,9 +31,25 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// The user the server's page guard attached to this request (server side only).
+fn user_of_this_request() -> Option<CurrentUser> {
+    #[cfg(feature = "ssr")]
+    {
+        use_context::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<CurrentUser>().cloned())
+    }
+    #[cfg(not(feature = "ssr"))]
+    {
+        None
+    }
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    // Rendered on the server, serialized into the page, read back when the WASM hydrates.
+    let user = SharedValue::new(user_of_this_request).into_inner();
+    provide_context(SignedInUser(user));
     // Browser tests wait for this mark before they click: clicks before hydration are lost.
     Effect::new(|_| {
         if let Some(body) = document().body() {
@@ -46,6 +66,7 @@ pub fn App() -> impl IntoView {
             <Header />
             <main class="page">
                 <Routes fallback=NotFound>
+                    <Route path=StaticSegment("sign-in") view=SignInPage />
                     <Route path=StaticSegment("") view=OverviewPage />
                     <Route path=StaticSegment("stacks") view=|| view! { <Pending path="/stacks" /> } />
                     <Route path=StaticSegment("releases") view=|| view! { <Pending path="/releases" /> } />
@@ -54,8 +75,14 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("backups") view=|| view! { <Pending path="/backups" /> } />
                     <Route path=StaticSegment("history") view=|| view! { <Pending path="/history" /> } />
                     <Route path=StaticSegment("approvals") view=|| view! { <Pending path="/approvals" /> } />
-                    <Route path=StaticSegment("audit") view=|| view! { <Pending path="/audit" /> } />
-                    <Route path=StaticSegment("admin") view=|| view! { <Pending path="/admin" /> } />
+                    <Route
+                        path=StaticSegment("audit")
+                        view=|| view! { <Guarded path="/audit">{|| view! { <AuditPage /> }}</Guarded> }
+                    />
+                    <Route
+                        path=StaticSegment("admin")
+                        view=|| view! { <Guarded path="/admin">{|| view! { <AdminPage /> }}</Guarded> }
+                    />
                 </Routes>
             </main>
         </Router>
@@ -64,15 +91,11 @@ pub fn App() -> impl IntoView {
 
 #[component]
 fn Header() -> impl IntoView {
-    view! {
-        <header class="topbar">
-            <a class="brand" href="/">
-                <img src="/favicon.svg" alt="" width="28" height="28" />
-                <span>"Slipway"</span>
-            </a>
+    let user = signed_in_user();
+    let nav = user.clone().map(|user| {
+        view! {
             <nav class="nav" aria-label="Sections">
-                {SECTIONS
-                    .iter()
+                {visible_to(user.role)
                     .map(|section| {
                         view! {
                             <A href=section.path exact=true>
@@ -82,7 +105,32 @@ fn Header() -> impl IntoView {
                     })
                     .collect_view()}
             </nav>
+        }
+    });
+    view! {
+        <header class="topbar">
+            <a class="brand" href="/">
+                <img src="/favicon.svg" alt="" width="28" height="28" />
+                <span>"Slipway"</span>
+            </a>
+            {nav}
+            {user.map(|user| view! { <UserMenu user /> })}
         </header>
+    }
+}
+
+/// Shows `children` only to users whose role the section at `path` allows; others get a
+/// 403 page. The data behind the page is guarded again by its server functions.
+#[component]
+fn Guarded(path: &'static str, children: ChildrenFn) -> impl IntoView {
+    let Some(section) = section_for(path) else {
+        return NotFound().into_any();
+    };
+    match signed_in_user() {
+        Some(user) if user.role.allows(section.min_role) => children().into_any(),
+        _ => {
+            view! { <Forbidden label=section.label needed=section.min_role.as_str() /> }.into_any()
+        }
     }
 }
 
@@ -93,23 +141,35 @@ fn Pending(path: &'static str) -> impl IntoView {
         return NotFound().into_any();
     };
     view! {
-        <Title text=section.label />
-        <h1>{section.label}</h1>
-        <p class="lead">{section.purpose}</p>
-        <div class="notice" data-testid="not-available">
-            <strong>"Not available yet."</strong>
-            " This section has no feature behind it in this version of Slipway, so it shows no data."
-        </div>
+        <Guarded path>
+            <Title text=section.label />
+            <h1>{section.label}</h1>
+            <p class="lead">{section.purpose}</p>
+            <div class="notice" data-testid="not-available">
+                <strong>"Not available yet."</strong>
+                " This section has no feature behind it in this version of Slipway, so it shows no data."
+            </div>
+        </Guarded>
     }
     .into_any()
 }
 
 #[component]
-fn NotFound() -> impl IntoView {
-    #[cfg(feature = "ssr")]
-    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-        response.set_status(axum::http::StatusCode::NOT_FOUND);
+fn Forbidden(label: &'static str, needed: &'static str) -> impl IntoView {
+    set_response_status(403);
+    view! {
+        <Title text="Not allowed" />
+        <h1>{label}</h1>
+        <div class="notice" data-testid="forbidden">
+            <strong>"Not allowed."</strong>
+            " This section needs the " {needed} " role. Ask an admin if you need it."
+        </div>
     }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    set_response_status(404);
     view! {
         <Title text="Page not found" />
         <h1>"Page not found"</h1>

@@ -127,6 +127,12 @@ impl Store {
                 shown: shown.clone(),
                 source,
             })?;
+        install_append_only_guards(&pool, backend)
+            .await
+            .map_err(|source| StoreError::Migration {
+                shown: shown.clone(),
+                source: sqlx::migrate::MigrateError::Execute(source),
+            })?;
         Ok(Self {
             pool,
             backend,
@@ -168,6 +174,55 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Tables whose rows may be added but never changed or removed.
+const APPEND_ONLY_TABLES: &[&str] = &["audit_events"];
+
+/// Makes the database itself refuse UPDATE and DELETE on append-only tables. Trigger syntax
+/// is the one thing SQLite and PostgreSQL do not share, so these statements live here rather
+/// than in the shared migrations; each is idempotent and runs at every start.
+async fn install_append_only_guards(pool: &AnyPool, backend: Backend) -> Result<(), sqlx::Error> {
+    let mut statements = Vec::new();
+    match backend {
+        Backend::Sqlite => {
+            for table in APPEND_ONLY_TABLES {
+                for verb in ["UPDATE", "DELETE"] {
+                    statements.push(format!(
+                        "CREATE TRIGGER IF NOT EXISTS {table}_no_{verb} BEFORE {verb} ON {table} \
+                         BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+                    ));
+                }
+            }
+        }
+        Backend::Postgres => {
+            statements.push(
+                "CREATE OR REPLACE FUNCTION slipway_refuse_change() RETURNS trigger \
+                 LANGUAGE plpgsql AS $$ BEGIN \
+                 RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$"
+                    .to_owned(),
+            );
+            for table in APPEND_ONLY_TABLES {
+                statements.push(format!(
+                    "CREATE OR REPLACE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE \
+                     ON {table} FOR EACH ROW EXECUTE FUNCTION slipway_refuse_change()"
+                ));
+                statements.push(format!(
+                    "CREATE OR REPLACE TRIGGER {table}_no_truncate BEFORE TRUNCATE \
+                     ON {table} FOR EACH STATEMENT EXECUTE FUNCTION slipway_refuse_change()"
+                ));
+            }
+        }
+    }
+    for statement in statements {
+        sqlx::raw_sql(&statement).execute(pool).await?;
+    }
+    Ok(())
+}
+
+/// Seconds since the Unix epoch, the store's unit for expiries and rate windows.
+pub fn now_epoch() -> i64 {
+    chrono::Utc::now().timestamp()
 }
 
 /// The current time as the store keeps it: UTC, millisecond precision, sortable as text.

@@ -3,12 +3,13 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { launchBrowser, openHydrated, startConsole } from '../support.mjs';
+import { USERS, hydrated, launchBrowser, signedInPage, startConsole } from '../support.mjs';
 
-const SECTION_LABELS = [
+const ALL_SECTIONS = [
   'Overview', 'Stacks', 'Releases', 'Runs', 'Health',
   'Backups', 'History', 'Approvals', 'Audit', 'Admin',
 ];
+const admin = USERS.find((user) => user.role === 'admin');
 
 describe('the console shell', () => {
   let console_;
@@ -25,18 +26,17 @@ describe('the console shell', () => {
   });
 
   test('renders the header and every section in the navigation', async () => {
-    const { page, errors } = await openHydrated(browser, console_.baseUrl);
+    const { page, context, errors } = await signedInPage(browser, console_.baseUrl, admin);
     assert.equal(await page.locator('.brand').innerText(), 'Slipway');
-    const labels = await page.locator('nav.nav a').allInnerTexts();
-    assert.deepEqual(labels, SECTION_LABELS);
+    assert.deepEqual(await page.locator('nav.nav a').allInnerTexts(), ALL_SECTIONS);
     assert.equal(await page.locator('nav.nav a[aria-current="page"]').innerText(), 'Overview');
     assert.equal(await page.title(), 'Overview · Slipway');
     assert.deepEqual(errors, []);
-    await page.close();
+    await context.close();
   });
 
   test('navigates between sections without reloading the page', async () => {
-    const { page } = await openHydrated(browser, console_.baseUrl);
+    const { page, context } = await signedInPage(browser, console_.baseUrl, admin);
     // A marker on window survives client-side navigation and dies with a full reload.
     await page.evaluate(() => { window.__sameDocument = true; });
     await page.locator('nav.nav a', { hasText: 'Runs' }).click();
@@ -46,11 +46,11 @@ describe('the console shell', () => {
     assert.equal(await page.locator('nav.nav a[aria-current="page"]').innerText(), 'Runs');
     assert.equal(await page.title(), 'Runs · Slipway');
     assert.equal(await page.evaluate(() => window.__sameDocument), true);
-    await page.close();
+    await context.close();
   });
 
   test('the console card refreshes from the server when asked', async () => {
-    const { page, errors } = await openHydrated(browser, console_.baseUrl);
+    const { page, context, errors } = await signedInPage(browser, console_.baseUrl, admin);
     const checkedAt = page.locator('[data-testid="checked-at"]');
     const before = await checkedAt.innerText();
     assert.match(await page.locator('[data-testid="console-card"]').innerText(), /SQLite/);
@@ -63,39 +63,48 @@ describe('the console shell', () => {
     );
     assert.notEqual(await checkedAt.innerText(), before);
     assert.deepEqual(errors, []);
-    await page.close();
+    await context.close();
   });
 
   test('an unknown address shows the 404 page with a way back', async () => {
-    const page = await browser.newPage();
+    const { page, context } = await signedInPage(browser, console_.baseUrl, admin);
     const response = await page.goto(`${console_.baseUrl}/no/such/page`);
     assert.equal(response.status(), 404);
     assert.equal(await page.locator('main h1').innerText(), 'Page not found');
-    await page.waitForSelector('body[data-hydrated="true"]');
+    await hydrated(page);
     await page.locator('main a', { hasText: 'Back to the overview' }).click();
     await page.waitForURL(`${console_.baseUrl}/`);
     assert.equal(await page.locator('main h1').innerText(), 'Overview');
-    await page.close();
+    await context.close();
   });
 
   test('fits a phone screen without sideways scrolling of the page', async () => {
-    const { page } = await openHydrated(browser, console_.baseUrl, { viewport: { width: 390, height: 844 } });
+    const { page, context } = await signedInPage(browser, console_.baseUrl, admin, {
+      viewport: { width: 390, height: 844 },
+    });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `the page is ${overflow}px wider than the phone`);
     await page.locator('nav.nav a', { hasText: 'Admin' }).click();
     await page.waitForURL(`${console_.baseUrl}/admin`);
     assert.equal(await page.locator('main h1').innerText(), 'Admin');
-    await page.close();
+    await context.close();
   });
 
-  test('saves screenshots of the overview for the README', async () => {
+  test('saves screenshots for the README', async () => {
     const dir = resolve(import.meta.dirname, '..', '..', 'target', 'screenshots');
     mkdirSync(dir, { recursive: true });
-    const { page } = await openHydrated(browser, console_.baseUrl, { viewport: { width: 1280, height: 760 } });
+    const { page, context } = await signedInPage(browser, console_.baseUrl, admin, {
+      viewport: { width: 1280, height: 760 },
+    });
     await page.waitForSelector('[data-testid="checked-at"]');
     await page.screenshot({ path: join(dir, 'overview.png') });
+    await page.goto(`${console_.baseUrl}/admin`);
+    await page.waitForSelector('[data-testid="users-table"]');
+    await page.screenshot({ path: join(dir, 'admin.png') });
     await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${console_.baseUrl}/`);
+    await page.waitForSelector('[data-testid="checked-at"]');
     await page.screenshot({ path: join(dir, 'overview-phone.png') });
-    await page.close();
+    await context.close();
   });
 });

@@ -3,7 +3,9 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
+use app::auth::Role;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -21,6 +23,47 @@ pub struct Cli {
 pub enum Command {
     /// Run the web console.
     Serve(ServeArgs),
+    /// Manage the people who may use the console.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Inspect the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; the password is read from standard input (not echoed on a terminal).
+    Add {
+        /// Sign-in name: letters, digits, dots, dashes, underscores.
+        name: String,
+        /// viewer, operator, approver or admin.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain and name the first broken entry.
+    Verify {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// Where the console keeps its state; shared by every command that opens the store.
+#[derive(Clone, Debug, Args)]
+pub struct StoreArgs {
+    /// Directory for the embedded SQLite store (and, later, backups).
+    #[arg(long, env = "SLIPWAY_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Keep the console's state in this database instead (postgres://…).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -29,13 +72,22 @@ pub struct ServeArgs {
     #[arg(long, env = "SLIPWAY_ADDR", default_value = "127.0.0.1:3000", value_parser = parse_listen_addr)]
     pub addr: SocketAddr,
 
-    /// Directory for the embedded SQLite store (and, later, backups).
-    #[arg(long, env = "SLIPWAY_DATA_DIR", default_value = "./data")]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
 
-    /// Keep the console's state in this database instead (postgres://…).
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    /// The address people use to reach the console, e.g. https://slipway.example.com.
+    /// https gives Secure `__Host-` cookies; plain http is allowed only on a loopback host
+    /// (the development setting). Default: http:// and the listen address.
+    #[arg(long, env = "SLIPWAY_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// A session ends after this long without a request.
+    #[arg(long, env = "SLIPWAY_IDLE_TIMEOUT", default_value = "30m", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// A session ends this long after sign-in, however active.
+    #[arg(long, env = "SLIPWAY_ABSOLUTE_TIMEOUT", default_value = "12h", value_parser = parse_duration)]
+    pub absolute_timeout: Duration,
 
     /// Built web assets (CSS, WASM); by default `site` next to the binary's target folder.
     #[arg(long, env = "SLIPWAY_SITE_ROOT")]
@@ -47,6 +99,17 @@ fn parse_listen_addr(value: &str) -> Result<SocketAddr, String> {
         "expected an IP address and port such as 127.0.0.1:3000 (set with --addr or SLIPWAY_ADDR)"
             .to_owned()
     })
+}
+
+fn parse_duration(value: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(value) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        _ => Err("expected a duration such as 30m, 2h or 90s".to_owned()),
+    }
+}
+
+fn parse_role(value: &str) -> Result<Role, String> {
+    value.parse()
 }
 
 /// One line for a command-line mistake: clap's first line, without its own prefix.
@@ -79,5 +142,29 @@ mod tests {
             "{line}"
         );
         assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn timeouts_read_as_human_durations() {
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn user_add_takes_a_role_by_name() {
+        let cli =
+            Cli::try_parse_from(["slipway", "user", "add", "ada", "--role", "approver"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::User(UserCommand::Add {
+                role: Role::Approver,
+                ..
+            })
+        ));
+        let error =
+            Cli::try_parse_from(["slipway", "user", "add", "ada", "--role", "root"]).unwrap_err();
+        assert!(one_line(&error).contains("viewer, operator, approver or admin"));
     }
 }

@@ -2,5 +2,7 @@
 //! `main.rs` only parses arguments and reports failures; tests drive the same code.
 
 pub mod cli;
+pub mod commands;
 pub mod serve;
 pub mod startup;
+pub mod web;

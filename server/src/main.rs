@@ -5,7 +5,8 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use server::cli::{one_line, Cli, Command};
+use server::cli::{one_line, AuditCommand, Cli, Command, UserCommand};
+use server::commands::{add_user, verify_audit};
 use server::startup::StartupError;
 use tracing_subscriber::EnvFilter;
 
@@ -18,7 +19,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(error) = init_logging() {
+    if let Err(error) = init_logging(&cli.command) {
         eprintln!("slipway: {error}");
         return ExitCode::from(2);
     }
@@ -29,26 +30,47 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = runtime.block_on(async {
+    let outcome: Result<Option<String>, String> = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => server::serve::serve(args).await,
+            Command::Serve(args) => server::serve::serve(args)
+                .await
+                .map(|()| None)
+                .map_err(|e| e.to_string()),
+            Command::User(UserCommand::Add { name, role, store }) => add_user(&name, role, &store)
+                .await
+                .map(Some)
+                .map_err(|e| e.to_string()),
+            Command::Audit(AuditCommand::Verify { store }) => verify_audit(&store)
+                .await
+                .map(Some)
+                .map_err(|e| e.to_string()),
         }
     });
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("slipway: {error}");
+        Ok(message) => {
+            if let Some(message) = message {
+                println!("{message}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("slipway: {message}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn init_logging() -> Result<(), StartupError> {
+/// Logs go to stderr; one-shot commands log only warnings unless RUST_LOG says otherwise.
+fn init_logging(command: &Command) -> Result<(), StartupError> {
+    let default = match command {
+        Command::Serve(_) => "info,tower_http=warn",
+        _ => "warn",
+    };
     let filter = match std::env::var("RUST_LOG") {
         Ok(spec) => {
             EnvFilter::try_new(&spec).map_err(|e| StartupError::LogFilter(e.to_string()))?
         }
-        Err(_) => EnvFilter::new("info,tower_http=warn"),
+        Err(_) => EnvFilter::new(default),
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)

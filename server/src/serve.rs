@@ -1,12 +1,17 @@
 //! The HTTP side of the console: pages, server functions, static assets, `/healthz`,
 //! and a graceful stop on SIGTERM or SIGINT.
 
+use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
+use app::auth::service::AuthSettings;
+use app::auth::session_store::SqlSessionStore;
 use app::context::ConsoleContext;
 use app::{shell, App};
 use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
@@ -15,15 +20,25 @@ use leptos::prelude::provide_context;
 use leptos_axum::{file_and_error_handler_with_context, generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::session_store::ExpiredDeletion;
+use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::cli::ServeArgs;
-use crate::startup::{open_store, site_root, StartupError};
+use crate::startup::{open_store, public_url, site_root, StartupError};
+use crate::web::{refuse_cross_site, require_session_for_pages, PublicOrigin};
+
+/// How often expired sessions are removed from the store.
+const SESSION_SWEEP: Duration = Duration::from_secs(60);
 
 /// What every handler can reach.
 #[derive(Clone, Debug, FromRef)]
 pub struct ServerState {
     pub leptos_options: LeptosOptions,
     pub console: ConsoleContext,
+    pub public_origin: PublicOrigin,
+    #[from_ref(skip)]
+    pub https: bool,
 }
 
 /// Runs the console until SIGTERM or SIGINT.
@@ -41,7 +56,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
             addr: args.addr,
             source,
         })?;
-    let store = open_store(&args).await?;
+    let public = public_url(&args, addr)?;
+    let store = open_store(&args.store).await?;
     let start = app::system::record_start(&store, env!("CARGO_PKG_VERSION")).await?;
     let site_root = site_root(&args);
     if !site_root.join("pkg").is_dir() {
@@ -50,36 +66,50 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
             "web assets not found: pages will have no style or interactivity; build them with `cargo leptos build` or pass --site-root"
         );
     }
+    app::auth::password::warm_up().await;
+    let sweeper = tokio::spawn(sweep_expired_sessions(SqlSessionStore::new(store.clone())));
 
     let state = ServerState {
         leptos_options: leptos_options(&site_root, addr),
         console: ConsoleContext {
             store: store.clone(),
             start,
+            auth: AuthSettings {
+                idle_timeout: args.idle_timeout,
+                absolute_timeout: args.absolute_timeout,
+            },
         },
+        public_origin: PublicOrigin(public.origin.clone()),
+        https: public.https,
     };
     let router = router(state);
     tracing::info!(
         url = %format!("http://{addr}"),
+        public_url = public.origin,
         store = store.backend().label(),
         location = store.shown_location(),
         "console listening"
     );
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    sweeper.abort();
     store.close().await;
     tracing::info!("console stopped");
     served.map_err(|source| StartupError::Listen { addr, source })
 }
 
-/// Every route of the console.
+/// Every route of the console, behind the session and cross-site guards.
 pub fn router(state: ServerState) -> Router {
     let routes = generate_route_list(App);
     let provide_console = {
         let console = state.console.clone();
         move || provide_context(console.clone())
     };
+    let sessions = session_layer(&state);
     Router::new()
         .route("/healthz", get(healthz))
         .leptos_routes_with_context(&state, routes, provide_console.clone(), {
@@ -90,8 +120,48 @@ pub fn router(state: ServerState) -> Router {
             provide_console,
             shell,
         ))
+        .layer(from_fn_with_state(
+            state.console.clone(),
+            require_session_for_pages,
+        ))
+        .layer(sessions)
+        .layer(from_fn_with_state(
+            state.public_origin.clone(),
+            refuse_cross_site,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Server-side sessions in the console's store. The cookie is HttpOnly, SameSite=Strict,
+/// has no Domain, and over https is Secure with the `__Host-` prefix.
+fn session_layer(state: &ServerState) -> SessionManagerLayer<SqlSessionStore> {
+    let idle = time::Duration::try_from(state.console.auth.idle_timeout)
+        .unwrap_or(time::Duration::minutes(30));
+    SessionManagerLayer::new(SqlSessionStore::new(state.console.store.clone()))
+        .with_name(if state.https {
+            "__Host-slipway_session"
+        } else {
+            "slipway_session"
+        })
+        .with_secure(state.https)
+        .with_http_only(true)
+        .with_same_site(SameSite::Strict)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(idle))
+        // Every request, page views included, counts as activity.
+        .with_always_save(true)
+}
+
+/// Deletes expired sessions for as long as the console runs.
+async fn sweep_expired_sessions(sessions: SqlSessionStore) {
+    let mut tick = tokio::time::interval(SESSION_SWEEP);
+    loop {
+        tick.tick().await;
+        if let Err(error) = sessions.delete_expired().await {
+            tracing::warn!(error = %error, "could not delete expired sessions");
+        }
+    }
 }
 
 fn leptos_options(site_root: &Path, addr: std::net::SocketAddr) -> LeptosOptions {

@@ -1,6 +1,17 @@
 //! The console as a browser or a load balancer sees it over HTTP.
 
-use crate::helpers::{client, Backend, RunningConsole, TestStore, BACKENDS};
+use app::auth::Role;
+
+use crate::helpers::{client, signed_in, Backend, RunningConsole, TestStore, BACKENDS};
+
+/// A console on SQLite with an admin signed in.
+async fn console_with_admin() -> (TestStore, RunningConsole, reqwest::Client) {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let password = store.add_user("root", Role::Admin).await;
+    let console = RunningConsole::start(&store).await;
+    let admin = signed_in(&console, "root", &password).await;
+    (store, console, admin)
+}
 
 #[tokio::test]
 async fn healthz_answers_ok_on_either_store() {
@@ -17,9 +28,8 @@ async fn healthz_answers_ok_on_either_store() {
 
 #[tokio::test]
 async fn the_overview_renders_the_shell_with_every_section_in_the_navigation() {
-    let store = TestStore::new(Backend::Sqlite).await;
-    let console = RunningConsole::start(&store).await;
-    let response = client().get(console.url("/")).send().await.unwrap();
+    let (_store, console, admin) = console_with_admin().await;
+    let response = admin.get(console.url("/")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let html = response.text().await.unwrap();
     assert!(html.contains("<title>Overview · Slipway</title>"), "{html}");
@@ -31,18 +41,17 @@ async fn the_overview_renders_the_shell_with_every_section_in_the_navigation() {
         html.contains("/pkg/slipway.js"),
         "the page loads the WASM bundle"
     );
+    assert!(
+        html.contains("data-testid=\"user-menu\""),
+        "the header names the user"
+    );
 }
 
 #[tokio::test]
 async fn a_section_without_its_feature_says_so_and_shows_no_data() {
-    let store = TestStore::new(Backend::Sqlite).await;
-    let console = RunningConsole::start(&store).await;
+    let (_store, console, admin) = console_with_admin().await;
     for section in app::sections::SECTIONS.iter().filter(|s| !s.available) {
-        let response = client()
-            .get(console.url(section.path))
-            .send()
-            .await
-            .unwrap();
+        let response = admin.get(console.url(section.path)).send().await.unwrap();
         assert_eq!(response.status(), 200, "{}", section.path);
         let html = response.text().await.unwrap();
         assert!(html.contains("Not available yet."), "{}", section.path);
@@ -52,10 +61,15 @@ async fn a_section_without_its_feature_says_so_and_shows_no_data() {
 
 #[tokio::test]
 async fn an_unknown_address_gets_a_real_404_page() {
-    let store = TestStore::new(Backend::Sqlite).await;
-    let console = RunningConsole::start(&store).await;
+    let (_store, console, admin) = console_with_admin().await;
     for path in ["/no-such-page", "/stacks/nothing/here"] {
-        let response = client().get(console.url(path)).send().await.unwrap();
+        let anonymous = client().get(console.url(path)).send().await.unwrap();
+        assert_eq!(
+            anonymous.status(),
+            303,
+            "{path}: strangers are sent to sign in first"
+        );
+        let response = admin.get(console.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 404, "{path}");
         let html = response.text().await.unwrap();
         assert!(html.contains("Page not found"), "{path}");
@@ -73,8 +87,10 @@ async fn the_console_status_function_measures_the_store_it_runs_on() {
         (Backend::Postgres, "PostgreSQL"),
     ] {
         let store = TestStore::new(backend).await;
+        let password = store.add_user("vera", Role::Viewer).await;
         let console = RunningConsole::start(&store).await;
-        let response = client()
+        let viewer = signed_in(&console, "vera", &password).await;
+        let response = viewer
             .post(console.url("/api/console_status"))
             .header("content-type", "application/x-www-form-urlencoded")
             .send()

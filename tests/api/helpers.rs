@@ -4,7 +4,9 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use app::store::StoreLocation;
+use app::audit::service::Actor;
+use app::auth::Role;
+use app::store::{Store, StoreLocation};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -39,6 +41,24 @@ impl TestStore {
             location,
             _dir: dir,
         }
+    }
+
+    /// Opens the store in this process (the console may have it open too).
+    pub async fn open(&self) -> Store {
+        Store::open(&self.location)
+            .await
+            .expect("open the test store")
+    }
+
+    /// Adds a user straight through the service and returns the password.
+    pub async fn add_user(&self, name: &str, role: Role) -> String {
+        let password = format!("{name}-password-0123");
+        let store = self.open().await;
+        app::auth::service::add_user(&store, &Actor::system(), name, role, password.clone())
+            .await
+            .expect("add a test user");
+        store.close().await;
+        password
     }
 
     /// The flags that point `slipway serve` at this store.
@@ -83,7 +103,13 @@ pub struct RunningConsole {
 
 impl RunningConsole {
     pub async fn start(store: &TestStore) -> Self {
+        Self::start_with(store, &[]).await
+    }
+
+    /// Starts a console with extra `slipway serve` flags.
+    pub async fn start_with(store: &TestStore, extra: &[&str]) -> Self {
         let mut command = console_command(store);
+        command.args(extra);
         let mut child = command.spawn().expect("start slipway");
         let stderr = child.stderr.take().expect("piped stderr");
         let (url_tx, url_rx) = tokio::sync::oneshot::channel();
@@ -159,14 +185,25 @@ fn listening_url(line: &str) -> Option<String> {
     Some(rest[..end].trim_matches('"').to_owned())
 }
 
-/// What a run of `slipway` that was expected to fail left behind.
+/// What a run of `slipway` that exits by itself left behind.
 pub struct Failure {
     pub code: Option<i32>,
+    pub stdout: String,
     pub stderr: String,
 }
 
 /// Runs `slipway` with these arguments and environment, expecting it to exit by itself.
 pub async fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> Failure {
+    run(args, env, None).await
+}
+
+/// Runs `slipway` with `input` on its standard input (a pipe, not a terminal).
+pub async fn run_with_stdin(args: &[&str], input: &str) -> Failure {
+    run(args, &[], Some(input)).await
+}
+
+async fn run(args: &[&str], env: &[(&str, &str)], input: Option<&str>) -> Failure {
+    use tokio::io::AsyncWriteExt;
     let mut command = Command::new(SLIPWAY);
     command
         .args(args)
@@ -175,16 +212,101 @@ pub async fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> Failure {
         .env_remove("SLIPWAY_DATA_DIR")
         .env_remove("RUST_LOG")
         .envs(env.iter().copied())
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let output = tokio::time::timeout(Duration::from_secs(30), command.output())
+    let mut child = command.spawn().expect("run slipway");
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin
+            .write_all(input.as_bytes())
+            .await
+            .expect("write stdin");
+    }
+    let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
         .await
         .expect("slipway exited within 30 s")
         .expect("run slipway");
     Failure {
         code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
+}
+
+/// A client signed in as `name`; panics when the console refuses.
+pub async fn signed_in(console: &RunningConsole, name: &str, password: &str) -> reqwest::Client {
+    let client = client();
+    let response = sign_in(&client, console, name, password).await;
+    assert_eq!(
+        response.status(),
+        200,
+        "sign-in as {name}: {}",
+        response.text().await.unwrap()
+    );
+    client
+}
+
+/// Posts the sign-in server function as the hydrated page does.
+pub async fn sign_in(
+    client: &reqwest::Client,
+    console: &RunningConsole,
+    name: &str,
+    password: &str,
+) -> reqwest::Response {
+    call(
+        client,
+        console,
+        "sign_in",
+        &[("name", name), ("password", password)],
+    )
+    .await
+}
+
+/// Calls a server function with form-encoded arguments.
+pub async fn call(
+    client: &reqwest::Client,
+    console: &RunningConsole,
+    function: &str,
+    args: &[(&str, &str)],
+) -> reqwest::Response {
+    client
+        .post(console.url(&format!("/api/{function}")))
+        .form(args)
+        .send()
+        .await
+        .expect("server function request")
+}
+
+/// The session cookie's value as this client's jar holds it.
+pub fn session_cookie(
+    client_jar: &reqwest::cookie::Jar,
+    console: &RunningConsole,
+) -> Option<String> {
+    use reqwest::cookie::CookieStore;
+    let url = console.base_url.parse().ok()?;
+    let header = client_jar.cookies(&url)?;
+    header
+        .to_str()
+        .ok()?
+        .split("; ")
+        .find_map(|pair| pair.strip_prefix("slipway_session=").map(str::to_owned))
+}
+
+/// A client with a jar the test can read, to compare session ids.
+pub fn client_with_jar() -> (reqwest::Client, std::sync::Arc<reqwest::cookie::Jar>) {
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let client = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("HTTP client");
+    (client, jar)
 }
 
 /// An HTTP client that keeps cookies and does not follow redirects.

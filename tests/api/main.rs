@@ -1,6 +1,8 @@
 //! Integration tests: real `slipway` processes, real SQLite and PostgreSQL stores.
 //! One binary, so the build links once.
 
+mod audit;
+mod auth;
 mod console;
 mod helpers;
 mod startup_errors;

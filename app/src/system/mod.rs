@@ -2,10 +2,11 @@
 //! shows before any stack exists.
 
 use leptos::prelude::*;
-use leptos::server_fn::codec::JsonEncoding;
-use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use leptos_meta::Title;
 use serde::{Deserialize, Serialize};
+
+use crate::auth::AuthError;
+use crate::errors::UserFacing;
 
 #[cfg(feature = "ssr")]
 mod service;
@@ -26,26 +27,33 @@ pub struct SystemStatus {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
 pub enum SystemError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     #[error("The console's database did not answer. Try again in a moment.")]
     StoreUnavailable,
     #[error("The console could not be reached: {0}")]
     Transport(String),
 }
 
-impl FromServerFnError for SystemError {
-    type Encoder = JsonEncoding;
-
-    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        SystemError::Transport(value.to_string())
+impl UserFacing for SystemError {
+    fn status(&self) -> u16 {
+        match self {
+            SystemError::Auth(error) => error.status(),
+            SystemError::StoreUnavailable | SystemError::Transport(_) => 503,
+        }
     }
 }
 
+crate::server_fn_error!(SystemError);
+
 #[server(prefix = "/api", endpoint = "console_status")]
 pub async fn console_status() -> Result<SystemStatus, SystemError> {
-    let console = crate::context::console().ok_or(SystemError::StoreUnavailable)?;
+    use crate::errors::reject;
+    crate::auth::guard::require(crate::auth::Role::Viewer).await?;
+    let console = crate::context::console().ok_or_else(|| reject(SystemError::StoreUnavailable))?;
     status(&console).await.map_err(|error| {
-        tracing::error!(error = %error, "system status failed");
-        SystemError::StoreUnavailable
+        tracing::error!(error = %error, cause = ?error, "console status failed");
+        reject(SystemError::StoreUnavailable)
     })
 }
 

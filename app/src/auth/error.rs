@@ -1,0 +1,58 @@
+use serde::{Deserialize, Serialize};
+
+use super::Role;
+use crate::errors::UserFacing;
+
+/// Why a request was refused, in words the browser may show.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AuthError {
+    #[error("Sign in to continue.")]
+    NotSignedIn,
+    #[error("This needs the {needed} role.")]
+    Forbidden { needed: Role },
+    /// The same words for an unknown name, a wrong password, a disabled or a locked account.
+    #[error(
+        "Sign-in failed: the name or password is wrong, or the account is locked for a while."
+    )]
+    SignInFailed,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("There is no such user.")]
+    UnknownUser,
+    #[error("The console's database did not answer. Try again in a moment.")]
+    Unavailable,
+    #[error("The console could not be reached: {0}")]
+    Transport(String),
+}
+
+impl UserFacing for AuthError {
+    fn status(&self) -> u16 {
+        match self {
+            AuthError::NotSignedIn | AuthError::SignInFailed => 401,
+            AuthError::Forbidden { .. } => 403,
+            AuthError::UnknownUser => 404,
+            AuthError::Conflict(_) => 409,
+            AuthError::Invalid(_) => 422,
+            AuthError::Unavailable | AuthError::Transport(_) => 503,
+        }
+    }
+}
+
+crate::server_fn_error!(AuthError);
+
+#[cfg(feature = "ssr")]
+impl From<crate::store::StoreError> for AuthError {
+    fn from(error: crate::store::StoreError) -> Self {
+        tracing::error!(error = %error, cause = ?error, "store failure in auth");
+        AuthError::Unavailable
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl From<sqlx::Error> for AuthError {
+    fn from(error: sqlx::Error) -> Self {
+        crate::store::StoreError::from(error).into()
+    }
+}

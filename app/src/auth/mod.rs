@@ -1,0 +1,157 @@
+//! Who may use the console: users, roles, sign-in and sessions. The server half lives
+//! behind `ssr`: password hashing, the session store, throttling and the request guard.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+mod admin;
+mod error;
+mod names;
+mod pages;
+mod role;
+
+pub use admin::AdminPage;
+pub use error::AuthError;
+pub use names::{check_new_password, UserName, MIN_PASSWORD_CHARS};
+pub use pages::{SignInPage, UserMenu};
+pub use role::{CurrentUser, Role};
+
+#[cfg(feature = "ssr")]
+pub mod guard;
+#[cfg(feature = "ssr")]
+pub mod password;
+#[cfg(feature = "ssr")]
+pub mod service;
+#[cfg(feature = "ssr")]
+pub mod session_store;
+#[cfg(feature = "ssr")]
+pub mod users;
+
+/// The sign-in page's address; the only page open without a session.
+pub const SIGN_IN_PATH: &str = "/sign-in";
+
+/// A user as the Admin page lists them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSummary {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub disabled: bool,
+    pub created_at: String,
+}
+
+/// The user the server rendered this page for, shared with the hydrated client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedInUser(pub Option<CurrentUser>);
+
+/// The signed-in user of this page, if any.
+pub fn signed_in_user() -> Option<CurrentUser> {
+    use_context::<SignedInUser>().and_then(|user| user.0)
+}
+
+/// Where to go after signing in: only a path on this console, never another site.
+pub fn safe_next(next: Option<String>) -> String {
+    match next {
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && !path.contains('\\')
+                && !path.starts_with(SIGN_IN_PATH) =>
+        {
+            path
+        }
+        _ => "/".to_owned(),
+    }
+}
+
+#[server(prefix = "/api", endpoint = "sign_in")]
+pub async fn sign_in(name: String, password: String) -> Result<CurrentUser, AuthError> {
+    use crate::errors::reject;
+    let (console, session) = guard::console_and_session().await.map_err(reject)?;
+    let client = guard::client_addr().await;
+    service::sign_in(&console, &session, &name, password, &client)
+        .await
+        .map_err(reject)
+}
+
+#[server(prefix = "/api", endpoint = "sign_out")]
+pub async fn sign_out() -> Result<(), AuthError> {
+    use crate::errors::reject;
+    let user = guard::require(Role::Viewer).await?;
+    let (console, session) = guard::console_and_session().await.map_err(reject)?;
+    let client = guard::client_addr().await;
+    service::sign_out(&console, &session, &user, &client)
+        .await
+        .map_err(reject)
+}
+
+#[server(prefix = "/api", endpoint = "users")]
+pub async fn list_users() -> Result<Vec<UserSummary>, AuthError> {
+    use crate::errors::reject;
+    guard::require(Role::Admin).await?;
+    let console = crate::context::console().ok_or_else(|| reject(AuthError::Unavailable))?;
+    users::list(&console.store).await.map_err(reject)
+}
+
+#[server(prefix = "/api", endpoint = "add_user")]
+pub async fn add_user(
+    name: String,
+    role: Role,
+    password: String,
+) -> Result<UserSummary, AuthError> {
+    use crate::errors::reject;
+    let admin = guard::require(Role::Admin).await?;
+    let console = crate::context::console().ok_or_else(|| reject(AuthError::Unavailable))?;
+    let actor = guard::actor(&admin).await;
+    service::add_user(&console.store, &actor, &name, role, password)
+        .await
+        .map_err(reject)
+}
+
+#[server(prefix = "/api", endpoint = "change_role")]
+pub async fn change_role(user_id: String, role: Role) -> Result<(), AuthError> {
+    use crate::errors::reject;
+    let admin = guard::require(Role::Admin).await?;
+    let console = crate::context::console().ok_or_else(|| reject(AuthError::Unavailable))?;
+    let actor = guard::actor(&admin).await;
+    service::change_role(&console.store, &actor, &user_id, role)
+        .await
+        .map_err(reject)
+}
+
+#[server(prefix = "/api", endpoint = "set_user_disabled")]
+pub async fn set_user_disabled(user_id: String, disabled: bool) -> Result<(), AuthError> {
+    use crate::errors::reject;
+    let admin = guard::require(Role::Admin).await?;
+    let console = crate::context::console().ok_or_else(|| reject(AuthError::Unavailable))?;
+    let actor = guard::actor(&admin).await;
+    service::set_disabled(&console.store, &actor, &user_id, disabled)
+        .await
+        .map_err(reject)
+}
+
+#[server(prefix = "/api", endpoint = "reset_password")]
+pub async fn reset_password(user_id: String, password: String) -> Result<(), AuthError> {
+    use crate::errors::reject;
+    let admin = guard::require(Role::Admin).await?;
+    let console = crate::context::console().ok_or_else(|| reject(AuthError::Unavailable))?;
+    let actor = guard::actor(&admin).await;
+    service::reset_password(&console.store, &actor, &user_id, password)
+        .await
+        .map_err(reject)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_stays_on_this_console() {
+        assert_eq!(safe_next(Some("/runs?stack=a".into())), "/runs?stack=a");
+        assert_eq!(safe_next(Some("//evil.example/".into())), "/");
+        assert_eq!(safe_next(Some("https://evil.example/".into())), "/");
+        assert_eq!(safe_next(Some("/\\evil.example".into())), "/");
+        assert_eq!(safe_next(Some("/sign-in?next=/x".into())), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+}

@@ -1,0 +1,162 @@
+//! The audit trail: append-only in the store itself, hash-chained, free of secrets.
+
+use app::audit::service::{append, Actor};
+use app::auth::Role;
+use app::store::Backend as Engine;
+use serde_json::json;
+
+use crate::helpers::{
+    call, client_with_jar, run_to_exit, session_cookie, sign_in, signed_in, RunningConsole,
+    TestStore, BACKENDS,
+};
+
+#[tokio::test]
+async fn the_store_refuses_to_change_or_remove_audit_entries() {
+    for backend in BACKENDS {
+        let test_store = TestStore::new(backend).await;
+        let store = test_store.open().await;
+        append(&store, &Actor::system(), "test.entry", "x", json!({}))
+            .await
+            .unwrap();
+        for statement in [
+            "UPDATE audit_events SET target = 'y'",
+            "DELETE FROM audit_events",
+        ] {
+            let refused = sqlx::query(statement).execute(store.pool()).await;
+            assert!(refused.is_err(), "{backend:?}: {statement} went through");
+        }
+        if store.backend() == Engine::Postgres {
+            assert!(sqlx::query("TRUNCATE audit_events")
+                .execute(store.pool())
+                .await
+                .is_err());
+        }
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn audit_verify_names_the_first_entry_changed_behind_the_consoles_back() {
+    for backend in BACKENDS {
+        let test_store = TestStore::new(backend).await;
+        let store = test_store.open().await;
+        for target in ["one", "two", "three"] {
+            append(
+                &store,
+                &Actor::system(),
+                "test.entry",
+                target,
+                json!({ "n": target }),
+            )
+            .await
+            .unwrap();
+        }
+        let flags = test_store.serve_flags();
+        let mut args = vec!["audit", "verify"];
+        args.extend(flags.iter().map(String::as_str));
+
+        let intact = run_to_exit(&args, &[]).await;
+        assert_eq!(intact.code, Some(0), "{backend:?}: {}", intact.stderr);
+        assert!(
+            intact.stdout.contains("intact: 3 entries"),
+            "{}",
+            intact.stdout
+        );
+
+        // Someone with direct database access switches the guard off and edits a row.
+        let bypass = match store.backend() {
+            Engine::Sqlite => "DROP TRIGGER audit_events_no_UPDATE",
+            Engine::Postgres => "ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only",
+        };
+        sqlx::query(bypass).execute(store.pool()).await.unwrap();
+        sqlx::query("UPDATE audit_events SET target = 'forged' WHERE seq = 2")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        store.close().await;
+
+        let broken = run_to_exit(&args, &[]).await;
+        assert_eq!(broken.code, Some(1), "{backend:?}");
+        assert!(
+            broken.stderr.contains("audit trail broken at entry 2"),
+            "{backend:?}: {}",
+            broken.stderr
+        );
+    }
+}
+
+#[tokio::test]
+async fn no_password_or_session_id_reaches_the_audit_trail() {
+    let store = TestStore::new(crate::helpers::Backend::Sqlite).await;
+    let root = store.add_user("root", Role::Admin).await;
+    let viewer = store.add_user("vic", Role::Viewer).await;
+    let console = RunningConsole::start(&store).await;
+    let (admin, jar) = client_with_jar();
+    assert_eq!(sign_in(&admin, &console, "root", &root).await.status(), 200);
+    let cookie = session_cookie(&jar, &console).unwrap();
+    sign_in(&admin, &console, "vic", "a-wrong-password-typed").await;
+    let opened = store.open().await;
+    let vic = app::auth::users::find_by_name(&opened, "vic")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let new_password = "a-brand-new-password-9";
+    let reset = call(
+        &admin,
+        &console,
+        "reset_password",
+        &[("user_id", &vic), ("password", new_password)],
+    )
+    .await;
+    assert_eq!(reset.status(), 200);
+
+    let rows: Vec<(String, String, String, String)> =
+        sqlx::query_as("SELECT actor, action, target, detail FROM audit_events")
+            .fetch_all(opened.pool())
+            .await
+            .unwrap();
+    opened.close().await;
+    let text = format!("{rows:?}");
+    for secret in [
+        root.as_str(),
+        viewer.as_str(),
+        new_password,
+        "a-wrong-password-typed",
+        cookie.as_str(),
+    ] {
+        assert!(
+            !text.contains(secret),
+            "the audit trail holds a secret: {secret}"
+        );
+    }
+    for action in [
+        "user.added",
+        "auth.sign_in",
+        "auth.sign_in_failed",
+        "user.password_reset",
+    ] {
+        assert!(rows.iter().any(|row| row.1 == action), "no {action} entry");
+    }
+}
+
+#[tokio::test]
+async fn the_audit_page_filters_by_action() {
+    let store = TestStore::new(crate::helpers::Backend::Sqlite).await;
+    let password = store.add_user("tess", Role::Approver).await;
+    let console = RunningConsole::start(&store).await;
+    let approver = signed_in(&console, "tess", &password).await;
+    let html = approver
+        .get(console.url("/audit?action=auth.sign_in"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("auth.sign_in"), "{html}");
+    assert!(
+        !html.contains("user.added"),
+        "the filter lets other actions through"
+    );
+}

@@ -1,0 +1,512 @@
+//! Sign-in, sessions, roles and cross-site protection, against a real console process.
+
+use std::collections::BTreeSet;
+
+use app::auth::Role;
+
+use crate::helpers::{
+    call, client, client_with_jar, run_to_exit, session_cookie, sign_in, signed_in, Backend,
+    RunningConsole, TestStore,
+};
+
+/// Everyone who may knock: no session, then each role.
+const CALLERS: [Option<Role>; 5] = [
+    None,
+    Some(Role::Viewer),
+    Some(Role::Operator),
+    Some(Role::Approver),
+    Some(Role::Admin),
+];
+
+/// Every server function with the least role it needs and arguments it accepts.
+/// `sign_in` is the one open door; `sign_out` is checked last, since it ends the session.
+fn server_functions(
+    target_id: &str,
+    caller: &str,
+) -> Vec<(&'static str, Role, Vec<(String, String)>)> {
+    let pairs = |items: &[(&str, &str)]| -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    vec![
+        ("console_status", Role::Viewer, vec![]),
+        (
+            "audit_events",
+            Role::Approver,
+            pairs(&[
+                ("filter[actor]", ""),
+                ("filter[action]", ""),
+                ("filter[target]", ""),
+                ("filter[limit]", "5"),
+            ]),
+        ),
+        ("users", Role::Admin, vec![]),
+        (
+            "add_user",
+            Role::Admin,
+            pairs(&[
+                ("name", &format!("new-{caller}")),
+                ("role", "viewer"),
+                ("password", "a-fine-password-1"),
+            ]),
+        ),
+        (
+            "change_role",
+            Role::Admin,
+            pairs(&[("user_id", target_id), ("role", "viewer")]),
+        ),
+        (
+            "set_user_disabled",
+            Role::Admin,
+            pairs(&[("user_id", target_id), ("disabled", "false")]),
+        ),
+        (
+            "reset_password",
+            Role::Admin,
+            pairs(&[("user_id", target_id), ("password", "another-password-2")]),
+        ),
+        ("sign_out", Role::Viewer, vec![]),
+    ]
+}
+
+/// Pages with the least role that may open them.
+const PAGES: [(&str, Role); 6] = [
+    ("/", Role::Viewer),
+    ("/runs", Role::Viewer),
+    ("/history", Role::Viewer),
+    ("/approvals", Role::Operator),
+    ("/audit", Role::Approver),
+    ("/admin", Role::Admin),
+];
+
+fn expected_status(caller: Option<Role>, needed: Role, allowed: u16, anonymous: u16) -> u16 {
+    match caller {
+        None => anonymous,
+        Some(role) if role.allows(needed) => allowed,
+        Some(_) => 403,
+    }
+}
+
+#[tokio::test]
+async fn every_server_function_and_page_obeys_the_role_matrix() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    store.add_user("target", Role::Viewer).await;
+    let mut passwords = Vec::new();
+    for role in Role::ALL {
+        passwords.push((role, store.add_user(role.as_str(), role).await));
+    }
+    let target_id = {
+        let opened = store.open().await;
+        let user = app::auth::users::find_by_name(&opened, "target")
+            .await
+            .unwrap()
+            .unwrap();
+        opened.close().await;
+        user.id
+    };
+    let console = RunningConsole::start(&store).await;
+
+    // The matrix must cover every server function the console registers.
+    let registered: BTreeSet<String> = leptos::server_fn::axum::server_fn_paths()
+        .map(|(path, _)| path.trim_start_matches("/api/").to_owned())
+        .collect();
+    let mut covered: BTreeSet<String> = server_functions("", "")
+        .into_iter()
+        .map(|(name, _, _)| name.to_owned())
+        .collect();
+    covered.insert("sign_in".into());
+    assert_eq!(
+        registered, covered,
+        "a server function is missing from the matrix"
+    );
+
+    let mut checked = 0;
+    for caller in CALLERS {
+        let http = match caller {
+            None => client(),
+            Some(role) => {
+                let password = &passwords.iter().find(|(r, _)| *r == role).unwrap().1;
+                signed_in(&console, role.as_str(), password).await
+            }
+        };
+        let caller_name = caller.map_or("anonymous", Role::as_str);
+        for (path, needed) in PAGES {
+            let status = http
+                .get(console.url(path))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
+            let expected = expected_status(caller, needed, 200, 303);
+            assert_eq!(status, expected, "{caller_name} GET {path}");
+            checked += 1;
+        }
+        for (function, needed, args) in server_functions(&target_id, caller_name) {
+            let args: Vec<(&str, &str)> =
+                args.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let response = call(&http, &console, function, &args).await;
+            let status = response.status().as_u16();
+            let expected = expected_status(caller, needed, 200, 401);
+            assert_eq!(
+                status,
+                expected,
+                "{caller_name} → {function}: {}",
+                response.text().await.unwrap()
+            );
+            checked += 1;
+        }
+    }
+    println!("role matrix: {checked} checks");
+}
+
+#[tokio::test]
+async fn every_sign_in_failure_gets_the_same_answer() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let alice = store.add_user("alice", Role::Operator).await;
+    let dora = store.add_user("dora", Role::Viewer).await;
+    let locked = store.add_user("lena", Role::Viewer).await;
+    {
+        let opened = store.open().await;
+        let dora_id = app::auth::users::find_by_name(&opened, "dora")
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        app::auth::service::set_disabled(
+            &opened,
+            &app::audit::service::Actor::system(),
+            &dora_id,
+            true,
+        )
+        .await
+        .unwrap();
+        opened.close().await;
+    }
+    let console = RunningConsole::start(&store).await;
+    for _ in 0..5 {
+        sign_in(&client(), &console, "lena", "not-lenas-password").await;
+    }
+
+    let mut answers = Vec::new();
+    for (name, password) in [
+        ("nobody", "whatever-password"),
+        ("alice", "wrong-password-here"),
+        ("dora", dora.as_str()),
+        ("lena", locked.as_str()),
+        ("Robert'); --", "x"),
+    ] {
+        let response = sign_in(&client(), &console, name, password).await;
+        let status = response.status().as_u16();
+        let cookie = response.headers().get("set-cookie").is_some();
+        answers.push((name, status, cookie, response.text().await.unwrap()));
+    }
+    let (_, status, cookie, body) = answers[0].clone();
+    assert_eq!(status, 401);
+    assert!(!cookie, "a failed sign-in sets no cookie");
+    for (name, other_status, other_cookie, other_body) in &answers {
+        assert_eq!(
+            (*other_status, *other_cookie, other_body),
+            (status, cookie, &body),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        sign_in(&client(), &console, "alice", &alice).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn five_failures_lock_the_account_for_longer_each_time() {
+    let store = TestStore::new(Backend::Postgres).await;
+    let password = store.add_user("mallory", Role::Operator).await;
+    let other = store.add_user("olga", Role::Viewer).await;
+    let console = RunningConsole::start(&store).await;
+
+    for _ in 0..5 {
+        assert_eq!(
+            sign_in(&client(), &console, "mallory", "guess-guess-guess")
+                .await
+                .status(),
+            401
+        );
+    }
+    assert_eq!(
+        sign_in(&client(), &console, "mallory", &password)
+            .await
+            .status(),
+        401,
+        "the right password does not open a locked account"
+    );
+    assert_eq!(
+        sign_in(&client(), &console, "olga", &other).await.status(),
+        200,
+        "other accounts from the same address still sign in"
+    );
+
+    let opened = store.open().await;
+    // Let the first lock run out, as a minute passing would.
+    sqlx::query("UPDATE lockouts SET locked_until = locked_until - 3600")
+        .execute(opened.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        sign_in(&client(), &console, "mallory", &password)
+            .await
+            .status(),
+        200
+    );
+    for _ in 0..5 {
+        sign_in(&client(), &console, "mallory", "guess-again-guess").await;
+    }
+    let lockouts: Vec<(String, String)> = sqlx::query_as(
+        "SELECT target, detail FROM audit_events WHERE action = 'auth.lockout' ORDER BY seq",
+    )
+    .fetch_all(opened.pool())
+    .await
+    .unwrap();
+    opened.close().await;
+    let seconds: Vec<i64> = lockouts
+        .iter()
+        .map(|(_, detail)| {
+            serde_json::from_str::<serde_json::Value>(detail).unwrap()["seconds"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        lockouts.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
+        ["account:mallory"; 2]
+    );
+    assert_eq!(seconds, [60, 120], "the second lock lasts twice as long");
+}
+
+#[tokio::test]
+async fn the_session_id_changes_at_sign_in_and_when_the_role_changes() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let bob = store.add_user("bob", Role::Viewer).await;
+    let root = store.add_user("root", Role::Admin).await;
+    let console = RunningConsole::start(&store).await;
+
+    let (browser, jar) = client_with_jar();
+    // A session id planted before sign-in (fixation) is not kept.
+    let planted = "AAAAAAAAAAAAAAAAAAAAAA";
+    jar.add_cookie_str(
+        &format!("slipway_session={planted}"),
+        &console.base_url.parse().unwrap(),
+    );
+    assert_eq!(sign_in(&browser, &console, "bob", &bob).await.status(), 200);
+    let first = session_cookie(&jar, &console).expect("a session cookie after sign-in");
+    assert_ne!(first, planted);
+
+    let admin = signed_in(&console, "root", &root).await;
+    let opened = store.open().await;
+    let bob_id = app::auth::users::find_by_name(&opened, "bob")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    opened.close().await;
+    let changed = call(
+        &admin,
+        &console,
+        "change_role",
+        &[("user_id", &bob_id), ("role", "operator")],
+    )
+    .await;
+    assert_eq!(changed.status(), 200);
+
+    let page = browser.get(console.url("/approvals")).send().await.unwrap();
+    assert_eq!(page.status(), 200, "bob is an operator now");
+    let second = session_cookie(&jar, &console).unwrap();
+    assert_ne!(second, first, "a role change gives the session a new id");
+
+    let (replay, replay_jar) = client_with_jar();
+    replay_jar.add_cookie_str(
+        &format!("slipway_session={first}"),
+        &console.base_url.parse().unwrap(),
+    );
+    assert_eq!(
+        call(&replay, &console, "console_status", &[])
+            .await
+            .status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn sign_out_ends_the_session_on_the_server() {
+    let store = TestStore::new(Backend::Postgres).await;
+    let password = store.add_user("sam", Role::Operator).await;
+    let console = RunningConsole::start(&store).await;
+    let (browser, jar) = client_with_jar();
+    assert_eq!(
+        sign_in(&browser, &console, "sam", &password).await.status(),
+        200
+    );
+    let cookie = session_cookie(&jar, &console).unwrap();
+    assert_eq!(
+        call(&browser, &console, "sign_out", &[]).await.status(),
+        200
+    );
+
+    let (replay, replay_jar) = client_with_jar();
+    replay_jar.add_cookie_str(
+        &format!("slipway_session={cookie}"),
+        &console.base_url.parse().unwrap(),
+    );
+    assert_eq!(
+        call(&replay, &console, "console_status", &[])
+            .await
+            .status(),
+        401
+    );
+    let page = replay.get(console.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), 303);
+    assert_eq!(page.headers()["location"], "/sign-in?next=%2F");
+}
+
+#[tokio::test]
+async fn an_idle_session_ends_and_so_does_an_old_one() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let password = store.add_user("ida", Role::Viewer).await;
+    let console = RunningConsole::start_with(
+        &store,
+        &["--idle-timeout", "2s", "--absolute-timeout", "5s"],
+    )
+    .await;
+
+    let idle = signed_in(&console, "ida", &password).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3000)).await;
+    assert_eq!(
+        call(&idle, &console, "console_status", &[]).await.status(),
+        401,
+        "idle for 3 s"
+    );
+
+    let busy = signed_in(&console, "ida", &password).await;
+    for _ in 0..4 {
+        tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+        assert_eq!(
+            busy.get(console.url("/")).send().await.unwrap().status(),
+            200,
+            "page views keep it alive"
+        );
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(
+        call(&busy, &console, "console_status", &[]).await.status(),
+        401,
+        "past the absolute limit"
+    );
+}
+
+#[tokio::test]
+async fn a_cross_site_post_is_refused_and_a_form_post_from_the_console_is_accepted() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let password = store.add_user("fay", Role::Viewer).await;
+    let console = RunningConsole::start(&store).await;
+    let form = [("name", "fay"), ("password", password.as_str())];
+
+    let cross_site = client()
+        .post(console.url("/api/sign_in"))
+        .header("sec-fetch-site", "cross-site")
+        .header("origin", "https://evil.example")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), 403);
+    let old_browser = client()
+        .post(console.url("/api/sign_in"))
+        .header("origin", "https://evil.example")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old_browser.status(), 403);
+
+    // What a browser without WASM sends for the sign-in form.
+    let (browser, jar) = client_with_jar();
+    let same_site = browser
+        .post(console.url("/api/sign_in"))
+        .header("sec-fetch-site", "same-origin")
+        .header("origin", &console.base_url)
+        .header("referer", console.url("/sign-in?next=%2Fhistory"))
+        .header("accept", "text/html")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        same_site.status().is_redirection(),
+        "{}",
+        same_site.status()
+    );
+    assert!(session_cookie(&jar, &console).is_some());
+    let back = browser
+        .get(console.url("/sign-in?next=%2Fhistory"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.headers()["location"], "/history");
+}
+
+#[tokio::test]
+async fn user_add_reads_the_password_from_standard_input() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut args = vec!["user", "add", "Ada", "--role", "admin"];
+    args.extend(&flags);
+
+    let short = crate::helpers::run_with_stdin(&args, "too-short\n").await;
+    assert_ne!(short.code, Some(0));
+    assert!(
+        short.stderr.contains("at least 12 characters"),
+        "{}",
+        short.stderr
+    );
+
+    let added = crate::helpers::run_with_stdin(&args, "a-long-enough-password\n").await;
+    assert_eq!(added.code, Some(0), "{}", added.stderr);
+    let again = crate::helpers::run_with_stdin(&args, "a-long-enough-password\n").await;
+    assert!(again.stderr.contains("exists already"), "{}", again.stderr);
+
+    let console = RunningConsole::start(&store).await;
+    signed_in(&console, "ada", "a-long-enough-password").await;
+    let bad_role = run_to_exit(&["user", "add", "eve", "--role", "root"], &[]).await;
+    assert_eq!(bad_role.code, Some(2));
+}
+
+#[tokio::test]
+async fn the_last_admin_cannot_be_demoted_or_disabled() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let password = store.add_user("root", Role::Admin).await;
+    let console = RunningConsole::start(&store).await;
+    let admin = signed_in(&console, "root", &password).await;
+    let opened = store.open().await;
+    let id = app::auth::users::find_by_name(&opened, "root")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    opened.close().await;
+    for (function, args) in [
+        (
+            "change_role",
+            [("user_id", id.as_str()), ("role", "viewer")],
+        ),
+        (
+            "set_user_disabled",
+            [("user_id", id.as_str()), ("disabled", "true")],
+        ),
+    ] {
+        let response = call(&admin, &console, function, &args).await;
+        assert_eq!(response.status(), 422, "{function}");
+        assert!(response.text().await.unwrap().contains("last active admin"));
+    }
+}
