@@ -67,6 +67,16 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
         );
     }
     app::auth::password::warm_up().await;
+    if app::auth::users::list(&store)
+        .await
+        .map(|users| users.is_empty())
+        .unwrap_or(false)
+    {
+        tracing::warn!(
+            "no users yet: create the first admin with `slipway user add NAME --role admin` \
+             (the password is read from standard input)"
+        );
+    }
     let sweeper = tokio::spawn(sweep_expired_sessions(SqlSessionStore::new(store.clone())));
 
     let state = ServerState {
