@@ -5,6 +5,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const repoRoot = resolve(import.meta.dirname, '..');
@@ -104,4 +105,22 @@ export async function signedInPage(browser, baseUrl, user, { path = '/', ...opti
   await page.waitForURL(`${baseUrl}${path}`);
   await hydrated(page);
   return { page, context, errors };
+}
+
+/**
+ * Registers hooks that start a console and a browser before the suite's tests and stop both
+ * after them; the returned object holds them while the tests run.
+ */
+export function useConsoleAndBrowser() {
+  const running = { baseUrl: undefined, browser: undefined, console: undefined };
+  before(async () => {
+    running.console = await startConsole();
+    running.baseUrl = running.console.baseUrl;
+    running.browser = await launchBrowser();
+  });
+  after(async () => {
+    await running.browser?.close();
+    await running.console?.close();
+  });
+  return running;
 }

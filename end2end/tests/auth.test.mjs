@@ -1,7 +1,7 @@
 // Signing in as each role in a real browser: what each sees, what each is kept from.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { USERS, hydrated, launchBrowser, signedInPage, startConsole } from '../support.mjs';
+import { USERS, hydrated, signedInPage, useConsoleAndBrowser } from '../support.mjs';
 
 const NAVIGATION = {
   viewer: ['Overview', 'Stacks', 'Releases', 'Runs', 'Health', 'Backups', 'History'],
@@ -11,22 +11,11 @@ const NAVIGATION = {
 };
 
 describe('signing in', () => {
-  let console_;
-  let browser;
-
-  before(async () => {
-    console_ = await startConsole();
-    browser = await launchBrowser();
-  });
-
-  after(async () => {
-    await browser?.close();
-    await console_?.close();
-  });
+  const running = useConsoleAndBrowser();
 
   for (const user of USERS) {
     test(`${user.role} sees the navigation of that role`, async () => {
-      const { page, context, errors } = await signedInPage(browser, console_.baseUrl, user);
+      const { page, context, errors } = await signedInPage(running.browser, running.baseUrl, user);
       assert.deepEqual(await page.locator('nav.nav a').allInnerTexts(), NAVIGATION[user.role]);
       assert.equal(await page.locator('[data-testid="role"]').textContent(), user.role);
       assert.deepEqual(errors, []);
@@ -36,9 +25,9 @@ describe('signing in', () => {
 
   test('a viewer gets no admin or operator controls, even by typing the address', async () => {
     const viewer = USERS.find((user) => user.role === 'viewer');
-    const { page, context } = await signedInPage(browser, console_.baseUrl, viewer);
+    const { page, context } = await signedInPage(running.browser, running.baseUrl, viewer);
     for (const path of ['/admin', '/audit', '/approvals']) {
-      const response = await page.goto(`${console_.baseUrl}${path}`);
+      const response = await page.goto(`${running.baseUrl}${path}`);
       assert.equal(response.status(), 403, path);
       assert.match(await page.locator('[data-testid="forbidden"]').innerText(), /Not allowed/);
       assert.equal(await page.locator('form button[data-testid="add-user"]').count(), 0);
@@ -48,9 +37,9 @@ describe('signing in', () => {
   });
 
   test('a wrong password is refused with a message and no session', async () => {
-    const context = await browser.newContext();
+    const context = await running.browser.newContext();
     const page = await context.newPage();
-    await page.goto(`${console_.baseUrl}/sign-in`);
+    await page.goto(`${running.baseUrl}/sign-in`);
     await hydrated(page);
     await page.fill('input[name="name"]', 'admin-user');
     await page.fill('input[name="password"]', 'not-the-password');
@@ -63,7 +52,7 @@ describe('signing in', () => {
 
   test('an admin adds a user who can then sign in', async () => {
     const admin = USERS.find((user) => user.role === 'admin');
-    const { page, context } = await signedInPage(browser, console_.baseUrl, admin, { path: '/admin' });
+    const { page, context } = await signedInPage(running.browser, running.baseUrl, admin, { path: '/admin' });
     await page.fill('form input[name="name"]', 'newcomer');
     await page.selectOption('form select[name="role"] >> nth=0', 'operator');
     await page.fill('form input[name="password"] >> nth=0', 'newcomer-password-1');
@@ -71,29 +60,29 @@ describe('signing in', () => {
     await page.waitForSelector('tr[data-user="newcomer"]');
     await context.close();
     const newcomer = { name: 'newcomer', role: 'operator', password: 'newcomer-password-1' };
-    const signedIn = await signedInPage(browser, console_.baseUrl, newcomer);
+    const signedIn = await signedInPage(running.browser, running.baseUrl, newcomer);
     assert.equal(await signedIn.page.locator('[data-testid="role"]').textContent(), 'operator');
     await signedIn.context.close();
   });
 
   test('signing out ends the session and returns to the sign-in page', async () => {
     const operator = USERS.find((user) => user.role === 'operator');
-    const { page, context } = await signedInPage(browser, console_.baseUrl, operator);
+    const { page, context } = await signedInPage(running.browser, running.baseUrl, operator);
     await page.click('[data-testid="sign-out"]');
     await page.waitForURL(/\/sign-in/);
-    const response = await page.goto(`${console_.baseUrl}/runs`);
+    const response = await page.goto(`${running.baseUrl}/runs`);
     assert.match(response.url(), /\/sign-in\?next=%2Fruns$/);
     await context.close();
   });
 
   test('the sign-in form works without JavaScript', async () => {
     const approver = USERS.find((user) => user.role === 'approver');
-    const context = await browser.newContext({ javaScriptEnabled: false });
+    const context = await running.browser.newContext({ javaScriptEnabled: false });
     const page = await context.newPage();
-    await page.goto(`${console_.baseUrl}/history`);
+    await page.goto(`${running.baseUrl}/history`);
     await page.fill('input[name="name"]', approver.name);
     await page.fill('input[name="password"]', approver.password);
-    await Promise.all([page.waitForURL(`${console_.baseUrl}/history`), page.click('[data-testid="sign-in"]')]);
+    await Promise.all([page.waitForURL(`${running.baseUrl}/history`), page.click('[data-testid="sign-in"]')]);
     assert.equal(await page.locator('main h1').innerText(), 'History');
     await context.close();
   });

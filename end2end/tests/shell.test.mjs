@@ -1,9 +1,9 @@
 // The console's frame in a real browser: it renders, navigates, hydrates and fits a phone.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { USERS, hydrated, launchBrowser, signedInPage, startConsole } from '../support.mjs';
+import { USERS, hydrated, signedInPage, useConsoleAndBrowser } from '../support.mjs';
 
 const ALL_SECTIONS = [
   'Overview', 'Stacks', 'Releases', 'Runs', 'Health',
@@ -12,21 +12,10 @@ const ALL_SECTIONS = [
 const admin = USERS.find((user) => user.role === 'admin');
 
 describe('the console shell', () => {
-  let console_;
-  let browser;
-
-  before(async () => {
-    console_ = await startConsole();
-    browser = await launchBrowser();
-  });
-
-  after(async () => {
-    await browser?.close();
-    await console_?.close();
-  });
+  const running = useConsoleAndBrowser();
 
   test('renders the header and every section in the navigation', async () => {
-    const { page, context, errors } = await signedInPage(browser, console_.baseUrl, admin);
+    const { page, context, errors } = await signedInPage(running.browser, running.baseUrl, admin);
     assert.equal(await page.locator('.brand').innerText(), 'Slipway');
     assert.deepEqual(await page.locator('nav.nav a').allInnerTexts(), ALL_SECTIONS);
     assert.equal(await page.locator('nav.nav a[aria-current="page"]').innerText(), 'Overview');
@@ -36,11 +25,11 @@ describe('the console shell', () => {
   });
 
   test('navigates between sections without reloading the page', async () => {
-    const { page, context } = await signedInPage(browser, console_.baseUrl, admin);
+    const { page, context } = await signedInPage(running.browser, running.baseUrl, admin);
     // A marker on window survives client-side navigation and dies with a full reload.
     await page.evaluate(() => { window.__sameDocument = true; });
     await page.locator('nav.nav a', { hasText: 'Runs' }).click();
-    await page.waitForURL(`${console_.baseUrl}/runs`);
+    await page.waitForURL(`${running.baseUrl}/runs`);
     assert.equal(await page.locator('main h1').innerText(), 'Runs');
     assert.match(await page.locator('[data-testid="not-available"]').innerText(), /Not available yet/);
     assert.equal(await page.locator('nav.nav a[aria-current="page"]').innerText(), 'Runs');
@@ -50,7 +39,7 @@ describe('the console shell', () => {
   });
 
   test('the console card refreshes from the server when asked', async () => {
-    const { page, context, errors } = await signedInPage(browser, console_.baseUrl, admin);
+    const { page, context, errors } = await signedInPage(running.browser, running.baseUrl, admin);
     const checkedAt = page.locator('[data-testid="checked-at"]');
     const before = await checkedAt.innerText();
     assert.match(await page.locator('[data-testid="console-card"]').innerText(), /SQLite/);
@@ -67,25 +56,25 @@ describe('the console shell', () => {
   });
 
   test('an unknown address shows the 404 page with a way back', async () => {
-    const { page, context } = await signedInPage(browser, console_.baseUrl, admin);
-    const response = await page.goto(`${console_.baseUrl}/no/such/page`);
+    const { page, context } = await signedInPage(running.browser, running.baseUrl, admin);
+    const response = await page.goto(`${running.baseUrl}/no/such/page`);
     assert.equal(response.status(), 404);
     assert.equal(await page.locator('main h1').innerText(), 'Page not found');
     await hydrated(page);
     await page.locator('main a', { hasText: 'Back to the overview' }).click();
-    await page.waitForURL(`${console_.baseUrl}/`);
+    await page.waitForURL(`${running.baseUrl}/`);
     assert.equal(await page.locator('main h1').innerText(), 'Overview');
     await context.close();
   });
 
   test('fits a phone screen without sideways scrolling of the page', async () => {
-    const { page, context } = await signedInPage(browser, console_.baseUrl, admin, {
+    const { page, context } = await signedInPage(running.browser, running.baseUrl, admin, {
       viewport: { width: 390, height: 844 },
     });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `the page is ${overflow}px wider than the phone`);
     await page.locator('nav.nav a', { hasText: 'Admin' }).click();
-    await page.waitForURL(`${console_.baseUrl}/admin`);
+    await page.waitForURL(`${running.baseUrl}/admin`);
     assert.equal(await page.locator('main h1').innerText(), 'Admin');
     await context.close();
   });
@@ -93,16 +82,16 @@ describe('the console shell', () => {
   test('saves screenshots for the README', async () => {
     const dir = resolve(import.meta.dirname, '..', '..', 'target', 'screenshots');
     mkdirSync(dir, { recursive: true });
-    const { page, context } = await signedInPage(browser, console_.baseUrl, admin, {
+    const { page, context } = await signedInPage(running.browser, running.baseUrl, admin, {
       viewport: { width: 1280, height: 760 },
     });
     await page.waitForSelector('[data-testid="checked-at"]');
     await page.screenshot({ path: join(dir, 'overview.png') });
-    await page.goto(`${console_.baseUrl}/admin`);
+    await page.goto(`${running.baseUrl}/admin`);
     await page.waitForSelector('[data-testid="users-table"]');
     await page.screenshot({ path: join(dir, 'admin.png') });
     await page.setViewportSize({ width: 390, height: 844 });
-    await page.goto(`${console_.baseUrl}/`);
+    await page.goto(`${running.baseUrl}/`);
     await page.waitForSelector('[data-testid="checked-at"]');
     await page.screenshot({ path: join(dir, 'overview-phone.png') });
     await context.close();

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use app::auth::Role;
 
 use crate::helpers::{
-    call, client, client_with_jar, run_to_exit, session_cookie, sign_in, signed_in, Backend,
-    RunningConsole, TestStore,
+    call, client, client_with_jar, replaying, run_to_exit, session_cookie, sign_in, signed_in,
+    Backend, RunningConsole, TestStore,
 };
 
 /// Everyone who may knock: no session, then each role.
@@ -97,15 +97,7 @@ async fn every_server_function_and_page_obeys_the_role_matrix() {
     for role in Role::ALL {
         passwords.push((role, store.add_user(role.as_str(), role).await));
     }
-    let target_id = {
-        let opened = store.open().await;
-        let user = app::auth::users::find_by_name(&opened, "target")
-            .await
-            .unwrap()
-            .unwrap();
-        opened.close().await;
-        user.id
-    };
+    let target_id = store.user_id("target").await;
     let console = RunningConsole::start(&store).await;
 
     // The matrix must cover every server function the console registers.
@@ -303,13 +295,7 @@ async fn the_session_id_changes_at_sign_in_and_when_the_role_changes() {
     assert_ne!(first, planted);
 
     let admin = signed_in(&console, "root", &root).await;
-    let opened = store.open().await;
-    let bob_id = app::auth::users::find_by_name(&opened, "bob")
-        .await
-        .unwrap()
-        .unwrap()
-        .id;
-    opened.close().await;
+    let bob_id = store.user_id("bob").await;
     let changed = call(
         &admin,
         &console,
@@ -324,11 +310,7 @@ async fn the_session_id_changes_at_sign_in_and_when_the_role_changes() {
     let second = session_cookie(&jar, &console).unwrap();
     assert_ne!(second, first, "a role change gives the session a new id");
 
-    let (replay, replay_jar) = client_with_jar();
-    replay_jar.add_cookie_str(
-        &format!("slipway_session={first}"),
-        &console.base_url.parse().unwrap(),
-    );
+    let replay = replaying(&console, &first);
     assert_eq!(
         call(&replay, &console, "console_status", &[])
             .await
@@ -353,11 +335,7 @@ async fn sign_out_ends_the_session_on_the_server() {
         200
     );
 
-    let (replay, replay_jar) = client_with_jar();
-    replay_jar.add_cookie_str(
-        &format!("slipway_session={cookie}"),
-        &console.base_url.parse().unwrap(),
-    );
+    let replay = replaying(&console, &cookie);
     assert_eq!(
         call(&replay, &console, "console_status", &[])
             .await
@@ -488,13 +466,7 @@ async fn the_last_admin_cannot_be_demoted_or_disabled() {
     let password = store.add_user("root", Role::Admin).await;
     let console = RunningConsole::start(&store).await;
     let admin = signed_in(&console, "root", &password).await;
-    let opened = store.open().await;
-    let id = app::auth::users::find_by_name(&opened, "root")
-        .await
-        .unwrap()
-        .unwrap()
-        .id;
-    opened.close().await;
+    let id = store.user_id("root").await;
     for (function, args) in [
         (
             "change_role",

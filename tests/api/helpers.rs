@@ -61,6 +61,17 @@ impl TestStore {
         password
     }
 
+    /// The id of the user called `name`.
+    pub async fn user_id(&self, name: &str) -> String {
+        let store = self.open().await;
+        let user = app::auth::users::find_by_name(&store, name)
+            .await
+            .expect("read users")
+            .expect("the user exists");
+        store.close().await;
+        user.id
+    }
+
     /// The flags that point `slipway serve` at this store.
     pub fn serve_flags(&self) -> Vec<String> {
         match &self.location {
@@ -307,6 +318,14 @@ pub fn client_with_jar() -> (reqwest::Client, std::sync::Arc<reqwest::cookie::Ja
         .build()
         .expect("HTTP client");
     (client, jar)
+}
+
+/// A client that presents `session_id` as its session cookie, as a replayed cookie would.
+pub fn replaying(console: &RunningConsole, session_id: &str) -> reqwest::Client {
+    let (client, jar) = client_with_jar();
+    let url = console.base_url.parse().expect("console URL");
+    jar.add_cookie_str(&format!("slipway_session={session_id}"), &url);
+    client
 }
 
 /// An HTTP client that keeps cookies and does not follow redirects.

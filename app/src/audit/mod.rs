@@ -70,15 +70,14 @@ impl From<crate::store::StoreError> for AuditError {
 #[server(prefix = "/api", endpoint = "audit_events")]
 pub async fn audit_events(filter: AuditFilter) -> Result<Vec<AuditEvent>, AuditError> {
     use crate::errors::reject;
-    crate::auth::guard::require(crate::auth::Role::Approver)
+    let caller = crate::auth::guard::authorized(crate::auth::Role::Approver)
         .await
         .map_err(|error| reject(AuditError::from(error)))?;
-    let console = crate::context::console().ok_or_else(|| reject(AuditError::Unavailable))?;
     let filter = AuditFilter {
         limit: if filter.limit <= 0 { 200 } else { filter.limit },
         ..filter
     };
-    service::list(&console.store, &filter)
+    service::list(&caller.console.store, &filter)
         .await
         .map_err(|error| reject(error.into()))
 }

@@ -50,16 +50,7 @@ pub fn AdminPage() -> impl IntoView {
                 <div class="form-row">
                     <label class="field">"Name" <input name="name" required autocomplete="off" /></label>
                     <label class="field">"Role" <RoleSelect selected=Role::Viewer /></label>
-                    <label class="field">
-                        "Password"
-                        <input
-                            name="password"
-                            type="password"
-                            required
-                            minlength=MIN_PASSWORD_CHARS
-                            autocomplete="new-password"
-                        />
-                    </label>
+                    <label class="field">"Password" <NewPasswordInput /></label>
                     <button class="button" type="submit" data-testid="add-user">"Add user"</button>
                 </div>
             </ActionForm>
@@ -128,14 +119,7 @@ fn UserTable(
                                     <td>
                                         <ActionForm action=reset attr:class="inline">
                                             <input type="hidden" name="user_id" value=for_reset.clone() />
-                                            <input
-                                                name="password"
-                                                type="password"
-                                                required
-                                                minlength=MIN_PASSWORD_CHARS
-                                                autocomplete="new-password"
-                                                aria-label="New password"
-                                            />
+                                            <NewPasswordInput />
                                             <button class="button small secondary" type="submit">"Reset"</button>
                                         </ActionForm>
                                     </td>
@@ -146,6 +130,21 @@ fn UserTable(
                 </tbody>
             </table>
         </div>
+    }
+}
+
+/// A password field for a new password, with the policy's length in the browser too.
+#[component]
+fn NewPasswordInput() -> impl IntoView {
+    view! {
+        <input
+            name="password"
+            type="password"
+            required
+            minlength=MIN_PASSWORD_CHARS
+            autocomplete="new-password"
+            aria-label="New password"
+        />
     }
 }
 

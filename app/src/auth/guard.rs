@@ -24,6 +24,26 @@ pub async fn require(needed: Role) -> Result<CurrentUser, AuthError> {
     outcome.map_err(reject)
 }
 
+/// Everything a server function needs once the caller is let in.
+pub struct Authorized {
+    pub console: ConsoleContext,
+    pub user: CurrentUser,
+    /// The caller as the audit trail records them.
+    pub actor: Actor,
+}
+
+/// [`require`], plus the console and the caller's audit identity.
+pub async fn authorized(needed: Role) -> Result<Authorized, AuthError> {
+    let user = require(needed).await?;
+    let console = console().ok_or_else(|| reject(AuthError::Unavailable))?;
+    let actor = actor(&user).await;
+    Ok(Authorized {
+        console,
+        user,
+        actor,
+    })
+}
+
 /// The console and the request's session, for server functions that manage sign-in.
 pub async fn console_and_session() -> Result<(ConsoleContext, Session), AuthError> {
     let console = console().ok_or(AuthError::Unavailable)?;

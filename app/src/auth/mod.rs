@@ -88,9 +88,8 @@ pub async fn sign_out() -> Result<(), AuthError> {
 #[server(prefix = "/api", endpoint = "users")]
 pub async fn list_users() -> Result<Vec<UserSummary>, AuthError> {
     use crate::errors::reject;
-    guard::require(Role::Admin).await?;
-    let console = crate::context::console().ok_or_else(|| reject(AuthError::Unavailable))?;
-    users::list(&console.store).await.map_err(reject)
+    let admin = guard::authorized(Role::Admin).await?;
+    users::list(&admin.console.store).await.map_err(reject)
 }
 
 #[server(prefix = "/api", endpoint = "add_user")]
@@ -100,10 +99,8 @@ pub async fn add_user(
     password: String,
 ) -> Result<UserSummary, AuthError> {
     use crate::errors::reject;
-    let admin = guard::require(Role::Admin).await?;
-    let console = crate::context::console().ok_or_else(|| reject(AuthError::Unavailable))?;
-    let actor = guard::actor(&admin).await;
-    service::add_user(&console.store, &actor, &name, role, password)
+    let admin = guard::authorized(Role::Admin).await?;
+    service::add_user(&admin.console.store, &admin.actor, &name, role, password)
         .await
         .map_err(reject)
 }
@@ -111,10 +108,8 @@ pub async fn add_user(
 #[server(prefix = "/api", endpoint = "change_role")]
 pub async fn change_role(user_id: String, role: Role) -> Result<(), AuthError> {
     use crate::errors::reject;
-    let admin = guard::require(Role::Admin).await?;
-    let console = crate::context::console().ok_or_else(|| reject(AuthError::Unavailable))?;
-    let actor = guard::actor(&admin).await;
-    service::change_role(&console.store, &actor, &user_id, role)
+    let admin = guard::authorized(Role::Admin).await?;
+    service::change_role(&admin.console.store, &admin.actor, &user_id, role)
         .await
         .map_err(reject)
 }
@@ -122,10 +117,8 @@ pub async fn change_role(user_id: String, role: Role) -> Result<(), AuthError> {
 #[server(prefix = "/api", endpoint = "set_user_disabled")]
 pub async fn set_user_disabled(user_id: String, disabled: bool) -> Result<(), AuthError> {
     use crate::errors::reject;
-    let admin = guard::require(Role::Admin).await?;
-    let console = crate::context::console().ok_or_else(|| reject(AuthError::Unavailable))?;
-    let actor = guard::actor(&admin).await;
-    service::set_disabled(&console.store, &actor, &user_id, disabled)
+    let admin = guard::authorized(Role::Admin).await?;
+    service::set_disabled(&admin.console.store, &admin.actor, &user_id, disabled)
         .await
         .map_err(reject)
 }
@@ -133,10 +126,8 @@ pub async fn set_user_disabled(user_id: String, disabled: bool) -> Result<(), Au
 #[server(prefix = "/api", endpoint = "reset_password")]
 pub async fn reset_password(user_id: String, password: String) -> Result<(), AuthError> {
     use crate::errors::reject;
-    let admin = guard::require(Role::Admin).await?;
-    let console = crate::context::console().ok_or_else(|| reject(AuthError::Unavailable))?;
-    let actor = guard::actor(&admin).await;
-    service::reset_password(&console.store, &actor, &user_id, password)
+    let admin = guard::authorized(Role::Admin).await?;
+    service::reset_password(&admin.console.store, &admin.actor, &user_id, password)
         .await
         .map_err(reject)
 }

@@ -49,9 +49,8 @@ crate::server_fn_error!(SystemError);
 #[server(prefix = "/api", endpoint = "console_status")]
 pub async fn console_status() -> Result<SystemStatus, SystemError> {
     use crate::errors::reject;
-    crate::auth::guard::require(crate::auth::Role::Viewer).await?;
-    let console = crate::context::console().ok_or_else(|| reject(SystemError::StoreUnavailable))?;
-    status(&console).await.map_err(|error| {
+    let caller = crate::auth::guard::authorized(crate::auth::Role::Viewer).await?;
+    status(&caller.console).await.map_err(|error| {
         tracing::error!(error = %error, cause = ?error, "console status failed");
         reject(SystemError::StoreUnavailable)
     })
