@@ -482,3 +482,47 @@ async fn the_last_admin_cannot_be_demoted_or_disabled() {
         assert!(response.text().await.unwrap().contains("last active admin"));
     }
 }
+
+#[tokio::test]
+async fn over_https_the_cookie_is_secure_with_the_host_prefix() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let password = store.add_user("hal", Role::Viewer).await;
+    let console =
+        RunningConsole::start_with(&store, &["--public-url", "https://slipway.example.com"]).await;
+    let response = sign_in(&client(), &console, "hal", &password).await;
+    assert_eq!(response.status(), 200);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.starts_with("__Host-slipway_session="), "{cookie}");
+    for attribute in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
+    }
+    assert!(!cookie.contains("Domain"), "{cookie}");
+}
+
+#[tokio::test]
+async fn expired_sessions_are_swept_from_the_store() {
+    use tower_sessions::session_store::ExpiredDeletion;
+    let store = TestStore::new(Backend::Postgres).await;
+    let opened = store.open().await;
+    for (key, expires_at) in [("old", 1_i64), ("live", i64::MAX / 2)] {
+        sqlx::query("INSERT INTO sessions (id_hash, data, expires_at, created_at) VALUES ($1, '{}', $2, 'now')")
+            .bind(key)
+            .bind(expires_at)
+            .execute(opened.pool())
+            .await
+            .unwrap();
+    }
+    app::auth::session_store::SqlSessionStore::new(opened.clone())
+        .delete_expired()
+        .await
+        .unwrap();
+    let left: Vec<(String,)> = sqlx::query_as("SELECT id_hash FROM sessions")
+        .fetch_all(opened.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, vec![("live".to_owned(),)]);
+    opened.close().await;
+}

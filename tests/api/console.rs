@@ -127,3 +127,37 @@ async fn sigterm_stops_the_console_cleanly() {
         "nothing listens any more"
     );
 }
+
+#[tokio::test]
+async fn healthz_says_503_when_the_store_stops_answering() {
+    let store = TestStore::new(Backend::Postgres).await;
+    let console = RunningConsole::start(&store).await;
+    assert_eq!(
+        client()
+            .get(console.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // Take the console's database away from under it.
+    let app::store::StoreLocation::Url(url) = &store.location else {
+        unreachable!("a PostgreSQL store has a URL")
+    };
+    let database = url.rsplit('/').next().unwrap().to_owned();
+    let admin_url = std::env::var(crate::helpers::POSTGRES_ENV).unwrap();
+    let admin = app::store::Store::open(&app::store::StoreLocation::Url(admin_url))
+        .await
+        .unwrap();
+    sqlx::query(&format!("DROP DATABASE {database} WITH (FORCE)"))
+        .execute(admin.pool())
+        .await
+        .unwrap();
+    admin.close().await;
+
+    let response = client().get(console.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.text().await.unwrap().trim(), "store unavailable");
+}
