@@ -60,3 +60,20 @@ ensure_end2end_modules() {
     (cd end2end && npm ci --no-audit --no-fund >/dev/null)
   fi
 }
+
+# A Docker engine answering on the local socket: Debian's dockerd, started in the background
+# when none answers. Sets STARTED_DOCKERD to its pid when this script started it.
+DOCKER=/usr/bin/docker
+ensure_docker_engine() {
+  if "$DOCKER" info >/dev/null 2>&1; then return 0; fi
+  say "starting the Docker engine (dockerd)"
+  mkdir -p target
+  dockerd >target/dockerd.log 2>&1 &
+  STARTED_DOCKERD=$!
+  for _ in $(seq 60); do
+    "$DOCKER" info >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  echo "dockerd did not answer within 60 s; see target/dockerd.log" >&2
+  return 1
+}

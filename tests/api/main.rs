@@ -5,5 +5,6 @@ mod audit;
 mod auth;
 mod console;
 mod helpers;
+mod portal;
 mod startup_errors;
 mod store;
