@@ -18,12 +18,12 @@ const CALLERS: [Option<Role>; 5] = [
     Some(Role::Admin),
 ];
 
+/// A server function, the least role it needs, and form arguments it accepts.
+type Call = (&'static str, Role, Vec<(String, String)>);
+
 /// Every server function with the least role it needs and arguments it accepts.
 /// `sign_in` is the one open door; `sign_out` is checked last, since it ends the session.
-fn server_functions(
-    target_id: &str,
-    caller: &str,
-) -> Vec<(&'static str, Role, Vec<(String, String)>)> {
+fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
     let pairs = |items: &[(&str, &str)]| -> Vec<(String, String)> {
         items
             .iter()
