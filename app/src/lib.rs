@@ -7,6 +7,7 @@ pub mod auth;
 pub mod errors;
 pub mod sections;
 pub mod shell;
+pub mod stacks;
 pub mod system;
 
 #[cfg(feature = "ssr")]

@@ -1,0 +1,446 @@
+//! Reading a stack's compose file. The YAML is parsed, every string value is interpolated
+//! with Compose's rules (`${VAR}`, `${VAR:-default}`, `${VAR:?error}`, `$$`; compose-lens) from
+//! the environment and the env file, and the result is typed by docker-compose-types.
+//! Slipway's own per-service settings come from `x-slipway` fields or `slipway.*` labels.
+//! Anything Slipway cannot use is an error that names the file, the field or line, and why.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use compose_lens::diagnostic::Severity;
+use compose_lens::interpolation::{interpolate, InterpolationInput, MapEnvironment};
+use compose_lens::source::{SourceId, SourceSpan};
+use docker_compose_types::{BuildStep, Command, Compose, DependsOnOptions, Labels, Ports, Service};
+use serde::Deserialize;
+use serde_norway::Value;
+
+use super::ServiceRole;
+
+/// A compose file as Slipway understands it, interpolation done.
+#[derive(Clone, Debug)]
+pub struct StackDefinition {
+    /// Services in file order.
+    pub services: Vec<ServiceDefinition>,
+    /// Named volumes the file declares.
+    pub volumes: Vec<String>,
+}
+
+impl StackDefinition {
+    pub fn service(&self, name: &str) -> Option<&ServiceDefinition> {
+        self.services.iter().find(|service| service.name == name)
+    }
+}
+
+/// One service and Slipway's settings for it.
+#[derive(Clone, Debug)]
+pub struct ServiceDefinition {
+    pub name: String,
+    pub image: Option<String>,
+    /// The build context, for services Slipway builds itself.
+    pub build_context: Option<String>,
+    pub role: ServiceRole,
+    /// Published ports as written (`127.0.0.1:18080:8080`).
+    pub ports: Vec<String>,
+    pub depends_on: Vec<String>,
+    /// Whether the service has a Docker healthcheck.
+    pub has_healthcheck: bool,
+    /// The command (in the service's image) that applies migrations.
+    pub migrate: Option<Vec<String>>,
+    /// How the service's data is backed up (`pg_dump`).
+    pub backup: Option<String>,
+    pub probes: Vec<Probe>,
+    /// The whole typed service, for creating its containers.
+    pub compose: Service,
+}
+
+/// An HTTP check that must pass for the service to count as healthy.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Probe {
+    /// The path requested on the service.
+    pub http: String,
+    /// JSON fields that must equal these values, e.g. `.services.salesforce: ok`.
+    #[serde(default)]
+    pub json: BTreeMap<String, String>,
+}
+
+/// `x-slipway` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SlipwaySettings {
+    role: Option<String>,
+    migrate: Option<Command>,
+    backup: Option<String>,
+    #[serde(default)]
+    probes: Vec<Probe>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}, line {line}: {message}", path.display())]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{}: {field}: {message}", path.display())]
+    Invalid {
+        path: PathBuf,
+        field: String,
+        message: String,
+    },
+}
+
+/// Reads and checks a compose file; `env_file` and then the process environment supply
+/// the variables (the environment wins, as with `docker compose`).
+pub fn load(compose_file: &Path, env_file: Option<&Path>) -> Result<StackDefinition, ComposeError> {
+    let text = std::fs::read_to_string(compose_file).map_err(|source| ComposeError::Read {
+        path: compose_file.to_path_buf(),
+        source,
+    })?;
+    let environment = environment(env_file)?;
+    parse(compose_file, &text, &environment)
+}
+
+/// The variables for interpolation: the env file's, then the process environment's.
+pub fn environment(env_file: Option<&Path>) -> Result<MapEnvironment, ComposeError> {
+    let mut environment = MapEnvironment::new();
+    if let Some(path) = env_file {
+        let entries = dotenvy::from_path_iter(path).map_err(|error| env_file_error(path, error))?;
+        for entry in entries {
+            let (name, value) = entry.map_err(|error| env_file_error(path, error))?;
+            environment.insert_sensitive(name, value);
+        }
+    }
+    for (name, value) in std::env::vars() {
+        environment.insert(name, value);
+    }
+    Ok(environment)
+}
+
+fn env_file_error(path: &Path, error: dotenvy::Error) -> ComposeError {
+    match error {
+        dotenvy::Error::Io(source) => ComposeError::Read {
+            path: path.to_path_buf(),
+            source,
+        },
+        dotenvy::Error::LineParse(line, index) => ComposeError::Syntax {
+            path: path.to_path_buf(),
+            line: 0,
+            message: format!("cannot read the line {line:?} (at character {index})"),
+        },
+        other => ComposeError::Invalid {
+            path: path.to_path_buf(),
+            field: "env file".into(),
+            message: other.to_string(),
+        },
+    }
+}
+
+/// Parses compose text; `path` only names the file in errors.
+pub fn parse(
+    path: &Path,
+    text: &str,
+    environment: &MapEnvironment,
+) -> Result<StackDefinition, ComposeError> {
+    let invalid = |field: &str, message: String| ComposeError::Invalid {
+        path: path.to_path_buf(),
+        field: field.to_owned(),
+        message,
+    };
+    let mut document: Value =
+        serde_norway::from_str(text).map_err(|error| ComposeError::Syntax {
+            path: path.to_path_buf(),
+            line: error.location().map_or(0, |location| location.line()),
+            message: error.to_string(),
+        })?;
+    interpolate_values(&mut document, &mut Vec::new(), environment)
+        .map_err(|(field, message)| invalid(&field, message))?;
+    let compose: Compose =
+        serde_norway::from_value(document).map_err(|error| invalid("(file)", error.to_string()))?;
+    if compose.services.0.is_empty() {
+        return Err(invalid("services", "the file defines no services".into()));
+    }
+    let mut services = Vec::new();
+    for (name, service) in &compose.services.0 {
+        let service = service.clone().unwrap_or_default();
+        services.push(
+            service_definition(name, service).map_err(|(field, message)| {
+                invalid(&format!("services.{name}.{field}"), message)
+            })?,
+        );
+    }
+    for service in &services {
+        if let Some(missing) = service
+            .depends_on
+            .iter()
+            .find(|dep| !compose.services.0.contains_key(*dep))
+        {
+            return Err(invalid(
+                &format!("services.{}.depends_on", service.name),
+                format!("there is no service {missing:?}"),
+            ));
+        }
+    }
+    Ok(StackDefinition {
+        services,
+        volumes: compose.volumes.0.keys().cloned().collect(),
+    })
+}
+
+/// Interpolates every string value (not keys) in place; an error names the field.
+fn interpolate_values(
+    value: &mut Value,
+    path: &mut Vec<String>,
+    environment: &MapEnvironment,
+) -> Result<(), (String, String)> {
+    match value {
+        Value::String(text) if text.contains('$') => {
+            let Some(span) = SourceSpan::new(SourceId::new(1), 0, text.len()) else {
+                return Err((path.join("."), "the value is too long to read".into()));
+            };
+            let result = interpolate(InterpolationInput::new(text, span), environment);
+            if let Some(error) = result
+                .diagnostics()
+                .iter()
+                .find(|diagnostic| diagnostic.severity() == Severity::Error)
+            {
+                return Err((path.join("."), error.message().to_owned()));
+            }
+            *text = result.resolved().to_owned();
+        }
+        Value::Sequence(items) => {
+            for (index, item) in items.iter_mut().enumerate() {
+                path.push(index.to_string());
+                interpolate_values(item, path, environment)?;
+                path.pop();
+            }
+        }
+        Value::Mapping(mapping) => {
+            for (key, item) in mapping.iter_mut() {
+                path.push(
+                    key.as_str()
+                        .map_or_else(|| format!("{key:?}"), str::to_owned),
+                );
+                interpolate_values(item, path, environment)?;
+                path.pop();
+            }
+        }
+        Value::Tagged(tagged) => interpolate_values(&mut tagged.value, path, environment)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+fn service_definition(name: &str, service: Service) -> Result<ServiceDefinition, (String, String)> {
+    let labels: BTreeMap<String, String> = match &service.labels {
+        Labels::List(items) => items
+            .iter()
+            .map(|item| match item.split_once('=') {
+                Some((key, value)) => (key.to_owned(), value.to_owned()),
+                None => (item.clone(), String::new()),
+            })
+            .collect(),
+        Labels::Map(map) => map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    };
+    let key: docker_compose_types::Extension =
+        "x-slipway".parse().expect("x-slipway is an extension name");
+    let settings: SlipwaySettings = match service.extensions.get(&key) {
+        Some(value) => serde_norway::from_value(value.clone())
+            .map_err(|error| ("x-slipway".to_owned(), error.to_string()))?,
+        None => SlipwaySettings::default(),
+    };
+    let role_text = settings
+        .role
+        .or_else(|| labels.get("slipway.role").cloned())
+        .unwrap_or_else(|| "app".to_owned());
+    let role = role_text
+        .parse::<ServiceRole>()
+        .map_err(|message| ("x-slipway.role".to_owned(), message))?;
+    let migrate = settings
+        .migrate
+        .map(|command| match command {
+            Command::Simple(line) => line.split_whitespace().map(str::to_owned).collect(),
+            Command::Args(args) => args,
+        })
+        .or_else(|| {
+            labels
+                .get("slipway.migrate")
+                .map(|line| line.split_whitespace().map(str::to_owned).collect())
+        });
+    let backup = settings
+        .backup
+        .or_else(|| labels.get("slipway.backup").cloned());
+    if service.image.is_none() && service.build_.is_none() {
+        return Err((
+            "image".into(),
+            "a service needs an image or a build context".into(),
+        ));
+    }
+    let ports = match &service.ports {
+        Ports::Short(ports) => ports.clone(),
+        Ports::Long(ports) => ports.iter().map(|port| format!("{port:?}")).collect(),
+    };
+    let depends_on = match &service.depends_on {
+        DependsOnOptions::Simple(names) => names.clone(),
+        DependsOnOptions::Conditional(map) => map.keys().cloned().collect(),
+    };
+    let build_context = service.build_.as_ref().map(|build| match build {
+        BuildStep::Simple(context) => context.clone(),
+        BuildStep::Advanced(advanced) => advanced.context.clone(),
+    });
+    Ok(ServiceDefinition {
+        name: name.to_owned(),
+        image: service.image.clone(),
+        build_context,
+        role,
+        ports,
+        depends_on,
+        has_healthcheck: service.healthcheck.is_some(),
+        migrate,
+        backup,
+        probes: settings.probes,
+        compose: service,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> MapEnvironment {
+        let mut environment = MapEnvironment::new();
+        for (name, value) in pairs {
+            environment.insert(*name, *value);
+        }
+        environment
+    }
+
+    fn parse_text(text: &str, pairs: &[(&str, &str)]) -> Result<StackDefinition, ComposeError> {
+        parse(Path::new("docker-compose.yml"), text, &env(pairs))
+    }
+
+    #[test]
+    fn the_sample_portal_reads_with_its_settings() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/portal");
+        let definition = load(
+            &root.join("docker-compose.yml"),
+            Some(&root.join("portal.env")),
+        )
+        .unwrap();
+        let names: Vec<_> = definition
+            .services
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(names, ["database", "cache", "backend", "frontend", "edge"]);
+        let backend = definition.service("backend").unwrap();
+        assert_eq!(backend.role, ServiceRole::App);
+        assert_eq!(
+            backend.migrate.as_deref(),
+            Some(&["migrate".to_owned()][..])
+        );
+        assert_eq!(
+            backend.image.as_deref(),
+            Some("slipway-portal-backend:1.0.0")
+        );
+        assert_eq!(backend.depends_on, ["database", "cache"]);
+        assert_eq!(backend.probes[1].json[".services.salesforce"], "ok");
+        let database = definition.service("database").unwrap();
+        assert_eq!(
+            (database.role, database.backup.as_deref()),
+            (ServiceRole::Data, Some("pg_dump"))
+        );
+        assert_eq!(
+            definition.service("edge").unwrap().ports,
+            ["127.0.0.1:18080:8080"]
+        );
+        assert_eq!(definition.volumes, ["database"]);
+    }
+
+    #[test]
+    fn variables_take_defaults_and_the_environment() {
+        let text = "services:\n  web:\n    image: \"web:${TAG:-1.0}\"\n    ports: [\"${PORT}:80\"]\n    labels: {note: \"$$HOME\"}\n";
+        let definition = parse_text(text, &[("PORT", "8081")]).unwrap();
+        let web = definition.service("web").unwrap();
+        assert_eq!(web.image.as_deref(), Some("web:1.0"));
+        assert_eq!(web.ports, ["8081:80"]);
+        let definition = parse_text(text, &[("PORT", "1"), ("TAG", "2.0")]).unwrap();
+        assert_eq!(
+            definition.service("web").unwrap().image.as_deref(),
+            Some("web:2.0")
+        );
+    }
+
+    #[test]
+    fn a_required_variable_that_is_missing_names_the_field_and_the_reason() {
+        let text = "services:\n  api:\n    image: api\n    environment:\n      JWT_SECRET: ${JWT_SECRET:?set it in .env}\n";
+        let message = parse_text(text, &[]).unwrap_err().to_string();
+        assert!(
+            message.starts_with("docker-compose.yml: services.api.environment.JWT_SECRET:"),
+            "{message}"
+        );
+        // compose-lens names the variable rather than repeating the author's text.
+        assert!(message.contains("`JWT_SECRET` is unset"), "{message}");
+    }
+
+    #[test]
+    fn broken_yaml_names_the_line() {
+        let message = parse_text("services:\n  web:\n    image: [unclosed\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with("docker-compose.yml, line "),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn slipway_settings_are_checked() {
+        let unknown_role = "services:\n  web:\n    image: web\n    x-slipway: {role: database}\n";
+        let message = parse_text(unknown_role, &[]).unwrap_err().to_string();
+        assert!(
+            message.contains("services.web.x-slipway.role")
+                && message.contains("data, app, edge or job"),
+            "{message}"
+        );
+        let typo = "services:\n  web:\n    image: web\n    x-slipway: {rol: app}\n";
+        let message = parse_text(typo, &[]).unwrap_err().to_string();
+        assert!(
+            message.contains("services.web.x-slipway") && message.contains("rol"),
+            "{message}"
+        );
+        let by_label = "services:\n  db:\n    image: pg\n    labels: [\"slipway.role=data\", \"slipway.backup=pg_dump\"]\n";
+        let db = parse_text(by_label, &[]).unwrap();
+        let db = db.service("db").unwrap();
+        assert_eq!(
+            (db.role, db.backup.as_deref()),
+            (ServiceRole::Data, Some("pg_dump"))
+        );
+    }
+
+    #[test]
+    fn services_need_an_image_and_known_dependencies() {
+        let message = parse_text("services:\n  web: {}\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("services.web.image"), "{message}");
+        let message = parse_text(
+            "services:\n  web:\n    image: w\n    depends_on: [db]\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            message.contains("services.web.depends_on") && message.contains("\"db\""),
+            "{message}"
+        );
+        let message = parse_text("volumes: {}\n", &[]).unwrap_err().to_string();
+        assert!(message.contains("no services"), "{message}");
+    }
+}
