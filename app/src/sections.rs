@@ -29,7 +29,7 @@ pub const SECTIONS: &[Section] = &[
         label: "Stacks",
         purpose: "Compose applications under Slipway's care: services, containers, logs.",
         min_role: Role::Viewer,
-        available: false,
+        available: true,
     },
     Section {
         path: "/releases",

@@ -5,12 +5,13 @@ use leptos::prelude::*;
 use leptos::server::SharedValue;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes, A};
-use leptos_router::StaticSegment;
+use leptos_router::{ParamSegment, StaticSegment};
 
 use crate::audit::AuditPage;
 use crate::auth::{signed_in_user, AdminPage, CurrentUser, SignInPage, SignedInUser, UserMenu};
 use crate::errors::set_response_status;
 use crate::sections::{section_for, visible_to};
+use crate::stacks::{StackPage, StacksPage};
 use crate::system::OverviewPage;
 
 /// The HTML document the server renders around the app.
@@ -68,7 +69,14 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("sign-in") view=SignInPage />
                     <Route path=StaticSegment("") view=OverviewPage />
-                    <Route path=StaticSegment("stacks") view=|| view! { <Pending path="/stacks" /> } />
+                    <Route
+                        path=StaticSegment("stacks")
+                        view=|| view! { <Guarded path="/stacks">{|| view! { <StacksPage /> }}</Guarded> }
+                    />
+                    <Route
+                        path=(StaticSegment("stacks"), ParamSegment("name"))
+                        view=|| view! { <Guarded path="/stacks">{|| view! { <StackPage /> }}</Guarded> }
+                    />
                     <Route path=StaticSegment("releases") view=|| view! { <Pending path="/releases" /> } />
                     <Route path=StaticSegment("runs") view=|| view! { <Pending path="/runs" /> } />
                     <Route path=StaticSegment("health") view=|| view! { <Pending path="/health" /> } />

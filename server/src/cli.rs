@@ -29,6 +29,39 @@ pub enum Command {
     /// Inspect the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage the stacks the console looks after.
+    #[command(subcommand)]
+    Stack(StackCommand),
+    /// Show a stack's services and the containers that run them.
+    Status {
+        /// The stack's name.
+        name: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StackCommand {
+    /// Add a stack; its compose file is read through first and refused if Slipway cannot use it.
+    Add {
+        /// The stack's name: lower-case letters, digits, dashes, underscores.
+        name: String,
+        /// The compose file.
+        #[arg(long)]
+        compose: PathBuf,
+        /// The env file its variables come from.
+        #[arg(long)]
+        env_file: Option<PathBuf>,
+        /// The Compose project name; by default the stack's name.
+        #[arg(long)]
+        project: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,8 +2,12 @@
 
 use std::io::{BufRead, IsTerminal};
 
+use std::path::Path;
+
 use app::audit::service::{verify, Actor, ChainReport};
 use app::auth::{service, AuthError, Role};
+use app::stacks::engine::Engine;
+use app::stacks::{StackError, StackStatus};
 
 use crate::cli::StoreArgs;
 use crate::startup::{open_store, StartupError};
@@ -20,6 +24,8 @@ pub enum CommandError {
     Mismatch,
     #[error("audit trail broken at entry {seq}: {reason}")]
     BrokenChain { seq: i64, reason: String },
+    #[error("{0}")]
+    Stack(#[from] StackError),
 }
 
 /// `slipway user add NAME --role ROLE`: the password comes from standard input, unechoed
@@ -63,4 +69,108 @@ pub async fn verify_audit(store_args: &StoreArgs) -> Result<String, CommandError
         ChainReport::Intact { entries } => Ok(format!("audit trail intact: {entries} entries")),
         ChainReport::Broken { seq, reason } => Err(CommandError::BrokenChain { seq, reason }),
     }
+}
+
+/// `slipway stack add NAME --compose FILE [--env-file FILE] [--project NAME]`.
+pub async fn add_stack(
+    name: &str,
+    compose: &Path,
+    env_file: Option<&Path>,
+    project: Option<&str>,
+    store_args: &StoreArgs,
+) -> Result<String, CommandError> {
+    let store = open_store(store_args).await?;
+    let outcome = app::stacks::service::add(
+        &store,
+        &Actor::command_line(),
+        name,
+        compose,
+        env_file,
+        project,
+    )
+    .await;
+    store.close().await;
+    let stack = outcome?;
+    Ok(format!(
+        "added stack {} (project {})",
+        stack.name, stack.project
+    ))
+}
+
+/// `slipway status NAME [--json]`: the same facts as the stack's page.
+pub async fn stack_status(
+    name: &str,
+    json: bool,
+    store_args: &StoreArgs,
+) -> Result<String, CommandError> {
+    let store = open_store(store_args).await?;
+    let engine = Engine::connect().map_err(|error| StackError::Engine(error.to_string()));
+    let outcome = match engine {
+        Ok(engine) => app::stacks::service::status(&store, &engine, name).await,
+        Err(error) => Err(error),
+    };
+    store.close().await;
+    let status = outcome?;
+    if json {
+        return Ok(serde_json::to_string_pretty(&status).unwrap_or_default());
+    }
+    Ok(status_table(&status))
+}
+
+fn status_table(status: &StackStatus) -> String {
+    let up = status.services.iter().filter(|s| s.is_up()).count();
+    let mut rows = vec![[
+        "SERVICE", "ROLE", "STATE", "HEALTH", "IMAGE", "PORTS", "SINCE", "RESTARTS",
+    ]
+    .map(str::to_owned)];
+    for service in &status.services {
+        if service.containers.is_empty() {
+            rows.push([
+                service.name.clone(),
+                service.role.to_string(),
+                "no container".into(),
+                "-".into(),
+                service.image.clone().unwrap_or_default(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]);
+        }
+        for container in &service.containers {
+            rows.push([
+                service.name.clone(),
+                service.role.to_string(),
+                container.state.clone(),
+                container.health.clone(),
+                container.image.clone(),
+                container.ports.join(","),
+                container.started_at.clone().unwrap_or_default(),
+                container.restarts.to_string(),
+            ]);
+        }
+    }
+    let widths: Vec<usize> = (0..8)
+        .map(|column| {
+            rows.iter()
+                .map(|row| row[column].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = format!(
+        "{} (project {}): {up} of {} services up\n",
+        status.stack.name,
+        status.stack.project,
+        status.services.len()
+    );
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out.trim_end().to_owned()
 }

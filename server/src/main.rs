@@ -5,8 +5,8 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use server::cli::{one_line, AuditCommand, Cli, Command, UserCommand};
-use server::commands::{add_user, verify_audit};
+use server::cli::{one_line, AuditCommand, Cli, Command, StackCommand, UserCommand};
+use server::commands::{add_stack, add_user, stack_status, verify_audit};
 use server::startup::StartupError;
 use tracing_subscriber::EnvFilter;
 
@@ -41,6 +41,26 @@ fn main() -> ExitCode {
                 .map(Some)
                 .map_err(|e| e.to_string()),
             Command::Audit(AuditCommand::Verify { store }) => verify_audit(&store)
+                .await
+                .map(Some)
+                .map_err(|e| e.to_string()),
+            Command::Stack(StackCommand::Add {
+                name,
+                compose,
+                env_file,
+                project,
+                store,
+            }) => add_stack(
+                &name,
+                &compose,
+                env_file.as_deref(),
+                project.as_deref(),
+                &store,
+            )
+            .await
+            .map(Some)
+            .map_err(|e| e.to_string()),
+            Command::Status { name, json, store } => stack_status(&name, json, &store)
                 .await
                 .map(Some)
                 .map_err(|e| e.to_string()),

@@ -43,6 +43,18 @@ fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
             ]),
         ),
         ("users", Role::Admin, vec![]),
+        ("stacks", Role::Viewer, vec![]),
+        ("stack_status", Role::Viewer, pairs(&[("name", "matrix")])),
+        (
+            "add_stack",
+            Role::Admin,
+            pairs(&[
+                ("name", &format!("stack-{caller}")),
+                ("compose_file", &portal_compose()),
+                ("env_file", &portal_env()),
+                ("project", &format!("matrix-{caller}")),
+            ]),
+        ),
         (
             "add_user",
             Role::Admin,
@@ -71,9 +83,25 @@ fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
     ]
 }
 
+fn portal_compose() -> String {
+    crate::helpers::fixture_dir()
+        .join("docker-compose.yml")
+        .display()
+        .to_string()
+}
+
+fn portal_env() -> String {
+    crate::helpers::fixture_dir()
+        .join("portal.env")
+        .display()
+        .to_string()
+}
+
 /// Pages with the least role that may open them.
-const PAGES: [(&str, Role); 6] = [
+const PAGES: [(&str, Role); 8] = [
     ("/", Role::Viewer),
+    ("/stacks", Role::Viewer),
+    ("/stacks/matrix", Role::Viewer),
     ("/runs", Role::Viewer),
     ("/history", Role::Viewer),
     ("/approvals", Role::Operator),
@@ -98,6 +126,20 @@ async fn every_server_function_and_page_obeys_the_role_matrix() {
         passwords.push((role, store.add_user(role.as_str(), role).await));
     }
     let target_id = store.user_id("target").await;
+    {
+        let opened = store.open().await;
+        app::stacks::service::add(
+            &opened,
+            &app::audit::service::Actor::system(),
+            "matrix",
+            std::path::Path::new(&portal_compose()),
+            Some(std::path::Path::new(&portal_env())),
+            None,
+        )
+        .await
+        .unwrap();
+        opened.close().await;
+    }
     let console = RunningConsole::start(&store).await;
 
     // The matrix must cover every server function the console registers.

@@ -1,6 +1,7 @@
 //! Shared set-up: fresh stores on SQLite and PostgreSQL, and real `slipway` processes on
 //! port 0 that are killed when the test ends, whether it passed or not.
 
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -336,4 +337,62 @@ pub fn client() -> reqwest::Client {
         .timeout(Duration::from_secs(10))
         .build()
         .expect("HTTP client")
+}
+
+/// The sample portal's folder.
+pub fn fixture_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/portal")
+}
+
+/// A compose project of the fixture that is taken down, volumes and all, when dropped —
+/// also when the test fails.
+pub struct ComposeProject {
+    pub name: String,
+    pub port: u16,
+}
+
+impl ComposeProject {
+    pub fn new() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        Self {
+            name: format!("portaltest{}", uuid::Uuid::new_v4().simple()),
+            port,
+        }
+    }
+
+    pub fn compose(&self, version: &str, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("docker-compose")
+            .current_dir(fixture_dir())
+            .env("DOCKER_HOST", "unix:///var/run/docker.sock")
+            .env("PORTAL_PORT", self.port.to_string())
+            .env("PORTAL_VERSION", version)
+            .args(["-p", &self.name, "--env-file", "portal.env"])
+            .args(args)
+            .output()
+            .expect("docker-compose runs")
+    }
+
+    pub fn run(&self, version: &str, args: &[&str]) -> String {
+        let output = self.compose(version, args);
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "docker-compose {args:?} failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for ComposeProject {
+    fn drop(&mut self) {
+        let _ = self.compose("1.0.0", &["down", "-v", "--remove-orphans", "-t", "5"]);
+    }
 }

@@ -6,5 +6,6 @@ mod auth;
 mod console;
 mod helpers;
 mod portal;
+mod stacks;
 mod startup_errors;
 mod store;

@@ -2,66 +2,9 @@
 //! Debian's docker-compose, healthy, migrated, and visibly updated from 1.0.0 to 1.1.0.
 //! (Slipway's own engine code drives the same fixture in the stack tests.)
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
-fn fixture_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/portal")
-}
-
-/// A compose project of the fixture that is taken down, volumes and all, when dropped —
-/// also when the test fails.
-struct ComposeProject {
-    name: String,
-    port: u16,
-}
-
-impl ComposeProject {
-    fn new() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        Self {
-            name: format!("portaltest{}", uuid::Uuid::new_v4().simple()),
-            port,
-        }
-    }
-
-    fn compose(&self, version: &str, args: &[&str]) -> std::process::Output {
-        Command::new("docker-compose")
-            .current_dir(fixture_dir())
-            .env("DOCKER_HOST", "unix:///var/run/docker.sock")
-            .env("PORTAL_PORT", self.port.to_string())
-            .env("PORTAL_VERSION", version)
-            .args(["-p", &self.name, "--env-file", "portal.env"])
-            .args(args)
-            .output()
-            .expect("docker-compose runs")
-    }
-
-    fn run(&self, version: &str, args: &[&str]) -> String {
-        let output = self.compose(version, args);
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(
-            output.status.success(),
-            "docker-compose {args:?} failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        stdout
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for ComposeProject {
-    fn drop(&mut self) {
-        let _ = self.compose("1.0.0", &["down", "-v", "--remove-orphans", "-t", "5"]);
-    }
-}
+use crate::helpers::ComposeProject;
 
 /// Polls the edge until `path` answers 200 with `version` in its JSON, for at most 60 s.
 async fn wait_for_version(

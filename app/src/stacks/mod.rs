@@ -4,10 +4,93 @@
 use std::fmt;
 use std::str::FromStr;
 
+use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
+
+use crate::auth::AuthError;
+use crate::errors::UserFacing;
+
+mod pages;
+
+pub use pages::{StackPage, StacksPage};
 
 #[cfg(feature = "ssr")]
 pub mod compose;
+#[cfg(feature = "ssr")]
+pub mod engine;
+#[cfg(feature = "ssr")]
+pub mod service;
+
+/// A stack as the list shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackSummary {
+    pub name: String,
+    pub project: String,
+    pub compose_file: String,
+    pub env_file: Option<String>,
+}
+
+/// One container as the engine reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerStatus {
+    pub service: String,
+    pub name: String,
+    /// Short id.
+    pub id: String,
+    /// running, exited, created, restarting …
+    pub state: String,
+    /// healthy, unhealthy, starting, or none without a healthcheck.
+    pub health: String,
+    /// The image as named (tag).
+    pub image: String,
+    /// Short image id.
+    pub image_id: String,
+    /// Published ports, `host_ip:host_port→container_port`.
+    pub ports: Vec<String>,
+    /// When the running container started (RFC 3339); none when stopped.
+    pub started_at: Option<String>,
+    pub restarts: i64,
+}
+
+/// A service of the compose file and the containers that run it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    pub role: ServiceRole,
+    /// The image the compose file asks for.
+    pub image: Option<String>,
+    pub containers: Vec<ContainerStatus>,
+}
+
+impl ServiceStatus {
+    /// Running, and healthy where the container has a healthcheck.
+    pub fn is_up(&self) -> bool {
+        !self.containers.is_empty()
+            && self
+                .containers
+                .iter()
+                .all(|c| c.state == "running" && matches!(c.health.as_str(), "healthy" | "none"))
+    }
+}
+
+/// A stack's services against what runs on the engine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackStatus {
+    pub stack: StackSummary,
+    pub services: Vec<ServiceStatus>,
+}
+
+/// The engine, for the troubleshooting panel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineSummary {
+    pub address: String,
+    pub version: String,
+    pub api_version: String,
+    pub containers_running: i64,
+    pub containers: i64,
+    pub images: i64,
+    pub root_dir: String,
+}
 
 /// What a service is to the release procedure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -54,4 +137,89 @@ impl FromStr for ServiceRole {
             )),
         }
     }
+}
+
+/// Why a stack request failed, in words the browser may show.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum StackError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("There is no stack named {0}.")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// The compose or env file cannot be used; the message names the file and the field or line.
+    #[error("{0}")]
+    Compose(String),
+    /// The Docker engine did not answer or refused.
+    #[error("{0}")]
+    Engine(String),
+    #[error("The console's database did not answer. Try again in a moment.")]
+    Unavailable,
+    #[error("The console could not be reached: {0}")]
+    Transport(String),
+}
+
+impl UserFacing for StackError {
+    fn status(&self) -> u16 {
+        match self {
+            StackError::Auth(error) => error.status(),
+            StackError::NotFound(_) => 404,
+            StackError::Conflict(_) => 409,
+            StackError::Invalid(_) | StackError::Compose(_) => 422,
+            StackError::Engine(_) | StackError::Unavailable | StackError::Transport(_) => 503,
+        }
+    }
+}
+
+crate::server_fn_error!(StackError);
+
+#[cfg(feature = "ssr")]
+impl From<crate::store::StoreError> for StackError {
+    fn from(error: crate::store::StoreError) -> Self {
+        tracing::error!(error = %error, cause = ?error, "store failure in stacks");
+        StackError::Unavailable
+    }
+}
+
+#[server(prefix = "/api", endpoint = "stacks")]
+pub async fn list_stacks() -> Result<Vec<StackSummary>, StackError> {
+    use crate::errors::reject;
+    let caller = crate::auth::guard::authorized(crate::auth::Role::Viewer).await?;
+    service::list(&caller.console.store).await.map_err(reject)
+}
+
+#[server(prefix = "/api", endpoint = "stack_status")]
+pub async fn get_stack_status(name: String) -> Result<StackStatus, StackError> {
+    use crate::errors::reject;
+    let caller = crate::auth::guard::authorized(crate::auth::Role::Viewer).await?;
+    let engine =
+        engine::Engine::connect().map_err(|error| reject(StackError::Engine(error.to_string())))?;
+    service::status(&caller.console.store, &engine, &name)
+        .await
+        .map_err(reject)
+}
+
+#[server(prefix = "/api", endpoint = "add_stack")]
+pub async fn add_stack(
+    name: String,
+    compose_file: String,
+    env_file: String,
+    project: String,
+) -> Result<StackSummary, StackError> {
+    use crate::errors::reject;
+    let admin = crate::auth::guard::authorized(crate::auth::Role::Admin).await?;
+    let env_file = (!env_file.trim().is_empty()).then(|| std::path::PathBuf::from(env_file.trim()));
+    service::add(
+        &admin.console.store,
+        &admin.actor,
+        name.trim(),
+        std::path::Path::new(compose_file.trim()),
+        env_file.as_deref(),
+        Some(project.trim()),
+    )
+    .await
+    .map_err(reject)
 }

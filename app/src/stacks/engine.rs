@@ -1,0 +1,171 @@
+//! The Docker engine, through bollard (`DOCKER_HOST`, or the local socket). Every call has a
+//! deadline of our own, so a stuck engine gives a clear error instead of a hung page.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use bollard::query_parameters::{InspectContainerOptions, ListContainersOptionsBuilder};
+use bollard::Docker;
+
+use super::{ContainerStatus, EngineSummary};
+
+/// How long one engine call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Compose's own label: containers of one project, whoever created them.
+pub const PROJECT_LABEL: &str = "com.docker.compose.project";
+pub const SERVICE_LABEL: &str = "com.docker.compose.service";
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(
+        "the Docker engine at {at} does not answer ({reason}); start it (dockerd) or point \
+         DOCKER_HOST at a running engine"
+    )]
+    Unreachable { at: String, reason: String },
+    #[error("the Docker engine at {at} did not answer within {} s", CALL_TIMEOUT.as_secs())]
+    Timeout { at: String },
+    #[error("the Docker engine refused: {0}")]
+    Refused(String),
+}
+
+/// A connection to one Docker engine; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    docker: Docker,
+    at: String,
+}
+
+impl Engine {
+    /// Connects as the `docker` client would: `DOCKER_HOST`, else the local socket. Nothing
+    /// is sent until the first call.
+    pub fn connect() -> Result<Self, EngineError> {
+        let at =
+            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        let docker = Docker::connect_with_defaults().map_err(|error| EngineError::Unreachable {
+            at: at.clone(),
+            reason: error.to_string(),
+        })?;
+        Ok(Self { docker, at })
+    }
+
+    /// Where the engine is, for pages and errors.
+    pub fn address(&self) -> &str {
+        &self.at
+    }
+
+    async fn call<T>(
+        &self,
+        future: impl Future<Output = Result<T, bollard::errors::Error>>,
+    ) -> Result<T, EngineError> {
+        match tokio::time::timeout(CALL_TIMEOUT, future).await {
+            Err(_) => Err(EngineError::Timeout {
+                at: self.at.clone(),
+            }),
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(self.classify(error)),
+        }
+    }
+
+    fn classify(&self, error: bollard::errors::Error) -> EngineError {
+        use bollard::errors::Error;
+        match error {
+            Error::DockerResponseServerError { message, .. } => EngineError::Refused(message),
+            other => EngineError::Unreachable {
+                at: self.at.clone(),
+                reason: other.to_string(),
+            },
+        }
+    }
+
+    /// Version and counts, for the troubleshooting panel.
+    pub async fn summary(&self) -> Result<EngineSummary, EngineError> {
+        let version = self.call(self.docker.version()).await?;
+        let info = self.call(self.docker.info()).await?;
+        Ok(EngineSummary {
+            address: self.at.clone(),
+            version: version.version.unwrap_or_default(),
+            api_version: version.api_version.unwrap_or_default(),
+            containers_running: info.containers_running.unwrap_or_default(),
+            containers: info.containers.unwrap_or_default(),
+            images: info.images.unwrap_or_default(),
+            root_dir: info.docker_root_dir.unwrap_or_default(),
+        })
+    }
+
+    /// Every container of a Compose project, running or not, by service then name.
+    pub async fn project_containers(
+        &self,
+        project: &str,
+    ) -> Result<Vec<ContainerStatus>, EngineError> {
+        let filters = HashMap::from([("label", vec![format!("{PROJECT_LABEL}={project}")])]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let summaries = self
+            .call(self.docker.list_containers(Some(options)))
+            .await?;
+        let mut containers = Vec::new();
+        for summary in summaries {
+            let Some(id) = summary.id.clone() else {
+                continue;
+            };
+            let inspect = self
+                .call(
+                    self.docker
+                        .inspect_container(&id, None::<InspectContainerOptions>),
+                )
+                .await?;
+            let labels = summary.labels.clone().unwrap_or_default();
+            let state = inspect.state.clone().unwrap_or_default();
+            let running = state.running.unwrap_or(false);
+            containers.push(ContainerStatus {
+                service: labels.get(SERVICE_LABEL).cloned().unwrap_or_default(),
+                name: summary
+                    .names
+                    .and_then(|names| names.into_iter().next())
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_owned(),
+                id: id.chars().take(12).collect(),
+                state: state
+                    .status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "unknown".into()),
+                health: state
+                    .health
+                    .and_then(|health| health.status)
+                    .map(|status| status.to_string())
+                    .filter(|status| !status.is_empty())
+                    .unwrap_or_else(|| "none".into()),
+                image: summary.image.unwrap_or_default(),
+                image_id: summary
+                    .image_id
+                    .unwrap_or_default()
+                    .trim_start_matches("sha256:")
+                    .chars()
+                    .take(12)
+                    .collect(),
+                ports: summary
+                    .ports
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|port| {
+                        let public = port.public_port?;
+                        Some(format!(
+                            "{}:{public}→{}",
+                            port.ip.unwrap_or_default(),
+                            port.private_port
+                        ))
+                    })
+                    .collect(),
+                started_at: if running { state.started_at } else { None },
+                restarts: inspect.restart_count.unwrap_or_default(),
+            });
+        }
+        containers.sort_by(|a, b| (&a.service, &a.name).cmp(&(&b.service, &b.name)));
+        Ok(containers)
+    }
+}

@@ -1,0 +1,211 @@
+//! The Stacks list and a stack's page with the live state of its services.
+
+use std::time::Duration;
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+use super::{AddStack, ContainerStatus, ServiceStatus, StackStatus, StackSummary};
+use crate::auth::{signed_in_user, Role};
+
+/// How often a stack's page asks the engine again.
+const REFRESH: Duration = Duration::from_secs(5);
+
+#[component]
+pub fn StacksPage() -> impl IntoView {
+    let add = ServerAction::<AddStack>::new();
+    let stacks = Resource::new(move || add.version().get(), |_| super::list_stacks());
+    let is_admin = signed_in_user().is_some_and(|user| user.role.allows(Role::Admin));
+    view! {
+        <Title text="Stacks" />
+        <h1>"Stacks"</h1>
+        <p class="lead">"Compose applications under Slipway's care. Each one's compose file stays the source of truth."</p>
+        <Transition fallback=|| view! { <p class="muted">"Loading stacks…"</p> }>
+            {move || Suspend::new(async move {
+                match stacks.await {
+                    Ok(list) if list.is_empty() => view! {
+                        <p class="muted" data-testid="no-stacks">
+                            "No stacks yet. An admin adds one here or with "
+                            <code>"slipway stack add NAME --compose FILE"</code> "."
+                        </p>
+                    }.into_any(),
+                    Ok(list) => view! { <StackList list /> }.into_any(),
+                    Err(error) => view! { <p class="error">{error.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Transition>
+        <Show when=move || is_admin>
+            <section class="card">
+                <h2>"Add a stack"</h2>
+                <ActionForm action=add>
+                    <div class="form-row">
+                        <label class="field">"Name" <input name="name" required placeholder="portal" /></label>
+                        <label class="field">
+                            "Compose file (on the console's machine)"
+                            <input name="compose_file" required placeholder="/srv/portal/docker-compose.yml" />
+                        </label>
+                        <label class="field">"Env file" <input name="env_file" placeholder="/srv/portal/.env" /></label>
+                        <label class="field">"Project" <input name="project" placeholder="same as the name" /></label>
+                        <button class="button" type="submit" data-testid="add-stack">"Add stack"</button>
+                    </div>
+                </ActionForm>
+                {move || {
+                    add.value()
+                        .get()
+                        .and_then(Result::err)
+                        .map(|error| view! { <p class="error" role="alert">{error.to_string()}</p> })
+                }}
+            </section>
+        </Show>
+    }
+}
+
+#[component]
+fn StackList(list: Vec<StackSummary>) -> impl IntoView {
+    view! {
+        <div class="table-wrap card">
+            <table class="table" data-testid="stacks-table">
+                <thead>
+                    <tr>
+                        <th>"Stack"</th>
+                        <th>"Project"</th>
+                        <th>"Compose file"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {list
+                        .into_iter()
+                        .map(|stack| {
+                            view! {
+                                <tr>
+                                    <td><a href=format!("/stacks/{}", stack.name)>{stack.name.clone()}</a></td>
+                                    <td>{stack.project}</td>
+                                    <td><code>{stack.compose_file}</code></td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+}
+
+#[component]
+pub fn StackPage() -> impl IntoView {
+    let params = use_params_map();
+    let name = move || params.with(|p| p.get("name").unwrap_or_default());
+    let (tick, set_tick) = signal(0_u64);
+    // Live state: ask again every few seconds while the page is open.
+    Effect::new(move |_| {
+        if let Ok(handle) = set_interval_with_handle(move || set_tick.update(|t| *t += 1), REFRESH)
+        {
+            on_cleanup(move || handle.clear());
+        }
+    });
+    let status = Resource::new(
+        move || (name(), tick.get()),
+        |(name, _)| super::get_stack_status(name),
+    );
+    view! {
+        <Title text=name />
+        <h1>{name}</h1>
+        <Transition fallback=|| view! { <p class="muted">"Asking the engine…"</p> }>
+            {move || Suspend::new(async move {
+                match status.await {
+                    Ok(status) => view! { <StackServices status /> }.into_any(),
+                    Err(error) => view! { <p class="error" data-testid="stack-error">{error.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn StackServices(status: StackStatus) -> impl IntoView {
+    let up = status.services.iter().filter(|s| s.is_up()).count();
+    let total = status.services.len();
+    view! {
+        <p class="lead">
+            "Project " <code>{status.stack.project.clone()}</code> " · " {up} " of " {total}
+            " services up · " <code>{status.stack.compose_file.clone()}</code>
+        </p>
+        <div class="table-wrap card">
+            <table class="table" data-testid="services-table">
+                <thead>
+                    <tr>
+                        <th>"Service"</th>
+                        <th>"Role"</th>
+                        <th>"State"</th>
+                        <th>"Health"</th>
+                        <th>"Image"</th>
+                        <th>"Ports"</th>
+                        <th>"Running since"</th>
+                        <th>"Restarts"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {status.services.into_iter().map(|service| view! { <ServiceRows service /> }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+}
+
+#[component]
+fn ServiceRows(service: ServiceStatus) -> impl IntoView {
+    if service.containers.is_empty() {
+        return view! {
+            <tr data-service=service.name.clone()>
+                <td>{service.name.clone()}</td>
+                <td>{service.role.as_str()}</td>
+                <td><span class="status off">"no container"</span></td>
+                <td>"—"</td>
+                <td><code>{service.image.unwrap_or_default()}</code></td>
+                <td></td>
+                <td></td>
+                <td></td>
+            </tr>
+        }
+        .into_any();
+    }
+    let role = service.role.as_str();
+    service
+        .containers
+        .into_iter()
+        .map(|container| view! { <ContainerRow service=service.name.clone() role container /> })
+        .collect_view()
+        .into_any()
+}
+
+#[component]
+fn ContainerRow(service: String, role: &'static str, container: ContainerStatus) -> impl IntoView {
+    let state_class = if container.state == "running" {
+        "status on"
+    } else {
+        "status off"
+    };
+    let health_class = match container.health.as_str() {
+        "healthy" => "status on",
+        "none" => "status",
+        _ => "status off",
+    };
+    let (service_attr, state_attr, health_attr) = (
+        service.clone(),
+        container.state.clone(),
+        container.health.clone(),
+    );
+    view! {
+        <tr data-service=service_attr data-state=state_attr data-health=health_attr>
+            <td title=container.name>{service}</td>
+            <td>{role}</td>
+            <td><span class=state_class>{container.state}</span></td>
+            <td><span class=health_class>{container.health}</span></td>
+            <td><code>{container.image}</code> " " <code class="muted small">{container.image_id}</code></td>
+            <td>{container.ports.join(", ")}</td>
+            <td class="nowrap">{container.started_at.unwrap_or_default()}</td>
+            <td>{container.restarts}</td>
+        </tr>
+    }
+}

@@ -1,0 +1,159 @@
+//! Server half of stacks: the `stacks` table, adding a stack (its compose file checked
+//! first), and a stack's status from its compose file and the engine.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::audit::service::{append, Actor};
+use crate::store::{now_utc, Store};
+
+use super::compose;
+use super::engine::Engine;
+use super::{ServiceStatus, StackError, StackStatus, StackSummary};
+
+/// Checks a stack or project name: 1–64 of `a-z 0-9 - _`, as Compose accepts.
+pub fn check_name(what: &str, name: &str) -> Result<(), StackError> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(StackError::Invalid(format!(
+            "{what} {name:?} must be 1–64 lower-case letters, digits, dashes or underscores"
+        )))
+    }
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, StackError> {
+    std::fs::canonicalize(path)
+        .map_err(|error| StackError::Compose(format!("cannot read {}: {error}", path.display())))
+}
+
+/// Adds a stack after reading its compose file through, so a file Slipway cannot use is
+/// refused with the reason; used by the Admin page and `slipway stack add`.
+pub async fn add(
+    store: &Store,
+    actor: &Actor,
+    name: &str,
+    compose_file: &Path,
+    env_file: Option<&Path>,
+    project: Option<&str>,
+) -> Result<StackSummary, StackError> {
+    check_name("the stack name", name)?;
+    let project = project
+        .filter(|p| !p.trim().is_empty())
+        .unwrap_or(name)
+        .to_owned();
+    check_name("the project name", &project)?;
+    let compose_file = absolute(compose_file)?;
+    let env_file = env_file.map(absolute).transpose()?;
+    let definition = compose::load(&compose_file, env_file.as_deref())
+        .map_err(|error| StackError::Compose(error.to_string()))?;
+    let stack = StackSummary {
+        name: name.to_owned(),
+        project,
+        compose_file: compose_file.display().to_string(),
+        env_file: env_file.map(|path| path.display().to_string()),
+    };
+    let now = now_utc();
+    sqlx::query(
+        "INSERT INTO stacks (id, name, compose_file, env_file, project, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(&stack.name)
+    .bind(&stack.compose_file)
+    .bind(stack.env_file.clone().unwrap_or_default())
+    .bind(&stack.project)
+    .bind(&now)
+    .bind(&now)
+    .execute(store.pool())
+    .await
+    .map_err(|error| match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StackError::Conflict(format!(
+            "a stack named {} or with project {} exists already",
+            stack.name, stack.project
+        )),
+        _ => StackError::from(crate::store::StoreError::from(error)),
+    })?;
+    let services: Vec<&str> = definition
+        .services
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    append(
+        store,
+        actor,
+        "stack.added",
+        &stack.name,
+        json!({ "project": stack.project, "compose_file": stack.compose_file, "services": services }),
+    )
+    .await?;
+    Ok(stack)
+}
+
+type Row = (String, String, String, String);
+
+fn from_row((name, project, compose_file, env_file): Row) -> StackSummary {
+    StackSummary {
+        name,
+        project,
+        compose_file,
+        env_file: (!env_file.is_empty()).then_some(env_file),
+    }
+}
+
+pub async fn list(store: &Store) -> Result<Vec<StackSummary>, StackError> {
+    let rows: Vec<Row> =
+        sqlx::query_as("SELECT name, project, compose_file, env_file FROM stacks ORDER BY name")
+            .fetch_all(store.pool())
+            .await
+            .map_err(crate::store::StoreError::from)?;
+    Ok(rows.into_iter().map(from_row).collect())
+}
+
+pub async fn find(store: &Store, name: &str) -> Result<StackSummary, StackError> {
+    let row: Option<Row> =
+        sqlx::query_as("SELECT name, project, compose_file, env_file FROM stacks WHERE name = $1")
+            .bind(name)
+            .fetch_optional(store.pool())
+            .await
+            .map_err(crate::store::StoreError::from)?;
+    row.map(from_row)
+        .ok_or_else(|| StackError::NotFound(name.to_owned()))
+}
+
+/// The compose file's services, each with the containers the engine runs for it.
+pub async fn status(store: &Store, engine: &Engine, name: &str) -> Result<StackStatus, StackError> {
+    let stack = find(store, name).await?;
+    let definition = compose::load(
+        Path::new(&stack.compose_file),
+        stack.env_file.as_deref().map(Path::new),
+    )
+    .map_err(|error| StackError::Compose(error.to_string()))?;
+    let mut containers = engine
+        .project_containers(&stack.project)
+        .await
+        .map_err(|error| StackError::Engine(error.to_string()))?;
+    let services = definition
+        .services
+        .iter()
+        .map(|service| {
+            let (mine, rest) = containers
+                .drain(..)
+                .partition(|c| c.service == service.name);
+            containers = rest;
+            ServiceStatus {
+                name: service.name.clone(),
+                role: service.role,
+                image: service.image.clone(),
+                containers: mine,
+            }
+        })
+        .collect();
+    Ok(StackStatus { stack, services })
+}

@@ -1,0 +1,175 @@
+//! Stacks on the real engine: added from their compose file, their services' live state
+//! read through the console, and clear refusals for files or engines it cannot use.
+
+use std::time::Duration;
+
+use app::auth::Role;
+
+use crate::helpers::{
+    call, fixture_dir, run_to_exit, signed_in, Backend, ComposeProject, RunningConsole, TestStore,
+};
+
+fn stack_add_args<'a>(
+    flags: &'a [String],
+    name: &'a str,
+    compose: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec!["stack", "add", name, "--compose", compose];
+    args.extend_from_slice(extra);
+    args.extend(flags.iter().map(String::as_str));
+    args
+}
+
+#[tokio::test]
+async fn the_sample_stack_shows_every_service_running_and_healthy() {
+    let project = ComposeProject::new();
+    project.run("1.0.0", &["up", "-d"]);
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    let compose = fixture_dir()
+        .join("docker-compose.yml")
+        .display()
+        .to_string();
+    let env_file = fixture_dir().join("portal.env").display().to_string();
+    let added = run_to_exit(
+        &stack_add_args(
+            &flags,
+            "portal",
+            &compose,
+            &["--env-file", &env_file, "--project", &project.name],
+        ),
+        &[],
+    )
+    .await;
+    assert_eq!(added.code, Some(0), "{}", added.stderr);
+
+    // Through the command line, until every healthcheck has passed.
+    let mut status_args = vec!["status", "portal", "--json"];
+    status_args.extend(flags.iter().map(String::as_str));
+    let mut status = serde_json::Value::Null;
+    for _ in 0..60 {
+        let run = run_to_exit(&status_args, &[]).await;
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        status = serde_json::from_str(&run.stdout).unwrap();
+        let all_healthy = status["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|service| {
+                service["containers"].as_array().is_some_and(|c| {
+                    c.len() == 1 && c[0]["state"] == "running" && c[0]["health"] == "healthy"
+                })
+            });
+        if all_healthy {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let services = status["services"].as_array().unwrap();
+    let names: Vec<_> = services
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["database", "cache", "backend", "frontend", "edge"]);
+    for service in services {
+        let container = &service["containers"][0];
+        assert_eq!(container["health"], "healthy", "{service}");
+        assert_eq!(container["image"], service["image"], "{service}");
+    }
+    let edge = &services[4]["containers"][0];
+    assert_eq!(edge["ports"][0], format!("127.0.0.1:{}→8080", project.port));
+
+    // Through the console, as the stack's page asks for it.
+    let password = store.add_user("vera", Role::Viewer).await;
+    let console = RunningConsole::start(&store).await;
+    let viewer = signed_in(&console, "vera", &password).await;
+    let response = call(&viewer, &console, "stack_status", &[("name", "portal")]).await;
+    assert_eq!(response.status(), 200);
+    let page: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        page["services"][2]["containers"][0]["image"],
+        "slipway-portal-backend:1.0.0"
+    );
+    let html = viewer
+        .get(console.url("/stacks/portal"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("data-service=\"backend\""),
+        "the page lists the backend"
+    );
+}
+
+#[tokio::test]
+async fn a_compose_file_slipway_cannot_use_is_refused_with_the_reason() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("broken.yml", "services:\n  web:\n    image: [unclosed\n", "line"),
+        ("no-secret.yml", "services:\n  api:\n    image: api\n    environment:\n      JWT_SECRET: ${JWT_SECRET:?}\n", "services.api.environment.JWT_SECRET"),
+        ("odd-role.yml", "services:\n  db:\n    image: pg\n    x-slipway: {role: database}\n", "data, app, edge or job"),
+    ];
+    for (file, text, reason) in cases {
+        let path = dir.path().join(file);
+        std::fs::write(&path, text).unwrap();
+        let path = path.display().to_string();
+        let run = run_to_exit(&stack_add_args(&flags, "broken", &path, &[]), &[]).await;
+        assert_eq!(run.code, Some(1), "{file}");
+        let line = run.stderr.trim();
+        assert!(
+            line.starts_with("slipway: ") && line.contains(file) && line.contains(reason),
+            "{file}: {line}"
+        );
+    }
+    let missing = run_to_exit(
+        &stack_add_args(&flags, "ghost", "/no/such/compose.yml", &[]),
+        &[],
+    )
+    .await;
+    assert!(
+        missing.stderr.contains("cannot read /no/such/compose.yml"),
+        "{}",
+        missing.stderr
+    );
+    let mut status_args = vec!["status", "broken"];
+    status_args.extend(flags.iter().map(String::as_str));
+    let status = run_to_exit(&status_args, &[]).await;
+    assert!(
+        status.stderr.contains("There is no stack named broken"),
+        "nothing was added: {}",
+        status.stderr
+    );
+}
+
+#[tokio::test]
+async fn an_engine_that_does_not_answer_is_named() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    let compose = fixture_dir()
+        .join("docker-compose.yml")
+        .display()
+        .to_string();
+    let env_file = fixture_dir().join("portal.env").display().to_string();
+    let added = run_to_exit(
+        &stack_add_args(&flags, "portal", &compose, &["--env-file", &env_file]),
+        &[],
+    )
+    .await;
+    assert_eq!(added.code, Some(0), "{}", added.stderr);
+    let mut args = vec!["status", "portal"];
+    args.extend(flags.iter().map(String::as_str));
+    let run = run_to_exit(&args, &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")]).await;
+    assert_eq!(run.code, Some(1));
+    let line = run.stderr.trim();
+    assert!(
+        line.contains("unix:///nonexistent/docker.sock") && line.contains("DOCKER_HOST"),
+        "{line}"
+    );
+    assert_eq!(line.lines().count(), 1, "{line}");
+}
