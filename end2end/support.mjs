@@ -37,6 +37,13 @@ function addUser(dataDir, { name, role, password }) {
   if (result.status !== 0) throw new Error(`slipway user add ${name} failed: ${result.stderr}`);
 }
 
+/** Runs `slipway` to completion with the console's data dir; throws on failure. */
+export function slipway(dataDir, args) {
+  const result = spawnSync(slipwayBin, [...args, '--data-dir', dataDir], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`slipway ${args.join(' ')} failed: ${result.stderr}`);
+  return result.stdout;
+}
+
 /** Starts `slipway serve` on port 0 with one user per role; resolves once it listens. */
 export async function startConsole() {
   const dataDir = mkdtempSync(join(tmpdir(), 'slipway-e2e-'));
@@ -65,6 +72,7 @@ export async function startConsole() {
   return {
     baseUrl,
     log,
+    dataDir: join(dataDir, 'data'),
     async close() {
       if (child.exitCode === null) {
         const exited = new Promise((done) => child.once('exit', done));

@@ -1,0 +1,68 @@
+// A stack's page in a real browser shows the live state of the sample portal's services.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
+import { USERS, signedInPage, slipway, useConsoleAndBrowser } from '../support.mjs';
+
+const fixture = resolve(import.meta.dirname, '..', '..', 'tests', 'fixtures', 'portal');
+const project = `e2eportal${process.pid}`;
+
+/** docker-compose on the sample portal, as an operator would run it. */
+function compose(port, ...args) {
+  const result = spawnSync('docker-compose', ['-p', project, '--env-file', 'portal.env', ...args], {
+    cwd: fixture,
+    encoding: 'utf8',
+    env: { ...process.env, PORTAL_PORT: String(port), DOCKER_HOST: 'unix:///var/run/docker.sock' },
+  });
+  if (result.status !== 0) throw new Error(`docker-compose ${args.join(' ')}: ${result.stderr}`);
+}
+
+function freePort() {
+  return new Promise((done) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => done(port));
+    });
+  });
+}
+
+describe('a stack page', () => {
+  const running = useConsoleAndBrowser();
+  let port;
+
+  before(async () => {
+    port = await freePort();
+    compose(port, 'up', '-d');
+  });
+
+  after(() => {
+    if (port) compose(port, 'down', '-v', '-t', '5');
+  });
+
+  test('shows every service healthy, then a stopped one without a reload', async () => {
+    slipway(running.console.dataDir, [
+      'stack', 'add', 'portal', '--project', project,
+      '--compose', `${fixture}/docker-compose.yml`, '--env-file', `${fixture}/portal.env`,
+    ]);
+    const viewer = USERS.find((user) => user.role === 'viewer');
+    const { page, context, errors } = await signedInPage(running.browser, running.baseUrl, viewer, {
+      path: '/stacks/portal',
+      viewport: { width: 1280, height: 720 },
+    });
+    // Health comes and goes with the engine's own checks: poll the page as a person would.
+    await page.waitForFunction(
+      () => document.querySelectorAll('tr[data-health="healthy"]').length === 5,
+      null,
+      { timeout: 60_000 },
+    );
+    assert.match(await page.locator('tr[data-service="edge"]').innerText(), new RegExp(`127\\.0\\.0\\.1:${port}→8080`));
+    await page.screenshot({ path: resolve(import.meta.dirname, '..', '..', 'target', 'screenshots', 'stack.png') });
+
+    compose(port, 'stop', '-t', '5', 'frontend');
+    await page.waitForSelector('tr[data-service="frontend"][data-state="exited"]', { timeout: 30_000 });
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+});
