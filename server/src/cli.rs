@@ -32,6 +32,20 @@ pub enum Command {
     /// Manage the stacks the console looks after.
     #[command(subcommand)]
     Stack(StackCommand),
+    /// Start every service of a stack that is not running (creating what is missing).
+    Start {
+        /// The stack's name.
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Stop every service of a stack, dependents first.
+    Stop {
+        /// The stack's name.
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Show a stack's services and the containers that run them.
     Status {
         /// The stack's name.

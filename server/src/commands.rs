@@ -7,6 +7,7 @@ use std::path::Path;
 use app::audit::service::{verify, Actor, ChainReport};
 use app::auth::{service, AuthError, Role};
 use app::stacks::engine::Engine;
+use app::stacks::service::Switch;
 use app::stacks::{StackError, StackStatus};
 
 use crate::cli::StoreArgs;
@@ -173,4 +174,27 @@ fn status_table(status: &StackStatus) -> String {
         out.push('\n');
     }
     out.trim_end().to_owned()
+}
+
+/// `slipway start NAME` / `slipway stop NAME`: the same service the Start and Stop buttons call.
+pub async fn switch_stack(
+    name: &str,
+    switch: Switch,
+    store_args: &StoreArgs,
+) -> Result<String, CommandError> {
+    let store = open_store(store_args).await?;
+    let outcome = match Engine::connect() {
+        Ok(engine) => {
+            app::stacks::service::switch(&store, &engine, &Actor::command_line(), name, switch)
+                .await
+        }
+        Err(error) => Err(StackError::Engine(error.to_string())),
+    };
+    store.close().await;
+    outcome?;
+    let done = match switch {
+        Switch::Start => "started",
+        Switch::Stop => "stopped",
+    };
+    Ok(format!("{done} stack {name}"))
 }

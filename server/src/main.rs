@@ -4,9 +4,10 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use app::stacks::service::Switch;
 use clap::Parser;
 use server::cli::{one_line, AuditCommand, Cli, Command, StackCommand, UserCommand};
-use server::commands::{add_stack, add_user, stack_status, verify_audit};
+use server::commands::{add_stack, add_user, stack_status, switch_stack, verify_audit};
 use server::startup::StartupError;
 use tracing_subscriber::EnvFilter;
 
@@ -60,6 +61,14 @@ fn main() -> ExitCode {
             .await
             .map(Some)
             .map_err(|e| e.to_string()),
+            Command::Start { name, store } => switch_stack(&name, Switch::Start, &store)
+                .await
+                .map(Some)
+                .map_err(|e| e.to_string()),
+            Command::Stop { name, store } => switch_stack(&name, Switch::Stop, &store)
+                .await
+                .map(Some)
+                .map_err(|e| e.to_string()),
             Command::Status { name, json, store } => stack_status(&name, json, &store)
                 .await
                 .map(Some)

@@ -45,6 +45,8 @@ fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
         ("users", Role::Admin, vec![]),
         ("stacks", Role::Viewer, vec![]),
         ("stack_status", Role::Viewer, pairs(&[("name", "matrix")])),
+        ("start_stack", Role::Operator, pairs(&[("name", "matrix")])),
+        ("stop_stack", Role::Operator, pairs(&[("name", "matrix")])),
         (
             "add_stack",
             Role::Admin,
@@ -126,15 +128,25 @@ async fn every_server_function_and_page_obeys_the_role_matrix() {
         passwords.push((role, store.add_user(role.as_str(), role).await));
     }
     let target_id = store.user_id("target").await;
+    // A one-service stack, so that the allowed start_stack calls start something small.
+    let matrix_project = format!("matrix{}", uuid::Uuid::new_v4().simple());
+    let _cleanup = crate::helpers::ProjectCleanup(matrix_project.clone());
+    let compose_dir = tempfile::tempdir().unwrap();
+    let compose = compose_dir.path().join("docker-compose.yml");
+    std::fs::write(
+        &compose,
+        "services:\n  web:\n    image: slipway-portal-frontend:1.0.0\n",
+    )
+    .unwrap();
     {
         let opened = store.open().await;
         app::stacks::service::add(
             &opened,
             &app::audit::service::Actor::system(),
             "matrix",
-            std::path::Path::new(&portal_compose()),
-            Some(std::path::Path::new(&portal_env())),
+            &compose,
             None,
+            Some(&matrix_project),
         )
         .await
         .unwrap();

@@ -396,3 +396,27 @@ impl Drop for ComposeProject {
         let _ = self.compose("1.0.0", &["down", "-v", "--remove-orphans", "-t", "5"]);
     }
 }
+
+/// Removes whatever a test left on the engine under a Compose project name — containers,
+/// the network, volumes — when dropped, also when the test fails.
+pub struct ProjectCleanup(pub String);
+
+impl Drop for ProjectCleanup {
+    fn drop(&mut self) {
+        let docker = |args: &[&str]| {
+            std::process::Command::new("/usr/bin/docker")
+                .args(args)
+                .output()
+                .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+                .unwrap_or_default()
+        };
+        let label = format!("label=com.docker.compose.project={}", self.0);
+        for id in docker(&["ps", "-aq", "--filter", &label]).split_whitespace() {
+            docker(&["rm", "-f", "-v", id]);
+        }
+        docker(&["network", "rm", &format!("{}_default", self.0)]);
+        for volume in docker(&["volume", "ls", "-q", "--filter", &label]).split_whitespace() {
+            docker(&["volume", "rm", "-f", volume]);
+        }
+    }
+}

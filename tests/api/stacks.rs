@@ -6,7 +6,8 @@ use std::time::Duration;
 use app::auth::Role;
 
 use crate::helpers::{
-    call, fixture_dir, run_to_exit, signed_in, Backend, ComposeProject, RunningConsole, TestStore,
+    call, fixture_dir, run_to_exit, signed_in, Backend, ComposeProject, ProjectCleanup,
+    RunningConsole, TestStore,
 };
 
 fn stack_add_args<'a>(
@@ -172,4 +173,139 @@ async fn an_engine_that_does_not_answer_is_named() {
         "{line}"
     );
     assert_eq!(line.lines().count(), 1, "{line}");
+}
+
+#[tokio::test]
+async fn slipway_starts_the_sample_stack_from_nothing_and_stops_it() {
+    let project = format!("slipstart{}", uuid::Uuid::new_v4().simple());
+    let _cleanup = ProjectCleanup(project.clone());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let env = [("PORTAL_PORT", port.as_str())];
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    let compose = fixture_dir()
+        .join("docker-compose.yml")
+        .display()
+        .to_string();
+    let env_file = fixture_dir().join("portal.env").display().to_string();
+    let added = run_to_exit(
+        &stack_add_args(
+            &flags,
+            "portal",
+            &compose,
+            &["--env-file", &env_file, "--project", &project],
+        ),
+        &env,
+    )
+    .await;
+    assert_eq!(added.code, Some(0), "{}", added.stderr);
+    let with_flags = |verb: &'static str| {
+        let mut args = vec![verb, "portal"];
+        args.extend(flags.iter().map(String::as_str));
+        args
+    };
+
+    let started = run_to_exit(&with_flags("start"), &env).await;
+    assert_eq!(started.code, Some(0), "{}", started.stderr);
+    // Every dependency was healthy before its dependents started; the edge answers now.
+    let client = reqwest::Client::new();
+    let mut health = serde_json::Value::Null;
+    for _ in 0..60 {
+        if let Ok(answer) = client
+            .get(format!("http://127.0.0.1:{port}/api/health"))
+            .send()
+            .await
+        {
+            health = answer.json().await.unwrap_or_default();
+            if health["status"] == "ok" {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(health["database"], "ok", "{health}");
+    assert_eq!(health["cache"], "ok", "{health}");
+
+    // Compose sees the very same containers: the labels are Compose's own.
+    let listed = std::process::Command::new("docker-compose")
+        .current_dir(fixture_dir())
+        .env("DOCKER_HOST", "unix:///var/run/docker.sock")
+        .env("PORTAL_PORT", &port)
+        .args(["-p", &project, "--env-file", "portal.env", "ps", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout).lines().count(),
+        5,
+        "{listed:?}"
+    );
+
+    let again = run_to_exit(&with_flags("start"), &env).await;
+    assert_eq!(
+        again.code,
+        Some(0),
+        "starting a running stack changes nothing: {}",
+        again.stderr
+    );
+    let stopped = run_to_exit(&with_flags("stop"), &env).await;
+    assert_eq!(stopped.code, Some(0), "{}", stopped.stderr);
+    let status = run_to_exit(&[with_flags("status"), vec!["--json"]].concat(), &env).await;
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    for service in status["services"].as_array().unwrap() {
+        assert_eq!(service["containers"][0]["state"], "exited", "{service}");
+    }
+}
+
+#[tokio::test]
+async fn a_port_already_in_use_or_a_missing_image_is_named() {
+    let project = format!("slipclash{}", uuid::Uuid::new_v4().simple());
+    let _cleanup = ProjectCleanup(project.clone());
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let compose = dir.path().join("docker-compose.yml");
+    std::fs::write(
+        &compose,
+        format!("services:\n  web:\n    image: slipway-portal-frontend:1.0.0\n    ports: [\"127.0.0.1:{port}:3000\"]\n"),
+    )
+    .unwrap();
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    let compose_arg = compose.display().to_string();
+    let added = run_to_exit(
+        &stack_add_args(&flags, "clash", &compose_arg, &["--project", &project]),
+        &[],
+    )
+    .await;
+    assert_eq!(added.code, Some(0), "{}", added.stderr);
+    let mut start = vec!["start", "clash"];
+    start.extend(flags.iter().map(String::as_str));
+    let clash = run_to_exit(&start, &[]).await;
+    assert_eq!(clash.code, Some(1));
+    assert!(
+        clash.stderr.contains("service web cannot publish its port")
+            && clash.stderr.contains("already in use"),
+        "{}",
+        clash.stderr
+    );
+
+    std::fs::write(
+        &compose,
+        "services:\n  web:\n    image: slipway-no-such-image:9\n",
+    )
+    .unwrap();
+    let missing = run_to_exit(&start, &[]).await;
+    assert_eq!(missing.code, Some(1));
+    assert!(
+        missing
+            .stderr
+            .contains("needs the image slipway-no-such-image:9"),
+        "{}",
+        missing.stderr
+    );
 }

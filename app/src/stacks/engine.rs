@@ -5,7 +5,12 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
-use bollard::query_parameters::{InspectContainerOptions, ListContainersOptionsBuilder};
+use bollard::models::{ContainerCreateBody, NetworkCreateRequest, VolumeCreateRequest};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, InspectContainerOptions, InspectNetworkOptions,
+    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, StartContainerOptions,
+    StopContainerOptionsBuilder,
+};
 use bollard::Docker;
 
 use super::{ContainerStatus, EngineSummary};
@@ -16,6 +21,11 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Compose's own label: containers of one project, whoever created them.
 pub const PROJECT_LABEL: &str = "com.docker.compose.project";
 pub const SERVICE_LABEL: &str = "com.docker.compose.service";
+/// Slipway's digest of a container's definition: a changed compose file means a new container.
+pub const CONFIG_HASH_LABEL: &str = "slipway.config-hash";
+
+/// How long a container may take to stop after its stop signal, at most.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -28,6 +38,9 @@ pub enum EngineError {
     Timeout { at: String },
     #[error("the Docker engine refused: {0}")]
     Refused(String),
+    /// The engine answered 404: no such image, container, network or volume.
+    #[error("{0}")]
+    Missing(String),
 }
 
 /// A connection to one Docker engine; cheap to clone.
@@ -71,6 +84,10 @@ impl Engine {
     fn classify(&self, error: bollard::errors::Error) -> EngineError {
         use bollard::errors::Error;
         match error {
+            Error::DockerResponseServerError {
+                status_code: 404,
+                message,
+            } => EngineError::Missing(message),
             Error::DockerResponseServerError { message, .. } => EngineError::Refused(message),
             other => EngineError::Unreachable {
                 at: self.at.clone(),
@@ -92,6 +109,107 @@ impl Engine {
             images: info.images.unwrap_or_default(),
             root_dir: info.docker_root_dir.unwrap_or_default(),
         })
+    }
+
+    /// Creates the project's network unless it exists, with Compose's labels.
+    pub async fn ensure_network(&self, project: &str, name: &str) -> Result<(), EngineError> {
+        match self
+            .call(
+                self.docker
+                    .inspect_network(name, None::<InspectNetworkOptions>),
+            )
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(EngineError::Missing(_)) => {}
+            Err(error) => return Err(error),
+        }
+        let request = NetworkCreateRequest {
+            name: name.to_owned(),
+            driver: Some("bridge".into()),
+            labels: Some(HashMap::from([
+                (PROJECT_LABEL.to_owned(), project.to_owned()),
+                (
+                    "com.docker.compose.network".to_owned(),
+                    "default".to_owned(),
+                ),
+            ])),
+            ..Default::default()
+        };
+        self.call(self.docker.create_network(request))
+            .await
+            .map(|_| ())
+    }
+
+    /// Creates a named volume of the project unless it exists (creating is idempotent).
+    pub async fn ensure_volume(
+        &self,
+        project: &str,
+        volume: &str,
+        name: &str,
+    ) -> Result<(), EngineError> {
+        let request = VolumeCreateRequest {
+            name: Some(name.to_owned()),
+            labels: Some(HashMap::from([
+                (PROJECT_LABEL.to_owned(), project.to_owned()),
+                ("com.docker.compose.volume".to_owned(), volume.to_owned()),
+            ])),
+            ..Default::default()
+        };
+        self.call(self.docker.create_volume(request))
+            .await
+            .map(|_| ())
+    }
+
+    /// Creates a container and returns its id.
+    pub async fn create_container(
+        &self,
+        name: &str,
+        body: ContainerCreateBody,
+    ) -> Result<String, EngineError> {
+        let options = CreateContainerOptionsBuilder::new().name(name).build();
+        let created = self
+            .call(self.docker.create_container(Some(options), body))
+            .await?;
+        Ok(created.id)
+    }
+
+    pub async fn start_container(&self, id: &str) -> Result<(), EngineError> {
+        self.call(
+            self.docker
+                .start_container(id, None::<StartContainerOptions>),
+        )
+        .await
+    }
+
+    /// Stops a container: its stop signal, then SIGKILL after `grace`.
+    pub async fn stop_container(&self, id: &str, grace: Duration) -> Result<(), EngineError> {
+        let grace = grace.min(STOP_TIMEOUT);
+        let options = StopContainerOptionsBuilder::new()
+            .t(grace.as_secs() as i32)
+            .build();
+        let stop = self.docker.stop_container(id, Some(options));
+        // The engine's own wait plus a margin: our deadline must not cut it short.
+        match tokio::time::timeout(grace + CALL_TIMEOUT, stop).await {
+            Err(_) => Err(EngineError::Timeout {
+                at: self.at.clone(),
+            }),
+            // 304: already stopped.
+            Ok(Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            })) => Ok(()),
+            Ok(result) => result.map_err(|error| self.classify(error)),
+        }
+    }
+
+    /// Removes a stopped container and its anonymous volumes.
+    pub async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
+        let options = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
+        self.call(self.docker.remove_container(id, Some(options)))
+            .await
     }
 
     /// Every container of a Compose project, running or not, by service then name.
@@ -163,6 +281,7 @@ impl Engine {
                     .collect(),
                 started_at: if running { state.started_at } else { None },
                 restarts: inspect.restart_count.unwrap_or_default(),
+                config_hash: labels.get(CONFIG_HASH_LABEL).cloned().unwrap_or_default(),
             });
         }
         containers.sort_by(|a, b| (&a.service, &a.name).cmp(&(&b.service, &b.name)));

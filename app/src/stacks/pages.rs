@@ -6,7 +6,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use super::{AddStack, ContainerStatus, ServiceStatus, StackStatus, StackSummary};
+use super::{
+    AddStack, ContainerStatus, ServiceStatus, StackStatus, StackSummary, StartStack, StopStack,
+};
 use crate::auth::{signed_in_user, Role};
 
 /// How often a stack's page asks the engine again.
@@ -104,13 +106,48 @@ pub fn StackPage() -> impl IntoView {
             on_cleanup(move || handle.clear());
         }
     });
+    let start = ServerAction::<StartStack>::new();
+    let stop = ServerAction::<StopStack>::new();
     let status = Resource::new(
-        move || (name(), tick.get()),
-        |(name, _)| super::get_stack_status(name),
+        move || {
+            (
+                name(),
+                tick.get(),
+                start.version().get(),
+                stop.version().get(),
+            )
+        },
+        |(name, ..)| super::get_stack_status(name),
     );
+    let is_operator = signed_in_user().is_some_and(|user| user.role.allows(Role::Operator));
+    let busy = move || start.pending().get() || stop.pending().get();
+    let failure = move || {
+        [start.value().get(), stop.value().get()]
+            .into_iter()
+            .flatten()
+            .find_map(Result::err)
+    };
     view! {
         <Title text=name />
-        <h1>{name}</h1>
+        <div class="card-head">
+            <h1>{name}</h1>
+            <Show when=move || is_operator>
+                <div class="actions">
+                    <ActionForm action=start attr:class="inline">
+                        <input type="hidden" name="name" value=name />
+                        <button class="button" type="submit" data-testid="start-stack" disabled=busy>"Start"</button>
+                    </ActionForm>
+                    <ActionForm action=stop attr:class="inline">
+                        <input type="hidden" name="name" value=name />
+                        <button class="button secondary" type="submit" data-testid="stop-stack" disabled=busy>"Stop"</button>
+                    </ActionForm>
+                </div>
+            </Show>
+        </div>
+        <Show when=busy>
+            <p class="muted" data-testid="stack-busy">"Working on it…"</p>
+        </Show>
+        {move || failure().map(|error| view! { <p class="error" role="alert">{error.to_string()}</p> })}
         <Transition fallback=|| view! { <p class="muted">"Asking the engine…"</p> }>
             {move || Suspend::new(async move {
                 match status.await {

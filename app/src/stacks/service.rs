@@ -8,8 +8,9 @@ use serde_json::json;
 use crate::audit::service::{append, Actor};
 use crate::store::{now_utc, Store};
 
-use super::compose;
+use super::compose::{self, StackDefinition};
 use super::engine::Engine;
+use super::lifecycle;
 use super::{ServiceStatus, StackError, StackStatus, StackSummary};
 
 /// Checks a stack or project name: 1–64 of `a-z 0-9 - _`, as Compose accepts.
@@ -127,14 +128,19 @@ pub async fn find(store: &Store, name: &str) -> Result<StackSummary, StackError>
         .ok_or_else(|| StackError::NotFound(name.to_owned()))
 }
 
-/// The compose file's services, each with the containers the engine runs for it.
-pub async fn status(store: &Store, engine: &Engine, name: &str) -> Result<StackStatus, StackError> {
-    let stack = find(store, name).await?;
-    let definition = compose::load(
+/// Reads the stack's compose file as it is now.
+fn definition(stack: &StackSummary) -> Result<StackDefinition, StackError> {
+    compose::load(
         Path::new(&stack.compose_file),
         stack.env_file.as_deref().map(Path::new),
     )
-    .map_err(|error| StackError::Compose(error.to_string()))?;
+    .map_err(|error| StackError::Compose(error.to_string()))
+}
+
+/// The compose file's services, each with the containers the engine runs for it.
+pub async fn status(store: &Store, engine: &Engine, name: &str) -> Result<StackStatus, StackError> {
+    let stack = find(store, name).await?;
+    let definition = definition(&stack)?;
     let mut containers = engine
         .project_containers(&stack.project)
         .await
@@ -156,4 +162,46 @@ pub async fn status(store: &Store, engine: &Engine, name: &str) -> Result<StackS
         })
         .collect();
     Ok(StackStatus { stack, services })
+}
+
+/// Starting or stopping a whole stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Switch {
+    Start,
+    Stop,
+}
+
+/// Starts or stops every service of the stack; the outcome, either way, is audited.
+#[tracing::instrument(skip_all, fields(stack = name, ?switch))]
+pub async fn switch(
+    store: &Store,
+    engine: &Engine,
+    actor: &Actor,
+    name: &str,
+    switch: Switch,
+) -> Result<(), StackError> {
+    let stack = find(store, name).await?;
+    let definition = definition(&stack)?;
+    let compose_dir = Path::new(&stack.compose_file)
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .to_path_buf();
+    let (outcome, action) = match switch {
+        Switch::Start => (
+            lifecycle::start(engine, &definition, &stack.project, &compose_dir).await,
+            "stack.started",
+        ),
+        Switch::Stop => (
+            lifecycle::stop(engine, &definition, &stack.project).await,
+            "stack.stopped",
+        ),
+    };
+    let detail = match &outcome {
+        Ok(()) => json!({ "project": stack.project, "outcome": "ok" }),
+        Err(error) => {
+            json!({ "project": stack.project, "outcome": "failed", "reason": error.to_string() })
+        }
+    };
+    append(store, actor, action, &stack.name, detail).await?;
+    outcome
 }

@@ -1,0 +1,507 @@
+//! Starting and stopping a stack on the engine the way Compose does: one network and the
+//! named volumes of the project, one container per service carrying Compose's labels (so
+//! `docker compose ps` sees the same stack), started in dependency order, each waiting for
+//! the dependencies it asks to be healthy.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, NetworkingConfig, PortBinding,
+    RestartPolicy, RestartPolicyNameEnum,
+};
+use docker_compose_types::{
+    Command, DependsOnOptions, Entrypoint, Environment, HealthcheckTest, Ports, Volumes,
+};
+
+use super::compose::{ServiceDefinition, StackDefinition};
+use super::engine::{Engine, EngineError, CONFIG_HASH_LABEL, PROJECT_LABEL, SERVICE_LABEL};
+use super::{ContainerStatus, StackError};
+
+/// How long a dependency may take to become healthy.
+const HEALTHY_WITHIN: Duration = Duration::from_secs(120);
+const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
+
+fn network_name(project: &str) -> String {
+    format!("{project}_default")
+}
+
+fn volume_name(project: &str, volume: &str) -> String {
+    format!("{project}_{volume}")
+}
+
+fn container_name(project: &str, service: &str) -> String {
+    format!("{project}-{service}-1")
+}
+
+/// Services ordered so that each comes after the ones it depends on.
+pub fn dependency_order(
+    definition: &StackDefinition,
+) -> Result<Vec<&ServiceDefinition>, StackError> {
+    let mut ordered: Vec<&ServiceDefinition> = Vec::new();
+    let mut placed = HashSet::new();
+    while ordered.len() < definition.services.len() {
+        let ready: Vec<&ServiceDefinition> = definition
+            .services
+            .iter()
+            .filter(|s| {
+                !placed.contains(&s.name) && s.depends_on.iter().all(|d| placed.contains(d))
+            })
+            .collect();
+        if ready.is_empty() {
+            let stuck: Vec<&str> = definition
+                .services
+                .iter()
+                .filter(|s| !placed.contains(&s.name))
+                .map(|s| s.name.as_str())
+                .collect();
+            return Err(StackError::Compose(format!(
+                "the services {} depend on each other in a circle",
+                stuck.join(", ")
+            )));
+        }
+        for service in ready {
+            placed.insert(service.name.clone());
+            ordered.push(service);
+        }
+    }
+    Ok(ordered)
+}
+
+fn engine_error(error: EngineError) -> StackError {
+    StackError::Engine(error.to_string())
+}
+
+/// Brings every service up: creates what is missing, starts what is stopped.
+#[tracing::instrument(skip_all, fields(project))]
+pub async fn start(
+    engine: &Engine,
+    definition: &StackDefinition,
+    project: &str,
+    compose_dir: &Path,
+) -> Result<(), StackError> {
+    let order = dependency_order(definition)?;
+    engine
+        .ensure_network(project, &network_name(project))
+        .await
+        .map_err(engine_error)?;
+    for volume in &definition.volumes {
+        engine
+            .ensure_volume(project, volume, &volume_name(project, volume))
+            .await
+            .map_err(engine_error)?;
+    }
+    for service in order {
+        for dependency in healthy_dependencies(service) {
+            wait_healthy(engine, project, &dependency).await?;
+        }
+        let mut body = container_body(project, service, compose_dir)?;
+        let hash = config_hash(&body);
+        if let Some(labels) = body.labels.as_mut() {
+            labels.insert(CONFIG_HASH_LABEL.into(), hash.clone());
+        }
+        let existing = containers_of(engine, project, &service.name).await?;
+        let id = match existing.first() {
+            Some(container) if container.config_hash == hash && container.state == "running" => {
+                continue
+            }
+            Some(container) if container.config_hash == hash => container.id.clone(),
+            stale => {
+                // Made from another definition (or by another tool): replace it, as Compose does.
+                if let Some(container) = stale {
+                    engine
+                        .remove_container(&container.id)
+                        .await
+                        .map_err(engine_error)?;
+                }
+                engine
+                    .create_container(&container_name(project, &service.name), body)
+                    .await
+                    .map_err(|error| explain(service, error))?
+            }
+        };
+        engine
+            .start_container(&id)
+            .await
+            .map_err(|error| explain(service, error))?;
+    }
+    Ok(())
+}
+
+/// Stops every service, dependents first.
+#[tracing::instrument(skip_all, fields(project))]
+pub async fn stop(
+    engine: &Engine,
+    definition: &StackDefinition,
+    project: &str,
+) -> Result<(), StackError> {
+    let order = dependency_order(definition)?;
+    for service in order.into_iter().rev() {
+        let grace = service
+            .compose
+            .stop_grace_period
+            .as_deref()
+            .and_then(|text| humantime::parse_duration(text).ok())
+            .unwrap_or(DEFAULT_STOP_GRACE);
+        for container in containers_of(engine, project, &service.name).await? {
+            if container.state == "running" || container.state == "restarting" {
+                engine
+                    .stop_container(&container.id, grace)
+                    .await
+                    .map_err(engine_error)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn containers_of(
+    engine: &Engine,
+    project: &str,
+    service: &str,
+) -> Result<Vec<ContainerStatus>, StackError> {
+    Ok(engine
+        .project_containers(project)
+        .await
+        .map_err(engine_error)?
+        .into_iter()
+        .filter(|container| container.service == service)
+        .collect())
+}
+
+fn healthy_dependencies(service: &ServiceDefinition) -> Vec<String> {
+    match &service.compose.depends_on {
+        DependsOnOptions::Conditional(map) => map
+            .iter()
+            .filter(|(_, condition)| condition.condition == "service_healthy")
+            .map(|(name, _)| name.clone())
+            .collect(),
+        DependsOnOptions::Simple(_) => Vec::new(),
+    }
+}
+
+async fn wait_healthy(engine: &Engine, project: &str, service: &str) -> Result<(), StackError> {
+    let deadline = tokio::time::Instant::now() + HEALTHY_WITHIN;
+    loop {
+        let containers = containers_of(engine, project, service).await?;
+        if containers
+            .iter()
+            .any(|c| c.state == "running" && c.health == "healthy")
+        {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let health = containers
+                .first()
+                .map_or("no container", |c| c.health.as_str())
+                .to_owned();
+            return Err(StackError::Engine(format!(
+                "service {service} did not become healthy within {} s (last seen: {health})",
+                HEALTHY_WITHIN.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A digest of everything a container is created from. serde_json sorts object keys, so
+/// the same definition always gives the same digest.
+fn config_hash(body: &ContainerCreateBody) -> String {
+    use sha2::{Digest, Sha256};
+    let canonical = serde_json::to_value(body)
+        .map(|value| value.to_string())
+        .unwrap_or_default();
+    hex::encode(Sha256::digest(canonical.as_bytes()))[..16].to_owned()
+}
+
+/// Turns an engine refusal into a sentence about the service.
+fn explain(service: &ServiceDefinition, error: EngineError) -> StackError {
+    let text = error.to_string();
+    let lowered = text.to_lowercase();
+    let message = if lowered.contains("port is already allocated")
+        || lowered.contains("address already in use")
+    {
+        format!(
+            "service {} cannot publish its port ({}): it is already in use; stop what holds it or change the port in the compose file",
+            service.name,
+            service.ports.join(", ")
+        )
+    } else if matches!(error, EngineError::Missing(_)) && lowered.contains("image") {
+        format!(
+            "service {} needs the image {}, which this engine does not have; build or load it first",
+            service.name,
+            service.image.as_deref().unwrap_or("(none)")
+        )
+    } else {
+        format!("service {}: {text}", service.name)
+    };
+    StackError::Engine(message)
+}
+
+/// The container a service's compose definition asks for.
+pub fn container_body(
+    project: &str,
+    service: &ServiceDefinition,
+    compose_dir: &Path,
+) -> Result<ContainerCreateBody, StackError> {
+    let compose = &service.compose;
+    let unsupported = |what: &str| {
+        StackError::Compose(format!(
+            "services.{}: {what} is not supported yet",
+            service.name
+        ))
+    };
+    let image = service
+        .image
+        .clone()
+        .ok_or_else(|| unsupported("building an image (build:)"))?;
+
+    let env = match &compose.environment {
+        Environment::List(items) => items.clone(),
+        Environment::KvPair(map) => map
+            .iter()
+            .map(|(key, value)| match value {
+                Some(value) => format!("{key}={value}"),
+                None => key.clone(),
+            })
+            .collect(),
+    };
+    let words = |line: &str| {
+        line.split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let cmd = compose.command.as_ref().map(|command| match command {
+        Command::Simple(line) => words(line),
+        Command::Args(args) => args.clone(),
+    });
+    let entrypoint = compose
+        .entrypoint
+        .as_ref()
+        .map(|entrypoint| match entrypoint {
+            Entrypoint::Simple(line) => words(line),
+            Entrypoint::List(args) => args.clone(),
+        });
+
+    let mut exposed = Vec::new();
+    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    let Ports::Short(ports) = &compose.ports else {
+        return Err(unsupported("the long port syntax"));
+    };
+    for port in ports {
+        let (spec, protocol) = port.split_once('/').unwrap_or((port, "tcp"));
+        let parts: Vec<&str> = spec.split(':').collect();
+        let (host_ip, host_port, container_port) = match parts.as_slice() {
+            [container] => (None, None, *container),
+            [host, container] => (None, Some(*host), *container),
+            [ip, host, container] => (Some(*ip), Some(*host), *container),
+            _ => {
+                return Err(StackError::Compose(format!(
+                    "services.{}.ports: cannot read {port:?}",
+                    service.name
+                )))
+            }
+        };
+        let key = format!("{container_port}/{protocol}");
+        exposed.push(key.clone());
+        bindings
+            .entry(key)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: host_ip.map(str::to_owned),
+                host_port: host_port.map(str::to_owned),
+            });
+    }
+
+    let mut binds = Vec::new();
+    for volume in &compose.volumes {
+        let Volumes::Simple(spec) = volume else {
+            return Err(unsupported("the long volume syntax"));
+        };
+        let (source, rest) = spec
+            .split_once(':')
+            .ok_or_else(|| unsupported("an anonymous volume"))?;
+        let source =
+            if source.starts_with('.') || source.starts_with('/') || source.starts_with('~') {
+                compose_dir.join(source).display().to_string()
+            } else {
+                volume_name(project, source)
+            };
+        binds.push(format!("{source}:{rest}"));
+    }
+
+    let healthcheck = match &compose.healthcheck {
+        Some(check) if !check.disable => {
+            let duration = |text: &Option<String>| {
+                text.as_deref()
+                    .and_then(|t| humantime::parse_duration(t).ok())
+                    .map(|d| d.as_nanos() as i64)
+            };
+            Some(HealthConfig {
+                test: check.test.as_ref().map(|test| match test {
+                    HealthcheckTest::Single(line) => vec!["CMD-SHELL".to_owned(), line.clone()],
+                    HealthcheckTest::Multiple(args) => args.clone(),
+                }),
+                interval: duration(&check.interval),
+                timeout: duration(&check.timeout),
+                retries: Some(check.retries).filter(|r| *r > 0),
+                start_period: duration(&check.start_period),
+                start_interval: None,
+            })
+        }
+        _ => None,
+    };
+
+    let mut labels: HashMap<String, String> = match &compose.labels {
+        docker_compose_types::Labels::List(items) => items
+            .iter()
+            .map(|item| {
+                let (k, v) = item.split_once('=').unwrap_or((item, ""));
+                (k.to_owned(), v.to_owned())
+            })
+            .collect(),
+        docker_compose_types::Labels::Map(map) => {
+            map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        }
+    };
+    labels.insert(PROJECT_LABEL.into(), project.into());
+    labels.insert(SERVICE_LABEL.into(), service.name.clone());
+    labels.insert("com.docker.compose.container-number".into(), "1".into());
+    labels.insert("com.docker.compose.oneoff".into(), "False".into());
+    labels.insert(
+        "com.docker.compose.project.working_dir".into(),
+        compose_dir.display().to_string(),
+    );
+    labels.insert("slipway.managed".into(), "true".into());
+    labels.insert("slipway.role".into(), service.role.as_str().into());
+
+    let restart_policy = compose.restart.as_deref().map(|name| RestartPolicy {
+        name: Some(match name {
+            "always" => RestartPolicyNameEnum::ALWAYS,
+            "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+            "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+            _ => RestartPolicyNameEnum::NO,
+        }),
+        maximum_retry_count: None,
+    });
+    let network = network_name(project);
+    Ok(ContainerCreateBody {
+        image: Some(image),
+        env: Some(env),
+        cmd,
+        entrypoint,
+        labels: Some(labels),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        healthcheck,
+        stop_signal: compose.stop_signal.clone(),
+        user: compose.user.clone(),
+        working_dir: compose.working_dir.clone(),
+        hostname: compose.hostname.clone(),
+        host_config: Some(HostConfig {
+            port_bindings: (!bindings.is_empty()).then_some(bindings),
+            binds: (!binds.is_empty()).then_some(binds),
+            restart_policy,
+            network_mode: Some(network.clone()),
+            ..Default::default()
+        }),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                network,
+                EndpointSettings {
+                    aliases: Some(vec![service.name.clone()]),
+                    ..Default::default()
+                },
+            )])),
+        }),
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn portal() -> StackDefinition {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/portal");
+        super::super::compose::load(
+            &root.join("docker-compose.yml"),
+            Some(&root.join("portal.env")),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn dependencies_come_first() {
+        let definition = portal();
+        let order: Vec<_> = dependency_order(&definition)
+            .unwrap()
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(order, ["database", "cache", "frontend", "backend", "edge"]);
+    }
+
+    #[test]
+    fn the_same_definition_gives_the_same_digest() {
+        let definition = portal();
+        let backend = definition.service("backend").unwrap();
+        let first = config_hash(&container_body("shop", backend, Path::new("/srv")).unwrap());
+        let second = config_hash(&container_body("shop", backend, Path::new("/srv")).unwrap());
+        assert_eq!(first, second);
+        let other = config_hash(
+            &container_body(
+                "shop",
+                definition.service("frontend").unwrap(),
+                Path::new("/srv"),
+            )
+            .unwrap(),
+        );
+        assert_ne!(first, other);
+    }
+
+    #[test]
+    fn a_circle_of_dependencies_is_refused() {
+        let text =
+            "services:\n  a: {image: a, depends_on: [b]}\n  b: {image: b, depends_on: [a]}\n";
+        let definition =
+            super::super::compose::parse(Path::new("c.yml"), text, &Default::default()).unwrap();
+        let error = dependency_order(&definition).unwrap_err().to_string();
+        assert!(
+            error.contains("a, b") && error.contains("circle"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_edge_container_publishes_on_loopback_with_compose_labels() {
+        let definition = portal();
+        let edge = definition.service("edge").unwrap();
+        let body = container_body("shop", edge, Path::new("/srv/shop")).unwrap();
+        let bindings = body
+            .host_config
+            .as_ref()
+            .unwrap()
+            .port_bindings
+            .as_ref()
+            .unwrap();
+        let binding = &bindings["8080/tcp"].as_ref().unwrap()[0];
+        assert_eq!(binding.host_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(binding.host_port.as_deref(), Some("18080"));
+        let labels = body.labels.unwrap();
+        assert_eq!(labels[PROJECT_LABEL], "shop");
+        assert_eq!(labels[SERVICE_LABEL], "edge");
+        let database = container_body(
+            "shop",
+            definition.service("database").unwrap(),
+            Path::new("/srv/shop"),
+        )
+        .unwrap();
+        assert_eq!(
+            database.host_config.unwrap().binds.unwrap(),
+            ["shop_database:/var/lib/postgresql/data"]
+        );
+        assert_eq!(database.stop_signal.as_deref(), Some("SIGINT"));
+    }
+}
