@@ -62,6 +62,28 @@ describe('a stack page', () => {
 
     compose(port, 'stop', '-t', '5', 'frontend');
     await page.waitForSelector('tr[data-service="frontend"][data-state="exited"]', { timeout: 30_000 });
+    assert.equal(await page.locator('[data-testid="start-stack"]').count(), 0, 'a viewer gets no Start button');
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  test('an operator stops and starts the stack from its page', async () => {
+    const operator = USERS.find((user) => user.role === 'operator');
+    const { page, context, errors } = await signedInPage(running.browser, running.baseUrl, operator, {
+      path: '/stacks/portal',
+    });
+    await page.click('[data-testid="stop-stack"]');
+    await page.waitForFunction(
+      () => document.querySelectorAll('tr[data-state="exited"]').length === 5,
+      null,
+      { timeout: 90_000 },
+    );
+    await page.click('[data-testid="start-stack"]');
+    await page.waitForFunction(
+      () => document.querySelectorAll('tr[data-health="healthy"]').length === 5,
+      null,
+      { timeout: 120_000 },
+    );
     assert.deepEqual(errors, []);
     await context.close();
   });
