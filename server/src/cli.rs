@@ -46,6 +46,24 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Print what a stack's containers wrote: every service's, or one's.
+    Logs {
+        /// The stack's name.
+        name: String,
+        /// Only this service.
+        service: Option<String>,
+        /// Keep printing lines as they are written, until Ctrl-C.
+        #[arg(long, short)]
+        follow: bool,
+        /// Only lines that report an error.
+        #[arg(long)]
+        errors: bool,
+        /// How many of the newest lines to start with.
+        #[arg(long, default_value_t = 100)]
+        tail: usize,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Show a stack's services and the containers that run them.
     Status {
         /// The stack's name.

@@ -198,3 +198,56 @@ pub async fn switch_stack(
     };
     Ok(format!("{done} stack {name}"))
 }
+
+/// What `slipway logs` was asked for.
+pub struct LogsRequest<'a> {
+    pub name: &'a str,
+    pub service: Option<&'a str>,
+    pub follow: bool,
+    pub errors_only: bool,
+    pub tail: usize,
+}
+
+/// `slipway logs NAME [SERVICE] [--follow] [--errors]`: lines as `service | text`.
+pub async fn print_logs(
+    request: LogsRequest<'_>,
+    store_args: &StoreArgs,
+) -> Result<String, CommandError> {
+    use futures::StreamExt;
+    let store = open_store(store_args).await?;
+    let engine = Engine::connect().map_err(|error| StackError::Engine(error.to_string()))?;
+    let lines = app::stacks::service::logs(
+        &store,
+        &engine,
+        request.name,
+        request.service,
+        request.tail,
+        request.errors_only,
+    )
+    .await;
+    let stack = app::stacks::service::find(&store, request.name).await;
+    store.close().await;
+    for line in lines? {
+        println!("{} | {}", line.service, line.text);
+    }
+    if !request.follow {
+        return Ok(String::new());
+    }
+    let containers = engine
+        .project_containers(&stack?.project)
+        .await
+        .map_err(|error| StackError::Engine(error.to_string()))?;
+    // Only new lines from here on: the newest ones were printed above.
+    let streams = containers
+        .iter()
+        .filter(|c| request.service.is_none_or(|s| c.service == s))
+        .map(|c| engine.follow_logs(&c.id, &c.service, 0).boxed());
+    let mut merged = futures::stream::select_all(streams);
+    while let Some(line) = merged.next().await {
+        let line = line.map_err(|error| StackError::Engine(error.to_string()))?;
+        if !request.errors_only || line.is_error() {
+            println!("{} | {}", line.service, line.text);
+        }
+    }
+    Ok(String::new())
+}

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use app::stacks::service::Switch;
 use clap::Parser;
 use server::cli::{one_line, AuditCommand, Cli, Command, StackCommand, UserCommand};
-use server::commands::{add_stack, add_user, stack_status, switch_stack, verify_audit};
+use server::commands::{
+    add_stack, add_user, print_logs, stack_status, switch_stack, verify_audit, LogsRequest,
+};
 use server::startup::StartupError;
 use tracing_subscriber::EnvFilter;
 
@@ -69,6 +71,26 @@ fn main() -> ExitCode {
                 .await
                 .map(Some)
                 .map_err(|e| e.to_string()),
+            Command::Logs {
+                name,
+                service,
+                follow,
+                errors,
+                tail,
+                store,
+            } => {
+                let request = LogsRequest {
+                    name: &name,
+                    service: service.as_deref(),
+                    follow,
+                    errors_only: errors,
+                    tail,
+                };
+                print_logs(request, &store)
+                    .await
+                    .map(|_| None)
+                    .map_err(|e| e.to_string())
+            }
             Command::Status { name, json, store } => stack_status(&name, json, &store)
                 .await
                 .map(Some)

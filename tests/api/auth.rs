@@ -45,6 +45,15 @@ fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
         ("users", Role::Admin, vec![]),
         ("stacks", Role::Viewer, vec![]),
         ("stack_status", Role::Viewer, pairs(&[("name", "matrix")])),
+        (
+            "stack_logs",
+            Role::Viewer,
+            pairs(&[
+                ("name", "matrix"),
+                ("service", ""),
+                ("errors_only", "false"),
+            ]),
+        ),
         ("start_stack", Role::Operator, pairs(&[("name", "matrix")])),
         ("stop_stack", Role::Operator, pairs(&[("name", "matrix")])),
         (

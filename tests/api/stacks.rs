@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use tokio::io::AsyncBufReadExt;
+
 use app::auth::Role;
 
 use crate::helpers::{
@@ -243,6 +245,52 @@ async fn slipway_starts_the_sample_stack_from_nothing_and_stops_it() {
         String::from_utf8_lossy(&listed.stdout).lines().count(),
         5,
         "{listed:?}"
+    );
+
+    // Logs, all of them or the errors only, and followed as they are written.
+    let mut logs = with_flags("logs");
+    logs.insert(2, "backend");
+    let written = run_to_exit(&logs, &env).await;
+    assert!(
+        written
+            .stdout
+            .contains("backend | portal 1.0.0 listening on :4000"),
+        "{}",
+        written.stdout
+    );
+    let mut follow_args: Vec<&str> = logs.clone();
+    follow_args.extend(["--follow", "--errors", "--tail", "0"]);
+    let mut follower = tokio::process::Command::new(crate::helpers::SLIPWAY)
+        .args(&follow_args)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut follower_out = tokio::io::BufReader::new(follower.stdout.take().unwrap()).lines();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let failed = client
+        .get(format!("http://127.0.0.1:{port}/api/_fail"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), 500);
+    let first = tokio::time::timeout(Duration::from_secs(15), follower_out.next_line())
+        .await
+        .expect("the followed error line arrived")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        first,
+        "backend | ERROR simulated failure requested on /_fail"
+    );
+    follower.kill().await.unwrap();
+    let mut errors_only = logs.clone();
+    errors_only.push("--errors");
+    let errors = run_to_exit(&errors_only, &env).await;
+    assert_eq!(
+        errors.stdout.trim(),
+        "backend | ERROR simulated failure requested on /_fail",
+        "only the error line"
     );
 
     let again = run_to_exit(&with_flags("start"), &env).await;

@@ -8,12 +8,14 @@ use std::time::Duration;
 use bollard::models::{ContainerCreateBody, NetworkCreateRequest, VolumeCreateRequest};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectContainerOptions, InspectNetworkOptions,
-    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, StartContainerOptions,
-    StopContainerOptionsBuilder,
+    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    StartContainerOptions, StopContainerOptionsBuilder,
 };
 use bollard::Docker;
 
-use super::{ContainerStatus, EngineSummary};
+use futures::{Stream, StreamExt, TryStreamExt};
+
+use super::{ContainerStatus, EngineSummary, LogLine};
 
 /// How long one engine call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -212,6 +214,54 @@ impl Engine {
             .await
     }
 
+    /// The last `tail` lines a container wrote, oldest first.
+    pub async fn logs(
+        &self,
+        id: &str,
+        service: &str,
+        tail: usize,
+    ) -> Result<Vec<LogLine>, EngineError> {
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .timestamps(true)
+            .tail(&tail.to_string())
+            .build();
+        let chunks: Vec<_> = self
+            .call(self.docker.logs(id, Some(options)).try_collect())
+            .await?;
+        Ok(chunks
+            .into_iter()
+            .flat_map(|chunk| log_lines(service, chunk))
+            .collect())
+    }
+
+    /// Lines as a container writes them, after its last `tail` lines, until it stops or the
+    /// stream is dropped. Only opening the stream has a deadline; a quiet container is fine.
+    pub fn follow_logs(
+        &self,
+        id: &str,
+        service: &str,
+        tail: usize,
+    ) -> impl Stream<Item = Result<LogLine, EngineError>> + use<> {
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .timestamps(true)
+            .follow(true)
+            .tail(&tail.to_string())
+            .build();
+        let service = service.to_owned();
+        let engine = self.clone();
+        self.docker.logs(id, Some(options)).flat_map(move |chunk| {
+            let lines: Vec<Result<LogLine, EngineError>> = match chunk {
+                Ok(chunk) => log_lines(&service, chunk).into_iter().map(Ok).collect(),
+                Err(error) => vec![Err(engine.classify(error))],
+            };
+            futures::stream::iter(lines)
+        })
+    }
+
     /// Every container of a Compose project, running or not, by service then name.
     pub async fn project_containers(
         &self,
@@ -287,4 +337,27 @@ impl Engine {
         containers.sort_by(|a, b| (&a.service, &a.name).cmp(&(&b.service, &b.name)));
         Ok(containers)
     }
+}
+
+/// Splits one chunk of log output into lines; `timestamps(true)` puts the time first.
+fn log_lines(service: &str, chunk: bollard::container::LogOutput) -> Vec<LogLine> {
+    use bollard::container::LogOutput;
+    let (stream, bytes) = match chunk {
+        LogOutput::StdErr { message } => ("stderr", message),
+        LogOutput::StdOut { message } | LogOutput::Console { message } => ("stdout", message),
+        LogOutput::StdIn { message } => ("stdin", message),
+    };
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            let (at, text) = line.split_once(' ').unwrap_or(("", line));
+            LogLine {
+                service: service.to_owned(),
+                at: at.to_owned(),
+                stream: stream.to_owned(),
+                text: text.to_owned(),
+            }
+        })
+        .collect()
 }

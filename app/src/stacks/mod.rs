@@ -57,6 +57,27 @@ pub struct ContainerStatus {
     pub config_hash: String,
 }
 
+/// One line a container wrote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub service: String,
+    /// When the engine received it (RFC 3339).
+    pub at: String,
+    /// stdout or stderr.
+    pub stream: String,
+    pub text: String,
+}
+
+impl LogLine {
+    /// Whether the line reports an error, for the errors-only filter.
+    pub fn is_error(&self) -> bool {
+        let text = self.text.to_ascii_lowercase();
+        ["error", "fatal", "panic", "exception", "level=err", "[err]"]
+            .iter()
+            .any(|word| text.contains(word))
+    }
+}
+
 /// A service of the compose file and the containers that run it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceStatus {
@@ -258,6 +279,30 @@ async fn switch_stack(name: String, start: bool) -> Result<(), StackError> {
         &operator.actor,
         &name,
         switch,
+    )
+    .await
+    .map_err(reject)
+}
+
+/// The newest log lines of a stack's services (or one service), oldest first.
+#[server(prefix = "/api", endpoint = "stack_logs")]
+pub async fn stack_logs(
+    name: String,
+    service: String,
+    errors_only: bool,
+) -> Result<Vec<LogLine>, StackError> {
+    use crate::errors::reject;
+    let caller = crate::auth::guard::authorized(crate::auth::Role::Viewer).await?;
+    let engine =
+        engine::Engine::connect().map_err(|error| reject(StackError::Engine(error.to_string())))?;
+    let service = (!service.trim().is_empty()).then(|| service.trim().to_owned());
+    service::logs(
+        &caller.console.store,
+        &engine,
+        &name,
+        service.as_deref(),
+        200,
+        errors_only,
     )
     .await
     .map_err(reject)

@@ -7,12 +7,26 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use super::{
-    AddStack, ContainerStatus, ServiceStatus, StackStatus, StackSummary, StartStack, StopStack,
+    AddStack, ContainerStatus, LogLine, ServiceStatus, StackStatus, StackSummary, StartStack,
+    StopStack,
 };
 use crate::auth::{signed_in_user, Role};
 
 /// How often a stack's page asks the engine again.
 const REFRESH: Duration = Duration::from_secs(5);
+/// How often followed logs are fetched again.
+const LOG_REFRESH: Duration = Duration::from_secs(2);
+
+/// A signal that counts up every `period` while the component lives (in the browser only).
+fn ticker(period: Duration) -> ReadSignal<u64> {
+    let (tick, set_tick) = signal(0_u64);
+    Effect::new(move |_| {
+        if let Ok(handle) = set_interval_with_handle(move || set_tick.update(|t| *t += 1), period) {
+            on_cleanup(move || handle.clear());
+        }
+    });
+    tick
+}
 
 #[component]
 pub fn StacksPage() -> impl IntoView {
@@ -98,14 +112,8 @@ fn StackList(list: Vec<StackSummary>) -> impl IntoView {
 pub fn StackPage() -> impl IntoView {
     let params = use_params_map();
     let name = move || params.with(|p| p.get("name").unwrap_or_default());
-    let (tick, set_tick) = signal(0_u64);
     // Live state: ask again every few seconds while the page is open.
-    Effect::new(move |_| {
-        if let Ok(handle) = set_interval_with_handle(move || set_tick.update(|t| *t += 1), REFRESH)
-        {
-            on_cleanup(move || handle.clear());
-        }
-    });
+    let tick = ticker(REFRESH);
     let start = ServerAction::<StartStack>::new();
     let stop = ServerAction::<StopStack>::new();
     let status = Resource::new(
@@ -156,6 +164,94 @@ pub fn StackPage() -> impl IntoView {
                 }
             })}
         </Transition>
+        <StackLogs name=Signal::derive(name) />
+    }
+}
+
+/// What the stack's containers wrote: all services or one, optionally errors only, followed live.
+#[component]
+fn StackLogs(name: Signal<String>) -> impl IntoView {
+    let (service, set_service) = signal(String::new());
+    let (errors_only, set_errors_only) = signal(false);
+    let (follow, set_follow) = signal(true);
+    let tick = ticker(LOG_REFRESH);
+    let services = Resource::new(move || name.get(), super::get_stack_status);
+    let lines = Resource::new(
+        move || {
+            (
+                name.get(),
+                service.get(),
+                errors_only.get(),
+                follow.get().then(|| tick.get()),
+            )
+        },
+        |(name, service, errors_only, _)| super::stack_logs(name, service, errors_only),
+    );
+    view! {
+        <section class="card logs">
+            <div class="card-head">
+                <h2>"Logs"</h2>
+                <div class="form-row">
+                    <Suspense>
+                        {move || Suspend::new(async move {
+                            let names: Vec<String> = services
+                                .await
+                                .map(|status| status.services.into_iter().map(|s| s.name).collect())
+                                .unwrap_or_default();
+                            view! {
+                                <select
+                                    aria-label="Service"
+                                    data-testid="log-service"
+                                    on:change=move |event| set_service.set(event_target_value(&event))
+                                >
+                                    <option value="">"all services"</option>
+                                    {names.into_iter().map(|name| view! { <option value=name.clone()>{name.clone()}</option> }).collect_view()}
+                                </select>
+                            }
+                        })}
+                    </Suspense>
+                    <label class="check">
+                        <input type="checkbox" data-testid="log-errors" on:change=move |event| set_errors_only.set(event_target_checked(&event)) />
+                        " errors only"
+                    </label>
+                    <label class="check">
+                        <input type="checkbox" checked data-testid="log-follow" on:change=move |event| set_follow.set(event_target_checked(&event)) />
+                        " follow"
+                    </label>
+                </div>
+            </div>
+            <Transition fallback=|| view! { <p class="muted">"Reading logs…"</p> }>
+                {move || Suspend::new(async move {
+                    match lines.await {
+                        Ok(lines) if lines.is_empty() => view! { <p class="muted">"No lines."</p> }.into_any(),
+                        Ok(lines) => view! { <LogView lines /> }.into_any(),
+                        Err(error) => view! { <p class="error">{error.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn LogView(lines: Vec<LogLine>) -> impl IntoView {
+    view! {
+        <pre class="log" data-testid="log-lines">
+            {lines
+                .into_iter()
+                .map(|line| {
+                    let class = if line.is_error() { "line error-line" } else { "line" };
+                    view! {
+                        <span class=class>
+                            <span class="log-service">{line.service}</span>
+                            " "
+                            {line.text}
+                            "\n"
+                        </span>
+                    }
+                })
+                .collect_view()}
+        </pre>
     }
 }
 

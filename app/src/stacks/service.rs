@@ -11,7 +11,7 @@ use crate::store::{now_utc, Store};
 use super::compose::{self, StackDefinition};
 use super::engine::Engine;
 use super::lifecycle;
-use super::{ServiceStatus, StackError, StackStatus, StackSummary};
+use super::{LogLine, ServiceStatus, StackError, StackStatus, StackSummary};
 
 /// Checks a stack or project name: 1–64 of `a-z 0-9 - _`, as Compose accepts.
 pub fn check_name(what: &str, name: &str) -> Result<(), StackError> {
@@ -204,4 +204,46 @@ pub async fn switch(
     };
     append(store, actor, action, &stack.name, detail).await?;
     outcome
+}
+
+/// The newest lines of every container of the stack (or of one service), merged by time.
+pub async fn logs(
+    store: &Store,
+    engine: &Engine,
+    name: &str,
+    service: Option<&str>,
+    tail: usize,
+    errors_only: bool,
+) -> Result<Vec<LogLine>, StackError> {
+    let stack = find(store, name).await?;
+    if let Some(service) = service {
+        if definition(&stack)?.service(service).is_none() {
+            return Err(StackError::Invalid(format!(
+                "stack {name} has no service {service}"
+            )));
+        }
+    }
+    let containers = engine
+        .project_containers(&stack.project)
+        .await
+        .map_err(|error| StackError::Engine(error.to_string()))?;
+    let mut lines = Vec::new();
+    for container in containers
+        .iter()
+        .filter(|c| service.is_none_or(|s| c.service == s))
+    {
+        let written = engine
+            .logs(&container.id, &container.service, tail)
+            .await
+            .map_err(|error| StackError::Engine(error.to_string()))?;
+        lines.extend(
+            written
+                .into_iter()
+                .filter(|line| !errors_only || line.is_error()),
+        );
+    }
+    lines.sort_by(|a, b| a.at.cmp(&b.at));
+    let excess = lines.len().saturating_sub(tail);
+    lines.drain(..excess);
+    Ok(lines)
 }
