@@ -8,6 +8,8 @@ use crate::system::ConsoleStart;
 #[derive(Clone, Debug)]
 pub struct ConsoleContext {
     pub store: Store,
+    /// The data directory: the SQLite store (by default) and backups.
+    pub data_dir: std::path::PathBuf,
     pub start: ConsoleStart,
     pub auth: AuthSettings,
 }

@@ -83,6 +83,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
         leptos_options: leptos_options(&site_root, addr),
         console: ConsoleContext {
             store: store.clone(),
+            data_dir: args.store.data_dir.clone(),
             start,
             auth: AuthSettings {
                 idle_timeout: args.idle_timeout,

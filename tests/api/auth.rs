@@ -54,6 +54,11 @@ fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
                 ("errors_only", "false"),
             ]),
         ),
+        (
+            "stack_diagnostics",
+            Role::Viewer,
+            pairs(&[("name", "matrix")]),
+        ),
         ("start_stack", Role::Operator, pairs(&[("name", "matrix")])),
         ("stop_stack", Role::Operator, pairs(&[("name", "matrix")])),
         (

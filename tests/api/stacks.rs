@@ -94,6 +94,34 @@ async fn the_sample_stack_shows_every_service_running_and_healthy() {
         page["services"][2]["containers"][0]["image"],
         "slipway-portal-backend:1.0.0"
     );
+    let diagnostics = call(
+        &viewer,
+        &console,
+        "stack_diagnostics",
+        &[("name", "portal")],
+    )
+    .await;
+    assert_eq!(diagnostics.status(), 200);
+    let diagnostics: serde_json::Value = diagnostics.json().await.unwrap();
+    assert!(
+        !diagnostics["engine"]["version"]
+            .as_str()
+            .unwrap()
+            .is_empty(),
+        "{diagnostics}"
+    );
+    assert_eq!(
+        diagnostics["usage"].as_array().unwrap().len(),
+        5,
+        "{diagnostics}"
+    );
+    assert!(
+        diagnostics["disks"][0]["free_bytes"].as_u64().unwrap() > 0,
+        "{diagnostics}"
+    );
+    assert_eq!(diagnostics["database_connections"][0][0], "database");
+    let connections = diagnostics["database_connections"][0][1]["Ok"].as_i64();
+    assert!(connections.is_some_and(|n| n >= 1), "{diagnostics}");
     let html = viewer
         .get(console.url("/stacks/portal"))
         .send()

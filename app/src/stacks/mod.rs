@@ -106,6 +106,36 @@ pub struct StackStatus {
     pub services: Vec<ServiceStatus>,
 }
 
+/// CPU and memory of one running container.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContainerUsage {
+    pub service: String,
+    pub cpu_percent: f64,
+    pub memory_bytes: u64,
+    /// 0 when the container has no limit of its own.
+    pub memory_limit_bytes: u64,
+}
+
+/// Free space on a disk the stack needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskSpace {
+    /// What lives there: images, backups.
+    pub purpose: String,
+    pub path: String,
+    pub free_bytes: u64,
+    pub total_bytes: u64,
+}
+
+/// The troubleshooting panel: engine, disks, container usage and the database's connections.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Diagnostics {
+    pub engine: EngineSummary,
+    pub disks: Vec<DiskSpace>,
+    pub usage: Vec<ContainerUsage>,
+    /// `service: count`, or why it could not be counted.
+    pub database_connections: Vec<(String, Result<i64, String>)>,
+}
+
 /// The engine, for the troubleshooting panel.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineSummary {
@@ -306,4 +336,16 @@ pub async fn stack_logs(
     )
     .await
     .map_err(reject)
+}
+
+/// Engine facts, free disk, container usage and database connections for one stack.
+#[server(prefix = "/api", endpoint = "stack_diagnostics")]
+pub async fn stack_diagnostics(name: String) -> Result<Diagnostics, StackError> {
+    use crate::errors::reject;
+    let caller = crate::auth::guard::authorized(crate::auth::Role::Viewer).await?;
+    let engine =
+        engine::Engine::connect().map_err(|error| reject(StackError::Engine(error.to_string())))?;
+    service::diagnostics(&caller.console, &engine, &name)
+        .await
+        .map_err(reject)
 }

@@ -7,8 +7,8 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use super::{
-    AddStack, ContainerStatus, LogLine, ServiceStatus, StackStatus, StackSummary, StartStack,
-    StopStack,
+    AddStack, ContainerStatus, Diagnostics, LogLine, ServiceStatus, StackDiagnostics, StackStatus,
+    StackSummary, StartStack, StopStack,
 };
 use crate::auth::{signed_in_user, Role};
 
@@ -165,6 +165,106 @@ pub fn StackPage() -> impl IntoView {
             })}
         </Transition>
         <StackLogs name=Signal::derive(name) />
+        <Troubleshooting name=Signal::derive(name) />
+    }
+}
+
+/// On demand, since container statistics take the engine a second: engine, disks, CPU and
+/// memory, database connections.
+#[component]
+fn Troubleshooting(name: Signal<String>) -> impl IntoView {
+    let check = ServerAction::<StackDiagnostics>::new();
+    view! {
+        <section class="card" data-testid="troubleshooting">
+            <div class="card-head">
+                <h2>"Troubleshooting"</h2>
+                <ActionForm action=check attr:class="inline">
+                    <input type="hidden" name="name" value=name />
+                    <button class="button secondary" type="submit" data-testid="run-checks" disabled=move || check.pending().get()>
+                        "Run checks"
+                    </button>
+                </ActionForm>
+            </div>
+            {move || match check.value().get() {
+                None if check.pending().get() => view! { <p class="muted">"Checking…"</p> }.into_any(),
+                None => view! { <p class="muted">"Engine, disks, CPU and memory, database connections."</p> }.into_any(),
+                Some(Ok(diagnostics)) => view! { <DiagnosticsView diagnostics /> }.into_any(),
+                Some(Err(error)) => view! { <p class="error">{error.to_string()}</p> }.into_any(),
+            }}
+        </section>
+    }
+}
+
+fn mebibytes(bytes: u64) -> String {
+    format!("{:.0} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn gibibytes(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1024.0 * 1024.0 * 1024.0))
+}
+
+#[component]
+fn DiagnosticsView(diagnostics: Diagnostics) -> impl IntoView {
+    let engine = diagnostics.engine;
+    view! {
+        <dl class="facts" data-testid="engine-facts">
+            <dt>"Engine"</dt>
+            <dd>{format!("Docker {} (API {}) at {}", engine.version, engine.api_version, engine.address)}</dd>
+            <dt>"Containers"</dt>
+            <dd>{format!("{} running of {}; {} images", engine.containers_running, engine.containers, engine.images)}</dd>
+            {diagnostics
+                .disks
+                .into_iter()
+                .map(|disk| {
+                    view! {
+                        <dt>{disk.purpose}</dt>
+                        <dd>{format!("{} free of {} ({})", gibibytes(disk.free_bytes), gibibytes(disk.total_bytes), disk.path)}</dd>
+                    }
+                })
+                .collect_view()}
+            {diagnostics
+                .database_connections
+                .into_iter()
+                .map(|(service, count)| {
+                    view! {
+                        <dt>{format!("{service}: connections")}</dt>
+                        <dd data-testid="db-connections">
+                            {match count {
+                                Ok(count) => count.to_string(),
+                                Err(reason) => format!("unknown ({reason})"),
+                            }}
+                        </dd>
+                    }
+                })
+                .collect_view()}
+        </dl>
+        <div class="table-wrap">
+            <table class="table" data-testid="usage-table">
+                <thead>
+                    <tr><th>"Service"</th><th>"CPU"</th><th>"Memory"</th></tr>
+                </thead>
+                <tbody>
+                    {diagnostics
+                        .usage
+                        .into_iter()
+                        .map(|usage| {
+                            let limit = if usage.memory_limit_bytes > 0 {
+                                format!(" of {}", mebibytes(usage.memory_limit_bytes))
+                            } else {
+                                String::new()
+                            };
+                            view! {
+                                <tr>
+                                    <td>{usage.service}</td>
+                                    <td>{format!("{:.1} %", usage.cpu_percent)}</td>
+                                    <td>{format!("{}{limit}", mebibytes(usage.memory_bytes))}</td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </div>
     }
 }
 

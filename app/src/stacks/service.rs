@@ -11,7 +11,9 @@ use crate::store::{now_utc, Store};
 use super::compose::{self, StackDefinition};
 use super::engine::Engine;
 use super::lifecycle;
-use super::{LogLine, ServiceStatus, StackError, StackStatus, StackSummary};
+use super::{
+    Diagnostics, DiskSpace, LogLine, ServiceStatus, StackError, StackStatus, StackSummary,
+};
 
 /// Checks a stack or project name: 1–64 of `a-z 0-9 - _`, as Compose accepts.
 pub fn check_name(what: &str, name: &str) -> Result<(), StackError> {
@@ -246,4 +248,83 @@ pub async fn logs(
     let excess = lines.len().saturating_sub(tail);
     lines.drain(..excess);
     Ok(lines)
+}
+
+/// Free and total bytes of the file system that holds `path`.
+fn disk_space(purpose: &str, path: &Path) -> Option<DiskSpace> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs only writes into the zeroed struct we hand it.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c_path is NUL-terminated and outlives the call; stat is a valid out pointer.
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    let block = stat.f_frsize as u64;
+    Some(DiskSpace {
+        purpose: purpose.to_owned(),
+        path: path.display().to_string(),
+        free_bytes: stat.f_bavail as u64 * block,
+        total_bytes: stat.f_blocks as u64 * block,
+    })
+}
+
+/// What the troubleshooting panel shows for one stack.
+pub async fn diagnostics(
+    console: &crate::context::ConsoleContext,
+    engine: &Engine,
+    name: &str,
+) -> Result<Diagnostics, StackError> {
+    let engine_error = |error: super::engine::EngineError| StackError::Engine(error.to_string());
+    let stack = find(&console.store, name).await?;
+    let definition = definition(&stack)?;
+    let summary = engine.summary().await.map_err(engine_error)?;
+    let mut disks = Vec::new();
+    // The engine's folder is only this machine's disk when the engine runs here.
+    if summary.address.starts_with("unix://") {
+        disks.extend(disk_space(
+            "Docker images and containers",
+            Path::new(&summary.root_dir),
+        ));
+    }
+    disks.extend(disk_space("Console data and backups", &console.data_dir));
+    let containers = engine
+        .project_containers(&stack.project)
+        .await
+        .map_err(engine_error)?;
+    let running: Vec<_> = containers.iter().filter(|c| c.state == "running").collect();
+    let usage = futures::future::join_all(running.iter().map(|c| engine.usage(&c.id, &c.service)))
+        .await
+        .into_iter()
+        .filter_map(Result::ok)
+        .collect();
+    let mut database_connections = Vec::new();
+    for service in definition
+        .services
+        .iter()
+        .filter(|s| s.backup.as_deref() == Some("pg_dump"))
+    {
+        let Some(container) = running.iter().find(|c| c.service == service.name) else {
+            database_connections.push((service.name.clone(), Err("not running".to_owned())));
+            continue;
+        };
+        let query = "PGPASSWORD=\"$POSTGRES_PASSWORD\" psql -h 127.0.0.1 -U \"${POSTGRES_USER:-postgres}\" \
+                     -d \"${POSTGRES_DB:-${POSTGRES_USER:-postgres}}\" -tAc 'SELECT count(*) FROM pg_stat_activity'";
+        let answer = engine
+            .exec(&container.id, vec!["sh".into(), "-c".into(), query.into()])
+            .await
+            .map_err(|error| error.to_string())
+            .and_then(|out| {
+                out.trim()
+                    .parse::<i64>()
+                    .map_err(|_| format!("psql said: {}", out.trim()))
+            });
+        database_connections.push((service.name.clone(), answer));
+    }
+    Ok(Diagnostics {
+        engine: summary,
+        disks,
+        usage,
+        database_connections,
+    })
 }
