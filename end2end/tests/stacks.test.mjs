@@ -60,6 +60,17 @@ describe('a stack page', () => {
     assert.match(await page.locator('tr[data-service="edge"]').innerText(), new RegExp(`127\\.0\\.0\\.1:${port}→8080`));
     await page.screenshot({ path: resolve(import.meta.dirname, '..', '..', 'target', 'screenshots', 'stack.png') });
 
+    // Logs follow the stack; the troubleshooting checks run on demand.
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid="log-lines"]')?.textContent.includes('listening on :4000'),
+      null,
+      { timeout: 30_000 },
+    );
+    await page.click('[data-testid="run-checks"]');
+    await page.waitForSelector('[data-testid="usage-table"] tbody tr', { timeout: 30_000 });
+    assert.match(await page.locator('[data-testid="engine-facts"]').innerText(), /Docker \d/);
+    assert.match(await page.locator('[data-testid="db-connections"]').innerText(), /^\d+$/);
+
     compose(port, 'stop', '-t', '5', 'frontend');
     await page.waitForSelector('tr[data-service="frontend"][data-state="exited"]', { timeout: 30_000 });
     assert.equal(await page.locator('[data-testid="start-stack"]').count(), 0, 'a viewer gets no Start button');
