@@ -193,6 +193,18 @@ async fn an_engine_that_does_not_answer_is_named() {
     )
     .await;
     assert_eq!(added.code, Some(0), "{}", added.stderr);
+    let mut no_service = vec!["logs", "portal", "nosuch"];
+    no_service.extend(flags.iter().map(String::as_str));
+    let unknown = run_to_exit(&no_service, &[]).await;
+    assert_eq!(unknown.code, Some(1));
+    assert!(
+        unknown
+            .stderr
+            .contains("stack portal has no service nosuch"),
+        "{}",
+        unknown.stderr
+    );
+
     let mut args = vec!["status", "portal"];
     args.extend(flags.iter().map(String::as_str));
     let run = run_to_exit(&args, &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")]).await;

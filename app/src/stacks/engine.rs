@@ -238,7 +238,7 @@ impl Engine {
     }
 
     /// Lines as a container writes them, after its last `tail` lines, until it stops or the
-    /// stream is dropped. Only opening the stream has a deadline; a quiet container is fine.
+    /// stream is dropped. No deadline here: a quiet container is not a stuck engine.
     pub fn follow_logs(
         &self,
         id: &str,

@@ -103,12 +103,17 @@ pub async fn start(
         }
         let existing = containers_of(engine, project, &service.name).await?;
         let id = match existing.first() {
-            Some(container) if container.config_hash == hash && container.state == "running" => {
-                continue
+            // Ours and current, or made by another tool (Compose): start it as it is.
+            Some(container)
+                if container.config_hash == hash || container.config_hash.is_empty() =>
+            {
+                if container.state == "running" {
+                    continue;
+                }
+                container.id.clone()
             }
-            Some(container) if container.config_hash == hash => container.id.clone(),
             stale => {
-                // Made from another definition (or by another tool): replace it, as Compose does.
+                // Made by Slipway from another definition: replace it, as Compose does.
                 if let Some(container) = stale {
                     engine
                         .remove_container(&container.id)
