@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod components;
 pub mod errors;
 pub mod sections;
 pub mod shell;

@@ -24,28 +24,31 @@ fn stack_add_args<'a>(
     args
 }
 
+/// `slipway stack add portal` for the sample portal, with its env file, under `project`.
+async fn add_portal(flags: &[String], project: Option<&str>, env: &[(&str, &str)]) {
+    let compose = fixture_dir()
+        .join("docker-compose.yml")
+        .display()
+        .to_string();
+    let env_file = fixture_dir().join("portal.env").display().to_string();
+    let mut extra = vec!["--env-file", env_file.as_str()];
+    extra.extend(
+        project
+            .map(|project| ["--project", project])
+            .into_iter()
+            .flatten(),
+    );
+    let added = run_to_exit(&stack_add_args(flags, "portal", &compose, &extra), env).await;
+    assert_eq!(added.code, Some(0), "{}", added.stderr);
+}
+
 #[tokio::test]
 async fn the_sample_stack_shows_every_service_running_and_healthy() {
     let project = ComposeProject::new();
     project.run("1.0.0", &["up", "-d"]);
     let store = TestStore::new(Backend::Sqlite).await;
     let flags = store.serve_flags();
-    let compose = fixture_dir()
-        .join("docker-compose.yml")
-        .display()
-        .to_string();
-    let env_file = fixture_dir().join("portal.env").display().to_string();
-    let added = run_to_exit(
-        &stack_add_args(
-            &flags,
-            "portal",
-            &compose,
-            &["--env-file", &env_file, "--project", &project.name],
-        ),
-        &[],
-    )
-    .await;
-    assert_eq!(added.code, Some(0), "{}", added.stderr);
+    add_portal(&flags, Some(&project.name), &[]).await;
 
     // Through the command line, until every healthcheck has passed.
     let mut status_args = vec!["status", "portal", "--json"];
@@ -182,17 +185,7 @@ async fn a_compose_file_slipway_cannot_use_is_refused_with_the_reason() {
 async fn an_engine_that_does_not_answer_is_named() {
     let store = TestStore::new(Backend::Sqlite).await;
     let flags = store.serve_flags();
-    let compose = fixture_dir()
-        .join("docker-compose.yml")
-        .display()
-        .to_string();
-    let env_file = fixture_dir().join("portal.env").display().to_string();
-    let added = run_to_exit(
-        &stack_add_args(&flags, "portal", &compose, &["--env-file", &env_file]),
-        &[],
-    )
-    .await;
-    assert_eq!(added.code, Some(0), "{}", added.stderr);
+    add_portal(&flags, None, &[]).await;
     let mut no_service = vec!["logs", "portal", "nosuch"];
     no_service.extend(flags.iter().map(String::as_str));
     let unknown = run_to_exit(&no_service, &[]).await;
@@ -230,22 +223,7 @@ async fn slipway_starts_the_sample_stack_from_nothing_and_stops_it() {
     let env = [("PORTAL_PORT", port.as_str())];
     let store = TestStore::new(Backend::Sqlite).await;
     let flags = store.serve_flags();
-    let compose = fixture_dir()
-        .join("docker-compose.yml")
-        .display()
-        .to_string();
-    let env_file = fixture_dir().join("portal.env").display().to_string();
-    let added = run_to_exit(
-        &stack_add_args(
-            &flags,
-            "portal",
-            &compose,
-            &["--env-file", &env_file, "--project", &project],
-        ),
-        &env,
-    )
-    .await;
-    assert_eq!(added.code, Some(0), "{}", added.stderr);
+    add_portal(&flags, Some(&project), &env).await;
     let with_flags = |verb: &'static str| {
         let mut args = vec![verb, "portal"];
         args.extend(flags.iter().map(String::as_str));

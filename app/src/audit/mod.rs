@@ -7,6 +7,7 @@ use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthError;
+use crate::components::Table;
 use crate::errors::UserFacing;
 
 #[cfg(feature = "ssr")]
@@ -128,20 +129,7 @@ pub fn AuditPage() -> impl IntoView {
 #[component]
 fn AuditTable(events: Vec<AuditEvent>) -> impl IntoView {
     view! {
-        <div class="table-wrap">
-            <table class="table" data-testid="audit-table">
-                <thead>
-                    <tr>
-                        <th>"#"</th>
-                        <th>"When (UTC)"</th>
-                        <th>"Who"</th>
-                        <th>"Action"</th>
-                        <th>"Target"</th>
-                        <th>"From"</th>
-                        <th>"Details"</th>
-                    </tr>
-                </thead>
-                <tbody>
+        <Table testid="audit-table" headers=&["#", "When (UTC)", "Who", "Action", "Target", "From", "Details"]>
                     {events
                         .into_iter()
                         .map(|event| {
@@ -158,8 +146,6 @@ fn AuditTable(events: Vec<AuditEvent>) -> impl IntoView {
                             }
                         })
                         .collect_view()}
-                </tbody>
-            </table>
-        </div>
+                </Table>
     }
 }

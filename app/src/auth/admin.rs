@@ -4,6 +4,8 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
+use crate::components::Table;
+
 use super::{
     AddUser, ChangeRole, ResetPassword, Role, SetUserDisabled, UserSummary, MIN_PASSWORD_CHARS,
 };
@@ -77,17 +79,7 @@ fn UserTable(
     reset: ServerAction<ResetPassword>,
 ) -> impl IntoView {
     view! {
-        <div class="table-wrap">
-            <table class="table" data-testid="users-table">
-                <thead>
-                    <tr>
-                        <th>"Name"</th>
-                        <th>"Role"</th>
-                        <th>"Status"</th>
-                        <th>"New password"</th>
-                    </tr>
-                </thead>
-                <tbody>
+        <Table testid="users-table" headers=&["Name", "Role", "Status", "New password"]>
                     {list
                         .into_iter()
                         .map(|user| {
@@ -127,9 +119,7 @@ fn UserTable(
                             }
                         })
                         .collect_view()}
-                </tbody>
-            </table>
-        </div>
+                </Table>
     }
 }
 

@@ -11,6 +11,7 @@ use super::{
     StackSummary, StartStack, StopStack,
 };
 use crate::auth::{signed_in_user, Role};
+use crate::components::Table;
 
 /// How often a stack's page asks the engine again.
 const REFRESH: Duration = Duration::from_secs(5);
@@ -80,16 +81,7 @@ pub fn StacksPage() -> impl IntoView {
 #[component]
 fn StackList(list: Vec<StackSummary>) -> impl IntoView {
     view! {
-        <div class="table-wrap card">
-            <table class="table" data-testid="stacks-table">
-                <thead>
-                    <tr>
-                        <th>"Stack"</th>
-                        <th>"Project"</th>
-                        <th>"Compose file"</th>
-                    </tr>
-                </thead>
-                <tbody>
+        <section class="card"><Table testid="stacks-table" headers=&["Stack", "Project", "Compose file"]>
                     {list
                         .into_iter()
                         .map(|stack| {
@@ -102,9 +94,7 @@ fn StackList(list: Vec<StackSummary>) -> impl IntoView {
                             }
                         })
                         .collect_view()}
-                </tbody>
-            </table>
-        </div>
+                </Table></section>
     }
 }
 
@@ -238,12 +228,7 @@ fn DiagnosticsView(diagnostics: Diagnostics) -> impl IntoView {
                 })
                 .collect_view()}
         </dl>
-        <div class="table-wrap">
-            <table class="table" data-testid="usage-table">
-                <thead>
-                    <tr><th>"Service"</th><th>"CPU"</th><th>"Memory"</th></tr>
-                </thead>
-                <tbody>
+        <Table testid="usage-table" headers=&["Service", "CPU", "Memory"]>
                     {diagnostics
                         .usage
                         .into_iter()
@@ -262,9 +247,7 @@ fn DiagnosticsView(diagnostics: Diagnostics) -> impl IntoView {
                             }
                         })
                         .collect_view()}
-                </tbody>
-            </table>
-        </div>
+                </Table>
     }
 }
 
@@ -364,25 +347,9 @@ fn StackServices(status: StackStatus) -> impl IntoView {
             "Project " <code>{status.stack.project.clone()}</code> " · " {up} " of " {total}
             " services up · " <code>{status.stack.compose_file.clone()}</code>
         </p>
-        <div class="table-wrap card">
-            <table class="table" data-testid="services-table">
-                <thead>
-                    <tr>
-                        <th>"Service"</th>
-                        <th>"Role"</th>
-                        <th>"State"</th>
-                        <th>"Health"</th>
-                        <th>"Image"</th>
-                        <th>"Ports"</th>
-                        <th>"Running since"</th>
-                        <th>"Restarts"</th>
-                    </tr>
-                </thead>
-                <tbody>
+        <section class="card"><Table testid="services-table" headers=&["Service", "Role", "State", "Health", "Image", "Ports", "Running since", "Restarts"]>
                     {status.services.into_iter().map(|service| view! { <ServiceRows service /> }).collect_view()}
-                </tbody>
-            </table>
-        </div>
+                </Table></section>
     }
 }
 
