@@ -29,21 +29,17 @@ fn ticker(period: Duration) -> ReadSignal<u64> {
     tick
 }
 
+/// The stacks, listed or said to be none; `reload` asks again when it changes.
 #[component]
-pub fn StacksPage() -> impl IntoView {
-    let add = ServerAction::<AddStack>::new();
-    let stacks = Resource::new(move || add.version().get(), |_| super::list_stacks());
-    let is_admin = signed_in_user().is_some_and(|user| user.role.allows(Role::Admin));
+fn StacksCard(#[prop(into)] reload: Signal<usize>) -> impl IntoView {
+    let stacks = Resource::new(move || reload.get(), |_| super::list_stacks());
     view! {
-        <Title text="Stacks" />
-        <h1>"Stacks"</h1>
-        <p class="lead">"Compose applications under Slipway's care. Each one's compose file stays the source of truth."</p>
         <Transition fallback=|| view! { <p class="muted">"Loading stacks…"</p> }>
             {move || Suspend::new(async move {
                 match stacks.await {
                     Ok(list) if list.is_empty() => view! {
-                        <p class="muted" data-testid="no-stacks">
-                            "No stacks yet. An admin adds one here or with "
+                        <p class="muted card" data-testid="no-stacks">
+                            "No stacks yet. An admin adds one on the Stacks page or with "
                             <code>"slipway stack add NAME --compose FILE"</code> "."
                         </p>
                     }.into_any(),
@@ -52,6 +48,27 @@ pub fn StacksPage() -> impl IntoView {
                 }
             })}
         </Transition>
+    }
+}
+
+/// The Overview's view of the stacks.
+#[component]
+pub fn StackOverview() -> impl IntoView {
+    view! {
+        <h2 class="section-title">"Stacks"</h2>
+        <StacksCard reload=Signal::derive(|| 0) />
+    }
+}
+
+#[component]
+pub fn StacksPage() -> impl IntoView {
+    let add = ServerAction::<AddStack>::new();
+    let is_admin = signed_in_user().is_some_and(|user| user.role.allows(Role::Admin));
+    view! {
+        <Title text="Stacks" />
+        <h1>"Stacks"</h1>
+        <p class="lead">"Compose applications under Slipway's care. Each one's compose file stays the source of truth."</p>
+        <StacksCard reload=add.version() />
         <Show when=move || is_admin>
             <section class="card">
                 <h2>"Add a stack"</h2>

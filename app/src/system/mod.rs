@@ -65,12 +65,7 @@ pub fn OverviewPage() -> impl IntoView {
             "Slipway runs your team's release procedure: checklist, deployment, verification, rollback, backups and the record of all of it."
         </p>
         <ConsoleCard />
-        <section class="card">
-            <h2>"Stacks"</h2>
-            <p class="muted">
-                "No stacks yet. Managing Compose stacks arrives with the Stacks section; until then the console has nothing to deploy."
-            </p>
-        </section>
+        <crate::stacks::StackOverview />
     }
 }
 
