@@ -594,3 +594,35 @@ async fn expired_sessions_are_swept_from_the_store() {
     assert_eq!(left, vec![("live".to_owned(),)]);
     opened.close().await;
 }
+
+#[tokio::test]
+async fn twenty_failures_from_one_address_lock_the_address() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let password = store.add_user("quinn", Role::Viewer).await;
+    let console = RunningConsole::start(&store).await;
+    // A guesser spreading attempts over many names never locks one account…
+    for attempt in 0..20 {
+        let name = format!("guess{attempt}");
+        assert_eq!(
+            sign_in(&client(), &console, &name, "password-guess")
+                .await
+                .status(),
+            401
+        );
+    }
+    // …but its address is locked now: even a right password from it fails, the same way.
+    assert_eq!(
+        sign_in(&client(), &console, "quinn", &password)
+            .await
+            .status(),
+        401
+    );
+    let opened = store.open().await;
+    let targets: Vec<(String,)> =
+        sqlx::query_as("SELECT target FROM audit_events WHERE action = 'auth.lockout'")
+            .fetch_all(opened.pool())
+            .await
+            .unwrap();
+    opened.close().await;
+    assert_eq!(targets, vec![("address:127.0.0.1".to_owned(),)]);
+}
