@@ -43,7 +43,7 @@ pub const SECTIONS: &[Section] = &[
         label: "Runs",
         purpose: "Deploys, updates, migrations and rollbacks, step by step and live.",
         min_role: Role::Viewer,
-        available: false,
+        available: true,
     },
     Section {
         path: "/health",

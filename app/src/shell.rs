@@ -10,6 +10,7 @@ use leptos_router::{ParamSegment, StaticSegment};
 use crate::audit::AuditPage;
 use crate::auth::{signed_in_user, AdminPage, CurrentUser, SignInPage, SignedInUser, UserMenu};
 use crate::errors::set_response_status;
+use crate::runs::{RunPage, RunsPage};
 use crate::sections::{section_for, visible_to};
 use crate::stacks::{StackPage, StacksPage};
 use crate::system::OverviewPage;
@@ -78,7 +79,14 @@ pub fn App() -> impl IntoView {
                         view=|| view! { <Guarded path="/stacks">{|| view! { <StackPage /> }}</Guarded> }
                     />
                     <Route path=StaticSegment("releases") view=|| view! { <Pending path="/releases" /> } />
-                    <Route path=StaticSegment("runs") view=|| view! { <Pending path="/runs" /> } />
+                    <Route
+                        path=StaticSegment("runs")
+                        view=|| view! { <Guarded path="/runs">{|| view! { <RunsPage /> }}</Guarded> }
+                    />
+                    <Route
+                        path=(StaticSegment("runs"), ParamSegment("id"))
+                        view=|| view! { <Guarded path="/runs">{|| view! { <RunPage /> }}</Guarded> }
+                    />
                     <Route path=StaticSegment("health") view=|| view! { <Pending path="/health" /> } />
                     <Route path=StaticSegment("backups") view=|| view! { <Pending path="/backups" /> } />
                     <Route path=StaticSegment("history") view=|| view! { <Pending path="/history" /> } />

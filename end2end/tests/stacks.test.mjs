@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
-import { USERS, signedInPage, slipway, useConsoleAndBrowser } from '../support.mjs';
+import { USERS, hydrated, signedInPage, slipway, useConsoleAndBrowser } from '../support.mjs';
 
 const fixture = resolve(import.meta.dirname, '..', '..', 'tests', 'fixtures', 'portal');
 const project = `e2eportal${process.pid}`;
@@ -83,18 +83,22 @@ describe('a stack page', () => {
     const { page, context, errors } = await signedInPage(running.browser, running.baseUrl, operator, {
       path: '/stacks/portal',
     });
-    await page.click('[data-testid="stop-stack"]');
-    await page.waitForFunction(
-      () => document.querySelectorAll('tr[data-state="exited"]').length === 5,
-      null,
-      { timeout: 90_000 },
-    );
-    await page.click('[data-testid="start-stack"]');
-    await page.waitForFunction(
-      () => document.querySelectorAll('tr[data-health="healthy"]').length === 5,
-      null,
-      { timeout: 120_000 },
-    );
+    // Each button starts a run, followed on its own page, step by step.
+    for (const [button, state] of [['stop-stack', 'exited'], ['start-stack', 'running']]) {
+      await page.goto(`${running.baseUrl}/stacks/portal`);
+      await hydrated(page);
+      await page.click(`[data-testid="${button}"]`);
+      await page.waitForURL(/\/runs\/[0-9a-f-]+$/);
+      await page.waitForSelector('[data-testid="run-status"][data-status="succeeded"]', { timeout: 120_000 });
+      const steps = await page.locator('[data-testid="run-steps"] tbody tr').count();
+      assert.equal(steps, 6, 'prepare + one step per service');
+      await page.goto(`${running.baseUrl}/stacks/portal`);
+      await page.waitForFunction(
+        (wanted) => document.querySelectorAll(`tr[data-state="${wanted}"]`).length === 5,
+        state,
+        { timeout: 120_000 },
+      );
+    }
     assert.deepEqual(errors, []);
     await context.close();
   });

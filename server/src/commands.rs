@@ -6,8 +6,8 @@ use std::path::Path;
 
 use app::audit::service::{verify, Actor, ChainReport};
 use app::auth::{service, AuthError, Role};
+use app::runs::Operation;
 use app::stacks::engine::Engine;
-use app::stacks::service::Switch;
 use app::stacks::{StackError, StackStatus};
 
 use crate::cli::StoreArgs;
@@ -27,6 +27,8 @@ pub enum CommandError {
     BrokenChain { seq: i64, reason: String },
     #[error("{0}")]
     Stack(#[from] StackError),
+    #[error("{0}")]
+    Run(String),
 }
 
 /// `slipway user add NAME --role ROLE`: the password comes from standard input, unechoed
@@ -176,27 +178,37 @@ fn status_table(status: &StackStatus) -> String {
     out.trim_end().to_owned()
 }
 
-/// `slipway start NAME` / `slipway stop NAME`: the same service the Start and Stop buttons call.
-pub async fn switch_stack(
+/// `slipway start NAME` / `slipway stop NAME`: a run, as the Start and Stop buttons make,
+/// sharing the stack's lock with any console; steps and lines are printed as they happen.
+pub async fn run_operation(
     name: &str,
-    switch: Switch,
+    operation: Operation,
     store_args: &StoreArgs,
 ) -> Result<String, CommandError> {
     let store = open_store(store_args).await?;
-    let outcome = match Engine::connect() {
-        Ok(engine) => {
-            app::stacks::service::switch(&store, &engine, &Actor::command_line(), name, switch)
+    let outcome = async {
+        let stack = app::stacks::service::find(&store, name).await?;
+        let engine = Engine::connect().map_err(|error| StackError::Engine(error.to_string()))?;
+        let handle =
+            app::runs::service::begin(&store, &stack, operation, &Actor::command_line(), true)
                 .await
-        }
-        Err(error) => Err(StackError::Engine(error.to_string())),
-    };
+                .map_err(|error| CommandError::Run(error.to_string()))?;
+        println!("run {} ({operation} {name})", handle.run.id);
+        app::runs::service::execute(handle, &engine, &stack)
+            .await
+            .map_err(|error| CommandError::Run(error.to_string()))
+    }
+    .await;
     store.close().await;
-    outcome?;
-    let done = match switch {
-        Switch::Start => "started",
-        Switch::Stop => "stopped",
-    };
-    Ok(format!("{done} stack {name}"))
+    let run = outcome?;
+    if run.status == "succeeded" {
+        Ok(format!("run {} succeeded", run.id))
+    } else {
+        Err(CommandError::Run(format!(
+            "run {} {}: {}",
+            run.id, run.status, run.error
+        )))
+    }
 }
 
 /// What `slipway logs` was asked for.

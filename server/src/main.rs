@@ -4,11 +4,11 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use app::stacks::service::Switch;
+use app::runs::Operation;
 use clap::Parser;
 use server::cli::{one_line, AuditCommand, Cli, Command, StackCommand, UserCommand};
 use server::commands::{
-    add_stack, add_user, print_logs, stack_status, switch_stack, verify_audit, LogsRequest,
+    add_stack, add_user, print_logs, run_operation, stack_status, verify_audit, LogsRequest,
 };
 use server::startup::StartupError;
 use tracing_subscriber::EnvFilter;
@@ -63,11 +63,11 @@ fn main() -> ExitCode {
             .await
             .map(Some)
             .map_err(|e| e.to_string()),
-            Command::Start { name, store } => switch_stack(&name, Switch::Start, &store)
+            Command::Start { name, store } => run_operation(&name, Operation::Start, &store)
                 .await
                 .map(Some)
                 .map_err(|e| e.to_string()),
-            Command::Stop { name, store } => switch_stack(&name, Switch::Stop, &store)
+            Command::Stop { name, store } => run_operation(&name, Operation::Stop, &store)
                 .await
                 .map(Some)
                 .map_err(|e| e.to_string()),

@@ -59,6 +59,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
     let public = public_url(&args, addr)?;
     let store = open_store(&args.store).await?;
     let start = app::system::record_start(&store, env!("CARGO_PKG_VERSION")).await?;
+    let interrupted = app::runs::service::recover_interrupted(&store).await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            interrupted,
+            "runs whose process had stopped were marked interrupted"
+        );
+    }
     let site_root = site_root(&args);
     if !site_root.join("pkg").is_dir() {
         tracing::warn!(

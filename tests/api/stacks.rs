@@ -375,3 +375,52 @@ async fn a_port_already_in_use_or_a_missing_image_is_named() {
         missing.stderr
     );
 }
+
+#[tokio::test]
+async fn one_run_per_stack_and_a_dead_runs_stack_is_freed_at_the_next_start() {
+    use app::audit::service::Actor;
+    use app::runs::{service, Operation};
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    add_portal(&flags, None, &[]).await;
+    let opened = store.open().await;
+    let stack = app::stacks::service::find(&opened, "portal").await.unwrap();
+    let first = service::begin(&opened, &stack, Operation::Start, &Actor::system(), false)
+        .await
+        .unwrap();
+    let refused = service::begin(
+        &opened,
+        &stack,
+        Operation::Stop,
+        &Actor::command_line(),
+        false,
+    )
+    .await;
+    let message = refused.err().expect("a second run is refused").to_string();
+    assert!(
+        message.contains(&first.run.id) && message.contains("started by slipway at"),
+        "{message}"
+    );
+
+    // The process holding the run dies (its holder names a pid that does not exist).
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    sqlx::query("UPDATE runs SET holder = $1 WHERE id = $2")
+        .bind(format!("{}:4194304", host.trim()))
+        .bind(&first.run.id)
+        .execute(opened.pool())
+        .await
+        .unwrap();
+    std::mem::forget(first); // as a killed process would: nothing releases the lock
+    let console = RunningConsole::start(&store).await;
+    drop(console);
+    let run = service::list(&opened, "portal").await.unwrap().remove(0);
+    assert_eq!(run.status, "interrupted");
+    assert!(
+        run.error.contains("stopped before it finished"),
+        "{}",
+        run.error
+    );
+    let again = service::begin(&opened, &stack, Operation::Stop, &Actor::system(), false).await;
+    assert!(again.is_ok(), "the stack is free again");
+    opened.close().await;
+}

@@ -73,15 +73,12 @@ fn engine_error(error: EngineError) -> StackError {
     StackError::Engine(error.to_string())
 }
 
-/// Brings every service up: creates what is missing, starts what is stopped.
-#[tracing::instrument(skip_all, fields(project))]
-pub async fn start(
+/// The project's network and named volumes, created when missing.
+pub async fn prepare(
     engine: &Engine,
     definition: &StackDefinition,
     project: &str,
-    compose_dir: &Path,
 ) -> Result<(), StackError> {
-    let order = dependency_order(definition)?;
     engine
         .ensure_network(project, &network_name(project))
         .await
@@ -92,73 +89,88 @@ pub async fn start(
             .await
             .map_err(engine_error)?;
     }
-    for service in order {
-        for dependency in healthy_dependencies(service) {
-            wait_healthy(engine, project, &dependency).await?;
-        }
-        let mut body = container_body(project, service, compose_dir)?;
-        let hash = config_hash(&body);
-        if let Some(labels) = body.labels.as_mut() {
-            labels.insert(CONFIG_HASH_LABEL.into(), hash.clone());
-        }
-        let existing = containers_of(engine, project, &service.name).await?;
-        let id = match existing.first() {
-            // Ours and current, or made by another tool (Compose): start it as it is.
-            Some(container)
-                if container.config_hash == hash || container.config_hash.is_empty() =>
-            {
-                if container.state == "running" {
-                    continue;
-                }
-                container.id.clone()
-            }
-            stale => {
-                // Made by Slipway from another definition: replace it, as Compose does.
-                if let Some(container) = stale {
-                    engine
-                        .remove_container(&container.id)
-                        .await
-                        .map_err(engine_error)?;
-                }
-                engine
-                    .create_container(&container_name(project, &service.name), body)
-                    .await
-                    .map_err(|error| explain(service, error))?
-            }
-        };
-        engine
-            .start_container(&id)
-            .await
-            .map_err(|error| explain(service, error))?;
-    }
     Ok(())
 }
 
-/// Stops every service, dependents first.
-#[tracing::instrument(skip_all, fields(project))]
-pub async fn stop(
+/// What starting one service did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Started {
+    AlreadyRunning,
+    Restarted,
+    Created,
+}
+
+/// Starts one service once the dependencies it asks to be healthy are: an existing container
+/// of the same definition (or one Compose made) is started as it is; one Slipway made from
+/// another definition is replaced, as Compose does.
+#[tracing::instrument(skip_all, fields(project, service = service.name))]
+pub async fn start_service(
     engine: &Engine,
-    definition: &StackDefinition,
     project: &str,
-) -> Result<(), StackError> {
-    let order = dependency_order(definition)?;
-    for service in order.into_iter().rev() {
-        let grace = service
-            .compose
-            .stop_grace_period
-            .as_deref()
-            .and_then(|text| humantime::parse_duration(text).ok())
-            .unwrap_or(DEFAULT_STOP_GRACE);
-        for container in containers_of(engine, project, &service.name).await? {
-            if container.state == "running" || container.state == "restarting" {
+    service: &ServiceDefinition,
+    compose_dir: &Path,
+) -> Result<Started, StackError> {
+    for dependency in healthy_dependencies(service) {
+        wait_healthy(engine, project, &dependency).await?;
+    }
+    let mut body = container_body(project, service, compose_dir)?;
+    let hash = config_hash(&body);
+    if let Some(labels) = body.labels.as_mut() {
+        labels.insert(CONFIG_HASH_LABEL.into(), hash.clone());
+    }
+    let existing = containers_of(engine, project, &service.name).await?;
+    let (id, outcome) = match existing.first() {
+        Some(container) if container.config_hash == hash || container.config_hash.is_empty() => {
+            if container.state == "running" {
+                return Ok(Started::AlreadyRunning);
+            }
+            (container.id.clone(), Started::Restarted)
+        }
+        stale => {
+            if let Some(container) = stale {
                 engine
-                    .stop_container(&container.id, grace)
+                    .remove_container(&container.id)
                     .await
                     .map_err(engine_error)?;
             }
+            let id = engine
+                .create_container(&container_name(project, &service.name), body)
+                .await
+                .map_err(|error| explain(service, error))?;
+            (id, Started::Created)
+        }
+    };
+    engine
+        .start_container(&id)
+        .await
+        .map_err(|error| explain(service, error))?;
+    Ok(outcome)
+}
+
+/// Stops one service's running containers; returns how many it stopped.
+#[tracing::instrument(skip_all, fields(project, service = service.name))]
+pub async fn stop_service(
+    engine: &Engine,
+    project: &str,
+    service: &ServiceDefinition,
+) -> Result<usize, StackError> {
+    let grace = service
+        .compose
+        .stop_grace_period
+        .as_deref()
+        .and_then(|text| humantime::parse_duration(text).ok())
+        .unwrap_or(DEFAULT_STOP_GRACE);
+    let mut stopped = 0;
+    for container in containers_of(engine, project, &service.name).await? {
+        if container.state == "running" || container.state == "restarting" {
+            engine
+                .stop_container(&container.id, grace)
+                .await
+                .map_err(engine_error)?;
+            stopped += 1;
         }
     }
-    Ok(())
+    Ok(stopped)
 }
 
 async fn containers_of(

@@ -12,7 +12,7 @@ use crate::errors::UserFacing;
 
 mod pages;
 
-pub use pages::{StackOverview, StackPage, StacksPage};
+pub use pages::{ticker, StackOverview, StackPage, StacksPage};
 
 #[cfg(feature = "ssr")]
 pub mod compose;
@@ -275,40 +275,6 @@ pub async fn add_stack(
         std::path::Path::new(compose_file.trim()),
         env_file.as_deref(),
         Some(project.trim()),
-    )
-    .await
-    .map_err(reject)
-}
-
-/// Starts every service of the stack that is not running; operators and up.
-#[server(prefix = "/api", endpoint = "start_stack")]
-pub async fn start_stack(name: String) -> Result<(), StackError> {
-    switch_stack(name, true).await
-}
-
-/// Stops every service of the stack; operators and up.
-#[server(prefix = "/api", endpoint = "stop_stack")]
-pub async fn stop_stack(name: String) -> Result<(), StackError> {
-    switch_stack(name, false).await
-}
-
-#[cfg(feature = "ssr")]
-async fn switch_stack(name: String, start: bool) -> Result<(), StackError> {
-    use crate::errors::reject;
-    let operator = crate::auth::guard::authorized(crate::auth::Role::Operator).await?;
-    let engine =
-        engine::Engine::connect().map_err(|error| reject(StackError::Engine(error.to_string())))?;
-    let switch = if start {
-        service::Switch::Start
-    } else {
-        service::Switch::Stop
-    };
-    service::switch(
-        &operator.console.store,
-        &engine,
-        &operator.actor,
-        &name,
-        switch,
     )
     .await
     .map_err(reject)

@@ -8,10 +8,11 @@ use leptos_router::hooks::use_params_map;
 
 use super::{
     AddStack, ContainerStatus, Diagnostics, LogLine, ServiceStatus, StackDiagnostics, StackStatus,
-    StackSummary, StartStack, StopStack,
+    StackSummary,
 };
 use crate::auth::{signed_in_user, Role};
 use crate::components::Table;
+use crate::runs::StartRun;
 
 /// How often a stack's page asks the engine again.
 const REFRESH: Duration = Duration::from_secs(5);
@@ -19,7 +20,7 @@ const REFRESH: Duration = Duration::from_secs(5);
 const LOG_REFRESH: Duration = Duration::from_secs(2);
 
 /// A signal that counts up every `period` while the component lives (in the browser only).
-fn ticker(period: Duration) -> ReadSignal<u64> {
+pub fn ticker(period: Duration) -> ReadSignal<u64> {
     let (tick, set_tick) = signal(0_u64);
     Effect::new(move |_| {
         if let Ok(handle) = set_interval_with_handle(move || set_tick.update(|t| *t += 1), period) {
@@ -121,40 +122,40 @@ pub fn StackPage() -> impl IntoView {
     let name = move || params.with(|p| p.get("name").unwrap_or_default());
     // Live state: ask again every few seconds while the page is open.
     let tick = ticker(REFRESH);
-    let start = ServerAction::<StartStack>::new();
-    let stop = ServerAction::<StopStack>::new();
+    let run = ServerAction::<StartRun>::new();
     let status = Resource::new(
-        move || {
-            (
-                name(),
-                tick.get(),
-                start.version().get(),
-                stop.version().get(),
-            )
-        },
-        |(name, ..)| super::get_stack_status(name),
+        move || (name(), tick.get()),
+        |(name, _)| super::get_stack_status(name),
     );
     let is_operator = signed_in_user().is_some_and(|user| user.role.allows(Role::Operator));
-    let busy = move || start.pending().get() || stop.pending().get();
-    let failure = move || {
-        [start.value().get(), stop.value().get()]
-            .into_iter()
-            .flatten()
-            .find_map(Result::err)
-    };
+    let busy = move || run.pending().get();
+    // A started run is followed on its own page.
+    Effect::new(move |_| {
+        if let Some(Ok(id)) = run.value().get() {
+            let navigate = leptos_router::hooks::use_navigate();
+            navigate(&format!("/runs/{id}"), Default::default());
+        }
+    });
+    let failure = move || run.value().get().and_then(Result::err);
     view! {
         <Title text=name />
         <div class="card-head">
             <h1>{name}</h1>
             <Show when=move || is_operator>
                 <div class="actions">
-                    <ActionForm action=start attr:class="inline">
-                        <input type="hidden" name="name" value=name />
-                        <button class="button" type="submit" data-testid="start-stack" disabled=busy>"Start"</button>
+                    <ActionForm action=run attr:class="inline">
+                        <input type="hidden" name="stack" value=name />
+                        <input type="hidden" name="operation" value="start" />
+                        <button class="button" type="submit" data-testid="start-stack" disabled=busy>
+                            "Start"
+                        </button>
                     </ActionForm>
-                    <ActionForm action=stop attr:class="inline">
-                        <input type="hidden" name="name" value=name />
-                        <button class="button secondary" type="submit" data-testid="stop-stack" disabled=busy>"Stop"</button>
+                    <ActionForm action=run attr:class="inline">
+                        <input type="hidden" name="stack" value=name />
+                        <input type="hidden" name="operation" value="stop" />
+                        <button class="button secondary" type="submit" data-testid="stop-stack" disabled=busy>
+                            "Stop"
+                        </button>
                     </ActionForm>
                 </div>
             </Show>

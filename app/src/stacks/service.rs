@@ -10,7 +10,6 @@ use crate::store::{now_utc, Store};
 
 use super::compose::{self, StackDefinition};
 use super::engine::Engine;
-use super::lifecycle;
 use super::{
     Diagnostics, DiskSpace, LogLine, ServiceStatus, StackError, StackStatus, StackSummary,
 };
@@ -164,48 +163,6 @@ pub async fn status(store: &Store, engine: &Engine, name: &str) -> Result<StackS
         })
         .collect();
     Ok(StackStatus { stack, services })
-}
-
-/// Starting or stopping a whole stack.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Switch {
-    Start,
-    Stop,
-}
-
-/// Starts or stops every service of the stack; the outcome, either way, is audited.
-#[tracing::instrument(skip_all, fields(stack = name, ?switch))]
-pub async fn switch(
-    store: &Store,
-    engine: &Engine,
-    actor: &Actor,
-    name: &str,
-    switch: Switch,
-) -> Result<(), StackError> {
-    let stack = find(store, name).await?;
-    let definition = definition(&stack)?;
-    let compose_dir = Path::new(&stack.compose_file)
-        .parent()
-        .unwrap_or(Path::new("/"))
-        .to_path_buf();
-    let (outcome, action) = match switch {
-        Switch::Start => (
-            lifecycle::start(engine, &definition, &stack.project, &compose_dir).await,
-            "stack.started",
-        ),
-        Switch::Stop => (
-            lifecycle::stop(engine, &definition, &stack.project).await,
-            "stack.stopped",
-        ),
-    };
-    let detail = match &outcome {
-        Ok(()) => json!({ "project": stack.project, "outcome": "ok" }),
-        Err(error) => {
-            json!({ "project": stack.project, "outcome": "failed", "reason": error.to_string() })
-        }
-    };
-    append(store, actor, action, &stack.name, detail).await?;
-    outcome
 }
 
 /// The newest lines of every container of the stack (or of one service), merged by time.
