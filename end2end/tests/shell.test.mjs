@@ -28,12 +28,12 @@ describe('the console shell', () => {
     const { page, context } = await signedInPage(running.browser, running.baseUrl, admin);
     // A marker on window survives client-side navigation and dies with a full reload.
     await page.evaluate(() => { window.__sameDocument = true; });
-    await page.locator('nav.nav a', { hasText: 'Runs' }).click();
-    await page.waitForURL(`${running.baseUrl}/runs`);
-    assert.equal(await page.locator('main h1').innerText(), 'Runs');
+    await page.locator('nav.nav a', { hasText: 'History' }).click();
+    await page.waitForURL(`${running.baseUrl}/history`);
+    assert.equal(await page.locator('main h1').innerText(), 'History');
     assert.match(await page.locator('[data-testid="not-available"]').innerText(), /Not available yet/);
-    assert.equal(await page.locator('nav.nav a[aria-current="page"]').innerText(), 'Runs');
-    assert.equal(await page.title(), 'Runs · Slipway');
+    assert.equal(await page.locator('nav.nav a[aria-current="page"]').innerText(), 'History');
+    assert.equal(await page.title(), 'History · Slipway');
     assert.equal(await page.evaluate(() => window.__sameDocument), true);
     await context.close();
   });
