@@ -46,3 +46,13 @@ CREATE TABLE stack_locks (
     since TEXT NOT NULL,
     created_at TEXT NOT NULL
 );
+
+-- The images each successful deploy left running; the newest set is the last-known-good.
+CREATE TABLE run_images (
+    run_id TEXT NOT NULL,
+    service TEXT NOT NULL,
+    image TEXT NOT NULL,
+    image_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, service)
+);

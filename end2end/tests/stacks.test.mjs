@@ -84,14 +84,15 @@ describe('a stack page', () => {
       path: '/stacks/portal',
     });
     // Each button starts a run, followed on its own page, step by step.
-    for (const [button, state] of [['stop-stack', 'exited'], ['start-stack', 'running']]) {
+    // Stop: one step per service; Start: the network and volumes first, then each service.
+    for (const [button, state, stepCount] of [['stop-stack', 'exited', 5], ['start-stack', 'running', 6]]) {
       await page.goto(`${running.baseUrl}/stacks/portal`);
       await hydrated(page);
       await page.click(`[data-testid="${button}"]`);
       await page.waitForURL(/\/runs\/[0-9a-f-]+$/);
       await page.waitForSelector('[data-testid="run-status"][data-status="succeeded"]', { timeout: 120_000 });
       const steps = await page.locator('[data-testid="run-steps"] tbody tr').count();
-      assert.equal(steps, 6, 'prepare + one step per service');
+      assert.equal(steps, stepCount);
       await page.goto(`${running.baseUrl}/stacks/portal`);
       await page.waitForFunction(
         (wanted) => document.querySelectorAll(`tr[data-state="${wanted}"]`).length === 5,

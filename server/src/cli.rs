@@ -32,6 +32,14 @@ pub enum Command {
     /// Manage the stacks the console looks after.
     #[command(subcommand)]
     Stack(StackCommand),
+    /// Deploy a stack from nothing: env check, data services, migrations, app services,
+    /// health, and the running images recorded as the last-known-good.
+    Deploy {
+        /// The stack's name.
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Start every service of a stack that is not running (creating what is missing).
     Start {
         /// The stack's name.

@@ -63,6 +63,10 @@ fn main() -> ExitCode {
             .await
             .map(Some)
             .map_err(|e| e.to_string()),
+            Command::Deploy { name, store } => run_operation(&name, Operation::Deploy, &store)
+                .await
+                .map(Some)
+                .map_err(|e| e.to_string()),
             Command::Start { name, store } => run_operation(&name, Operation::Start, &store)
                 .await
                 .map(Some)

@@ -148,14 +148,13 @@ async fn healthz_says_503_when_the_store_stops_answering() {
     };
     let database = url.rsplit('/').next().unwrap().to_owned();
     let admin_url = std::env::var(crate::helpers::POSTGRES_ENV).unwrap();
-    let admin = app::store::Store::open(&app::store::StoreLocation::Url(admin_url))
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
         .await
         .unwrap();
     sqlx::query(&format!("DROP DATABASE {database} WITH (FORCE)"))
-        .execute(admin.pool())
+        .execute(&mut admin)
         .await
         .unwrap();
-    admin.close().await;
 
     let response = client().get(console.url("/healthz")).send().await.unwrap();
     assert_eq!(response.status(), 503);

@@ -424,3 +424,82 @@ async fn one_run_per_stack_and_a_dead_runs_stack_is_freed_at_the_next_start() {
     assert!(again.is_ok(), "the stack is free again");
     opened.close().await;
 }
+
+#[tokio::test]
+async fn deploy_brings_the_portal_up_from_nothing_and_stores_no_secret() {
+    let project = format!("slipdeploy{}", uuid::Uuid::new_v4().simple());
+    let _cleanup = ProjectCleanup(project.clone());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let env = [("PORTAL_PORT", port.as_str())];
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    add_portal(&flags, Some(&project), &env).await;
+    let mut deploy = vec!["deploy", "portal"];
+    deploy.extend(flags.iter().map(String::as_str));
+    let deployed = run_to_exit(&deploy, &env).await;
+    assert_eq!(
+        deployed.code,
+        Some(0),
+        "{}\n{}",
+        deployed.stdout,
+        deployed.stderr
+    );
+    for expected in [
+        "Check the env file",
+        "Wait until database, cache are healthy",
+        "Run the migrations of backend",
+        "applied 20240101_create_customers",
+        "Record the running images",
+    ] {
+        assert!(
+            deployed.stdout.contains(expected),
+            "no {expected:?} in\n{}",
+            deployed.stdout
+        );
+    }
+    let health: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/api/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+
+    // The migration printed the database URL with its password: it is masked everywhere.
+    let planted = [
+        "portal-sample-password-0123",
+        "portal-sample-jwt-secret-0123456789abcdef",
+    ];
+    let opened = store.open().await;
+    let lines: Vec<(String,)> = sqlx::query_as("SELECT text FROM run_lines")
+        .fetch_all(opened.pool())
+        .await
+        .unwrap();
+    let audit: Vec<(String,)> = sqlx::query_as("SELECT detail FROM audit_events")
+        .fetch_all(opened.pool())
+        .await
+        .unwrap();
+    let images: Vec<(String, String)> = sqlx::query_as("SELECT service, image_id FROM run_images")
+        .fetch_all(opened.pool())
+        .await
+        .unwrap();
+    opened.close().await;
+    let stored = format!("{lines:?}{audit:?}{}{}", deployed.stdout, deployed.stderr);
+    for secret in planted {
+        assert!(!stored.contains(secret), "a secret was stored or printed");
+    }
+    assert!(
+        stored.contains("postgres://portal:••••@database:5432/portal"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        images.len(),
+        5,
+        "every running service's image is recorded: {images:?}"
+    );
+}

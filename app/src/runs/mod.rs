@@ -21,6 +21,8 @@ pub mod service;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Operation {
+    /// From nothing: env check, data services, migrations, app services, health, record.
+    Deploy,
     Start,
     Stop,
 }
@@ -28,6 +30,7 @@ pub enum Operation {
 impl Operation {
     pub fn as_str(self) -> &'static str {
         match self {
+            Operation::Deploy => "deploy",
             Operation::Start => "start",
             Operation::Stop => "stop",
         }
@@ -45,6 +48,7 @@ impl FromStr for Operation {
 
     fn from_str(value: &str) -> Result<Self, Self::Err> {
         match value {
+            "deploy" => Ok(Operation::Deploy),
             "start" => Ok(Operation::Start),
             "stop" => Ok(Operation::Stop),
             other => Err(format!("unknown operation {other:?}")),

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use serde_json::json;
 
 use crate::audit::service::{append, Actor};
-use crate::stacks::compose::{self, StackDefinition};
+use crate::stacks::compose::{self, ServiceDefinition, StackDefinition};
 use crate::stacks::engine::Engine;
-use crate::stacks::{lifecycle, StackSummary};
+use crate::stacks::{lifecycle, ServiceRole, StackSummary};
 use crate::store::{now_utc, Store, StoreError};
 
 use super::{Operation, RunDetail, RunError, RunLine, RunStep, RunSummary};
@@ -43,6 +43,8 @@ pub struct RunHandle {
     next_seq: AtomicI64,
     /// Print lines to stdout as well (the command line).
     echo: bool,
+    /// Values masked in every stored line.
+    secrets: Vec<String>,
     released: bool,
 }
 
@@ -114,6 +116,7 @@ pub async fn begin(
         run,
         next_seq: AtomicI64::new(1),
         echo,
+        secrets: Vec::new(),
         released: false,
     })
 }
@@ -174,6 +177,8 @@ impl RunHandle {
 
     /// Stores one line of step `step`'s output.
     pub async fn line(&self, step: i64, text: &str) -> Result<(), RunError> {
+        let text = compose::redact(text, &self.secrets);
+        let text = text.as_str();
         let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
         sqlx::query(
             "INSERT INTO run_lines (run_id, seq, step, at, text, created_at) VALUES ($1, $2, $3, $4, $5, $4)",
@@ -254,26 +259,81 @@ async fn release(store: &Store, run_id: &str) -> Result<(), RunError> {
     Ok(())
 }
 
-/// The steps of an operation on this stack.
-fn steps(operation: Operation, definition: &StackDefinition) -> Result<Vec<String>, RunError> {
-    let order =
-        lifecycle::dependency_order(definition).map_err(|e| RunError::Stack(e.to_string()))?;
-    let mut names = vec!["Prepare the network and volumes".to_owned()];
-    match operation {
-        Operation::Start => names.extend(order.iter().map(|s| format!("Start {}", s.name))),
-        Operation::Stop => names.extend(order.iter().rev().map(|s| format!("Stop {}", s.name))),
+/// One step of a run.
+enum Step<'a> {
+    CheckEnv,
+    Prepare,
+    Start(&'a ServiceDefinition),
+    WaitReady(Vec<&'a ServiceDefinition>),
+    Migrate(&'a ServiceDefinition),
+    Stop(&'a ServiceDefinition),
+    RecordImages,
+}
+
+impl Step<'_> {
+    fn name(&self) -> String {
+        match self {
+            Step::CheckEnv => "Check the env file".into(),
+            Step::Prepare => "Prepare the network and volumes".into(),
+            Step::Start(service) => format!("Start {}", service.name),
+            Step::WaitReady(services) => format!(
+                "Wait until {} are healthy",
+                services
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Step::Migrate(service) => format!("Run the migrations of {}", service.name),
+            Step::Stop(service) => format!("Stop {}", service.name),
+            Step::RecordImages => "Record the running images".into(),
+        }
     }
-    Ok(names)
+}
+
+/// The steps of an operation on this stack, in order.
+fn plan(operation: Operation, definition: &StackDefinition) -> Result<Vec<Step<'_>>, String> {
+    let order = lifecycle::dependency_order(definition).map_err(|e| e.to_string())?;
+    let (data, others): (Vec<&ServiceDefinition>, Vec<&ServiceDefinition>) = order
+        .iter()
+        .copied()
+        .partition(|s| s.role == ServiceRole::Data);
+    Ok(match operation {
+        Operation::Start => std::iter::once(Step::Prepare)
+            .chain(order.iter().map(|s| Step::Start(s)))
+            .collect(),
+        Operation::Stop => order.iter().rev().map(|s| Step::Stop(s)).collect(),
+        Operation::Deploy => {
+            let mut steps = vec![Step::CheckEnv, Step::Prepare];
+            steps.extend(data.iter().map(|s| Step::Start(s)));
+            if !data.is_empty() {
+                steps.push(Step::WaitReady(data.clone()));
+            }
+            steps.extend(
+                order
+                    .iter()
+                    .filter(|s| s.migrate.is_some())
+                    .map(|s| Step::Migrate(s)),
+            );
+            steps.extend(others.iter().map(|s| Step::Start(s)));
+            steps.push(Step::WaitReady(order.clone()));
+            steps.push(Step::RecordImages);
+            steps
+        }
+    })
 }
 
 /// Runs every step in order and finishes the run; the first failing step ends it.
 #[tracing::instrument(skip_all, fields(run = handle.run.id, stack = stack.name))]
 pub async fn execute(
-    handle: RunHandle,
+    mut handle: RunHandle,
     engine: &Engine,
     stack: &StackSummary,
 ) -> Result<RunSummary, RunError> {
+    let env_file = stack.env_file.as_deref().map(Path::new);
+    handle.secrets = compose::secret_values(env_file);
     let outcome = run_steps(&handle, engine, stack).await;
+    let outcome = outcome.map_err(|error| compose::redact(&error, &handle.secrets));
     handle.finish(&outcome).await
 }
 
@@ -282,59 +342,43 @@ async fn run_steps(
     engine: &Engine,
     stack: &StackSummary,
 ) -> Result<(), String> {
-    let definition = compose::load(
-        Path::new(&stack.compose_file),
-        stack.env_file.as_deref().map(Path::new),
-    )
-    .map_err(|error| error.to_string())?;
-    let names = steps(handle.run.operation, &definition).map_err(|e| e.to_string())?;
+    let env_file = stack.env_file.as_deref().map(Path::new);
+    let definition = compose::load(Path::new(&stack.compose_file), env_file)
+        .map_err(|error| error.to_string())?;
+    let steps = plan(handle.run.operation, &definition)?;
+    let names: Vec<String> = steps.iter().map(Step::name).collect();
     handle.plan(&names).await.map_err(|e| e.to_string())?;
-    let compose_dir = Path::new(&stack.compose_file)
-        .parent()
-        .unwrap_or(Path::new("/"))
-        .to_path_buf();
-    let order = lifecycle::dependency_order(&definition).map_err(|e| e.to_string())?;
-    let services: Vec<_> = match handle.run.operation {
-        Operation::Start => order,
-        Operation::Stop => order.into_iter().rev().collect(),
+    let context = StepContext {
+        engine,
+        stack,
+        definition: &definition,
+        compose_dir: Path::new(&stack.compose_file)
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .to_path_buf(),
     };
-    for (position, name) in names.iter().enumerate() {
+    for (position, step) in steps.iter().enumerate() {
         let position = position as i64;
         handle
             .set_step(position, "running")
             .await
             .map_err(|e| e.to_string())?;
         if handle.echo {
-            println!("{name}");
+            println!("{}", names[position as usize]);
         }
-        let result: Result<String, String> = if position == 0 {
-            lifecycle::prepare(engine, &definition, &stack.project)
+        let result = context
+            .run(step, handle.run.id.as_str(), &handle.store)
+            .await;
+        let (status, lines) = match &result {
+            Ok(lines) => ("succeeded", lines.clone()),
+            Err(error) => ("failed", vec![error.clone()]),
+        };
+        for line in &lines {
+            handle
+                .line(position, line)
                 .await
-                .map(|()| format!("network {}_default ready", stack.project))
-                .map_err(|e| e.to_string())
-        } else {
-            let service = services[(position - 1) as usize];
-            match handle.run.operation {
-                Operation::Start => {
-                    lifecycle::start_service(engine, &stack.project, service, &compose_dir)
-                        .await
-                        .map(|started| format!("{}: {started:?}", service.name).to_lowercase())
-                        .map_err(|e| e.to_string())
-                }
-                Operation::Stop => lifecycle::stop_service(engine, &stack.project, service)
-                    .await
-                    .map(|stopped| format!("{}: stopped {stopped} container(s)", service.name))
-                    .map_err(|e| e.to_string()),
-            }
-        };
-        let (status, text) = match &result {
-            Ok(text) => ("succeeded", text.clone()),
-            Err(error) => ("failed", error.clone()),
-        };
-        handle
-            .line(position, &text)
-            .await
-            .map_err(|e| e.to_string())?;
+                .map_err(|e| e.to_string())?;
+        }
         handle
             .set_step(position, status)
             .await
@@ -342,6 +386,135 @@ async fn run_steps(
         result?;
     }
     Ok(())
+}
+
+struct StepContext<'a> {
+    engine: &'a Engine,
+    stack: &'a StackSummary,
+    definition: &'a StackDefinition,
+    compose_dir: std::path::PathBuf,
+}
+
+/// Names with "secret" must be at least this long; passwords, tokens and keys this.
+const MIN_SECRET_CHARS: usize = 32;
+const MIN_PASSWORD_CHARS: usize = 12;
+
+impl StepContext<'_> {
+    /// Runs one step; returns the lines it reports.
+    async fn run(
+        &self,
+        step: &Step<'_>,
+        run_id: &str,
+        store: &Store,
+    ) -> Result<Vec<String>, String> {
+        let project = self.stack.project.as_str();
+        let text = |error: crate::stacks::StackError| error.to_string();
+        match step {
+            Step::CheckEnv => self.check_env(),
+            Step::Prepare => {
+                lifecycle::prepare(self.engine, self.definition, project)
+                    .await
+                    .map_err(text)?;
+                Ok(vec![format!("network {project}_default ready")])
+            }
+            Step::Start(service) => {
+                lifecycle::start_service(self.engine, project, service, &self.compose_dir)
+                    .await
+                    .map(|started| {
+                        vec![format!(
+                            "{}: {}",
+                            service.name,
+                            format!("{started:?}").to_lowercase()
+                        )]
+                    })
+                    .map_err(text)
+            }
+            Step::WaitReady(services) => {
+                let mut lines = Vec::new();
+                for service in services {
+                    lifecycle::wait_ready(self.engine, project, service)
+                        .await
+                        .map_err(text)?;
+                    lines.push(format!("{}: ready", service.name));
+                }
+                Ok(lines)
+            }
+            Step::Migrate(service) => {
+                let command = service.migrate.clone().unwrap_or_default();
+                let (code, mut lines) =
+                    lifecycle::run_once(self.engine, project, service, &self.compose_dir, &command)
+                        .await
+                        .map_err(text)?;
+                if code != 0 {
+                    return Err(format!(
+                        "{} exited with {code}: {}",
+                        command.join(" "),
+                        lines.join(" / ")
+                    ));
+                }
+                lines.push(format!("{} finished", command.join(" ")));
+                Ok(lines)
+            }
+            Step::Stop(service) => lifecycle::stop_service(self.engine, project, service)
+                .await
+                .map(|stopped| vec![format!("{}: stopped {stopped} container(s)", service.name)])
+                .map_err(text),
+            Step::RecordImages => self.record_images(run_id, store).await,
+        }
+    }
+
+    /// Secrets must be long enough; only names and lengths are reported, never values.
+    fn check_env(&self) -> Result<Vec<String>, String> {
+        let Some(path) = self.stack.env_file.as_deref() else {
+            return Ok(vec!["no env file".into()]);
+        };
+        let entries = compose::env_file_entries(Path::new(path)).map_err(|e| e.to_string())?;
+        let mut lines = vec![format!("{} variables in {path}", entries.len())];
+        for (name, value) in entries
+            .iter()
+            .filter(|(name, _)| compose::is_secret_name(name))
+        {
+            let needed = if name.to_ascii_uppercase().contains("SECRET") {
+                MIN_SECRET_CHARS
+            } else {
+                MIN_PASSWORD_CHARS
+            };
+            let length = value.chars().count();
+            if length < needed {
+                return Err(format!(
+                    "{name} has {length} characters; it needs at least {needed}"
+                ));
+            }
+            lines.push(format!("{name}: {length} characters"));
+        }
+        Ok(lines)
+    }
+
+    /// The image ids now running become this run's record: the stack's last-known-good.
+    async fn record_images(&self, run_id: &str, store: &Store) -> Result<Vec<String>, String> {
+        let containers = self
+            .engine
+            .project_containers(&self.stack.project)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut lines = Vec::new();
+        for container in containers.iter().filter(|c| c.state == "running") {
+            sqlx::query("INSERT INTO run_images (run_id, service, image, image_id, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(run_id)
+                .bind(&container.service)
+                .bind(&container.image)
+                .bind(&container.image_id)
+                .bind(now_utc())
+                .execute(store.pool())
+                .await
+                .map_err(|e| e.to_string())?;
+            lines.push(format!(
+                "{}: {} ({})",
+                container.service, container.image, container.image_id
+            ));
+        }
+        Ok(lines)
+    }
 }
 
 /// At console start: runs whose process is gone are marked interrupted at the step they were

@@ -111,9 +111,7 @@ pub fn load(compose_file: &Path, env_file: Option<&Path>) -> Result<StackDefinit
 pub fn environment(env_file: Option<&Path>) -> Result<MapEnvironment, ComposeError> {
     let mut environment = MapEnvironment::new();
     if let Some(path) = env_file {
-        let entries = dotenvy::from_path_iter(path).map_err(|error| env_file_error(path, error))?;
-        for entry in entries {
-            let (name, value) = entry.map_err(|error| env_file_error(path, error))?;
+        for (name, value) in env_file_entries(path)? {
             environment.insert_sensitive(name, value);
         }
     }
@@ -121,6 +119,51 @@ pub fn environment(env_file: Option<&Path>) -> Result<MapEnvironment, ComposeErr
         environment.insert(name, value);
     }
     Ok(environment)
+}
+
+/// Whether a variable's name says it holds a secret.
+pub fn is_secret_name(name: &str) -> bool {
+    let name = name.to_ascii_uppercase();
+    ["SECRET", "PASSWORD", "TOKEN", "KEY"]
+        .iter()
+        .any(|word| name.contains(word))
+}
+
+/// The env file's variables, in file order.
+pub fn env_file_entries(path: &Path) -> Result<Vec<(String, String)>, ComposeError> {
+    let entries = dotenvy::from_path_iter(path).map_err(|error| env_file_error(path, error))?;
+    entries
+        .map(|entry| entry.map_err(|error| env_file_error(path, error)))
+        .collect()
+}
+
+/// Values that must never be shown: every value of the env file, and every environment
+/// variable whose name says it is a secret. Very short values are left out: masking "1"
+/// everywhere would hide more than it protects.
+pub fn secret_values(env_file: Option<&Path>) -> Vec<String> {
+    let from_file = env_file
+        .and_then(|path| env_file_entries(path).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(_, value)| value);
+    let from_environment = std::env::vars()
+        .filter(|(name, _)| is_secret_name(name))
+        .map(|(_, value)| value);
+    let mut values: Vec<String> = from_file
+        .chain(from_environment)
+        .filter(|v| v.len() >= 4)
+        .collect();
+    // Longest first, so that a secret containing another is masked whole.
+    values.sort_by_key(|value| std::cmp::Reverse(value.len()));
+    values.dedup();
+    values
+}
+
+/// `text` with every secret replaced by a mask.
+pub fn redact(text: &str, secrets: &[String]) -> String {
+    secrets.iter().fold(text.to_owned(), |text, secret| {
+        text.replace(secret.as_str(), "••••")
+    })
 }
 
 fn env_file_error(path: &Path, error: dotenvy::Error) -> ComposeError {
@@ -387,6 +430,18 @@ mod tests {
         );
         // compose-lens names the variable rather than repeating the author's text.
         assert!(message.contains("`JWT_SECRET` is unset"), "{message}");
+    }
+
+    #[test]
+    fn secrets_are_masked_longest_first() {
+        let secrets = vec!["hunter2-long".to_owned(), "hunter2".to_owned()];
+        assert_eq!(
+            redact("pw=hunter2-long and hunter2", &secrets),
+            "pw=•••• and ••••"
+        );
+        assert!(
+            is_secret_name("jwt_secret") && is_secret_name("API_KEY") && !is_secret_name("PORT")
+        );
     }
 
     #[test]

@@ -330,6 +330,24 @@ impl Engine {
         Ok(chunks.iter().map(ToString::to_string).collect())
     }
 
+    /// Waits until a container exits and returns its exit code, at most `within`.
+    pub async fn wait_exit(&self, id: &str, within: Duration) -> Result<i64, EngineError> {
+        let mut waiting = self
+            .docker
+            .wait_container(id, None::<bollard::query_parameters::WaitContainerOptions>);
+        match tokio::time::timeout(within, waiting.next()).await {
+            Err(_) => Err(EngineError::Timeout {
+                at: self.at.clone(),
+            }),
+            Ok(None) => Err(EngineError::Refused(format!("no exit status for {id}"))),
+            Ok(Some(Ok(response))) => Ok(response.status_code),
+            Ok(Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. }))) => {
+                Ok(code)
+            }
+            Ok(Some(Err(error))) => Err(self.classify(error)),
+        }
+    }
+
     /// Every container of a Compose project, running or not, by service then name.
     pub async fn project_containers(
         &self,

@@ -147,6 +147,79 @@ pub async fn start_service(
     Ok(outcome)
 }
 
+/// How long a migration may run.
+const MIGRATION_WITHIN: Duration = Duration::from_secs(600);
+
+/// Runs `command` once in a throw-away container of `service` (its image, environment and
+/// network, no ports) and returns its exit code and output; the container is removed after.
+pub async fn run_once(
+    engine: &Engine,
+    project: &str,
+    service: &ServiceDefinition,
+    compose_dir: &Path,
+    command: &[String],
+) -> Result<(i64, Vec<String>), StackError> {
+    let mut body = container_body(project, service, compose_dir)?;
+    body.cmd = Some(command.to_vec());
+    body.healthcheck = None;
+    if let Some(labels) = body.labels.as_mut() {
+        labels.insert("com.docker.compose.oneoff".into(), "True".into());
+    }
+    if let Some(host) = body.host_config.as_mut() {
+        host.port_bindings = None;
+        host.restart_policy = None;
+    }
+    body.exposed_ports = None;
+    let name = format!(
+        "{project}-{}-run-{}",
+        service.name,
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let id = engine
+        .create_container(&name, body)
+        .await
+        .map_err(|error| explain(service, error))?;
+    let outcome = async {
+        engine.start_container(&id).await.map_err(engine_error)?;
+        let code = engine
+            .wait_exit(&id, MIGRATION_WITHIN)
+            .await
+            .map_err(engine_error)?;
+        let lines = engine
+            .logs(&id, &service.name, 10_000)
+            .await
+            .map_err(engine_error)?
+            .into_iter()
+            .map(|line| line.text)
+            .collect();
+        Ok((code, lines))
+    }
+    .await;
+    let _ = engine.remove_container(&id).await;
+    outcome
+}
+
+/// Waits until the service's container reports healthy (or, without a healthcheck, runs).
+pub async fn wait_ready(
+    engine: &Engine,
+    project: &str,
+    service: &ServiceDefinition,
+) -> Result<(), StackError> {
+    if service.has_healthcheck {
+        wait_healthy(engine, project, &service.name).await
+    } else {
+        let containers = containers_of(engine, project, &service.name).await?;
+        if containers.iter().any(|c| c.state == "running") {
+            Ok(())
+        } else {
+            Err(StackError::Engine(format!(
+                "service {} is not running",
+                service.name
+            )))
+        }
+    }
+}
+
 /// Stops one service's running containers; returns how many it stopped.
 #[tracing::instrument(skip_all, fields(project, service = service.name))]
 pub async fn stop_service(

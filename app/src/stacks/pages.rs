@@ -145,8 +145,15 @@ pub fn StackPage() -> impl IntoView {
                 <div class="actions">
                     <ActionForm action=run attr:class="inline">
                         <input type="hidden" name="stack" value=name />
+                        <input type="hidden" name="operation" value="deploy" />
+                        <button class="button" type="submit" data-testid="deploy-stack" disabled=busy>
+                            "Deploy"
+                        </button>
+                    </ActionForm>
+                    <ActionForm action=run attr:class="inline">
+                        <input type="hidden" name="stack" value=name />
                         <input type="hidden" name="operation" value="start" />
-                        <button class="button" type="submit" data-testid="start-stack" disabled=busy>
+                        <button class="button secondary" type="submit" data-testid="start-stack" disabled=busy>
                             "Start"
                         </button>
                     </ActionForm>
