@@ -40,6 +40,14 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Replace the app services whose definition changed, one by one beside the running
+    /// ones, switching the edge: no request dropped. Data services are never touched.
+    Update {
+        /// The stack's name.
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Start every service of a stack that is not running (creating what is missing).
     Start {
         /// The stack's name.

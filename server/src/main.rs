@@ -67,6 +67,10 @@ fn main() -> ExitCode {
                 .await
                 .map(Some)
                 .map_err(|e| e.to_string()),
+            Command::Update { name, store } => run_operation(&name, Operation::Update, &store)
+                .await
+                .map(Some)
+                .map_err(|e| e.to_string()),
             Command::Start { name, store } => run_operation(&name, Operation::Start, &store)
                 .await
                 .map(Some)

@@ -239,9 +239,10 @@ async fn run(args: &[&str], env: &[(&str, &str)], input: Option<&str>) -> Failur
             .await
             .expect("write stdin");
     }
-    let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+    // Deploys and updates of the sample portal take tens of seconds; nothing takes minutes.
+    let output = tokio::time::timeout(Duration::from_secs(180), child.wait_with_output())
         .await
-        .expect("slipway exited within 30 s")
+        .expect("slipway exited within 180 s")
         .expect("run slipway");
     Failure {
         code: output.status.code(),

@@ -503,3 +503,100 @@ async fn deploy_brings_the_portal_up_from_nothing_and_stores_no_secret() {
         "every running service's image is recorded: {images:?}"
     );
 }
+
+#[tokio::test]
+async fn update_drops_no_request_and_an_unhealthy_image_leaves_the_old_one_serving() {
+    let project = format!("slipupdate{}", uuid::Uuid::new_v4().simple());
+    let _cleanup = ProjectCleanup(project.clone());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    let at = |version: &'static str| {
+        [
+            ("PORTAL_PORT", port.clone()),
+            ("PORTAL_VERSION", version.to_owned()),
+        ]
+    };
+    let as_env =
+        |pairs: &[(&'static str, String); 2]| -> Vec<(&'static str, String)> { pairs.to_vec() };
+    let run = |verb: &'static str, version: &'static str| {
+        let mut args = vec![verb, "portal"];
+        args.extend(flags.iter().map(String::as_str));
+        let env = as_env(&at(version));
+        async move {
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            run_to_exit(&args, &env).await
+        }
+    };
+    add_portal(&flags, Some(&project), &[("PORTAL_PORT", port.as_str())]).await;
+    let deployed = run("deploy", "1.0.0").await;
+    assert_eq!(
+        deployed.code,
+        Some(0),
+        "{}\n{}",
+        deployed.stdout,
+        deployed.stderr
+    );
+
+    // A steady load from 127.0.0.1, a new connection per request, bounded in count and time.
+    let url = format!("http://127.0.0.1:{port}/api/health");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = tokio::spawn({
+        let (url, stop) = (url.clone(), stop.clone());
+        async move {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap();
+            let (mut failed, mut total) = (0, 0);
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && total < 20_000 {
+                let ok = matches!(client.get(&url).send().await, Ok(r) if r.status() == 200);
+                total += 1;
+                failed += usize::from(!ok);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            (failed, total)
+        }
+    });
+    let updated = run("update", "1.1.0").await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (failed, total) = load.await.unwrap();
+    assert_eq!(
+        updated.code,
+        Some(0),
+        "{}\n{}",
+        updated.stdout,
+        updated.stderr
+    );
+    assert_eq!(
+        failed, 0,
+        "{failed} of {total} requests failed during the update"
+    );
+    assert!(total > 100, "the load ran ({total} requests)");
+    assert!(
+        updated.stdout.contains("rollout probe: 0 failed"),
+        "{}",
+        updated.stdout
+    );
+    let health: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    assert_eq!(health["version"], "1.1.0");
+
+    // An image whose health never passes: the run fails, the old container keeps serving.
+    let broken = run("update", "broken").await;
+    assert_eq!(broken.code, Some(1), "{}", broken.stdout);
+    assert!(
+        broken.stderr.contains("did not become healthy") && broken.stderr.contains("keeps serving"),
+        "{}",
+        broken.stderr
+    );
+    let health: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (health["status"].as_str(), health["version"].as_str()),
+        (Some("ok"), Some("1.1.0"))
+    );
+}

@@ -23,6 +23,8 @@ pub mod service;
 pub enum Operation {
     /// From nothing: env check, data services, migrations, app services, health, record.
     Deploy,
+    /// App services replaced one by one beside the running ones: no request dropped.
+    Update,
     Start,
     Stop,
 }
@@ -31,6 +33,7 @@ impl Operation {
     pub fn as_str(self) -> &'static str {
         match self {
             Operation::Deploy => "deploy",
+            Operation::Update => "update",
             Operation::Start => "start",
             Operation::Stop => "stop",
         }
@@ -49,6 +52,7 @@ impl FromStr for Operation {
     fn from_str(value: &str) -> Result<Self, Self::Err> {
         match value {
             "deploy" => Ok(Operation::Deploy),
+            "update" => Ok(Operation::Update),
             "start" => Ok(Operation::Start),
             "stop" => Ok(Operation::Stop),
             other => Err(format!("unknown operation {other:?}")),

@@ -267,6 +267,9 @@ enum Step<'a> {
     WaitReady(Vec<&'a ServiceDefinition>),
     Migrate(&'a ServiceDefinition),
     Stop(&'a ServiceDefinition),
+    PinEdge,
+    Replace(&'a ServiceDefinition),
+    CheckProbe,
     RecordImages,
 }
 
@@ -286,6 +289,9 @@ impl Step<'_> {
             ),
             Step::Migrate(service) => format!("Run the migrations of {}", service.name),
             Step::Stop(service) => format!("Stop {}", service.name),
+            Step::PinEdge => "Pin the edge to the running containers".into(),
+            Step::Replace(service) => format!("Update {} beside the running one", service.name),
+            Step::CheckProbe => "Check the rollout probe".into(),
             Step::RecordImages => "Record the running images".into(),
         }
     }
@@ -320,6 +326,18 @@ fn plan(operation: Operation, definition: &StackDefinition) -> Result<Vec<Step<'
             steps.push(Step::RecordImages);
             steps
         }
+        Operation::Update => {
+            let mut steps = vec![Step::PinEdge];
+            steps.extend(
+                others
+                    .iter()
+                    .filter(|s| s.role == ServiceRole::App)
+                    .map(|s| Step::Replace(s)),
+            );
+            steps.push(Step::CheckProbe);
+            steps.push(Step::RecordImages);
+            steps
+        }
     })
 }
 
@@ -348,9 +366,13 @@ async fn run_steps(
     let steps = plan(handle.run.operation, &definition)?;
     let names: Vec<String> = steps.iter().map(Step::name).collect();
     handle.plan(&names).await.map_err(|e| e.to_string())?;
+    let probe = (handle.run.operation == Operation::Update)
+        .then(|| RolloutProbe::start(&definition))
+        .flatten();
     let context = StepContext {
         engine,
         stack,
+        probe: probe.as_ref(),
         definition: &definition,
         compose_dir: Path::new(&stack.compose_file)
             .parent()
@@ -391,6 +413,7 @@ async fn run_steps(
 struct StepContext<'a> {
     engine: &'a Engine,
     stack: &'a StackSummary,
+    probe: Option<&'a RolloutProbe>,
     definition: &'a StackDefinition,
     compose_dir: std::path::PathBuf,
 }
@@ -459,8 +482,101 @@ impl StepContext<'_> {
                 .await
                 .map(|stopped| vec![format!("{}: stopped {stopped} container(s)", service.name)])
                 .map_err(text),
+            Step::PinEdge => {
+                let edge = self.edge()?;
+                let mut lines = Vec::new();
+                for service in self
+                    .definition
+                    .services
+                    .iter()
+                    .filter(|s| s.role == ServiceRole::App)
+                {
+                    let running = lifecycle::running_container(self.engine, project, &service.name)
+                        .await
+                        .map_err(text)?;
+                    lines.push(
+                        lifecycle::switch_edge(self.engine, project, edge, service, &running)
+                            .await
+                            .map_err(text)?,
+                    );
+                }
+                Ok(lines)
+            }
+            Step::Replace(service) => self.replace(service).await,
+            Step::CheckProbe => {
+                let Some(probe) = self.probe else {
+                    return Ok(vec!["no rollout probe: the edge publishes no port".into()]);
+                };
+                let (failed, total) = probe.counts();
+                let line = format!("rollout probe: {failed} failed of {total} requests");
+                if probe.over_budget() {
+                    return Err(format!("{line}: over the error budget"));
+                }
+                Ok(vec![line])
+            }
             Step::RecordImages => self.record_images(run_id, store).await,
         }
+    }
+
+    fn edge(&self) -> Result<&ServiceDefinition, String> {
+        self.definition
+            .services
+            .iter()
+            .find(|s| s.role == ServiceRole::Edge)
+            .ok_or_else(|| "the stack has no service with role edge to switch".to_owned())
+    }
+
+    /// New container beside the old, healthy within the bound, edge switched, old drained
+    /// and stopped; past the error budget the old one is put back.
+    async fn replace(&self, service: &ServiceDefinition) -> Result<Vec<String>, String> {
+        let project = self.stack.project.as_str();
+        let text = |error: crate::stacks::StackError| error.to_string();
+        let edge = self.edge()?;
+        let Some(replacement) =
+            lifecycle::start_beside(self.engine, project, service, &self.compose_dir)
+                .await
+                .map_err(text)?
+        else {
+            return Ok(vec![format!("{}: already current", service.name)]);
+        };
+        let mut lines = vec![format!(
+            "started {} beside {}",
+            replacement.new_name, replacement.old.name
+        )];
+        match lifecycle::wait_new_healthy(self.engine, project, service, &replacement.new_id).await
+        {
+            Ok(took) => lines.push(format!(
+                "{} healthy after {:.1} s",
+                replacement.new_name,
+                took.as_secs_f64()
+            )),
+            Err(error) => {
+                let _ = lifecycle::abandon(self.engine, &replacement.new_id).await;
+                return Err(format!("{error}; {} keeps serving", replacement.old.name));
+            }
+        }
+        lines.push(
+            lifecycle::switch_edge(self.engine, project, edge, service, &replacement.new_name)
+                .await
+                .map_err(text)?,
+        );
+        lifecycle::drain().await;
+        if self.probe.is_some_and(RolloutProbe::over_budget) {
+            let _ =
+                lifecycle::switch_edge(self.engine, project, edge, service, &replacement.old.name)
+                    .await;
+            let _ = lifecycle::abandon(self.engine, &replacement.new_id).await;
+            let (failed, total) = self.probe.map(RolloutProbe::counts).unwrap_or_default();
+            return Err(format!(
+                "{failed} of {total} requests failed, over the error budget; {} is back in service",
+                replacement.old.name
+            ));
+        }
+        lifecycle::retire(self.engine, service, &replacement.old)
+            .await
+            .map_err(text)?;
+        lines.push(format!("drained and removed {}", replacement.old.name));
+        Ok(lines)
     }
 
     /// Secrets must be long enough; only names and lengths are reported, never values.
@@ -650,4 +766,95 @@ pub async fn detail(store: &Store, id: &str) -> Result<RunDetail, RunError> {
             })
             .collect(),
     })
+}
+
+/// Requests through the edge during an update, each on a new connection, counting failures.
+pub struct RolloutProbe {
+    failed: std::sync::Arc<AtomicI64>,
+    total: std::sync::Arc<AtomicI64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Failures allowed during an update, in thousandths of the requests.
+const ERROR_BUDGET_PER_MILLE: i64 = 10;
+/// A probe never outlives this, whatever happens to the run.
+const PROBE_AT_MOST: std::time::Duration = std::time::Duration::from_secs(600);
+
+impl RolloutProbe {
+    /// Probes every app service the edge publishes (its `via_edge` path and first probe).
+    fn start(definition: &StackDefinition) -> Option<Self> {
+        let edge = definition
+            .services
+            .iter()
+            .find(|s| s.role == ServiceRole::Edge)?;
+        let published = edge.ports.first()?;
+        let parts: Vec<&str> = published.split(':').collect();
+        let (host, port) = match parts.as_slice() {
+            [ip, host_port, _] => (ip.to_string(), host_port.to_string()),
+            [host_port, _] => ("127.0.0.1".to_owned(), host_port.to_string()),
+            _ => return None,
+        };
+        let urls: Vec<String> = definition
+            .services
+            .iter()
+            .filter(|s| s.role == ServiceRole::App)
+            .filter_map(|s| {
+                Some(format!(
+                    "http://{host}:{port}{}{}",
+                    s.via_edge.as_ref()?,
+                    s.probes.first()?.http
+                ))
+            })
+            .collect();
+        if urls.is_empty() {
+            return None;
+        }
+        let failed = std::sync::Arc::new(AtomicI64::new(0));
+        let total = std::sync::Arc::new(AtomicI64::new(0));
+        let (f, t) = (failed.clone(), total.clone());
+        let task = tokio::spawn(async move {
+            let Ok(client) = reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .timeout(std::time::Duration::from_secs(5))
+                .build()
+            else {
+                return;
+            };
+            let deadline = tokio::time::Instant::now() + PROBE_AT_MOST;
+            for url in urls.iter().cycle() {
+                if tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+                let ok = matches!(client.get(url).send().await, Ok(answer) if answer.status().is_success());
+                t.fetch_add(1, Ordering::SeqCst);
+                if !ok {
+                    f.fetch_add(1, Ordering::SeqCst);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        });
+        Some(Self {
+            failed,
+            total,
+            task,
+        })
+    }
+
+    fn counts(&self) -> (i64, i64) {
+        (
+            self.failed.load(Ordering::SeqCst),
+            self.total.load(Ordering::SeqCst),
+        )
+    }
+
+    fn over_budget(&self) -> bool {
+        let (failed, total) = self.counts();
+        failed > 0 && failed * 1000 > total * ERROR_BUDGET_PER_MILLE
+    }
+}
+
+impl Drop for RolloutProbe {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

@@ -49,6 +49,15 @@ pub struct ServiceDefinition {
     /// How the service's data is backed up (`pg_dump`).
     pub backup: Option<String>,
     pub probes: Vec<Probe>,
+    /// Where the edge should send this service's traffic; `{container}` is replaced.
+    pub upstream: Option<String>,
+    /// The path prefix under which the edge serves this service.
+    pub via_edge: Option<String>,
+    /// For the edge: the command, run in its container, that switches a service's upstream;
+    /// `{service}` and `{upstream}` are replaced.
+    pub switch: Option<Vec<String>>,
+    /// How long a new container of this service may take to become healthy in an update.
+    pub healthy_within: Option<std::time::Duration>,
     /// The whole typed service, for creating its containers.
     pub compose: Service,
 }
@@ -73,6 +82,10 @@ struct SlipwaySettings {
     backup: Option<String>,
     #[serde(default)]
     probes: Vec<Probe>,
+    upstream: Option<String>,
+    via_edge: Option<String>,
+    switch: Option<Vec<String>>,
+    healthy_within: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -319,6 +332,18 @@ fn service_definition(name: &str, service: Service) -> Result<ServiceDefinition,
     let backup = settings
         .backup
         .or_else(|| labels.get("slipway.backup").cloned());
+    let healthy_within = settings
+        .healthy_within
+        .as_deref()
+        .map(|text| {
+            humantime::parse_duration(text).map_err(|_| {
+                (
+                    "x-slipway.healthy_within".to_owned(),
+                    format!("{text:?} is not a duration such as 30s"),
+                )
+            })
+        })
+        .transpose()?;
     if service.image.is_none() && service.build_.is_none() {
         return Err((
             "image".into(),
@@ -348,6 +373,10 @@ fn service_definition(name: &str, service: Service) -> Result<ServiceDefinition,
         migrate,
         backup,
         probes: settings.probes,
+        upstream: settings.upstream,
+        via_edge: settings.via_edge,
+        switch: settings.switch,
+        healthy_within,
         compose: service,
     })
 }

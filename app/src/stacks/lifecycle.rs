@@ -147,6 +147,180 @@ pub async fn start_service(
     Ok(outcome)
 }
 
+/// How long a new container may take to become healthy during an update.
+const NEW_HEALTHY_WITHIN: Duration = Duration::from_secs(60);
+/// How long the old container keeps its in-flight requests after the edge switched away.
+const DRAIN: Duration = Duration::from_secs(1);
+
+/// A container started beside the one it replaces.
+#[derive(Clone, Debug)]
+pub struct Replacement {
+    pub old: ContainerStatus,
+    pub new_id: String,
+    pub new_name: String,
+}
+
+/// Starts a container of the service's current definition beside the running one, or says
+/// there is nothing to do (the running container is already current).
+pub async fn start_beside(
+    engine: &Engine,
+    project: &str,
+    service: &ServiceDefinition,
+    compose_dir: &Path,
+) -> Result<Option<Replacement>, StackError> {
+    let mut body = container_body(project, service, compose_dir)?;
+    let hash = config_hash(&body);
+    let existing = containers_of(engine, project, &service.name).await?;
+    let Some(old) = existing.iter().find(|c| c.state == "running").cloned() else {
+        return Err(StackError::Engine(format!(
+            "service {} is not running; deploy or start the stack first",
+            service.name
+        )));
+    };
+    if old.config_hash == hash {
+        return Ok(None);
+    }
+    let number = existing
+        .iter()
+        .filter_map(|c| c.name.rsplit('-').next()?.parse::<usize>().ok())
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let new_name = format!("{project}-{}-{number}", service.name);
+    if let Some(labels) = body.labels.as_mut() {
+        labels.insert(CONFIG_HASH_LABEL.into(), hash);
+        labels.insert(
+            "com.docker.compose.container-number".into(),
+            number.to_string(),
+        );
+    }
+    let new_id = engine
+        .create_container(&new_name, body)
+        .await
+        .map_err(|error| explain(service, error))?;
+    engine
+        .start_container(&new_id)
+        .await
+        .map_err(|error| explain(service, error))?;
+    Ok(Some(Replacement {
+        old,
+        new_id,
+        new_name,
+    }))
+}
+
+/// Waits until the new container is healthy; `Err` with the last health seen when it is not
+/// within the bound.
+pub async fn wait_new_healthy(
+    engine: &Engine,
+    project: &str,
+    service: &ServiceDefinition,
+    new_id: &str,
+) -> Result<Duration, StackError> {
+    let within = service.healthy_within.unwrap_or(NEW_HEALTHY_WITHIN);
+    let service = service.name.as_str();
+    let started = tokio::time::Instant::now();
+    loop {
+        let containers = containers_of(engine, project, service).await?;
+        let new = containers.iter().find(|c| new_id.starts_with(&c.id));
+        let health = new.map_or("gone", |c| c.health.as_str()).to_owned();
+        if matches!(health.as_str(), "healthy" | "none")
+            && new.is_some_and(|c| c.state == "running")
+        {
+            return Ok(started.elapsed());
+        }
+        let gave_up = health == "unhealthy" || new.is_some_and(|c| c.state == "exited");
+        if started.elapsed() >= within || gave_up {
+            return Err(StackError::Engine(format!(
+                "the new {service} container did not become healthy within {} s (last seen: {health})",
+                within.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The name of the service's running container.
+pub async fn running_container(
+    engine: &Engine,
+    project: &str,
+    service: &str,
+) -> Result<String, StackError> {
+    containers_of(engine, project, service)
+        .await?
+        .into_iter()
+        .find(|c| c.state == "running")
+        .map(|c| c.name)
+        .ok_or_else(|| {
+            StackError::Engine(format!(
+                "service {service} is not running; deploy or start the stack first"
+            ))
+        })
+}
+
+/// Runs the edge's switch command so that `service` goes to `container`.
+pub async fn switch_edge(
+    engine: &Engine,
+    project: &str,
+    edge: &ServiceDefinition,
+    service: &ServiceDefinition,
+    container: &str,
+) -> Result<String, StackError> {
+    let (Some(command), Some(upstream)) = (edge.switch.as_ref(), service.upstream.as_ref()) else {
+        return Err(StackError::Compose(format!(
+            "services.{}.x-slipway.switch and services.{}.x-slipway.upstream are needed to update without downtime",
+            edge.name, service.name
+        )));
+    };
+    let upstream = upstream.replace("{container}", container);
+    let command: Vec<String> = command
+        .iter()
+        .map(|part| {
+            part.replace("{service}", &service.name)
+                .replace("{upstream}", &upstream)
+        })
+        .collect();
+    let edge_container = containers_of(engine, project, &edge.name)
+        .await?
+        .into_iter()
+        .find(|c| c.state == "running")
+        .ok_or_else(|| StackError::Engine(format!("the edge {} is not running", edge.name)))?;
+    let output = engine
+        .exec(&edge_container.id, command)
+        .await
+        .map_err(engine_error)?;
+    Ok(output.trim().to_owned())
+}
+
+/// Lets the old container finish the requests it has after the edge switched away.
+pub async fn drain() {
+    tokio::time::sleep(DRAIN).await;
+}
+
+/// Stops and removes the replaced container (after [`drain`]).
+pub async fn retire(
+    engine: &Engine,
+    service: &ServiceDefinition,
+    old: &ContainerStatus,
+) -> Result<(), StackError> {
+    let grace = service
+        .compose
+        .stop_grace_period
+        .as_deref()
+        .and_then(|text| humantime::parse_duration(text).ok())
+        .unwrap_or(DEFAULT_STOP_GRACE);
+    engine
+        .stop_container(&old.id, grace)
+        .await
+        .map_err(engine_error)?;
+    engine.remove_container(&old.id).await.map_err(engine_error)
+}
+
+/// Removes a new container that did not make it; the old one never stopped serving.
+pub async fn abandon(engine: &Engine, new_id: &str) -> Result<(), StackError> {
+    engine.remove_container(new_id).await.map_err(engine_error)
+}
+
 /// How long a migration may run.
 const MIGRATION_WITHIN: Duration = Duration::from_secs(600);
 

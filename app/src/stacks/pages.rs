@@ -152,6 +152,13 @@ pub fn StackPage() -> impl IntoView {
                     </ActionForm>
                     <ActionForm action=run attr:class="inline">
                         <input type="hidden" name="stack" value=name />
+                        <input type="hidden" name="operation" value="update" />
+                        <button class="button secondary" type="submit" data-testid="update-stack" disabled=busy>
+                            "Update"
+                        </button>
+                    </ActionForm>
+                    <ActionForm action=run attr:class="inline">
+                        <input type="hidden" name="stack" value=name />
                         <input type="hidden" name="operation" value="start" />
                         <button class="button secondary" type="submit" data-testid="start-stack" disabled=busy>
                             "Start"
