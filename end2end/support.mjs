@@ -45,10 +45,10 @@ export function slipway(dataDir, args) {
 }
 
 /** Starts `slipway serve` on port 0 with one user per role; resolves once it listens. */
-export async function startConsole() {
+export async function startConsole({ env: extraEnv = {} } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'slipway-e2e-'));
   for (const user of USERS) addUser(join(dataDir, 'data'), user);
-  const env = { ...process.env, RUST_LOG: 'info' };
+  const env = { ...process.env, RUST_LOG: 'info', ...extraEnv };
   delete env.DATABASE_URL;
   delete env.SLIPWAY_ADDR;
   const child = spawn(slipwayBin, ['serve', '--addr', '127.0.0.1:0', '--data-dir', join(dataDir, 'data')], {
@@ -119,10 +119,10 @@ export async function signedInPage(browser, baseUrl, user, { path = '/', ...opti
  * Registers hooks that start a console and a browser before the suite's tests and stop both
  * after them; the returned object holds them while the tests run.
  */
-export function useConsoleAndBrowser() {
+export function useConsoleAndBrowser(options = {}) {
   const running = { baseUrl: undefined, browser: undefined, console: undefined };
   before(async () => {
-    running.console = await startConsole();
+    running.console = await startConsole(options);
     running.baseUrl = running.console.baseUrl;
     running.browser = await launchBrowser();
   });

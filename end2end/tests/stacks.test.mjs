@@ -28,17 +28,18 @@ function freePort() {
   });
 }
 
-describe('a stack page', () => {
-  const running = useConsoleAndBrowser();
-  let port;
+// The console reads the compose file with the same port, so its rollout probe finds the edge.
+const port = await freePort();
 
-  before(async () => {
-    port = await freePort();
+describe('a stack page', () => {
+  const running = useConsoleAndBrowser({ env: { PORTAL_PORT: String(port) } });
+
+  before(() => {
     compose(port, 'up', '-d');
   });
 
   after(() => {
-    if (port) compose(port, 'down', '-v', '-t', '5');
+    compose(port, 'down', '-v', '-t', '5');
   });
 
   test('shows every service healthy, then a stopped one without a reload', async () => {
@@ -100,6 +101,29 @@ describe('a stack page', () => {
         { timeout: 120_000 },
       );
     }
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  test('an operator updates the stack and watches the steps complete live', async () => {
+    const operator = USERS.find((user) => user.role === 'operator');
+    const { page, context, errors } = await signedInPage(running.browser, running.baseUrl, operator, {
+      path: '/stacks/portal',
+    });
+    await page.click('[data-testid="update-stack"]');
+    await page.waitForURL(/\/runs\/[0-9a-f-]+$/);
+    // Live: a step is seen running while a later one still waits.
+    await page.waitForFunction(
+      () =>
+        document.querySelector('tr[data-status="running"]') !== null &&
+        document.querySelector('tr[data-status="pending"]') !== null,
+      null,
+      { timeout: 30_000 },
+    );
+    await page.waitForSelector('[data-testid="run-status"][data-status="succeeded"]', { timeout: 120_000 });
+    assert.equal(await page.locator('[data-testid="run-steps"] tbody tr[data-status="succeeded"]').count(), 5);
+    assert.match(await page.locator('[data-testid="run-lines"]').innerText(), /rollout probe: 0 failed of \d+ requests/);
+    await page.screenshot({ path: resolve(import.meta.dirname, '..', '..', 'target', 'screenshots', 'run.png') });
     assert.deepEqual(errors, []);
     await context.close();
   });

@@ -502,6 +502,10 @@ async fn deploy_brings_the_portal_up_from_nothing_and_stores_no_secret() {
         5,
         "every running service's image is recorded: {images:?}"
     );
+    assert!(
+        stored.contains("slipway-portal-backend:1.0.0"),
+        "short values such as the version stay readable"
+    );
 }
 
 #[tokio::test]

@@ -150,21 +150,24 @@ pub fn env_file_entries(path: &Path) -> Result<Vec<(String, String)>, ComposeErr
         .collect()
 }
 
-/// Values that must never be shown: every value of the env file, and every environment
-/// variable whose name says it is a secret. Very short values are left out: masking "1"
-/// everywhere would hide more than it protects.
+/// Values that must never be shown: the value of every variable whose name says it is a
+/// secret (env file or environment), and every other env-file value long enough to be a
+/// credential (a URL with a password in it, say). Short values such as a version or a port
+/// stay readable: masking "1.0.0" everywhere would hide more than it protects.
 pub fn secret_values(env_file: Option<&Path>) -> Vec<String> {
+    const CREDENTIAL_LIKE: usize = 12;
     let from_file = env_file
         .and_then(|path| env_file_entries(path).ok())
         .unwrap_or_default()
         .into_iter()
+        .filter(|(name, value)| is_secret_name(name) || value.len() >= CREDENTIAL_LIKE)
         .map(|(_, value)| value);
     let from_environment = std::env::vars()
         .filter(|(name, _)| is_secret_name(name))
         .map(|(_, value)| value);
     let mut values: Vec<String> = from_file
         .chain(from_environment)
-        .filter(|v| v.len() >= 4)
+        .filter(|value| value.len() >= 4)
         .collect();
     // Longest first, so that a secret containing another is masked whole.
     values.sort_by_key(|value| std::cmp::Reverse(value.len()));
