@@ -604,3 +604,63 @@ async fn update_drops_no_request_and_an_unhealthy_image_leaves_the_old_one_servi
         (Some("ok"), Some("1.1.0"))
     );
 }
+
+#[tokio::test]
+async fn a_run_whose_process_is_killed_shows_interrupted_after_the_next_console_start() {
+    let project = format!("slipkill{}", uuid::Uuid::new_v4().simple());
+    let _cleanup = ProjectCleanup(project.clone());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    add_portal(&flags, Some(&project), &[("PORTAL_PORT", port.as_str())]).await;
+    let mut deploy = tokio::process::Command::new(crate::helpers::SLIPWAY)
+        .args(["deploy", "portal"])
+        .args(&flags)
+        .env("PORTAL_PORT", &port)
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Kill it while a step is running, as a crash or `kill -9` would.
+    let opened = store.open().await;
+    let mut running_step = None;
+    for _ in 0..200 {
+        running_step = sqlx::query_as::<_, (String, i64)>(
+            "SELECT run_id, position FROM run_steps WHERE status = 'running'",
+        )
+        .fetch_optional(opened.pool())
+        .await
+        .unwrap();
+        if running_step
+            .as_ref()
+            .is_some_and(|(_, position)| *position >= 2)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (run_id, position) = running_step.expect("the deploy reached a running step");
+    deploy.start_kill().unwrap();
+    deploy.wait().await.unwrap();
+
+    let console = RunningConsole::start(&store).await;
+    let detail = app::runs::service::detail(&opened, &run_id).await.unwrap();
+    drop(console);
+    assert_eq!(detail.run.status, "interrupted");
+    assert_eq!(
+        detail.steps[position as usize].status, "interrupted",
+        "{:?}",
+        detail.steps
+    );
+    let locks: Vec<(String,)> = sqlx::query_as("SELECT stack FROM stack_locks")
+        .fetch_all(opened.pool())
+        .await
+        .unwrap();
+    assert!(locks.is_empty(), "the stack is free: {locks:?}");
+    opened.close().await;
+}
