@@ -48,6 +48,14 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Stop the app services, run the migrations against the database alone, verify the
+    /// migration records and start everything again.
+    Migrate {
+        /// The stack's name.
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Start every service of a stack that is not running (creating what is missing).
     Start {
         /// The stack's name.

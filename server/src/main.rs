@@ -71,6 +71,10 @@ fn main() -> ExitCode {
                 .await
                 .map(Some)
                 .map_err(|e| e.to_string()),
+            Command::Migrate { name, store } => run_operation(&name, Operation::Migrate, &store)
+                .await
+                .map(Some)
+                .map_err(|e| e.to_string()),
             Command::Start { name, store } => run_operation(&name, Operation::Start, &store)
                 .await
                 .map(Some)

@@ -603,6 +603,38 @@ async fn update_drops_no_request_and_an_unhealthy_image_leaves_the_old_one_servi
         (health["status"].as_str(), health["version"].as_str()),
         (Some("ok"), Some("1.1.0"))
     );
+
+    // 1.1.0 brings a migration: migrate stops the apps, migrates, shows the records, starts all.
+    let migrated = run("migrate", "1.1.0").await;
+    assert_eq!(
+        migrated.code,
+        Some(0),
+        "{}\n{}",
+        migrated.stdout,
+        migrated.stderr
+    );
+    assert!(
+        migrated
+            .stdout
+            .contains("applied 20240301_invoice_due_dates"),
+        "{}",
+        migrated.stdout
+    );
+    let records = migrated
+        .stdout
+        .split("Verify the migration records of backend")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        records.contains("20240301_invoice_due_dates"),
+        "{}",
+        migrated.stdout
+    );
+    let health: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        health["status"], "ok",
+        "everything is back after the migration"
+    );
 }
 
 #[tokio::test]

@@ -25,6 +25,8 @@ pub enum Operation {
     Deploy,
     /// App services replaced one by one beside the running ones: no request dropped.
     Update,
+    /// App services stopped, migrations run against the database alone, all started again.
+    Migrate,
     Start,
     Stop,
 }
@@ -34,6 +36,7 @@ impl Operation {
         match self {
             Operation::Deploy => "deploy",
             Operation::Update => "update",
+            Operation::Migrate => "migrate",
             Operation::Start => "start",
             Operation::Stop => "stop",
         }
@@ -53,6 +56,7 @@ impl FromStr for Operation {
         match value {
             "deploy" => Ok(Operation::Deploy),
             "update" => Ok(Operation::Update),
+            "migrate" => Ok(Operation::Migrate),
             "start" => Ok(Operation::Start),
             "stop" => Ok(Operation::Stop),
             other => Err(format!("unknown operation {other:?}")),

@@ -268,6 +268,7 @@ enum Step<'a> {
     Migrate(&'a ServiceDefinition),
     Stop(&'a ServiceDefinition),
     PinEdge,
+    VerifyMigrations(&'a ServiceDefinition),
     Replace(&'a ServiceDefinition),
     CheckProbe,
     RecordImages,
@@ -290,6 +291,9 @@ impl Step<'_> {
             Step::Migrate(service) => format!("Run the migrations of {}", service.name),
             Step::Stop(service) => format!("Stop {}", service.name),
             Step::PinEdge => "Pin the edge to the running containers".into(),
+            Step::VerifyMigrations(service) => {
+                format!("Verify the migration records of {}", service.name)
+            }
             Step::Replace(service) => format!("Update {} beside the running one", service.name),
             Step::CheckProbe => "Check the rollout probe".into(),
             Step::RecordImages => "Record the running images".into(),
@@ -324,6 +328,22 @@ fn plan(operation: Operation, definition: &StackDefinition) -> Result<Vec<Step<'
             steps.extend(others.iter().map(|s| Step::Start(s)));
             steps.push(Step::WaitReady(order.clone()));
             steps.push(Step::RecordImages);
+            steps
+        }
+        Operation::Migrate => {
+            let mut steps: Vec<Step> = others.iter().rev().map(|s| Step::Stop(s)).collect();
+            steps.extend(data.iter().map(|s| Step::Start(s)));
+            if !data.is_empty() {
+                steps.push(Step::WaitReady(data.clone()));
+            }
+            for service in order.iter().filter(|s| s.migrate.is_some()) {
+                steps.push(Step::Migrate(service));
+                if service.migrations_table.is_some() {
+                    steps.push(Step::VerifyMigrations(service));
+                }
+            }
+            steps.extend(others.iter().map(|s| Step::Start(s)));
+            steps.push(Step::WaitReady(order.clone()));
             steps
         }
         Operation::Update => {
@@ -503,6 +523,7 @@ impl StepContext<'_> {
                 Ok(lines)
             }
             Step::Replace(service) => self.replace(service).await,
+            Step::VerifyMigrations(service) => self.verify_migrations(service).await,
             Step::CheckProbe => {
                 let Some(probe) = self.probe else {
                     return Ok(vec!["no rollout probe: the edge publishes no port".into()]);
@@ -516,6 +537,37 @@ impl StepContext<'_> {
             }
             Step::RecordImages => self.record_images(run_id, store).await,
         }
+    }
+
+    /// The newest rows of the service's migrations table, read in the database container.
+    async fn verify_migrations(&self, service: &ServiceDefinition) -> Result<Vec<String>, String> {
+        let table = service.migrations_table.as_deref().unwrap_or_default();
+        if !table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("{table:?} is not a table name"));
+        }
+        let database = self
+            .definition
+            .services
+            .iter()
+            .find(|s| s.backup.as_deref() == Some("pg_dump"))
+            .ok_or("no PostgreSQL service (backup: pg_dump) to read the records from")?;
+        let container =
+            lifecycle::running_container(self.engine, &self.stack.project, &database.name)
+                .await
+                .map_err(|e| e.to_string())?;
+        let sql = format!(
+            "SELECT migration_name, finished_at FROM {table} ORDER BY finished_at DESC LIMIT 5"
+        );
+        let rows = lifecycle::psql(self.engine, &container, &sql).await?;
+        let lines: Vec<String> = rows
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect();
+        if lines.is_empty() {
+            return Err(format!("{table} has no records"));
+        }
+        Ok(lines)
     }
 
     fn edge(&self) -> Result<&ServiceDefinition, String> {

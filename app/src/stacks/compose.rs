@@ -58,6 +58,8 @@ pub struct ServiceDefinition {
     pub switch: Option<Vec<String>>,
     /// How long a new container of this service may take to become healthy in an update.
     pub healthy_within: Option<std::time::Duration>,
+    /// The table where this service's migrations are recorded, shown after a migrate run.
+    pub migrations_table: Option<String>,
     /// The whole typed service, for creating its containers.
     pub compose: Service,
 }
@@ -86,6 +88,7 @@ struct SlipwaySettings {
     via_edge: Option<String>,
     switch: Option<Vec<String>>,
     healthy_within: Option<String>,
+    migrations_table: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -380,6 +383,7 @@ fn service_definition(name: &str, service: Service) -> Result<ServiceDefinition,
         via_edge: settings.via_edge,
         switch: settings.switch,
         healthy_within,
+        migrations_table: settings.migrations_table,
         compose: service,
     })
 }

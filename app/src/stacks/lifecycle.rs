@@ -321,6 +321,23 @@ pub async fn abandon(engine: &Engine, new_id: &str) -> Result<(), StackError> {
     engine.remove_container(new_id).await.map_err(engine_error)
 }
 
+/// Runs one SQL statement with `psql` inside a PostgreSQL container, as the container's own
+/// user (`POSTGRES_USER`/`POSTGRES_PASSWORD`/`POSTGRES_DB` from its environment); `sql` must not
+/// contain a single quote.
+pub async fn psql(engine: &Engine, container_id: &str, sql: &str) -> Result<String, String> {
+    if sql.contains('\'') {
+        return Err("the query cannot contain a single quote".into());
+    }
+    let script = format!(
+        "PGPASSWORD=\"$POSTGRES_PASSWORD\" psql -h 127.0.0.1 -U \"${{POSTGRES_USER:-postgres}}\" \
+         -d \"${{POSTGRES_DB:-${{POSTGRES_USER:-postgres}}}}\" -tA -F ' ' -c '{sql}'"
+    );
+    engine
+        .exec(container_id, vec!["sh".into(), "-c".into(), script])
+        .await
+        .map_err(|error| error.to_string())
+}
+
 /// How long a migration may run.
 const MIGRATION_WITHIN: Duration = Duration::from_secs(600);
 

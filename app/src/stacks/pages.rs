@@ -159,6 +159,13 @@ pub fn StackPage() -> impl IntoView {
                     </ActionForm>
                     <ActionForm action=run attr:class="inline">
                         <input type="hidden" name="stack" value=name />
+                        <input type="hidden" name="operation" value="migrate" />
+                        <button class="button secondary" type="submit" data-testid="migrate-stack" disabled=busy>
+                            "Migrate"
+                        </button>
+                    </ActionForm>
+                    <ActionForm action=run attr:class="inline">
+                        <input type="hidden" name="stack" value=name />
                         <input type="hidden" name="operation" value="start" />
                         <button class="button secondary" type="submit" data-testid="start-stack" disabled=busy>
                             "Start"

@@ -10,6 +10,7 @@ use crate::store::{now_utc, Store};
 
 use super::compose::{self, StackDefinition};
 use super::engine::Engine;
+use super::lifecycle;
 use super::{
     Diagnostics, DiskSpace, LogLine, ServiceStatus, StackError, StackStatus, StackSummary,
 };
@@ -265,17 +266,17 @@ pub async fn diagnostics(
             database_connections.push((service.name.clone(), Err("not running".to_owned())));
             continue;
         };
-        let query = "PGPASSWORD=\"$POSTGRES_PASSWORD\" psql -h 127.0.0.1 -U \"${POSTGRES_USER:-postgres}\" \
-                     -d \"${POSTGRES_DB:-${POSTGRES_USER:-postgres}}\" -tAc 'SELECT count(*) FROM pg_stat_activity'";
-        let answer = engine
-            .exec(&container.id, vec!["sh".into(), "-c".into(), query.into()])
-            .await
-            .map_err(|error| error.to_string())
-            .and_then(|out| {
-                out.trim()
-                    .parse::<i64>()
-                    .map_err(|_| format!("psql said: {}", out.trim()))
-            });
+        let answer = lifecycle::psql(
+            engine,
+            &container.id,
+            "SELECT count(*) FROM pg_stat_activity",
+        )
+        .await
+        .and_then(|out| {
+            out.trim()
+                .parse::<i64>()
+                .map_err(|_| format!("psql said: {}", out.trim()))
+        });
         database_connections.push((service.name.clone(), answer));
     }
     Ok(Diagnostics {
