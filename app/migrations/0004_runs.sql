@@ -11,6 +11,8 @@ CREATE TABLE runs (
     started_at TEXT NOT NULL,
     finished_at TEXT NOT NULL,
     error TEXT NOT NULL,
+    -- Set by Cancel; the process running the run checks it before every step.
+    cancel_requested BIGINT NOT NULL,
     created_at TEXT NOT NULL
 );
 CREATE INDEX runs_stack ON runs (stack, started_at);

@@ -56,6 +56,14 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Remove the stack's stopped containers and unused images older than
+    /// SLIPWAY_CLEANUP_AFTER (default 24h), never an image a recorded run could roll back to.
+    Cleanup {
+        /// The stack's name.
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Start every service of a stack that is not running (creating what is missing).
     Start {
         /// The stack's name.

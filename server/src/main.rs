@@ -75,6 +75,10 @@ fn main() -> ExitCode {
                 .await
                 .map(Some)
                 .map_err(|e| e.to_string()),
+            Command::Cleanup { name, store } => run_operation(&name, Operation::Cleanup, &store)
+                .await
+                .map(Some)
+                .map_err(|e| e.to_string()),
             Command::Start { name, store } => run_operation(&name, Operation::Start, &store)
                 .await
                 .map(Some)

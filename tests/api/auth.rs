@@ -111,6 +111,12 @@ fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
         &[200, 409],
     ));
     calls.push(("run", Role::Viewer, pairs(&[("id", "no-such-run")]), &[404]));
+    calls.push((
+        "cancel_run",
+        Role::Operator,
+        pairs(&[("id", "no-such-run")]),
+        &[404],
+    ));
     calls.push(sign_out);
     calls
 }

@@ -696,3 +696,141 @@ async fn a_run_whose_process_is_killed_shows_interrupted_after_the_next_console_
     assert!(locks.is_empty(), "the stack is free: {locks:?}");
     opened.close().await;
 }
+
+/// `docker …` with the machine's client; returns stdout, trimmed.
+fn docker(args: &[&str]) -> String {
+    let output = std::process::Command::new("/usr/bin/docker")
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// An image made from one small file, tagged `tag`; returns its short id.
+fn tiny_image(tag: &str, content: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("content"), content).unwrap();
+    let script = format!(
+        "tar -C {} -c . | /usr/bin/docker import - {tag}",
+        dir.path().display()
+    );
+    let output = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let id = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    id.trim_start_matches("sha256:").chars().take(12).collect()
+}
+
+#[tokio::test]
+async fn cleanup_removes_old_stopped_containers_and_unused_images_but_keeps_recorded_ones() {
+    let project = format!("slipclean{}", uuid::Uuid::new_v4().simple());
+    let _cleanup = ProjectCleanup(project.clone());
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    add_portal(&flags, Some(&project), &[]).await;
+    let stopped = format!("{project}-frontend-9");
+    docker(&[
+        "create",
+        "--name",
+        &stopped,
+        "--label",
+        &format!("com.docker.compose.project={project}"),
+        "--label",
+        "com.docker.compose.service=frontend",
+        "slipway-portal-frontend:1.0.0",
+    ]);
+    // Re-using a tag leaves the earlier image untagged: two unused images, one of them recorded.
+    let tag = format!("slipway-cleanup-{}:1", uuid::Uuid::new_v4().simple());
+    let unused = tiny_image(&tag, "first");
+    let recorded = tiny_image(&tag, "second");
+    tiny_image(&tag, "third");
+    let opened = store.open().await;
+    sqlx::query("INSERT INTO run_images (run_id, service, image, image_id, created_at) VALUES ('old-run', 'web', 'web:1', $1, 'then')")
+        .bind(&recorded)
+        .execute(opened.pool())
+        .await
+        .unwrap();
+    opened.close().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let mut args = vec!["cleanup", "portal"];
+    args.extend(flags.iter().map(String::as_str));
+    let cleaned = run_to_exit(&args, &[("SLIPWAY_CLEANUP_AFTER", "1s")]).await;
+    assert_eq!(
+        cleaned.code,
+        Some(0),
+        "{}\n{}",
+        cleaned.stdout,
+        cleaned.stderr
+    );
+    assert!(
+        cleaned
+            .stdout
+            .contains(&format!("removed {stopped} (created)")),
+        "{}",
+        cleaned.stdout
+    );
+    assert!(
+        cleaned.stdout.contains(&format!("kept {recorded}")),
+        "{}",
+        cleaned.stdout
+    );
+    assert_eq!(
+        docker(&["ps", "-aq", "--filter", &format!("name={stopped}")]),
+        ""
+    );
+    let image_exists = |id: &str| {
+        std::process::Command::new("/usr/bin/docker")
+            .args(["image", "inspect", id])
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    assert!(!image_exists(&unused), "the unused image is gone");
+    assert!(image_exists(&recorded), "the recorded image stays");
+    docker(&["rmi", "-f", &recorded, &tag]);
+}
+
+#[tokio::test]
+async fn a_cancelled_run_stops_before_its_next_step_and_frees_the_stack() {
+    use app::audit::service::Actor;
+    use app::runs::{service, Operation};
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    add_portal(
+        &flags,
+        Some(&format!("slipcancel{}", uuid::Uuid::new_v4().simple())),
+        &[],
+    )
+    .await;
+    let opened = store.open().await;
+    let stack = app::stacks::service::find(&opened, "portal").await.unwrap();
+    let handle = service::begin(&opened, &stack, Operation::Stop, &Actor::system(), false)
+        .await
+        .unwrap();
+    let id = handle.run.id.clone();
+    service::request_cancel(&opened, &Actor::system(), &id)
+        .await
+        .unwrap();
+    let engine = app::stacks::engine::Engine::connect().unwrap();
+    let run = service::execute(handle, &engine, &stack).await.unwrap();
+    assert_eq!(run.status, "cancelled");
+    let detail = service::detail(&opened, &id).await.unwrap();
+    assert!(
+        detail.steps.iter().all(|step| step.status == "cancelled"),
+        "{:?}",
+        detail.steps
+    );
+    assert!(
+        service::begin(&opened, &stack, Operation::Stop, &Actor::system(), false)
+            .await
+            .is_ok()
+    );
+    assert!(
+        service::request_cancel(&opened, &Actor::system(), &id)
+            .await
+            .is_err(),
+        "a finished run cannot be cancelled"
+    );
+    opened.close().await;
+}

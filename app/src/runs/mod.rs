@@ -27,6 +27,9 @@ pub enum Operation {
     Update,
     /// App services stopped, migrations run against the database alone, all started again.
     Migrate,
+    /// Stopped containers and unused images older than `SLIPWAY_CLEANUP_AFTER` (24 h) removed,
+    /// never an image a recorded run could roll back to.
+    Cleanup,
     Start,
     Stop,
 }
@@ -37,6 +40,7 @@ impl Operation {
             Operation::Deploy => "deploy",
             Operation::Update => "update",
             Operation::Migrate => "migrate",
+            Operation::Cleanup => "cleanup",
             Operation::Start => "start",
             Operation::Stop => "stop",
         }
@@ -57,6 +61,7 @@ impl FromStr for Operation {
             "deploy" => Ok(Operation::Deploy),
             "update" => Ok(Operation::Update),
             "migrate" => Ok(Operation::Migrate),
+            "cleanup" => Ok(Operation::Cleanup),
             "start" => Ok(Operation::Start),
             "stop" => Ok(Operation::Stop),
             other => Err(format!("unknown operation {other:?}")),
@@ -69,7 +74,7 @@ pub struct RunSummary {
     pub id: String,
     pub stack: String,
     pub operation: Operation,
-    /// running, succeeded, failed or interrupted.
+    /// running, succeeded, failed, cancelled or interrupted.
     pub status: String,
     pub requested_by: String,
     pub started_at: String,
@@ -170,6 +175,16 @@ pub async fn start_run(stack: String, operation: Operation) -> Result<String, Ru
         }
     });
     Ok(id)
+}
+
+/// Asks a running run to stop before its next step; operators and up.
+#[server(prefix = "/api", endpoint = "cancel_run")]
+pub async fn cancel_run(id: String) -> Result<(), RunError> {
+    use crate::errors::reject;
+    let operator = crate::auth::guard::authorized(crate::auth::Role::Operator).await?;
+    service::request_cancel(&operator.console.store, &operator.actor, &id)
+        .await
+        .map_err(reject)
 }
 
 #[server(prefix = "/api", endpoint = "runs")]
@@ -278,6 +293,10 @@ fn RunView(detail: RunDetail) -> impl IntoView {
     let total = detail.steps.len().max(1);
     let percent = done * 100 / total;
     let running = run.status == "running";
+    let is_operator = crate::auth::signed_in_user()
+        .is_some_and(|user| user.role.allows(crate::auth::Role::Operator));
+    let cancel = ServerAction::<CancelRun>::new();
+    let id = run.id.clone();
     view! {
         {running.then(|| view! { <noscript><meta http-equiv="refresh" content="2" /></noscript> })}
         <h1>{format!("{} {}", run.operation, run.stack)}</h1>
@@ -286,6 +305,12 @@ fn RunView(detail: RunDetail) -> impl IntoView {
             " · started by " {run.requested_by} " at " {run.started_at}
             {(!run.error.is_empty()).then(|| view! { <span class="error">" · " {run.error.clone()}</span> })}
         </p>
+        {(running && is_operator).then(|| view! {
+            <ActionForm action=cancel attr:class="inline">
+                <input type="hidden" name="id" value=id.clone() />
+                <button class="button secondary" type="submit" data-testid="cancel-run">"Cancel"</button>
+            </ActionForm>
+        })}
         <div class="progress" role="progressbar" aria-valuenow=percent aria-valuemin="0" aria-valuemax="100">
             <div class="progress-bar" style=format!("width: {percent}%")></div>
         </div>

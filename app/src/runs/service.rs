@@ -48,6 +48,24 @@ pub struct RunHandle {
     released: bool,
 }
 
+/// What a run ends with when it was cancelled.
+const CANCELLED: &str = "cancelled";
+
+/// Asks a running run to stop before its next step; the step under way finishes first.
+pub async fn request_cancel(store: &Store, actor: &Actor, id: &str) -> Result<(), RunError> {
+    let updated =
+        sqlx::query("UPDATE runs SET cancel_requested = 1 WHERE id = $1 AND status = 'running'")
+            .bind(id)
+            .execute(store.pool())
+            .await
+            .map_err(store_error)?;
+    if updated.rows_affected() == 0 {
+        return Err(RunError::NotFound(format!("{id} (or it is not running)")));
+    }
+    append(store, actor, "run.cancel_requested", id, json!({})).await?;
+    Ok(())
+}
+
 /// Takes the stack's lock and records a new run; refused while another run holds the stack.
 pub async fn begin(
     store: &Store,
@@ -88,8 +106,8 @@ pub async fn begin(
     }
     locked.map_err(store_error)?;
     sqlx::query(
-        "INSERT INTO runs (id, stack, operation, status, requested_by, holder, started_at, finished_at, error, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, '', '', $8)",
+        "INSERT INTO runs (id, stack, operation, status, requested_by, holder, started_at, finished_at, error, cancel_requested, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, '', '', 0, $8)",
     )
     .bind(&run.id)
     .bind(&run.stack)
@@ -197,10 +215,22 @@ impl RunHandle {
         Ok(())
     }
 
+    /// Whether someone asked to cancel the run.
+    async fn cancel_requested(&self) -> Result<bool, RunError> {
+        let (requested,): (i64,) =
+            sqlx::query_as("SELECT cancel_requested FROM runs WHERE id = $1")
+                .bind(&self.run.id)
+                .fetch_one(self.store.pool())
+                .await
+                .map_err(store_error)?;
+        Ok(requested != 0)
+    }
+
     /// Ends the run, frees the stack and audits the outcome.
     async fn finish(mut self, outcome: &Result<(), String>) -> Result<RunSummary, RunError> {
         let (status, error) = match outcome {
             Ok(()) => ("succeeded", String::new()),
+            Err(error) if error == CANCELLED => ("cancelled", String::new()),
             Err(error) => ("failed", error.clone()),
         };
         let now = now_utc();
@@ -269,6 +299,8 @@ enum Step<'a> {
     Stop(&'a ServiceDefinition),
     PinEdge,
     VerifyMigrations(&'a ServiceDefinition),
+    RemoveStoppedContainers,
+    RemoveUnusedImages,
     Replace(&'a ServiceDefinition),
     CheckProbe,
     RecordImages,
@@ -294,6 +326,8 @@ impl Step<'_> {
             Step::VerifyMigrations(service) => {
                 format!("Verify the migration records of {}", service.name)
             }
+            Step::RemoveStoppedContainers => "Remove stopped containers".into(),
+            Step::RemoveUnusedImages => "Remove unused images".into(),
             Step::Replace(service) => format!("Update {} beside the running one", service.name),
             Step::CheckProbe => "Check the rollout probe".into(),
             Step::RecordImages => "Record the running images".into(),
@@ -330,6 +364,7 @@ fn plan(operation: Operation, definition: &StackDefinition) -> Result<Vec<Step<'
             steps.push(Step::RecordImages);
             steps
         }
+        Operation::Cleanup => vec![Step::RemoveStoppedContainers, Step::RemoveUnusedImages],
         Operation::Migrate => {
             let mut steps: Vec<Step> = others.iter().rev().map(|s| Step::Stop(s)).collect();
             steps.extend(data.iter().map(|s| Step::Start(s)));
@@ -401,6 +436,15 @@ async fn run_steps(
     };
     for (position, step) in steps.iter().enumerate() {
         let position = position as i64;
+        if handle.cancel_requested().await.map_err(|e| e.to_string())? {
+            for later in position..names.len() as i64 {
+                handle
+                    .set_step(later, "cancelled")
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            return Err(CANCELLED.into());
+        }
         handle
             .set_step(position, "running")
             .await
@@ -436,6 +480,19 @@ struct StepContext<'a> {
     probe: Option<&'a RolloutProbe>,
     definition: &'a StackDefinition,
     compose_dir: std::path::PathBuf,
+}
+
+/// What cleanup removes must be at least this old, unless `SLIPWAY_CLEANUP_AFTER` says otherwise.
+const CLEANUP_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+
+/// Unix seconds before which stopped containers and unused images may go.
+fn cleanup_cutoff() -> Result<i64, String> {
+    let age = match std::env::var("SLIPWAY_CLEANUP_AFTER") {
+        Ok(text) => humantime::parse_duration(&text)
+            .map_err(|_| format!("SLIPWAY_CLEANUP_AFTER={text:?} is not a duration such as 24h"))?,
+        Err(_) => CLEANUP_AFTER,
+    };
+    Ok(crate::store::now_epoch() - age.as_secs() as i64)
 }
 
 /// Names with "secret" must be at least this long; passwords, tokens and keys this.
@@ -524,6 +581,8 @@ impl StepContext<'_> {
             }
             Step::Replace(service) => self.replace(service).await,
             Step::VerifyMigrations(service) => self.verify_migrations(service).await,
+            Step::RemoveStoppedContainers => self.remove_stopped_containers().await,
+            Step::RemoveUnusedImages => self.remove_unused_images(store).await,
             Step::CheckProbe => {
                 let Some(probe) = self.probe else {
                     return Ok(vec!["no rollout probe: the edge publishes no port".into()]);
@@ -537,6 +596,65 @@ impl StepContext<'_> {
             }
             Step::RecordImages => self.record_images(run_id, store).await,
         }
+    }
+
+    /// Stopped containers of the project older than the cleanup age.
+    async fn remove_stopped_containers(&self) -> Result<Vec<String>, String> {
+        let cutoff = cleanup_cutoff()?;
+        let containers = self
+            .engine
+            .project_containers(&self.stack.project)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut lines = Vec::new();
+        for container in containers.iter().filter(|c| {
+            matches!(c.state.as_str(), "exited" | "created" | "dead") && c.created_unix < cutoff
+        }) {
+            self.engine
+                .remove_container(&container.id)
+                .await
+                .map_err(|e| e.to_string())?;
+            lines.push(format!("removed {} ({})", container.name, container.state));
+        }
+        if lines.is_empty() {
+            lines.push("no stopped container old enough".into());
+        }
+        Ok(lines)
+    }
+
+    /// Untagged images older than the cleanup age, except any a recorded run ran.
+    async fn remove_unused_images(&self, store: &Store) -> Result<Vec<String>, String> {
+        let cutoff = cleanup_cutoff()?;
+        let recorded: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT image_id FROM run_images")
+            .fetch_all(store.pool())
+            .await
+            .map_err(|e| e.to_string())?;
+        let images = self
+            .engine
+            .dangling_images()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut lines = Vec::new();
+        for (id, created) in images {
+            let short: String = id.trim_start_matches("sha256:").chars().take(12).collect();
+            if recorded.iter().any(|(kept,)| *kept == short) {
+                lines.push(format!(
+                    "kept {short}: a recorded run could roll back to it"
+                ));
+                continue;
+            }
+            if created >= cutoff {
+                continue;
+            }
+            match self.engine.remove_image(&id).await {
+                Ok(()) => lines.push(format!("removed image {short}")),
+                Err(error) => lines.push(format!("left image {short}: {error}")),
+            }
+        }
+        if lines.is_empty() {
+            lines.push("no unused image old enough".into());
+        }
+        Ok(lines)
     }
 
     /// The newest rows of the service's migrations table, read in the database container.

@@ -9,8 +9,9 @@ use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{ContainerCreateBody, NetworkCreateRequest, VolumeCreateRequest};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectContainerOptions, InspectNetworkOptions,
-    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    StartContainerOptions, StatsOptionsBuilder, StopContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListImagesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StartContainerOptions, StatsOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 use bollard::Docker;
 
@@ -348,6 +349,27 @@ impl Engine {
         }
     }
 
+    /// Untagged images: their id and when they were made (Unix seconds).
+    pub async fn dangling_images(&self) -> Result<Vec<(String, i64)>, EngineError> {
+        let filters = HashMap::from([("dangling", vec!["true"])]);
+        let options = ListImagesOptionsBuilder::new().filters(&filters).build();
+        let images = self.call(self.docker.list_images(Some(options))).await?;
+        Ok(images
+            .into_iter()
+            .map(|image| (image.id, image.created))
+            .collect())
+    }
+
+    pub async fn remove_image(&self, id: &str) -> Result<(), EngineError> {
+        self.call(self.docker.remove_image(
+            id,
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        ))
+        .await
+        .map(|_| ())
+    }
+
     /// Every container of a Compose project, running or not, by service then name.
     pub async fn project_containers(
         &self,
@@ -417,6 +439,7 @@ impl Engine {
                     .collect(),
                 started_at: if running { state.started_at } else { None },
                 restarts: inspect.restart_count.unwrap_or_default(),
+                created_unix: summary.created.unwrap_or_default(),
                 config_hash: labels.get(CONFIG_HASH_LABEL).cloned().unwrap_or_default(),
             });
         }

@@ -52,6 +52,8 @@ pub struct ContainerStatus {
     /// When the running container started (RFC 3339); none when stopped.
     pub started_at: Option<String>,
     pub restarts: i64,
+    /// When the container was created (Unix seconds).
+    pub created_unix: i64,
     /// The digest of the definition Slipway created it from; empty for containers made by
     /// other tools.
     pub config_hash: String,

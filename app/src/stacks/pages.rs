@@ -173,6 +173,13 @@ pub fn StackPage() -> impl IntoView {
                     </ActionForm>
                     <ActionForm action=run attr:class="inline">
                         <input type="hidden" name="stack" value=name />
+                        <input type="hidden" name="operation" value="cleanup" />
+                        <button class="button secondary" type="submit" data-testid="cleanup-stack" disabled=busy>
+                            "Clean up"
+                        </button>
+                    </ActionForm>
+                    <ActionForm action=run attr:class="inline">
+                        <input type="hidden" name="stack" value=name />
                         <input type="hidden" name="operation" value="stop" />
                         <button class="button secondary" type="submit" data-testid="stop-stack" disabled=busy>
                             "Stop"
