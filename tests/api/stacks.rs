@@ -24,6 +24,12 @@ fn stack_add_args<'a>(
     args
 }
 
+/// A loopback port nothing listens on, for the portal's edge.
+fn free_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port().to_string()
+}
+
 /// `slipway stack add portal` for the sample portal, with its env file, under `project`.
 async fn add_portal(flags: &[String], project: Option<&str>, env: &[(&str, &str)]) {
     let compose = fixture_dir()
@@ -214,12 +220,7 @@ async fn an_engine_that_does_not_answer_is_named() {
 async fn slipway_starts_the_sample_stack_from_nothing_and_stops_it() {
     let project = format!("slipstart{}", uuid::Uuid::new_v4().simple());
     let _cleanup = ProjectCleanup(project.clone());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let port = free_port();
     let env = [("PORTAL_PORT", port.as_str())];
     let store = TestStore::new(Backend::Sqlite).await;
     let flags = store.serve_flags();
@@ -429,12 +430,7 @@ async fn one_run_per_stack_and_a_dead_runs_stack_is_freed_at_the_next_start() {
 async fn deploy_brings_the_portal_up_from_nothing_and_stores_no_secret() {
     let project = format!("slipdeploy{}", uuid::Uuid::new_v4().simple());
     let _cleanup = ProjectCleanup(project.clone());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let port = free_port();
     let env = [("PORTAL_PORT", port.as_str())];
     let store = TestStore::new(Backend::Sqlite).await;
     let flags = store.serve_flags();
@@ -512,12 +508,7 @@ async fn deploy_brings_the_portal_up_from_nothing_and_stores_no_secret() {
 async fn update_drops_no_request_and_an_unhealthy_image_leaves_the_old_one_serving() {
     let project = format!("slipupdate{}", uuid::Uuid::new_v4().simple());
     let _cleanup = ProjectCleanup(project.clone());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let port = free_port();
     let store = TestStore::new(Backend::Sqlite).await;
     let flags = store.serve_flags();
     let at = |version: &'static str| {
@@ -641,12 +632,7 @@ async fn update_drops_no_request_and_an_unhealthy_image_leaves_the_old_one_servi
 async fn a_run_whose_process_is_killed_shows_interrupted_after_the_next_console_start() {
     let project = format!("slipkill{}", uuid::Uuid::new_v4().simple());
     let _cleanup = ProjectCleanup(project.clone());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let port = free_port();
     let store = TestStore::new(Backend::Sqlite).await;
     let flags = store.serve_flags();
     add_portal(&flags, Some(&project), &[("PORTAL_PORT", port.as_str())]).await;

@@ -303,12 +303,7 @@ pub async fn retire(
     service: &ServiceDefinition,
     old: &ContainerStatus,
 ) -> Result<(), StackError> {
-    let grace = service
-        .compose
-        .stop_grace_period
-        .as_deref()
-        .and_then(|text| humantime::parse_duration(text).ok())
-        .unwrap_or(DEFAULT_STOP_GRACE);
+    let grace = stop_grace(service);
     engine
         .stop_container(&old.id, grace)
         .await
@@ -411,6 +406,16 @@ pub async fn wait_ready(
     }
 }
 
+/// The service's `stop_grace_period`, or Compose's default of 10 s.
+fn stop_grace(service: &ServiceDefinition) -> Duration {
+    service
+        .compose
+        .stop_grace_period
+        .as_deref()
+        .and_then(|text| humantime::parse_duration(text).ok())
+        .unwrap_or(DEFAULT_STOP_GRACE)
+}
+
 /// Stops one service's running containers; returns how many it stopped.
 #[tracing::instrument(skip_all, fields(project, service = service.name))]
 pub async fn stop_service(
@@ -418,12 +423,7 @@ pub async fn stop_service(
     project: &str,
     service: &ServiceDefinition,
 ) -> Result<usize, StackError> {
-    let grace = service
-        .compose
-        .stop_grace_period
-        .as_deref()
-        .and_then(|text| humantime::parse_duration(text).ok())
-        .unwrap_or(DEFAULT_STOP_GRACE);
+    let grace = stop_grace(service);
     let mut stopped = 0;
     for container in containers_of(engine, project, &service.name).await? {
         if container.state == "running" || container.state == "restarting" {

@@ -16,6 +16,16 @@ use crate::runs::StartRun;
 
 /// How often a stack's page asks the engine again.
 const REFRESH: Duration = Duration::from_secs(5);
+/// The runs an operator can start from a stack's page: operation, label, primary button.
+const RUN_BUTTONS: [(&str, &str, bool); 6] = [
+    ("deploy", "Deploy", true),
+    ("update", "Update", false),
+    ("migrate", "Migrate", false),
+    ("start", "Start", false),
+    ("cleanup", "Clean up", false),
+    ("stop", "Stop", false),
+];
+
 /// How often followed logs are fetched again.
 const LOG_REFRESH: Duration = Duration::from_secs(2);
 
@@ -143,48 +153,26 @@ pub fn StackPage() -> impl IntoView {
             <h1>{name}</h1>
             <Show when=move || is_operator>
                 <div class="actions">
-                    <ActionForm action=run attr:class="inline">
-                        <input type="hidden" name="stack" value=name />
-                        <input type="hidden" name="operation" value="deploy" />
-                        <button class="button" type="submit" data-testid="deploy-stack" disabled=busy>
-                            "Deploy"
-                        </button>
-                    </ActionForm>
-                    <ActionForm action=run attr:class="inline">
-                        <input type="hidden" name="stack" value=name />
-                        <input type="hidden" name="operation" value="update" />
-                        <button class="button secondary" type="submit" data-testid="update-stack" disabled=busy>
-                            "Update"
-                        </button>
-                    </ActionForm>
-                    <ActionForm action=run attr:class="inline">
-                        <input type="hidden" name="stack" value=name />
-                        <input type="hidden" name="operation" value="migrate" />
-                        <button class="button secondary" type="submit" data-testid="migrate-stack" disabled=busy>
-                            "Migrate"
-                        </button>
-                    </ActionForm>
-                    <ActionForm action=run attr:class="inline">
-                        <input type="hidden" name="stack" value=name />
-                        <input type="hidden" name="operation" value="start" />
-                        <button class="button secondary" type="submit" data-testid="start-stack" disabled=busy>
-                            "Start"
-                        </button>
-                    </ActionForm>
-                    <ActionForm action=run attr:class="inline">
-                        <input type="hidden" name="stack" value=name />
-                        <input type="hidden" name="operation" value="cleanup" />
-                        <button class="button secondary" type="submit" data-testid="cleanup-stack" disabled=busy>
-                            "Clean up"
-                        </button>
-                    </ActionForm>
-                    <ActionForm action=run attr:class="inline">
-                        <input type="hidden" name="stack" value=name />
-                        <input type="hidden" name="operation" value="stop" />
-                        <button class="button secondary" type="submit" data-testid="stop-stack" disabled=busy>
-                            "Stop"
-                        </button>
-                    </ActionForm>
+                    {RUN_BUTTONS
+                        .iter()
+                        .map(|&(operation, label, primary)| {
+                            let class = if primary { "button" } else { "button secondary" };
+                            view! {
+                                <ActionForm action=run attr:class="inline">
+                                    <input type="hidden" name="stack" value=name />
+                                    <input type="hidden" name="operation" value=operation />
+                                    <button
+                                        class=class
+                                        type="submit"
+                                        data-testid=format!("{operation}-stack")
+                                        disabled=busy
+                                    >
+                                        {label}
+                                    </button>
+                                </ActionForm>
+                            }
+                        })
+                        .collect_view()}
                 </div>
             </Show>
         </div>
