@@ -67,11 +67,6 @@ impl Engine {
         Ok(Self { docker, at })
     }
 
-    /// Where the engine is, for pages and errors.
-    pub fn address(&self) -> &str {
-        &self.at
-    }
-
     async fn call<T>(
         &self,
         future: impl Future<Output = Result<T, bollard::errors::Error>>,
