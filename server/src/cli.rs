@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use app::auth::Role;
+use app::runs::Operation;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -32,52 +33,8 @@ pub enum Command {
     /// Manage the stacks the console looks after.
     #[command(subcommand)]
     Stack(StackCommand),
-    /// Deploy a stack from nothing: env check, data services, migrations, app services,
-    /// health, and the running images recorded as the last-known-good.
-    Deploy {
-        /// The stack's name.
-        name: String,
-        #[command(flatten)]
-        store: StoreArgs,
-    },
-    /// Replace the app services whose definition changed, one by one beside the running
-    /// ones, switching the edge: no request dropped. Data services are never touched.
-    Update {
-        /// The stack's name.
-        name: String,
-        #[command(flatten)]
-        store: StoreArgs,
-    },
-    /// Stop the app services, run the migrations against the database alone, verify the
-    /// migration records and start everything again.
-    Migrate {
-        /// The stack's name.
-        name: String,
-        #[command(flatten)]
-        store: StoreArgs,
-    },
-    /// Remove the stack's stopped containers and unused images older than
-    /// SLIPWAY_CLEANUP_AFTER (default 24h), never an image a recorded run could roll back to.
-    Cleanup {
-        /// The stack's name.
-        name: String,
-        #[command(flatten)]
-        store: StoreArgs,
-    },
-    /// Start every service of a stack that is not running (creating what is missing).
-    Start {
-        /// The stack's name.
-        name: String,
-        #[command(flatten)]
-        store: StoreArgs,
-    },
-    /// Stop every service of a stack, dependents first.
-    Stop {
-        /// The stack's name.
-        name: String,
-        #[command(flatten)]
-        store: StoreArgs,
-    },
+    #[command(flatten)]
+    Run(RunCommand),
     /// Print what a stack's containers wrote: every service's, or one's.
     Logs {
         /// The stack's name.
@@ -106,6 +63,50 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+}
+
+/// The arguments of every command that starts a run.
+#[derive(Clone, Debug, Args)]
+pub struct RunArgs {
+    /// The stack's name.
+    pub name: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// The commands that start a run on a stack.
+#[derive(Debug, Subcommand)]
+pub enum RunCommand {
+    /// Deploy a stack from nothing: env check, data services, migrations, app services,
+    /// health, and the running images recorded as the last-known-good.
+    Deploy(RunArgs),
+    /// Replace the app services whose definition changed, one by one beside the running
+    /// ones, switching the edge: no request dropped. Data services are never touched.
+    Update(RunArgs),
+    /// Stop the app services, run the migrations against the database alone, verify the
+    /// migration records and start everything again.
+    Migrate(RunArgs),
+    /// Remove the stack's stopped containers and unused images older than
+    /// SLIPWAY_CLEANUP_AFTER (default 24h), never an image a recorded run could roll back to.
+    Cleanup(RunArgs),
+    /// Start every service of a stack that is not running (creating what is missing).
+    Start(RunArgs),
+    /// Stop every service of a stack, dependents first.
+    Stop(RunArgs),
+}
+
+impl RunCommand {
+    /// The operation and its arguments.
+    pub fn operation(&self) -> (Operation, &RunArgs) {
+        match self {
+            RunCommand::Deploy(args) => (Operation::Deploy, args),
+            RunCommand::Update(args) => (Operation::Update, args),
+            RunCommand::Migrate(args) => (Operation::Migrate, args),
+            RunCommand::Cleanup(args) => (Operation::Cleanup, args),
+            RunCommand::Start(args) => (Operation::Start, args),
+            RunCommand::Stop(args) => (Operation::Stop, args),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

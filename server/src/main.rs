@@ -4,7 +4,6 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use app::runs::Operation;
 use clap::Parser;
 use server::cli::{one_line, AuditCommand, Cli, Command, StackCommand, UserCommand};
 use server::commands::{
@@ -63,30 +62,6 @@ fn main() -> ExitCode {
             .await
             .map(Some)
             .map_err(|e| e.to_string()),
-            Command::Deploy { name, store } => run_operation(&name, Operation::Deploy, &store)
-                .await
-                .map(Some)
-                .map_err(|e| e.to_string()),
-            Command::Update { name, store } => run_operation(&name, Operation::Update, &store)
-                .await
-                .map(Some)
-                .map_err(|e| e.to_string()),
-            Command::Migrate { name, store } => run_operation(&name, Operation::Migrate, &store)
-                .await
-                .map(Some)
-                .map_err(|e| e.to_string()),
-            Command::Cleanup { name, store } => run_operation(&name, Operation::Cleanup, &store)
-                .await
-                .map(Some)
-                .map_err(|e| e.to_string()),
-            Command::Start { name, store } => run_operation(&name, Operation::Start, &store)
-                .await
-                .map(Some)
-                .map_err(|e| e.to_string()),
-            Command::Stop { name, store } => run_operation(&name, Operation::Stop, &store)
-                .await
-                .map(Some)
-                .map_err(|e| e.to_string()),
             Command::Logs {
                 name,
                 service,
@@ -105,6 +80,13 @@ fn main() -> ExitCode {
                 print_logs(request, &store)
                     .await
                     .map(|_| None)
+                    .map_err(|e| e.to_string())
+            }
+            Command::Run(run) => {
+                let (operation, args) = run.operation();
+                run_operation(&args.name, operation, &args.store)
+                    .await
+                    .map(Some)
                     .map_err(|e| e.to_string())
             }
             Command::Status { name, json, store } => stack_status(&name, json, &store)

@@ -24,6 +24,12 @@ fn stack_add_args<'a>(
     args
 }
 
+/// A Compose project name of the test's own; what it leaves on the engine goes on drop.
+fn throwaway_project(prefix: &str) -> (String, ProjectCleanup) {
+    let project = format!("{prefix}{}", uuid::Uuid::new_v4().simple());
+    (project.clone(), ProjectCleanup(project))
+}
+
 /// A loopback port nothing listens on, for the portal's edge.
 fn free_port() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -218,8 +224,7 @@ async fn an_engine_that_does_not_answer_is_named() {
 
 #[tokio::test]
 async fn slipway_starts_the_sample_stack_from_nothing_and_stops_it() {
-    let project = format!("slipstart{}", uuid::Uuid::new_v4().simple());
-    let _cleanup = ProjectCleanup(project.clone());
+    let (project, _cleanup) = throwaway_project("slipstart");
     let port = free_port();
     let env = [("PORTAL_PORT", port.as_str())];
     let store = TestStore::new(Backend::Sqlite).await;
@@ -330,8 +335,7 @@ async fn slipway_starts_the_sample_stack_from_nothing_and_stops_it() {
 
 #[tokio::test]
 async fn a_port_already_in_use_or_a_missing_image_is_named() {
-    let project = format!("slipclash{}", uuid::Uuid::new_v4().simple());
-    let _cleanup = ProjectCleanup(project.clone());
+    let (project, _cleanup) = throwaway_project("slipclash");
     let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = holder.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
@@ -428,8 +432,7 @@ async fn one_run_per_stack_and_a_dead_runs_stack_is_freed_at_the_next_start() {
 
 #[tokio::test]
 async fn deploy_brings_the_portal_up_from_nothing_and_stores_no_secret() {
-    let project = format!("slipdeploy{}", uuid::Uuid::new_v4().simple());
-    let _cleanup = ProjectCleanup(project.clone());
+    let (project, _cleanup) = throwaway_project("slipdeploy");
     let port = free_port();
     let env = [("PORTAL_PORT", port.as_str())];
     let store = TestStore::new(Backend::Sqlite).await;
@@ -506,8 +509,7 @@ async fn deploy_brings_the_portal_up_from_nothing_and_stores_no_secret() {
 
 #[tokio::test]
 async fn update_drops_no_request_and_an_unhealthy_image_leaves_the_old_one_serving() {
-    let project = format!("slipupdate{}", uuid::Uuid::new_v4().simple());
-    let _cleanup = ProjectCleanup(project.clone());
+    let (project, _cleanup) = throwaway_project("slipupdate");
     let port = free_port();
     let store = TestStore::new(Backend::Sqlite).await;
     let flags = store.serve_flags();
@@ -630,8 +632,7 @@ async fn update_drops_no_request_and_an_unhealthy_image_leaves_the_old_one_servi
 
 #[tokio::test]
 async fn a_run_whose_process_is_killed_shows_interrupted_after_the_next_console_start() {
-    let project = format!("slipkill{}", uuid::Uuid::new_v4().simple());
-    let _cleanup = ProjectCleanup(project.clone());
+    let (project, _cleanup) = throwaway_project("slipkill");
     let port = free_port();
     let store = TestStore::new(Backend::Sqlite).await;
     let flags = store.serve_flags();
@@ -710,8 +711,7 @@ fn tiny_image(tag: &str, content: &str) -> String {
 
 #[tokio::test]
 async fn cleanup_removes_old_stopped_containers_and_unused_images_but_keeps_recorded_ones() {
-    let project = format!("slipclean{}", uuid::Uuid::new_v4().simple());
-    let _cleanup = ProjectCleanup(project.clone());
+    let (project, _cleanup) = throwaway_project("slipclean");
     let store = TestStore::new(Backend::Sqlite).await;
     let flags = store.serve_flags();
     add_portal(&flags, Some(&project), &[]).await;

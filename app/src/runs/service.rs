@@ -598,14 +598,18 @@ impl StepContext<'_> {
         }
     }
 
+    /// The containers of the stack's project, as the engine reports them now.
+    async fn containers(&self) -> Result<Vec<crate::stacks::ContainerStatus>, String> {
+        self.engine
+            .project_containers(&self.stack.project)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// Stopped containers of the project older than the cleanup age.
     async fn remove_stopped_containers(&self) -> Result<Vec<String>, String> {
         let cutoff = cleanup_cutoff()?;
-        let containers = self
-            .engine
-            .project_containers(&self.stack.project)
-            .await
-            .map_err(|e| e.to_string())?;
+        let containers = self.containers().await?;
         let mut lines = Vec::new();
         for container in containers.iter().filter(|c| {
             matches!(c.state.as_str(), "exited" | "created" | "dead") && c.created_unix < cutoff
@@ -778,11 +782,7 @@ impl StepContext<'_> {
 
     /// The image ids now running become this run's record: the stack's last-known-good.
     async fn record_images(&self, run_id: &str, store: &Store) -> Result<Vec<String>, String> {
-        let containers = self
-            .engine
-            .project_containers(&self.stack.project)
-            .await
-            .map_err(|e| e.to_string())?;
+        let containers = self.containers().await?;
         let mut lines = Vec::new();
         for container in containers.iter().filter(|c| c.state == "running") {
             sqlx::query("INSERT INTO run_images (run_id, service, image, image_id, created_at) VALUES ($1, $2, $3, $4, $5)")
