@@ -110,9 +110,17 @@ describe('a stack page', () => {
     const { page, context, errors } = await signedInPage(running.browser, running.baseUrl, operator, {
       path: '/stacks/portal',
     });
+    // The run page follows the run over server-sent events, not by asking again and again.
+    const streams = [];
+    let runFetches = 0;
+    page.on('request', (request) => {
+      if (/\/api\/runs\/[0-9a-f-]+\/events/.test(request.url())) streams.push(request.url());
+      if (request.url().endsWith('/api/run')) runFetches += 1;
+    });
     await page.click('[data-testid="update-stack"]');
     await page.waitForURL(/\/runs\/[0-9a-f-]+$/);
-    // Live: a step is seen running while a later one still waits.
+    // Live: a step is seen running while a later one still waits, and a step's lines appear
+    // while the run goes on.
     await page.waitForFunction(
       () =>
         document.querySelector('tr[data-status="running"]') !== null &&
@@ -120,7 +128,16 @@ describe('a stack page', () => {
       null,
       { timeout: 30_000 },
     );
+    await page.waitForFunction(
+      () =>
+        document.querySelector('[data-testid="run-lines"]').textContent.includes('beside') &&
+        document.querySelector('[data-testid="run-status"]').dataset.status === 'running',
+      null,
+      { timeout: 60_000 },
+    );
     await page.waitForSelector('[data-testid="run-status"][data-status="succeeded"]', { timeout: 120_000 });
+    assert.equal(streams.length, 1, `one event stream: ${streams}`);
+    assert.ok(runFetches <= 1, `the run was fetched ${runFetches} times`);
     assert.equal(await page.locator('[data-testid="run-steps"] tbody tr[data-status="succeeded"]').count(), 5);
     assert.match(await page.locator('[data-testid="run-lines"]').innerText(), /rollout probe: 0 failed of \d+ requests/);
     await page.screenshot({ path: resolve(import.meta.dirname, '..', '..', 'target', 'screenshots', 'run.png') });

@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod live;
 pub mod serve;
 pub mod startup;
 pub mod web;

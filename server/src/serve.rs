@@ -8,6 +8,7 @@ use std::time::Duration;
 use app::auth::service::AuthSettings;
 use app::auth::session_store::SqlSessionStore;
 use app::context::ConsoleContext;
+use app::runs::events_path;
 use app::{shell, App};
 use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
@@ -25,6 +26,7 @@ use tower_sessions::session_store::ExpiredDeletion;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::cli::ServeArgs;
+use crate::live::{run_events, Stopping};
 use crate::startup::{open_store, public_url, site_root, StartupError};
 use crate::web::{refuse_cross_site, require_session_for_pages, PublicOrigin};
 
@@ -37,13 +39,20 @@ pub struct ServerState {
     pub leptos_options: LeptosOptions,
     pub console: ConsoleContext,
     pub public_origin: PublicOrigin,
+    pub stopping: Stopping,
     #[from_ref(skip)]
     pub https: bool,
 }
 
 /// Runs the console until SIGTERM or SIGINT.
 pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
-    let shutdown = shutdown_signal();
+    let signal = shutdown_signal();
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        signal.await;
+        // Live streams end now; otherwise the graceful stop would wait for every open page.
+        let _ = stop.send(true);
+    };
     let listener = TcpListener::bind(args.addr)
         .await
         .map_err(|source| StartupError::Listen {
@@ -98,6 +107,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
             },
         },
         public_origin: PublicOrigin(public.origin.clone()),
+        stopping: Stopping(stopping),
         https: public.https,
     };
     let router = router(state);
@@ -130,6 +140,7 @@ pub fn router(state: ServerState) -> Router {
     let sessions = session_layer(&state);
     Router::new()
         .route("/healthz", get(healthz))
+        .route(&events_path("{id}"), get(run_events))
         .leptos_routes_with_context(&state, routes, provide_console.clone(), {
             let options = state.leptos_options.clone();
             move || shell(options.clone())

@@ -399,7 +399,7 @@ impl Drop for ComposeProject {
 }
 
 /// Removes whatever a test left on the engine under a Compose project name — containers,
-/// the network, volumes — when dropped, also when the test fails.
+/// the network, volumes, built images — when dropped, also when the test fails.
 pub struct ProjectCleanup(pub String);
 
 impl Drop for ProjectCleanup {
@@ -419,5 +419,52 @@ impl Drop for ProjectCleanup {
         for volume in docker(&["volume", "ls", "-q", "--filter", &label]).split_whitespace() {
             docker(&["volume", "rm", "-f", volume]);
         }
+        // Images Slipway built for the project are named after it.
+        let built = format!("reference={}_*", self.0);
+        for image in docker(&["images", "-q", "--filter", &built]).split_whitespace() {
+            docker(&["rmi", "-f", image]);
+        }
     }
+}
+
+pub fn stack_add_args<'a>(
+    flags: &'a [String],
+    name: &'a str,
+    compose: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec!["stack", "add", name, "--compose", compose];
+    args.extend_from_slice(extra);
+    args.extend(flags.iter().map(String::as_str));
+    args
+}
+
+/// A Compose project name of the test's own; what it leaves on the engine goes on drop.
+pub fn throwaway_project(prefix: &str) -> (String, ProjectCleanup) {
+    let project = format!("{prefix}{}", uuid::Uuid::new_v4().simple());
+    (project.clone(), ProjectCleanup(project))
+}
+
+/// A loopback port nothing listens on, for the portal's edge.
+pub fn free_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port().to_string()
+}
+
+/// `slipway stack add portal` for the sample portal, with its env file, under `project`.
+pub async fn add_portal(flags: &[String], project: Option<&str>, env: &[(&str, &str)]) {
+    let compose = fixture_dir()
+        .join("docker-compose.yml")
+        .display()
+        .to_string();
+    let env_file = fixture_dir().join("portal.env").display().to_string();
+    let mut extra = vec!["--env-file", env_file.as_str()];
+    extra.extend(
+        project
+            .map(|project| ["--project", project])
+            .into_iter()
+            .flatten(),
+    );
+    let added = run_to_exit(&stack_add_args(flags, "portal", &compose, &extra), env).await;
+    assert_eq!(added.code, Some(0), "{}", added.stderr);
 }

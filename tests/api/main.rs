@@ -6,6 +6,7 @@ mod auth;
 mod console;
 mod helpers;
 mod portal;
+mod runs;
 mod stacks;
 mod startup_errors;
 mod store;

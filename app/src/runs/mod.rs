@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -91,6 +90,8 @@ pub struct RunStep {
     pub status: String,
     pub started_at: String,
     pub finished_at: String,
+    /// How long it took (`3.2 s`), once it has finished.
+    pub took: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +107,21 @@ pub struct RunDetail {
     pub run: RunSummary,
     pub steps: Vec<RunStep>,
     pub lines: Vec<RunLine>,
+}
+
+/// One change of a run, as its live stream (`/api/runs/{id}/events`) carries it: the run
+/// when its status changes, all steps when one changes, each new line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "data", rename_all = "lowercase")]
+pub enum RunEvent {
+    Run(RunSummary),
+    Steps(Vec<RunStep>),
+    Line(RunLine),
+}
+
+/// Where the browser follows a run live.
+pub fn events_path(id: &str) -> String {
+    format!("/api/runs/{id}/events")
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -258,17 +274,14 @@ fn status_class(status: &str) -> &'static str {
     }
 }
 
-/// How often a run's page asks again while the run goes on.
-const RUN_REFRESH: Duration = Duration::from_secs(1);
-
-/// One run: its steps with status and duration, a progress bar and its stored lines. While
-/// the run goes on the page asks again every second; without WASM it reloads itself.
+/// One run: its steps with status and duration, a progress bar and its lines. The page is
+/// rendered from the stored run (so a reload resumes where it was), then follows the run live
+/// over server-sent events until it ends; without WASM it reloads itself while it runs.
 #[component]
 pub fn RunPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id").unwrap_or_default());
-    let tick = crate::stacks::ticker(RUN_REFRESH);
-    let detail = Resource::new(move || (id(), tick.get()), |(id, _)| get_run(id));
+    let detail = Resource::new(id, get_run);
     view! {
         <Title text="Run" />
         <Transition fallback=|| view! { <p class="muted">"Loading the run…"</p> }>
@@ -282,59 +295,187 @@ pub fn RunPage() -> impl IntoView {
     }
 }
 
+/// A run as the page shows it; the live stream changes these.
+#[derive(Clone, Copy)]
+struct LiveRun {
+    run: RwSignal<RunSummary>,
+    steps: RwSignal<Vec<RunStep>>,
+    lines: RwSignal<Vec<RunLine>>,
+}
+
+impl LiveRun {
+    #[cfg(any(feature = "hydrate", test))]
+    fn apply(&self, event: RunEvent) {
+        match event {
+            RunEvent::Run(run) => self.run.set(run),
+            RunEvent::Steps(steps) => self.steps.set(steps),
+            RunEvent::Line(line) => self.lines.update(|lines| {
+                if lines.last().is_none_or(|last| last.seq < line.seq) {
+                    lines.push(line);
+                }
+            }),
+        }
+    }
+}
+
 #[component]
 fn RunView(detail: RunDetail) -> impl IntoView {
-    let run = detail.run;
-    let done = detail
-        .steps
-        .iter()
-        .filter(|s| s.status == "succeeded")
-        .count();
-    let total = detail.steps.len().max(1);
-    let percent = done * 100 / total;
-    let running = run.status == "running";
+    let live = LiveRun {
+        run: RwSignal::new(detail.run),
+        steps: RwSignal::new(detail.steps),
+        lines: RwSignal::new(detail.lines),
+    };
+    Effect::new(move || follow_live(live));
+    let running = move || live.run.with(|run| run.status == "running");
+    let status = move || live.run.with(|run| run.status.clone());
+    let percent = move || {
+        live.steps.with(|steps| {
+            let done = steps.iter().filter(|s| s.status == "succeeded").count();
+            done * 100 / steps.len().max(1)
+        })
+    };
     let is_operator = crate::auth::signed_in_user()
         .is_some_and(|user| user.role.allows(crate::auth::Role::Operator));
     let cancel = ServerAction::<CancelRun>::new();
-    let id = run.id.clone();
+    let (title, started) = live.run.with_untracked(|run| {
+        (
+            format!("{} {}", run.operation, run.stack),
+            format!(" · started by {} at {}", run.requested_by, run.started_at),
+        )
+    });
+    let error = move || live.run.with(|run| run.error.clone());
     view! {
-        {running.then(|| view! { <noscript><meta http-equiv="refresh" content="2" /></noscript> })}
-        <h1>{format!("{} {}", run.operation, run.stack)}</h1>
-        <p class="lead" data-testid="run-status" data-status=run.status.clone()>
-            <span class=status_class(&run.status)>{run.status.clone()}</span>
-            " · started by " {run.requested_by} " at " {run.started_at}
-            {(!run.error.is_empty()).then(|| view! { <span class="error">" · " {run.error.clone()}</span> })}
+        // As markup, not elements: a meta refresh created by script would reload the page.
+        {live.run.with_untracked(|run| run.status == "running").then(|| view! {
+            <noscript inner_html=r#"<meta http-equiv="refresh" content="2">"# />
+        })}
+        <h1>{title}</h1>
+        <p class="lead" data-testid="run-status" data-status=status>
+            <span class=move || status_class(&status())>{status}</span>
+            {started}
+            {move || {
+                let error = error();
+                (!error.is_empty()).then(|| view! { <span class="error">" · " {error}</span> })
+            }}
         </p>
-        {(running && is_operator).then(|| view! {
+        <Show when=move || running() && is_operator>
             <ActionForm action=cancel attr:class="inline">
-                <input type="hidden" name="id" value=id.clone() />
+                <input type="hidden" name="id" value=move || live.run.with(|run| run.id.clone()) />
                 <button class="button secondary" type="submit" data-testid="cancel-run">"Cancel"</button>
             </ActionForm>
-        })}
+        </Show>
         <div class="progress" role="progressbar" aria-valuenow=percent aria-valuemin="0" aria-valuemax="100">
-            <div class="progress-bar" style=format!("width: {percent}%")></div>
+            <div class="progress-bar" style=move || format!("width: {}%", percent())></div>
         </div>
         <section class="card">
-            <Table testid="run-steps" headers=&["#", "Step", "Status", "Started", "Finished"]>
-                {detail
-                    .steps
-                    .into_iter()
-                    .map(|step| {
-                        view! {
-                            <tr data-step=step.position data-status=step.status.clone()>
-                                <td>{step.position + 1}</td>
-                                <td>{step.name}</td>
-                                <td><span class=status_class(&step.status)>{step.status.clone()}</span></td>
-                                <td class="nowrap">{step.started_at}</td>
-                                <td class="nowrap">{step.finished_at}</td>
-                            </tr>
-                        }
-                    })
-                    .collect_view()}
+            <Table testid="run-steps" headers=&["#", "Step", "Status", "Started", "Took"]>
+                <For each=move || live.steps.get() key=|step| (step.position, step.status.clone()) let:step>
+                    <tr data-step=step.position data-status=step.status.clone()>
+                        <td>{step.position + 1}</td>
+                        <td>{step.name}</td>
+                        <td><span class=status_class(&step.status)>{step.status.clone()}</span></td>
+                        <td class="nowrap">{step.started_at}</td>
+                        <td class="nowrap">{step.took}</td>
+                    </tr>
+                </For>
             </Table>
         </section>
-        <pre class="log" data-testid="run-lines">
-            {detail.lines.into_iter().map(|line| format!("{}  {}\n", line.at, line.text)).collect::<String>()}
+        <pre class="log" data-testid="run-lines" data-last-seq=move || live.lines.with(|l| l.last().map_or(0, |l| l.seq))>
+            {move || live.lines.with(|lines| {
+                lines.iter().map(|line| format!("{}  {}\n", line.at, line.text)).collect::<String>()
+            })}
         </pre>
+    }
+}
+
+/// While the run goes on, follows it over server-sent events (see [`events_path`]) from the
+/// last line the page has; the browser reconnects by itself and resumes by `Last-Event-ID`.
+/// The stream is closed when the run ends or the page goes away.
+fn follow_live(live: LiveRun) {
+    #[cfg(feature = "hydrate")]
+    {
+        use leptos::wasm_bindgen::{closure::Closure, JsCast};
+        let (id, running) = live
+            .run
+            .with_untracked(|run| (run.id.clone(), run.status == "running"));
+        if !running {
+            return;
+        }
+        let after = live
+            .lines
+            .with_untracked(|lines| lines.last().map_or(0, |line| line.seq));
+        let Ok(source) = web_sys::EventSource::new(&format!("{}?after={after}", events_path(&id)))
+        else {
+            return;
+        };
+        let on_event = {
+            let source = source.clone();
+            Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
+                move |message: web_sys::MessageEvent| {
+                    let Some(data) = message.data().as_string() else {
+                        return;
+                    };
+                    let Ok(event) = serde_json::from_str::<RunEvent>(&data) else {
+                        return;
+                    };
+                    let ended = matches!(&event, RunEvent::Run(run) if run.status != "running");
+                    live.apply(event);
+                    if ended {
+                        source.close();
+                    }
+                },
+            )
+        };
+        for kind in ["run", "steps", "line"] {
+            let _ =
+                source.add_event_listener_with_callback(kind, on_event.as_ref().unchecked_ref());
+        }
+        let held = send_wrapper::SendWrapper::new((source, on_event));
+        on_cleanup(move || held.take().0.close());
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = live;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(seq: i64) -> RunLine {
+        RunLine {
+            seq,
+            step: 0,
+            at: String::new(),
+            text: format!("line {seq}"),
+        }
+    }
+
+    #[test]
+    fn a_line_the_page_already_has_is_not_shown_twice() {
+        let live = LiveRun {
+            run: RwSignal::new(RunSummary {
+                id: "r".into(),
+                stack: "s".into(),
+                operation: Operation::Deploy,
+                status: "running".into(),
+                requested_by: "otto".into(),
+                started_at: String::new(),
+                finished_at: String::new(),
+                error: String::new(),
+            }),
+            steps: RwSignal::new(Vec::new()),
+            lines: RwSignal::new(vec![line(1), line(2)]),
+        };
+        // A reconnect may send again what the page rendered from the store.
+        for seq in [2, 3, 3, 4] {
+            live.apply(RunEvent::Line(line(seq)));
+        }
+        let seqs: Vec<i64> = live.lines.get_untracked().iter().map(|l| l.seq).collect();
+        assert_eq!(seqs, [1, 2, 3, 4]);
+        live.apply(RunEvent::Run(RunSummary {
+            status: "succeeded".into(),
+            ..live.run.get_untracked()
+        }));
+        assert_eq!(live.run.get_untracked().status, "succeeded");
     }
 }

@@ -12,7 +12,7 @@ use crate::stacks::engine::Engine;
 use crate::stacks::{lifecycle, ServiceRole, StackSummary};
 use crate::store::{now_utc, Store, StoreError};
 
-use super::{Operation, RunDetail, RunError, RunLine, RunStep, RunSummary};
+use super::{Operation, RunDetail, RunError, RunEvent, RunLine, RunStep, RunSummary};
 
 /// This process, as run holders are written: `host:pid`.
 pub fn this_holder() -> String {
@@ -292,6 +292,7 @@ async fn release(store: &Store, run_id: &str) -> Result<(), RunError> {
 /// One step of a run.
 enum Step<'a> {
     CheckEnv,
+    Build(&'a ServiceDefinition),
     Prepare,
     Start(&'a ServiceDefinition),
     WaitReady(Vec<&'a ServiceDefinition>),
@@ -310,6 +311,7 @@ impl Step<'_> {
     fn name(&self) -> String {
         match self {
             Step::CheckEnv => "Check the env file".into(),
+            Step::Build(service) => format!("Build the image of {}", service.name),
             Step::Prepare => "Prepare the network and volumes".into(),
             Step::Start(service) => format!("Start {}", service.name),
             Step::WaitReady(services) => format!(
@@ -348,7 +350,9 @@ fn plan(operation: Operation, definition: &StackDefinition) -> Result<Vec<Step<'
             .collect(),
         Operation::Stop => order.iter().rev().map(|s| Step::Stop(s)).collect(),
         Operation::Deploy => {
-            let mut steps = vec![Step::CheckEnv, Step::Prepare];
+            let mut steps = vec![Step::CheckEnv];
+            steps.extend(builds(&order));
+            steps.push(Step::Prepare);
             steps.extend(data.iter().map(|s| Step::Start(s)));
             if !data.is_empty() {
                 steps.push(Step::WaitReady(data.clone()));
@@ -382,7 +386,8 @@ fn plan(operation: Operation, definition: &StackDefinition) -> Result<Vec<Step<'
             steps
         }
         Operation::Update => {
-            let mut steps = vec![Step::PinEdge];
+            let mut steps = builds(&order);
+            steps.push(Step::PinEdge);
             steps.extend(
                 others
                     .iter()
@@ -394,6 +399,15 @@ fn plan(operation: Operation, definition: &StackDefinition) -> Result<Vec<Step<'
             steps
         }
     })
+}
+
+/// A build step for each service with a build context.
+fn builds<'a>(order: &[&'a ServiceDefinition]) -> Vec<Step<'a>> {
+    order
+        .iter()
+        .filter(|s| s.build.is_some())
+        .map(|s| Step::Build(s))
+        .collect()
 }
 
 /// Runs every step in order and finishes the run; the first failing step ends it.
@@ -452,19 +466,19 @@ async fn run_steps(
         if handle.echo {
             println!("{}", names[position as usize]);
         }
-        let result = context
-            .run(step, handle.run.id.as_str(), &handle.store)
-            .await;
-        let (status, lines) = match &result {
-            Ok(lines) => ("succeeded", lines.clone()),
-            Err(error) => ("failed", vec![error.clone()]),
+        let log = StepLog {
+            handle,
+            step: position,
         };
-        for line in &lines {
-            handle
-                .line(position, line)
-                .await
-                .map_err(|e| e.to_string())?;
+        let result = context.run(step, &log).await;
+        if let Err(error) = &result {
+            log.say(error).await?;
         }
+        let status = if result.is_ok() {
+            "succeeded"
+        } else {
+            "failed"
+        };
         handle
             .set_step(position, status)
             .await
@@ -472,6 +486,21 @@ async fn run_steps(
         result?;
     }
     Ok(())
+}
+
+/// Where a step's lines go: each is stored the moment the step says it.
+struct StepLog<'a> {
+    handle: &'a RunHandle,
+    step: i64,
+}
+
+impl StepLog<'_> {
+    async fn say(&self, text: impl AsRef<str>) -> Result<(), String> {
+        self.handle
+            .line(self.step, text.as_ref())
+            .await
+            .map_err(|e| e.to_string())
+    }
 }
 
 struct StepContext<'a> {
@@ -500,68 +529,63 @@ const MIN_SECRET_CHARS: usize = 32;
 const MIN_PASSWORD_CHARS: usize = 12;
 
 impl StepContext<'_> {
-    /// Runs one step; returns the lines it reports.
-    async fn run(
-        &self,
-        step: &Step<'_>,
-        run_id: &str,
-        store: &Store,
-    ) -> Result<Vec<String>, String> {
+    /// Runs one step; every line it reports is stored as it comes.
+    async fn run(&self, step: &Step<'_>, log: &StepLog<'_>) -> Result<(), String> {
         let project = self.stack.project.as_str();
         let text = |error: crate::stacks::StackError| error.to_string();
         match step {
-            Step::CheckEnv => self.check_env(),
+            Step::CheckEnv => self.check_env(log).await,
+            Step::Build(service) => self.build(service, log).await,
             Step::Prepare => {
                 lifecycle::prepare(self.engine, self.definition, project)
                     .await
                     .map_err(text)?;
-                Ok(vec![format!("network {project}_default ready")])
+                log.say(format!("network {project}_default ready")).await
             }
             Step::Start(service) => {
-                lifecycle::start_service(self.engine, project, service, &self.compose_dir)
-                    .await
-                    .map(|started| {
-                        vec![format!(
-                            "{}: {}",
-                            service.name,
-                            format!("{started:?}").to_lowercase()
-                        )]
-                    })
-                    .map_err(text)
+                let started =
+                    lifecycle::start_service(self.engine, project, service, &self.compose_dir)
+                        .await
+                        .map_err(text)?;
+                log.say(format!(
+                    "{}: {}",
+                    service.name,
+                    format!("{started:?}").to_lowercase()
+                ))
+                .await
             }
             Step::WaitReady(services) => {
-                let mut lines = Vec::new();
                 for service in services {
                     lifecycle::wait_ready(self.engine, project, service)
                         .await
                         .map_err(text)?;
-                    lines.push(format!("{}: ready", service.name));
+                    log.say(format!("{}: ready", service.name)).await?;
                 }
-                Ok(lines)
+                Ok(())
             }
             Step::Migrate(service) => {
                 let command = service.migrate.clone().unwrap_or_default();
-                let (code, mut lines) =
+                let (code, lines) =
                     lifecycle::run_once(self.engine, project, service, &self.compose_dir, &command)
                         .await
                         .map_err(text)?;
-                if code != 0 {
-                    return Err(format!(
-                        "{} exited with {code}: {}",
-                        command.join(" "),
-                        lines.join(" / ")
-                    ));
+                for line in &lines {
+                    log.say(line).await?;
                 }
-                lines.push(format!("{} finished", command.join(" ")));
-                Ok(lines)
+                if code != 0 {
+                    return Err(format!("{} exited with {code}", command.join(" ")));
+                }
+                log.say(format!("{} finished", command.join(" "))).await
             }
-            Step::Stop(service) => lifecycle::stop_service(self.engine, project, service)
-                .await
-                .map(|stopped| vec![format!("{}: stopped {stopped} container(s)", service.name)])
-                .map_err(text),
+            Step::Stop(service) => {
+                let stopped = lifecycle::stop_service(self.engine, project, service)
+                    .await
+                    .map_err(text)?;
+                log.say(format!("{}: stopped {stopped} container(s)", service.name))
+                    .await
+            }
             Step::PinEdge => {
                 let edge = self.edge()?;
-                let mut lines = Vec::new();
                 for service in self
                     .definition
                     .services
@@ -571,30 +595,33 @@ impl StepContext<'_> {
                     let running = lifecycle::running_container(self.engine, project, &service.name)
                         .await
                         .map_err(text)?;
-                    lines.push(
+                    log.say(
                         lifecycle::switch_edge(self.engine, project, edge, service, &running)
                             .await
                             .map_err(text)?,
-                    );
+                    )
+                    .await?;
                 }
-                Ok(lines)
+                Ok(())
             }
-            Step::Replace(service) => self.replace(service).await,
-            Step::VerifyMigrations(service) => self.verify_migrations(service).await,
-            Step::RemoveStoppedContainers => self.remove_stopped_containers().await,
-            Step::RemoveUnusedImages => self.remove_unused_images(store).await,
+            Step::Replace(service) => self.replace(service, log).await,
+            Step::VerifyMigrations(service) => self.verify_migrations(service, log).await,
+            Step::RemoveStoppedContainers => self.remove_stopped_containers(log).await,
+            Step::RemoveUnusedImages => self.remove_unused_images(log).await,
             Step::CheckProbe => {
                 let Some(probe) = self.probe else {
-                    return Ok(vec!["no rollout probe: the edge publishes no port".into()]);
+                    return log
+                        .say("no rollout probe: the edge publishes no port")
+                        .await;
                 };
                 let (failed, total) = probe.counts();
                 let line = format!("rollout probe: {failed} failed of {total} requests");
                 if probe.over_budget() {
                     return Err(format!("{line}: over the error budget"));
                 }
-                Ok(vec![line])
+                log.say(line).await
             }
-            Step::RecordImages => self.record_images(run_id, store).await,
+            Step::RecordImages => self.record_images(log).await,
         }
     }
 
@@ -607,10 +634,10 @@ impl StepContext<'_> {
     }
 
     /// Stopped containers of the project older than the cleanup age.
-    async fn remove_stopped_containers(&self) -> Result<Vec<String>, String> {
+    async fn remove_stopped_containers(&self, log: &StepLog<'_>) -> Result<(), String> {
         let cutoff = cleanup_cutoff()?;
         let containers = self.containers().await?;
-        let mut lines = Vec::new();
+        let mut removed = 0;
         for container in containers.iter().filter(|c| {
             matches!(c.state.as_str(), "exited" | "created" | "dead") && c.created_unix < cutoff
         }) {
@@ -618,19 +645,21 @@ impl StepContext<'_> {
                 .remove_container(&container.id)
                 .await
                 .map_err(|e| e.to_string())?;
-            lines.push(format!("removed {} ({})", container.name, container.state));
+            log.say(format!("removed {} ({})", container.name, container.state))
+                .await?;
+            removed += 1;
         }
-        if lines.is_empty() {
-            lines.push("no stopped container old enough".into());
+        if removed == 0 {
+            log.say("no stopped container old enough").await?;
         }
-        Ok(lines)
+        Ok(())
     }
 
     /// Untagged images older than the cleanup age, except any a recorded run ran.
-    async fn remove_unused_images(&self, store: &Store) -> Result<Vec<String>, String> {
+    async fn remove_unused_images(&self, log: &StepLog<'_>) -> Result<(), String> {
         let cutoff = cleanup_cutoff()?;
         let recorded: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT image_id FROM run_images")
-            .fetch_all(store.pool())
+            .fetch_all(log.handle.store.pool())
             .await
             .map_err(|e| e.to_string())?;
         let images = self
@@ -638,31 +667,34 @@ impl StepContext<'_> {
             .dangling_images()
             .await
             .map_err(|e| e.to_string())?;
-        let mut lines = Vec::new();
+        let mut said = 0;
         for (id, created) in images {
             let short: String = id.trim_start_matches("sha256:").chars().take(12).collect();
-            if recorded.iter().any(|(kept,)| *kept == short) {
-                lines.push(format!(
-                    "kept {short}: a recorded run could roll back to it"
-                ));
+            let line = if recorded.iter().any(|(kept,)| *kept == short) {
+                format!("kept {short}: a recorded run could roll back to it")
+            } else if created >= cutoff {
                 continue;
-            }
-            if created >= cutoff {
-                continue;
-            }
-            match self.engine.remove_image(&id).await {
-                Ok(()) => lines.push(format!("removed image {short}")),
-                Err(error) => lines.push(format!("left image {short}: {error}")),
-            }
+            } else {
+                match self.engine.remove_image(&id).await {
+                    Ok(()) => format!("removed image {short}"),
+                    Err(error) => format!("left image {short}: {error}"),
+                }
+            };
+            log.say(line).await?;
+            said += 1;
         }
-        if lines.is_empty() {
-            lines.push("no unused image old enough".into());
+        if said == 0 {
+            log.say("no unused image old enough").await?;
         }
-        Ok(lines)
+        Ok(())
     }
 
     /// The newest rows of the service's migrations table, read in the database container.
-    async fn verify_migrations(&self, service: &ServiceDefinition) -> Result<Vec<String>, String> {
+    async fn verify_migrations(
+        &self,
+        service: &ServiceDefinition,
+        log: &StepLog<'_>,
+    ) -> Result<(), String> {
         let table = service.migrations_table.as_deref().unwrap_or_default();
         if !table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(format!("{table:?} is not a table name"));
@@ -681,15 +713,14 @@ impl StepContext<'_> {
             "SELECT migration_name, finished_at FROM {table} ORDER BY finished_at DESC LIMIT 5"
         );
         let rows = lifecycle::psql(self.engine, &container, &sql).await?;
-        let lines: Vec<String> = rows
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_owned)
-            .collect();
-        if lines.is_empty() {
+        let records: Vec<&str> = rows.lines().filter(|l| !l.trim().is_empty()).collect();
+        if records.is_empty() {
             return Err(format!("{table} has no records"));
         }
-        Ok(lines)
+        for record in records {
+            log.say(record).await?;
+        }
+        Ok(())
     }
 
     fn edge(&self) -> Result<&ServiceDefinition, String> {
@@ -702,7 +733,7 @@ impl StepContext<'_> {
 
     /// New container beside the old, healthy within the bound, edge switched, old drained
     /// and stopped; past the error budget the old one is put back.
-    async fn replace(&self, service: &ServiceDefinition) -> Result<Vec<String>, String> {
+    async fn replace(&self, service: &ServiceDefinition, log: &StepLog<'_>) -> Result<(), String> {
         let project = self.stack.project.as_str();
         let text = |error: crate::stacks::StackError| error.to_string();
         let edge = self.edge()?;
@@ -711,29 +742,34 @@ impl StepContext<'_> {
                 .await
                 .map_err(text)?
         else {
-            return Ok(vec![format!("{}: already current", service.name)]);
+            return log.say(format!("{}: already current", service.name)).await;
         };
-        let mut lines = vec![format!(
+        log.say(format!(
             "started {} beside {}",
             replacement.new_name, replacement.old.name
-        )];
+        ))
+        .await?;
         match lifecycle::wait_new_healthy(self.engine, project, service, &replacement.new_id).await
         {
-            Ok(took) => lines.push(format!(
-                "{} healthy after {:.1} s",
-                replacement.new_name,
-                took.as_secs_f64()
-            )),
+            Ok(took) => {
+                log.say(format!(
+                    "{} healthy after {:.1} s",
+                    replacement.new_name,
+                    took.as_secs_f64()
+                ))
+                .await?
+            }
             Err(error) => {
                 let _ = lifecycle::abandon(self.engine, &replacement.new_id).await;
                 return Err(format!("{error}; {} keeps serving", replacement.old.name));
             }
         }
-        lines.push(
+        log.say(
             lifecycle::switch_edge(self.engine, project, edge, service, &replacement.new_name)
                 .await
                 .map_err(text)?,
-        );
+        )
+        .await?;
         lifecycle::drain().await;
         if self.probe.is_some_and(RolloutProbe::over_budget) {
             let _ =
@@ -749,17 +785,51 @@ impl StepContext<'_> {
         lifecycle::retire(self.engine, service, &replacement.old)
             .await
             .map_err(text)?;
-        lines.push(format!("drained and removed {}", replacement.old.name));
-        Ok(lines)
+        log.say(format!("drained and removed {}", replacement.old.name))
+            .await
+    }
+
+    /// Builds the service's image, every line of the builder's output stored as it comes,
+    /// the whole build bounded by [`lifecycle::BUILD_WITHIN`].
+    async fn build(&self, service: &ServiceDefinition, log: &StepLog<'_>) -> Result<(), String> {
+        use futures::StreamExt;
+        let tag = service.image_name(&self.stack.project);
+        let started = std::time::Instant::now();
+        let building = async {
+            let output =
+                lifecycle::build(self.engine, &self.stack.project, service, &self.compose_dir)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            let mut output = std::pin::pin!(output);
+            while let Some(line) = output.next().await {
+                log.say(line.map_err(|e| format!("building {tag}: {e}"))?)
+                    .await?;
+            }
+            Ok::<(), String>(())
+        };
+        tokio::time::timeout(lifecycle::BUILD_WITHIN, building)
+            .await
+            .map_err(|_| {
+                format!(
+                    "building {tag} took longer than {} minutes; it was stopped",
+                    lifecycle::BUILD_WITHIN.as_secs() / 60
+                )
+            })??;
+        log.say(format!(
+            "built {tag} in {:.1} s",
+            started.elapsed().as_secs_f64()
+        ))
+        .await
     }
 
     /// Secrets must be long enough; only names and lengths are reported, never values.
-    fn check_env(&self) -> Result<Vec<String>, String> {
+    async fn check_env(&self, log: &StepLog<'_>) -> Result<(), String> {
         let Some(path) = self.stack.env_file.as_deref() else {
-            return Ok(vec!["no env file".into()]);
+            return log.say("no env file").await;
         };
         let entries = compose::env_file_entries(Path::new(path)).map_err(|e| e.to_string())?;
-        let mut lines = vec![format!("{} variables in {path}", entries.len())];
+        log.say(format!("{} variables in {path}", entries.len()))
+            .await?;
         for (name, value) in entries
             .iter()
             .filter(|(name, _)| compose::is_secret_name(name))
@@ -775,31 +845,31 @@ impl StepContext<'_> {
                     "{name} has {length} characters; it needs at least {needed}"
                 ));
             }
-            lines.push(format!("{name}: {length} characters"));
+            log.say(format!("{name}: {length} characters")).await?;
         }
-        Ok(lines)
+        Ok(())
     }
 
     /// The image ids now running become this run's record: the stack's last-known-good.
-    async fn record_images(&self, run_id: &str, store: &Store) -> Result<Vec<String>, String> {
+    async fn record_images(&self, log: &StepLog<'_>) -> Result<(), String> {
         let containers = self.containers().await?;
-        let mut lines = Vec::new();
         for container in containers.iter().filter(|c| c.state == "running") {
             sqlx::query("INSERT INTO run_images (run_id, service, image, image_id, created_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(run_id)
+                .bind(&log.handle.run.id)
                 .bind(&container.service)
                 .bind(&container.image)
                 .bind(&container.image_id)
                 .bind(now_utc())
-                .execute(store.pool())
+                .execute(log.handle.store.pool())
                 .await
                 .map_err(|e| e.to_string())?;
-            lines.push(format!(
+            log.say(format!(
                 "{}: {} ({})",
                 container.service, container.image, container.image_id
-            ));
+            ))
+            .await?;
         }
-        Ok(lines)
+        Ok(())
     }
 }
 
@@ -890,52 +960,164 @@ pub async fn list(store: &Store, stack: &str) -> Result<Vec<RunSummary>, RunErro
 
 /// A run with its steps and every stored line.
 pub async fn detail(store: &Store, id: &str) -> Result<RunDetail, RunError> {
+    Ok(RunDetail {
+        run: summary(store, id).await?,
+        steps: steps(store, id).await?,
+        lines: lines_after(store, id, 0, i64::MAX).await?,
+    })
+}
+
+/// The run alone; `NotFound` when there is no such run.
+pub async fn summary(store: &Store, id: &str) -> Result<RunSummary, RunError> {
     let row: Option<RunRow> =
         sqlx::query_as(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"))
             .bind(id)
             .fetch_optional(store.pool())
             .await
             .map_err(store_error)?;
-    let run = row
-        .map(run_from_row)
-        .ok_or_else(|| RunError::NotFound(id.to_owned()))?;
-    let steps: Vec<(i64, String, String, String, String)> = sqlx::query_as(
+    row.map(run_from_row)
+        .ok_or_else(|| RunError::NotFound(id.to_owned()))
+}
+
+async fn steps(store: &Store, id: &str) -> Result<Vec<RunStep>, RunError> {
+    let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
         "SELECT position, name, status, started_at, finished_at FROM run_steps WHERE run_id = $1 ORDER BY position",
     )
     .bind(id)
     .fetch_all(store.pool())
     .await
     .map_err(store_error)?;
-    let lines: Vec<(i64, i64, String, String)> =
-        sqlx::query_as("SELECT seq, step, at, text FROM run_lines WHERE run_id = $1 ORDER BY seq")
-            .bind(id)
-            .fetch_all(store.pool())
-            .await
-            .map_err(store_error)?;
-    Ok(RunDetail {
-        run,
-        steps: steps
-            .into_iter()
-            .map(
-                |(position, name, status, started_at, finished_at)| RunStep {
-                    position,
-                    name,
-                    status,
-                    started_at,
-                    finished_at,
-                },
-            )
-            .collect(),
-        lines: lines
-            .into_iter()
-            .map(|(seq, step, at, text)| RunLine {
-                seq,
-                step,
-                at,
-                text,
-            })
-            .collect(),
+    Ok(rows
+        .into_iter()
+        .map(
+            |(position, name, status, started_at, finished_at)| RunStep {
+                took: took(&started_at, &finished_at),
+                position,
+                name,
+                status,
+                started_at,
+                finished_at,
+            },
+        )
+        .collect())
+}
+
+/// How long a finished step took, in words; empty while it runs or before it starts.
+fn took(started_at: &str, finished_at: &str) -> String {
+    let parse = |at: &str| chrono::DateTime::parse_from_rfc3339(at).ok();
+    match (parse(started_at), parse(finished_at)) {
+        (Some(start), Some(end)) => {
+            let millis = (end - start).num_milliseconds().max(0);
+            if millis < 60_000 {
+                format!("{:.1} s", millis as f64 / 1000.0)
+            } else {
+                format!("{} min {} s", millis / 60_000, millis % 60_000 / 1000)
+            }
+        }
+        _ => String::new(),
+    }
+}
+
+/// At most `limit` lines after line `after`, oldest first.
+async fn lines_after(
+    store: &Store,
+    id: &str,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<RunLine>, RunError> {
+    let rows: Vec<(i64, i64, String, String)> = sqlx::query_as(
+        "SELECT seq, step, at, text FROM run_lines WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await
+    .map_err(store_error)?;
+    Ok(rows
+        .into_iter()
+        .map(|(seq, step, at, text)| RunLine {
+            seq,
+            step,
+            at,
+            text,
+        })
+        .collect())
+}
+
+/// How often a followed run is read again from the store.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+/// Lines sent per read, so a long log reaches a late viewer in pieces.
+const FOLLOW_BATCH: i64 = 500;
+
+/// The run as it changes, read from the store, after line `after`: first the run and its
+/// steps, then each new line and every change of the steps or the run, until the run has
+/// ended and its last line is sent. Reading the store rather than the executor means a run
+/// held by another process (the command line) streams the same.
+pub fn follow(
+    store: Store,
+    id: String,
+    after: i64,
+) -> impl futures::Stream<Item = Result<RunEvent, RunError>> {
+    struct Follower {
+        store: Store,
+        id: String,
+        after: i64,
+        run: Option<RunSummary>,
+        steps: Option<Vec<RunStep>>,
+        ended: bool,
+    }
+    impl Follower {
+        /// What changed since the last read, and whether the run has ended with all sent.
+        async fn read(&mut self) -> Result<Vec<RunEvent>, RunError> {
+            // The run first: lines stored before it ended are then certain to be read below.
+            let run = summary(&self.store, &self.id).await?;
+            let steps = steps(&self.store, &self.id).await?;
+            let lines = lines_after(&self.store, &self.id, self.after, FOLLOW_BATCH).await?;
+            let all_lines_read = (lines.len() as i64) < FOLLOW_BATCH;
+            let mut events = Vec::new();
+            if self.steps.as_ref() != Some(&steps) {
+                self.steps = Some(steps.clone());
+                events.push(RunEvent::Steps(steps));
+            }
+            if let Some(last) = lines.last() {
+                self.after = last.seq;
+            }
+            events.extend(lines.into_iter().map(RunEvent::Line));
+            self.ended = run.status != "running" && all_lines_read;
+            if self.run.as_ref() != Some(&run) {
+                self.run = Some(run.clone());
+                events.push(RunEvent::Run(run));
+            }
+            Ok(events)
+        }
+    }
+    let follower = Follower {
+        store,
+        id,
+        after,
+        run: None,
+        steps: None,
+        ended: false,
+    };
+    use futures::StreamExt;
+    futures::stream::unfold((follower, true), |(mut follower, first)| async move {
+        if follower.ended {
+            return None;
+        }
+        if !first {
+            tokio::time::sleep(FOLLOW_EVERY).await;
+        }
+        let events = match follower.read().await {
+            Ok(events) => events.into_iter().map(Ok).collect(),
+            Err(error) => {
+                follower.ended = true;
+                vec![Err(error)]
+            }
+        };
+        Some((futures::stream::iter(events), (follower, false)))
     })
+    .flatten()
 }
 
 /// Requests through the edge during an update, each on a new connection, counting failures.
@@ -1026,5 +1208,24 @@ impl RolloutProbe {
 impl Drop for RolloutProbe {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::took;
+
+    #[test]
+    fn a_step_took_what_its_times_say() {
+        assert_eq!(
+            took("2026-11-28T10:00:00.000Z", "2026-11-28T10:00:03.300Z"),
+            "3.3 s"
+        );
+        assert_eq!(
+            took("2026-11-28T10:00:00.000Z", "2026-11-28T10:02:05.000Z"),
+            "2 min 5 s"
+        );
+        assert_eq!(took("2026-11-28T10:00:00.000Z", ""), "");
+        assert_eq!(took("", ""), "");
     }
 }

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use compose_lens::diagnostic::Severity;
 use compose_lens::interpolation::{interpolate, InterpolationInput, MapEnvironment};
 use compose_lens::source::{SourceId, SourceSpan};
-use docker_compose_types::{BuildStep, Command, Compose, DependsOnOptions, Labels, Ports, Service};
+use docker_compose_types::{
+    BuildArgs, BuildStep, Command, Compose, DependsOnOptions, Labels, Ports, Service,
+};
 use serde::Deserialize;
 use serde_norway::Value;
 
@@ -36,8 +38,8 @@ impl StackDefinition {
 pub struct ServiceDefinition {
     pub name: String,
     pub image: Option<String>,
-    /// The build context, for services Slipway builds itself.
-    pub build_context: Option<String>,
+    /// How Slipway builds the service's image, when the file gives a build context.
+    pub build: Option<BuildSpec>,
     pub role: ServiceRole,
     /// Published ports as written (`127.0.0.1:18080:8080`).
     pub ports: Vec<String>,
@@ -62,6 +64,26 @@ pub struct ServiceDefinition {
     pub migrations_table: Option<String>,
     /// The whole typed service, for creating its containers.
     pub compose: Service,
+}
+
+/// `build:` as Slipway uses it; paths as written, relative to the compose file's folder.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BuildSpec {
+    pub context: String,
+    /// Inside the context; `Dockerfile` when the file names none.
+    pub dockerfile: String,
+    pub args: BTreeMap<String, String>,
+    pub target: Option<String>,
+}
+
+impl ServiceDefinition {
+    /// The image the service's containers run: `image:` if given, else the name Compose gives
+    /// a built image (`PROJECT_SERVICE`, as Debian's docker-compose names it).
+    pub fn image_name(&self, project: &str) -> String {
+        self.image
+            .clone()
+            .unwrap_or_else(|| format!("{project}_{}", self.name))
+    }
 }
 
 /// An HTTP check that must pass for the service to count as healthy.
@@ -364,14 +386,11 @@ fn service_definition(name: &str, service: Service) -> Result<ServiceDefinition,
         DependsOnOptions::Simple(names) => names.clone(),
         DependsOnOptions::Conditional(map) => map.keys().cloned().collect(),
     };
-    let build_context = service.build_.as_ref().map(|build| match build {
-        BuildStep::Simple(context) => context.clone(),
-        BuildStep::Advanced(advanced) => advanced.context.clone(),
-    });
+    let build = service.build_.as_ref().map(build_spec).transpose()?;
     Ok(ServiceDefinition {
         name: name.to_owned(),
         image: service.image.clone(),
-        build_context,
+        build,
         role,
         ports,
         depends_on,
@@ -385,6 +404,48 @@ fn service_definition(name: &str, service: Service) -> Result<ServiceDefinition,
         healthy_within,
         migrations_table: settings.migrations_table,
         compose: service,
+    })
+}
+
+/// `build:` in either form; a field Slipway cannot honour is named, never ignored.
+fn build_spec(build: &BuildStep) -> Result<BuildSpec, (String, String)> {
+    let advanced = match build {
+        BuildStep::Simple(context) => {
+            return Ok(BuildSpec {
+                context: context.clone(),
+                dockerfile: "Dockerfile".into(),
+                ..BuildSpec::default()
+            })
+        }
+        BuildStep::Advanced(advanced) => advanced,
+    };
+    if advanced.dockerfile_inline.is_some() {
+        return Err((
+            "build.dockerfile_inline".into(),
+            "is not supported yet; put the Dockerfile in the build context".into(),
+        ));
+    }
+    let pair = |item: &str| match item.split_once('=') {
+        Some((name, value)) => (name.to_owned(), value.to_owned()),
+        None => (item.to_owned(), String::new()),
+    };
+    let args = match &advanced.args {
+        None => BTreeMap::new(),
+        Some(BuildArgs::Simple(item)) => BTreeMap::from([pair(item)]),
+        Some(BuildArgs::List(items)) => items.iter().map(|item| pair(item)).collect(),
+        Some(BuildArgs::KvPair(map)) => map
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect(),
+    };
+    Ok(BuildSpec {
+        context: advanced.context.clone(),
+        dockerfile: advanced
+            .dockerfile
+            .clone()
+            .unwrap_or_else(|| "Dockerfile".into()),
+        args,
+        target: advanced.target.clone(),
     })
 }
 
@@ -440,6 +501,37 @@ mod tests {
             ["127.0.0.1:18080:8080"]
         );
         assert_eq!(definition.volumes, ["database"]);
+    }
+
+    #[test]
+    fn build_contexts_read_in_both_forms() {
+        let text = "services:\n  web:\n    build: ./web\n  api:\n    image: api:${TAG:-2}\n    build:\n      context: ./api\n      dockerfile: Containerfile\n      target: runtime\n      args: [\"VERSION=${TAG:-2}\", \"EMPTY\"]\n";
+        let definition = parse_text(text, &[]).unwrap();
+        let web = definition.service("web").unwrap();
+        assert_eq!(
+            web.build,
+            Some(BuildSpec {
+                context: "./web".into(),
+                dockerfile: "Dockerfile".into(),
+                ..BuildSpec::default()
+            })
+        );
+        assert_eq!(web.image_name("shop"), "shop_web");
+        let api = definition.service("api").unwrap();
+        let build = api.build.as_ref().unwrap();
+        assert_eq!(
+            (build.dockerfile.as_str(), build.target.as_deref()),
+            ("Containerfile", Some("runtime"))
+        );
+        assert_eq!(build.args["VERSION"], "2");
+        assert_eq!(build.args["EMPTY"], "");
+        assert_eq!(api.image_name("shop"), "api:2");
+        let inline = "services:\n  web:\n    build:\n      context: .\n      dockerfile_inline: FROM scratch\n";
+        let error = parse_text(inline, &[]).unwrap_err().to_string();
+        assert!(
+            error.contains("services.web.build.dockerfile_inline"),
+            "{error}"
+        );
     }
 
     #[test]

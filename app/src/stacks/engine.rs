@@ -8,15 +8,16 @@ use std::time::Duration;
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{ContainerCreateBody, NetworkCreateRequest, VolumeCreateRequest};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, InspectContainerOptions, InspectNetworkOptions,
-    ListContainersOptionsBuilder, ListImagesOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, StartContainerOptions, StatsOptionsBuilder,
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, InspectContainerOptions,
+    InspectNetworkOptions, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StartContainerOptions, StatsOptionsBuilder,
     StopContainerOptionsBuilder,
 };
 use bollard::Docker;
 
 use futures::{Stream, StreamExt, TryStreamExt};
 
+use super::compose::BuildSpec;
 use super::{ContainerStatus, ContainerUsage, EngineSummary, LogLine};
 
 /// How long one engine call may take.
@@ -342,6 +343,57 @@ impl Engine {
             }
             Ok(Some(Err(error))) => Err(self.classify(error)),
         }
+    }
+
+    /// The id of the image a name or tag stands for now.
+    pub async fn image_id(&self, image: &str) -> Result<String, EngineError> {
+        let inspected = self.call(self.docker.inspect_image(image)).await?;
+        Ok(inspected.id.unwrap_or_default())
+    }
+
+    /// Builds `tag` from a tar archive of the build context with the engine's classic
+    /// builder (a local base image needs no registry) and yields the builder's output line
+    /// by line; a failed instruction ends the stream with its message. No deadline per call:
+    /// the caller bounds the whole build.
+    pub fn build_image<'a>(
+        &'a self,
+        tag: &str,
+        spec: &BuildSpec,
+        context: Vec<u8>,
+    ) -> impl Stream<Item = Result<String, EngineError>> + 'a {
+        let mut options = BuildImageOptionsBuilder::new()
+            .dockerfile(&spec.dockerfile)
+            .t(tag)
+            .rm(true)
+            .forcerm(true)
+            .buildargs(&spec.args.clone().into_iter().collect::<HashMap<_, _>>());
+        if let Some(target) = &spec.target {
+            options = options.target(target);
+        }
+        self.docker
+            .build_image(
+                options.build(),
+                None,
+                Some(bollard::body_full(context.into())),
+            )
+            .flat_map(move |info| {
+                let lines: Vec<Result<String, EngineError>> = match info {
+                    Ok(info) => match info.error_detail.and_then(|detail| detail.message) {
+                        Some(message) => vec![Err(EngineError::Refused(message))],
+                        None => info
+                            .stream
+                            .or(info.status)
+                            .unwrap_or_default()
+                            .lines()
+                            .map(str::trim_end)
+                            .filter(|line| !line.trim().is_empty())
+                            .map(|line| Ok(line.to_owned()))
+                            .collect(),
+                    },
+                    Err(error) => vec![Err(self.classify(error))],
+                };
+                futures::stream::iter(lines)
+            })
     }
 
     /// Untagged images: their id and when they were made (Unix seconds).

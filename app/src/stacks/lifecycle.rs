@@ -114,7 +114,7 @@ pub async fn start_service(
         wait_healthy(engine, project, &dependency).await?;
     }
     let mut body = container_body(project, service, compose_dir)?;
-    let hash = config_hash(&body);
+    let hash = config_hash(engine, &body).await;
     if let Some(labels) = body.labels.as_mut() {
         labels.insert(CONFIG_HASH_LABEL.into(), hash.clone());
     }
@@ -147,6 +147,55 @@ pub async fn start_service(
     Ok(outcome)
 }
 
+/// How long one image build may take, from sending the context to the last instruction.
+pub const BUILD_WITHIN: Duration = Duration::from_secs(15 * 60);
+
+/// Builds the service's image from its build context and yields the builder's output; the
+/// image is tagged with the name its containers run ([`ServiceDefinition::image_name`]).
+pub async fn build<'a>(
+    engine: &'a Engine,
+    project: &str,
+    service: &ServiceDefinition,
+    compose_dir: &Path,
+) -> Result<impl futures::Stream<Item = Result<String, StackError>> + 'a, StackError> {
+    let spec = service.build.clone().ok_or_else(|| {
+        StackError::Compose(format!("service {} has no build context", service.name))
+    })?;
+    let context = compose_dir.join(&spec.context);
+    let archive = {
+        let context = context.clone();
+        tokio::task::spawn_blocking(move || context_archive(&context))
+            .await
+            .map_err(|error| StackError::Engine(format!("archiving the build context: {error}")))?
+    }
+    .map_err(|error| {
+        StackError::Compose(format!(
+            "service {}: build context {} ({}) cannot be read: {error}",
+            service.name,
+            spec.context,
+            context.display()
+        ))
+    })?;
+    use futures::StreamExt;
+    Ok(engine
+        .build_image(&service.image_name(project), &spec, archive)
+        .map(|line| line.map_err(engine_error)))
+}
+
+/// A folder as the tar archive the engine's build API takes.
+fn context_archive(dir: &Path) -> std::io::Result<Vec<u8>> {
+    if !dir.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no such folder",
+        ));
+    }
+    let mut archive = tar::Builder::new(Vec::new());
+    archive.follow_symlinks(false);
+    archive.append_dir_all(".", dir)?;
+    archive.into_inner()
+}
+
 /// How long a new container may take to become healthy during an update.
 const NEW_HEALTHY_WITHIN: Duration = Duration::from_secs(60);
 /// How long the old container keeps its in-flight requests after the edge switched away.
@@ -169,7 +218,7 @@ pub async fn start_beside(
     compose_dir: &Path,
 ) -> Result<Option<Replacement>, StackError> {
     let mut body = container_body(project, service, compose_dir)?;
-    let hash = config_hash(&body);
+    let hash = config_hash(engine, &body).await;
     let existing = containers_of(engine, project, &service.name).await?;
     let Some(old) = existing.iter().find(|c| c.state == "running").cloned() else {
         return Err(StackError::Engine(format!(
@@ -486,14 +535,27 @@ async fn wait_healthy(engine: &Engine, project: &str, service: &str) -> Result<(
     }
 }
 
-/// A digest of everything a container is created from. serde_json sorts object keys, so
-/// the same definition always gives the same digest.
-fn config_hash(body: &ContainerCreateBody) -> String {
+/// A digest of everything a container is created from, the image's id included, so a tag
+/// that now names another image (a rebuild) means a new container. serde_json sorts object
+/// keys, so the same definition always gives the same digest.
+async fn config_hash(engine: &Engine, body: &ContainerCreateBody) -> String {
+    let image_id = match body.image.as_deref() {
+        // A missing image is reported when the container is created.
+        Some(image) => engine.image_id(image).await.unwrap_or_default(),
+        None => String::new(),
+    };
+    definition_digest(body, &image_id)
+}
+
+fn definition_digest(body: &ContainerCreateBody, image_id: &str) -> String {
     use sha2::{Digest, Sha256};
     let canonical = serde_json::to_value(body)
         .map(|value| value.to_string())
         .unwrap_or_default();
-    hex::encode(Sha256::digest(canonical.as_bytes()))[..16].to_owned()
+    let mut digest = Sha256::new();
+    digest.update(canonical.as_bytes());
+    digest.update(image_id.as_bytes());
+    hex::encode(digest.finalize())[..16].to_owned()
 }
 
 /// Turns an engine refusal into a sentence about the service.
@@ -533,10 +595,7 @@ pub fn container_body(
             service.name
         ))
     };
-    let image = service
-        .image
-        .clone()
-        .ok_or_else(|| unsupported("building an image (build:)"))?;
+    let image = service.image_name(project);
 
     let env = match &compose.environment {
         Environment::List(items) => items.clone(),
@@ -728,18 +787,18 @@ mod tests {
     fn the_same_definition_gives_the_same_digest() {
         let definition = portal();
         let backend = definition.service("backend").unwrap();
-        let first = config_hash(&container_body("shop", backend, Path::new("/srv")).unwrap());
-        let second = config_hash(&container_body("shop", backend, Path::new("/srv")).unwrap());
-        assert_eq!(first, second);
-        let other = config_hash(
-            &container_body(
-                "shop",
-                definition.service("frontend").unwrap(),
-                Path::new("/srv"),
-            )
-            .unwrap(),
-        );
-        assert_ne!(first, other);
+        let body = || container_body("shop", backend, Path::new("/srv")).unwrap();
+        let first = definition_digest(&body(), "sha256:1");
+        assert_eq!(first, definition_digest(&body(), "sha256:1"));
+        let frontend = container_body(
+            "shop",
+            definition.service("frontend").unwrap(),
+            Path::new("/srv"),
+        )
+        .unwrap();
+        assert_ne!(first, definition_digest(&frontend, "sha256:1"));
+        // The same tag rebuilt into another image.
+        assert_ne!(first, definition_digest(&body(), "sha256:2"));
     }
 
     #[test]

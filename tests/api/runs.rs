@@ -1,0 +1,839 @@
+//! Runs on the real engine: deploy, update without downtime, migrate, cleanup, cancel, the
+//! per-stack lock across processes, recovery after a killed process, image builds and the
+//! live stream of a run.
+
+use std::time::Duration;
+
+use app::auth::Role;
+
+use crate::helpers::{
+    add_portal, call, client, free_port, run_to_exit, signed_in, throwaway_project, Backend,
+    RunningConsole, TestStore,
+};
+
+#[tokio::test]
+async fn one_run_per_stack_and_a_dead_runs_stack_is_freed_at_the_next_start() {
+    use app::audit::service::Actor;
+    use app::runs::{service, Operation};
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    add_portal(&flags, None, &[]).await;
+    let opened = store.open().await;
+    let stack = app::stacks::service::find(&opened, "portal").await.unwrap();
+    let first = service::begin(&opened, &stack, Operation::Start, &Actor::system(), false)
+        .await
+        .unwrap();
+    let refused = service::begin(
+        &opened,
+        &stack,
+        Operation::Stop,
+        &Actor::command_line(),
+        false,
+    )
+    .await;
+    let message = refused.err().expect("a second run is refused").to_string();
+    assert!(
+        message.contains(&first.run.id) && message.contains("started by slipway at"),
+        "{message}"
+    );
+
+    // The process holding the run dies (its holder names a pid that does not exist).
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    sqlx::query("UPDATE runs SET holder = $1 WHERE id = $2")
+        .bind(format!("{}:4194304", host.trim()))
+        .bind(&first.run.id)
+        .execute(opened.pool())
+        .await
+        .unwrap();
+    std::mem::forget(first); // as a killed process would: nothing releases the lock
+    let console = RunningConsole::start(&store).await;
+    drop(console);
+    let run = service::list(&opened, "portal").await.unwrap().remove(0);
+    assert_eq!(run.status, "interrupted");
+    assert!(
+        run.error.contains("stopped before it finished"),
+        "{}",
+        run.error
+    );
+    let again = service::begin(&opened, &stack, Operation::Stop, &Actor::system(), false).await;
+    assert!(again.is_ok(), "the stack is free again");
+    opened.close().await;
+}
+
+#[tokio::test]
+async fn deploy_brings_the_portal_up_from_nothing_and_stores_no_secret() {
+    let (project, _cleanup) = throwaway_project("slipdeploy");
+    let port = free_port();
+    let env = [("PORTAL_PORT", port.as_str())];
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    add_portal(&flags, Some(&project), &env).await;
+    let mut deploy = vec!["deploy", "portal"];
+    deploy.extend(flags.iter().map(String::as_str));
+    let deployed = run_to_exit(&deploy, &env).await;
+    assert_eq!(
+        deployed.code,
+        Some(0),
+        "{}\n{}",
+        deployed.stdout,
+        deployed.stderr
+    );
+    for expected in [
+        "Check the env file",
+        "Wait until database, cache are healthy",
+        "Run the migrations of backend",
+        "applied 20240101_create_customers",
+        "Record the running images",
+    ] {
+        assert!(
+            deployed.stdout.contains(expected),
+            "no {expected:?} in\n{}",
+            deployed.stdout
+        );
+    }
+    let health: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/api/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+
+    // The migration printed the database URL with its password: it is masked everywhere.
+    let planted = [
+        "portal-sample-password-0123",
+        "portal-sample-jwt-secret-0123456789abcdef",
+    ];
+    let opened = store.open().await;
+    let lines: Vec<(String,)> = sqlx::query_as("SELECT text FROM run_lines")
+        .fetch_all(opened.pool())
+        .await
+        .unwrap();
+    let audit: Vec<(String,)> = sqlx::query_as("SELECT detail FROM audit_events")
+        .fetch_all(opened.pool())
+        .await
+        .unwrap();
+    let images: Vec<(String, String)> = sqlx::query_as("SELECT service, image_id FROM run_images")
+        .fetch_all(opened.pool())
+        .await
+        .unwrap();
+    opened.close().await;
+    let stored = format!("{lines:?}{audit:?}{}{}", deployed.stdout, deployed.stderr);
+    for secret in planted {
+        assert!(!stored.contains(secret), "a secret was stored or printed");
+    }
+    assert!(
+        stored.contains("postgres://portal:••••@database:5432/portal"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        images.len(),
+        5,
+        "every running service's image is recorded: {images:?}"
+    );
+    assert!(
+        stored.contains("slipway-portal-backend:1.0.0"),
+        "short values such as the version stay readable"
+    );
+}
+
+#[tokio::test]
+async fn update_drops_no_request_and_an_unhealthy_image_leaves_the_old_one_serving() {
+    let (project, _cleanup) = throwaway_project("slipupdate");
+    let port = free_port();
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    let at = |version: &'static str| {
+        [
+            ("PORTAL_PORT", port.clone()),
+            ("PORTAL_VERSION", version.to_owned()),
+        ]
+    };
+    let as_env =
+        |pairs: &[(&'static str, String); 2]| -> Vec<(&'static str, String)> { pairs.to_vec() };
+    let run = |verb: &'static str, version: &'static str| {
+        let mut args = vec![verb, "portal"];
+        args.extend(flags.iter().map(String::as_str));
+        let env = as_env(&at(version));
+        async move {
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            run_to_exit(&args, &env).await
+        }
+    };
+    add_portal(&flags, Some(&project), &[("PORTAL_PORT", port.as_str())]).await;
+    let deployed = run("deploy", "1.0.0").await;
+    assert_eq!(
+        deployed.code,
+        Some(0),
+        "{}\n{}",
+        deployed.stdout,
+        deployed.stderr
+    );
+
+    // A steady load from 127.0.0.1, a new connection per request, bounded in count and time.
+    let url = format!("http://127.0.0.1:{port}/api/health");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = tokio::spawn({
+        let (url, stop) = (url.clone(), stop.clone());
+        async move {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap();
+            let (mut failed, mut total) = (0, 0);
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && total < 20_000 {
+                let ok = matches!(client.get(&url).send().await, Ok(r) if r.status() == 200);
+                total += 1;
+                failed += usize::from(!ok);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            (failed, total)
+        }
+    });
+    let updated = run("update", "1.1.0").await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (failed, total) = load.await.unwrap();
+    assert_eq!(
+        updated.code,
+        Some(0),
+        "{}\n{}",
+        updated.stdout,
+        updated.stderr
+    );
+    assert_eq!(
+        failed, 0,
+        "{failed} of {total} requests failed during the update"
+    );
+    assert!(total > 100, "the load ran ({total} requests)");
+    assert!(
+        updated.stdout.contains("rollout probe: 0 failed"),
+        "{}",
+        updated.stdout
+    );
+    let health: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    assert_eq!(health["version"], "1.1.0");
+
+    // An image whose health never passes: the run fails, the old container keeps serving.
+    let broken = run("update", "broken").await;
+    assert_eq!(broken.code, Some(1), "{}", broken.stdout);
+    assert!(
+        broken.stderr.contains("did not become healthy") && broken.stderr.contains("keeps serving"),
+        "{}",
+        broken.stderr
+    );
+    let health: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (health["status"].as_str(), health["version"].as_str()),
+        (Some("ok"), Some("1.1.0"))
+    );
+
+    // 1.1.0 brings a migration: migrate stops the apps, migrates, shows the records, starts all.
+    let migrated = run("migrate", "1.1.0").await;
+    assert_eq!(
+        migrated.code,
+        Some(0),
+        "{}\n{}",
+        migrated.stdout,
+        migrated.stderr
+    );
+    assert!(
+        migrated
+            .stdout
+            .contains("applied 20240301_invoice_due_dates"),
+        "{}",
+        migrated.stdout
+    );
+    let records = migrated
+        .stdout
+        .split("Verify the migration records of backend")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        records.contains("20240301_invoice_due_dates"),
+        "{}",
+        migrated.stdout
+    );
+    let health: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        health["status"], "ok",
+        "everything is back after the migration"
+    );
+}
+
+#[tokio::test]
+async fn a_run_whose_process_is_killed_shows_interrupted_after_the_next_console_start() {
+    let (project, _cleanup) = throwaway_project("slipkill");
+    let port = free_port();
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    add_portal(&flags, Some(&project), &[("PORTAL_PORT", port.as_str())]).await;
+    let mut deploy = tokio::process::Command::new(crate::helpers::SLIPWAY)
+        .args(["deploy", "portal"])
+        .args(&flags)
+        .env("PORTAL_PORT", &port)
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Kill it while a step is running, as a crash or `kill -9` would.
+    let opened = store.open().await;
+    let mut running_step = None;
+    for _ in 0..200 {
+        running_step = sqlx::query_as::<_, (String, i64)>(
+            "SELECT run_id, position FROM run_steps WHERE status = 'running'",
+        )
+        .fetch_optional(opened.pool())
+        .await
+        .unwrap();
+        if running_step
+            .as_ref()
+            .is_some_and(|(_, position)| *position >= 2)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (run_id, position) = running_step.expect("the deploy reached a running step");
+    deploy.start_kill().unwrap();
+    deploy.wait().await.unwrap();
+
+    let console = RunningConsole::start(&store).await;
+    let detail = app::runs::service::detail(&opened, &run_id).await.unwrap();
+    drop(console);
+    assert_eq!(detail.run.status, "interrupted");
+    assert_eq!(
+        detail.steps[position as usize].status, "interrupted",
+        "{:?}",
+        detail.steps
+    );
+    let locks: Vec<(String,)> = sqlx::query_as("SELECT stack FROM stack_locks")
+        .fetch_all(opened.pool())
+        .await
+        .unwrap();
+    assert!(locks.is_empty(), "the stack is free: {locks:?}");
+    opened.close().await;
+    // A request the killed process had sent still completes on the engine (a container
+    // created after the kill); let it land so the cleanup finds it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
+/// `docker …` with the machine's client; returns stdout, trimmed.
+fn docker(args: &[&str]) -> String {
+    let output = std::process::Command::new("/usr/bin/docker")
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// An image made from one small file, tagged `tag`; returns its short id.
+fn tiny_image(tag: &str, content: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("content"), content).unwrap();
+    let script = format!(
+        "tar -C {} -c . | /usr/bin/docker import - {tag}",
+        dir.path().display()
+    );
+    let output = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let id = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    id.trim_start_matches("sha256:").chars().take(12).collect()
+}
+
+#[tokio::test]
+async fn cleanup_removes_old_stopped_containers_and_unused_images_but_keeps_recorded_ones() {
+    let (project, _cleanup) = throwaway_project("slipclean");
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    add_portal(&flags, Some(&project), &[]).await;
+    let stopped = format!("{project}-frontend-9");
+    docker(&[
+        "create",
+        "--name",
+        &stopped,
+        "--label",
+        &format!("com.docker.compose.project={project}"),
+        "--label",
+        "com.docker.compose.service=frontend",
+        "slipway-portal-frontend:1.0.0",
+    ]);
+    // Re-using a tag leaves the earlier image untagged: two unused images, one of them recorded.
+    let tag = format!("slipway-cleanup-{}:1", uuid::Uuid::new_v4().simple());
+    let unused = tiny_image(&tag, "first");
+    let recorded = tiny_image(&tag, "second");
+    tiny_image(&tag, "third");
+    let opened = store.open().await;
+    sqlx::query("INSERT INTO run_images (run_id, service, image, image_id, created_at) VALUES ('old-run', 'web', 'web:1', $1, 'then')")
+        .bind(&recorded)
+        .execute(opened.pool())
+        .await
+        .unwrap();
+    opened.close().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let mut args = vec!["cleanup", "portal"];
+    args.extend(flags.iter().map(String::as_str));
+    let cleaned = run_to_exit(&args, &[("SLIPWAY_CLEANUP_AFTER", "1s")]).await;
+    assert_eq!(
+        cleaned.code,
+        Some(0),
+        "{}\n{}",
+        cleaned.stdout,
+        cleaned.stderr
+    );
+    assert!(
+        cleaned
+            .stdout
+            .contains(&format!("removed {stopped} (created)")),
+        "{}",
+        cleaned.stdout
+    );
+    assert!(
+        cleaned.stdout.contains(&format!("kept {recorded}")),
+        "{}",
+        cleaned.stdout
+    );
+    assert_eq!(
+        docker(&["ps", "-aq", "--filter", &format!("name={stopped}")]),
+        ""
+    );
+    let image_exists = |id: &str| {
+        std::process::Command::new("/usr/bin/docker")
+            .args(["image", "inspect", id])
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    assert!(!image_exists(&unused), "the unused image is gone");
+    assert!(image_exists(&recorded), "the recorded image stays");
+    docker(&["rmi", "-f", &recorded, &tag]);
+}
+
+#[tokio::test]
+async fn a_cancelled_run_stops_before_its_next_step_and_frees_the_stack() {
+    use app::audit::service::Actor;
+    use app::runs::{service, Operation};
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    add_portal(
+        &flags,
+        Some(&format!("slipcancel{}", uuid::Uuid::new_v4().simple())),
+        &[],
+    )
+    .await;
+    let opened = store.open().await;
+    let stack = app::stacks::service::find(&opened, "portal").await.unwrap();
+    let handle = service::begin(&opened, &stack, Operation::Stop, &Actor::system(), false)
+        .await
+        .unwrap();
+    let id = handle.run.id.clone();
+    service::request_cancel(&opened, &Actor::system(), &id)
+        .await
+        .unwrap();
+    let engine = app::stacks::engine::Engine::connect().unwrap();
+    let run = service::execute(handle, &engine, &stack).await.unwrap();
+    assert_eq!(run.status, "cancelled");
+    let detail = service::detail(&opened, &id).await.unwrap();
+    assert!(
+        detail.steps.iter().all(|step| step.status == "cancelled"),
+        "{:?}",
+        detail.steps
+    );
+    assert!(
+        service::begin(&opened, &stack, Operation::Stop, &Actor::system(), false)
+            .await
+            .is_ok()
+    );
+    assert!(
+        service::request_cancel(&opened, &Actor::system(), &id)
+            .await
+            .is_err(),
+        "a finished run cannot be cancelled"
+    );
+    opened.close().await;
+}
+
+/// A one-service stack of the test's own in a temporary folder: the sample frontend image,
+/// or an image built from `web/` when `Dockerfile` is given. Added to the store as `name`.
+struct TinyStack {
+    dir: tempfile::TempDir,
+    project: String,
+    _cleanup: crate::helpers::ProjectCleanup,
+}
+
+impl TinyStack {
+    async fn add(flags: &[String], name: &str, dockerfile: Option<&str>) -> Self {
+        let (project, cleanup) = throwaway_project("sliptiny");
+        let dir = tempfile::tempdir().unwrap();
+        let image = match dockerfile {
+            Some(dockerfile) => {
+                std::fs::create_dir(dir.path().join("web")).unwrap();
+                std::fs::write(dir.path().join("web/Dockerfile"), dockerfile).unwrap();
+                std::fs::write(dir.path().join("web/note.txt"), "first build\n").unwrap();
+                "build:\n      context: ./web\n      args:\n        GREETING: built-by-slipway"
+            }
+            None => "image: slipway-portal-frontend:1.0.0",
+        };
+        let compose = format!(
+            "services:\n  web:\n    {image}\n    healthcheck:\n      test: [\"CMD\", \"/portal\", \"probe\", \"http://127.0.0.1:3000/_health\"]\n      interval: 1s\n      timeout: 3s\n      retries: 30\n    x-slipway:\n      role: app\n"
+        );
+        let file = dir.path().join("docker-compose.yml");
+        std::fs::write(&file, compose).unwrap();
+        let file = file.display().to_string();
+        let args = crate::helpers::stack_add_args(flags, name, &file, &["--project", &project]);
+        let added = run_to_exit(&args, &[]).await;
+        assert_eq!(added.code, Some(0), "{}", added.stderr);
+        Self {
+            dir,
+            project,
+            _cleanup: cleanup,
+        }
+    }
+}
+
+/// One server-sent event as a test reads it.
+#[derive(Debug)]
+struct SseEvent {
+    kind: String,
+    id: Option<i64>,
+    data: serde_json::Value,
+}
+
+/// Opens a run's event stream as `client`, resuming after `last_event_id` when given.
+async fn open_events(
+    client: &reqwest::Client,
+    console: &RunningConsole,
+    run: &str,
+    last_event_id: Option<i64>,
+) -> reqwest::Response {
+    let mut request = client
+        .get(console.url(&app::runs::events_path(run)))
+        .timeout(Duration::from_secs(120));
+    if let Some(id) = last_event_id {
+        request = request.header("Last-Event-ID", id.to_string());
+    }
+    request.send().await.expect("event stream request")
+}
+
+/// Reads an event stream until the server ends it; the test fails after two minutes.
+async fn read_to_end(mut stream: reqwest::Response) -> Vec<SseEvent> {
+    assert_eq!(stream.status(), 200);
+    assert_eq!(
+        stream.headers()["content-type"],
+        "text/event-stream",
+        "a server-sent event stream"
+    );
+    let mut text = String::new();
+    let reading = async {
+        while let Some(chunk) = stream.chunk().await.expect("a chunk of the stream") {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), reading)
+        .await
+        .expect("the stream ended by itself when the run did");
+    parse_events(&text)
+}
+
+fn parse_events(text: &str) -> Vec<SseEvent> {
+    text.split("\n\n")
+        .filter_map(|block| {
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|line| line.strip_prefix(&format!("{name}:")))
+                    .map(str::trim)
+            };
+            Some(SseEvent {
+                kind: field("event")?.to_owned(),
+                id: field("id").and_then(|id| id.parse().ok()),
+                data: serde_json::from_str(field("data")?).expect("JSON data"),
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_run_streams_live_to_every_viewer_and_the_stream_ends_with_it() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    let _stack = TinyStack::add(&flags, "tiny", None).await;
+    let console = RunningConsole::start(&store).await;
+    let operator_password = store.add_user("otto", Role::Operator).await;
+    let viewer_password = store.add_user("vera", Role::Viewer).await;
+    let operator = signed_in(&console, "otto", &operator_password).await;
+    let viewer = signed_in(&console, "vera", &viewer_password).await;
+
+    let anonymous = open_events(&client(), &console, "no-such-run", None).await;
+    assert_eq!(anonymous.status(), 401, "strangers get no stream");
+    let unknown = open_events(&viewer, &console, "no-such-run", None).await;
+    assert_eq!(unknown.status(), 404);
+
+    let started = call(
+        &operator,
+        &console,
+        "start_run",
+        &[("stack", "tiny"), ("operation", "deploy")],
+    )
+    .await;
+    assert_eq!(started.status(), 200);
+    let run: String = started.json().await.unwrap();
+    // Two viewers follow the same run at once.
+    let (first, second) = tokio::join!(
+        open_events(&viewer, &console, &run, None),
+        open_events(&operator, &console, &run, None),
+    );
+    let (first, second) = tokio::join!(read_to_end(first), read_to_end(second));
+
+    let statuses: Vec<&str> = first
+        .iter()
+        .filter(|event| event.kind == "run")
+        .map(|event| event.data["data"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        (statuses.first(), statuses.last()),
+        (Some(&"running"), Some(&"succeeded")),
+        "the stream began while the run went on and ended with it: {statuses:?}"
+    );
+    assert!(
+        first.iter().any(|event| event.kind == "steps"
+            && event.data["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|step| step["status"] == "running")),
+        "a step was streamed while it ran"
+    );
+    let line_ids = |events: &[SseEvent]| -> Vec<i64> {
+        events
+            .iter()
+            .filter(|event| event.kind == "line")
+            .map(|event| event.id.expect("a line carries its sequence number"))
+            .collect()
+    };
+    let ids = line_ids(&first);
+    assert!(ids.len() >= 4, "{first:?}");
+    assert_eq!(
+        ids,
+        (1..=ids.len() as i64).collect::<Vec<_>>(),
+        "every line once, in order"
+    );
+    assert_eq!(ids, line_ids(&second), "both viewers saw the same lines");
+
+    // What was streamed is what was stored.
+    let detail: serde_json::Value = call(&viewer, &console, "run", &[("id", run.as_str())])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let stored: Vec<&str> = detail["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| line["text"].as_str().unwrap())
+        .collect();
+    let streamed: Vec<&str> = first
+        .iter()
+        .filter(|event| event.kind == "line")
+        .map(|event| event.data["data"]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(stored, streamed);
+    assert!(
+        detail["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|step| step["took"]
+                .as_str()
+                .is_some_and(|took| took.ends_with(" s"))),
+        "every finished step says how long it took: {}",
+        detail["steps"]
+    );
+
+    // A reconnecting browser resumes after the last line it had.
+    let resumed = read_to_end(open_events(&viewer, &console, &run, Some(2)).await).await;
+    assert_eq!(line_ids(&resumed), ids[2..].to_vec());
+}
+
+#[tokio::test]
+async fn an_open_stream_ends_when_the_console_stops() {
+    use app::audit::service::Actor;
+    use app::runs::{service, Operation};
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    let _stack = TinyStack::add(&flags, "tiny", None).await;
+    let console = RunningConsole::start(&store).await;
+    let password = store.add_user("vera", Role::Viewer).await;
+    let viewer = signed_in(&console, "vera", &password).await;
+    // A run held by this test process: it stays running for as long as the test likes.
+    let opened = store.open().await;
+    let stack = app::stacks::service::find(&opened, "tiny").await.unwrap();
+    let held = service::begin(&opened, &stack, Operation::Stop, &Actor::system(), false)
+        .await
+        .unwrap();
+    let mut stream = open_events(&viewer, &console, &held.run.id, None).await;
+    assert_eq!(stream.status(), 200);
+    let mut seen = String::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !seen.contains("\"running\"") {
+            let chunk = stream
+                .chunk()
+                .await
+                .unwrap()
+                .expect("the stream stays open");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .expect("the run's state comes at once");
+    // Without WASM the page reloads itself while the run goes on.
+    let page = viewer
+        .get(console.url(&format!("/runs/{}", held.run.id)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(r#"<noscript><meta http-equiv="refresh" content="2"></noscript>"#),
+        "{page}"
+    );
+
+    let (code, _) = console.terminate().await;
+    assert_eq!(
+        code,
+        Some(0),
+        "stopped within 10 s, the open stream did not hold it"
+    );
+    let rest = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(rest.is_ok(), "the stream ended with the console");
+    drop(held);
+    opened.close().await;
+}
+
+#[tokio::test]
+async fn two_deploys_from_two_processes_at_once_one_runs_and_one_is_refused() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    let _stack = TinyStack::add(&flags, "tiny", None).await;
+    let mut deploy = vec!["deploy", "tiny"];
+    deploy.extend(flags.iter().map(String::as_str));
+    let (one, other) = tokio::join!(run_to_exit(&deploy, &[]), run_to_exit(&deploy, &[]));
+    let mut codes = [one.code, other.code];
+    codes.sort();
+    assert_eq!(
+        codes,
+        [Some(0), Some(1)],
+        "one deploy ran, one was refused:\n{}\n{}\n{}\n{}",
+        one.stdout,
+        one.stderr,
+        other.stdout,
+        other.stderr
+    );
+    let refused = if one.code == Some(0) { &other } else { &one };
+    assert!(
+        refused.stderr.contains("stack tiny is busy: run ")
+            && refused.stderr.contains("started by"),
+        "the refusal names the run holding the stack: {}",
+        refused.stderr
+    );
+    let opened = store.open().await;
+    let runs = app::runs::service::list(&opened, "tiny").await.unwrap();
+    opened.close().await;
+    assert_eq!(runs.len(), 1, "the refused deploy recorded no run");
+    assert_eq!(runs[0].status, "succeeded");
+}
+
+#[tokio::test]
+async fn deploy_builds_an_image_from_its_build_context_and_rebuilds_it_when_it_changes() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    let dockerfile = "FROM slipway-portal-frontend:1.0.0\nARG GREETING\nLABEL slipway.test.greeting=$GREETING\nCOPY note.txt /note.txt\n";
+    let stack = TinyStack::add(&flags, "built", Some(dockerfile)).await;
+    let image = format!("{}_web", stack.project);
+    let mut deploy = vec!["deploy", "built"];
+    deploy.extend(flags.iter().map(String::as_str));
+    let deployed = run_to_exit(&deploy, &[]).await;
+    assert_eq!(
+        deployed.code,
+        Some(0),
+        "{}\n{}",
+        deployed.stdout,
+        deployed.stderr
+    );
+    for expected in [
+        "Build the image of web",
+        "Step 1/4 : FROM slipway-portal-frontend:1.0.0",
+        &format!("Successfully tagged {image}:latest"),
+        &format!("built {image} in"),
+        "web: ready",
+    ] {
+        assert!(
+            deployed.stdout.contains(expected),
+            "no {expected:?} in\n{}",
+            deployed.stdout
+        );
+    }
+    assert_eq!(
+        docker(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"slipway.test.greeting\"}}",
+            &image
+        ]),
+        "built-by-slipway",
+        "build arguments reach the build"
+    );
+    let running_image = || {
+        docker(&[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.compose.project={}", stack.project),
+            "--format",
+            "{{.Image}} {{.ID}}",
+        ])
+    };
+    let first = running_image();
+    assert!(first.starts_with(&image), "{first}");
+
+    // A changed context is a new image, and its container is replaced.
+    std::fs::write(stack.dir.path().join("web/note.txt"), "second build\n").unwrap();
+    let again = run_to_exit(&deploy, &[]).await;
+    assert_eq!(again.code, Some(0), "{}\n{}", again.stdout, again.stderr);
+    assert!(again.stdout.contains("web: created"), "{}", again.stdout);
+    assert_ne!(
+        running_image(),
+        first,
+        "a new container runs the rebuilt image"
+    );
+
+    // A build that fails ends the run at its step, with the builder's reason.
+    std::fs::write(
+        stack.dir.path().join("web/Dockerfile"),
+        "FROM slipway-no-such-base-image:0\n",
+    )
+    .unwrap();
+    let broken = run_to_exit(&deploy, &[]).await;
+    assert_ne!(broken.code, Some(0));
+    let output = format!("{}{}", broken.stdout, broken.stderr);
+    assert!(
+        output.contains("building ") && output.contains("slipway-no-such-base-image"),
+        "{output}"
+    );
+    std::fs::remove_dir_all(stack.dir.path().join("web")).unwrap();
+    let missing = run_to_exit(&deploy, &[]).await;
+    let output = format!("{}{}", missing.stdout, missing.stderr);
+    assert!(
+        missing.code != Some(0)
+            && output.contains("build context ./web")
+            && output.contains("cannot be read"),
+        "{output}"
+    );
+}
