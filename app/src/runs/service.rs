@@ -565,13 +565,16 @@ impl StepContext<'_> {
             }
             Step::Migrate(service) => {
                 let command = service.migrate.clone().unwrap_or_default();
-                let (code, lines) =
-                    lifecycle::run_once(self.engine, project, service, &self.compose_dir, &command)
-                        .await
-                        .map_err(text)?;
-                for line in &lines {
-                    log.say(line).await?;
-                }
+                let code = lifecycle::run_once(
+                    self.engine,
+                    project,
+                    service,
+                    &self.compose_dir,
+                    &command,
+                    |line| log.say(line),
+                )
+                .await
+                .map_err(text)?;
                 if code != 0 {
                     return Err(format!("{} exited with {code}", command.join(" ")));
                 }

@@ -382,18 +382,23 @@ pub async fn psql(engine: &Engine, container_id: &str, sql: &str) -> Result<Stri
         .map_err(|error| error.to_string())
 }
 
-/// How long a migration may run.
-const MIGRATION_WITHIN: Duration = Duration::from_secs(600);
+/// How long a one-off command (a migration) may run.
+const ONE_OFF_WITHIN: Duration = Duration::from_secs(600);
 
 /// Runs `command` once in a throw-away container of `service` (its image, environment and
-/// network, no ports) and returns its exit code and output; the container is removed after.
-pub async fn run_once(
+/// network, no ports), hands each line it writes to `on_line` as it comes, and returns its exit code once it
+/// has stopped; the container is removed afterwards. `on_line` failing stops the run.
+pub async fn run_once<Said>(
     engine: &Engine,
     project: &str,
     service: &ServiceDefinition,
     compose_dir: &Path,
     command: &[String],
-) -> Result<(i64, Vec<String>), StackError> {
+    mut on_line: impl FnMut(String) -> Said,
+) -> Result<i64, StackError>
+where
+    Said: std::future::Future<Output = Result<(), String>>,
+{
     let mut body = container_body(project, service, compose_dir)?;
     body.cmd = Some(command.to_vec());
     body.healthcheck = None;
@@ -415,19 +420,30 @@ pub async fn run_once(
         .await
         .map_err(|error| explain(service, error))?;
     let outcome = async {
+        use futures::StreamExt;
         engine.start_container(&id).await.map_err(engine_error)?;
-        let code = engine
-            .wait_exit(&id, MIGRATION_WITHIN)
+        // The log stream ends when the container stops.
+        let following = async {
+            let mut lines = std::pin::pin!(engine.follow_logs(&id, &service.name, 10_000));
+            while let Some(line) = lines.next().await {
+                let line = line.map_err(engine_error)?;
+                on_line(line.text).await.map_err(StackError::Engine)?;
+            }
+            Ok::<(), StackError>(())
+        };
+        tokio::time::timeout(ONE_OFF_WITHIN, following)
             .await
-            .map_err(engine_error)?;
-        let lines = engine
-            .logs(&id, &service.name, 10_000)
+            .map_err(|_| {
+                StackError::Engine(format!(
+                    "{} did not finish within {} minutes",
+                    command.join(" "),
+                    ONE_OFF_WITHIN.as_secs() / 60
+                ))
+            })??;
+        engine
+            .wait_exit(&id, Duration::from_secs(30))
             .await
-            .map_err(engine_error)?
-            .into_iter()
-            .map(|line| line.text)
-            .collect();
-        Ok((code, lines))
+            .map_err(engine_error)
     }
     .await;
     let _ = engine.remove_container(&id).await;
