@@ -146,14 +146,7 @@ async fn the_audit_page_filters_by_action() {
     let password = store.add_user("tess", Role::Approver).await;
     let console = RunningConsole::start(&store).await;
     let approver = signed_in(&console, "tess", &password).await;
-    let html = approver
-        .get(console.url("/audit?action=auth.sign_in"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = console.page(&approver, "/audit?action=auth.sign_in").await;
     assert!(html.contains("auth.sign_in"), "{html}");
     assert!(
         !html.contains("user.added"),

@@ -545,7 +545,7 @@ async fn user_add_reads_the_password_from_standard_input() {
     );
 
     let added = crate::helpers::run_with_stdin(&args, "a-long-enough-password\n").await;
-    assert_eq!(added.code, Some(0), "{}", added.stderr);
+    added.assert_success();
     let again = crate::helpers::run_with_stdin(&args, "a-long-enough-password\n").await;
     assert!(again.stderr.contains("exists already"), "{}", again.stderr);
 

@@ -122,6 +122,11 @@ impl RunningConsole {
     pub async fn start_with(store: &TestStore, extra: &[&str]) -> Self {
         let mut command = console_command(store);
         command.args(extra);
+        Self::from_command(command).await
+    }
+
+    /// Starts a console from a [`console_command`] the test has added to.
+    pub async fn from_command(mut command: Command) -> Self {
         let mut child = command.spawn().expect("start slipway");
         let stderr = child.stderr.take().expect("piped stderr");
         let (url_tx, url_rx) = tokio::sync::oneshot::channel();
@@ -154,6 +159,18 @@ impl RunningConsole {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url, path)
+    }
+
+    /// The HTML of a page as `client` gets it.
+    pub async fn page(&self, client: &reqwest::Client, path: &str) -> String {
+        client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("page request")
+            .text()
+            .await
+            .expect("page text")
     }
 
     /// Sends SIGTERM and returns the exit code and everything the process logged.
@@ -198,23 +215,37 @@ fn listening_url(line: &str) -> Option<String> {
 }
 
 /// What a run of `slipway` that exits by itself left behind.
-pub struct Failure {
+pub struct Exited {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
 
+impl Exited {
+    /// Fails the test with everything the process printed unless it exited with 0.
+    #[track_caller]
+    pub fn assert_success(&self) {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "slipway failed:\n{}\n{}",
+            self.stdout,
+            self.stderr
+        );
+    }
+}
+
 /// Runs `slipway` with these arguments and environment, expecting it to exit by itself.
-pub async fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> Failure {
+pub async fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> Exited {
     run(args, env, None).await
 }
 
 /// Runs `slipway` with `input` on its standard input (a pipe, not a terminal).
-pub async fn run_with_stdin(args: &[&str], input: &str) -> Failure {
+pub async fn run_with_stdin(args: &[&str], input: &str) -> Exited {
     run(args, &[], Some(input)).await
 }
 
-async fn run(args: &[&str], env: &[(&str, &str)], input: Option<&str>) -> Failure {
+async fn run(args: &[&str], env: &[(&str, &str)], input: Option<&str>) -> Exited {
     use tokio::io::AsyncWriteExt;
     let mut command = Command::new(SLIPWAY);
     command
@@ -244,7 +275,7 @@ async fn run(args: &[&str], env: &[(&str, &str)], input: Option<&str>) -> Failur
         .await
         .expect("slipway exited within 180 s")
         .expect("run slipway");
-    Failure {
+    Exited {
         code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -465,6 +496,51 @@ pub async fn add_portal(flags: &[String], project: Option<&str>, env: &[(&str, &
             .into_iter()
             .flatten(),
     );
-    let added = run_to_exit(&stack_add_args(flags, "portal", &compose, &extra), env).await;
-    assert_eq!(added.code, Some(0), "{}", added.stderr);
+    run_to_exit(&stack_add_args(flags, "portal", &compose, &extra), env)
+        .await
+        .assert_success();
+}
+
+/// The sample portal added as stack `portal` to a fresh SQLite store, under a Compose project
+/// of the test's own with its edge on a free loopback port; what it leaves on the engine goes
+/// when it is dropped.
+pub struct SamplePortal {
+    pub store: TestStore,
+    pub flags: Vec<String>,
+    pub project: String,
+    pub port: String,
+    _cleanup: ProjectCleanup,
+}
+
+impl SamplePortal {
+    pub async fn add(prefix: &str) -> Self {
+        let (project, cleanup) = throwaway_project(prefix);
+        let port = free_port();
+        let store = TestStore::new(Backend::Sqlite).await;
+        let flags = store.serve_flags();
+        add_portal(&flags, Some(&project), &[("PORTAL_PORT", port.as_str())]).await;
+        Self {
+            store,
+            flags,
+            project,
+            port,
+            _cleanup: cleanup,
+        }
+    }
+
+    /// `slipway VERB portal` on this portal's store with its images at `version`.
+    pub async fn run(&self, verb: &str, version: &str) -> Exited {
+        let mut args = vec![verb, "portal"];
+        args.extend(self.flags.iter().map(String::as_str));
+        let env = [
+            ("PORTAL_PORT", self.port.as_str()),
+            ("PORTAL_VERSION", version),
+        ];
+        run_to_exit(&args, &env).await
+    }
+
+    /// A URL on the portal's edge.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
 }

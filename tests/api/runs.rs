@@ -7,8 +7,8 @@ use std::time::Duration;
 use app::auth::Role;
 
 use crate::helpers::{
-    add_portal, call, client, free_port, run_to_exit, signed_in, throwaway_project, Backend,
-    RunningConsole, TestStore,
+    add_portal, call, client, console_command, run_to_exit, signed_in, throwaway_project, Backend,
+    RunningConsole, SamplePortal, TestStore,
 };
 
 #[tokio::test]
@@ -62,22 +62,9 @@ async fn one_run_per_stack_and_a_dead_runs_stack_is_freed_at_the_next_start() {
 
 #[tokio::test]
 async fn deploy_brings_the_portal_up_from_nothing_and_stores_no_secret() {
-    let (project, _cleanup) = throwaway_project("slipdeploy");
-    let port = free_port();
-    let env = [("PORTAL_PORT", port.as_str())];
-    let store = TestStore::new(Backend::Sqlite).await;
-    let flags = store.serve_flags();
-    add_portal(&flags, Some(&project), &env).await;
-    let mut deploy = vec!["deploy", "portal"];
-    deploy.extend(flags.iter().map(String::as_str));
-    let deployed = run_to_exit(&deploy, &env).await;
-    assert_eq!(
-        deployed.code,
-        Some(0),
-        "{}\n{}",
-        deployed.stdout,
-        deployed.stderr
-    );
+    let portal = SamplePortal::add("slipdeploy").await;
+    let deployed = portal.run("deploy", "1.0.0").await;
+    deployed.assert_success();
     for expected in [
         "Check the env file",
         "Wait until database, cache are healthy",
@@ -91,7 +78,7 @@ async fn deploy_brings_the_portal_up_from_nothing_and_stores_no_secret() {
             deployed.stdout
         );
     }
-    let health: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/api/health"))
+    let health: serde_json::Value = reqwest::get(portal.url("/api/health"))
         .await
         .unwrap()
         .json()
@@ -104,7 +91,7 @@ async fn deploy_brings_the_portal_up_from_nothing_and_stores_no_secret() {
         "portal-sample-password-0123",
         "portal-sample-jwt-secret-0123456789abcdef",
     ];
-    let opened = store.open().await;
+    let opened = portal.store.open().await;
     let lines: Vec<(String,)> = sqlx::query_as("SELECT text FROM run_lines")
         .fetch_all(opened.pool())
         .await
@@ -139,39 +126,12 @@ async fn deploy_brings_the_portal_up_from_nothing_and_stores_no_secret() {
 
 #[tokio::test]
 async fn update_drops_no_request_and_an_unhealthy_image_leaves_the_old_one_serving() {
-    let (project, _cleanup) = throwaway_project("slipupdate");
-    let port = free_port();
-    let store = TestStore::new(Backend::Sqlite).await;
-    let flags = store.serve_flags();
-    let at = |version: &'static str| {
-        [
-            ("PORTAL_PORT", port.clone()),
-            ("PORTAL_VERSION", version.to_owned()),
-        ]
-    };
-    let as_env =
-        |pairs: &[(&'static str, String); 2]| -> Vec<(&'static str, String)> { pairs.to_vec() };
-    let run = |verb: &'static str, version: &'static str| {
-        let mut args = vec![verb, "portal"];
-        args.extend(flags.iter().map(String::as_str));
-        let env = as_env(&at(version));
-        async move {
-            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            run_to_exit(&args, &env).await
-        }
-    };
-    add_portal(&flags, Some(&project), &[("PORTAL_PORT", port.as_str())]).await;
-    let deployed = run("deploy", "1.0.0").await;
-    assert_eq!(
-        deployed.code,
-        Some(0),
-        "{}\n{}",
-        deployed.stdout,
-        deployed.stderr
-    );
+    let portal = SamplePortal::add("slipupdate").await;
+    let deployed = portal.run("deploy", "1.0.0").await;
+    deployed.assert_success();
 
     // A steady load from 127.0.0.1, a new connection per request, bounded in count and time.
-    let url = format!("http://127.0.0.1:{port}/api/health");
+    let url = portal.url("/api/health");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = tokio::spawn({
         let (url, stop) = (url.clone(), stop.clone());
@@ -190,16 +150,10 @@ async fn update_drops_no_request_and_an_unhealthy_image_leaves_the_old_one_servi
             (failed, total)
         }
     });
-    let updated = run("update", "1.1.0").await;
+    let updated = portal.run("update", "1.1.0").await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let (failed, total) = load.await.unwrap();
-    assert_eq!(
-        updated.code,
-        Some(0),
-        "{}\n{}",
-        updated.stdout,
-        updated.stderr
-    );
+    updated.assert_success();
     assert_eq!(
         failed, 0,
         "{failed} of {total} requests failed during the update"
@@ -214,7 +168,7 @@ async fn update_drops_no_request_and_an_unhealthy_image_leaves_the_old_one_servi
     assert_eq!(health["version"], "1.1.0");
 
     // An image whose health never passes: the run fails, the old container keeps serving.
-    let broken = run("update", "broken").await;
+    let broken = portal.run("update", "broken").await;
     assert_eq!(broken.code, Some(1), "{}", broken.stdout);
     assert!(
         broken.stderr.contains("did not become healthy") && broken.stderr.contains("keeps serving"),
@@ -228,14 +182,8 @@ async fn update_drops_no_request_and_an_unhealthy_image_leaves_the_old_one_servi
     );
 
     // 1.1.0 brings a migration: migrate stops the apps, migrates, shows the records, starts all.
-    let migrated = run("migrate", "1.1.0").await;
-    assert_eq!(
-        migrated.code,
-        Some(0),
-        "{}\n{}",
-        migrated.stdout,
-        migrated.stderr
-    );
+    let migrated = portal.run("migrate", "1.1.0").await;
+    migrated.assert_success();
     assert!(
         migrated
             .stdout
@@ -260,45 +208,29 @@ async fn update_drops_no_request_and_an_unhealthy_image_leaves_the_old_one_servi
     );
 }
 
-#[tokio::test]
-async fn a_run_whose_process_is_killed_shows_interrupted_after_the_next_console_start() {
-    let (project, _cleanup) = throwaway_project("slipkill");
-    let port = free_port();
-    let store = TestStore::new(Backend::Sqlite).await;
-    let flags = store.serve_flags();
-    add_portal(&flags, Some(&project), &[("PORTAL_PORT", port.as_str())]).await;
-    let mut deploy = tokio::process::Command::new(crate::helpers::SLIPWAY)
-        .args(["deploy", "portal"])
-        .args(&flags)
-        .env("PORTAL_PORT", &port)
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    // Kill it while a step is running, as a crash or `kill -9` would.
-    let opened = store.open().await;
-    let mut running_step = None;
-    for _ in 0..200 {
-        running_step = sqlx::query_as::<_, (String, i64)>(
+/// Waits until a run in the store is on its third step or later (past the env check and the
+/// network) and returns the run and that step.
+async fn a_running_step(opened: &app::store::Store) -> (String, i64) {
+    for _ in 0..400 {
+        let running = sqlx::query_as::<_, (String, i64)>(
             "SELECT run_id, position FROM run_steps WHERE status = 'running'",
         )
         .fetch_optional(opened.pool())
         .await
         .unwrap();
-        if running_step
-            .as_ref()
-            .is_some_and(|(_, position)| *position >= 2)
-        {
-            break;
+        if let Some(step) = running.filter(|(_, position)| *position >= 2) {
+            return step;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (run_id, position) = running_step.expect("the deploy reached a running step");
-    deploy.start_kill().unwrap();
-    deploy.wait().await.unwrap();
+    panic!("no run reached its third step within 20 s");
+}
 
-    let console = RunningConsole::start(&store).await;
-    let detail = app::runs::service::detail(&opened, &run_id).await.unwrap();
+/// After the next console start the run shows interrupted at that step, and its stack is free.
+async fn assert_interrupted_after_restart(portal: &SamplePortal, run_id: &str, position: i64) {
+    let console = RunningConsole::start(&portal.store).await;
+    let opened = portal.store.open().await;
+    let detail = app::runs::service::detail(&opened, run_id).await.unwrap();
     drop(console);
     assert_eq!(detail.run.status, "interrupted");
     assert_eq!(
@@ -315,6 +247,45 @@ async fn a_run_whose_process_is_killed_shows_interrupted_after_the_next_console_
     // A request the killed process had sent still completes on the engine (a container
     // created after the kill); let it land so the cleanup finds it.
     tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
+#[tokio::test]
+async fn a_command_line_run_killed_mid_step_shows_interrupted_after_the_next_console_start() {
+    let portal = SamplePortal::add("slipkill").await;
+    let mut deploy = tokio::process::Command::new(crate::helpers::SLIPWAY)
+        .args(["deploy", "portal"])
+        .args(&portal.flags)
+        .env("PORTAL_PORT", &portal.port)
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let opened = portal.store.open().await;
+    let (run_id, position) = a_running_step(&opened).await;
+    opened.close().await;
+    // As a crash or `kill -9` would.
+    deploy.start_kill().unwrap();
+    deploy.wait().await.unwrap();
+    assert_interrupted_after_restart(&portal, &run_id, position).await;
+}
+
+#[tokio::test]
+async fn a_console_killed_mid_run_shows_it_interrupted_after_its_restart() {
+    let portal = SamplePortal::add("slipconsolekill").await;
+    let mut command = console_command(&portal.store);
+    command.env("PORTAL_PORT", &portal.port);
+    let console = RunningConsole::from_command(command).await;
+    let password = portal.store.add_user("otto", Role::Operator).await;
+    let operator = signed_in(&console, "otto", &password).await;
+    let started = start_run(&operator, &console, "portal", "deploy").await;
+    let opened = portal.store.open().await;
+    let (run_id, position) = a_running_step(&opened).await;
+    opened.close().await;
+    assert_eq!(run_id, started);
+    let mut console = console;
+    console.child.start_kill().unwrap();
+    console.child.wait().await.unwrap();
+    assert_interrupted_after_restart(&portal, &run_id, position).await;
 }
 
 /// `docker …` with the machine's client; returns stdout, trimmed.
@@ -344,10 +315,8 @@ fn tiny_image(tag: &str, content: &str) -> String {
 
 #[tokio::test]
 async fn cleanup_removes_old_stopped_containers_and_unused_images_but_keeps_recorded_ones() {
-    let (project, _cleanup) = throwaway_project("slipclean");
-    let store = TestStore::new(Backend::Sqlite).await;
-    let flags = store.serve_flags();
-    add_portal(&flags, Some(&project), &[]).await;
+    let portal = SamplePortal::add("slipclean").await;
+    let (store, flags, project) = (&portal.store, &portal.flags, &portal.project);
     let stopped = format!("{project}-frontend-9");
     docker(&[
         "create",
@@ -376,13 +345,7 @@ async fn cleanup_removes_old_stopped_containers_and_unused_images_but_keeps_reco
     let mut args = vec!["cleanup", "portal"];
     args.extend(flags.iter().map(String::as_str));
     let cleaned = run_to_exit(&args, &[("SLIPWAY_CLEANUP_AFTER", "1s")]).await;
-    assert_eq!(
-        cleaned.code,
-        Some(0),
-        "{}\n{}",
-        cleaned.stdout,
-        cleaned.stderr
-    );
+    cleaned.assert_success();
     assert!(
         cleaned
             .stdout
@@ -454,6 +417,24 @@ async fn a_cancelled_run_stops_before_its_next_step_and_frees_the_stack() {
     opened.close().await;
 }
 
+/// Starts a run through the console as `operator` and returns its id.
+async fn start_run(
+    operator: &reqwest::Client,
+    console: &RunningConsole,
+    stack: &str,
+    operation: &str,
+) -> String {
+    let started = call(
+        operator,
+        console,
+        "start_run",
+        &[("stack", stack), ("operation", operation)],
+    )
+    .await;
+    assert_eq!(started.status(), 200);
+    started.json().await.expect("a run id")
+}
+
 /// A one-service stack of the test's own in a temporary folder: the sample frontend image,
 /// or an image built from `web/` when `Dockerfile` is given. Added to the store as `name`.
 struct TinyStack {
@@ -483,7 +464,7 @@ impl TinyStack {
         let file = file.display().to_string();
         let args = crate::helpers::stack_add_args(flags, name, &file, &["--project", &project]);
         let added = run_to_exit(&args, &[]).await;
-        assert_eq!(added.code, Some(0), "{}", added.stderr);
+        added.assert_success();
         Self {
             dir,
             project,
@@ -570,15 +551,7 @@ async fn a_run_streams_live_to_every_viewer_and_the_stream_ends_with_it() {
     let unknown = open_events(&viewer, &console, "no-such-run", None).await;
     assert_eq!(unknown.status(), 404);
 
-    let started = call(
-        &operator,
-        &console,
-        "start_run",
-        &[("stack", "tiny"), ("operation", "deploy")],
-    )
-    .await;
-    assert_eq!(started.status(), 200);
-    let run: String = started.json().await.unwrap();
+    let run = start_run(&operator, &console, "tiny", "deploy").await;
     // Two viewers follow the same run at once.
     let (first, second) = tokio::join!(
         open_events(&viewer, &console, &run, None),
@@ -688,14 +661,9 @@ async fn an_open_stream_ends_when_the_console_stops() {
     .await
     .expect("the run's state comes at once");
     // Without WASM the page reloads itself while the run goes on.
-    let page = viewer
-        .get(console.url(&format!("/runs/{}", held.run.id)))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = console
+        .page(&viewer, &format!("/runs/{}", held.run.id))
+        .await;
     assert!(
         page.contains(r#"<noscript><meta http-equiv="refresh" content="2"></noscript>"#),
         "{page}"
@@ -759,13 +727,7 @@ async fn deploy_builds_an_image_from_its_build_context_and_rebuilds_it_when_it_c
     let mut deploy = vec!["deploy", "built"];
     deploy.extend(flags.iter().map(String::as_str));
     let deployed = run_to_exit(&deploy, &[]).await;
-    assert_eq!(
-        deployed.code,
-        Some(0),
-        "{}\n{}",
-        deployed.stdout,
-        deployed.stderr
-    );
+    deployed.assert_success();
     for expected in [
         "Build the image of web",
         "Step 1/4 : FROM slipway-portal-frontend:1.0.0",
@@ -806,7 +768,7 @@ async fn deploy_builds_an_image_from_its_build_context_and_rebuilds_it_when_it_c
     // A changed context is a new image, and its container is replaced.
     std::fs::write(stack.dir.path().join("web/note.txt"), "second build\n").unwrap();
     let again = run_to_exit(&deploy, &[]).await;
-    assert_eq!(again.code, Some(0), "{}\n{}", again.stdout, again.stderr);
+    again.assert_success();
     assert!(again.stdout.contains("web: created"), "{}", again.stdout);
     assert_ne!(
         running_image(),

@@ -8,8 +8,8 @@ use tokio::io::AsyncBufReadExt;
 use app::auth::Role;
 
 use crate::helpers::{
-    add_portal, call, fixture_dir, free_port, run_to_exit, signed_in, stack_add_args,
-    throwaway_project, Backend, ComposeProject, RunningConsole, TestStore,
+    add_portal, call, fixture_dir, run_to_exit, signed_in, stack_add_args, throwaway_project,
+    Backend, ComposeProject, RunningConsole, SamplePortal, TestStore,
 };
 
 #[tokio::test]
@@ -26,7 +26,7 @@ async fn the_sample_stack_shows_every_service_running_and_healthy() {
     let mut status = serde_json::Value::Null;
     for _ in 0..60 {
         let run = run_to_exit(&status_args, &[]).await;
-        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        run.assert_success();
         status = serde_json::from_str(&run.stdout).unwrap();
         let all_healthy = status["services"]
             .as_array()
@@ -95,14 +95,7 @@ async fn the_sample_stack_shows_every_service_running_and_healthy() {
     assert_eq!(diagnostics["database_connections"][0][0], "database");
     let connections = diagnostics["database_connections"][0][1]["Ok"].as_i64();
     assert!(connections.is_some_and(|n| n >= 1), "{diagnostics}");
-    let html = viewer
-        .get(console.url("/stacks/portal"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = console.page(&viewer, "/stacks/portal").await;
     assert!(
         html.contains("data-service=\"backend\""),
         "the page lists the backend"
@@ -182,12 +175,9 @@ async fn an_engine_that_does_not_answer_is_named() {
 
 #[tokio::test]
 async fn slipway_starts_the_sample_stack_from_nothing_and_stops_it() {
-    let (project, _cleanup) = throwaway_project("slipstart");
-    let port = free_port();
+    let portal = SamplePortal::add("slipstart").await;
+    let (project, port, flags) = (&portal.project, &portal.port, &portal.flags);
     let env = [("PORTAL_PORT", port.as_str())];
-    let store = TestStore::new(Backend::Sqlite).await;
-    let flags = store.serve_flags();
-    add_portal(&flags, Some(&project), &env).await;
     let with_flags = |verb: &'static str| {
         let mut args = vec![verb, "portal"];
         args.extend(flags.iter().map(String::as_str));
@@ -195,7 +185,7 @@ async fn slipway_starts_the_sample_stack_from_nothing_and_stops_it() {
     };
 
     let started = run_to_exit(&with_flags("start"), &env).await;
-    assert_eq!(started.code, Some(0), "{}", started.stderr);
+    started.assert_success();
     // Every dependency was healthy before its dependents started; the edge answers now.
     let client = reqwest::Client::new();
     let mut health = serde_json::Value::Null;
@@ -219,8 +209,8 @@ async fn slipway_starts_the_sample_stack_from_nothing_and_stops_it() {
     let listed = std::process::Command::new("docker-compose")
         .current_dir(fixture_dir())
         .env("DOCKER_HOST", "unix:///var/run/docker.sock")
-        .env("PORTAL_PORT", &port)
-        .args(["-p", &project, "--env-file", "portal.env", "ps", "-q"])
+        .env("PORTAL_PORT", port)
+        .args(["-p", project, "--env-file", "portal.env", "ps", "-q"])
         .output()
         .unwrap();
     assert_eq!(
@@ -283,7 +273,7 @@ async fn slipway_starts_the_sample_stack_from_nothing_and_stops_it() {
         again.stderr
     );
     let stopped = run_to_exit(&with_flags("stop"), &env).await;
-    assert_eq!(stopped.code, Some(0), "{}", stopped.stderr);
+    stopped.assert_success();
     let status = run_to_exit(&[with_flags("status"), vec!["--json"]].concat(), &env).await;
     let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     for service in status["services"].as_array().unwrap() {
@@ -311,7 +301,7 @@ async fn a_port_already_in_use_or_a_missing_image_is_named() {
         &[],
     )
     .await;
-    assert_eq!(added.code, Some(0), "{}", added.stderr);
+    added.assert_success();
     let mut start = vec!["start", "clash"];
     start.extend(flags.iter().map(String::as_str));
     let clash = run_to_exit(&start, &[]).await;

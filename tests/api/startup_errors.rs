@@ -1,9 +1,9 @@
 //! Bad configuration ends `slipway serve` with one line that says what is wrong and how to
 //! fix it, a non-zero exit code, and nothing written.
 
-use crate::helpers::{run_to_exit, Failure};
+use crate::helpers::{run_to_exit, Exited};
 
-fn assert_one_clear_line(failure: &Failure, must_mention: &[&str]) {
+fn assert_one_clear_line(failure: &Exited, must_mention: &[&str]) {
     assert_ne!(failure.code, Some(0), "{}", failure.stderr);
     let lines: Vec<&str> = failure
         .stderr

@@ -380,7 +380,7 @@ fn RunView(detail: RunDetail) -> impl IntoView {
                 </For>
             </Table>
         </section>
-        <pre class="log" data-testid="run-lines" data-last-seq=move || live.lines.with(|l| l.last().map_or(0, |l| l.seq))>
+        <pre class="log" data-testid="run-lines">
             {move || live.lines.with(|lines| {
                 lines.iter().map(|line| format!("{}  {}\n", line.at, line.text)).collect::<String>()
             })}
@@ -452,6 +452,11 @@ mod tests {
 
     #[test]
     fn a_line_the_page_already_has_is_not_shown_twice() {
+        // Signals live in an owner's arena, as they do under a rendered page.
+        Owner::new_root(None).with(lines_are_applied_once);
+    }
+
+    fn lines_are_applied_once() {
         let live = LiveRun {
             run: RwSignal::new(RunSummary {
                 id: "r".into(),
