@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod components;
 pub mod errors;
+pub mod live;
 pub mod runs;
 pub mod sections;
 pub mod shell;

@@ -61,12 +61,24 @@ describe('a stack page', () => {
     assert.match(await page.locator('tr[data-service="edge"]').innerText(), new RegExp(`127\\.0\\.0\\.1:${port}→8080`));
     await page.screenshot({ path: resolve(import.meta.dirname, '..', '..', 'target', 'screenshots', 'stack.png') });
 
-    // Logs follow the stack; the troubleshooting checks run on demand.
+    // Logs follow the stack over server-sent events: a line the backend writes now shows up
+    // without the page asking for the logs again. The troubleshooting checks run on demand.
     await page.waitForFunction(
       () => document.querySelector('[data-testid="log-lines"]')?.textContent.includes('listening on :4000'),
       null,
       { timeout: 30_000 },
     );
+    let logFetches = 0;
+    page.on('request', (request) => {
+      if (request.url().endsWith('/api/stack_logs')) logFetches += 1;
+    });
+    assert.equal((await fetch(`http://127.0.0.1:${port}/api/_fail`)).status, 500);
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid="log-lines"]').textContent.includes('simulated failure requested on /_fail'),
+      null,
+      { timeout: 30_000 },
+    );
+    assert.equal(logFetches, 0, 'the new line came over the stream');
     await page.click('[data-testid="run-checks"]');
     await page.waitForSelector('[data-testid="usage-table"] tbody tr', { timeout: 30_000 });
     assert.match(await page.locator('[data-testid="engine-facts"]').innerText(), /Docker \d/);

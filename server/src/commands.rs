@@ -237,27 +237,28 @@ pub async fn print_logs(
         request.errors_only,
     )
     .await;
-    let stack = app::stacks::service::find(&store, request.name).await;
+    // Only new lines from here on: the newest ones are printed first.
+    let followed = match (&lines, request.follow) {
+        (Ok(_), true) => Some(
+            app::stacks::service::follow_logs(
+                &store,
+                &engine,
+                request.name,
+                request.service,
+                request.errors_only,
+            )
+            .await,
+        ),
+        _ => None,
+    };
     store.close().await;
     for line in lines? {
         println!("{} | {}", line.service, line.text);
     }
-    if !request.follow {
-        return Ok(String::new());
-    }
-    let containers = engine
-        .project_containers(&stack?.project)
-        .await
-        .map_err(|error| StackError::Engine(error.to_string()))?;
-    // Only new lines from here on: the newest ones were printed above.
-    let streams = containers
-        .iter()
-        .filter(|c| request.service.is_none_or(|s| c.service == s))
-        .map(|c| engine.follow_logs(&c.id, &c.service, 0).boxed());
-    let mut merged = futures::stream::select_all(streams);
-    while let Some(line) = merged.next().await {
-        let line = line.map_err(|error| StackError::Engine(error.to_string()))?;
-        if !request.errors_only || line.is_error() {
+    if let Some(followed) = followed {
+        let mut followed = std::pin::pin!(followed?);
+        while let Some(line) = followed.next().await {
+            let line = line?;
             println!("{} | {}", line.service, line.text);
         }
     }

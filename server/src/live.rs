@@ -1,6 +1,6 @@
-//! Live streams: a run's changes as server-sent events, for every viewer of its page. The
-//! stream reads the store (see `app::runs::service::follow`), so it ends by itself when the
-//! run has ended, and at once when the console begins to stop.
+//! Live streams as server-sent events, for every viewer of a page: a run's changes, and the
+//! lines a stack's containers write. A run's stream ends by itself when the run has ended; a
+//! log stream when the page goes away; both at once when the console begins to stop.
 
 use std::convert::Infallible;
 
@@ -8,12 +8,14 @@ use app::auth::service::{authenticate, authorize};
 use app::auth::Role;
 use app::context::ConsoleContext;
 use app::errors::UserFacing;
-use app::runs::{service, RunError, RunEvent};
+use app::runs::{RunError, RunEvent};
+use app::stacks::engine::Engine;
+use app::stacks::{LogLine, StackError};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::watch;
 use tower_sessions::Session;
@@ -34,41 +36,86 @@ pub struct After {
 /// (`Last-Event-ID`) resumes after the last line it got.
 pub async fn run_events(
     State(console): State<ConsoleContext>,
-    State(Stopping(mut stopping)): State<Stopping>,
+    State(stopping): State<Stopping>,
     session: Session,
     Path(id): Path<String>,
     Query(After { after }): Query<After>,
     headers: HeaderMap,
 ) -> Response {
-    let allowed = async {
-        let user = authenticate(&session, &console).await?;
-        authorize(&user, Role::Viewer)
-    };
-    if let Err(error) = allowed.await {
-        return refusal(error.status(), &error.to_string());
+    if let Err(refused) = viewer(&session, &console).await {
+        return refused;
     }
-    if let Err(error) = service::summary(&console.store, &id).await {
+    if let Err(error) = app::runs::service::summary(&console.store, &id).await {
         return refusal(error.status(), &error.to_string());
     }
     let resume = headers
         .get("last-event-id")
         .and_then(|value| value.to_str().ok()?.parse().ok())
         .unwrap_or(after);
+    let events = app::runs::service::follow(console.store.clone(), id, resume).map(run_event);
+    event_stream(events, stopping)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LogFilter {
+    /// One service's lines only; all services when empty.
+    #[serde(default)]
+    service: String,
+    #[serde(default)]
+    errors: bool,
+}
+
+/// `GET /api/stacks/{name}/logs/events`: viewers and up. Each line the stack's containers
+/// (or one service's) write from now on is a `line` event carrying a JSON `LogLine`.
+pub async fn log_events(
+    State(console): State<ConsoleContext>,
+    State(stopping): State<Stopping>,
+    session: Session,
+    Path(name): Path<String>,
+    Query(filter): Query<LogFilter>,
+) -> Response {
+    if let Err(refused) = viewer(&session, &console).await {
+        return refused;
+    }
+    let followed = async {
+        let engine = Engine::connect().map_err(|error| StackError::Engine(error.to_string()))?;
+        let service = Some(filter.service.trim()).filter(|service| !service.is_empty());
+        app::stacks::service::follow_logs(&console.store, &engine, &name, service, filter.errors)
+            .await
+    };
+    match followed.await {
+        Ok(lines) => event_stream(lines.map(log_event), stopping),
+        Err(error) => refusal(error.status(), &error.to_string()),
+    }
+}
+
+/// Lets signed-in viewers and up through; anyone else gets the refusal to send.
+async fn viewer(session: &Session, console: &ConsoleContext) -> Result<(), Response> {
+    let user = authenticate(session, console)
+        .await
+        .map_err(|error| refusal(error.status(), &error.to_string()))?;
+    authorize(&user, Role::Viewer).map_err(|error| refusal(error.status(), &error.to_string()))
+}
+
+/// The events as a server-sent event response that ends when the console begins to stop.
+fn event_stream(
+    events: impl Stream<Item = Event> + Send + 'static,
+    stopping: Stopping,
+) -> Response {
+    let Stopping(mut stopping) = stopping;
     let stopped = async move {
         let _ = stopping.wait_for(|stopping| *stopping).await;
     };
-    let events = service::follow(console.store.clone(), id, resume)
-        .map(|event| Ok::<_, Infallible>(sse_event(event)))
-        .take_until(stopped);
+    let events = events.map(Ok::<_, Infallible>).take_until(stopped);
     Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response()
 }
 
-fn sse_event(event: Result<RunEvent, RunError>) -> Event {
+fn run_event(event: Result<RunEvent, RunError>) -> Event {
     let event = match event {
         Ok(event) => event,
-        Err(error) => return Event::default().event("failure").data(error.to_string()),
+        Err(error) => return failure(&error.to_string()),
     };
     let kind = match &event {
         RunEvent::Run(_) => "run",
@@ -82,7 +129,22 @@ fn sse_event(event: Result<RunEvent, RunError>) -> Event {
     with_id
         .event(kind)
         .json_data(&event)
-        .unwrap_or_else(|_| Event::default().event("failure").data("unreadable event"))
+        .unwrap_or_else(|_| failure("unreadable event"))
+}
+
+fn log_event(line: Result<LogLine, StackError>) -> Event {
+    match line {
+        Ok(line) => Event::default()
+            .event("line")
+            .json_data(&line)
+            .unwrap_or_else(|_| failure("unreadable line")),
+        Err(error) => failure(&error.to_string()),
+    }
+}
+
+/// What a stream sends when it cannot go on; it ends right after.
+fn failure(message: &str) -> Event {
+    Event::default().event("failure").data(message)
 }
 
 fn refusal(status: u16, message: &str) -> Response {

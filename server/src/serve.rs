@@ -9,6 +9,7 @@ use app::auth::service::AuthSettings;
 use app::auth::session_store::SqlSessionStore;
 use app::context::ConsoleContext;
 use app::runs::events_path;
+use app::stacks::log_events_path;
 use app::{shell, App};
 use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
@@ -26,7 +27,7 @@ use tower_sessions::session_store::ExpiredDeletion;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::cli::ServeArgs;
-use crate::live::{run_events, Stopping};
+use crate::live::{log_events, run_events, Stopping};
 use crate::startup::{open_store, public_url, site_root, StartupError};
 use crate::web::{refuse_cross_site, require_session_for_pages, PublicOrigin};
 
@@ -141,6 +142,7 @@ pub fn router(state: ServerState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route(&events_path("{id}"), get(run_events))
+        .route(&log_events_path("{name}"), get(log_events))
         .leptos_routes_with_context(&state, routes, provide_console.clone(), {
             let options = state.leptos_options.clone();
             move || shell(options.clone())

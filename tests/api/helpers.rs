@@ -544,3 +544,101 @@ impl SamplePortal {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 }
+
+/// One server-sent event as a test reads it.
+#[derive(Debug)]
+pub struct SseEvent {
+    pub kind: String,
+    pub id: Option<i64>,
+    pub data: serde_json::Value,
+}
+
+/// A server-sent event stream of the console, read event by event.
+pub struct EventStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl EventStream {
+    /// Opens `path` as `client`, resuming after `last_event_id` when given; a refusal comes
+    /// back as the response.
+    pub async fn open(
+        client: &reqwest::Client,
+        console: &RunningConsole,
+        path: &str,
+        last_event_id: Option<i64>,
+    ) -> Result<Self, reqwest::Response> {
+        let mut request = client
+            .get(console.url(path))
+            .timeout(Duration::from_secs(180));
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id.to_string());
+        }
+        let response = request.send().await.expect("event stream request");
+        if response.status() != 200 {
+            return Err(response);
+        }
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        Ok(Self {
+            response,
+            buffer: String::new(),
+        })
+    }
+
+    /// The next event, `None` once the server has ended the stream; the test fails when
+    /// nothing arrives within `within`.
+    pub async fn next(&mut self, within: Duration) -> Option<SseEvent> {
+        // Keep-alive comments arrive every 15 s; they do not count as something sent.
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                // Keep-alive comments carry no event.
+                if let Some(event) = parse_event(&block) {
+                    return Some(event);
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .expect("the stream sent an event in time");
+            match chunk {
+                Ok(Some(chunk)) => self.buffer.push_str(&String::from_utf8_lossy(&chunk)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Every event until the server ends the stream.
+    pub async fn read_to_end(mut self) -> Vec<SseEvent> {
+        let mut events = Vec::new();
+        while let Some(event) = self.next(Duration::from_secs(120)).await {
+            events.push(event);
+        }
+        events
+    }
+}
+
+fn parse_event(block: &str) -> Option<SseEvent> {
+    let field = |name: &str| {
+        block
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}:")))
+            .map(str::trim)
+    };
+    let data = field("data")?;
+    Some(SseEvent {
+        kind: field("event")?.to_owned(),
+        id: field("id").and_then(|id| id.parse().ok()),
+        data: serde_json::from_str(data).unwrap_or_else(|_| data.into()),
+    })
+}
+
+/// `docker …` with the machine's client; returns stdout, trimmed.
+pub fn docker(args: &[&str]) -> String {
+    let output = std::process::Command::new("/usr/bin/docker")
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}

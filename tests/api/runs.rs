@@ -7,8 +7,8 @@ use std::time::Duration;
 use app::auth::Role;
 
 use crate::helpers::{
-    add_portal, call, client, console_command, run_to_exit, signed_in, throwaway_project, Backend,
-    RunningConsole, SamplePortal, TestStore,
+    add_portal, call, client, console_command, docker, run_to_exit, signed_in, throwaway_project,
+    Backend, EventStream, RunningConsole, SamplePortal, SseEvent, TestStore,
 };
 
 #[tokio::test]
@@ -288,15 +288,6 @@ async fn a_console_killed_mid_run_shows_it_interrupted_after_its_restart() {
     assert_interrupted_after_restart(&portal, &run_id, position).await;
 }
 
-/// `docker …` with the machine's client; returns stdout, trimmed.
-fn docker(args: &[&str]) -> String {
-    let output = std::process::Command::new("/usr/bin/docker")
-        .args(args)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
 /// An image made from one small file, tagged `tag`; returns its short id.
 fn tiny_image(tag: &str, content: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
@@ -473,66 +464,14 @@ impl TinyStack {
     }
 }
 
-/// One server-sent event as a test reads it.
-#[derive(Debug)]
-struct SseEvent {
-    kind: String,
-    id: Option<i64>,
-    data: serde_json::Value,
-}
-
-/// Opens a run's event stream as `client`, resuming after `last_event_id` when given.
-async fn open_events(
+/// A run's live stream as `client` gets it.
+async fn run_events(
     client: &reqwest::Client,
     console: &RunningConsole,
     run: &str,
     last_event_id: Option<i64>,
-) -> reqwest::Response {
-    let mut request = client
-        .get(console.url(&app::runs::events_path(run)))
-        .timeout(Duration::from_secs(120));
-    if let Some(id) = last_event_id {
-        request = request.header("Last-Event-ID", id.to_string());
-    }
-    request.send().await.expect("event stream request")
-}
-
-/// Reads an event stream until the server ends it; the test fails after two minutes.
-async fn read_to_end(mut stream: reqwest::Response) -> Vec<SseEvent> {
-    assert_eq!(stream.status(), 200);
-    assert_eq!(
-        stream.headers()["content-type"],
-        "text/event-stream",
-        "a server-sent event stream"
-    );
-    let mut text = String::new();
-    let reading = async {
-        while let Some(chunk) = stream.chunk().await.expect("a chunk of the stream") {
-            text.push_str(&String::from_utf8_lossy(&chunk));
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(120), reading)
-        .await
-        .expect("the stream ended by itself when the run did");
-    parse_events(&text)
-}
-
-fn parse_events(text: &str) -> Vec<SseEvent> {
-    text.split("\n\n")
-        .filter_map(|block| {
-            let field = |name: &str| {
-                block
-                    .lines()
-                    .find_map(|line| line.strip_prefix(&format!("{name}:")))
-                    .map(str::trim)
-            };
-            Some(SseEvent {
-                kind: field("event")?.to_owned(),
-                id: field("id").and_then(|id| id.parse().ok()),
-                data: serde_json::from_str(field("data")?).expect("JSON data"),
-            })
-        })
-        .collect()
+) -> Result<EventStream, reqwest::Response> {
+    EventStream::open(client, console, &app::runs::events_path(run), last_event_id).await
 }
 
 #[tokio::test]
@@ -546,18 +485,25 @@ async fn a_run_streams_live_to_every_viewer_and_the_stream_ends_with_it() {
     let operator = signed_in(&console, "otto", &operator_password).await;
     let viewer = signed_in(&console, "vera", &viewer_password).await;
 
-    let anonymous = open_events(&client(), &console, "no-such-run", None).await;
-    assert_eq!(anonymous.status(), 401, "strangers get no stream");
-    let unknown = open_events(&viewer, &console, "no-such-run", None).await;
-    assert_eq!(unknown.status(), 404);
+    let refused = |stream: Result<EventStream, reqwest::Response>| match stream {
+        Ok(_) => panic!("a stream was opened"),
+        Err(response) => response.status(),
+    };
+    let anonymous = run_events(&client(), &console, "no-such-run", None).await;
+    assert_eq!(refused(anonymous), 401, "strangers get no stream");
+    let unknown = run_events(&viewer, &console, "no-such-run", None).await;
+    assert_eq!(refused(unknown), 404);
 
     let run = start_run(&operator, &console, "tiny", "deploy").await;
     // Two viewers follow the same run at once.
     let (first, second) = tokio::join!(
-        open_events(&viewer, &console, &run, None),
-        open_events(&operator, &console, &run, None),
+        run_events(&viewer, &console, &run, None),
+        run_events(&operator, &console, &run, None),
     );
-    let (first, second) = tokio::join!(read_to_end(first), read_to_end(second));
+    let (first, second) = tokio::join!(
+        first.expect("a stream").read_to_end(),
+        second.expect("a stream").read_to_end()
+    );
 
     let statuses: Vec<&str> = first
         .iter()
@@ -625,7 +571,11 @@ async fn a_run_streams_live_to_every_viewer_and_the_stream_ends_with_it() {
     );
 
     // A reconnecting browser resumes after the last line it had.
-    let resumed = read_to_end(open_events(&viewer, &console, &run, Some(2)).await).await;
+    let resumed = run_events(&viewer, &console, &run, Some(2))
+        .await
+        .expect("a stream")
+        .read_to_end()
+        .await;
     assert_eq!(line_ids(&resumed), ids[2..].to_vec());
 }
 
@@ -645,21 +595,17 @@ async fn an_open_stream_ends_when_the_console_stops() {
     let held = service::begin(&opened, &stack, Operation::Stop, &Actor::system(), false)
         .await
         .unwrap();
-    let mut stream = open_events(&viewer, &console, &held.run.id, None).await;
-    assert_eq!(stream.status(), 200);
-    let mut seen = String::new();
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while !seen.contains("\"running\"") {
-            let chunk = stream
-                .chunk()
-                .await
-                .unwrap()
-                .expect("the stream stays open");
-            seen.push_str(&String::from_utf8_lossy(&chunk));
+    let mut stream = run_events(&viewer, &console, &held.run.id, None)
+        .await
+        .expect("a stream");
+    loop {
+        let event = stream.next(Duration::from_secs(10)).await;
+        let event = event.expect("the stream stays open");
+        if event.kind == "run" {
+            assert_eq!(event.data["data"]["status"], "running");
+            break;
         }
-    })
-    .await
-    .expect("the run's state comes at once");
+    }
     // Without WASM the page reloads itself while the run goes on.
     let page = console
         .page(&viewer, &format!("/runs/{}", held.run.id))
@@ -675,11 +621,10 @@ async fn an_open_stream_ends_when_the_console_stops() {
         Some(0),
         "stopped within 10 s, the open stream did not hold it"
     );
-    let rest = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Ok(Some(_)) = stream.chunk().await {}
-    })
-    .await;
-    assert!(rest.is_ok(), "the stream ended with the console");
+    assert!(
+        stream.next(Duration::from_secs(5)).await.is_none(),
+        "the stream ended with the console"
+    );
     drop(held);
     opened.close().await;
 }

@@ -8,8 +8,9 @@ use tokio::io::AsyncBufReadExt;
 use app::auth::Role;
 
 use crate::helpers::{
-    add_portal, call, fixture_dir, run_to_exit, signed_in, stack_add_args, throwaway_project,
-    Backend, ComposeProject, RunningConsole, SamplePortal, TestStore,
+    add_portal, call, client, docker, fixture_dir, run_to_exit, signed_in, stack_add_args,
+    throwaway_project, Backend, ComposeProject, EventStream, RunningConsole, SamplePortal,
+    TestStore,
 };
 
 #[tokio::test]
@@ -326,5 +327,80 @@ async fn a_port_already_in_use_or_a_missing_image_is_named() {
             .contains("needs the image slipway-no-such-image:9"),
         "{}",
         missing.stderr
+    );
+}
+
+/// The next line of an errors-only stream of the backend: each failure is one error line,
+/// sent as it is written, and the stream carries nothing else.
+async fn backend_error_line(stream: &mut EventStream) -> String {
+    let event = stream
+        .next(Duration::from_secs(30))
+        .await
+        .expect("the stream stays open");
+    assert_eq!(event.kind, "line");
+    assert_eq!(event.data["service"], "backend", "{:?}", event.data);
+    event.data["text"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn the_log_stream_sends_new_lines_live_and_follows_a_restarted_container() {
+    let portal = SamplePortal::add("sliplogs").await;
+    portal.run("start", "1.0.0").await.assert_success();
+    let console = RunningConsole::start(&portal.store).await;
+    let password = portal.store.add_user("vera", Role::Viewer).await;
+    let viewer = signed_in(&console, "vera", &password).await;
+    let logs =
+        |stack: &str, query: &str| format!("{}?{query}", app::stacks::log_events_path(stack));
+    let refused = |stream: Result<EventStream, reqwest::Response>| match stream {
+        Ok(_) => panic!("a stream was opened"),
+        Err(response) => response.status(),
+    };
+    let anonymous = EventStream::open(&client(), &console, &logs("portal", ""), None).await;
+    assert_eq!(refused(anonymous), 401);
+    let ghost = EventStream::open(&viewer, &console, &logs("ghost", ""), None).await;
+    assert_eq!(refused(ghost), 404);
+    let no_service =
+        EventStream::open(&viewer, &console, &logs("portal", "service=ghost"), None).await;
+    assert_eq!(refused(no_service), 422);
+
+    let mut errors = EventStream::open(
+        &viewer,
+        &console,
+        &logs("portal", "service=backend&errors=true"),
+        None,
+    )
+    .await
+    .expect("a stream");
+    let fail = || async {
+        reqwest::get(portal.url("/api/_fail"))
+            .await
+            .map(|answer| answer.status().as_u16())
+            .unwrap_or(0)
+    };
+    assert_eq!(fail().await, 500);
+    assert_eq!(
+        backend_error_line(&mut errors).await,
+        "ERROR simulated failure requested on /_fail"
+    );
+
+    // The container stops and starts again: the stream picks it up again by itself.
+    docker(&[
+        "restart",
+        "-t",
+        "2",
+        &format!("{}-backend-1", portal.project),
+    ]);
+    let mut answered = 0;
+    for _ in 0..60 {
+        answered = fail().await;
+        if answered == 500 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(answered, 500, "the backend answers again after its restart");
+    assert_eq!(
+        backend_error_line(&mut errors).await,
+        "ERROR simulated failure requested on /_fail"
     );
 }

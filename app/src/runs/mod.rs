@@ -304,7 +304,6 @@ struct LiveRun {
 }
 
 impl LiveRun {
-    #[cfg(any(feature = "hydrate", test))]
     fn apply(&self, event: RunEvent) {
         match event {
             RunEvent::Run(run) => self.run.set(run),
@@ -389,52 +388,29 @@ fn RunView(detail: RunDetail) -> impl IntoView {
 }
 
 /// While the run goes on, follows it over server-sent events (see [`events_path`]) from the
-/// last line the page has; the browser reconnects by itself and resumes by `Last-Event-ID`.
-/// The stream is closed when the run ends or the page goes away.
+/// last line the page has, until the run ends; a reconnect resumes by `Last-Event-ID`.
 fn follow_live(live: LiveRun) {
-    #[cfg(feature = "hydrate")]
-    {
-        use leptos::wasm_bindgen::{closure::Closure, JsCast};
-        let (id, running) = live
-            .run
-            .with_untracked(|run| (run.id.clone(), run.status == "running"));
-        if !running {
-            return;
-        }
-        let after = live
-            .lines
-            .with_untracked(|lines| lines.last().map_or(0, |line| line.seq));
-        let Ok(source) = web_sys::EventSource::new(&format!("{}?after={after}", events_path(&id)))
-        else {
-            return;
-        };
-        let on_event = {
-            let source = source.clone();
-            Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
-                move |message: web_sys::MessageEvent| {
-                    let Some(data) = message.data().as_string() else {
-                        return;
-                    };
-                    let Ok(event) = serde_json::from_str::<RunEvent>(&data) else {
-                        return;
-                    };
-                    let ended = matches!(&event, RunEvent::Run(run) if run.status != "running");
-                    live.apply(event);
-                    if ended {
-                        source.close();
-                    }
-                },
-            )
-        };
-        for kind in ["run", "steps", "line"] {
-            let _ =
-                source.add_event_listener_with_callback(kind, on_event.as_ref().unchecked_ref());
-        }
-        let held = send_wrapper::SendWrapper::new((source, on_event));
-        on_cleanup(move || held.take().0.close());
+    let (id, running) = live
+        .run
+        .with_untracked(|run| (run.id.clone(), run.status == "running"));
+    if !running {
+        return;
     }
-    #[cfg(not(feature = "hydrate"))]
-    let _ = live;
+    let after = live
+        .lines
+        .with_untracked(|lines| lines.last().map_or(0, |line| line.seq));
+    crate::live::subscribe(
+        format!("{}?after={after}", events_path(&id)),
+        &["run", "steps", "line"],
+        move |data| {
+            let Ok(event) = serde_json::from_str::<RunEvent>(&data) else {
+                return true;
+            };
+            let ended = matches!(&event, RunEvent::Run(run) if run.status != "running");
+            live.apply(event);
+            !ended
+        },
+    );
 }
 
 #[cfg(test)]

@@ -48,6 +48,17 @@ pub enum EngineError {
     Missing(String),
 }
 
+/// Where a followed log begins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogsFrom {
+    /// Only what the container writes from now on.
+    Now,
+    /// Everything the container wrote since it was created.
+    Start,
+    /// What it wrote from this Unix second on.
+    Since(i64),
+}
+
 /// A connection to one Docker engine; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Engine {
@@ -234,21 +245,28 @@ impl Engine {
             .collect())
     }
 
-    /// Lines as a container writes them, after its last `tail` lines, until it stops or the
-    /// stream is dropped. No deadline here: a quiet container is not a stuck engine.
+    /// Lines as a container writes them, from `from` on, until it stops or the stream is
+    /// dropped. No deadline here: a quiet container is not a stuck engine.
     pub fn follow_logs(
         &self,
         id: &str,
         service: &str,
-        tail: usize,
+        from: LogsFrom,
     ) -> impl Stream<Item = Result<LogLine, EngineError>> + use<> {
         let options = LogsOptionsBuilder::new()
             .stdout(true)
             .stderr(true)
             .timestamps(true)
-            .follow(true)
-            .tail(&tail.to_string())
-            .build();
+            .follow(true);
+        let options = match from {
+            LogsFrom::Now => options.tail("0"),
+            LogsFrom::Start => options.tail("all"),
+            // The engine counts in whole seconds.
+            LogsFrom::Since(unix) => options
+                .tail("all")
+                .since(i32::try_from(unix).unwrap_or(i32::MAX)),
+        }
+        .build();
         let service = service.to_owned();
         let engine = self.clone();
         self.docker.logs(id, Some(options)).flat_map(move |chunk| {

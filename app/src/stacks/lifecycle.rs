@@ -16,7 +16,9 @@ use docker_compose_types::{
 };
 
 use super::compose::{ServiceDefinition, StackDefinition};
-use super::engine::{Engine, EngineError, CONFIG_HASH_LABEL, PROJECT_LABEL, SERVICE_LABEL};
+use super::engine::{
+    Engine, EngineError, LogsFrom, CONFIG_HASH_LABEL, PROJECT_LABEL, SERVICE_LABEL,
+};
 use super::{ContainerStatus, StackError};
 
 /// How long a dependency may take to become healthy.
@@ -424,7 +426,7 @@ where
         engine.start_container(&id).await.map_err(engine_error)?;
         // The log stream ends when the container stops.
         let following = async {
-            let mut lines = std::pin::pin!(engine.follow_logs(&id, &service.name, 10_000));
+            let mut lines = std::pin::pin!(engine.follow_logs(&id, &service.name, LogsFrom::Start));
             while let Some(line) = lines.next().await {
                 let line = line.map_err(engine_error)?;
                 on_line(line.text).await.map_err(StackError::Engine)?;

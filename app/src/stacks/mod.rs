@@ -59,6 +59,11 @@ pub struct ContainerStatus {
     pub config_hash: String,
 }
 
+/// Where the browser follows a stack's logs live; `?service=NAME&errors=true` narrow it.
+pub fn log_events_path(name: &str) -> String {
+    format!("/api/stacks/{name}/logs/events")
+}
+
 /// One line a container wrote.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogLine {

@@ -26,9 +26,6 @@ const RUN_BUTTONS: [(&str, &str, bool); 6] = [
     ("stop", "Stop", false),
 ];
 
-/// How often followed logs are fetched again.
-const LOG_REFRESH: Duration = Duration::from_secs(2);
-
 /// A signal that counts up every `period` while the component lives (in the browser only).
 pub fn ticker(period: Duration) -> ReadSignal<u64> {
     let (tick, set_tick) = signal(0_u64);
@@ -285,23 +282,19 @@ fn DiagnosticsView(diagnostics: Diagnostics) -> impl IntoView {
     }
 }
 
+/// How many lines the log view keeps while it follows.
+const KEPT_LOG_LINES: usize = 500;
+
 /// What the stack's containers wrote: all services or one, optionally errors only, followed live.
 #[component]
 fn StackLogs(name: Signal<String>) -> impl IntoView {
     let (service, set_service) = signal(String::new());
     let (errors_only, set_errors_only) = signal(false);
     let (follow, set_follow) = signal(true);
-    let tick = ticker(LOG_REFRESH);
     let services = Resource::new(move || name.get(), super::get_stack_status);
-    let lines = Resource::new(
-        move || {
-            (
-                name.get(),
-                service.get(),
-                errors_only.get(),
-                follow.get().then(|| tick.get()),
-            )
-        },
+    // The newest lines; while following, what the containers write next is added to them.
+    let newest = Resource::new(
+        move || (name.get(), service.get(), errors_only.get(), follow.get()),
         |(name, service, errors_only, _)| super::stack_logs(name, service, errors_only),
     );
     view! {
@@ -339,14 +332,56 @@ fn StackLogs(name: Signal<String>) -> impl IntoView {
             </div>
             <Transition fallback=|| view! { <p class="muted">"Reading logs…"</p> }>
                 {move || Suspend::new(async move {
-                    match lines.await {
-                        Ok(lines) if lines.is_empty() => view! { <p class="muted">"No lines."</p> }.into_any(),
-                        Ok(lines) => view! { <LogView lines /> }.into_any(),
+                    match newest.await {
+                        Ok(lines) => {
+                            let live = follow.get_untracked().then(|| {
+                                let query: leptos_router::params::ParamsMap = [
+                                    ("service", service.get_untracked()),
+                                    ("errors", errors_only.get_untracked().to_string()),
+                                ]
+                                .into_iter()
+                                .collect();
+                                format!(
+                                    "{}{}",
+                                    super::log_events_path(&name.get_untracked()),
+                                    query.to_query_string()
+                                )
+                            });
+                            view! { <FollowedLogs lines live /> }.into_any()
+                        }
                         Err(error) => view! { <p class="error">{error.to_string()}</p> }.into_any(),
                     }
                 })}
             </Transition>
         </section>
+    }
+}
+
+/// The lines, and, when `live` names a stream, each line the containers write next.
+#[component]
+fn FollowedLogs(lines: Vec<LogLine>, live: Option<String>) -> impl IntoView {
+    let lines = RwSignal::new(lines);
+    if let Some(url) = live {
+        Effect::new(move || {
+            crate::live::subscribe(url.clone(), &["line"], move |data| {
+                if let Ok(line) = serde_json::from_str::<LogLine>(&data) {
+                    lines.update(|lines| {
+                        lines.push(line);
+                        let excess = lines.len().saturating_sub(KEPT_LOG_LINES);
+                        lines.drain(..excess);
+                    });
+                }
+                true
+            })
+        });
+    }
+    move || {
+        let shown = lines.get();
+        if shown.is_empty() {
+            view! { <p class="muted">"No lines."</p> }.into_any()
+        } else {
+            view! { <LogView lines=shown /> }.into_any()
+        }
     }
 }
 

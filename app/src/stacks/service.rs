@@ -146,7 +146,7 @@ pub async fn status(store: &Store, engine: &Engine, name: &str) -> Result<StackS
     let mut containers = engine
         .project_containers(&stack.project)
         .await
-        .map_err(|error| StackError::Engine(error.to_string()))?;
+        .map_err(engine_error)?;
     let services = definition
         .services
         .iter()
@@ -166,6 +166,27 @@ pub async fn status(store: &Store, engine: &Engine, name: &str) -> Result<StackS
     Ok(StackStatus { stack, services })
 }
 
+/// The stack, after checking that it has `service` when one is named.
+async fn stack_with_service(
+    store: &Store,
+    name: &str,
+    service: Option<&str>,
+) -> Result<StackSummary, StackError> {
+    let stack = find(store, name).await?;
+    if let Some(service) = service {
+        if definition(&stack)?.service(service).is_none() {
+            return Err(StackError::Invalid(format!(
+                "stack {name} has no service {service}"
+            )));
+        }
+    }
+    Ok(stack)
+}
+
+fn engine_error(error: super::engine::EngineError) -> StackError {
+    StackError::Engine(error.to_string())
+}
+
 /// The newest lines of every container of the stack (or of one service), merged by time.
 pub async fn logs(
     store: &Store,
@@ -175,18 +196,11 @@ pub async fn logs(
     tail: usize,
     errors_only: bool,
 ) -> Result<Vec<LogLine>, StackError> {
-    let stack = find(store, name).await?;
-    if let Some(service) = service {
-        if definition(&stack)?.service(service).is_none() {
-            return Err(StackError::Invalid(format!(
-                "stack {name} has no service {service}"
-            )));
-        }
-    }
+    let stack = stack_with_service(store, name, service).await?;
     let containers = engine
         .project_containers(&stack.project)
         .await
-        .map_err(|error| StackError::Engine(error.to_string()))?;
+        .map_err(engine_error)?;
     let mut lines = Vec::new();
     for container in containers
         .iter()
@@ -195,7 +209,7 @@ pub async fn logs(
         let written = engine
             .logs(&container.id, &container.service, tail)
             .await
-            .map_err(|error| StackError::Engine(error.to_string()))?;
+            .map_err(engine_error)?;
         lines.extend(
             written
                 .into_iter()
@@ -206,6 +220,135 @@ pub async fn logs(
     let excess = lines.len().saturating_sub(tail);
     lines.drain(..excess);
     Ok(lines)
+}
+
+/// How often a log follower looks for containers that appeared since it began.
+const NEW_CONTAINERS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Lines as the stack's containers (or one service's) write them from now on, until the
+/// stream is dropped. Containers that appear later — the new ones of an update — are
+/// followed from their first line, and a container that stopped and started again (a stop
+/// and start run) from where its earlier stream ended, so following logs misses nothing.
+pub async fn follow_logs(
+    store: &Store,
+    engine: &Engine,
+    name: &str,
+    service: Option<&str>,
+    errors_only: bool,
+) -> Result<impl futures::Stream<Item = Result<LogLine, StackError>> + use<>, StackError> {
+    use super::engine::{EngineError, LogsFrom};
+    use futures::stream::{BoxStream, SelectAll};
+    use futures::StreamExt;
+
+    /// A line of one container, or the end of its stream.
+    enum Followed {
+        Line(Result<LogLine, EngineError>),
+        Ended(String),
+    }
+
+    struct Follower {
+        engine: Engine,
+        project: String,
+        service: Option<String>,
+        errors_only: bool,
+        merged: SelectAll<BoxStream<'static, Followed>>,
+        /// Containers followed now.
+        following: std::collections::HashSet<String>,
+        /// Containers whose stream ended, and when (Unix seconds).
+        ended: std::collections::HashMap<String, i64>,
+        next_look: tokio::time::Instant,
+        first_look: bool,
+        failed: bool,
+    }
+
+    impl Follower {
+        /// Follows the running containers not followed now: at first only their new lines
+        /// (the newest ones were shown already), later every line not sent yet.
+        async fn look_for_containers(&mut self) -> Result<(), StackError> {
+            let containers = self
+                .engine
+                .project_containers(&self.project)
+                .await
+                .map_err(engine_error)?;
+            self.next_look = tokio::time::Instant::now() + NEW_CONTAINERS_EVERY;
+            for container in containers.iter().filter(|c| c.state == "running") {
+                if self
+                    .service
+                    .as_ref()
+                    .is_some_and(|s| *s != container.service)
+                    || self.following.contains(&container.id)
+                {
+                    continue;
+                }
+                let from = match self.ended.get(&container.id) {
+                    _ if self.first_look => LogsFrom::Now,
+                    Some(&ended_at) => LogsFrom::Since(ended_at),
+                    None => LogsFrom::Start,
+                };
+                let id = container.id.clone();
+                self.following.insert(id.clone());
+                self.merged.push(
+                    self.engine
+                        .follow_logs(&container.id, &container.service, from)
+                        .map(Followed::Line)
+                        .chain(futures::stream::once(async move { Followed::Ended(id) }))
+                        .boxed(),
+                );
+            }
+            self.first_look = false;
+            Ok(())
+        }
+
+        async fn next_line(&mut self) -> Option<Result<LogLine, StackError>> {
+            while !self.failed {
+                tokio::select! {
+                    Some(followed) = self.merged.next(), if !self.merged.is_empty() => match followed {
+                        Followed::Line(Ok(line)) if !self.errors_only || line.is_error() => {
+                            return Some(Ok(line));
+                        }
+                        Followed::Line(Ok(_)) => {}
+                        // A container removed under the stream ends only that stream.
+                        Followed::Line(Err(error)) => {
+                            tracing::debug!(error = %error, "a followed log failed");
+                        }
+                        Followed::Ended(id) => {
+                            self.following.remove(&id);
+                            self.ended.insert(id, crate::store::now_epoch());
+                        }
+                    },
+                    _ = tokio::time::sleep_until(self.next_look) => {
+                        if let Err(error) = self.look_for_containers().await {
+                            self.failed = true;
+                            return Some(Err(error));
+                        }
+                    }
+                }
+            }
+            None
+        }
+    }
+
+    let stack = stack_with_service(store, name, service).await?;
+    let mut follower = Follower {
+        engine: engine.clone(),
+        project: stack.project,
+        service: service.map(str::to_owned),
+        errors_only,
+        merged: SelectAll::new(),
+        following: Default::default(),
+        ended: Default::default(),
+        next_look: tokio::time::Instant::now(),
+        first_look: true,
+        failed: false,
+    };
+    follower.look_for_containers().await?;
+    Ok(futures::stream::unfold(
+        follower,
+        |mut follower| async move {
+            let line = follower.next_line().await?;
+            Some((line, follower))
+        },
+    ))
 }
 
 /// Free and total bytes of the file system that holds `path`.
@@ -233,7 +376,6 @@ pub async fn diagnostics(
     engine: &Engine,
     name: &str,
 ) -> Result<Diagnostics, StackError> {
-    let engine_error = |error: super::engine::EngineError| StackError::Engine(error.to_string());
     let stack = find(&console.store, name).await?;
     let definition = definition(&stack)?;
     let summary = engine.summary().await.map_err(engine_error)?;
