@@ -443,6 +443,9 @@ impl TinyStack {
                 std::fs::create_dir(dir.path().join("web")).unwrap();
                 std::fs::write(dir.path().join("web/Dockerfile"), dockerfile).unwrap();
                 std::fs::write(dir.path().join("web/note.txt"), "first build\n").unwrap();
+                // Never sent to the engine: .dockerignore excludes it.
+                std::fs::write(dir.path().join("web/secret.env"), "TOKEN=do-not-ship\n").unwrap();
+                std::fs::write(dir.path().join("web/.dockerignore"), "secret.env\n").unwrap();
                 "build:\n      context: ./web\n      args:\n        GREETING: built-by-slipway"
             }
             None => "image: slipway-portal-frontend:1.0.0",
@@ -666,7 +669,7 @@ async fn two_deploys_from_two_processes_at_once_one_runs_and_one_is_refused() {
 async fn deploy_builds_an_image_from_its_build_context_and_rebuilds_it_when_it_changes() {
     let store = TestStore::new(Backend::Sqlite).await;
     let flags = store.serve_flags();
-    let dockerfile = "FROM slipway-portal-frontend:1.0.0\nARG GREETING\nLABEL slipway.test.greeting=$GREETING\nCOPY note.txt /note.txt\n";
+    let dockerfile = "FROM slipway-portal-frontend:1.0.0\nARG GREETING\nLABEL slipway.test.greeting=$GREETING\nCOPY note.txt /note.txt\nCOPY . /context/\n";
     let stack = TinyStack::add(&flags, "built", Some(dockerfile)).await;
     let image = format!("{}_web", stack.project);
     let mut deploy = vec!["deploy", "built"];
@@ -675,7 +678,7 @@ async fn deploy_builds_an_image_from_its_build_context_and_rebuilds_it_when_it_c
     deployed.assert_success();
     for expected in [
         "Build the image of web",
-        "Step 1/4 : FROM slipway-portal-frontend:1.0.0",
+        "Step 1/5 : FROM slipway-portal-frontend:1.0.0",
         &format!("Successfully tagged {image}:latest"),
         &format!("built {image} in"),
         "web: ready",
@@ -709,6 +712,19 @@ async fn deploy_builds_an_image_from_its_build_context_and_rebuilds_it_when_it_c
     };
     let first = running_image();
     assert!(first.starts_with(&image), "{first}");
+    let shipped = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!("id=$(/usr/bin/docker create {image}) && /usr/bin/docker export $id | tar -t; /usr/bin/docker rm $id >/dev/null"),
+        ])
+        .output()
+        .unwrap();
+    let shipped = String::from_utf8_lossy(&shipped.stdout);
+    assert!(shipped.contains("context/note.txt"), "{shipped}");
+    assert!(
+        !shipped.contains("secret.env"),
+        "the .dockerignore was honoured: {shipped}"
+    );
 
     // A changed context is a new image, and its container is replaced.
     std::fs::write(stack.dir.path().join("web/note.txt"), "second build\n").unwrap();

@@ -166,7 +166,8 @@ pub async fn build<'a>(
     let context = compose_dir.join(&spec.context);
     let archive = {
         let context = context.clone();
-        tokio::task::spawn_blocking(move || context_archive(&context))
+        let dockerfile = spec.dockerfile.clone();
+        tokio::task::spawn_blocking(move || context_archive(&context, &dockerfile))
             .await
             .map_err(|error| StackError::Engine(format!("archiving the build context: {error}")))?
     }
@@ -184,18 +185,63 @@ pub async fn build<'a>(
         .map(|line| line.map_err(engine_error)))
 }
 
-/// A folder as the tar archive the engine's build API takes.
-fn context_archive(dir: &Path) -> std::io::Result<Vec<u8>> {
+/// A build context as the tar archive the engine's build API takes, without what its
+/// `.dockerignore` excludes (as `docker build` does: patterns are relative to the context,
+/// `!` makes exceptions). The Dockerfile and `.dockerignore` are always sent.
+fn context_archive(dir: &Path, dockerfile: &str) -> std::io::Result<Vec<u8>> {
     if !dir.is_dir() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::NotFound,
             "no such folder",
         ));
     }
+    let ignored = dockerignore(dir)?;
+    let always = [Path::new(dockerfile), Path::new(".dockerignore")];
     let mut archive = tar::Builder::new(Vec::new());
     archive.follow_symlinks(false);
-    archive.append_dir_all(".", dir)?;
+    for entry in walkdir::WalkDir::new(dir).min_depth(1).follow_links(false) {
+        let entry = entry.map_err(std::io::Error::other)?;
+        let relative = entry.path().strip_prefix(dir).unwrap_or(entry.path());
+        let is_dir = entry.file_type().is_dir();
+        if ignored
+            .matched_path_or_any_parents(relative, is_dir)
+            .is_ignore()
+            && !always.contains(&relative)
+        {
+            continue;
+        }
+        if is_dir {
+            archive.append_dir(relative, entry.path())?;
+        } else {
+            archive.append_path_with_name(entry.path(), relative)?;
+        }
+    }
     archive.into_inner()
+}
+
+/// The context's `.dockerignore` as a matcher; every pattern is anchored at the context's
+/// root, which is how Docker reads them (unlike `.gitignore`).
+fn dockerignore(dir: &Path) -> std::io::Result<ignore::gitignore::Gitignore> {
+    let mut builder = ignore::gitignore::GitignoreBuilder::new(dir);
+    let text = match std::fs::read_to_string(dir.join(".dockerignore")) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(error) => return Err(error),
+    };
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (exception, pattern) = match line.strip_prefix('!') {
+            Some(pattern) => ("!", pattern),
+            None => ("", line),
+        };
+        let anchored = format!("{exception}/{}", pattern.trim_start_matches('/'));
+        builder
+            .add_line(None, &anchored)
+            .map_err(|error| std::io::Error::other(format!(".dockerignore: {error}")))?;
+    }
+    builder.build().map_err(std::io::Error::other)
 }
 
 /// How long a new container may take to become healthy during an update.
@@ -817,6 +863,51 @@ mod tests {
         assert_ne!(first, definition_digest(&frontend, "sha256:1"));
         // The same tag rebuilt into another image.
         assert_ne!(first, definition_digest(&body(), "sha256:2"));
+    }
+
+    #[test]
+    fn the_build_context_leaves_out_what_dockerignore_excludes() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = [
+            "Dockerfile",
+            "app.rs",
+            ".env",
+            "logs/a.log",
+            "logs/keep.txt",
+            "node_modules/x/y.js",
+            "src/node_modules/z.js",
+        ];
+        for file in files {
+            let path = dir.path().join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, file).unwrap();
+        }
+        std::fs::write(
+            dir.path().join(".dockerignore"),
+            "# what the image never needs\n.env\nlogs/\n!logs/keep.txt\nnode_modules\nDockerfile\n",
+        )
+        .unwrap();
+        let archive = context_archive(dir.path(), "Dockerfile").unwrap();
+        let mut names: Vec<String> = tar::Archive::new(&archive[..])
+            .entries()
+            .unwrap()
+            .map(Result::unwrap)
+            .filter(|entry| entry.header().entry_type().is_file())
+            .map(|entry| entry.path().unwrap().display().to_string())
+            .collect();
+        names.sort();
+        // Patterns are anchored at the context (src/node_modules stays); an exception brings a
+        // file back; the Dockerfile and .dockerignore are always sent.
+        assert_eq!(
+            names,
+            [
+                ".dockerignore",
+                "Dockerfile",
+                "app.rs",
+                "logs/keep.txt",
+                "src/node_modules/z.js"
+            ]
+        );
     }
 
     #[test]
