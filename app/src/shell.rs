@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos::server::SharedValue;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes, A};
-use leptos_router::{ParamSegment, StaticSegment};
+use leptos_router::{ParamSegment, SsrMode, StaticSegment};
 
 use crate::audit::AuditPage;
 use crate::auth::{signed_in_user, AdminPage, CurrentUser, SignInPage, SignedInUser, UserMenu};
@@ -69,22 +69,26 @@ pub fn App() -> impl IntoView {
             <main class="page">
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("sign-in") view=SignInPage />
-                    <Route path=StaticSegment("") view=OverviewPage />
+                    <Route path=StaticSegment("") view=OverviewPage ssr=SsrMode::Async />
                     <Route
                         path=StaticSegment("stacks")
+                        ssr=SsrMode::Async
                         view=|| view! { <Guarded path="/stacks">{|| view! { <StacksPage /> }}</Guarded> }
                     />
                     <Route
                         path=(StaticSegment("stacks"), ParamSegment("name"))
+                        ssr=SsrMode::Async
                         view=|| view! { <Guarded path="/stacks">{|| view! { <StackPage /> }}</Guarded> }
                     />
                     <Route path=StaticSegment("releases") view=|| view! { <Pending path="/releases" /> } />
                     <Route
                         path=StaticSegment("runs")
+                        ssr=SsrMode::Async
                         view=|| view! { <Guarded path="/runs">{|| view! { <RunsPage /> }}</Guarded> }
                     />
                     <Route
                         path=(StaticSegment("runs"), ParamSegment("id"))
+                        ssr=SsrMode::Async
                         view=|| view! { <Guarded path="/runs">{|| view! { <RunPage /> }}</Guarded> }
                     />
                     <Route path=StaticSegment("health") view=|| view! { <Pending path="/health" /> } />
@@ -93,10 +97,12 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("approvals") view=|| view! { <Pending path="/approvals" /> } />
                     <Route
                         path=StaticSegment("audit")
+                        ssr=SsrMode::Async
                         view=|| view! { <Guarded path="/audit">{|| view! { <AuditPage /> }}</Guarded> }
                     />
                     <Route
                         path=StaticSegment("admin")
+                        ssr=SsrMode::Async
                         view=|| view! { <Guarded path="/admin">{|| view! { <AdminPage /> }}</Guarded> }
                     />
                 </Routes>

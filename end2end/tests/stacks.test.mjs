@@ -153,6 +153,19 @@ describe('a stack page', () => {
     assert.equal(await page.locator('[data-testid="run-steps"] tbody tr[data-status="succeeded"]').count(), 5);
     assert.match(await page.locator('[data-testid="run-lines"]').innerText(), /rollout probe: 0 failed of \d+ requests/);
     await page.screenshot({ path: resolve(import.meta.dirname, '..', '..', 'target', 'screenshots', 'run.png') });
+
+    // Without JavaScript the server renders the same run page in full: steps and lines.
+    const runUrl = page.url();
+    const noScript = await running.browser.newContext({ javaScriptEnabled: false });
+    const plain = await noScript.newPage();
+    await plain.goto(runUrl);
+    await plain.fill('input[name="name"]', operator.name);
+    await plain.fill('input[name="password"]', operator.password);
+    await Promise.all([plain.waitForURL(runUrl), plain.click('[data-testid="sign-in"]')]);
+    assert.ok(await plain.locator('[data-testid="run-steps"]').isVisible());
+    assert.equal(await plain.locator('[data-testid="run-steps"] tbody tr[data-status="succeeded"]').count(), 5);
+    assert.match(await plain.locator('[data-testid="run-lines"]').innerText(), /rollout probe: 0 failed/);
+    await noScript.close();
     assert.deepEqual(errors, []);
     await context.close();
   });

@@ -496,6 +496,12 @@ async fn a_run_streams_live_to_every_viewer_and_the_stream_ends_with_it() {
     assert_eq!(refused(anonymous), 401, "strangers get no stream");
     let unknown = run_events(&viewer, &console, "no-such-run", None).await;
     assert_eq!(refused(unknown), 404);
+    let page = viewer
+        .get(console.url("/runs/no-such-run"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 404, "the page of an unknown run says so");
 
     let run = start_run(&operator, &console, "tiny", "deploy").await;
     // Two viewers follow the same run at once.
@@ -614,8 +620,13 @@ async fn an_open_stream_ends_when_the_console_stops() {
         .page(&viewer, &format!("/runs/{}", held.run.id))
         .await;
     assert!(
-        page.contains(r#"<noscript><meta http-equiv="refresh" content="2"></noscript>"#),
+        page.contains(r#"<noscript><meta http-equiv="refresh" content="2"></noscript>"#)
+            && page.contains(r#"data-testid="run-steps""#),
         "{page}"
+    );
+    assert!(
+        !page.contains("<template"),
+        "the run is in the page itself, not in a fragment only script would show: {page}"
     );
 
     let (code, _) = console.terminate().await;
