@@ -410,3 +410,70 @@ async fn the_log_stream_sends_new_lines_live_and_follows_a_restarted_container()
         "ERROR simulated failure requested on /_fail"
     );
 }
+
+#[tokio::test]
+async fn a_secret_a_container_prints_is_masked_in_its_logs() {
+    let (project, _cleanup) = throwaway_project("sliplogsecret");
+    let dir = tempfile::tempdir().unwrap();
+    let planted = "planted-secret-value-0123";
+    std::fs::write(dir.path().join(".env"), format!("APP_PASSWORD={planted}\n")).unwrap();
+    // Like many migration tools, the portal's `migrate` prints where it connects, password
+    // and all; with no database there it then gives up.
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        "services:\n  leaky:\n    image: slipway-portal-frontend:1.0.0\n    command: [\"migrate\"]\n    environment:\n      DATABASE_URL: postgres://app:${APP_PASSWORD}@nowhere:5432/app\n",
+    )
+    .unwrap();
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    let compose = dir.path().join("docker-compose.yml").display().to_string();
+    let env_file = dir.path().join(".env").display().to_string();
+    let extra = [
+        "--env-file",
+        env_file.as_str(),
+        "--project",
+        project.as_str(),
+    ];
+    run_to_exit(&stack_add_args(&flags, "leaky", &compose, &extra), &[])
+        .await
+        .assert_success();
+    let with_flags = |verb: &'static str| {
+        let mut args = vec![verb, "leaky"];
+        args.extend(flags.iter().map(String::as_str));
+        args
+    };
+    run_to_exit(&with_flags("start"), &[])
+        .await
+        .assert_success();
+
+    let mut printed = String::new();
+    for _ in 0..40 {
+        printed = run_to_exit(&with_flags("logs"), &[]).await.stdout;
+        if printed.contains("migrating") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        printed.contains("leaky | migrating postgres://app:••••@nowhere:5432/app"),
+        "{printed}"
+    );
+    let console = RunningConsole::start(&store).await;
+    let password = store.add_user("vera", Role::Viewer).await;
+    let viewer = signed_in(&console, "vera", &password).await;
+    let shown = call(
+        &viewer,
+        &console,
+        "stack_logs",
+        &[("name", "leaky"), ("service", ""), ("errors_only", "false")],
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(shown.contains("postgres://app:••••@nowhere"), "{shown}");
+    assert!(
+        !format!("{printed}{shown}").contains(planted),
+        "the password never reaches a page or the terminal"
+    );
+}

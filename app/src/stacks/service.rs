@@ -183,6 +183,18 @@ async fn stack_with_service(
     Ok(stack)
 }
 
+/// What a container wrote, with every secret of the stack masked (see
+/// [`compose::secret_values`]): logs are shown on pages and streamed like a run's output.
+fn masked(mut line: LogLine, secrets: &[String]) -> LogLine {
+    line.text = compose::redact(&line.text, secrets);
+    line
+}
+
+/// The values the stack's lines must never show.
+fn secrets_of(stack: &StackSummary) -> Vec<String> {
+    compose::secret_values(stack.env_file.as_deref().map(Path::new))
+}
+
 fn engine_error(error: super::engine::EngineError) -> StackError {
     StackError::Engine(error.to_string())
 }
@@ -197,6 +209,7 @@ pub async fn logs(
     errors_only: bool,
 ) -> Result<Vec<LogLine>, StackError> {
     let stack = stack_with_service(store, name, service).await?;
+    let secrets = secrets_of(&stack);
     let containers = engine
         .project_containers(&stack.project)
         .await
@@ -213,7 +226,8 @@ pub async fn logs(
         lines.extend(
             written
                 .into_iter()
-                .filter(|line| !errors_only || line.is_error()),
+                .filter(|line| !errors_only || line.is_error())
+                .map(|line| masked(line, &secrets)),
         );
     }
     lines.sort_by(|a, b| a.at.cmp(&b.at));
@@ -251,6 +265,7 @@ pub async fn follow_logs(
         project: String,
         service: Option<String>,
         errors_only: bool,
+        secrets: Vec<String>,
         merged: SelectAll<BoxStream<'static, Followed>>,
         /// Containers followed now.
         following: std::collections::HashSet<String>,
@@ -304,7 +319,7 @@ pub async fn follow_logs(
                 tokio::select! {
                     Some(followed) = self.merged.next(), if !self.merged.is_empty() => match followed {
                         Followed::Line(Ok(line)) if !self.errors_only || line.is_error() => {
-                            return Some(Ok(line));
+                            return Some(Ok(masked(line, &self.secrets)));
                         }
                         Followed::Line(Ok(_)) => {}
                         // A container removed under the stream ends only that stream.
@@ -331,6 +346,7 @@ pub async fn follow_logs(
     let stack = stack_with_service(store, name, service).await?;
     let mut follower = Follower {
         engine: engine.clone(),
+        secrets: secrets_of(&stack),
         project: stack.project,
         service: service.map(str::to_owned),
         errors_only,
