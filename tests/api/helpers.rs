@@ -161,6 +161,12 @@ impl RunningConsole {
         format!("{}{}", self.base_url, path)
     }
 
+    /// The status a page answers `client` with.
+    pub async fn page_status(&self, client: &reqwest::Client, path: &str) -> u16 {
+        let response = client.get(self.url(path)).send().await;
+        response.expect("page request").status().as_u16()
+    }
+
     /// The HTML of a page as `client` gets it.
     pub async fn page(&self, client: &reqwest::Client, path: &str) -> String {
         client

@@ -496,12 +496,11 @@ async fn a_run_streams_live_to_every_viewer_and_the_stream_ends_with_it() {
     assert_eq!(refused(anonymous), 401, "strangers get no stream");
     let unknown = run_events(&viewer, &console, "no-such-run", None).await;
     assert_eq!(refused(unknown), 404);
-    let page = viewer
-        .get(console.url("/runs/no-such-run"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), 404, "the page of an unknown run says so");
+    assert_eq!(
+        console.page_status(&viewer, "/runs/no-such-run").await,
+        404,
+        "the page of an unknown run says so"
+    );
 
     let run = start_run(&operator, &console, "tiny", "deploy").await;
     // Two viewers follow the same run at once.

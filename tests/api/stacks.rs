@@ -359,12 +359,11 @@ async fn the_log_stream_sends_new_lines_live_and_follows_a_restarted_container()
     assert_eq!(refused(anonymous), 401);
     let ghost = EventStream::open(&viewer, &console, &logs("ghost", ""), None).await;
     assert_eq!(refused(ghost), 404);
-    let page = viewer
-        .get(console.url("/stacks/ghost"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), 404, "the page of an unknown stack says so");
+    assert_eq!(
+        console.page_status(&viewer, "/stacks/ghost").await,
+        404,
+        "the page of an unknown stack says so"
+    );
     let no_service =
         EventStream::open(&viewer, &console, &logs("portal", "service=ghost"), None).await;
     assert_eq!(refused(no_service), 422);
