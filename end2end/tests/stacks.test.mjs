@@ -2,12 +2,30 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { USERS, hydrated, signedInPage, slipway, useConsoleAndBrowser } from '../support.mjs';
 
 const fixture = resolve(import.meta.dirname, '..', '..', 'tests', 'fixtures', 'portal');
 const project = `e2eportal${process.pid}`;
+// A one-service stack whose healthcheck never passes: its deploy waits, long enough to cancel.
+const stuckProject = `e2estuck${process.pid}`;
+const stuckDir = mkdtempSync(join(tmpdir(), 'slipway-e2e-stuck-'));
+writeFileSync(
+  join(stuckDir, 'docker-compose.yml'),
+  [
+    'services:',
+    '  web:',
+    '    image: slipway-portal-frontend:1.0.0',
+    '    healthcheck:',
+    '      test: ["CMD", "/portal", "probe", "http://127.0.0.1:9/"]',
+    '      interval: 1s',
+    '    x-slipway: { role: app }',
+    '',
+  ].join('\n'),
+);
 
 /** docker-compose on the sample portal, as an operator would run it. */
 function compose(port, ...args) {
@@ -40,6 +58,11 @@ describe('a stack page', () => {
 
   after(() => {
     compose(port, 'down', '-v', '-t', '5');
+    spawnSync('docker-compose', ['-p', stuckProject, 'down', '-v', '-t', '1'], {
+      cwd: stuckDir,
+      env: { ...process.env, DOCKER_HOST: 'unix:///var/run/docker.sock' },
+    });
+    rmSync(stuckDir, { recursive: true, force: true });
   });
 
   test('shows every service healthy, then a stopped one without a reload', async () => {
@@ -166,6 +189,30 @@ describe('a stack page', () => {
     assert.equal(await plain.locator('[data-testid="run-steps"] tbody tr[data-status="succeeded"]').count(), 5);
     assert.match(await plain.locator('[data-testid="run-lines"]').innerText(), /rollout probe: 0 failed/);
     await noScript.close();
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  test('an operator cancels a deploy while it waits for health', async () => {
+    slipway(running.console.dataDir, [
+      'stack', 'add', 'stuck', '--project', stuckProject, '--compose', join(stuckDir, 'docker-compose.yml'),
+    ]);
+    const operator = USERS.find((user) => user.role === 'operator');
+    const { page, context, errors } = await signedInPage(running.browser, running.baseUrl, operator, {
+      path: '/stacks/stuck',
+    });
+    await page.click('[data-testid="deploy-stack"]');
+    await page.waitForURL(/\/runs\/[0-9a-f-]+$/);
+    await page.waitForFunction(
+      () => [...document.querySelectorAll('tr[data-status="running"]')].some((row) => row.textContent.includes('Wait until web')),
+      null,
+      { timeout: 30_000 },
+    );
+    await page.click('[data-testid="cancel-run"]');
+    // The wait would last two minutes; the cancel ends it within seconds, shown live.
+    await page.waitForSelector('[data-testid="run-status"][data-status="cancelled"]', { timeout: 15_000 });
+    assert.equal(await page.locator('[data-testid="cancel-run"]').count(), 0, 'nothing left to cancel');
+    assert.match(await page.locator('[data-testid="run-lines"]').innerText(), /cancelled while waiting/);
     assert.deepEqual(errors, []);
     await context.close();
   });

@@ -434,8 +434,22 @@ struct TinyStack {
     _cleanup: crate::helpers::ProjectCleanup,
 }
 
+/// What the tiny stack's healthcheck asks: the frontend's own health, or a port nothing
+/// listens on (the service never becomes healthy).
+const HEALTHY: &str = "http://127.0.0.1:3000/_health";
+const NEVER_HEALTHY: &str = "http://127.0.0.1:9/";
+
 impl TinyStack {
     async fn add(flags: &[String], name: &str, dockerfile: Option<&str>) -> Self {
+        Self::add_checked_by(flags, name, dockerfile, HEALTHY).await
+    }
+
+    async fn add_checked_by(
+        flags: &[String],
+        name: &str,
+        dockerfile: Option<&str>,
+        health_url: &str,
+    ) -> Self {
         let (project, cleanup) = throwaway_project("sliptiny");
         let dir = tempfile::tempdir().unwrap();
         let image = match dockerfile {
@@ -451,7 +465,7 @@ impl TinyStack {
             None => "image: slipway-portal-frontend:1.0.0",
         };
         let compose = format!(
-            "services:\n  web:\n    {image}\n    healthcheck:\n      test: [\"CMD\", \"/portal\", \"probe\", \"http://127.0.0.1:3000/_health\"]\n      interval: 1s\n      timeout: 3s\n      retries: 30\n    x-slipway:\n      role: app\n"
+            "services:\n  web:\n    {image}\n    healthcheck:\n      test: [\"CMD\", \"/portal\", \"probe\", \"{health_url}\"]\n      interval: 1s\n      timeout: 3s\n      retries: 1000\n    x-slipway:\n      role: app\n"
         );
         let file = dir.path().join("docker-compose.yml");
         std::fs::write(&file, compose).unwrap();
@@ -769,4 +783,68 @@ async fn deploy_builds_an_image_from_its_build_context_and_rebuilds_it_when_it_c
             && output.contains("cannot be read"),
         "{output}"
     );
+}
+
+#[tokio::test]
+async fn cancelling_stops_a_step_that_waits_for_health_at_once() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    let _stack = TinyStack::add_checked_by(&flags, "stuck", None, NEVER_HEALTHY).await;
+    let console = RunningConsole::start(&store).await;
+    let password = store.add_user("otto", Role::Operator).await;
+    let operator = signed_in(&console, "otto", &password).await;
+    let run = start_run(&operator, &console, "stuck", "deploy").await;
+    let opened = store.open().await;
+    let waiting = "Wait until web are healthy";
+    let step_status = |detail: &app::runs::RunDetail| {
+        detail
+            .steps
+            .iter()
+            .find(|step| step.name == waiting)
+            .map(|step| step.status.clone())
+            .unwrap_or_default()
+    };
+    let mut detail = app::runs::service::detail(&opened, &run).await.unwrap();
+    for _ in 0..200 {
+        if step_status(&detail) == "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        detail = app::runs::service::detail(&opened, &run).await.unwrap();
+    }
+    assert_eq!(step_status(&detail), "running", "{:?}", detail.steps);
+
+    let asked = call(&operator, &console, "cancel_run", &[("id", run.as_str())]).await;
+    assert_eq!(asked.status(), 200);
+    let asked_at = std::time::Instant::now();
+    while detail.run.status == "running" && asked_at.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        detail = app::runs::service::detail(&opened, &run).await.unwrap();
+    }
+    // The health wait would have gone on for two minutes.
+    assert!(
+        asked_at.elapsed() < Duration::from_secs(10),
+        "cancelled after {:?}",
+        asked_at.elapsed()
+    );
+    assert_eq!(detail.run.status, "cancelled");
+    assert_eq!(step_status(&detail), "cancelled");
+    assert_eq!(
+        detail.steps.last().map(|step| step.status.as_str()),
+        Some("cancelled")
+    );
+    assert!(
+        detail
+            .lines
+            .iter()
+            .any(|line| line.text == "cancelled while waiting"),
+        "{:?}",
+        detail.lines
+    );
+    let locks: Vec<(String,)> = sqlx::query_as("SELECT stack FROM stack_locks")
+        .fetch_all(opened.pool())
+        .await
+        .unwrap();
+    assert!(locks.is_empty(), "the stack is free again: {locks:?}");
+    opened.close().await;
 }

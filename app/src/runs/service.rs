@@ -226,6 +226,17 @@ impl RunHandle {
         Ok(requested != 0)
     }
 
+    /// Resolves once someone has asked to cancel the run (looked up every half second).
+    async fn cancelled(&self) {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            // A store that does not answer is no request to cancel.
+            if self.cancel_requested().await.unwrap_or(false) {
+                return;
+            }
+        }
+    }
+
     /// Ends the run, frees the stack and audits the outcome.
     async fn finish(mut self, outcome: &Result<(), String>) -> Result<RunSummary, RunError> {
         let (status, error) = match outcome {
@@ -308,6 +319,12 @@ enum Step<'a> {
 }
 
 impl Step<'_> {
+    /// Steps that only wait (for health, for a build) stop at once when the run is cancelled;
+    /// the others change the stack and finish first.
+    fn is_a_wait(&self) -> bool {
+        matches!(self, Step::WaitReady(_) | Step::Build(_))
+    }
+
     fn name(&self) -> String {
         match self {
             Step::CheckEnv => "Check the env file".into(),
@@ -448,16 +465,20 @@ async fn run_steps(
             .unwrap_or(Path::new("/"))
             .to_path_buf(),
     };
+    let step_count = names.len() as i64;
+    let cancel_from = |position: i64| async move {
+        for later in position..step_count {
+            handle
+                .set_step(later, CANCELLED)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Err::<(), String>(CANCELLED.into())
+    };
     for (position, step) in steps.iter().enumerate() {
         let position = position as i64;
         if handle.cancel_requested().await.map_err(|e| e.to_string())? {
-            for later in position..names.len() as i64 {
-                handle
-                    .set_step(later, "cancelled")
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            return Err(CANCELLED.into());
+            return cancel_from(position).await;
         }
         handle
             .set_step(position, "running")
@@ -470,7 +491,17 @@ async fn run_steps(
             handle,
             step: position,
         };
-        let result = context.run(step, &log).await;
+        let result = if step.is_a_wait() {
+            tokio::select! {
+                result = context.run(step, &log) => result,
+                () = handle.cancelled() => {
+                    log.say("cancelled while waiting").await?;
+                    return cancel_from(position).await;
+                }
+            }
+        } else {
+            context.run(step, &log).await
+        };
         if let Err(error) = &result {
             log.say(error).await?;
         }
