@@ -1118,8 +1118,10 @@ pub fn follow(
                 self.after = last.seq;
             }
             events.extend(lines.into_iter().map(RunEvent::Line));
-            self.ended = run.status != "running" && all_lines_read;
-            if self.run.as_ref() != Some(&run) {
+            let finished = run.status != "running";
+            self.ended = finished && all_lines_read;
+            // The end is told only after the last line: a page stops listening when it hears it.
+            if self.run.as_ref() != Some(&run) && (!finished || all_lines_read) {
                 self.run = Some(run.clone());
                 events.push(RunEvent::Run(run));
             }
