@@ -12,6 +12,11 @@ pub struct ConsoleContext {
     pub data_dir: std::path::PathBuf,
     pub start: ConsoleStart,
     pub auth: AuthSettings,
+    /// The runs this console started, tracked so that a stop ends them cleanly.
+    pub runner: crate::runs::runner::Runner,
+    /// The Docker engine, one client for every request (`DOCKER_HOST`, or the local socket);
+    /// an address that cannot be used is told to each request that needs the engine.
+    pub engine: Result<crate::stacks::engine::Engine, crate::stacks::StackError>,
 }
 
 /// The console's context inside a server function or a render.

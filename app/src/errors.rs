@@ -6,11 +6,23 @@
 pub trait UserFacing {
     /// The HTTP status the response carries.
     fn status(&self) -> u16;
+
+    /// Seconds after which trying again may succeed (`Retry-After`), if that is known.
+    fn retry_after(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// Sets the response status for `error` and hands it back, for `.map_err(reject)`.
 pub fn reject<E: UserFacing>(error: E) -> E {
     set_response_status(error.status());
+    #[cfg(feature = "ssr")]
+    if let (Some(response), Some(seconds)) = (
+        leptos::prelude::use_context::<leptos_axum::ResponseOptions>(),
+        error.retry_after(),
+    ) {
+        response.insert_header(axum::http::header::RETRY_AFTER, seconds.into());
+    }
     error
 }
 

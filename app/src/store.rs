@@ -66,6 +66,8 @@ pub enum StoreError {
     },
     #[error("the console's database did not answer")]
     Query(#[from] sqlx::Error),
+    #[error("the audit key is not loaded, so the audit trail can be neither written nor checked")]
+    NoAuditKey,
 }
 
 /// A handle on the console's database; cheap to clone.
@@ -74,6 +76,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     shown: String,
+    /// The audit trail's key, kept outside the database (see `audit::key`).
+    audit_key: Option<std::sync::Arc<crate::audit::key::AuditKey>>,
 }
 
 impl Store {
@@ -137,11 +141,26 @@ impl Store {
             pool,
             backend,
             shown,
+            audit_key: None,
         })
     }
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// This handle with the audit trail's key: appending and verifying need it.
+    pub fn with_audit_key(mut self, key: crate::audit::key::AuditKey) -> Self {
+        self.audit_key = Some(std::sync::Arc::new(key));
+        self
+    }
+
+    pub fn audit_key(&self) -> Option<&crate::audit::key::AuditKey> {
+        self.audit_key.as_deref()
+    }
+
+    pub fn shared_audit_key(&self) -> Option<std::sync::Arc<crate::audit::key::AuditKey>> {
+        self.audit_key.clone()
     }
 
     pub fn backend(&self) -> Backend {

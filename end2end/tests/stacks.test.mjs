@@ -2,7 +2,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -47,10 +47,16 @@ function freePort() {
 }
 
 // The console reads the compose file with the same port, so its rollout probe finds the edge.
+// It reads a stack's variables from the env file only, never from its own environment.
 const port = await freePort();
+const portalEnv = join(stuckDir, 'portal.env');
+writeFileSync(
+  portalEnv,
+  readFileSync(join(fixture, 'portal.env'), 'utf8').replace(/^PORTAL_PORT=.*$/m, `PORTAL_PORT=${port}`),
+);
 
 describe('a stack page', () => {
-  const running = useConsoleAndBrowser({ env: { PORTAL_PORT: String(port) } });
+  const running = useConsoleAndBrowser();
 
   before(() => {
     compose(port, 'up', '-d');
@@ -68,7 +74,7 @@ describe('a stack page', () => {
   test('shows every service healthy, then a stopped one without a reload', async () => {
     slipway(running.console.dataDir, [
       'stack', 'add', 'portal', '--project', project,
-      '--compose', `${fixture}/docker-compose.yml`, '--env-file', `${fixture}/portal.env`,
+      '--compose', `${fixture}/docker-compose.yml`, '--env-file', portalEnv,
     ]);
     const viewer = USERS.find((user) => user.role === 'viewer');
     const { page, context, errors } = await signedInPage(running.browser, running.baseUrl, viewer, {

@@ -1,7 +1,7 @@
 //! Command-line interface. Every flag has an environment variable, so the console can be
 //! configured the same way from a shell, a unit file or a container.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -147,9 +147,29 @@ pub enum UserCommand {
 pub enum AuditCommand {
     /// Check the hash chain and name the first broken entry.
     Verify {
+        /// A head exported earlier (`slipway audit head`, or the console's `audit head`
+        /// log line), as SEQ:HASH: the trail must still hold that entry with that hash.
+        #[arg(long, value_parser = parse_head)]
+        head: Option<(i64, String)>,
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Print the newest entry's number and hash, as SEQ:HASH, to keep outside the console.
+    Head {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+fn parse_head(value: &str) -> Result<(i64, String), String> {
+    let (seq, hash) = value
+        .split_once(':')
+        .ok_or("expected SEQ:HASH, as `slipway audit head` prints it")?;
+    let seq = seq.parse().map_err(|_| "SEQ must be a number".to_owned())?;
+    if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err("HASH must be 64 hex digits".into());
+    }
+    Ok((seq, hash.to_ascii_lowercase()))
 }
 
 /// Where the console keeps its state; shared by every command that opens the store.
@@ -162,6 +182,12 @@ pub struct StoreArgs {
     /// Keep the console's state in this database instead (postgres://…).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+
+    /// The audit trail's key, kept outside the store; `audit.key` in the data directory
+    /// by default, created on first use. Every console and command on one store must use
+    /// the same file.
+    #[arg(long, env = "SLIPWAY_AUDIT_KEY_FILE")]
+    pub audit_key_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -174,10 +200,25 @@ pub struct ServeArgs {
     pub store: StoreArgs,
 
     /// The address people use to reach the console, e.g. https://slipway.example.com.
-    /// https gives Secure `__Host-` cookies; plain http is allowed only on a loopback host
-    /// (the development setting). Default: http:// and the listen address.
+    /// https gives Secure `__Host-` cookies; plain http is allowed only when both this URL's
+    /// host and the listen address are loopback (the development setting). Default:
+    /// http:// and the listen address.
     #[arg(long, env = "SLIPWAY_PUBLIC_URL")]
     pub public_url: Option<String>,
+
+    /// Serve plain http to the network anyway (passwords and session cookies cross it
+    /// unencrypted); a warning is logged at every start.
+    #[arg(long, env = "SLIPWAY_INSECURE_HTTP")]
+    pub insecure_http: bool,
+
+    /// Addresses of reverse proxies whose `X-Forwarded-For` is believed, comma-separated.
+    /// Sign-in throttling and the audit trail then see the client behind the proxy.
+    #[arg(
+        long = "trusted-proxy",
+        env = "SLIPWAY_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<IpAddr>,
 
     /// A session ends after this long without a request.
     #[arg(long, env = "SLIPWAY_IDLE_TIMEOUT", default_value = "30m", value_parser = parse_duration)]
@@ -186,6 +227,11 @@ pub struct ServeArgs {
     /// A session ends this long after sign-in, however active.
     #[arg(long, env = "SLIPWAY_ABSOLUTE_TIMEOUT", default_value = "12h", value_parser = parse_duration)]
     pub absolute_timeout: Duration,
+
+    /// When the console stops, how long a run's current step may take to finish before the
+    /// run is marked interrupted.
+    #[arg(long, env = "SLIPWAY_RUN_GRACE", default_value = "2m", value_parser = parse_duration)]
+    pub run_grace: Duration,
 
     /// Built web assets (CSS, WASM); by default `site` next to the binary's target folder.
     #[arg(long, env = "SLIPWAY_SITE_ROOT")]

@@ -63,15 +63,30 @@ fn read_new_password() -> Result<String, CommandError> {
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
-/// `slipway audit verify`: walks the chain; a broken chain is an error naming the entry.
-pub async fn verify_audit(store_args: &StoreArgs) -> Result<String, CommandError> {
+/// `slipway audit verify [--head SEQ:HASH]`: walks the chain; a broken chain is an error
+/// naming the entry.
+pub async fn verify_audit(
+    store_args: &StoreArgs,
+    exported_head: Option<(i64, &str)>,
+) -> Result<String, CommandError> {
     let store = open_store(store_args).await?;
-    let report = verify(&store).await;
+    let report = verify(&store, exported_head).await;
     store.close().await;
     match report.map_err(StartupError::from)? {
         ChainReport::Intact { entries } => Ok(format!("audit trail intact: {entries} entries")),
         ChainReport::Broken { seq, reason } => Err(CommandError::BrokenChain { seq, reason }),
     }
+}
+
+/// `slipway audit head`: the newest entry as SEQ:HASH, for keeping outside the console.
+pub async fn audit_head(store_args: &StoreArgs) -> Result<String, CommandError> {
+    let store = open_store(store_args).await?;
+    let head = app::audit::service::head(&store).await;
+    store.close().await;
+    Ok(match head.map_err(StartupError::from)? {
+        Some((seq, hash)) => format!("{seq}:{hash}"),
+        None => "0:".to_owned() + app::audit::service::GENESIS_HASH,
+    })
 }
 
 /// `slipway stack add NAME --compose FILE [--env-file FILE] [--project NAME]`.
@@ -107,10 +122,9 @@ pub async fn stack_status(
     store_args: &StoreArgs,
 ) -> Result<String, CommandError> {
     let store = open_store(store_args).await?;
-    let engine = Engine::connect().map_err(|error| StackError::Engine(error.to_string()));
-    let outcome = match engine {
+    let outcome = match Engine::connect() {
         Ok(engine) => app::stacks::service::status(&store, &engine, name).await,
-        Err(error) => Err(error),
+        Err(error) => Err(error.into()),
     };
     store.close().await;
     let status = outcome?;
@@ -187,10 +201,9 @@ pub async fn run_operation(
 ) -> Result<String, CommandError> {
     let store = open_store(store_args).await?;
     let outcome = async {
-        let stack = app::stacks::service::find(&store, name).await?;
-        let engine = Engine::connect().map_err(|error| StackError::Engine(error.to_string()))?;
-        let handle =
-            app::runs::service::begin(&store, &stack, operation, &Actor::command_line(), true)
+        let engine = Engine::connect().map_err(StackError::from)?;
+        let (handle, stack) =
+            app::runs::service::start(&store, name, operation, &Actor::command_line(), true)
                 .await
                 .map_err(|error| CommandError::Run(error.to_string()))?;
         println!("run {} ({operation} {name})", handle.run.id);
@@ -201,7 +214,7 @@ pub async fn run_operation(
     .await;
     store.close().await;
     let run = outcome?;
-    if run.status == "succeeded" {
+    if run.status == app::runs::RunStatus::Succeeded {
         Ok(format!("run {} succeeded", run.id))
     } else {
         Err(CommandError::Run(format!(
@@ -227,7 +240,7 @@ pub async fn print_logs(
 ) -> Result<String, CommandError> {
     use futures::StreamExt;
     let store = open_store(store_args).await?;
-    let engine = Engine::connect().map_err(|error| StackError::Engine(error.to_string()))?;
+    let engine = Engine::connect().map_err(StackError::from)?;
     let lines = app::stacks::service::logs(
         &store,
         &engine,

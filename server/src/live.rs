@@ -3,13 +3,14 @@
 //! log stream when the page goes away; both at once when the console begins to stop.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::time::Duration;
 
-use app::auth::service::{authenticate, authorize};
+use app::auth::service::{authenticate, authorize, still_signed_in, Activity};
 use app::auth::Role;
 use app::context::ConsoleContext;
 use app::errors::UserFacing;
 use app::runs::{RunError, RunEvent};
-use app::stacks::engine::Engine;
 use app::stacks::{LogLine, StackError};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -19,6 +20,9 @@ use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::watch;
 use tower_sessions::Session;
+
+/// How often an open stream checks that its session still stands.
+const SESSION_RECHECK: Duration = Duration::from_secs(10);
 
 /// Set to `true` when the console begins to stop: open streams end so the stop is not held.
 #[derive(Clone, Debug)]
@@ -45,6 +49,7 @@ pub async fn run_events(
     if let Err(refused) = viewer(&session, &console).await {
         return refused;
     }
+    let signed_out = signed_out(session, console.clone());
     if let Err(error) = app::runs::service::summary(&console.store, &id).await {
         return refusal(error.status(), &error.to_string());
     }
@@ -53,7 +58,7 @@ pub async fn run_events(
         .and_then(|value| value.to_str().ok()?.parse().ok())
         .unwrap_or(after);
     let events = app::runs::service::follow(console.store.clone(), id, resume).map(run_event);
-    event_stream(events, stopping)
+    event_stream(events, stopping, signed_out)
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,36 +82,62 @@ pub async fn log_events(
     if let Err(refused) = viewer(&session, &console).await {
         return refused;
     }
+    let signed_out = signed_out(session, console.clone());
     let followed = async {
-        let engine = Engine::connect().map_err(|error| StackError::Engine(error.to_string()))?;
+        let engine = console.engine.clone()?;
         let service = Some(filter.service.trim()).filter(|service| !service.is_empty());
         app::stacks::service::follow_logs(&console.store, &engine, &name, service, filter.errors)
             .await
     };
     match followed.await {
-        Ok(lines) => event_stream(lines.map(log_event), stopping),
+        Ok(lines) => event_stream(lines.map(log_event), stopping, signed_out),
         Err(error) => refusal(error.status(), &error.to_string()),
     }
 }
 
-/// Lets signed-in viewers and up through; anyone else gets the refusal to send.
+/// Lets signed-in viewers and up through; anyone else gets the refusal to send. Opening a
+/// stream is the page's doing, not a person's: it does not keep the session from idling.
 async fn viewer(session: &Session, console: &ConsoleContext) -> Result<(), Response> {
-    let user = authenticate(session, console)
+    let user = authenticate(session, console, Activity::Background)
         .await
         .map_err(|error| refusal(error.status(), &error.to_string()))?;
     authorize(&user, Role::Viewer).map_err(|error| refusal(error.status(), &error.to_string()))
 }
 
-/// The events as a server-sent event response that ends when the console begins to stop.
+/// Resolves once the stream's session no longer stands: signed out, idle, expired, or its
+/// user disabled or changed. Checked every [`SESSION_RECHECK`] against the store.
+async fn signed_out(session: Session, console: ConsoleContext) {
+    let mut tick = tokio::time::interval(SESSION_RECHECK);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        // Read now, not at the start: a session whose id was cycled by the request that
+        // opened the stream has its new id only once the response has begun.
+        let Some(id) = session.id() else { return };
+        match still_signed_in(&console, id).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            // The store is down: the stream's own reads fail and end it, or it goes on.
+            Err(_) => {}
+        }
+    }
+}
+
+/// The events as a server-sent event response that ends when the console begins to stop
+/// or when `signed_out` resolves.
 fn event_stream(
     events: impl Stream<Item = Event> + Send + 'static,
     stopping: Stopping,
+    signed_out: impl Future<Output = ()> + Send + 'static,
 ) -> Response {
     let Stopping(mut stopping) = stopping;
-    let stopped = async move {
-        let _ = stopping.wait_for(|stopping| *stopping).await;
+    let ended = async move {
+        tokio::select! {
+            _ = stopping.wait_for(|stopping| *stopping) => {}
+            _ = signed_out => {}
+        }
     };
-    let events = events.map(Ok::<_, Infallible>).take_until(stopped);
+    let events = events.map(Ok::<_, Infallible>).take_until(ended);
     Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response()

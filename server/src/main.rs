@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use server::cli::{one_line, AuditCommand, Cli, Command, StackCommand, UserCommand};
 use server::commands::{
-    add_stack, add_user, print_logs, run_operation, stack_status, verify_audit, LogsRequest,
+    add_stack, add_user, audit_head, print_logs, run_operation, stack_status, verify_audit,
+    LogsRequest,
 };
 use server::startup::StartupError;
 use tracing_subscriber::EnvFilter;
@@ -42,7 +43,14 @@ fn main() -> ExitCode {
                 .await
                 .map(Some)
                 .map_err(|e| e.to_string()),
-            Command::Audit(AuditCommand::Verify { store }) => verify_audit(&store)
+            Command::Audit(AuditCommand::Verify { head, store }) => verify_audit(
+                &store,
+                head.as_ref().map(|(seq, hash)| (*seq, hash.as_str())),
+            )
+            .await
+            .map(Some)
+            .map_err(|e| e.to_string()),
+            Command::Audit(AuditCommand::Head { store }) => audit_head(&store)
                 .await
                 .map(Some)
                 .map_err(|e| e.to_string()),

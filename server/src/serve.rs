@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use app::auth::service::AuthSettings;
+use app::auth::service::{idle_expiry, AuthSettings};
 use app::auth::session_store::SqlSessionStore;
 use app::context::ConsoleContext;
 use app::runs::events_path;
@@ -31,6 +31,9 @@ use crate::live::{log_events, run_events, Stopping};
 use crate::startup::{open_store, public_url, site_root, StartupError};
 use crate::web::{refuse_cross_site, require_session_for_pages, PublicOrigin};
 
+/// How often the audit trail's head is written to the log.
+const AUDIT_HEAD_EXPORT: Duration = Duration::from_secs(60 * 60);
+
 /// How often expired sessions are removed from the store.
 const SESSION_SWEEP: Duration = Duration::from_secs(60);
 
@@ -49,10 +52,15 @@ pub struct ServerState {
 pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
     let signal = shutdown_signal();
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    let shutdown = async move {
-        signal.await;
-        // Live streams end now; otherwise the graceful stop would wait for every open page.
-        let _ = stop.send(true);
+    let runner = app::runs::runner::Runner::default();
+    let shutdown = {
+        let runner = runner.clone();
+        async move {
+            signal.await;
+            // Live streams end now; otherwise the graceful stop would wait for every open page.
+            let _ = stop.send(true);
+            runner.refuse_new();
+        }
     };
     let listener = TcpListener::bind(args.addr)
         .await
@@ -67,6 +75,15 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
             source,
         })?;
     let public = public_url(&args, addr)?;
+    // The console's own settings never reach a stack's compose file.
+    app::stacks::secrets::read_process_variables(app::stacks::secrets::ProcessVariables::AllowList);
+    if public.insecure {
+        tracing::warn!(
+            addr = %addr,
+            "serving plain http to the network (--insecure-http): passwords and session \
+             cookies cross it unencrypted"
+        );
+    }
     let store = open_store(&args.store).await?;
     let start = app::system::record_start(&store, env!("CARGO_PKG_VERSION")).await?;
     let interrupted = app::runs::service::recover_interrupted(&store).await?;
@@ -95,6 +112,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
         );
     }
     let sweeper = tokio::spawn(sweep_expired_sessions(SqlSessionStore::new(store.clone())));
+    let head_exporter = tokio::spawn(export_audit_head(store.clone()));
 
     let state = ServerState {
         leptos_options: leptos_options(&site_root, addr),
@@ -105,7 +123,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
             auth: AuthSettings {
                 idle_timeout: args.idle_timeout,
                 absolute_timeout: args.absolute_timeout,
+                trusted_proxies: args.trusted_proxies.clone(),
             },
+            runner: runner.clone(),
+            engine: app::stacks::engine::Engine::connect().map_err(Into::into),
         },
         public_origin: PublicOrigin(public.origin.clone()),
         stopping: Stopping(stopping),
@@ -125,7 +146,19 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
     )
     .with_graceful_shutdown(shutdown)
     .await;
+    // Runs in flight: no new one, the running step finishes within the grace period, and
+    // what is left is marked interrupted rather than cut off mid-step.
+    let interrupted = runner.stop(&store, args.run_grace).await;
+    if interrupted > 0 {
+        tracing::warn!(
+            interrupted,
+            grace = ?args.run_grace,
+            "runs still going after the grace period were marked interrupted"
+        );
+    }
     sweeper.abort();
+    head_exporter.abort();
+    log_audit_head(&store).await;
     store.close().await;
     tracing::info!("console stopped");
     served.map_err(|source| StartupError::Listen { addr, source })
@@ -166,9 +199,12 @@ pub fn router(state: ServerState) -> Router {
 
 /// Server-side sessions in the console's store. The cookie is HttpOnly, SameSite=Strict,
 /// has no Domain, and over https is Secure with the `__Host-` prefix.
+///
+/// A session is saved only when a person's request moves its idle deadline or its content
+/// changes (see `auth::service::authenticate`), so background refreshes and requests
+/// without a signed-in session write nothing.
 fn session_layer(state: &ServerState) -> SessionManagerLayer<SqlSessionStore> {
-    let idle = time::Duration::try_from(state.console.auth.idle_timeout)
-        .unwrap_or(time::Duration::minutes(30));
+    let idle = idle_expiry(&state.console);
     SessionManagerLayer::new(SqlSessionStore::new(state.console.store.clone()))
         .with_name(if state.https {
             "__Host-slipway_session"
@@ -180,8 +216,24 @@ fn session_layer(state: &ServerState) -> SessionManagerLayer<SqlSessionStore> {
         .with_same_site(SameSite::Strict)
         .with_path("/")
         .with_expiry(Expiry::OnInactivity(idle))
-        // Every request, page views included, counts as activity.
-        .with_always_save(true)
+}
+
+/// Writes the audit trail's head to the log at start and every hour: kept outside the
+/// store, it lets `slipway audit verify --head` detect a trail rebuilt or cut short.
+async fn export_audit_head(store: app::store::Store) {
+    let mut tick = tokio::time::interval(AUDIT_HEAD_EXPORT);
+    loop {
+        tick.tick().await;
+        log_audit_head(&store).await;
+    }
+}
+
+async fn log_audit_head(store: &app::store::Store) {
+    match app::audit::service::head(store).await {
+        Ok(Some((seq, hash))) => tracing::info!(head = %format!("{seq}:{hash}"), "audit head"),
+        Ok(None) => {}
+        Err(error) => tracing::warn!(error = %error, "could not read the audit head"),
+    }
 }
 
 /// Deletes expired sessions for as long as the console runs.

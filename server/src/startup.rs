@@ -20,6 +20,8 @@ pub enum StartupError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    AuditKey(#[from] app::audit::key::AuditKeyError),
     #[error(
         "RUST_LOG is not a valid log filter ({0}); use a level such as RUST_LOG=info or \
          RUST_LOG=debug"
@@ -30,6 +32,13 @@ pub enum StartupError {
          to https://… (behind a TLS proxy), or listen on a loopback address for plain http"
     )]
     PublicUrl { url: String, reason: &'static str },
+    #[error(
+        "refusing to serve plain http on {addr}, which the network can reach: passwords and \
+         session cookies would cross it unencrypted; put a TLS proxy in front and set \
+         --public-url https://…, listen on 127.0.0.1, or pass --insecure-http \
+         (SLIPWAY_INSECURE_HTTP=true) to accept the risk"
+    )]
+    PlainHttpToNetwork { addr: SocketAddr },
 }
 
 /// Where the console keeps its state, from the flags.
@@ -41,9 +50,17 @@ pub fn store_location(args: &StoreArgs) -> StoreLocation {
     }
 }
 
-/// Opens the store and migrates it.
+/// Opens the store, migrates it and loads the audit key (created on first use).
 pub async fn open_store(args: &StoreArgs) -> Result<Store, StartupError> {
-    Ok(Store::open(&store_location(args)).await?)
+    let store = Store::open(&store_location(args)).await?;
+    Ok(app::audit::service::with_key(store, &audit_key_file(args)).await?)
+}
+
+/// The audit key's file: the flag, or `audit.key` in the data directory.
+pub fn audit_key_file(args: &StoreArgs) -> PathBuf {
+    args.audit_key_file
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("audit.key"))
 }
 
 /// The built web assets: the flag, or `target/site` beside `target/<profile>/slipway`.
@@ -65,10 +82,13 @@ pub struct PublicUrl {
     pub origin: String,
     /// Served over https: cookies get `Secure` and the `__Host-` prefix.
     pub https: bool,
+    /// Plain http that the network can reach, allowed by `--insecure-http`.
+    pub insecure: bool,
 }
 
 /// Reads `--public-url`, or derives it from the listen address. Plain http is refused
-/// unless the host is loopback: session cookies must not cross a network unencrypted.
+/// unless both the URL's host and the listen address are loopback (session cookies must
+/// not cross a network unencrypted), or `--insecure-http` says to serve it anyway.
 pub fn public_url(args: &ServeArgs, bound: SocketAddr) -> Result<PublicUrl, StartupError> {
     let raw = match args.public_url.as_deref().map(str::trim) {
         Some(url) if !url.is_empty() => url.to_owned(),
@@ -91,14 +111,20 @@ pub fn public_url(args: &ServeArgs, bound: SocketAddr) -> Result<PublicUrl, Star
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => return Err(fail("it names no host")),
     };
-    if !https && !loopback {
-        return Err(fail(
-            "plain http is only allowed on a loopback host (127.0.0.1, ::1, localhost)",
-        ));
+    let private = loopback && bound.ip().is_loopback();
+    let insecure = !(https || private);
+    if insecure && !args.insecure_http {
+        if !loopback {
+            return Err(fail(
+                "plain http is only allowed on a loopback host (127.0.0.1, ::1, localhost)",
+            ));
+        }
+        return Err(StartupError::PlainHttpToNetwork { addr: bound });
     }
     Ok(PublicUrl {
         origin: parsed.origin().ascii_serialization(),
         https,
+        insecure,
     })
 }
 
@@ -127,7 +153,8 @@ mod tests {
             url,
             PublicUrl {
                 origin: "http://127.0.0.1:3000".into(),
-                https: false
+                https: false,
+                insecure: false,
             }
         );
     }
@@ -140,7 +167,8 @@ mod tests {
             url,
             PublicUrl {
                 origin: "https://slipway.example.com".into(),
-                https: true
+                https: true,
+                insecure: false,
             }
         );
     }
@@ -150,5 +178,15 @@ mod tests {
         assert!(public_url(&serve_args(&[]), bound("0.0.0.0:3000")).is_err());
         let args = serve_args(&["--public-url", "http://slipway.example.com"]);
         assert!(public_url(&args, bound("127.0.0.1:3000")).is_err());
+    }
+
+    #[test]
+    fn a_loopback_public_url_does_not_make_a_network_listener_safe() {
+        let args = serve_args(&["--public-url", "http://127.0.0.1:3000"]);
+        let refused = public_url(&args, bound("0.0.0.0:3000")).unwrap_err();
+        assert!(refused.to_string().contains("--insecure-http"), "{refused}");
+        let args = serve_args(&["--public-url", "http://127.0.0.1:3000", "--insecure-http"]);
+        let allowed = public_url(&args, bound("0.0.0.0:3000")).unwrap();
+        assert!(allowed.insecure && !allowed.https);
     }
 }

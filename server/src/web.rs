@@ -2,7 +2,7 @@
 //! pages need a session (the sign-in page excepted). Server functions check roles
 //! themselves through `app::auth::guard::require`.
 
-use app::auth::service::authenticate;
+use app::auth::service::{authenticate, Activity};
 use app::auth::{safe_next, AuthError, SIGN_IN_PATH};
 use app::context::ConsoleContext;
 use axum::body::Body;
@@ -12,26 +12,30 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use tower_sessions::Session;
 
-/// Refuses state-changing requests that a browser marks as cross-site, or, from browsers
-/// that do not send `Sec-Fetch-Site`, whose `Origin` is another site. Requests without
-/// either header (scripts, curl) are not browser-driven and pass.
+/// Refuses state-changing requests that a browser did not send from the console's own
+/// origin. `Sec-Fetch-Site` decides when present and must say `same-origin`: `same-site`
+/// covers every port of the same host and every sibling subdomain, any of which may serve
+/// a page that posts here. Browsers that send no fetch metadata must send the console's
+/// exact public `Origin`. Requests with neither header (scripts, curl) are not
+/// browser-driven and pass.
 pub async fn refuse_cross_site(
     State(public_origin): State<PublicOrigin>,
     request: Request,
     next: Next,
 ) -> Response {
-    if is_safe_method(request.method()) || same_site(request.headers(), &public_origin) {
+    if is_safe_method(request.method()) || same_origin(request.headers(), &public_origin) {
         return next.run(request).await;
     }
     tracing::warn!(
         method = %request.method(),
         path = request.uri().path(),
         origin = ?request.headers().get(header::ORIGIN),
-        "refused a cross-site request"
+        fetch_site = ?request.headers().get("sec-fetch-site"),
+        "refused a cross-origin request"
     );
     (
         StatusCode::FORBIDDEN,
-        "Cross-site requests are refused: use the console's own pages.\n",
+        "Requests from other sites are refused: use the console's own pages.\n",
     )
         .into_response()
 }
@@ -44,22 +48,14 @@ fn is_safe_method(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-fn same_site(headers: &HeaderMap, public_origin: &PublicOrigin) -> bool {
+fn same_origin(headers: &HeaderMap, public_origin: &PublicOrigin) -> bool {
     if let Some(site) = headers.get("sec-fetch-site") {
-        return site.as_bytes() != b"cross-site";
+        return site.as_bytes() == b"same-origin";
     }
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return true;
-    };
-    if origin == public_origin.0 {
-        return true;
+    match headers.get(header::ORIGIN) {
+        Some(origin) => origin.as_bytes() == public_origin.0.as_bytes(),
+        None => true,
     }
-    // The same host the request was sent to, as a browser on another name would see it.
-    let scheme = public_origin.0.split("://").next().unwrap_or("http");
-    headers
-        .get(header::HOST)
-        .and_then(|host| host.to_str().ok())
-        .is_some_and(|host| origin == format!("{scheme}://{host}"))
 }
 
 /// Pages need a signed-in user; without one the browser goes to the sign-in page. The
@@ -74,7 +70,7 @@ pub async fn require_session_for_pages(
         return next.run(request).await;
     }
     let on_sign_in = request.uri().path() == SIGN_IN_PATH;
-    match authenticate(&session, &console).await {
+    match authenticate(&session, &console, Activity::Person).await {
         Ok(_) if on_sign_in => Redirect::to(&safe_next(next_param(&request))).into_response(),
         Ok(user) => {
             request.extensions_mut().insert(user);
@@ -138,39 +134,55 @@ mod tests {
     }
 
     #[test]
-    fn fetch_metadata_decides_when_present() {
-        assert!(!same_site(
-            &headers(&[("sec-fetch-site", "cross-site")]),
-            &origin()
-        ));
-        assert!(same_site(
+    fn fetch_metadata_decides_when_present_and_only_same_origin_passes() {
+        assert!(same_origin(
             &headers(&[("sec-fetch-site", "same-origin")]),
             &origin()
         ));
+        for refused in ["cross-site", "same-site", "none", "anything"] {
+            assert!(
+                !same_origin(&headers(&[("sec-fetch-site", refused)]), &origin()),
+                "{refused}"
+            );
+        }
+        // Another port of the same host is the same site, and still refused.
+        let sibling = headers(&[
+            ("sec-fetch-site", "same-site"),
+            ("origin", "http://127.0.0.1:18080"),
+        ]);
+        assert!(!same_origin(&sibling, &origin()));
         // A cross-site label wins over an Origin that looks right.
         let forged = headers(&[
             ("sec-fetch-site", "cross-site"),
             ("origin", "http://127.0.0.1:3000"),
         ]);
-        assert!(!same_site(&forged, &origin()));
+        assert!(!same_origin(&forged, &origin()));
     }
 
     #[test]
-    fn without_fetch_metadata_the_origin_decides() {
-        assert!(same_site(
+    fn without_fetch_metadata_the_origin_must_be_the_public_one_exactly() {
+        assert!(same_origin(
             &headers(&[("origin", "http://127.0.0.1:3000")]),
             &origin()
         ));
-        assert!(!same_site(
-            &headers(&[("origin", "http://evil.example")]),
-            &origin()
-        ));
-        assert!(!same_site(&headers(&[("origin", "null")]), &origin()));
+        for refused in [
+            "http://evil.example",
+            "null",
+            "http://127.0.0.1:3001",
+            "https://127.0.0.1:3000",
+            "http://127.0.0.1:3000.evil.example",
+        ] {
+            assert!(
+                !same_origin(&headers(&[("origin", refused)]), &origin()),
+                "{refused}"
+            );
+        }
+        // The Host header is the attacker's to choose: it no longer vouches for an Origin.
         let by_host = headers(&[
             ("origin", "http://localhost:3000"),
             ("host", "localhost:3000"),
         ]);
-        assert!(same_site(&by_host, &origin()));
-        assert!(same_site(&headers(&[]), &origin()));
+        assert!(!same_origin(&by_host, &origin()));
+        assert!(same_origin(&headers(&[]), &origin()));
     }
 }

@@ -153,3 +153,146 @@ async fn the_audit_page_filters_by_action() {
         "the filter lets other actions through"
     );
 }
+
+/// Switches the store's append-only guard off, as someone with direct database access can.
+async fn bypass_the_guard(store: &app::store::Store) {
+    let statements: &[&str] = match store.backend() {
+        Engine::Sqlite => &[
+            "DROP TRIGGER audit_events_no_UPDATE",
+            "DROP TRIGGER audit_events_no_DELETE",
+        ],
+        Engine::Postgres => &["ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"],
+    };
+    for statement in statements {
+        sqlx::query(statement).execute(store.pool()).await.unwrap();
+    }
+}
+
+async fn three_entries(store: &app::store::Store) {
+    for target in ["one", "two", "three"] {
+        append(
+            store,
+            &Actor::system(),
+            "test.entry",
+            target,
+            json!({ "n": target }),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+fn audit_args<'a>(verb: &'a str, flags: &'a [String], extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["audit", verb];
+    args.extend(extra);
+    args.extend(flags.iter().map(String::as_str));
+    args
+}
+
+/// An entry's fields as a forger reads them: seq, at, actor, action, target, client, detail,
+/// prev_hash.
+type EntryRow = (i64, String, String, String, String, String, String, String);
+
+#[tokio::test]
+async fn a_chain_rebuilt_without_the_key_after_an_edit_fails_verification() {
+    use sha2::{Digest, Sha256};
+    for backend in BACKENDS {
+        let test_store = TestStore::new(backend).await;
+        let store = test_store.open().await;
+        three_entries(&store).await;
+        bypass_the_guard(&store).await;
+        // Edit entry 2, then rebuild every link after it with plain SHA-256, as a forger
+        // who knows the format but not the key would.
+        sqlx::query("UPDATE audit_events SET detail = '{\"n\":\"forged\"}' WHERE seq = 2")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let rows: Vec<EntryRow> = sqlx::query_as(
+            "SELECT seq, at, actor, action, target, client_addr, detail, prev_hash \
+                 FROM audit_events ORDER BY seq",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let mut prev = rows[0].7.clone();
+        for (seq, at, actor, action, target, client_addr, detail, _) in rows {
+            let mut hasher = Sha256::new();
+            for field in [
+                seq.to_string(),
+                at,
+                actor,
+                action,
+                target,
+                client_addr,
+                detail,
+                prev.clone(),
+            ] {
+                hasher.update((field.len() as u64).to_be_bytes());
+                hasher.update(field.as_bytes());
+            }
+            let hash = hex::encode(hasher.finalize());
+            sqlx::query("UPDATE audit_events SET prev_hash = $1, hash = $2 WHERE seq = $3")
+                .bind(&prev)
+                .bind(&hash)
+                .bind(seq)
+                .execute(store.pool())
+                .await
+                .unwrap();
+            prev = hash;
+        }
+        store.close().await;
+
+        let flags = test_store.serve_flags();
+        let verified = run_to_exit(&audit_args("verify", &flags, &[]), &[]).await;
+        assert_eq!(verified.code, Some(1), "{backend:?}: {}", verified.stdout);
+        assert!(
+            verified.stderr.contains("audit trail broken at entry 1"),
+            "{backend:?}: {}",
+            verified.stderr
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_exported_head_catches_a_trail_cut_short() {
+    for backend in BACKENDS {
+        let test_store = TestStore::new(backend).await;
+        let store = test_store.open().await;
+        three_entries(&store).await;
+        let flags = test_store.serve_flags();
+        let head = run_to_exit(&audit_args("head", &flags, &[]), &[]).await;
+        head.assert_success();
+        let head = head.stdout.trim().to_owned();
+        assert!(head.starts_with("3:"), "{head}");
+
+        // The console writes the same head to its log.
+        let console = RunningConsole::start(&test_store).await;
+        let (_, logged) = console.terminate().await;
+        assert!(
+            logged
+                .iter()
+                .any(|line| line.contains("audit head") && line.contains(&head)),
+            "{backend:?}: {logged:#?}"
+        );
+
+        // The newest entries are removed: what is left is a consistent chain…
+        bypass_the_guard(&store).await;
+        sqlx::query("DELETE FROM audit_events WHERE seq >= 3")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        store.close().await;
+        let plain = run_to_exit(&audit_args("verify", &flags, &[]), &[]).await;
+        plain.assert_success();
+        // …but not the trail that was exported.
+        let against_head =
+            run_to_exit(&audit_args("verify", &flags, &["--head", &head]), &[]).await;
+        assert_eq!(against_head.code, Some(1), "{backend:?}");
+        assert!(
+            against_head.stderr.contains("broken at entry 3")
+                && against_head.stderr.contains("entries were removed"),
+            "{backend:?}: {}",
+            against_head.stderr
+        );
+    }
+}

@@ -335,11 +335,16 @@ async fn five_failures_lock_the_account_for_longer_each_time() {
     );
 
     let opened = store.open().await;
-    // Let the first lock run out, as a minute passing would.
-    sqlx::query("UPDATE lockouts SET locked_until = locked_until - 3600")
-        .execute(opened.pool())
-        .await
-        .unwrap();
+    // Let the first lock run out, as an hour passing would.
+    for passing_hour in [
+        "UPDATE lockouts SET locked_at = locked_at - 3600, locked_until = locked_until - 3600",
+        "UPDATE sign_in_failures SET failed_at = failed_at - 3600",
+    ] {
+        sqlx::query(passing_hour)
+            .execute(opened.pool())
+            .await
+            .unwrap();
+    }
     assert_eq!(
         sign_in(&client(), &console, "mallory", &password)
             .await
@@ -440,41 +445,6 @@ async fn sign_out_ends_the_session_on_the_server() {
     let page = replay.get(console.url("/")).send().await.unwrap();
     assert_eq!(page.status(), 303);
     assert_eq!(page.headers()["location"], "/sign-in?next=%2F");
-}
-
-#[tokio::test]
-async fn an_idle_session_ends_and_so_does_an_old_one() {
-    let store = TestStore::new(Backend::Sqlite).await;
-    let password = store.add_user("ida", Role::Viewer).await;
-    let console = RunningConsole::start_with(
-        &store,
-        &["--idle-timeout", "2s", "--absolute-timeout", "5s"],
-    )
-    .await;
-
-    let idle = signed_in(&console, "ida", &password).await;
-    tokio::time::sleep(std::time::Duration::from_millis(3000)).await;
-    assert_eq!(
-        call(&idle, &console, "console_status", &[]).await.status(),
-        401,
-        "idle for 3 s"
-    );
-
-    let busy = signed_in(&console, "ida", &password).await;
-    for _ in 0..4 {
-        tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
-        assert_eq!(
-            busy.get(console.url("/")).send().await.unwrap().status(),
-            200,
-            "page views keep it alive"
-        );
-    }
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    assert_eq!(
-        call(&busy, &console, "console_status", &[]).await.status(),
-        401,
-        "past the absolute limit"
-    );
 }
 
 #[tokio::test]
@@ -652,4 +622,296 @@ async fn twenty_failures_from_one_address_lock_the_address() {
             .unwrap();
     opened.close().await;
     assert_eq!(targets, vec![("address:127.0.0.1".to_owned(),)]);
+}
+
+#[tokio::test]
+async fn a_page_on_another_port_or_name_of_the_same_host_cannot_drive_the_console() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let password = store.add_user("root", Role::Admin).await;
+    let console = RunningConsole::start(&store).await;
+    let admin = signed_in(&console, "root", &password).await;
+    let port = console.base_url.rsplit(':').next().unwrap().to_owned();
+    let planted = [
+        ("name", "mole"),
+        ("role", "admin"),
+        ("password", "a-long-enough-password"),
+    ];
+    // The sample portal's edge on 127.0.0.1:18080 is the same site as the console; so is
+    // every sibling subdomain in production.
+    let sibling_port = admin
+        .post(console.url("/api/add_user"))
+        .header("sec-fetch-site", "same-site")
+        .header("origin", "http://127.0.0.1:18080")
+        .form(&planted)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sibling_port.status(), 403);
+    // A browser without fetch metadata, on another name for this host: the Host header is
+    // the requester's to choose and vouches for nothing.
+    let other_name = admin
+        .post(console.url("/api/add_user"))
+        .header("origin", format!("http://localhost:{port}"))
+        .header("host", format!("localhost:{port}"))
+        .form(&planted)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other_name.status(), 403);
+    let opened = store.open().await;
+    let mole = app::auth::users::find_by_name(&opened, "mole")
+        .await
+        .unwrap();
+    opened.close().await;
+    assert!(mole.is_none(), "no user was added");
+    // The console's own pages still can.
+    let own = admin
+        .post(console.url("/api/add_user"))
+        .header("sec-fetch-site", "same-origin")
+        .header("origin", &console.base_url)
+        .form(&planted)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200);
+}
+
+#[tokio::test]
+async fn next_after_sign_in_stays_on_the_console_and_never_breaks_the_redirect() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let password = store.add_user("nina", Role::Viewer).await;
+    let console = RunningConsole::start(&store).await;
+    let nina = signed_in(&console, "nina", &password).await;
+    for (next, expected) in [
+        ("%2F%0A", "/"),
+        ("%2F%09%2Fevil.example", "/"),
+        ("%2F%0D%0ASet-Cookie:%20x=1", "/"),
+        ("%2F%5Cevil.example", "/"),
+        ("%2F%2Fevil.example", "/"),
+        ("%2Fnowhere", "/"),
+        ("%2Fstacks%2Fportal", "/stacks/portal"),
+    ] {
+        let response = nina
+            .get(console.url(&format!("/sign-in?next={next}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303, "{next}");
+        assert_eq!(response.headers()["location"], expected, "{next}");
+    }
+}
+
+/// Sends `count` sign-ins at once and returns each answer's status and Retry-After.
+async fn sign_ins_at_once(
+    console: &RunningConsole,
+    count: usize,
+    name: &str,
+    password: &str,
+) -> Vec<(u16, Option<String>)> {
+    let mut attempts = tokio::task::JoinSet::new();
+    for _ in 0..count {
+        let url = console.url("/api/sign_in");
+        let form = [("name", name.to_owned()), ("password", password.to_owned())];
+        attempts.spawn(async move {
+            let response = client()
+                .post(url)
+                .timeout(std::time::Duration::from_secs(60))
+                .form(&form)
+                .send()
+                .await
+                .expect("sign-in request");
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .map(|value| value.to_str().unwrap().to_owned());
+            (response.status().as_u16(), retry_after)
+        });
+    }
+    attempts.join_all().await
+}
+
+#[tokio::test]
+async fn parallel_guesses_get_no_more_password_checks_than_the_limit() {
+    for backend in crate::helpers::BACKENDS {
+        let store = TestStore::new(backend).await;
+        let password = store.add_user("pat", Role::Viewer).await;
+        let console = RunningConsole::start(&store).await;
+        let answers = sign_ins_at_once(&console, 12, "pat", "guess-guess-guess").await;
+        assert!(
+            answers.iter().all(|(status, _)| *status == 401),
+            "{answers:?}"
+        );
+        let opened = store.open().await;
+        let reasons: Vec<(String,)> = sqlx::query_as(
+            "SELECT detail FROM audit_events WHERE action = 'auth.sign_in_failed' ORDER BY seq",
+        )
+        .fetch_all(opened.pool())
+        .await
+        .unwrap();
+        opened.close().await;
+        let checked = reasons
+            .iter()
+            .filter(|(detail,)| detail.contains("wrong password"))
+            .count();
+        assert_eq!(reasons.len(), 12, "{backend:?}");
+        assert!(
+            checked <= app::auth::service::ACCOUNT_FAILURE_LIMIT as usize,
+            "{backend:?}: {checked} of 12 parallel guesses had their password checked"
+        );
+        assert_eq!(
+            sign_in(&client(), &console, "pat", &password)
+                .await
+                .status(),
+            401,
+            "{backend:?}: the account is locked"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_flood_of_sign_ins_waits_in_a_bounded_line_and_the_rest_is_told_to_retry() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    store.add_user("flo", Role::Viewer).await;
+    let console = RunningConsole::start(&store).await;
+    let answers = sign_ins_at_once(&console, 200, "flo", "guess-guess-guess").await;
+    let refused: Vec<_> = answers
+        .iter()
+        .filter(|(status, _)| *status == 503)
+        .collect();
+    assert!(
+        answers
+            .iter()
+            .all(|(status, _)| *status == 401 || *status == 503),
+        "{answers:?}"
+    );
+    assert!(
+        !refused.is_empty(),
+        "200 sign-ins at once on {} cores all waited for argon2",
+        std::thread::available_parallelism().unwrap()
+    );
+    assert!(
+        refused
+            .iter()
+            .all(|(_, retry_after)| retry_after.as_deref() == Some("2")),
+        "{refused:?}"
+    );
+    // The line empties again: a right answer gets through once the flood is over.
+    let answered = sign_in(&client(), &console, "flo", "still-wrong-password").await;
+    assert_eq!(answered.status(), 401);
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_throttled_and_audited() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let password = store.add_user("tess", Role::Viewer).await;
+    let console = RunningConsole::start_with(&store, &["--trusted-proxy", "127.0.0.1"]).await;
+    let from = |client_addr: &'static str| {
+        let console = &console;
+        move |name: &'static str, password: String| async move {
+            client()
+                .post(console.url("/api/sign_in"))
+                .header("x-forwarded-for", format!("198.51.100.1, {client_addr}"))
+                .form(&[("name", name), ("password", password.as_str())])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let guesser = from("203.0.113.7");
+    for _ in 0..20 {
+        assert_eq!(guesser("nobody", "guess-guess".into()).await, 401);
+    }
+    assert_eq!(
+        guesser("tess", password.clone()).await,
+        401,
+        "the guesser is locked"
+    );
+    // Everyone else behind the same proxy still signs in.
+    assert_eq!(from("203.0.113.8")("tess", password.clone()).await, 200);
+
+    let opened = store.open().await;
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT action, target, client_addr FROM audit_events \
+         WHERE action IN ('auth.lockout', 'auth.sign_in') ORDER BY seq",
+    )
+    .fetch_all(opened.pool())
+    .await
+    .unwrap();
+    opened.close().await;
+    assert_eq!(
+        rows,
+        [
+            (
+                "auth.lockout".to_owned(),
+                "address:203.0.113.7".to_owned(),
+                "local".to_owned()
+            ),
+            (
+                "auth.sign_in".to_owned(),
+                "tess".to_owned(),
+                "203.0.113.8".to_owned()
+            ),
+        ]
+    );
+
+    // A console that trusts no proxy believes no header.
+    let untrusting = RunningConsole::start(&store).await;
+    let response = client()
+        .post(untrusting.url("/api/sign_in"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .form(&[("name", "tess"), ("password", password.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let opened = store.open().await;
+    let (client_addr,): (String,) = sqlx::query_as(
+        "SELECT client_addr FROM audit_events WHERE action = 'auth.sign_in' ORDER BY seq DESC",
+    )
+    .fetch_one(opened.pool())
+    .await
+    .unwrap();
+    opened.close().await;
+    assert_eq!(client_addr, "127.0.0.1");
+}
+
+#[tokio::test]
+async fn a_password_typed_into_the_name_field_is_stored_nowhere() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    store.add_user("una", Role::Viewer).await;
+    let console = RunningConsole::start(&store).await;
+    let typed = "Una-Secret-Passphrase-42";
+    assert_eq!(sign_in(&client(), &console, typed, "").await.status(), 401);
+    assert_eq!(
+        sign_in(&client(), &console, "una", "wrong-wrong-wrong")
+            .await
+            .status(),
+        401
+    );
+    let opened = store.open().await;
+    let audit: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT actor, target, detail FROM audit_events ORDER BY seq")
+            .fetch_all(opened.pool())
+            .await
+            .unwrap();
+    let failures: Vec<(String,)> = sqlx::query_as("SELECT user_name FROM sign_in_failures")
+        .fetch_all(opened.pool())
+        .await
+        .unwrap();
+    opened.close().await;
+    let everything = format!("{audit:?} {failures:?}").to_lowercase();
+    assert!(!everything.contains(&typed.to_lowercase()), "{everything}");
+    assert!(
+        audit.iter().any(
+            |(actor, target, _)| actor == app::auth::service::UNKNOWN_ACCOUNT
+                && target == app::auth::service::UNKNOWN_ACCOUNT
+        ),
+        "{audit:?}"
+    );
+    assert!(
+        audit.iter().any(|(actor, _, _)| actor == "una"),
+        "an existing account is named: {audit:?}"
+    );
 }

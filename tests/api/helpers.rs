@@ -28,7 +28,7 @@ pub const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
 /// A store location of its own for one test; its files go when it is dropped.
 pub struct TestStore {
     pub location: StoreLocation,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl TestStore {
@@ -38,17 +38,23 @@ impl TestStore {
             Backend::Sqlite => StoreLocation::DataDir(dir.path().join("data")),
             Backend::Postgres => StoreLocation::Url(fresh_postgres_database().await),
         };
-        Self {
-            location,
-            _dir: dir,
-        }
+        Self { location, dir }
     }
 
-    /// Opens the store in this process (the console may have it open too).
+    /// Opens the store in this process (the console may have it open too), with the
+    /// audit key the console uses.
     pub async fn open(&self) -> Store {
-        Store::open(&self.location)
+        let store = Store::open(&self.location)
             .await
-            .expect("open the test store")
+            .expect("open the test store");
+        app::audit::service::with_key(store, &self.audit_key_file())
+            .await
+            .expect("the test store's audit key")
+    }
+
+    /// The audit key's file, shared by this process and the consoles it starts.
+    pub fn audit_key_file(&self) -> PathBuf {
+        self.dir.path().join("audit.key")
     }
 
     /// Adds a user straight through the service and returns the password.
@@ -75,10 +81,15 @@ impl TestStore {
 
     /// The flags that point `slipway serve` at this store.
     pub fn serve_flags(&self) -> Vec<String> {
-        match &self.location {
+        let mut flags = match &self.location {
             StoreLocation::DataDir(dir) => vec!["--data-dir".into(), dir.display().to_string()],
             StoreLocation::Url(url) => vec!["--database-url".into(), url.clone()],
-        }
+        };
+        flags.extend([
+            "--audit-key-file".into(),
+            self.audit_key_file().display().to_string(),
+        ]);
+        flags
     }
 }
 
@@ -488,13 +499,13 @@ pub fn free_port() -> String {
     listener.local_addr().unwrap().port().to_string()
 }
 
-/// `slipway stack add portal` for the sample portal, with its env file, under `project`.
-pub async fn add_portal(flags: &[String], project: Option<&str>, env: &[(&str, &str)]) {
+/// `slipway stack add portal` for the sample portal, with `env_file`, under `project`.
+pub async fn add_portal(flags: &[String], project: Option<&str>, env_file: &std::path::Path) {
     let compose = fixture_dir()
         .join("docker-compose.yml")
         .display()
         .to_string();
-    let env_file = fixture_dir().join("portal.env").display().to_string();
+    let env_file = env_file.display().to_string();
     let mut extra = vec!["--env-file", env_file.as_str()];
     extra.extend(
         project
@@ -502,9 +513,14 @@ pub async fn add_portal(flags: &[String], project: Option<&str>, env: &[(&str, &
             .into_iter()
             .flatten(),
     );
-    run_to_exit(&stack_add_args(flags, "portal", &compose, &extra), env)
+    run_to_exit(&stack_add_args(flags, "portal", &compose, &extra), &[])
         .await
         .assert_success();
+}
+
+/// The sample portal's own env file.
+pub fn portal_env_file() -> PathBuf {
+    fixture_dir().join("portal.env")
 }
 
 /// The sample portal added as stack `portal` to a fresh SQLite store, under a Compose project
@@ -515,6 +531,9 @@ pub struct SamplePortal {
     pub flags: Vec<String>,
     pub project: String,
     pub port: String,
+    /// Holds the portal's env file with the test's edge port: the console reads a stack's
+    /// variables from its env file, never from its own environment.
+    _env_dir: tempfile::TempDir,
     _cleanup: ProjectCleanup,
 }
 
@@ -524,12 +543,23 @@ impl SamplePortal {
         let port = free_port();
         let store = TestStore::new(Backend::Sqlite).await;
         let flags = store.serve_flags();
-        add_portal(&flags, Some(&project), &[("PORTAL_PORT", port.as_str())]).await;
+        let env_dir = tempfile::tempdir().expect("temporary directory");
+        let env_file = env_dir.path().join("portal.env");
+        let shipped = std::fs::read_to_string(portal_env_file()).expect("the portal's env file");
+        let mut lines: Vec<String> = shipped
+            .lines()
+            .filter(|line| !line.starts_with("PORTAL_PORT="))
+            .map(str::to_owned)
+            .collect();
+        lines.push(format!("PORTAL_PORT={port}\n"));
+        std::fs::write(&env_file, lines.join("\n")).expect("write the env file");
+        add_portal(&flags, Some(&project), &env_file).await;
         Self {
             store,
             flags,
             project,
             port,
+            _env_dir: env_dir,
             _cleanup: cleanup,
         }
     }

@@ -7,6 +7,7 @@ mod console;
 mod helpers;
 mod portal;
 mod runs;
+mod sessions;
 mod stacks;
 mod startup_errors;
 mod store;

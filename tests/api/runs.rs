@@ -5,10 +5,11 @@
 use std::time::Duration;
 
 use app::auth::Role;
+use app::runs::{RunStatus, StepStatus};
 
 use crate::helpers::{
-    add_portal, call, client, console_command, docker, run_to_exit, signed_in, throwaway_project,
-    Backend, EventStream, RunningConsole, SamplePortal, SseEvent, TestStore,
+    add_portal, call, client, console_command, docker, portal_env_file, run_to_exit, signed_in,
+    throwaway_project, Backend, EventStream, RunningConsole, SamplePortal, SseEvent, TestStore,
 };
 
 #[tokio::test]
@@ -17,7 +18,7 @@ async fn one_run_per_stack_and_a_dead_runs_stack_is_freed_at_the_next_start() {
     use app::runs::{service, Operation};
     let store = TestStore::new(Backend::Sqlite).await;
     let flags = store.serve_flags();
-    add_portal(&flags, None, &[]).await;
+    add_portal(&flags, None, &portal_env_file()).await;
     let opened = store.open().await;
     let stack = app::stacks::service::find(&opened, "portal").await.unwrap();
     let first = service::begin(&opened, &stack, Operation::Start, &Actor::system(), false)
@@ -49,7 +50,7 @@ async fn one_run_per_stack_and_a_dead_runs_stack_is_freed_at_the_next_start() {
     let console = RunningConsole::start(&store).await;
     drop(console);
     let run = service::list(&opened, "portal").await.unwrap().remove(0);
-    assert_eq!(run.status, "interrupted");
+    assert_eq!(run.status, RunStatus::Interrupted);
     assert!(
         run.error.contains("stopped before it finished"),
         "{}",
@@ -232,9 +233,10 @@ async fn assert_interrupted_after_restart(portal: &SamplePortal, run_id: &str, p
     let opened = portal.store.open().await;
     let detail = app::runs::service::detail(&opened, run_id).await.unwrap();
     drop(console);
-    assert_eq!(detail.run.status, "interrupted");
+    assert_eq!(detail.run.status, RunStatus::Interrupted);
     assert_eq!(
-        detail.steps[position as usize].status, "interrupted",
+        detail.steps[position as usize].status,
+        StepStatus::Interrupted,
         "{:?}",
         detail.steps
     );
@@ -289,11 +291,12 @@ async fn a_console_killed_mid_run_shows_it_interrupted_after_its_restart() {
 }
 
 /// An image made from one small file, tagged `tag`; returns its short id.
-fn tiny_image(tag: &str, content: &str) -> String {
+/// An image made from one file, labelled as built for `project`.
+fn tiny_image(tag: &str, content: &str, project: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("content"), content).unwrap();
     let script = format!(
-        "tar -C {} -c . | /usr/bin/docker import - {tag}",
+        "tar -C {} -c . | /usr/bin/docker import --change 'LABEL com.docker.compose.project={project}' - {tag}",
         dir.path().display()
     );
     let output = std::process::Command::new("sh")
@@ -319,11 +322,13 @@ async fn cleanup_removes_old_stopped_containers_and_unused_images_but_keeps_reco
         "com.docker.compose.service=frontend",
         "slipway-portal-frontend:1.0.0",
     ]);
-    // Re-using a tag leaves the earlier image untagged: two unused images, one of them recorded.
+    // Re-using a tag leaves the earlier image untagged: two unused images of the stack, one
+    // of them recorded, and one of another project's that is none of this stack's business.
     let tag = format!("slipway-cleanup-{}:1", uuid::Uuid::new_v4().simple());
-    let unused = tiny_image(&tag, "first");
-    let recorded = tiny_image(&tag, "second");
-    tiny_image(&tag, "third");
+    let unused = tiny_image(&tag, "first", project);
+    let recorded = tiny_image(&tag, "second", project);
+    let others = tiny_image(&tag, "of another project", "someoneelse");
+    tiny_image(&tag, "third", project);
     let opened = store.open().await;
     sqlx::query("INSERT INTO run_images (run_id, service, image, image_id, created_at) VALUES ('old-run', 'web', 'web:1', $1, 'then')")
         .bind(&recorded)
@@ -361,7 +366,8 @@ async fn cleanup_removes_old_stopped_containers_and_unused_images_but_keeps_reco
     };
     assert!(!image_exists(&unused), "the unused image is gone");
     assert!(image_exists(&recorded), "the recorded image stays");
-    docker(&["rmi", "-f", &recorded, &tag]);
+    assert!(image_exists(&others), "another project's image stays");
+    docker(&["rmi", "-f", &recorded, &others, &tag]);
 }
 
 #[tokio::test]
@@ -373,7 +379,7 @@ async fn a_cancelled_run_stops_before_its_next_step_and_frees_the_stack() {
     add_portal(
         &flags,
         Some(&format!("slipcancel{}", uuid::Uuid::new_v4().simple())),
-        &[],
+        &portal_env_file(),
     )
     .await;
     let opened = store.open().await;
@@ -387,10 +393,13 @@ async fn a_cancelled_run_stops_before_its_next_step_and_frees_the_stack() {
         .unwrap();
     let engine = app::stacks::engine::Engine::connect().unwrap();
     let run = service::execute(handle, &engine, &stack).await.unwrap();
-    assert_eq!(run.status, "cancelled");
+    assert_eq!(run.status, RunStatus::Cancelled);
     let detail = service::detail(&opened, &id).await.unwrap();
     assert!(
-        detail.steps.iter().all(|step| step.status == "cancelled"),
+        detail
+            .steps
+            .iter()
+            .all(|step| step.status == StepStatus::Cancelled),
         "{:?}",
         detail.steps
     );
@@ -686,7 +695,7 @@ async fn two_deploys_from_two_processes_at_once_one_runs_and_one_is_refused() {
     let runs = app::runs::service::list(&opened, "tiny").await.unwrap();
     opened.close().await;
     assert_eq!(runs.len(), 1, "the refused deploy recorded no run");
-    assert_eq!(runs[0].status, "succeeded");
+    assert_eq!(runs[0].status, RunStatus::Succeeded);
 }
 
 #[tokio::test]
@@ -702,7 +711,8 @@ async fn deploy_builds_an_image_from_its_build_context_and_rebuilds_it_when_it_c
     deployed.assert_success();
     for expected in [
         "Build the image of web",
-        "Step 1/5 : FROM slipway-portal-frontend:1.0.0",
+        // The builder adds Compose's project and service labels as two steps of its own.
+        "Step 1/7 : FROM slipway-portal-frontend:1.0.0",
         &format!("Successfully tagged {image}:latest"),
         &format!("built {image} in"),
         "web: ready",
@@ -723,6 +733,17 @@ async fn deploy_builds_an_image_from_its_build_context_and_rebuilds_it_when_it_c
         ]),
         "built-by-slipway",
         "build arguments reach the build"
+    );
+    assert_eq!(
+        docker(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"com.docker.compose.project\"}}",
+            &image
+        ]),
+        stack.project,
+        "the image says which project it was built for, so cleanup knows it"
     );
     let running_image = || {
         docker(&[
@@ -801,23 +822,27 @@ async fn cancelling_stops_a_step_that_waits_for_health_at_once() {
             .steps
             .iter()
             .find(|step| step.name == waiting)
-            .map(|step| step.status.clone())
-            .unwrap_or_default()
+            .map(|step| step.status)
     };
     let mut detail = app::runs::service::detail(&opened, &run).await.unwrap();
     for _ in 0..200 {
-        if step_status(&detail) == "running" {
+        if step_status(&detail) == Some(StepStatus::Running) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
         detail = app::runs::service::detail(&opened, &run).await.unwrap();
     }
-    assert_eq!(step_status(&detail), "running", "{:?}", detail.steps);
+    assert_eq!(
+        step_status(&detail),
+        Some(StepStatus::Running),
+        "{:?}",
+        detail.steps
+    );
 
     let asked = call(&operator, &console, "cancel_run", &[("id", run.as_str())]).await;
     assert_eq!(asked.status(), 200);
     let asked_at = std::time::Instant::now();
-    while detail.run.status == "running" && asked_at.elapsed() < Duration::from_secs(60) {
+    while detail.run.status == RunStatus::Running && asked_at.elapsed() < Duration::from_secs(60) {
         tokio::time::sleep(Duration::from_millis(100)).await;
         detail = app::runs::service::detail(&opened, &run).await.unwrap();
     }
@@ -827,8 +852,8 @@ async fn cancelling_stops_a_step_that_waits_for_health_at_once() {
         "cancelled after {:?}",
         asked_at.elapsed()
     );
-    assert_eq!(detail.run.status, "cancelled");
-    assert_eq!(step_status(&detail), "cancelled");
+    assert_eq!(detail.run.status, RunStatus::Cancelled);
+    assert_eq!(step_status(&detail), Some(StepStatus::Cancelled));
     assert_eq!(
         detail.steps.last().map(|step| step.status.as_str()),
         Some("cancelled")
@@ -846,5 +871,183 @@ async fn cancelling_stops_a_step_that_waits_for_health_at_once() {
         .await
         .unwrap();
     assert!(locks.is_empty(), "the stack is free again: {locks:?}");
+    opened.close().await;
+}
+
+#[tokio::test]
+async fn a_job_succeeds_when_it_exits_zero_and_fails_the_deploy_when_it_does_not() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cleanups = Vec::new();
+    for (stack, command, succeeds) in [
+        // The image's entrypoint is /portal: the command is its arguments.
+        ("seeded", "[\"route\", \"seed\", \"http://done\"]", true),
+        ("broken", "[\"route\"]", false),
+    ] {
+        let (project, cleanup) = throwaway_project("slipjob");
+        cleanups.push(cleanup);
+        let file = dir.path().join(format!("{stack}.yml"));
+        std::fs::write(
+            &file,
+            format!(
+                "services:\n  web:\n    image: slipway-portal-frontend:1.0.0\n    healthcheck:\n      test: [\"CMD\", \"/portal\", \"probe\", \"{HEALTHY}\"]\n      interval: 1s\n      retries: 1000\n    x-slipway: {{ role: app }}\n  seed:\n    image: slipway-portal-frontend:1.0.0\n    command: {command}\n    depends_on: [web]\n    x-slipway: {{ role: job }}\n"
+            ),
+        )
+        .unwrap();
+        let file = file.display().to_string();
+        run_to_exit(
+            &crate::helpers::stack_add_args(&flags, stack, &file, &["--project", &project]),
+            &[],
+        )
+        .await
+        .assert_success();
+        let mut deploy = vec!["deploy", stack];
+        deploy.extend(flags.iter().map(String::as_str));
+        let deployed = run_to_exit(&deploy, &[]).await;
+        if succeeds {
+            deployed.assert_success();
+            assert!(
+                deployed.stdout.contains("seed: finished (exit code 0)"),
+                "{}",
+                deployed.stdout
+            );
+        } else {
+            assert_eq!(deployed.code, Some(1), "{}", deployed.stdout);
+            assert!(
+                format!("{}{}", deployed.stdout, deployed.stderr)
+                    .contains("job seed exited with code 1"),
+                "{}\n{}",
+                deployed.stdout,
+                deployed.stderr
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_update_that_goes_bad_after_a_switch_puts_back_every_service_it_replaced() {
+    let portal = SamplePortal::add("slipputback").await;
+    portal.run("deploy", "1.0.0").await.assert_success();
+    let containers_before = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=com.docker.compose.project={}", portal.project),
+    ]);
+
+    // 1.1.0 everywhere, and the new frontend goes bad four seconds after it starts: after
+    // the backend was replaced and, most likely, after the frontend was switched too.
+    let mut args = vec!["update", "portal"];
+    args.extend(portal.flags.iter().map(String::as_str));
+    let updated = run_to_exit(
+        &args,
+        &[
+            ("PORTAL_PORT", portal.port.as_str()),
+            ("PORTAL_VERSION", "1.1.0"),
+            ("FRONTEND_FAIL_AFTER", "4"),
+        ],
+    )
+    .await;
+    assert_eq!(updated.code, Some(1), "{}", updated.stdout);
+    let said = format!("{}\n{}", updated.stdout, updated.stderr);
+    assert!(
+        said.contains("over the error budget") || said.contains("did not become healthy"),
+        "{said}"
+    );
+    assert!(
+        said.contains("backend: ") && said.contains("is back in service"),
+        "{said}"
+    );
+
+    let health: serde_json::Value = reqwest::get(portal.url("/api/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["version"], "1.0.0", "the backend was put back");
+    let page = reqwest::get(portal.url("/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("version 1.0.0"),
+        "the frontend was put back: {page}"
+    );
+    let containers_after = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=com.docker.compose.project={}", portal.project),
+    ]);
+    assert_eq!(
+        containers_after.lines().count(),
+        containers_before.lines().count(),
+        "the new containers are gone:\n{containers_after}"
+    );
+}
+
+#[tokio::test]
+async fn a_stopping_console_takes_no_new_run_and_marks_a_run_it_cannot_finish_interrupted() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    let _stuck = TinyStack::add_checked_by(&flags, "stuck", None, NEVER_HEALTHY).await;
+    let console = RunningConsole::start_with(&store, &["--run-grace", "2s"]).await;
+    let password = store.add_user("otto", Role::Operator).await;
+    let operator = signed_in(&console, "otto", &password).await;
+    let run_id = start_run(&operator, &console, "stuck", "deploy").await;
+    let opened = store.open().await;
+    // The deploy waits for a health that never comes.
+    let waiting = "SELECT position FROM run_steps WHERE run_id = $1 AND status = 'running' AND name LIKE 'Wait until%'";
+    let mut reached = false;
+    for _ in 0..400 {
+        let found: Option<(i64,)> = sqlx::query_as(waiting)
+            .bind(&run_id)
+            .fetch_optional(opened.pool())
+            .await
+            .unwrap();
+        if found.is_some() {
+            reached = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(reached, "the deploy reached its wait");
+
+    let (code, lines) = console.terminate().await;
+    assert_eq!(code, Some(0), "{lines:#?}");
+    // Without a restart: the console itself said how the run ended before it exited.
+    let detail = app::runs::service::detail(&opened, &run_id).await.unwrap();
+    assert_eq!(
+        detail.run.status,
+        RunStatus::Interrupted,
+        "{:?}",
+        detail.run
+    );
+    assert!(
+        detail.run.error.contains("the console stopped"),
+        "{}",
+        detail.run.error
+    );
+    assert!(
+        detail
+            .steps
+            .iter()
+            .any(|step| step.status == StepStatus::Interrupted),
+        "{:?}",
+        detail.steps
+    );
+    let locks: Vec<(String,)> = sqlx::query_as("SELECT stack FROM stack_locks")
+        .fetch_all(opened.pool())
+        .await
+        .unwrap();
+    assert!(locks.is_empty(), "the stack is free: {locks:?}");
+    assert!(
+        lines.iter().any(|line| line.contains("marked interrupted")),
+        "{lines:#?}"
+    );
     opened.close().await;
 }

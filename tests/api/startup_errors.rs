@@ -91,3 +91,25 @@ async fn a_malformed_log_filter_is_named() {
     .await;
     assert_one_clear_line(&failure, &["RUST_LOG"]);
 }
+
+#[tokio::test]
+async fn plain_http_on_a_network_address_is_refused_whatever_the_public_url_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.display().to_string();
+    let failure = run_to_exit(
+        &[
+            "serve",
+            "--addr",
+            "0.0.0.0:0",
+            "--public-url",
+            "http://127.0.0.1:3000",
+            "--data-dir",
+            &data_arg,
+        ],
+        &[],
+    )
+    .await;
+    assert_one_clear_line(&failure, &["plain http", "--insecure-http", "TLS"]);
+    assert!(!data.exists(), "nothing was written");
+}

@@ -11,6 +11,8 @@ use crate::components::Table;
 use crate::errors::UserFacing;
 
 #[cfg(feature = "ssr")]
+pub mod key;
+#[cfg(feature = "ssr")]
 pub mod service;
 
 /// One entry of the trail.

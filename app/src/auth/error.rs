@@ -3,6 +3,9 @@ use serde::{Deserialize, Serialize};
 use super::Role;
 use crate::errors::UserFacing;
 
+/// What a sign-in refused as [`AuthError::Busy`] is told to wait, in seconds.
+const BUSY_RETRY_AFTER_SECS: u32 = 2;
+
 /// Why a request was refused, in words the browser may show.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum AuthError {
@@ -23,6 +26,9 @@ pub enum AuthError {
     UnknownUser,
     #[error("The console's database did not answer. Try again in a moment.")]
     Unavailable,
+    /// Too many sign-ins waiting for their password check at once.
+    #[error("The console is busy checking other sign-ins. Try again in a few seconds.")]
+    Busy,
     #[error("The console could not be reached: {0}")]
     Transport(String),
 }
@@ -35,8 +41,12 @@ impl UserFacing for AuthError {
             AuthError::UnknownUser => 404,
             AuthError::Conflict(_) => 409,
             AuthError::Invalid(_) => 422,
-            AuthError::Unavailable | AuthError::Transport(_) => 503,
+            AuthError::Unavailable | AuthError::Busy | AuthError::Transport(_) => 503,
         }
+    }
+
+    fn retry_after(&self) -> Option<u32> {
+        (*self == AuthError::Busy).then_some(BUSY_RETRY_AFTER_SECS)
     }
 }
 

@@ -1,22 +1,30 @@
 //! The one check every server function starts with: who is asking, and may they?
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::ConnectInfo;
+use axum::http::HeaderMap;
 use tower_sessions::Session;
 
 use crate::audit::service::Actor;
 use crate::context::{console, ConsoleContext};
 use crate::errors::reject;
 
-use super::{service, AuthError, CurrentUser, Role};
+use super::service::{self, Activity};
+use super::{AuthError, CurrentUser, Role};
 
 /// The signed-in user if their role allows `needed`; otherwise 401 or 403. Deny by default:
 /// a request without a valid session never gets past this.
 pub async fn require(needed: Role) -> Result<CurrentUser, AuthError> {
+    require_for(needed, Activity::Person).await
+}
+
+/// [`require`] for a request a page makes on its own, which does not keep the session
+/// from going idle.
+pub async fn require_for(needed: Role, activity: Activity) -> Result<CurrentUser, AuthError> {
     let outcome = async {
         let (console, session) = console_and_session().await?;
-        let user = service::authenticate(&session, &console).await?;
+        let user = service::authenticate(&session, &console, activity).await?;
         service::authorize(&user, needed)?;
         Ok(user)
     }
@@ -34,7 +42,12 @@ pub struct Authorized {
 
 /// [`require`], plus the console and the caller's audit identity.
 pub async fn authorized(needed: Role) -> Result<Authorized, AuthError> {
-    let user = require(needed).await?;
+    authorized_for(needed, Activity::Person).await
+}
+
+/// [`authorized`], saying whether a person or the page itself is asking.
+pub async fn authorized_for(needed: Role, activity: Activity) -> Result<Authorized, AuthError> {
+    let user = require_for(needed, activity).await?;
     let console = console().ok_or_else(|| reject(AuthError::Unavailable))?;
     let actor = actor(&user).await;
     Ok(Authorized {
@@ -53,12 +66,49 @@ pub async fn console_and_session() -> Result<(ConsoleContext, Session), AuthErro
     Ok((console, session))
 }
 
-/// The client's IP address, as the TCP connection shows it.
+/// The client's IP address: the TCP peer, or, when the peer is a trusted proxy, the client
+/// its `X-Forwarded-For` names.
 pub async fn client_addr() -> String {
-    leptos_axum::extract::<ConnectInfo<SocketAddr>>()
+    let Ok(ConnectInfo(peer)) = leptos_axum::extract::<ConnectInfo<SocketAddr>>().await else {
+        return "unknown".into();
+    };
+    let headers = leptos_axum::extract::<HeaderMap>()
         .await
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
-        .unwrap_or_else(|_| "unknown".into())
+        .unwrap_or_default();
+    let trusted = console()
+        .map(|console| console.auth.trusted_proxies)
+        .unwrap_or_default();
+    client_behind(peer.ip(), &headers, &trusted).to_string()
+}
+
+/// Walks `X-Forwarded-For` from the right, past the trusted proxies: the first address that
+/// is not one of them is the client (entries further left are the client's to invent). A
+/// peer that is not trusted is the client itself, whatever it sends; a header that does
+/// not parse is not believed.
+pub fn client_behind(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let forwarded: Option<Vec<IpAddr>> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|value| value.to_str().ok())
+        .collect::<Option<Vec<&str>>>()
+        .and_then(|values| {
+            values
+                .iter()
+                .flat_map(|value| value.split(','))
+                .map(|entry| entry.trim().parse().ok())
+                .collect()
+        });
+    let mut client = peer;
+    for hop in forwarded.unwrap_or_default().into_iter().rev() {
+        client = hop;
+        if !trusted.contains(&hop) {
+            break;
+        }
+    }
+    client
 }
 
 /// The audit trail's view of the user making this request.
@@ -66,5 +116,58 @@ pub async fn actor(user: &CurrentUser) -> Actor {
     Actor {
         name: user.name.clone(),
         client_addr: client_addr().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", value.parse().unwrap());
+        headers
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn only_a_trusted_proxy_is_believed_and_only_about_its_own_hop() {
+        let proxy = [ip("10.0.0.2")];
+        // Behind the proxy: the client the proxy saw.
+        assert_eq!(
+            client_behind(ip("10.0.0.2"), &forwarded("203.0.113.7"), &proxy),
+            ip("203.0.113.7")
+        );
+        // What the client wrote itself (left of what the proxy added) is not believed.
+        assert_eq!(
+            client_behind(ip("10.0.0.2"), &forwarded("1.2.3.4, 203.0.113.7"), &proxy),
+            ip("203.0.113.7")
+        );
+        // Two trusted hops are walked past.
+        assert_eq!(
+            client_behind(
+                ip("10.0.0.2"),
+                &forwarded("203.0.113.7, 10.0.0.3"),
+                &[ip("10.0.0.2"), ip("10.0.0.3")]
+            ),
+            ip("203.0.113.7")
+        );
+        // A peer that is not a trusted proxy is the client, whatever it says.
+        assert_eq!(
+            client_behind(ip("198.51.100.9"), &forwarded("203.0.113.7"), &proxy),
+            ip("198.51.100.9")
+        );
+        // A header that does not parse, or none at all, leaves the peer.
+        assert_eq!(
+            client_behind(ip("10.0.0.2"), &forwarded("203.0.113.7, bogus"), &proxy),
+            ip("10.0.0.2")
+        );
+        assert_eq!(
+            client_behind(ip("10.0.0.2"), &HeaderMap::new(), &proxy),
+            ip("10.0.0.2")
+        );
     }
 }

@@ -49,19 +49,26 @@ pub fn signed_in_user() -> Option<CurrentUser> {
     use_context::<SignedInUser>().and_then(|user| user.0)
 }
 
-/// Where to go after signing in: only a path on this console, never another site.
+/// Where to go after signing in: only a page of this console, never another site. The
+/// path must start with one of the console's sections and hold nothing but the characters
+/// a URL path and query may carry as they are — no spaces or control characters, which
+/// browsers strip (`/\t/evil.example` becomes `//evil.example`) and which a `Location`
+/// header cannot hold.
 pub fn safe_next(next: Option<String>) -> String {
-    match next {
-        Some(path)
-            if path.starts_with('/')
-                && !path.starts_with("//")
-                && !path.contains('\\')
-                && !path.starts_with(SIGN_IN_PATH) =>
-        {
-            path
-        }
-        _ => "/".to_owned(),
+    next.filter(|path| is_console_page(path))
+        .unwrap_or_else(|| "/".to_owned())
+}
+
+fn is_console_page(target: &str) -> bool {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@/%?".contains(c);
+    if !target.starts_with('/') || target.starts_with("//") || !target.chars().all(allowed) {
+        return false;
     }
+    let path = target.split('?').next().unwrap_or_default();
+    let first_segment = path[1..].split('/').next().unwrap_or_default();
+    crate::sections::SECTIONS
+        .iter()
+        .any(|section| section.path[1..] == *first_segment)
 }
 
 #[server(prefix = "/api", endpoint = "sign_in")]
@@ -144,5 +151,29 @@ mod tests {
         assert_eq!(safe_next(Some("/\\evil.example".into())), "/");
         assert_eq!(safe_next(Some("/sign-in?next=/x".into())), "/");
         assert_eq!(safe_next(None), "/");
+        assert_eq!(safe_next(Some("/stacks/portal".into())), "/stacks/portal");
+        assert_eq!(safe_next(Some("/".into())), "/");
+        assert_eq!(safe_next(Some("/?a=1".into())), "/?a=1");
+    }
+
+    #[test]
+    fn next_refuses_what_a_browser_would_read_as_another_site_or_a_header_cannot_hold() {
+        // Browsers strip tabs and newlines: "/\t/evil.example" is "//evil.example" to them.
+        for hostile in [
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "/ /evil.example",
+            "/\n",
+            "/runs\u{0}",
+            "/runs/\u{7f}",
+            "/stacks/é",
+            "/nowhere",
+            "/pkg/slipway.js",
+            "/api/add_user",
+            "http:/evil.example",
+        ] {
+            assert_eq!(safe_next(Some(hostile.into())), "/", "{hostile:?}");
+        }
     }
 }

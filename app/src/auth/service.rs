@@ -5,22 +5,25 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tower_sessions::Session;
+use tower_sessions::{Expiry, Session};
 
-use crate::audit::service::{append, Actor};
+use crate::audit::service::{append, Actor, Audited};
 use crate::context::ConsoleContext;
 use crate::store::{now_epoch, now_utc, Store};
 
 use super::names::{check_new_password, UserName};
 use super::{password, users, AuthError, CurrentUser, Role};
 
-/// Session lifetimes; both are enforced on the server.
-#[derive(Clone, Copy, Debug)]
+/// Session lifetimes, both enforced on the server, and whom to believe about a client's
+/// address.
+#[derive(Clone, Debug)]
 pub struct AuthSettings {
     /// Without a request for this long, the session ends.
     pub idle_timeout: Duration,
     /// However active, a session ends this long after sign-in.
     pub absolute_timeout: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for AuthSettings {
@@ -28,6 +31,7 @@ impl Default for AuthSettings {
         Self {
             idle_timeout: Duration::from_secs(30 * 60),
             absolute_timeout: Duration::from_secs(12 * 60 * 60),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -58,12 +62,22 @@ fn session_failure(error: tower_sessions::session::Error) -> AuthError {
     AuthError::Unavailable
 }
 
+/// Whether a request is someone using the console, which keeps their session from going
+/// idle, or something a page does on its own (a timer's refresh, a live stream), which
+/// must not keep an unattended tab signed in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activity {
+    Person,
+    Background,
+}
+
 /// The signed-in user behind `session`, re-checked against the store on every request:
 /// a disabled account, a reset password or an expired sign-in ends the session here, and a
-/// changed role gives it a new id.
+/// changed role gives it a new id. Only a person's request moves the idle deadline on.
 pub async fn authenticate(
     session: &Session,
     console: &ConsoleContext,
+    activity: Activity,
 ) -> Result<CurrentUser, AuthError> {
     let Some(mut signed_in) = session
         .get::<SignedIn>(SESSION_KEY)
@@ -72,14 +86,7 @@ pub async fn authenticate(
     else {
         return Err(AuthError::NotSignedIn);
     };
-    let age = now_epoch() - signed_in.signed_in_at;
-    let user = users::find_by_id(&console.store, &signed_in.user_id).await?;
-    let still_valid = |user: &users::StoredUser| {
-        !user.disabled
-            && user.session_generation == signed_in.generation
-            && age < console.auth.absolute_timeout.as_secs() as i64
-    };
-    let Some(user) = user.filter(still_valid) else {
+    let Some(user) = still_valid(console, &signed_in).await? else {
         session.flush().await.map_err(session_failure)?;
         return Err(AuthError::NotSignedIn);
     };
@@ -91,11 +98,59 @@ pub async fn authenticate(
             .await
             .map_err(session_failure)?;
     }
+    if activity == Activity::Person {
+        // Marks the session for saving, which moves its expiry `idle_timeout` ahead.
+        session.set_expiry(Some(Expiry::OnInactivity(idle_expiry(console))));
+    }
     Ok(CurrentUser {
         id: user.id,
         name: user.name,
         role: user.role,
     })
+}
+
+/// The session layer's idle expiry, from the console's setting.
+pub fn idle_expiry(console: &ConsoleContext) -> time::Duration {
+    time::Duration::try_from(console.auth.idle_timeout).unwrap_or(time::Duration::minutes(30))
+}
+
+/// The user a session's sign-in still stands for: enabled, same password generation, and
+/// within the absolute timeout.
+async fn still_valid(
+    console: &ConsoleContext,
+    signed_in: &SignedIn,
+) -> Result<Option<users::StoredUser>, AuthError> {
+    let age = now_epoch() - signed_in.signed_in_at;
+    let user = users::find_by_id(console.store.pool(), &signed_in.user_id).await?;
+    Ok(user.filter(|user| {
+        !user.disabled
+            && user.session_generation == signed_in.generation
+            && age < console.auth.absolute_timeout.as_secs() as i64
+    }))
+}
+
+/// Whether the session `id` is still signed in, read afresh from the store (a `Session`
+/// keeps what it loaded for the whole request). Long-lived streams ask this from time to
+/// time, so a sign-out, an idle timeout or a disabled account ends them.
+pub async fn still_signed_in(
+    console: &ConsoleContext,
+    id: tower_sessions::session::Id,
+) -> Result<bool, AuthError> {
+    use tower_sessions::SessionStore;
+    let record = super::session_store::SqlSessionStore::new(console.store.clone())
+        .load(&id)
+        .await
+        .map_err(|error| {
+            tracing::error!(error = %error, "session store failure");
+            AuthError::Unavailable
+        })?;
+    let Some(signed_in) = record
+        .and_then(|record| record.data.get(SESSION_KEY).cloned())
+        .and_then(|value| serde_json::from_value::<SignedIn>(value).ok())
+    else {
+        return Ok(false);
+    };
+    Ok(still_valid(console, &signed_in).await?.is_some())
 }
 
 /// Refuses a user whose role is below `needed`.
@@ -107,6 +162,10 @@ pub fn authorize(user: &CurrentUser, needed: Role) -> Result<(), AuthError> {
     }
 }
 
+/// What throttling and the audit trail call an attempt at a name no account has: never
+/// the typed text, which may be a password typed into the wrong field.
+pub const UNKNOWN_ACCOUNT: &str = "(unknown name)";
+
 /// Checks a name and password, with throttling, and on success starts a fresh session.
 /// Every way of failing returns the same error after the same password work.
 #[tracing::instrument(skip_all, fields(client = client_addr))]
@@ -117,29 +176,33 @@ pub async fn sign_in(
     password: String,
     client_addr: &str,
 ) -> Result<CurrentUser, AuthError> {
+    // A place in the password line first: past its limit nothing is checked or counted.
+    let ticket = password::admit()?;
     let store = &console.store;
     let now = now_epoch();
-    let name = UserName::parse(raw_name).ok();
-    // What throttling and the audit trail call the account, even when it is not a valid name.
-    let subject: String = match &name {
-        Some(name) => name.as_str().to_owned(),
-        None => raw_name.trim().to_lowercase().chars().take(64).collect(),
+    let user = match UserName::parse(raw_name) {
+        Ok(name) => users::find_by_name(store, name.as_str()).await?,
+        Err(_) => None,
     };
-    let locked = locked_until(store, Scope::Account, &subject, now)
-        .await?
-        .is_some()
-        || locked_until(store, Scope::Address, client_addr, now)
-            .await?
-            .is_some();
-    let user = match &name {
-        Some(name) => users::find_by_name(store, name.as_str()).await?,
-        None => None,
+    let actor = Actor {
+        name: user
+            .as_ref()
+            .map_or(UNKNOWN_ACCOUNT, |user| user.name.as_str())
+            .to_owned(),
+        client_addr: client_addr.to_owned(),
     };
+    // The attempt counts as a failure from now until the password proves it right, so
+    // parallel guesses see each other before any of them is checked.
+    record_attempt(store, &actor, now).await?;
+    let mut locked = false;
+    for (scope, subject) in throttled(&actor) {
+        locked = locked || is_locked(store, scope, subject, now).await?;
+    }
     let stored_hash = user
         .as_ref()
         .filter(|_| !locked)
         .map(|user| user.password_hash.clone());
-    let password_matches = password::verify(password, stored_hash).await;
+    let password_matches = password::verify(ticket, password, stored_hash).await;
 
     let outcome = match user {
         _ if locked => Err("locked"),
@@ -147,10 +210,6 @@ pub async fn sign_in(
         Some(_) if !password_matches => Err("wrong password"),
         Some(user) if user.disabled => Err("account disabled"),
         Some(user) => Ok(user),
-    };
-    let actor = Actor {
-        name: subject.clone(),
-        client_addr: client_addr.to_owned(),
     };
     let user = match outcome {
         Ok(user) => user,
@@ -174,18 +233,21 @@ pub async fn sign_in(
         )
         .await
         .map_err(session_failure)?;
+    let mut audited = Audited::begin(store).await?;
+    // This attempt and the account's earlier failures; the address keeps its count.
     sqlx::query("DELETE FROM sign_in_failures WHERE user_name = $1")
-        .bind(&subject)
-        .execute(store.pool())
+        .bind(&user.name)
+        .execute(audited.db())
         .await?;
-    append(
-        store,
-        &actor,
-        "auth.sign_in",
-        &user.name,
-        json!({ "role": user.role }),
-    )
-    .await?;
+    audited
+        .append(
+            &actor,
+            "auth.sign_in",
+            &user.name,
+            json!({ "role": user.role }),
+        )
+        .await?;
+    audited.commit().await?;
     Ok(CurrentUser {
         id: user.id,
         name: user.name,
@@ -245,30 +307,17 @@ impl Scope {
     }
 }
 
-async fn locked_until(
-    store: &Store,
-    scope: Scope,
-    subject: &str,
-    now: i64,
-) -> Result<Option<i64>, AuthError> {
-    let row: Option<(i64,)> = sqlx::query_as(
-        "SELECT locked_until FROM lockouts WHERE scope = $1 AND subject = $2 AND locked_until > $3",
-    )
-    .bind(scope.as_str())
-    .bind(subject)
-    .bind(now)
-    .fetch_optional(store.pool())
-    .await?;
-    Ok(row.map(|(until,)| until))
+/// What an attempt counts against: its account, when it names one, and its address.
+/// Names of no account share one marker, so they count against the address only.
+fn throttled(actor: &Actor) -> Vec<(Scope, &str)> {
+    let account = (actor.name != UNKNOWN_ACCOUNT).then_some((Scope::Account, actor.name.as_str()));
+    account
+        .into_iter()
+        .chain([(Scope::Address, actor.client_addr.as_str())])
+        .collect()
 }
 
-async fn record_failure(
-    store: &Store,
-    actor: &Actor,
-    reason: &str,
-    already_locked: bool,
-    now: i64,
-) -> Result<(), AuthError> {
+async fn record_attempt(store: &Store, actor: &Actor, now: i64) -> Result<(), AuthError> {
     sqlx::query(
         "INSERT INTO sign_in_failures (id, user_name, client_addr, failed_at, created_at) VALUES ($1, $2, $3, $4, $5)",
     )
@@ -279,52 +328,51 @@ async fn record_failure(
     .bind(now_utc())
     .execute(store.pool())
     .await?;
-    append(
-        store,
-        actor,
-        "auth.sign_in_failed",
-        &actor.name,
-        json!({ "reason": reason }),
-    )
-    .await?;
-    // Attempts during a lock are recorded but do not extend it.
-    if already_locked {
-        return Ok(());
-    }
-    for (scope, subject) in [
-        (Scope::Account, &actor.name),
-        (Scope::Address, &actor.client_addr),
-    ] {
-        if let Some((level, seconds)) = lock_if_over_limit(store, scope, subject, now).await? {
-            append(
-                store,
-                &Actor::system(),
-                "auth.lockout",
-                &format!("{}:{subject}", scope.as_str()),
-                json!({ "level": level, "seconds": seconds, "client_addr": actor.client_addr }),
-            )
-            .await?;
-        }
-    }
     Ok(())
 }
 
-/// Locks `subject` when it has reached its failure limit since the window opened or its
-/// last lock ended; returns the lock level and length.
-async fn lock_if_over_limit(
+/// Whether `subject` is locked: by a lock in force, or because the attempts counted since
+/// its window opened — this one included — are past its limit. Every attempt is recorded
+/// before it is counted, so of N parallel attempts the k-th to be stored counts at least k,
+/// and no more than the limit get to the password check.
+async fn is_locked(
     store: &Store,
     scope: Scope,
     subject: &str,
     now: i64,
+) -> Result<bool, AuthError> {
+    let lock = previous_lock(store.pool(), scope, subject).await?;
+    if lock.is_some_and(|(_, until)| until > now) {
+        return Ok(true);
+    }
+    Ok(failures_since_window(store.pool(), scope, subject, lock, now).await? > scope.limit())
+}
+
+async fn previous_lock<'c>(
+    db: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    scope: Scope,
+    subject: &str,
 ) -> Result<Option<(i64, i64)>, AuthError> {
-    let previous: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT level, locked_until FROM lockouts WHERE scope = $1 AND subject = $2",
+    Ok(
+        sqlx::query_as(
+            "SELECT level, locked_until FROM lockouts WHERE scope = $1 AND subject = $2",
+        )
+        .bind(scope.as_str())
+        .bind(subject)
+        .fetch_optional(db)
+        .await?,
     )
-    .bind(scope.as_str())
-    .bind(subject)
-    .fetch_optional(store.pool())
-    .await?;
-    let counted_since = previous
+}
+
+/// Failures counted against `subject`: since the window opened or its last lock ended.
+async fn failures_since_window<'c>(
+    db: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    scope: Scope,
+    subject: &str,
+    lock: Option<(i64, i64)>,
+    now: i64,
+) -> Result<i64, AuthError> {
+    let counted_since = lock
         .map(|(_, until)| until)
         .unwrap_or(0)
         .max(now - FAILURE_WINDOW_SECS);
@@ -334,9 +382,62 @@ async fn lock_if_over_limit(
     ))
     .bind(subject)
     .bind(counted_since)
-    .fetch_one(store.pool())
+    .fetch_one(db)
     .await?;
-    if failures < scope.limit() {
+    Ok(failures)
+}
+
+/// Audits a failed attempt (already recorded by [`record_attempt`]) and locks its account
+/// or address when that reached the limit — one transaction, so parallel failures decide
+/// their locks one after the other.
+async fn record_failure(
+    store: &Store,
+    actor: &Actor,
+    reason: &str,
+    already_locked: bool,
+    now: i64,
+) -> Result<(), AuthError> {
+    let mut audited = Audited::begin(store).await?;
+    audited
+        .append(
+            actor,
+            "auth.sign_in_failed",
+            &actor.name,
+            json!({ "reason": reason }),
+        )
+        .await?;
+    // Attempts during a lock are recorded but do not extend it.
+    if !already_locked {
+        for (scope, subject) in throttled(actor) {
+            if let Some((level, seconds)) =
+                lock_if_over_limit(audited.db(), scope, subject, now).await?
+            {
+                audited
+                    .append(
+                        &Actor::system(),
+                        "auth.lockout",
+                        &format!("{}:{subject}", scope.as_str()),
+                        json!({ "level": level, "seconds": seconds, "client_addr": actor.client_addr }),
+                    )
+                    .await?;
+            }
+        }
+    }
+    Ok(audited.commit().await?)
+}
+
+/// Locks `subject` when it has reached its failure limit since the window opened or its
+/// last lock ended; returns the lock level and length.
+async fn lock_if_over_limit(
+    db: &mut sqlx::AnyConnection,
+    scope: Scope,
+    subject: &str,
+    now: i64,
+) -> Result<Option<(i64, i64)>, AuthError> {
+    let previous = previous_lock(&mut *db, scope, subject).await?;
+    if previous.is_some_and(|(_, until)| until > now)
+        || failures_since_window(&mut *db, scope, subject, previous, now).await? < scope.limit()
+    {
         return Ok(None);
     }
     let level = match previous {
@@ -344,14 +445,11 @@ async fn lock_if_over_limit(
         _ => 0,
     };
     let seconds = lock_seconds(level);
-    let mut tx = store.pool().begin().await?;
-    sqlx::query("DELETE FROM lockouts WHERE scope = $1 AND subject = $2")
-        .bind(scope.as_str())
-        .bind(subject)
-        .execute(&mut *tx)
-        .await?;
     sqlx::query(
-        "INSERT INTO lockouts (scope, subject, level, locked_at, locked_until, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO lockouts (scope, subject, level, locked_at, locked_until, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (scope, subject) DO UPDATE SET level = excluded.level, \
+         locked_at = excluded.locked_at, locked_until = excluded.locked_until",
     )
     .bind(scope.as_str())
     .bind(subject)
@@ -359,9 +457,8 @@ async fn lock_if_over_limit(
     .bind(now)
     .bind(now + seconds)
     .bind(now_utc())
-    .execute(&mut *tx)
+    .execute(db)
     .await?;
-    tx.commit().await?;
     Ok(Some((level, seconds)))
 }
 
@@ -382,15 +479,12 @@ pub async fn add_user(
     let name = UserName::parse(raw_name).map_err(AuthError::Invalid)?;
     check_new_password(&new_password).map_err(AuthError::Invalid)?;
     let hash = password::hash(new_password).await?;
-    let user = users::insert(store, &name, role, &hash).await?;
-    append(
-        store,
-        actor,
-        "user.added",
-        &user.name,
-        json!({ "role": role }),
-    )
-    .await?;
+    let mut audited = Audited::begin(store).await?;
+    let user = users::insert(audited.db(), &name, role, &hash).await?;
+    audited
+        .append(actor, "user.added", &user.name, json!({ "role": role }))
+        .await?;
+    audited.commit().await?;
     Ok(super::UserSummary {
         id: user.id,
         name: user.name,
@@ -400,17 +494,25 @@ pub async fn add_user(
     })
 }
 
-async fn existing(store: &Store, user_id: &str) -> Result<users::StoredUser, AuthError> {
-    users::find_by_id(store, user_id)
+/// Begins an audited change of the user `user_id`, read inside it.
+async fn change_of(
+    store: &Store,
+    user_id: &str,
+) -> Result<(Audited, users::StoredUser), AuthError> {
+    let mut audited = Audited::begin(store).await?;
+    let user = users::find_by_id(audited.db(), user_id)
         .await?
-        .ok_or(AuthError::UnknownUser)
+        .ok_or(AuthError::UnknownUser)?;
+    Ok((audited, user))
 }
 
 /// The console must keep one active admin: refuses to demote or disable the last one.
-async fn keep_an_admin(store: &Store, user: &users::StoredUser) -> Result<(), AuthError> {
+/// Checked inside the change's transaction, so two admins demoting each other at once
+/// cannot both succeed.
+async fn keep_an_admin(audited: &mut Audited, user: &users::StoredUser) -> Result<(), AuthError> {
     if user.role == Role::Admin
         && !user.disabled
-        && users::other_active_admins(store, &user.id).await? == 0
+        && users::other_active_admins(audited.db(), &user.id).await? == 0
     {
         return Err(AuthError::Invalid(format!(
             "{} is the last active admin; make someone else admin first.",
@@ -426,23 +528,23 @@ pub async fn change_role(
     user_id: &str,
     role: Role,
 ) -> Result<(), AuthError> {
-    let user = existing(store, user_id).await?;
+    let (mut audited, user) = change_of(store, user_id).await?;
     if user.role == role {
         return Ok(());
     }
     if role != Role::Admin {
-        keep_an_admin(store, &user).await?;
+        keep_an_admin(&mut audited, &user).await?;
     }
-    users::set_role(store, &user.id, role).await?;
-    append(
-        store,
-        actor,
-        "user.role_changed",
-        &user.name,
-        json!({ "from": user.role, "to": role }),
-    )
-    .await?;
-    Ok(())
+    users::set_role(audited.db(), &user.id, role).await?;
+    audited
+        .append(
+            actor,
+            "user.role_changed",
+            &user.name,
+            json!({ "from": user.role, "to": role }),
+        )
+        .await?;
+    Ok(audited.commit().await?)
 }
 
 pub async fn set_disabled(
@@ -451,21 +553,21 @@ pub async fn set_disabled(
     user_id: &str,
     disabled: bool,
 ) -> Result<(), AuthError> {
-    let user = existing(store, user_id).await?;
+    let (mut audited, user) = change_of(store, user_id).await?;
     if user.disabled == disabled {
         return Ok(());
     }
     if disabled {
-        keep_an_admin(store, &user).await?;
+        keep_an_admin(&mut audited, &user).await?;
     }
-    users::set_disabled(store, &user.id, disabled).await?;
+    users::set_disabled(audited.db(), &user.id, disabled).await?;
     let action = if disabled {
         "user.disabled"
     } else {
         "user.enabled"
     };
-    append(store, actor, action, &user.name, json!({})).await?;
-    Ok(())
+    audited.append(actor, action, &user.name, json!({})).await?;
+    Ok(audited.commit().await?)
 }
 
 pub async fn reset_password(
@@ -474,12 +576,15 @@ pub async fn reset_password(
     user_id: &str,
     new_password: String,
 ) -> Result<(), AuthError> {
-    let user = existing(store, user_id).await?;
     check_new_password(&new_password).map_err(AuthError::Invalid)?;
+    // Hashed before the change begins: the audit lock is never held through argon2.
     let hash = password::hash(new_password).await?;
-    users::set_password_hash(store, &user.id, &hash).await?;
-    append(store, actor, "user.password_reset", &user.name, json!({})).await?;
-    Ok(())
+    let (mut audited, user) = change_of(store, user_id).await?;
+    users::set_password_hash(audited.db(), &user.id, &hash).await?;
+    audited
+        .append(actor, "user.password_reset", &user.name, json!({}))
+        .await?;
+    Ok(audited.commit().await?)
 }
 
 #[cfg(test)]

@@ -24,43 +24,60 @@ fn key(id: &Id) -> String {
     hex::encode(Sha256::digest(id.to_string().as_bytes()))
 }
 
+fn encode(record: &Record) -> session_store::Result<String> {
+    serde_json::to_string(&record.data)
+        .map_err(|error| session_store::Error::Encode(error.to_string()))
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
 fn backend(error: sqlx::Error) -> session_store::Error {
     session_store::Error::Backend(error.to_string())
 }
 
 #[async_trait]
 impl SessionStore for SqlSessionStore {
+    /// Inserts a new session. Ids are 128 random bits; still, a clash never overwrites a
+    /// live session: the insert fails on the key and the id is drawn again.
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        // Ids are 128 random bits; still, never overwrite a live session.
-        while self.load(&record.id).await?.is_some() {
-            record.id = Id::default();
+        let data = encode(record)?;
+        for _ in 0..3 {
+            let inserted = sqlx::query(
+                "INSERT INTO sessions (id_hash, data, expires_at, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(key(&record.id))
+            .bind(&data)
+            .bind(record.expiry_date.unix_timestamp())
+            .bind(now_utc())
+            .execute(self.store.pool())
+            .await;
+            match inserted {
+                Ok(_) => return Ok(()),
+                Err(error) if is_unique_violation(&error) => record.id = Id::default(),
+                Err(error) => return Err(backend(error)),
+            }
         }
-        self.save(record).await
+        Err(session_store::Error::Backend(
+            "no free session id after three draws".into(),
+        ))
     }
 
+    /// Updates a session that still exists, and only that: a request that loaded the
+    /// session before it was signed out (or expired) cannot bring it back by saving.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        let data = serde_json::to_string(&record.data)
-            .map_err(|error| session_store::Error::Encode(error.to_string()))?;
-        let key = key(&record.id);
-        let expires_at = record.expiry_date.unix_timestamp();
-        let mut tx = self.store.pool().begin().await.map_err(backend)?;
-        // Portable upsert: SQLite and PostgreSQL share no single statement for it.
-        sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
-            .bind(&key)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
         sqlx::query(
-            "INSERT INTO sessions (id_hash, data, expires_at, created_at) VALUES ($1, $2, $3, $4)",
+            "UPDATE sessions SET data = $1, expires_at = $2 WHERE id_hash = $3 AND expires_at > $4",
         )
-        .bind(&key)
-        .bind(&data)
-        .bind(expires_at)
-        .bind(now_utc())
-        .execute(&mut *tx)
+        .bind(encode(record)?)
+        .bind(record.expiry_date.unix_timestamp())
+        .bind(key(&record.id))
+        .bind(now_epoch())
+        .execute(self.store.pool())
         .await
         .map_err(backend)?;
-        tx.commit().await.map_err(backend)
+        Ok(())
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {

@@ -1,4 +1,7 @@
-//! The `users` table.
+//! The `users` table. Changes take the connection of the audited transaction they belong
+//! to (`audit::service::Audited::db`).
+
+use sqlx::AnyConnection;
 
 use crate::store::{now_utc, Store};
 
@@ -31,40 +34,47 @@ fn from_row((id, name, role, password_hash, disabled, session_generation): Row) 
 }
 
 pub async fn insert(
-    store: &Store,
+    db: &mut AnyConnection,
     name: &UserName,
     role: Role,
     password_hash: &str,
 ) -> Result<StoredUser, AuthError> {
-    if find_by_name(store, name.as_str()).await?.is_some() {
-        return Err(AuthError::Conflict(format!(
-            "A user named {} exists already.",
-            name.as_str()
-        )));
+    let taken = || AuthError::Conflict(format!("A user named {} exists already.", name.as_str()));
+    let existing: Option<(String,)> = sqlx::query_as("SELECT id FROM users WHERE name = $1")
+        .bind(name.as_str())
+        .fetch_optional(&mut *db)
+        .await?;
+    if existing.is_some() {
+        return Err(taken());
     }
     let now = now_utc();
-    let id = uuid::Uuid::new_v4().to_string();
+    let user = StoredUser {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: name.as_str().to_owned(),
+        role,
+        password_hash: password_hash.to_owned(),
+        disabled: false,
+        session_generation: 1,
+    };
     sqlx::query(
         "INSERT INTO users (id, name, role, password_hash, disabled, session_generation, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
-    .bind(&id)
-    .bind(name.as_str())
+    .bind(&user.id)
+    .bind(&user.name)
     .bind(role.as_str())
     .bind(password_hash)
     .bind(0_i64)
-    .bind(1_i64)
+    .bind(user.session_generation)
     .bind(&now)
     .bind(&now)
-    .execute(store.pool())
+    .execute(db)
     .await
     .map_err(|error| match &error {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            AuthError::Conflict(format!("A user named {} exists already.", name.as_str()))
-        }
+        sqlx::Error::Database(db) if db.is_unique_violation() => taken(),
         _ => error.into(),
     })?;
-    find_by_id(store, &id).await?.ok_or(AuthError::Unavailable)
+    Ok(user)
 }
 
 pub async fn find_by_name(store: &Store, name: &str) -> Result<Option<StoredUser>, AuthError> {
@@ -75,10 +85,14 @@ pub async fn find_by_name(store: &Store, name: &str) -> Result<Option<StoredUser
     Ok(row.map(from_row))
 }
 
-pub async fn find_by_id(store: &Store, id: &str) -> Result<Option<StoredUser>, AuthError> {
+/// The user with this id, read through `db`: the pool, or an audited change's connection.
+pub async fn find_by_id<'c>(
+    db: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    id: &str,
+) -> Result<Option<StoredUser>, AuthError> {
     let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
         .bind(id)
-        .fetch_optional(store.pool())
+        .fetch_optional(db)
         .await?;
     Ok(row.map(from_row))
 }
@@ -101,49 +115,57 @@ pub async fn list(store: &Store) -> Result<Vec<UserSummary>, AuthError> {
 }
 
 /// Active admins other than `except`: the console must always keep one.
-pub async fn other_active_admins(store: &Store, except: &str) -> Result<i64, AuthError> {
+pub async fn other_active_admins(db: &mut AnyConnection, except: &str) -> Result<i64, AuthError> {
     let (count,): (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM users WHERE role = $1 AND disabled = $2 AND id <> $3")
             .bind(Role::Admin.as_str())
             .bind(0_i64)
             .bind(except)
-            .fetch_one(store.pool())
+            .fetch_one(db)
             .await?;
     Ok(count)
 }
 
-pub async fn set_role(store: &Store, id: &str, role: Role) -> Result<(), AuthError> {
+pub async fn set_role(db: &mut AnyConnection, id: &str, role: Role) -> Result<(), AuthError> {
     sqlx::query("UPDATE users SET role = $1, updated_at = $2 WHERE id = $3")
         .bind(role.as_str())
         .bind(now_utc())
         .bind(id)
-        .execute(store.pool())
+        .execute(db)
         .await?;
     Ok(())
 }
 
 /// Disabling ends every session of the account; enabling does not bring them back.
-pub async fn set_disabled(store: &Store, id: &str, disabled: bool) -> Result<(), AuthError> {
+pub async fn set_disabled(
+    db: &mut AnyConnection,
+    id: &str,
+    disabled: bool,
+) -> Result<(), AuthError> {
     sqlx::query(
         "UPDATE users SET disabled = $1, session_generation = session_generation + 1, updated_at = $2 WHERE id = $3",
     )
     .bind(i64::from(disabled))
     .bind(now_utc())
     .bind(id)
-    .execute(store.pool())
+    .execute(db)
     .await?;
     Ok(())
 }
 
 /// A new password ends every session of the account.
-pub async fn set_password_hash(store: &Store, id: &str, hash: &str) -> Result<(), AuthError> {
+pub async fn set_password_hash(
+    db: &mut AnyConnection,
+    id: &str,
+    hash: &str,
+) -> Result<(), AuthError> {
     sqlx::query(
         "UPDATE users SET password_hash = $1, session_generation = session_generation + 1, updated_at = $2 WHERE id = $3",
     )
     .bind(hash)
     .bind(now_utc())
     .bind(id)
-    .execute(store.pool())
+    .execute(db)
     .await?;
     Ok(())
 }

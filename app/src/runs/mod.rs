@@ -14,6 +14,8 @@ use crate::components::Table;
 use crate::errors::UserFacing;
 
 #[cfg(feature = "ssr")]
+pub mod runner;
+#[cfg(feature = "ssr")]
 pub mod service;
 
 /// What a run does to its stack.
@@ -68,13 +70,70 @@ impl FromStr for Operation {
     }
 }
 
+/// Declares a status enum with its one text form, used in the store, the browser (serde)
+/// and on pages alike.
+macro_rules! status_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+
+            fn from_str(value: &str) -> Result<Self, Self::Err> {
+                match value {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(format!("unknown {} {other:?}", stringify!($name))),
+                }
+            }
+        }
+    };
+}
+
+status_enum! {
+    /// Where a run stands.
+    RunStatus {
+        Running => "running",
+        Succeeded => "succeeded",
+        Failed => "failed",
+        Cancelled => "cancelled",
+        /// Its process stopped before it finished (a crash, or a console stop past the grace).
+        Interrupted => "interrupted",
+    }
+}
+
+status_enum! {
+    /// Where one step of a run stands.
+    StepStatus {
+        Pending => "pending",
+        Running => "running",
+        Succeeded => "succeeded",
+        Failed => "failed",
+        Cancelled => "cancelled",
+        Interrupted => "interrupted",
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunSummary {
     pub id: String,
     pub stack: String,
     pub operation: Operation,
-    /// running, succeeded, failed, cancelled or interrupted.
-    pub status: String,
+    pub status: RunStatus,
     pub requested_by: String,
     pub started_at: String,
     /// Empty while the run goes on.
@@ -86,8 +145,7 @@ pub struct RunSummary {
 pub struct RunStep {
     pub position: i64,
     pub name: String,
-    /// pending, running, succeeded, failed or interrupted.
-    pub status: String,
+    pub status: StepStatus,
     pub started_at: String,
     pub finished_at: String,
     /// How long it took (`3.2 s`), once it has finished.
@@ -133,8 +191,13 @@ pub enum RunError {
     Busy(String),
     #[error("There is no run {0}.")]
     NotFound(String),
-    #[error("{0}")]
-    Stack(String),
+    /// The stack could not be read or driven: unknown (404), a file it cannot use (422),
+    /// an engine that does not answer (503).
+    #[error(transparent)]
+    Stack(#[from] crate::stacks::StackError),
+    /// The console is stopping and takes no new run.
+    #[error("The console is stopping; start the run again once it is back.")]
+    Stopping,
     #[error("The console's database did not answer. Try again in a moment.")]
     Unavailable,
     #[error("The console could not be reached: {0}")]
@@ -147,8 +210,8 @@ impl UserFacing for RunError {
             RunError::Auth(error) => error.status(),
             RunError::Busy(_) => 409,
             RunError::NotFound(_) => 404,
-            RunError::Stack(_) => 422,
-            RunError::Unavailable | RunError::Transport(_) => 503,
+            RunError::Stack(error) => error.status(),
+            RunError::Stopping | RunError::Unavailable | RunError::Transport(_) => 503,
         }
     }
 }
@@ -163,33 +226,31 @@ impl From<crate::store::StoreError> for RunError {
     }
 }
 
-#[cfg(feature = "ssr")]
-impl From<crate::stacks::StackError> for RunError {
-    fn from(error: crate::stacks::StackError) -> Self {
-        RunError::Stack(error.to_string())
-    }
-}
-
 /// Starts a run of `operation` on the stack and returns its id at once; operators and up.
 #[server(prefix = "/api", endpoint = "start_run")]
 pub async fn start_run(stack: String, operation: Operation) -> Result<String, RunError> {
     use crate::errors::reject;
     let operator = crate::auth::guard::authorized(crate::auth::Role::Operator).await?;
-    let store = operator.console.store.clone();
-    let summary = crate::stacks::service::find(&store, &stack)
-        .await
+    let engine = operator
+        .console
+        .engine
+        .clone()
         .map_err(|error| reject(RunError::from(error)))?;
-    let engine = crate::stacks::engine::Engine::connect()
-        .map_err(|error| reject(RunError::Stack(error.to_string())))?;
-    let handle = service::begin(&store, &summary, operation, &operator.actor, false)
-        .await
-        .map_err(reject)?;
+    let (handle, summary) = service::start(
+        &operator.console.store,
+        &stack,
+        operation,
+        &operator.actor,
+        false,
+    )
+    .await
+    .map_err(reject)?;
     let id = handle.run.id.clone();
-    tokio::spawn(async move {
-        if let Err(error) = service::execute(handle, &engine, &summary).await {
-            tracing::error!(error = %error, "run could not be recorded to the end");
-        }
-    });
+    operator
+        .console
+        .runner
+        .start(handle, engine, summary)
+        .map_err(reject)?;
     Ok(id)
 }
 
@@ -254,7 +315,7 @@ fn RunList(list: Vec<RunSummary>) -> impl IntoView {
                                 <td><a href=format!("/runs/{}", run.id)>{run.id.chars().take(8).collect::<String>()}</a></td>
                                 <td>{run.stack}</td>
                                 <td>{run.operation.as_str()}</td>
-                                <td><span class=status_class(&run.status)>{run.status.clone()}</span></td>
+                                <td><span class=status_class(run.status.as_str())>{run.status.as_str()}</span></td>
                                 <td>{run.requested_by}</td>
                                 <td class="nowrap">{run.started_at}</td>
                             </tr>
@@ -266,11 +327,14 @@ fn RunList(list: Vec<RunSummary>) -> impl IntoView {
     }
 }
 
+/// The badge of a run's or a step's status, by its text form (the two enums share it).
 fn status_class(status: &str) -> &'static str {
-    match status {
-        "succeeded" => "status on",
-        "running" | "pending" => "status",
-        _ => "status off",
+    if status == StepStatus::Succeeded.as_str() {
+        "status on"
+    } else if status == StepStatus::Running.as_str() || status == StepStatus::Pending.as_str() {
+        "status"
+    } else {
+        "status off"
     }
 }
 
@@ -325,11 +389,14 @@ fn RunView(detail: RunDetail) -> impl IntoView {
         lines: RwSignal::new(detail.lines),
     };
     Effect::new(move || follow_live(live));
-    let running = move || live.run.with(|run| run.status == "running");
-    let status = move || live.run.with(|run| run.status.clone());
+    let running = move || live.run.with(|run| run.status == RunStatus::Running);
+    let status = move || live.run.with(|run| run.status.as_str());
     let percent = move || {
         live.steps.with(|steps| {
-            let done = steps.iter().filter(|s| s.status == "succeeded").count();
+            let done = steps
+                .iter()
+                .filter(|s| s.status == StepStatus::Succeeded)
+                .count();
             done * 100 / steps.len().max(1)
         })
     };
@@ -345,12 +412,12 @@ fn RunView(detail: RunDetail) -> impl IntoView {
     let error = move || live.run.with(|run| run.error.clone());
     view! {
         // As markup, not elements: a meta refresh created by script would reload the page.
-        {live.run.with_untracked(|run| run.status == "running").then(|| view! {
+        {live.run.with_untracked(|run| run.status == RunStatus::Running).then(|| view! {
             <noscript inner_html=r#"<meta http-equiv="refresh" content="2">"# />
         })}
         <h1>{title}</h1>
         <p class="lead" data-testid="run-status" data-status=status>
-            <span class=move || status_class(&status())>{status}</span>
+            <span class=move || status_class(status())>{status}</span>
             {started}
             {move || {
                 let error = error();
@@ -368,11 +435,11 @@ fn RunView(detail: RunDetail) -> impl IntoView {
         </div>
         <section class="card">
             <Table testid="run-steps" headers=&["#", "Step", "Status", "Started", "Took"]>
-                <For each=move || live.steps.get() key=|step| (step.position, step.status.clone()) let:step>
-                    <tr data-step=step.position data-status=step.status.clone()>
+                <For each=move || live.steps.get() key=|step| (step.position, step.status) let:step>
+                    <tr data-step=step.position data-status=step.status.as_str()>
                         <td>{step.position + 1}</td>
                         <td>{step.name}</td>
-                        <td><span class=status_class(&step.status)>{step.status.clone()}</span></td>
+                        <td><span class=status_class(step.status.as_str())>{step.status.as_str()}</span></td>
                         <td class="nowrap">{step.started_at}</td>
                         <td class="nowrap">{step.took}</td>
                     </tr>
@@ -392,7 +459,7 @@ fn RunView(detail: RunDetail) -> impl IntoView {
 fn follow_live(live: LiveRun) {
     let (id, running) = live
         .run
-        .with_untracked(|run| (run.id.clone(), run.status == "running"));
+        .with_untracked(|run| (run.id.clone(), run.status == RunStatus::Running));
     if !running {
         return;
     }
@@ -406,7 +473,7 @@ fn follow_live(live: LiveRun) {
             let Ok(event) = serde_json::from_str::<RunEvent>(&data) else {
                 return true;
             };
-            let ended = matches!(&event, RunEvent::Run(run) if run.status != "running");
+            let ended = matches!(&event, RunEvent::Run(run) if run.status != RunStatus::Running);
             live.apply(event);
             !ended
         },
@@ -438,7 +505,7 @@ mod tests {
                 id: "r".into(),
                 stack: "s".into(),
                 operation: Operation::Deploy,
-                status: "running".into(),
+                status: RunStatus::Running,
                 requested_by: "otto".into(),
                 started_at: String::new(),
                 finished_at: String::new(),
@@ -454,9 +521,9 @@ mod tests {
         let seqs: Vec<i64> = live.lines.get_untracked().iter().map(|l| l.seq).collect();
         assert_eq!(seqs, [1, 2, 3, 4]);
         live.apply(RunEvent::Run(RunSummary {
-            status: "succeeded".into(),
+            status: RunStatus::Succeeded,
             ..live.run.get_untracked()
         }));
-        assert_eq!(live.run.get_untracked().status, "succeeded");
+        assert_eq!(live.run.get_untracked().status, RunStatus::Succeeded);
     }
 }

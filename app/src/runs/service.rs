@@ -6,13 +6,16 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use serde_json::json;
 
-use crate::audit::service::{append, Actor};
+use crate::audit::service::{Actor, Audited};
 use crate::stacks::compose::{self, ServiceDefinition, StackDefinition};
 use crate::stacks::engine::Engine;
+use crate::stacks::secrets;
 use crate::stacks::{lifecycle, ServiceRole, StackSummary};
 use crate::store::{now_utc, Store, StoreError};
 
-use super::{Operation, RunDetail, RunError, RunEvent, RunLine, RunStep, RunSummary};
+use super::{
+    Operation, RunDetail, RunError, RunEvent, RunLine, RunStatus, RunStep, RunSummary, StepStatus,
+};
 
 /// This process, as run holders are written: `host:pid`.
 pub fn this_holder() -> String {
@@ -46,24 +49,58 @@ pub struct RunHandle {
     /// Values masked in every stored line.
     secrets: Vec<String>,
     released: bool,
+    /// Set when the console is stopping: the run ends before its next step.
+    stopping: Option<tokio_util::sync::CancellationToken>,
 }
 
-/// What a run ends with when it was cancelled.
-const CANCELLED: &str = "cancelled";
+/// How a run that did not succeed ended.
+#[derive(Debug)]
+enum RunEnd {
+    /// A step failed; the words say why (secrets masked before they are stored).
+    Failed(String),
+    /// Someone cancelled it.
+    Cancelled,
+    /// The console was stopping: the run stopped before its next step.
+    Interrupted,
+}
+
+impl From<String> for RunEnd {
+    fn from(reason: String) -> Self {
+        RunEnd::Failed(reason)
+    }
+}
 
 /// Asks a running run to stop before its next step; the step under way finishes first.
 pub async fn request_cancel(store: &Store, actor: &Actor, id: &str) -> Result<(), RunError> {
-    let updated =
-        sqlx::query("UPDATE runs SET cancel_requested = 1 WHERE id = $1 AND status = 'running'")
-            .bind(id)
-            .execute(store.pool())
-            .await
-            .map_err(store_error)?;
+    let mut audited = Audited::begin(store).await?;
+    let updated = sqlx::query("UPDATE runs SET cancel_requested = 1 WHERE id = $1 AND status = $2")
+        .bind(id)
+        .bind(RunStatus::Running.as_str())
+        .execute(audited.db())
+        .await
+        .map_err(store_error)?;
     if updated.rows_affected() == 0 {
+        audited.rollback().await?;
         return Err(RunError::NotFound(format!("{id} (or it is not running)")));
     }
-    append(store, actor, "run.cancel_requested", id, json!({})).await?;
-    Ok(())
+    audited
+        .append(actor, "run.cancel_requested", id, json!({}))
+        .await?;
+    Ok(audited.commit().await?)
+}
+
+/// Finds the stack and begins a run of `operation` on it: the one start that the console's
+/// buttons and the command line share.
+pub async fn start(
+    store: &Store,
+    stack: &str,
+    operation: Operation,
+    actor: &Actor,
+    echo: bool,
+) -> Result<(RunHandle, StackSummary), RunError> {
+    let stack = crate::stacks::service::find(store, stack).await?;
+    let handle = begin(store, &stack, operation, actor, echo).await?;
+    Ok((handle, stack))
 }
 
 /// Takes the stack's lock and records a new run; refused while another run holds the stack.
@@ -79,14 +116,14 @@ pub async fn begin(
         id: uuid::Uuid::new_v4().to_string(),
         stack: stack.name.clone(),
         operation,
-        status: "running".into(),
+        status: RunStatus::Running,
         requested_by: actor.name.clone(),
         started_at: now.clone(),
         finished_at: String::new(),
         error: String::new(),
     };
     let holder = this_holder();
-    let mut tx = store.pool().begin().await.map_err(store_error)?;
+    let mut audited = Audited::begin(store).await?;
     let locked = sqlx::query(
         "INSERT INTO stack_locks (stack, run_id, holder, requested_by, since, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
     )
@@ -96,11 +133,11 @@ pub async fn begin(
     .bind(&run.requested_by)
     .bind(&now)
     .bind(&now)
-    .execute(&mut *tx)
+    .execute(audited.db())
     .await;
     if let Err(sqlx::Error::Database(db)) = &locked {
         if db.is_unique_violation() {
-            drop(tx);
+            audited.rollback().await?;
             return Err(busy(store, &run.stack).await);
         }
     }
@@ -112,23 +149,23 @@ pub async fn begin(
     .bind(&run.id)
     .bind(&run.stack)
     .bind(run.operation.as_str())
-    .bind(&run.status)
+    .bind(run.status.as_str())
     .bind(&run.requested_by)
     .bind(&holder)
     .bind(&now)
     .bind(&now)
-    .execute(&mut *tx)
+    .execute(audited.db())
     .await
     .map_err(store_error)?;
-    tx.commit().await.map_err(store_error)?;
-    append(
-        store,
-        actor,
-        "run.started",
-        &run.stack,
-        json!({ "run": run.id, "operation": run.operation.as_str() }),
-    )
-    .await?;
+    audited
+        .append(
+            actor,
+            "run.started",
+            &run.stack,
+            json!({ "run": run.id, "operation": run.operation.as_str() }),
+        )
+        .await?;
+    audited.commit().await?;
     Ok(RunHandle {
         store: store.clone(),
         run,
@@ -136,6 +173,7 @@ pub async fn begin(
         echo,
         secrets: Vec::new(),
         released: false,
+        stopping: None,
     })
 }
 
@@ -161,11 +199,12 @@ impl RunHandle {
         for (index, name) in names.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO run_steps (run_id, position, name, status, started_at, finished_at, created_at) \
-                 VALUES ($1, $2, $3, 'pending', '', '', $4)",
+                 VALUES ($1, $2, $3, $4, '', '', $5)",
             )
             .bind(&self.run.id)
             .bind(index as i64)
             .bind(name)
+            .bind(StepStatus::Pending.as_str())
             .bind(now_utc())
             .execute(self.store.pool())
             .await
@@ -174,8 +213,8 @@ impl RunHandle {
         Ok(())
     }
 
-    async fn set_step(&self, position: i64, status: &str) -> Result<(), RunError> {
-        let column = if status == "running" {
+    async fn set_step(&self, position: i64, status: StepStatus) -> Result<(), RunError> {
+        let column = if status == StepStatus::Running {
             "started_at"
         } else {
             "finished_at"
@@ -183,7 +222,7 @@ impl RunHandle {
         sqlx::query(&format!(
             "UPDATE run_steps SET status = $1, {column} = $2 WHERE run_id = $3 AND position = $4"
         ))
-        .bind(status)
+        .bind(status.as_str())
         .bind(now_utc())
         .bind(&self.run.id)
         .bind(position)
@@ -195,7 +234,7 @@ impl RunHandle {
 
     /// Stores one line of step `step`'s output.
     pub async fn line(&self, step: i64, text: &str) -> Result<(), RunError> {
-        let text = compose::redact(text, &self.secrets);
+        let text = secrets::redact(text, &self.secrets);
         let text = text.as_str();
         let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
         sqlx::query(
@@ -213,6 +252,17 @@ impl RunHandle {
             println!("  {text}");
         }
         Ok(())
+    }
+
+    /// Makes the run end before its next step once `stopping` is cancelled.
+    pub fn stop_with(&mut self, stopping: tokio_util::sync::CancellationToken) {
+        self.stopping = Some(stopping);
+    }
+
+    fn console_stopping(&self) -> bool {
+        self.stopping
+            .as_ref()
+            .is_some_and(tokio_util::sync::CancellationToken::is_cancelled)
     }
 
     /// Whether someone asked to cancel the run.
@@ -238,35 +288,40 @@ impl RunHandle {
     }
 
     /// Ends the run, frees the stack and audits the outcome.
-    async fn finish(mut self, outcome: &Result<(), String>) -> Result<RunSummary, RunError> {
+    async fn finish(mut self, outcome: &Result<(), RunEnd>) -> Result<RunSummary, RunError> {
         let (status, error) = match outcome {
-            Ok(()) => ("succeeded", String::new()),
-            Err(error) if error == CANCELLED => ("cancelled", String::new()),
-            Err(error) => ("failed", error.clone()),
+            Ok(()) => (RunStatus::Succeeded, String::new()),
+            Err(RunEnd::Cancelled) => (RunStatus::Cancelled, String::new()),
+            Err(RunEnd::Interrupted) => (
+                RunStatus::Interrupted,
+                "the console was stopping: the run stopped before its next step".to_owned(),
+            ),
+            Err(RunEnd::Failed(error)) => (RunStatus::Failed, error.clone()),
         };
         let now = now_utc();
+        let mut audited = Audited::begin(&self.store).await?;
         sqlx::query("UPDATE runs SET status = $1, finished_at = $2, error = $3 WHERE id = $4")
-            .bind(status)
+            .bind(status.as_str())
             .bind(&now)
             .bind(&error)
             .bind(&self.run.id)
-            .execute(self.store.pool())
+            .execute(audited.db())
             .await
             .map_err(store_error)?;
-        release(&self.store, &self.run.id).await?;
+        release(audited.db(), &self.run.id).await?;
+        audited
+            .append(
+                &Actor::system(),
+                "run.finished",
+                &self.run.stack,
+                json!({ "run": self.run.id, "status": status.as_str(), "error": error }),
+            )
+            .await?;
+        audited.commit().await?;
         self.released = true;
-        self.run.status = status.into();
+        self.run.status = status;
         self.run.finished_at = now;
         self.run.error = error;
-        let actor = Actor::system();
-        append(
-            &self.store,
-            &actor,
-            "run.finished",
-            &self.run.stack,
-            json!({ "run": self.run.id, "status": self.run.status, "error": self.run.error }),
-        )
-        .await?;
         Ok(self.run.clone())
     }
 }
@@ -280,21 +335,28 @@ impl Drop for RunHandle {
         let (store, run_id) = (self.store.clone(), self.run.id.clone());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                let _ = sqlx::query("UPDATE runs SET status = 'interrupted', finished_at = $1 WHERE id = $2 AND status = 'running'")
-                    .bind(now_utc())
-                    .bind(&run_id)
-                    .execute(store.pool())
-                    .await;
-                let _ = release(&store, &run_id).await;
+                let _ = sqlx::query(
+                    "UPDATE runs SET status = $1, finished_at = $2 WHERE id = $3 AND status = $4",
+                )
+                .bind(RunStatus::Interrupted.as_str())
+                .bind(now_utc())
+                .bind(&run_id)
+                .bind(RunStatus::Running.as_str())
+                .execute(store.pool())
+                .await;
+                let _ = release(store.pool(), &run_id).await;
             });
         }
     }
 }
 
-async fn release(store: &Store, run_id: &str) -> Result<(), RunError> {
+async fn release<'c>(
+    db: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    run_id: &str,
+) -> Result<(), RunError> {
     sqlx::query("DELETE FROM stack_locks WHERE run_id = $1")
         .bind(run_id)
-        .execute(store.pool())
+        .execute(db)
         .await
         .map_err(store_error)?;
     Ok(())
@@ -315,6 +377,7 @@ enum Step<'a> {
     RemoveUnusedImages,
     Replace(&'a ServiceDefinition),
     CheckProbe,
+    RemoveReplaced,
     RecordImages,
 }
 
@@ -322,7 +385,7 @@ impl Step<'_> {
     /// Steps that only wait (for health, for a build) stop at once when the run is cancelled;
     /// the others change the stack and finish first.
     fn is_a_wait(&self) -> bool {
-        matches!(self, Step::WaitReady(_) | Step::Build(_))
+        matches!(self, Step::WaitReady(_) | Step::Build(_) | Step::CheckProbe)
     }
 
     fn name(&self) -> String {
@@ -349,6 +412,7 @@ impl Step<'_> {
             Step::RemoveUnusedImages => "Remove unused images".into(),
             Step::Replace(service) => format!("Update {} beside the running one", service.name),
             Step::CheckProbe => "Check the rollout probe".into(),
+            Step::RemoveReplaced => "Remove the replaced containers".into(),
             Step::RecordImages => "Record the running images".into(),
         }
     }
@@ -412,6 +476,7 @@ fn plan(operation: Operation, definition: &StackDefinition) -> Result<Vec<Step<'
                     .map(|s| Step::Replace(s)),
             );
             steps.push(Step::CheckProbe);
+            steps.push(Step::RemoveReplaced);
             steps.push(Step::RecordImages);
             steps
         }
@@ -435,9 +500,12 @@ pub async fn execute(
     stack: &StackSummary,
 ) -> Result<RunSummary, RunError> {
     let env_file = stack.env_file.as_deref().map(Path::new);
-    handle.secrets = compose::secret_values(env_file);
+    handle.secrets = secrets::secret_values(Path::new(&stack.compose_file), env_file);
     let outcome = run_steps(&handle, engine, stack).await;
-    let outcome = outcome.map_err(|error| compose::redact(&error, &handle.secrets));
+    let outcome = outcome.map_err(|end| match end {
+        RunEnd::Failed(error) => RunEnd::Failed(secrets::redact(&error, &handle.secrets)),
+        other => other,
+    });
     handle.finish(&outcome).await
 }
 
@@ -445,7 +513,7 @@ async fn run_steps(
     handle: &RunHandle,
     engine: &Engine,
     stack: &StackSummary,
-) -> Result<(), String> {
+) -> Result<(), RunEnd> {
     let env_file = stack.env_file.as_deref().map(Path::new);
     let definition = compose::load(Path::new(&stack.compose_file), env_file)
         .map_err(|error| error.to_string())?;
@@ -459,6 +527,7 @@ async fn run_steps(
         engine,
         stack,
         probe: probe.as_ref(),
+        replaced: std::sync::Mutex::new(Vec::new()),
         definition: &definition,
         compose_dir: Path::new(&stack.compose_file)
             .parent()
@@ -466,22 +535,36 @@ async fn run_steps(
             .to_path_buf(),
     };
     let step_count = names.len() as i64;
-    let cancel_from = |position: i64| async move {
+    let end_from = |position: i64, end: RunEnd| async move {
+        let status = match end {
+            RunEnd::Interrupted => StepStatus::Interrupted,
+            _ => StepStatus::Cancelled,
+        };
         for later in position..step_count {
             handle
-                .set_step(later, CANCELLED)
+                .set_step(later, status)
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        Err::<(), String>(CANCELLED.into())
+        Err::<(), RunEnd>(end)
     };
+    let cancel_from = |position: i64| end_from(position, RunEnd::Cancelled);
     for (position, step) in steps.iter().enumerate() {
         let position = position as i64;
+        if handle.console_stopping() {
+            context
+                .restore_replaced(&StepLog {
+                    handle,
+                    step: position,
+                })
+                .await?;
+            return end_from(position, RunEnd::Interrupted).await;
+        }
         if handle.cancel_requested().await.map_err(|e| e.to_string())? {
             return cancel_from(position).await;
         }
         handle
-            .set_step(position, "running")
+            .set_step(position, StepStatus::Running)
             .await
             .map_err(|e| e.to_string())?;
         if handle.echo {
@@ -496,6 +579,7 @@ async fn run_steps(
                 result = context.run(step, &log) => result,
                 () = handle.cancelled() => {
                     log.say("cancelled while waiting").await?;
+                    context.restore_replaced(&log).await?;
                     return cancel_from(position).await;
                 }
             }
@@ -504,11 +588,13 @@ async fn run_steps(
         };
         if let Err(error) = &result {
             log.say(error).await?;
+            // An update is all or nothing: every service it replaced goes back.
+            context.restore_replaced(&log).await?;
         }
         let status = if result.is_ok() {
-            "succeeded"
+            StepStatus::Succeeded
         } else {
-            "failed"
+            StepStatus::Failed
         };
         handle
             .set_step(position, status)
@@ -538,6 +624,8 @@ struct StepContext<'a> {
     engine: &'a Engine,
     stack: &'a StackSummary,
     probe: Option<&'a RolloutProbe>,
+    /// What an update has replaced so far: put back if the update fails at any later point.
+    replaced: std::sync::Mutex<Vec<(&'a ServiceDefinition, lifecycle::Replacement)>>,
     definition: &'a StackDefinition,
     compose_dir: std::path::PathBuf,
 }
@@ -555,13 +643,18 @@ fn cleanup_cutoff() -> Result<i64, String> {
     Ok(crate::store::now_epoch() - age.as_secs() as i64)
 }
 
+/// `text` as an SQL string literal; callers have checked it holds only name characters.
+fn sql_text(text: &str) -> String {
+    format!("$q${text}$q$")
+}
+
 /// Names with "secret" must be at least this long; passwords, tokens and keys this.
 const MIN_SECRET_CHARS: usize = 32;
 const MIN_PASSWORD_CHARS: usize = 12;
 
-impl StepContext<'_> {
+impl<'a> StepContext<'a> {
     /// Runs one step; every line it reports is stored as it comes.
-    async fn run(&self, step: &Step<'_>, log: &StepLog<'_>) -> Result<(), String> {
+    async fn run(&self, step: &Step<'a>, log: &StepLog<'_>) -> Result<(), String> {
         let project = self.stack.project.as_str();
         let text = |error: crate::stacks::StackError| error.to_string();
         match step {
@@ -590,7 +683,12 @@ impl StepContext<'_> {
                     lifecycle::wait_ready(self.engine, project, service)
                         .await
                         .map_err(text)?;
-                    log.say(format!("{}: ready", service.name)).await?;
+                    let ready = if service.role == ServiceRole::Job {
+                        "finished (exit code 0)"
+                    } else {
+                        "ready"
+                    };
+                    log.say(format!("{}: {ready}", service.name)).await?;
                 }
                 Ok(())
             }
@@ -648,12 +746,29 @@ impl StepContext<'_> {
                         .say("no rollout probe: the edge publishes no port")
                         .await;
                 };
+                // The new containers serve a while before the update counts as held.
+                let held = tokio::time::timeout(SETTLE, probe.exceeded())
+                    .await
+                    .is_err();
                 let (failed, total) = probe.counts();
                 let line = format!("rollout probe: {failed} failed of {total} requests");
-                if probe.over_budget() {
+                if !held {
                     return Err(format!("{line}: over the error budget"));
                 }
                 log.say(line).await
+            }
+            Step::RemoveReplaced => {
+                let replaced = std::mem::take(&mut *self.replaced_list());
+                for (_, replacement) in &replaced {
+                    lifecycle::remove_replaced(self.engine, &replacement.old)
+                        .await
+                        .map_err(text)?;
+                    log.say(format!("removed {}", replacement.old.name)).await?;
+                }
+                if replaced.is_empty() {
+                    log.say("nothing was replaced").await?;
+                }
+                Ok(())
             }
             Step::RecordImages => self.record_images(log).await,
         }
@@ -689,7 +804,8 @@ impl StepContext<'_> {
         Ok(())
     }
 
-    /// Untagged images older than the cleanup age, except any a recorded run ran.
+    /// The stack's own untagged images (built for its project) older than the cleanup age,
+    /// except any a recorded run ran; other projects' images are never touched.
     async fn remove_unused_images(&self, log: &StepLog<'_>) -> Result<(), String> {
         let cutoff = cleanup_cutoff()?;
         let recorded: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT image_id FROM run_images")
@@ -698,7 +814,7 @@ impl StepContext<'_> {
             .map_err(|e| e.to_string())?;
         let images = self
             .engine
-            .dangling_images()
+            .dangling_images(&self.stack.project)
             .await
             .map_err(|e| e.to_string())?;
         let mut said = 0;
@@ -743,6 +859,23 @@ impl StepContext<'_> {
             lifecycle::running_container(self.engine, &self.stack.project, &database.name)
                 .await
                 .map_err(|e| e.to_string())?;
+        // Slipway reads the records as Prisma keeps them; another shape is named, not guessed.
+        let columns = lifecycle::psql(
+            self.engine,
+            &container,
+            &format!(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = {}",
+                sql_text(table)
+            ),
+        )
+        .await?;
+        let has = |column: &str| columns.lines().any(|line| line.trim() == column);
+        if !has("migration_name") || !has("finished_at") {
+            return Err(format!(
+                "{table} has no migration_name and finished_at columns: migrations_table must \
+                 name a table shaped like Prisma's _prisma_migrations"
+            ));
+        }
         let sql = format!(
             "SELECT migration_name, finished_at FROM {table} ORDER BY finished_at DESC LIMIT 5"
         );
@@ -767,7 +900,11 @@ impl StepContext<'_> {
 
     /// New container beside the old, healthy within the bound, edge switched, old drained
     /// and stopped; past the error budget the old one is put back.
-    async fn replace(&self, service: &ServiceDefinition, log: &StepLog<'_>) -> Result<(), String> {
+    async fn replace(
+        &self,
+        service: &'a ServiceDefinition,
+        log: &StepLog<'_>,
+    ) -> Result<(), String> {
         let project = self.stack.project.as_str();
         let text = |error: crate::stacks::StackError| error.to_string();
         let edge = self.edge()?;
@@ -805,22 +942,59 @@ impl StepContext<'_> {
         )
         .await?;
         lifecycle::drain().await;
-        if self.probe.is_some_and(RolloutProbe::over_budget) {
-            let _ =
-                lifecycle::switch_edge(self.engine, project, edge, service, &replacement.old.name)
-                    .await;
-            let _ = lifecycle::abandon(self.engine, &replacement.new_id).await;
-            let (failed, total) = self.probe.map(RolloutProbe::counts).unwrap_or_default();
-            return Err(format!(
-                "{failed} of {total} requests failed, over the error budget; {} is back in service",
-                replacement.old.name
-            ));
+        // From here on, a failure anywhere in the update puts this container back too.
+        let old = replacement.old.clone();
+        self.replaced_list().push((service, replacement));
+        if let Some(over) = self.over_budget() {
+            return Err(over);
         }
-        lifecycle::retire(self.engine, service, &replacement.old)
+        lifecycle::stop_replaced(self.engine, service, &old)
             .await
             .map_err(text)?;
-        log.say(format!("drained and removed {}", replacement.old.name))
-            .await
+        log.say(format!(
+            "drained and stopped {}; it is removed once the update has held",
+            old.name
+        ))
+        .await
+    }
+
+    fn replaced_list(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Vec<(&'a ServiceDefinition, lifecycle::Replacement)>> {
+        self.replaced
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The probe's verdict when it is past the error budget.
+    fn over_budget(&self) -> Option<String> {
+        let probe = self.probe.filter(|probe| probe.over_budget())?;
+        let (failed, total) = probe.counts();
+        Some(format!(
+            "{failed} of {total} requests failed, over the error budget"
+        ))
+    }
+
+    /// Puts back every container the update replaced, newest first.
+    async fn restore_replaced(&self, log: &StepLog<'_>) -> Result<(), String> {
+        let replaced = std::mem::take(&mut *self.replaced_list());
+        if replaced.is_empty() {
+            return Ok(());
+        }
+        let edge = self.edge()?;
+        for (service, replacement) in replaced.iter().rev() {
+            let line =
+                lifecycle::reinstate(self.engine, &self.stack.project, edge, service, replacement)
+                    .await
+                    .unwrap_or_else(|error| {
+                        format!(
+                            "{}: could not put {} back: {error}",
+                            service.name, replacement.old.name
+                        )
+                    });
+            log.say(line).await?;
+        }
+        Ok(())
     }
 
     /// Builds the service's image, every line of the builder's output stored as it comes,
@@ -866,7 +1040,7 @@ impl StepContext<'_> {
             .await?;
         for (name, value) in entries
             .iter()
-            .filter(|(name, _)| compose::is_secret_name(name))
+            .filter(|(name, _)| secrets::is_secret_name(name))
         {
             let needed = if name.to_ascii_uppercase().contains("SECRET") {
                 MIN_SECRET_CHARS
@@ -910,46 +1084,80 @@ impl StepContext<'_> {
 /// At console start: runs whose process is gone are marked interrupted at the step they were
 /// on, and their stacks freed. Returns how many.
 pub async fn recover_interrupted(store: &Store) -> Result<usize, StoreError> {
-    let running: Vec<(String, String)> =
-        sqlx::query_as("SELECT id, holder FROM runs WHERE status = 'running'")
-            .fetch_all(store.pool())
-            .await?;
+    let running = running_runs(store).await?;
     let mut recovered = 0;
     for (id, holder) in running
         .into_iter()
         .filter(|(_, holder)| !holder_alive(holder))
     {
-        let now = now_utc();
-        sqlx::query("UPDATE run_steps SET status = 'interrupted', finished_at = $1 WHERE run_id = $2 AND status = 'running'")
-            .bind(&now)
-            .bind(&id)
-            .execute(store.pool())
-            .await?;
-        sqlx::query(
-            "UPDATE runs SET status = 'interrupted', finished_at = $1, error = $2 WHERE id = $3",
-        )
-        .bind(&now)
-        .bind(format!(
-            "the process running it ({holder}) stopped before it finished"
-        ))
-        .bind(&id)
-        .execute(store.pool())
-        .await?;
-        sqlx::query("DELETE FROM stack_locks WHERE run_id = $1")
-            .bind(&id)
-            .execute(store.pool())
-            .await?;
-        append(
-            store,
-            &Actor::system(),
-            "run.interrupted",
-            &id,
-            json!({ "holder": holder }),
-        )
-        .await?;
+        let reason = format!("the process running it ({holder}) stopped before it finished");
+        interrupt(store, &id, &holder, &reason).await?;
         recovered += 1;
     }
     Ok(recovered)
+}
+
+/// At console stop, once the grace period is over: this process's runs still going are
+/// marked interrupted at the step they are on, and their stacks freed. Returns how many.
+pub async fn interrupt_own(store: &Store) -> Result<usize, StoreError> {
+    let holder = this_holder();
+    let own: Vec<String> = running_runs(store)
+        .await?
+        .into_iter()
+        .filter(|(_, held_by)| *held_by == holder)
+        .map(|(id, _)| id)
+        .collect();
+    for id in &own {
+        interrupt(store, id, &holder, "the console stopped before it finished").await?;
+    }
+    Ok(own.len())
+}
+
+async fn running_runs(store: &Store) -> Result<Vec<(String, String)>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT id, holder FROM runs WHERE status = $1")
+            .bind(RunStatus::Running.as_str())
+            .fetch_all(store.pool())
+            .await?,
+    )
+}
+
+/// Marks one run interrupted at the step it is on and frees its stack, audited.
+async fn interrupt(store: &Store, id: &str, holder: &str, reason: &str) -> Result<(), StoreError> {
+    let now = now_utc();
+    let mut audited = Audited::begin(store).await?;
+    sqlx::query(
+        "UPDATE run_steps SET status = $1, finished_at = $2 WHERE run_id = $3 AND status = $4",
+    )
+    .bind(StepStatus::Interrupted.as_str())
+    .bind(&now)
+    .bind(id)
+    .bind(StepStatus::Running.as_str())
+    .execute(audited.db())
+    .await?;
+    sqlx::query(
+        "UPDATE runs SET status = $1, finished_at = $2, error = $3 WHERE id = $4 AND status = $5",
+    )
+    .bind(RunStatus::Interrupted.as_str())
+    .bind(&now)
+    .bind(reason)
+    .bind(id)
+    .bind(RunStatus::Running.as_str())
+    .execute(audited.db())
+    .await?;
+    sqlx::query("DELETE FROM stack_locks WHERE run_id = $1")
+        .bind(id)
+        .execute(audited.db())
+        .await?;
+    audited
+        .append(
+            &Actor::system(),
+            "run.interrupted",
+            id,
+            json!({ "holder": holder, "reason": reason }),
+        )
+        .await?;
+    audited.commit().await
 }
 
 type RunRow = (
@@ -972,7 +1180,8 @@ fn run_from_row(
         id,
         stack,
         operation: operation.parse().unwrap_or(Operation::Start),
-        status,
+        // Only this module writes the column, always from a `RunStatus`.
+        status: status.parse().unwrap_or(RunStatus::Failed),
         requested_by,
         started_at,
         finished_at,
@@ -1028,7 +1237,8 @@ async fn steps(store: &Store, id: &str) -> Result<Vec<RunStep>, RunError> {
                 took: took(&started_at, &finished_at),
                 position,
                 name,
-                status,
+                // Only this module writes the column, always from a `StepStatus`.
+                status: status.parse().unwrap_or(StepStatus::Failed),
                 started_at,
                 finished_at,
             },
@@ -1118,7 +1328,7 @@ pub fn follow(
                 self.after = last.seq;
             }
             events.extend(lines.into_iter().map(RunEvent::Line));
-            let finished = run.status != "running";
+            let finished = run.status != RunStatus::Running;
             self.ended = finished && all_lines_read;
             // The end is told only after the last line: a page stops listening when it hears it.
             if self.run.as_ref() != Some(&run) && (!finished || all_lines_read) {
@@ -1160,11 +1370,17 @@ pub fn follow(
 pub struct RolloutProbe {
     failed: std::sync::Arc<AtomicI64>,
     total: std::sync::Arc<AtomicI64>,
+    /// Turns true the moment the failures pass the error budget.
+    exceeded: tokio::sync::watch::Receiver<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 /// Failures allowed during an update, in thousandths of the requests.
 const ERROR_BUDGET_PER_MILLE: i64 = 10;
+/// The budget is counted over at least this many requests.
+const BUDGET_SAMPLE: i64 = 100;
+/// How long the new containers must serve within the error budget before an update holds.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
 /// A probe never outlives this, whatever happens to the run.
 const PROBE_AT_MOST: std::time::Duration = std::time::Duration::from_secs(600);
 
@@ -1200,6 +1416,7 @@ impl RolloutProbe {
         let failed = std::sync::Arc::new(AtomicI64::new(0));
         let total = std::sync::Arc::new(AtomicI64::new(0));
         let (f, t) = (failed.clone(), total.clone());
+        let (exceed, exceeded) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             let Ok(client) = reqwest::Client::builder()
                 .pool_max_idle_per_host(0)
@@ -1214,9 +1431,12 @@ impl RolloutProbe {
                     break;
                 }
                 let ok = matches!(client.get(url).send().await, Ok(answer) if answer.status().is_success());
-                t.fetch_add(1, Ordering::SeqCst);
+                let total = t.fetch_add(1, Ordering::SeqCst) + 1;
                 if !ok {
-                    f.fetch_add(1, Ordering::SeqCst);
+                    let failed = f.fetch_add(1, Ordering::SeqCst) + 1;
+                    if past_budget(failed, total) {
+                        exceed.send_replace(true);
+                    }
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
@@ -1224,8 +1444,18 @@ impl RolloutProbe {
         Some(Self {
             failed,
             total,
+            exceeded,
             task,
         })
+    }
+
+    /// Resolves once the failures pass the error budget.
+    async fn exceeded(&self) {
+        let mut exceeded = self.exceeded.clone();
+        if exceeded.wait_for(|over| *over).await.is_err() {
+            // The probe ended (its time is up): it can no longer exceed.
+            std::future::pending::<()>().await;
+        }
     }
 
     fn counts(&self) -> (i64, i64) {
@@ -1237,8 +1467,14 @@ impl RolloutProbe {
 
     fn over_budget(&self) -> bool {
         let (failed, total) = self.counts();
-        failed > 0 && failed * 1000 > total * ERROR_BUDGET_PER_MILLE
+        past_budget(failed, total)
     }
+}
+
+/// Past the error budget: more than 1 % of the requests failed, counted over at least a
+/// hundred, so one unlucky request at the very start is not a verdict.
+fn past_budget(failed: i64, total: i64) -> bool {
+    failed * 1000 > total.max(BUDGET_SAMPLE) * ERROR_BUDGET_PER_MILLE
 }
 
 impl Drop for RolloutProbe {
@@ -1249,7 +1485,19 @@ impl Drop for RolloutProbe {
 
 #[cfg(test)]
 mod tests {
-    use super::took;
+    use super::{past_budget, took};
+
+    #[test]
+    fn the_error_budget_is_one_percent_of_at_least_a_hundred_requests() {
+        assert!(!past_budget(0, 0));
+        assert!(
+            !past_budget(1, 1),
+            "one failure at the start is not a verdict"
+        );
+        assert!(past_budget(2, 10));
+        assert!(!past_budget(10, 1000));
+        assert!(past_budget(11, 1000));
+    }
 
     #[test]
     fn a_step_took_what_its_times_say() {

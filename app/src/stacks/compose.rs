@@ -134,8 +134,8 @@ pub enum ComposeError {
     },
 }
 
-/// Reads and checks a compose file; `env_file` and then the process environment supply
-/// the variables (the environment wins, as with `docker compose`).
+/// Reads and checks a compose file; `env_file` and then the process variables this process
+/// may pass on (see [`super::secrets::process_variables`]) supply the variables.
 pub fn load(compose_file: &Path, env_file: Option<&Path>) -> Result<StackDefinition, ComposeError> {
     let text = std::fs::read_to_string(compose_file).map_err(|source| ComposeError::Read {
         path: compose_file.to_path_buf(),
@@ -145,7 +145,8 @@ pub fn load(compose_file: &Path, env_file: Option<&Path>) -> Result<StackDefinit
     parse(compose_file, &text, &environment)
 }
 
-/// The variables for interpolation: the env file's, then the process environment's.
+/// The variables for interpolation: the env file's, then those of the process's that it
+/// may pass on, which win as with `docker compose` on the command line.
 pub fn environment(env_file: Option<&Path>) -> Result<MapEnvironment, ComposeError> {
     let mut environment = MapEnvironment::new();
     if let Some(path) = env_file {
@@ -153,18 +154,10 @@ pub fn environment(env_file: Option<&Path>) -> Result<MapEnvironment, ComposeErr
             environment.insert_sensitive(name, value);
         }
     }
-    for (name, value) in std::env::vars() {
+    for (name, value) in super::secrets::process_variables() {
         environment.insert(name, value);
     }
     Ok(environment)
-}
-
-/// Whether a variable's name says it holds a secret.
-pub fn is_secret_name(name: &str) -> bool {
-    let name = name.to_ascii_uppercase();
-    ["SECRET", "PASSWORD", "TOKEN", "KEY"]
-        .iter()
-        .any(|word| name.contains(word))
 }
 
 /// The env file's variables, in file order.
@@ -175,53 +168,42 @@ pub fn env_file_entries(path: &Path) -> Result<Vec<(String, String)>, ComposeErr
         .collect()
 }
 
-/// Values that must never be shown: the value of every variable whose name says it is a
-/// secret (env file or environment), and every other env-file value long enough to be a
-/// credential (a URL with a password in it, say). Short values such as a version or a port
-/// stay readable: masking "1.0.0" everywhere would hide more than it protects.
-pub fn secret_values(env_file: Option<&Path>) -> Vec<String> {
-    const CREDENTIAL_LIKE: usize = 12;
-    let from_file = env_file
-        .and_then(|path| env_file_entries(path).ok())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(name, value)| is_secret_name(name) || value.len() >= CREDENTIAL_LIKE)
-        .map(|(_, value)| value);
-    let from_environment = std::env::vars()
-        .filter(|(name, _)| is_secret_name(name))
-        .map(|(_, value)| value);
-    let mut values: Vec<String> = from_file
-        .chain(from_environment)
-        .filter(|value| value.len() >= 4)
-        .collect();
-    // Longest first, so that a secret containing another is masked whole.
-    values.sort_by_key(|value| std::cmp::Reverse(value.len()));
-    values.dedup();
-    values
-}
-
-/// `text` with every secret replaced by a mask.
-pub fn redact(text: &str, secrets: &[String]) -> String {
-    secrets.iter().fold(text.to_owned(), |text, secret| {
-        text.replace(secret.as_str(), "••••")
-    })
-}
-
+/// An env file that cannot be read, named by file and line and never by a value: the
+/// parser's own text carries the rest of the file, secrets and all.
 fn env_file_error(path: &Path, error: dotenvy::Error) -> ComposeError {
     match error {
         dotenvy::Error::Io(source) => ComposeError::Read {
             path: path.to_path_buf(),
             source,
         },
-        dotenvy::Error::LineParse(line, index) => ComposeError::Syntax {
-            path: path.to_path_buf(),
-            line: 0,
-            message: format!("cannot read the line {line:?} (at character {index})"),
-        },
-        other => ComposeError::Invalid {
+        dotenvy::Error::LineParse(rest, _) => {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let line = text
+                .find(rest.as_str())
+                .map_or(0, |at| text[..at].matches('\n').count() + 1);
+            let name = rest
+                .split(['=', '\n'])
+                .next()
+                .map(str::trim)
+                .filter(|name| name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|name| !name.is_empty());
+            let message = match name {
+                Some(name) => format!(
+                    "the value of {name} cannot be read (an unclosed quote, or a character \
+                     that needs quoting?)"
+                ),
+                None => "this line is not NAME=VALUE".to_owned(),
+            };
+            ComposeError::Syntax {
+                path: path.to_path_buf(),
+                line,
+                message,
+            }
+        }
+        _ => ComposeError::Invalid {
             path: path.to_path_buf(),
             field: "env file".into(),
-            message: other.to_string(),
+            message: "a value is not valid UTF-8 text or a variable it names is unset".into(),
         },
     }
 }
@@ -561,15 +543,20 @@ mod tests {
     }
 
     #[test]
-    fn secrets_are_masked_longest_first() {
-        let secrets = vec!["hunter2-long".to_owned(), "hunter2".to_owned()];
-        assert_eq!(
-            redact("pw=hunter2-long and hunter2", &secrets),
-            "pw=•••• and ••••"
-        );
-        assert!(
-            is_secret_name("jwt_secret") && is_secret_name("API_KEY") && !is_secret_name("PORT")
-        );
+    fn a_broken_env_file_is_named_by_line_and_never_shows_a_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = dir.path().join(".env");
+        std::fs::write(
+            &env,
+            "PORTAL_VERSION=1.0.0\nDB_PASSWORD=\"never-shown-secret\nJWT_SECRET=also-never-shown\n",
+        )
+        .unwrap();
+        let message = env_file_entries(&env).unwrap_err().to_string();
+        assert!(message.contains(&env.display().to_string()), "{message}");
+        assert!(message.contains("line 2"), "{message}");
+        assert!(message.contains("DB_PASSWORD"), "{message}");
+        assert!(!message.contains("never-shown"), "{message}");
+        assert!(!message.contains("also-never"), "{message}");
     }
 
     #[test]

@@ -372,16 +372,21 @@ impl Engine {
     /// Builds `tag` from a tar archive of the build context with the engine's classic
     /// builder (a local base image needs no registry) and yields the builder's output line
     /// by line; a failed instruction ends the stream with its message. No deadline per call:
-    /// the caller bounds the whole build.
+    /// the caller bounds the whole build. The image carries Compose's project and service
+    /// labels, as Compose gives the images it builds: cleanup knows it by them.
     pub fn build_image<'a>(
         &'a self,
         tag: &str,
         spec: &BuildSpec,
+        project: &str,
+        service: &str,
         context: Vec<u8>,
     ) -> impl Stream<Item = Result<String, EngineError>> + 'a {
+        let labels = HashMap::from([(PROJECT_LABEL, project), (SERVICE_LABEL, service)]);
         let mut options = BuildImageOptionsBuilder::new()
             .dockerfile(&spec.dockerfile)
             .t(tag)
+            .labels(&labels)
             .rm(true)
             .forcerm(true)
             .buildargs(&spec.args.clone().into_iter().collect::<HashMap<_, _>>());
@@ -414,9 +419,13 @@ impl Engine {
             })
     }
 
-    /// Untagged images: their id and when they were made (Unix seconds).
-    pub async fn dangling_images(&self) -> Result<Vec<(String, i64)>, EngineError> {
-        let filters = HashMap::from([("dangling", vec!["true"])]);
+    /// Untagged images built for `project` (by its Compose label): their id and when they
+    /// were made (Unix seconds). Other projects' images are never listed.
+    pub async fn dangling_images(&self, project: &str) -> Result<Vec<(String, i64)>, EngineError> {
+        let filters = HashMap::from([
+            ("dangling", vec!["true".to_owned()]),
+            ("label", vec![format!("{PROJECT_LABEL}={project}")]),
+        ]);
         let options = ListImagesOptionsBuilder::new().filters(&filters).build();
         let images = self.call(self.docker.list_images(Some(options))).await?;
         Ok(images
@@ -453,15 +462,26 @@ impl Engine {
             let Some(id) = summary.id.clone() else {
                 continue;
             };
-            let inspect = self
+            // A container listed a moment ago may be gone now (an update replaced it,
+            // another tool removed it): it is simply no longer part of the stack.
+            let inspect = match self
                 .call(
                     self.docker
                         .inspect_container(&id, None::<InspectContainerOptions>),
                 )
-                .await?;
+                .await
+            {
+                Err(EngineError::Missing(_)) => continue,
+                inspected => inspected?,
+            };
             let labels = summary.labels.clone().unwrap_or_default();
             let state = inspect.state.clone().unwrap_or_default();
             let running = state.running.unwrap_or(false);
+            let exit_code = {
+                use bollard::models::ContainerStateStatusEnum::{DEAD, EXITED};
+                matches!(state.status, Some(EXITED | DEAD))
+                    .then(|| state.exit_code.unwrap_or_default())
+            };
             containers.push(ContainerStatus {
                 service: labels.get(SERVICE_LABEL).cloned().unwrap_or_default(),
                 name: summary
@@ -506,6 +526,7 @@ impl Engine {
                 restarts: inspect.restart_count.unwrap_or_default(),
                 created_unix: summary.created.unwrap_or_default(),
                 config_hash: labels.get(CONFIG_HASH_LABEL).cloned().unwrap_or_default(),
+                exit_code,
             });
         }
         containers.sort_by(|a, b| (&a.service, &a.name).cmp(&(&b.service, &b.name)));

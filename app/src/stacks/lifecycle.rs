@@ -19,7 +19,7 @@ use super::compose::{ServiceDefinition, StackDefinition};
 use super::engine::{
     Engine, EngineError, LogsFrom, CONFIG_HASH_LABEL, PROJECT_LABEL, SERVICE_LABEL,
 };
-use super::{ContainerStatus, StackError};
+use super::{ContainerStatus, ServiceRole, StackError};
 
 /// How long a dependency may take to become healthy.
 const HEALTHY_WITHIN: Duration = Duration::from_secs(120);
@@ -181,7 +181,13 @@ pub async fn build<'a>(
     })?;
     use futures::StreamExt;
     Ok(engine
-        .build_image(&service.image_name(project), &spec, archive)
+        .build_image(
+            &service.image_name(project),
+            &spec,
+            project,
+            &service.name,
+            archive,
+        )
         .map(|line| line.map_err(engine_error)))
 }
 
@@ -394,18 +400,51 @@ pub async fn drain() {
     tokio::time::sleep(DRAIN).await;
 }
 
-/// Stops and removes the replaced container (after [`drain`]).
-pub async fn retire(
+/// Stops the replaced container (after [`drain`]) and keeps it, so the update can still
+/// put it back until it has held; [`remove_replaced`] removes it then.
+pub async fn stop_replaced(
     engine: &Engine,
     service: &ServiceDefinition,
     old: &ContainerStatus,
 ) -> Result<(), StackError> {
-    let grace = stop_grace(service);
     engine
-        .stop_container(&old.id, grace)
+        .stop_container(&old.id, stop_grace(service))
         .await
-        .map_err(engine_error)?;
+        .map_err(engine_error)
+}
+
+/// Removes a replaced container once the update has held.
+pub async fn remove_replaced(engine: &Engine, old: &ContainerStatus) -> Result<(), StackError> {
     engine.remove_container(&old.id).await.map_err(engine_error)
+}
+
+/// Puts a replaced container back: started again, healthy, the edge switched back to it,
+/// and the new container removed. Returns what was done, for the run's lines.
+pub async fn reinstate(
+    engine: &Engine,
+    project: &str,
+    edge: &ServiceDefinition,
+    service: &ServiceDefinition,
+    replacement: &Replacement,
+) -> Result<String, StackError> {
+    let old = &replacement.old;
+    let stopped = containers_of(engine, project, &service.name)
+        .await?
+        .iter()
+        .any(|c| old.id.starts_with(&c.id) && c.state != "running");
+    if stopped {
+        engine
+            .start_container(&old.id)
+            .await
+            .map_err(engine_error)?;
+    }
+    wait_new_healthy(engine, project, service, &old.id).await?;
+    switch_edge(engine, project, edge, service, &old.name).await?;
+    abandon(engine, &replacement.new_id).await?;
+    Ok(format!(
+        "{}: {} is back in service, {} removed",
+        service.name, old.name, replacement.new_name
+    ))
 }
 
 /// Removes a new container that did not make it; the old one never stopped serving.
@@ -504,7 +543,9 @@ pub async fn wait_ready(
     project: &str,
     service: &ServiceDefinition,
 ) -> Result<(), StackError> {
-    if service.has_healthcheck {
+    if service.role == ServiceRole::Job {
+        wait_job(engine, project, service).await
+    } else if service.has_healthcheck {
         wait_healthy(engine, project, &service.name).await
     } else {
         let containers = containers_of(engine, project, &service.name).await?;
@@ -515,6 +556,43 @@ pub async fn wait_ready(
                 "service {} is not running",
                 service.name
             )))
+        }
+    }
+}
+
+/// How long a job may run before a run gives up on it, unless `healthy_within` says.
+const JOB_WITHIN: Duration = Duration::from_secs(10 * 60);
+
+/// Waits for a one-shot job (`role: job`) to finish: it succeeds when it exits 0.
+async fn wait_job(
+    engine: &Engine,
+    project: &str,
+    service: &ServiceDefinition,
+) -> Result<(), StackError> {
+    let within = service.healthy_within.unwrap_or(JOB_WITHIN);
+    let deadline = tokio::time::Instant::now() + within;
+    let name = &service.name;
+    loop {
+        let containers = containers_of(engine, project, name).await?;
+        // The newest container is this run's.
+        let Some(job) = containers.iter().max_by_key(|c| c.created_unix) else {
+            return Err(StackError::Engine(format!("job {name} has no container")));
+        };
+        match job.exit_code {
+            Some(0) => return Ok(()),
+            Some(code) => {
+                return Err(StackError::Engine(format!(
+                    "job {name} exited with code {code}; its logs say why"
+                )))
+            }
+            None if tokio::time::Instant::now() >= deadline => {
+                return Err(StackError::Engine(format!(
+                    "job {name} did not finish within {} s (still {})",
+                    within.as_secs(),
+                    job.state
+                )))
+            }
+            None => tokio::time::sleep(Duration::from_millis(250)).await,
         }
     }
 }

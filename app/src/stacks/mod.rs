@@ -21,6 +21,8 @@ pub mod engine;
 #[cfg(feature = "ssr")]
 pub mod lifecycle;
 #[cfg(feature = "ssr")]
+pub mod secrets;
+#[cfg(feature = "ssr")]
 pub mod service;
 
 /// A stack as the list shows it.
@@ -57,6 +59,9 @@ pub struct ContainerStatus {
     /// The digest of the definition Slipway created it from; empty for containers made by
     /// other tools.
     pub config_hash: String,
+    /// How a container that ran and stopped ended; none while it runs or before it started.
+    #[serde(default)]
+    pub exit_code: Option<i64>,
 }
 
 /// Where the browser follows a stack's logs live; `?service=NAME&errors=true` narrow it.
@@ -240,6 +245,13 @@ impl UserFacing for StackError {
 crate::server_fn_error!(StackError);
 
 #[cfg(feature = "ssr")]
+impl From<engine::EngineError> for StackError {
+    fn from(error: engine::EngineError) -> Self {
+        StackError::Engine(error.to_string())
+    }
+}
+
+#[cfg(feature = "ssr")]
 impl From<crate::store::StoreError> for StackError {
     fn from(error: crate::store::StoreError) -> Self {
         tracing::error!(error = %error, cause = ?error, "store failure in stacks");
@@ -254,12 +266,22 @@ pub async fn list_stacks() -> Result<Vec<StackSummary>, StackError> {
     service::list(&caller.console.store).await.map_err(reject)
 }
 
+/// `refresh` is set by the stack page's timer: a refresh is not someone using the console
+/// and does not keep their session from going idle.
 #[server(prefix = "/api", endpoint = "stack_status")]
-pub async fn get_stack_status(name: String) -> Result<StackStatus, StackError> {
+pub async fn get_stack_status(
+    name: String,
+    #[server(default)] refresh: bool,
+) -> Result<StackStatus, StackError> {
+    use crate::auth::service::Activity;
     use crate::errors::reject;
-    let caller = crate::auth::guard::authorized(crate::auth::Role::Viewer).await?;
-    let engine =
-        engine::Engine::connect().map_err(|error| reject(StackError::Engine(error.to_string())))?;
+    let activity = if refresh {
+        Activity::Background
+    } else {
+        Activity::Person
+    };
+    let caller = crate::auth::guard::authorized_for(crate::auth::Role::Viewer, activity).await?;
+    let engine = caller.console.engine.clone().map_err(reject)?;
     service::status(&caller.console.store, &engine, &name)
         .await
         .map_err(reject)
@@ -296,8 +318,7 @@ pub async fn stack_logs(
 ) -> Result<Vec<LogLine>, StackError> {
     use crate::errors::reject;
     let caller = crate::auth::guard::authorized(crate::auth::Role::Viewer).await?;
-    let engine =
-        engine::Engine::connect().map_err(|error| reject(StackError::Engine(error.to_string())))?;
+    let engine = caller.console.engine.clone().map_err(reject)?;
     let service = (!service.trim().is_empty()).then(|| service.trim().to_owned());
     service::logs(
         &caller.console.store,
@@ -316,8 +337,7 @@ pub async fn stack_logs(
 pub async fn stack_diagnostics(name: String) -> Result<Diagnostics, StackError> {
     use crate::errors::reject;
     let caller = crate::auth::guard::authorized(crate::auth::Role::Viewer).await?;
-    let engine =
-        engine::Engine::connect().map_err(|error| reject(StackError::Engine(error.to_string())))?;
+    let engine = caller.console.engine.clone().map_err(reject)?;
     service::diagnostics(&caller.console, &engine, &name)
         .await
         .map_err(reject)

@@ -132,7 +132,7 @@ pub fn StackPage() -> impl IntoView {
     let run = ServerAction::<StartRun>::new();
     let status = Resource::new(
         move || (name(), tick.get()),
-        |(name, _)| super::get_stack_status(name),
+        |(name, tick)| super::get_stack_status(name, tick > 0),
     );
     let is_operator = signed_in_user().is_some_and(|user| user.role.allows(Role::Operator));
     let busy = move || run.pending().get();
@@ -291,7 +291,10 @@ fn StackLogs(name: Signal<String>) -> impl IntoView {
     let (service, set_service) = signal(String::new());
     let (errors_only, set_errors_only) = signal(false);
     let (follow, set_follow) = signal(true);
-    let services = Resource::new(move || name.get(), super::get_stack_status);
+    let services = Resource::new(
+        move || name.get(),
+        |name| super::get_stack_status(name, false),
+    );
     // The newest lines; while following, what the containers write next is added to them.
     let newest = Resource::new(
         move || (name.get(), service.get(), errors_only.get(), follow.get()),

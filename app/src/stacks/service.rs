@@ -5,12 +5,13 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::audit::service::{append, Actor};
+use crate::audit::service::{Actor, Audited};
 use crate::store::{now_utc, Store};
 
 use super::compose::{self, StackDefinition};
 use super::engine::Engine;
 use super::lifecycle;
+use super::secrets;
 use super::{
     Diagnostics, DiskSpace, LogLine, ServiceStatus, StackError, StackStatus, StackSummary,
 };
@@ -63,6 +64,7 @@ pub async fn add(
         env_file: env_file.map(|path| path.display().to_string()),
     };
     let now = now_utc();
+    let mut audited = Audited::begin(store).await?;
     sqlx::query(
         "INSERT INTO stacks (id, name, compose_file, env_file, project, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -74,7 +76,7 @@ pub async fn add(
     .bind(&stack.project)
     .bind(&now)
     .bind(&now)
-    .execute(store.pool())
+    .execute(audited.db())
     .await
     .map_err(|error| match &error {
         sqlx::Error::Database(db) if db.is_unique_violation() => StackError::Conflict(format!(
@@ -88,14 +90,15 @@ pub async fn add(
         .iter()
         .map(|s| s.name.as_str())
         .collect();
-    append(
-        store,
-        actor,
-        "stack.added",
-        &stack.name,
-        json!({ "project": stack.project, "compose_file": stack.compose_file, "services": services }),
-    )
-    .await?;
+    audited
+        .append(
+            actor,
+            "stack.added",
+            &stack.name,
+            json!({ "project": stack.project, "compose_file": stack.compose_file, "services": services }),
+        )
+        .await?;
+    audited.commit().await?;
     Ok(stack)
 }
 
@@ -184,15 +187,18 @@ async fn stack_with_service(
 }
 
 /// What a container wrote, with every secret of the stack masked (see
-/// [`compose::secret_values`]): logs are shown on pages and streamed like a run's output.
+/// [`secrets::secret_values`]): logs are shown on pages and streamed like a run's output.
 fn masked(mut line: LogLine, secrets: &[String]) -> LogLine {
-    line.text = compose::redact(&line.text, secrets);
+    line.text = secrets::redact(&line.text, secrets);
     line
 }
 
 /// The values the stack's lines must never show.
 fn secrets_of(stack: &StackSummary) -> Vec<String> {
-    compose::secret_values(stack.env_file.as_deref().map(Path::new))
+    secrets::secret_values(
+        Path::new(&stack.compose_file),
+        stack.env_file.as_deref().map(Path::new),
+    )
 }
 
 fn engine_error(error: super::engine::EngineError) -> StackError {
@@ -219,10 +225,11 @@ pub async fn logs(
         .iter()
         .filter(|c| service.is_none_or(|s| c.service == s))
     {
-        let written = engine
-            .logs(&container.id, &container.service, tail)
-            .await
-            .map_err(engine_error)?;
+        let written = match engine.logs(&container.id, &container.service, tail).await {
+            // Removed since it was listed: it has nothing more to show.
+            Err(super::engine::EngineError::Missing(_)) => continue,
+            written => written.map_err(engine_error)?,
+        };
         lines.extend(
             written
                 .into_iter()
