@@ -203,11 +203,11 @@ pub async fn run_operation(
     let outcome = async {
         let engine = Engine::connect().map_err(StackError::from)?;
         let (handle, stack) =
-            app::runs::service::start(&store, name, operation, &Actor::command_line(), true)
+            app::runs::lock::start(&store, name, operation, &Actor::command_line(), true)
                 .await
                 .map_err(|error| CommandError::Run(error.to_string()))?;
         println!("run {} ({operation} {name})", handle.run.id);
-        app::runs::service::execute(handle, &engine, &stack)
+        app::runs::execute(handle, &engine, &stack)
             .await
             .map_err(|error| CommandError::Run(error.to_string()))
     }

@@ -50,14 +50,14 @@ pub async fn run_events(
         return refused;
     }
     let signed_out = signed_out(session, console.clone());
-    if let Err(error) = app::runs::service::summary(&console.store, &id).await {
+    if let Err(error) = app::runs::queries::summary(&console.store, &id).await {
         return refusal(error.status(), &error.to_string());
     }
     let resume = headers
         .get("last-event-id")
         .and_then(|value| value.to_str().ok()?.parse().ok())
         .unwrap_or(after);
-    let events = app::runs::service::follow(console.store.clone(), id, resume).map(run_event);
+    let events = app::runs::follow::follow(console.store.clone(), id, resume).map(run_event);
     event_stream(events, stopping, signed_out)
 }
 

@@ -86,7 +86,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
     }
     let store = open_store(&args.store).await?;
     let start = app::system::record_start(&store, env!("CARGO_PKG_VERSION")).await?;
-    let interrupted = app::runs::service::recover_interrupted(&store).await?;
+    let interrupted = app::runs::recovery::recover_interrupted(&store).await?;
     if interrupted > 0 {
         tracing::warn!(
             interrupted,

@@ -15,16 +15,16 @@ use crate::helpers::{
 #[tokio::test]
 async fn one_run_per_stack_and_a_dead_runs_stack_is_freed_at_the_next_start() {
     use app::audit::service::Actor;
-    use app::runs::{service, Operation};
+    use app::runs::{lock, queries, Operation};
     let store = TestStore::new(Backend::Sqlite).await;
     let flags = store.serve_flags();
     add_portal(&flags, None, &portal_env_file()).await;
     let opened = store.open().await;
     let stack = app::stacks::service::find(&opened, "portal").await.unwrap();
-    let first = service::begin(&opened, &stack, Operation::Start, &Actor::system(), false)
+    let first = lock::begin(&opened, &stack, Operation::Start, &Actor::system(), false)
         .await
         .unwrap();
-    let refused = service::begin(
+    let refused = lock::begin(
         &opened,
         &stack,
         Operation::Stop,
@@ -49,14 +49,14 @@ async fn one_run_per_stack_and_a_dead_runs_stack_is_freed_at_the_next_start() {
     std::mem::forget(first); // as a killed process would: nothing releases the lock
     let console = RunningConsole::start(&store).await;
     drop(console);
-    let run = service::list(&opened, "portal").await.unwrap().remove(0);
+    let run = queries::list(&opened, "portal").await.unwrap().remove(0);
     assert_eq!(run.status, RunStatus::Interrupted);
     assert!(
         run.error.contains("stopped before it finished"),
         "{}",
         run.error
     );
-    let again = service::begin(&opened, &stack, Operation::Stop, &Actor::system(), false).await;
+    let again = lock::begin(&opened, &stack, Operation::Stop, &Actor::system(), false).await;
     assert!(again.is_ok(), "the stack is free again");
     opened.close().await;
 }
@@ -231,7 +231,7 @@ async fn a_running_step(opened: &app::store::Store) -> (String, i64) {
 async fn assert_interrupted_after_restart(portal: &SamplePortal, run_id: &str, position: i64) {
     let console = RunningConsole::start(&portal.store).await;
     let opened = portal.store.open().await;
-    let detail = app::runs::service::detail(&opened, run_id).await.unwrap();
+    let detail = app::runs::queries::detail(&opened, run_id).await.unwrap();
     drop(console);
     assert_eq!(detail.run.status, RunStatus::Interrupted);
     assert_eq!(
@@ -373,7 +373,7 @@ async fn cleanup_removes_old_stopped_containers_and_unused_images_but_keeps_reco
 #[tokio::test]
 async fn a_cancelled_run_stops_before_its_next_step_and_frees_the_stack() {
     use app::audit::service::Actor;
-    use app::runs::{service, Operation};
+    use app::runs::{lock, queries, Operation};
     let store = TestStore::new(Backend::Sqlite).await;
     let flags = store.serve_flags();
     add_portal(
@@ -384,17 +384,17 @@ async fn a_cancelled_run_stops_before_its_next_step_and_frees_the_stack() {
     .await;
     let opened = store.open().await;
     let stack = app::stacks::service::find(&opened, "portal").await.unwrap();
-    let handle = service::begin(&opened, &stack, Operation::Stop, &Actor::system(), false)
+    let handle = lock::begin(&opened, &stack, Operation::Stop, &Actor::system(), false)
         .await
         .unwrap();
     let id = handle.run.id.clone();
-    service::request_cancel(&opened, &Actor::system(), &id)
+    lock::request_cancel(&opened, &Actor::system(), &id)
         .await
         .unwrap();
     let engine = app::stacks::engine::Engine::connect().unwrap();
-    let run = service::execute(handle, &engine, &stack).await.unwrap();
+    let run = app::runs::execute(handle, &engine, &stack).await.unwrap();
     assert_eq!(run.status, RunStatus::Cancelled);
-    let detail = service::detail(&opened, &id).await.unwrap();
+    let detail = queries::detail(&opened, &id).await.unwrap();
     assert!(
         detail
             .steps
@@ -404,12 +404,12 @@ async fn a_cancelled_run_stops_before_its_next_step_and_frees_the_stack() {
         detail.steps
     );
     assert!(
-        service::begin(&opened, &stack, Operation::Stop, &Actor::system(), false)
+        lock::begin(&opened, &stack, Operation::Stop, &Actor::system(), false)
             .await
             .is_ok()
     );
     assert!(
-        service::request_cancel(&opened, &Actor::system(), &id)
+        lock::request_cancel(&opened, &Actor::system(), &id)
             .await
             .is_err(),
         "a finished run cannot be cancelled"
@@ -613,7 +613,7 @@ async fn a_run_streams_live_to_every_viewer_and_the_stream_ends_with_it() {
 #[tokio::test]
 async fn an_open_stream_ends_when_the_console_stops() {
     use app::audit::service::Actor;
-    use app::runs::{service, Operation};
+    use app::runs::{lock, Operation};
     let store = TestStore::new(Backend::Sqlite).await;
     let flags = store.serve_flags();
     let _stack = TinyStack::add(&flags, "tiny", None).await;
@@ -623,7 +623,7 @@ async fn an_open_stream_ends_when_the_console_stops() {
     // A run held by this test process: it stays running for as long as the test likes.
     let opened = store.open().await;
     let stack = app::stacks::service::find(&opened, "tiny").await.unwrap();
-    let held = service::begin(&opened, &stack, Operation::Stop, &Actor::system(), false)
+    let held = lock::begin(&opened, &stack, Operation::Stop, &Actor::system(), false)
         .await
         .unwrap();
     let mut stream = run_events(&viewer, &console, &held.run.id, None)
@@ -692,7 +692,7 @@ async fn two_deploys_from_two_processes_at_once_one_runs_and_one_is_refused() {
         refused.stderr
     );
     let opened = store.open().await;
-    let runs = app::runs::service::list(&opened, "tiny").await.unwrap();
+    let runs = app::runs::queries::list(&opened, "tiny").await.unwrap();
     opened.close().await;
     assert_eq!(runs.len(), 1, "the refused deploy recorded no run");
     assert_eq!(runs[0].status, RunStatus::Succeeded);
@@ -824,13 +824,13 @@ async fn cancelling_stops_a_step_that_waits_for_health_at_once() {
             .find(|step| step.name == waiting)
             .map(|step| step.status)
     };
-    let mut detail = app::runs::service::detail(&opened, &run).await.unwrap();
+    let mut detail = app::runs::queries::detail(&opened, &run).await.unwrap();
     for _ in 0..200 {
         if step_status(&detail) == Some(StepStatus::Running) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        detail = app::runs::service::detail(&opened, &run).await.unwrap();
+        detail = app::runs::queries::detail(&opened, &run).await.unwrap();
     }
     assert_eq!(
         step_status(&detail),
@@ -844,7 +844,7 @@ async fn cancelling_stops_a_step_that_waits_for_health_at_once() {
     let asked_at = std::time::Instant::now();
     while detail.run.status == RunStatus::Running && asked_at.elapsed() < Duration::from_secs(60) {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        detail = app::runs::service::detail(&opened, &run).await.unwrap();
+        detail = app::runs::queries::detail(&opened, &run).await.unwrap();
     }
     // The health wait would have gone on for two minutes.
     assert!(
@@ -1020,7 +1020,7 @@ async fn a_stopping_console_takes_no_new_run_and_marks_a_run_it_cannot_finish_in
     let (code, lines) = console.terminate().await;
     assert_eq!(code, Some(0), "{lines:#?}");
     // Without a restart: the console itself said how the run ended before it exited.
-    let detail = app::runs::service::detail(&opened, &run_id).await.unwrap();
+    let detail = app::runs::queries::detail(&opened, &run_id).await.unwrap();
     assert_eq!(
         detail.run.status,
         RunStatus::Interrupted,

@@ -13,10 +13,31 @@ use crate::auth::AuthError;
 use crate::components::Table;
 use crate::errors::UserFacing;
 
+// The server half, by concern: the lock, the recorder, the plan, the executor and its steps,
+// the rollout probe, recovery, queries and the live follow; the runner holds console runs.
+#[cfg(feature = "ssr")]
+mod executor;
+#[cfg(feature = "ssr")]
+pub mod follow;
+#[cfg(feature = "ssr")]
+pub mod lock;
+#[cfg(feature = "ssr")]
+mod plan;
+#[cfg(feature = "ssr")]
+mod probe;
+#[cfg(feature = "ssr")]
+pub mod queries;
+#[cfg(feature = "ssr")]
+pub mod recorder;
+#[cfg(feature = "ssr")]
+pub mod recovery;
 #[cfg(feature = "ssr")]
 pub mod runner;
 #[cfg(feature = "ssr")]
-pub mod service;
+mod steps;
+
+#[cfg(feature = "ssr")]
+pub use executor::execute;
 
 /// What a run does to its stack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,7 +257,7 @@ pub async fn start_run(stack: String, operation: Operation) -> Result<String, Ru
         .engine
         .clone()
         .map_err(|error| reject(RunError::from(error)))?;
-    let (handle, summary) = service::start(
+    let (handle, summary) = lock::start(
         &operator.console.store,
         &stack,
         operation,
@@ -259,7 +280,7 @@ pub async fn start_run(stack: String, operation: Operation) -> Result<String, Ru
 pub async fn cancel_run(id: String) -> Result<(), RunError> {
     use crate::errors::reject;
     let operator = crate::auth::guard::authorized(crate::auth::Role::Operator).await?;
-    service::request_cancel(&operator.console.store, &operator.actor, &id)
+    lock::request_cancel(&operator.console.store, &operator.actor, &id)
         .await
         .map_err(reject)
 }
@@ -268,7 +289,7 @@ pub async fn cancel_run(id: String) -> Result<(), RunError> {
 pub async fn list_runs(stack: String) -> Result<Vec<RunSummary>, RunError> {
     use crate::errors::reject;
     let caller = crate::auth::guard::authorized(crate::auth::Role::Viewer).await?;
-    service::list(&caller.console.store, &stack)
+    queries::list(&caller.console.store, &stack)
         .await
         .map_err(reject)
 }
@@ -277,7 +298,7 @@ pub async fn list_runs(stack: String) -> Result<Vec<RunSummary>, RunError> {
 pub async fn get_run(id: String) -> Result<RunDetail, RunError> {
     use crate::errors::reject;
     let caller = crate::auth::guard::authorized(crate::auth::Role::Viewer).await?;
-    service::detail(&caller.console.store, &id)
+    queries::detail(&caller.console.store, &id)
         .await
         .map_err(reject)
 }

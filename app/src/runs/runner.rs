@@ -11,8 +11,9 @@ use crate::stacks::engine::Engine;
 use crate::stacks::StackSummary;
 use crate::store::Store;
 
-use super::service::{self, RunHandle};
+use super::recorder::RunHandle;
 use super::RunError;
+use super::{executor, recovery};
 
 #[derive(Clone, Debug, Default)]
 pub struct Runner {
@@ -33,7 +34,7 @@ impl Runner {
         }
         handle.stop_with(self.stopping.clone());
         self.tasks.spawn(async move {
-            if let Err(error) = service::execute(handle, &engine, &stack).await {
+            if let Err(error) = executor::execute(handle, &engine, &stack).await {
                 tracing::error!(error = %error, "run could not be recorded to the end");
             }
         });
@@ -53,7 +54,7 @@ impl Runner {
         if tokio::time::timeout(grace, self.tasks.wait()).await.is_ok() {
             return 0;
         }
-        match service::interrupt_own(store).await {
+        match recovery::interrupt_own(store).await {
             Ok(interrupted) => interrupted,
             Err(error) => {
                 tracing::error!(error = %error, "could not mark the console's runs interrupted");

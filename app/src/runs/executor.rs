@@ -1,0 +1,291 @@
+//! Runs a plan: each step in order, its lines stored as they come, cancel and console stop
+//! checked between steps, and an update put back as a whole when any step fails.
+
+use std::path::Path;
+
+use crate::stacks::compose::{self, ServiceDefinition, StackDefinition};
+use crate::stacks::engine::Engine;
+use crate::stacks::secrets;
+use crate::stacks::{lifecycle, ServiceRole, StackSummary};
+
+use super::plan::{plan, Step};
+use super::probe::{RolloutProbe, SETTLE};
+use super::recorder::{RunEnd, RunHandle};
+use super::{Operation, RunError, RunSummary, StepStatus};
+
+/// Runs every step in order and finishes the run; the first failing step ends it.
+#[tracing::instrument(skip_all, fields(run = handle.run.id, stack = stack.name))]
+pub async fn execute(
+    mut handle: RunHandle,
+    engine: &Engine,
+    stack: &StackSummary,
+) -> Result<RunSummary, RunError> {
+    let env_file = stack.env_file.as_deref().map(Path::new);
+    handle.secrets = secrets::secret_values(Path::new(&stack.compose_file), env_file);
+    let outcome = run_steps(&handle, engine, stack).await;
+    let outcome = outcome.map_err(|end| match end {
+        RunEnd::Failed(error) => RunEnd::Failed(secrets::redact(&error, &handle.secrets)),
+        other => other,
+    });
+    handle.finish(&outcome).await
+}
+
+async fn run_steps(
+    handle: &RunHandle,
+    engine: &Engine,
+    stack: &StackSummary,
+) -> Result<(), RunEnd> {
+    let env_file = stack.env_file.as_deref().map(Path::new);
+    let definition = compose::load(Path::new(&stack.compose_file), env_file)
+        .map_err(|error| error.to_string())?;
+    let steps = plan(handle.run.operation, &definition)?;
+    let names: Vec<String> = steps.iter().map(Step::name).collect();
+    handle.plan(&names).await.map_err(|e| e.to_string())?;
+    let probe = (handle.run.operation == Operation::Update)
+        .then(|| RolloutProbe::start(&definition))
+        .flatten();
+    let context = StepContext {
+        engine,
+        stack,
+        probe: probe.as_ref(),
+        replaced: std::sync::Mutex::new(Vec::new()),
+        definition: &definition,
+        compose_dir: Path::new(&stack.compose_file)
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .to_path_buf(),
+    };
+    let step_count = names.len() as i64;
+    let end_from = |position: i64, end: RunEnd| async move {
+        let status = match end {
+            RunEnd::Interrupted => StepStatus::Interrupted,
+            _ => StepStatus::Cancelled,
+        };
+        for later in position..step_count {
+            handle
+                .set_step(later, status)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Err::<(), RunEnd>(end)
+    };
+    let cancel_from = |position: i64| end_from(position, RunEnd::Cancelled);
+    for (position, step) in steps.iter().enumerate() {
+        let position = position as i64;
+        if handle.console_stopping() {
+            context
+                .restore_replaced(&StepLog {
+                    handle,
+                    step: position,
+                })
+                .await?;
+            return end_from(position, RunEnd::Interrupted).await;
+        }
+        if handle.cancel_requested().await.map_err(|e| e.to_string())? {
+            return cancel_from(position).await;
+        }
+        handle
+            .set_step(position, StepStatus::Running)
+            .await
+            .map_err(|e| e.to_string())?;
+        if handle.echo {
+            println!("{}", names[position as usize]);
+        }
+        let log = StepLog {
+            handle,
+            step: position,
+        };
+        let result = if step.is_a_wait() {
+            tokio::select! {
+                result = context.run(step, &log) => result,
+                () = handle.cancelled() => {
+                    log.say("cancelled while waiting").await?;
+                    context.restore_replaced(&log).await?;
+                    return cancel_from(position).await;
+                }
+            }
+        } else {
+            context.run(step, &log).await
+        };
+        if let Err(error) = &result {
+            log.say(error).await?;
+            // An update is all or nothing: every service it replaced goes back.
+            context.restore_replaced(&log).await?;
+        }
+        let status = if result.is_ok() {
+            StepStatus::Succeeded
+        } else {
+            StepStatus::Failed
+        };
+        handle
+            .set_step(position, status)
+            .await
+            .map_err(|e| e.to_string())?;
+        result?;
+    }
+    Ok(())
+}
+
+/// Where a step's lines go: each is stored the moment the step says it.
+pub(super) struct StepLog<'a> {
+    pub(super) handle: &'a RunHandle,
+    pub(super) step: i64,
+}
+
+impl StepLog<'_> {
+    pub(super) async fn say(&self, text: impl AsRef<str>) -> Result<(), String> {
+        self.handle
+            .line(self.step, text.as_ref())
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+pub(super) struct StepContext<'a> {
+    pub(super) engine: &'a Engine,
+    pub(super) stack: &'a StackSummary,
+    pub(super) probe: Option<&'a RolloutProbe>,
+    /// What an update has replaced so far: put back if the update fails at any later point.
+    pub(super) replaced: std::sync::Mutex<Vec<(&'a ServiceDefinition, lifecycle::Replacement)>>,
+    pub(super) definition: &'a StackDefinition,
+    pub(super) compose_dir: std::path::PathBuf,
+}
+
+impl<'a> StepContext<'a> {
+    /// Runs one step; every line it reports is stored as it comes.
+    async fn run(&self, step: &Step<'a>, log: &StepLog<'_>) -> Result<(), String> {
+        let project = self.stack.project.as_str();
+        let text = |error: crate::stacks::StackError| error.to_string();
+        match step {
+            Step::CheckEnv => self.check_env(log).await,
+            Step::Build(service) => self.build(service, log).await,
+            Step::Prepare => {
+                lifecycle::prepare(self.engine, self.definition, project)
+                    .await
+                    .map_err(text)?;
+                log.say(format!("network {project}_default ready")).await
+            }
+            Step::Start(service) => {
+                let started =
+                    lifecycle::start_service(self.engine, project, service, &self.compose_dir)
+                        .await
+                        .map_err(text)?;
+                log.say(format!(
+                    "{}: {}",
+                    service.name,
+                    format!("{started:?}").to_lowercase()
+                ))
+                .await
+            }
+            Step::WaitReady(services) => {
+                for service in services {
+                    lifecycle::wait_ready(self.engine, project, service)
+                        .await
+                        .map_err(text)?;
+                    let ready = if service.role == ServiceRole::Job {
+                        "finished (exit code 0)"
+                    } else {
+                        "ready"
+                    };
+                    log.say(format!("{}: {ready}", service.name)).await?;
+                }
+                Ok(())
+            }
+            Step::Migrate(service) => {
+                let command = service.migrate.clone().unwrap_or_default();
+                let code = lifecycle::run_once(
+                    self.engine,
+                    project,
+                    service,
+                    &self.compose_dir,
+                    &command,
+                    |line| log.say(line),
+                )
+                .await
+                .map_err(text)?;
+                if code != 0 {
+                    return Err(format!("{} exited with {code}", command.join(" ")));
+                }
+                log.say(format!("{} finished", command.join(" "))).await
+            }
+            Step::Stop(service) => {
+                let stopped = lifecycle::stop_service(self.engine, project, service)
+                    .await
+                    .map_err(text)?;
+                log.say(format!("{}: stopped {stopped} container(s)", service.name))
+                    .await
+            }
+            Step::PinEdge => {
+                let edge = self.edge()?;
+                for service in self
+                    .definition
+                    .services
+                    .iter()
+                    .filter(|s| s.role == ServiceRole::App)
+                {
+                    let running = lifecycle::running_container(self.engine, project, &service.name)
+                        .await
+                        .map_err(text)?;
+                    log.say(
+                        lifecycle::switch_edge(self.engine, project, edge, service, &running)
+                            .await
+                            .map_err(text)?,
+                    )
+                    .await?;
+                }
+                Ok(())
+            }
+            Step::Replace(service) => self.replace(service, log).await,
+            Step::VerifyMigrations(service) => self.verify_migrations(service, log).await,
+            Step::RemoveStoppedContainers => self.remove_stopped_containers(log).await,
+            Step::RemoveUnusedImages => self.remove_unused_images(log).await,
+            Step::CheckProbe => {
+                let Some(probe) = self.probe else {
+                    return log
+                        .say("no rollout probe: the edge publishes no port")
+                        .await;
+                };
+                // The new containers serve a while before the update counts as held.
+                let held = tokio::time::timeout(SETTLE, probe.exceeded())
+                    .await
+                    .is_err();
+                let (failed, total) = probe.counts();
+                let line = format!("rollout probe: {failed} failed of {total} requests");
+                if !held {
+                    return Err(format!("{line}: over the error budget"));
+                }
+                log.say(line).await
+            }
+            Step::RemoveReplaced => {
+                let replaced = std::mem::take(&mut *self.replaced_list());
+                for (_, replacement) in &replaced {
+                    lifecycle::remove_replaced(self.engine, &replacement.old)
+                        .await
+                        .map_err(text)?;
+                    log.say(format!("removed {}", replacement.old.name)).await?;
+                }
+                if replaced.is_empty() {
+                    log.say("nothing was replaced").await?;
+                }
+                Ok(())
+            }
+            Step::RecordImages => self.record_images(log).await,
+        }
+    }
+
+    /// The containers of the stack's project, as the engine reports them now.
+    pub(super) async fn containers(&self) -> Result<Vec<crate::stacks::ContainerStatus>, String> {
+        self.engine
+            .project_containers(&self.stack.project)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    pub(super) fn edge(&self) -> Result<&ServiceDefinition, String> {
+        self.definition
+            .services
+            .iter()
+            .find(|s| s.role == ServiceRole::Edge)
+            .ok_or_else(|| "the stack has no service with role edge to switch".to_owned())
+    }
+}

@@ -1,0 +1,168 @@
+//! The per-stack lock: one run per stack at a time, across the console and the command line.
+//! The lock is a row of `stack_locks`; beginning a run takes it, finishing or interrupting
+//! the run frees it. Runs are held by a process (`host:pid`), so a dead holder is found.
+
+use std::path::Path;
+use std::sync::atomic::AtomicI64;
+
+use serde_json::json;
+
+use crate::audit::service::{Actor, Audited};
+use crate::stacks::StackSummary;
+use crate::store::{now_utc, Store};
+
+use super::recorder::{store_error, RunHandle};
+use super::{Operation, RunError, RunStatus, RunSummary};
+
+/// This process, as run holders are written: `host:pid`.
+pub fn this_holder() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{host}:{}", std::process::id())
+}
+
+/// Whether the process behind `holder` still runs; only this host's processes can be checked.
+pub(super) fn holder_alive(holder: &str) -> bool {
+    let this_host = this_holder();
+    let this_host = this_host.split(':').next().unwrap_or_default();
+    match holder.rsplit_once(':') {
+        Some((host, pid)) if host == this_host => Path::new(&format!("/proc/{pid}")).exists(),
+        _ => true,
+    }
+}
+
+/// Asks a running run to stop before its next step; the step under way finishes first.
+pub async fn request_cancel(store: &Store, actor: &Actor, id: &str) -> Result<(), RunError> {
+    let mut audited = Audited::begin(store).await?;
+    let updated = sqlx::query("UPDATE runs SET cancel_requested = 1 WHERE id = $1 AND status = $2")
+        .bind(id)
+        .bind(RunStatus::Running.as_str())
+        .execute(audited.db())
+        .await
+        .map_err(store_error)?;
+    if updated.rows_affected() == 0 {
+        audited.rollback().await?;
+        return Err(RunError::NotFound(format!("{id} (or it is not running)")));
+    }
+    audited
+        .append(actor, "run.cancel_requested", id, json!({}))
+        .await?;
+    Ok(audited.commit().await?)
+}
+
+/// Finds the stack and begins a run of `operation` on it: the one start that the console's
+/// buttons and the command line share.
+pub async fn start(
+    store: &Store,
+    stack: &str,
+    operation: Operation,
+    actor: &Actor,
+    echo: bool,
+) -> Result<(RunHandle, StackSummary), RunError> {
+    let stack = crate::stacks::service::find(store, stack).await?;
+    let handle = begin(store, &stack, operation, actor, echo).await?;
+    Ok((handle, stack))
+}
+
+/// Takes the stack's lock and records a new run; refused while another run holds the stack.
+pub async fn begin(
+    store: &Store,
+    stack: &StackSummary,
+    operation: Operation,
+    actor: &Actor,
+    echo: bool,
+) -> Result<RunHandle, RunError> {
+    let now = now_utc();
+    let run = RunSummary {
+        id: uuid::Uuid::new_v4().to_string(),
+        stack: stack.name.clone(),
+        operation,
+        status: RunStatus::Running,
+        requested_by: actor.name.clone(),
+        started_at: now.clone(),
+        finished_at: String::new(),
+        error: String::new(),
+    };
+    let holder = this_holder();
+    let mut audited = Audited::begin(store).await?;
+    let locked = sqlx::query(
+        "INSERT INTO stack_locks (stack, run_id, holder, requested_by, since, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&run.stack)
+    .bind(&run.id)
+    .bind(&holder)
+    .bind(&run.requested_by)
+    .bind(&now)
+    .bind(&now)
+    .execute(audited.db())
+    .await;
+    if let Err(sqlx::Error::Database(db)) = &locked {
+        if db.is_unique_violation() {
+            audited.rollback().await?;
+            return Err(busy(store, &run.stack).await);
+        }
+    }
+    locked.map_err(store_error)?;
+    sqlx::query(
+        "INSERT INTO runs (id, stack, operation, status, requested_by, holder, started_at, finished_at, error, cancel_requested, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, '', '', 0, $8)",
+    )
+    .bind(&run.id)
+    .bind(&run.stack)
+    .bind(run.operation.as_str())
+    .bind(run.status.as_str())
+    .bind(&run.requested_by)
+    .bind(&holder)
+    .bind(&now)
+    .bind(&now)
+    .execute(audited.db())
+    .await
+    .map_err(store_error)?;
+    audited
+        .append(
+            actor,
+            "run.started",
+            &run.stack,
+            json!({ "run": run.id, "operation": run.operation.as_str() }),
+        )
+        .await?;
+    audited.commit().await?;
+    Ok(RunHandle {
+        store: store.clone(),
+        run,
+        next_seq: AtomicI64::new(1),
+        echo,
+        secrets: Vec::new(),
+        released: false,
+        stopping: None,
+    })
+}
+
+/// Who holds a busy stack, in words.
+async fn busy(store: &Store, stack: &str) -> RunError {
+    let holder: Option<(String, String, String)> =
+        sqlx::query_as("SELECT run_id, requested_by, since FROM stack_locks WHERE stack = $1")
+            .bind(stack)
+            .fetch_optional(store.pool())
+            .await
+            .unwrap_or(None);
+    match holder {
+        Some((run, who, since)) => RunError::Busy(format!(
+            "stack {stack} is busy: run {run}, started by {who} at {since}; wait for it or cancel it"
+        )),
+        None => RunError::Busy(format!("stack {stack} is busy; try again in a moment")),
+    }
+}
+
+pub(super) async fn release<'c>(
+    db: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    run_id: &str,
+) -> Result<(), RunError> {
+    sqlx::query("DELETE FROM stack_locks WHERE run_id = $1")
+        .bind(run_id)
+        .execute(db)
+        .await
+        .map_err(store_error)?;
+    Ok(())
+}

@@ -1,0 +1,287 @@
+//! The plan of a run: which steps an operation takes on a stack, in order. A pure function of
+//! the operation and the compose file.
+
+use crate::stacks::compose::{ServiceDefinition, StackDefinition};
+use crate::stacks::{lifecycle, ServiceRole};
+
+use super::Operation;
+
+/// One step of a run.
+pub(super) enum Step<'a> {
+    CheckEnv,
+    Build(&'a ServiceDefinition),
+    Prepare,
+    Start(&'a ServiceDefinition),
+    WaitReady(Vec<&'a ServiceDefinition>),
+    Migrate(&'a ServiceDefinition),
+    Stop(&'a ServiceDefinition),
+    PinEdge,
+    VerifyMigrations(&'a ServiceDefinition),
+    RemoveStoppedContainers,
+    RemoveUnusedImages,
+    Replace(&'a ServiceDefinition),
+    CheckProbe,
+    RemoveReplaced,
+    RecordImages,
+}
+
+impl Step<'_> {
+    /// Steps that only wait (for health, for a build) stop at once when the run is cancelled;
+    /// the others change the stack and finish first.
+    pub(super) fn is_a_wait(&self) -> bool {
+        matches!(self, Step::WaitReady(_) | Step::Build(_) | Step::CheckProbe)
+    }
+
+    pub(super) fn name(&self) -> String {
+        match self {
+            Step::CheckEnv => "Check the env file".into(),
+            Step::Build(service) => format!("Build the image of {}", service.name),
+            Step::Prepare => "Prepare the network and volumes".into(),
+            Step::Start(service) => format!("Start {}", service.name),
+            Step::WaitReady(services) => format!(
+                "Wait until {} are healthy",
+                services
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Step::Migrate(service) => format!("Run the migrations of {}", service.name),
+            Step::Stop(service) => format!("Stop {}", service.name),
+            Step::PinEdge => "Pin the edge to the running containers".into(),
+            Step::VerifyMigrations(service) => {
+                format!("Verify the migration records of {}", service.name)
+            }
+            Step::RemoveStoppedContainers => "Remove stopped containers".into(),
+            Step::RemoveUnusedImages => "Remove unused images".into(),
+            Step::Replace(service) => format!("Update {} beside the running one", service.name),
+            Step::CheckProbe => "Check the rollout probe".into(),
+            Step::RemoveReplaced => "Remove the replaced containers".into(),
+            Step::RecordImages => "Record the running images".into(),
+        }
+    }
+}
+
+/// The steps of an operation on this stack, in order.
+pub(super) fn plan(
+    operation: Operation,
+    definition: &StackDefinition,
+) -> Result<Vec<Step<'_>>, String> {
+    let order = lifecycle::dependency_order(definition).map_err(|e| e.to_string())?;
+    let (data, others): (Vec<&ServiceDefinition>, Vec<&ServiceDefinition>) = order
+        .iter()
+        .copied()
+        .partition(|s| s.role == ServiceRole::Data);
+    Ok(match operation {
+        Operation::Start => std::iter::once(Step::Prepare)
+            .chain(order.iter().map(|s| Step::Start(s)))
+            .collect(),
+        Operation::Stop => order.iter().rev().map(|s| Step::Stop(s)).collect(),
+        Operation::Deploy => {
+            let mut steps = vec![Step::CheckEnv];
+            steps.extend(builds(&order));
+            steps.push(Step::Prepare);
+            steps.extend(data.iter().map(|s| Step::Start(s)));
+            if !data.is_empty() {
+                steps.push(Step::WaitReady(data.clone()));
+            }
+            steps.extend(
+                order
+                    .iter()
+                    .filter(|s| s.migrate.is_some())
+                    .map(|s| Step::Migrate(s)),
+            );
+            steps.extend(others.iter().map(|s| Step::Start(s)));
+            steps.push(Step::WaitReady(order.clone()));
+            steps.push(Step::RecordImages);
+            steps
+        }
+        Operation::Cleanup => vec![Step::RemoveStoppedContainers, Step::RemoveUnusedImages],
+        Operation::Migrate => {
+            let mut steps: Vec<Step> = others.iter().rev().map(|s| Step::Stop(s)).collect();
+            steps.extend(data.iter().map(|s| Step::Start(s)));
+            if !data.is_empty() {
+                steps.push(Step::WaitReady(data.clone()));
+            }
+            for service in order.iter().filter(|s| s.migrate.is_some()) {
+                steps.push(Step::Migrate(service));
+                if service.migrations_table.is_some() {
+                    steps.push(Step::VerifyMigrations(service));
+                }
+            }
+            steps.extend(others.iter().map(|s| Step::Start(s)));
+            steps.push(Step::WaitReady(order.clone()));
+            steps
+        }
+        Operation::Update => {
+            let mut steps = builds(&order);
+            steps.push(Step::PinEdge);
+            steps.extend(
+                others
+                    .iter()
+                    .filter(|s| s.role == ServiceRole::App)
+                    .map(|s| Step::Replace(s)),
+            );
+            steps.push(Step::CheckProbe);
+            steps.push(Step::RemoveReplaced);
+            steps.push(Step::RecordImages);
+            steps
+        }
+    })
+}
+
+/// A build step for each service with a build context.
+fn builds<'a>(order: &[&'a ServiceDefinition]) -> Vec<Step<'a>> {
+    order
+        .iter()
+        .filter(|s| s.build.is_some())
+        .map(|s| Step::Build(s))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use compose_lens::interpolation::MapEnvironment;
+
+    use super::*;
+
+    /// A stack with one service of every kind: a database, an app with migrations, an app
+    /// built from a context, a job and the edge.
+    const STACK: &str = "services:
+  database:
+    image: pg
+    x-slipway: { role: data, backup: pg_dump }
+  backend:
+    image: be
+    depends_on: [database]
+    x-slipway: { role: app, migrate: [migrate], migrations_table: _migrations }
+  frontend:
+    build: ./web
+    x-slipway: { role: app }
+  seed:
+    image: be
+    depends_on: [backend]
+    x-slipway: { role: job }
+  edge:
+    image: edge
+    depends_on: [backend, frontend]
+    x-slipway: { role: edge }
+";
+
+    fn steps_of(operation: Operation) -> Vec<String> {
+        let definition = crate::stacks::compose::parse(
+            std::path::Path::new("docker-compose.yml"),
+            STACK,
+            &MapEnvironment::new(),
+        )
+        .expect("the test stack parses");
+        plan(operation, &definition)
+            .expect("a plan")
+            .iter()
+            .map(Step::name)
+            .collect()
+    }
+
+    #[test]
+    fn every_operation_has_its_steps_in_order() {
+        // Dependency order: database and frontend depend on nothing, backend on the
+        // database, the job on the backend, the edge on both apps.
+        let table: [(Operation, &[&str]); 6] = [
+            (
+                Operation::Deploy,
+                &[
+                    "Check the env file",
+                    "Build the image of frontend",
+                    "Prepare the network and volumes",
+                    "Start database",
+                    "Wait until database are healthy",
+                    "Run the migrations of backend",
+                    "Start frontend",
+                    "Start backend",
+                    "Start seed",
+                    "Start edge",
+                    "Wait until database, frontend, backend, seed, edge are healthy",
+                    "Record the running images",
+                ],
+            ),
+            (
+                Operation::Update,
+                &[
+                    "Build the image of frontend",
+                    "Pin the edge to the running containers",
+                    "Update frontend beside the running one",
+                    "Update backend beside the running one",
+                    "Check the rollout probe",
+                    "Remove the replaced containers",
+                    "Record the running images",
+                ],
+            ),
+            (
+                Operation::Migrate,
+                &[
+                    "Stop edge",
+                    "Stop seed",
+                    "Stop backend",
+                    "Stop frontend",
+                    "Start database",
+                    "Wait until database are healthy",
+                    "Run the migrations of backend",
+                    "Verify the migration records of backend",
+                    "Start frontend",
+                    "Start backend",
+                    "Start seed",
+                    "Start edge",
+                    "Wait until database, frontend, backend, seed, edge are healthy",
+                ],
+            ),
+            (
+                Operation::Cleanup,
+                &["Remove stopped containers", "Remove unused images"],
+            ),
+            (
+                Operation::Start,
+                &[
+                    "Prepare the network and volumes",
+                    "Start database",
+                    "Start frontend",
+                    "Start backend",
+                    "Start seed",
+                    "Start edge",
+                ],
+            ),
+            (
+                Operation::Stop,
+                &[
+                    "Stop edge",
+                    "Stop seed",
+                    "Stop backend",
+                    "Stop frontend",
+                    "Stop database",
+                ],
+            ),
+        ];
+        for (operation, expected) in table {
+            assert_eq!(steps_of(operation), expected, "{operation}");
+        }
+    }
+
+    #[test]
+    fn only_waits_stop_at_once_when_a_run_is_cancelled() {
+        let definition = crate::stacks::compose::parse(
+            std::path::Path::new("docker-compose.yml"),
+            STACK,
+            &MapEnvironment::new(),
+        )
+        .unwrap();
+        let waits: Vec<String> = plan(Operation::Update, &definition)
+            .unwrap()
+            .iter()
+            .filter(|step| step.is_a_wait())
+            .map(Step::name)
+            .collect();
+        assert_eq!(
+            waits,
+            ["Build the image of frontend", "Check the rollout probe"]
+        );
+    }
+}

@@ -1,0 +1,131 @@
+//! Containers of an update: each app service replaced beside the running one, the edge
+//! switched, the old kept until the update holds and put back when it does not; and the
+//! running images recorded as the last-known-good.
+
+use crate::runs::executor::{StepContext, StepLog};
+use crate::stacks::compose::ServiceDefinition;
+use crate::stacks::lifecycle;
+use crate::store::now_utc;
+
+impl<'a> StepContext<'a> {
+    /// New container beside the old, healthy within the bound, edge switched, old drained
+    /// and stopped; past the error budget the old one is put back.
+    pub(in crate::runs) async fn replace(
+        &self,
+        service: &'a ServiceDefinition,
+        log: &StepLog<'_>,
+    ) -> Result<(), String> {
+        let project = self.stack.project.as_str();
+        let text = |error: crate::stacks::StackError| error.to_string();
+        let edge = self.edge()?;
+        let Some(replacement) =
+            lifecycle::start_beside(self.engine, project, service, &self.compose_dir)
+                .await
+                .map_err(text)?
+        else {
+            return log.say(format!("{}: already current", service.name)).await;
+        };
+        log.say(format!(
+            "started {} beside {}",
+            replacement.new_name, replacement.old.name
+        ))
+        .await?;
+        match lifecycle::wait_new_healthy(self.engine, project, service, &replacement.new_id).await
+        {
+            Ok(took) => {
+                log.say(format!(
+                    "{} healthy after {:.1} s",
+                    replacement.new_name,
+                    took.as_secs_f64()
+                ))
+                .await?
+            }
+            Err(error) => {
+                let _ = lifecycle::abandon(self.engine, &replacement.new_id).await;
+                return Err(format!("{error}; {} keeps serving", replacement.old.name));
+            }
+        }
+        log.say(
+            lifecycle::switch_edge(self.engine, project, edge, service, &replacement.new_name)
+                .await
+                .map_err(text)?,
+        )
+        .await?;
+        lifecycle::drain().await;
+        // From here on, a failure anywhere in the update puts this container back too.
+        let old = replacement.old.clone();
+        self.replaced_list().push((service, replacement));
+        if let Some(over) = self.over_budget() {
+            return Err(over);
+        }
+        lifecycle::stop_replaced(self.engine, service, &old)
+            .await
+            .map_err(text)?;
+        log.say(format!(
+            "drained and stopped {}; it is removed once the update has held",
+            old.name
+        ))
+        .await
+    }
+
+    pub(in crate::runs) fn replaced_list(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Vec<(&'a ServiceDefinition, lifecycle::Replacement)>> {
+        self.replaced
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The probe's verdict when it is past the error budget.
+    fn over_budget(&self) -> Option<String> {
+        let probe = self.probe.filter(|probe| probe.over_budget())?;
+        let (failed, total) = probe.counts();
+        Some(format!(
+            "{failed} of {total} requests failed, over the error budget"
+        ))
+    }
+
+    /// Puts back every container the update replaced, newest first.
+    pub(in crate::runs) async fn restore_replaced(&self, log: &StepLog<'_>) -> Result<(), String> {
+        let replaced = std::mem::take(&mut *self.replaced_list());
+        if replaced.is_empty() {
+            return Ok(());
+        }
+        let edge = self.edge()?;
+        for (service, replacement) in replaced.iter().rev() {
+            let line =
+                lifecycle::reinstate(self.engine, &self.stack.project, edge, service, replacement)
+                    .await
+                    .unwrap_or_else(|error| {
+                        format!(
+                            "{}: could not put {} back: {error}",
+                            service.name, replacement.old.name
+                        )
+                    });
+            log.say(line).await?;
+        }
+        Ok(())
+    }
+
+    /// The image ids now running become this run's record: the stack's last-known-good.
+    pub(in crate::runs) async fn record_images(&self, log: &StepLog<'_>) -> Result<(), String> {
+        let containers = self.containers().await?;
+        for container in containers.iter().filter(|c| c.state == "running") {
+            sqlx::query("INSERT INTO run_images (run_id, service, image, image_id, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&log.handle.run.id)
+                .bind(&container.service)
+                .bind(&container.image)
+                .bind(&container.image_id)
+                .bind(now_utc())
+                .execute(log.handle.store.pool())
+                .await
+                .map_err(|e| e.to_string())?;
+            log.say(format!(
+                "{}: {} ({})",
+                container.service, container.image, container.image_id
+            ))
+            .await?;
+        }
+        Ok(())
+    }
+}

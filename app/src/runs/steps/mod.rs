@@ -1,0 +1,7 @@
+//! The bodies of steps, one file per family; each adds to `StepContext`.
+
+mod builds;
+mod cleanup;
+mod containers;
+mod env;
+mod migrations;
