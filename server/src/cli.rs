@@ -159,6 +159,12 @@ pub enum AuditCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Create the audit key of a store written by a version without one (once; never
+    /// replaces a key).
+    InitKey {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 fn parse_head(value: &str) -> Result<(i64, String), String> {

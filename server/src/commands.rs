@@ -78,6 +78,22 @@ pub async fn verify_audit(
     }
 }
 
+/// `slipway audit init-key`: the first key of a store written without one.
+pub async fn init_audit_key(store_args: &StoreArgs) -> Result<String, CommandError> {
+    let store = app::store::Store::open(&crate::startup::store_location(store_args))
+        .await
+        .map_err(StartupError::from)?;
+    let path = crate::startup::audit_key_file(store_args);
+    let created = app::audit::service::init_key(&store, &path).await;
+    store.close().await;
+    let key = created.map_err(StartupError::from)?;
+    Ok(format!(
+        "audit key written to {}: entries from {} on are keyed; back it up with the store",
+        path.display(),
+        key.keyed_from
+    ))
+}
+
 /// `slipway audit head`: the newest entry as SEQ:HASH, for keeping outside the console.
 pub async fn audit_head(store_args: &StoreArgs) -> Result<String, CommandError> {
     let store = open_store(store_args).await?;

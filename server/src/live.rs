@@ -23,6 +23,8 @@ use tower_sessions::Session;
 
 /// How often an open stream checks that its session still stands.
 const SESSION_RECHECK: Duration = Duration::from_secs(10);
+/// Checks in a row the store may leave unanswered before the stream ends.
+const UNANSWERED_CHECKS: u32 = 3;
 
 /// Set to `true` when the console begins to stop: open streams end so the stop is not held.
 #[derive(Clone, Debug)]
@@ -109,16 +111,22 @@ async fn viewer(session: &Session, console: &ConsoleContext) -> Result<(), Respo
 async fn signed_out(session: Session, console: ConsoleContext) {
     let mut tick = tokio::time::interval(SESSION_RECHECK);
     tick.tick().await;
+    let mut unanswered = 0;
     loop {
         tick.tick().await;
         // Read now, not at the start: a session whose id was cycled by the request that
         // opened the stream has its new id only once the response has begun.
         let Some(id) = session.id() else { return };
         match still_signed_in(&console, id).await {
-            Ok(true) => {}
+            Ok(true) => unanswered = 0,
             Ok(false) => return,
-            // The store is down: the stream's own reads fail and end it, or it goes on.
-            Err(_) => {}
+            // A store that cannot say for a while ends the stream: it fails closed.
+            Err(_) => {
+                unanswered += 1;
+                if unanswered >= UNANSWERED_CHECKS {
+                    return;
+                }
+            }
         }
     }
 }

@@ -296,3 +296,44 @@ async fn an_exported_head_catches_a_trail_cut_short() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_lost_audit_key_is_never_replaced_silently() {
+    let test_store = TestStore::new(crate::helpers::Backend::Sqlite).await;
+    let store = test_store.open().await;
+    three_entries(&store).await;
+    store.close().await;
+    let flags = test_store.serve_flags();
+
+    let refused = run_to_exit(&audit_args("init-key", &flags, &[]), &[]).await;
+    assert_eq!(refused.code, Some(1), "{}", refused.stdout);
+    assert!(refused.stderr.contains("already"), "{}", refused.stderr);
+
+    std::fs::remove_file(test_store.audit_key_file()).unwrap();
+    let verified = run_to_exit(&audit_args("verify", &flags, &[]), &[]).await;
+    assert_eq!(verified.code, Some(1), "{}", verified.stdout);
+    assert!(
+        verified
+            .stderr
+            .contains("3 entries but there is no audit key")
+            && verified.stderr.contains("init-key"),
+        "{}",
+        verified.stderr
+    );
+    assert!(
+        !test_store.audit_key_file().exists(),
+        "no key was made up behind the operator's back"
+    );
+    // An operator who insists gets a new key for new entries; the old ones, keyed with the
+    // lost key, cannot be vouched for and verification says so.
+    run_to_exit(&audit_args("init-key", &flags, &[]), &[])
+        .await
+        .assert_success();
+    let after = run_to_exit(&audit_args("verify", &flags, &[]), &[]).await;
+    assert_eq!(after.code, Some(1), "{}", after.stdout);
+    assert!(
+        after.stderr.contains("broken at entry 1"),
+        "{}",
+        after.stderr
+    );
+}

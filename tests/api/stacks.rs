@@ -339,16 +339,29 @@ async fn a_port_already_in_use_or_a_missing_image_is_named() {
     );
 }
 
-/// The next line of an errors-only stream of the backend: each failure is one error line,
-/// sent as it is written, and the stream carries nothing else.
-async fn backend_error_line(stream: &mut EventStream) -> String {
-    let event = stream
-        .next(Duration::from_secs(30))
-        .await
-        .expect("the stream stays open");
-    assert_eq!(event.kind, "line");
-    assert_eq!(event.data["service"], "backend", "{:?}", event.data);
-    event.data["text"].as_str().unwrap_or_default().to_owned()
+/// Makes the backend fail until an errors-only stream of it carries the error line, and
+/// returns that line: each failure is one error line, and the stream carries nothing else.
+/// A stream takes a moment to attach to a container (longer on a busy machine, and after a
+/// restart), so the failure is asked for again rather than timed.
+async fn backend_error_line<F>(stream: &mut EventStream, fail: impl Fn() -> F) -> String
+where
+    F: std::future::Future<Output = u16>,
+{
+    for _ in 0..30 {
+        if fail().await != 500 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
+        let next =
+            tokio::time::timeout(Duration::from_secs(2), stream.next(Duration::from_secs(60)));
+        if let Ok(event) = next.await {
+            let event = event.expect("the stream stays open");
+            assert_eq!(event.kind, "line");
+            assert_eq!(event.data["service"], "backend", "{:?}", event.data);
+            return event.data["text"].as_str().unwrap_or_default().to_owned();
+        }
+    }
+    panic!("no error line reached the stream in 30 attempts");
 }
 
 #[tokio::test]
@@ -391,12 +404,16 @@ async fn the_log_stream_sends_new_lines_live_and_follows_a_restarted_container()
             .map(|answer| answer.status().as_u16())
             .unwrap_or(0)
     };
-    assert_eq!(fail().await, 500);
     assert_eq!(
-        backend_error_line(&mut errors).await,
+        backend_error_line(&mut errors, fail).await,
         "ERROR simulated failure requested on /_fail"
     );
 
+    // Lines of failures asked for while the stream attached are not the restarted one's.
+    while tokio::time::timeout(Duration::from_secs(2), errors.next(Duration::from_secs(60)))
+        .await
+        .is_ok()
+    {}
     // The container stops and starts again: the stream picks it up again by itself.
     docker(&[
         "restart",
@@ -404,17 +421,8 @@ async fn the_log_stream_sends_new_lines_live_and_follows_a_restarted_container()
         "2",
         &format!("{}-backend-1", portal.project),
     ]);
-    let mut answered = 0;
-    for _ in 0..60 {
-        answered = fail().await;
-        if answered == 500 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert_eq!(answered, 500, "the backend answers again after its restart");
     assert_eq!(
-        backend_error_line(&mut errors).await,
+        backend_error_line(&mut errors, fail).await,
         "ERROR simulated failure requested on /_fail"
     );
 }

@@ -28,6 +28,17 @@ pub enum AuditKeyError {
         path.display()
     )]
     Malformed { path: PathBuf, reason: &'static str },
+    #[error(
+        "the audit trail has {entries} entries but there is no audit key at {}: restore the \
+         key from your backup (or point --audit-key-file at it); only when this store never \
+         had a key (written by a version without one) run `slipway audit init-key` once",
+        path.display()
+    )]
+    Missing { path: PathBuf, entries: i64 },
+    #[error("there is an audit key at {} already; it is never replaced", path.display())]
+    Exists { path: PathBuf },
+    #[error("the audit trail could not be read: {0}")]
+    Store(String),
 }
 
 /// The key, and the first entry it covers: entries written before the key existed keep
@@ -47,18 +58,25 @@ impl std::fmt::Debug for AuditKey {
 }
 
 impl AuditKey {
-    /// Reads the key at `path`, or creates it (readable by its owner only) covering
-    /// entries from `next_seq` on. Two processes creating it at once agree on one file.
-    pub fn load_or_create(path: &Path, next_seq: i64) -> Result<Self, AuditKeyError> {
+    /// The key at `path`, if there is one.
+    pub fn load(path: &Path) -> Result<Option<Self>, AuditKeyError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(path, &text).map(Some),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(AuditKeyError::Io {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    /// Creates a key at `path` (readable by its owner only) covering entries from
+    /// `next_seq` on. Two processes creating it at once agree on one file.
+    pub fn create(path: &Path, next_seq: i64) -> Result<Self, AuditKeyError> {
         let io = |source| AuditKeyError::Io {
             path: path.to_path_buf(),
             source,
         };
-        match std::fs::read_to_string(path) {
-            Ok(text) => return Self::parse(path, &text),
-            Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(io(error)),
-            Err(_) => {}
-        }
         if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(folder).map_err(io)?;
         }
@@ -132,8 +150,9 @@ mod tests {
     fn a_key_is_created_once_private_and_read_back_the_same() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys").join("audit.key");
-        let created = AuditKey::load_or_create(&path, 7).unwrap();
-        let again = AuditKey::load_or_create(&path, 99).unwrap();
+        assert!(AuditKey::load(&path).unwrap().is_none());
+        let created = AuditKey::create(&path, 7).unwrap();
+        let again = AuditKey::create(&path, 99).unwrap();
         assert_eq!(created.keyed_from, 7);
         assert_eq!(again.keyed_from, 7, "an existing key keeps its start");
         assert_eq!(created.sign(b"entry"), again.sign(b"entry"));
@@ -143,7 +162,7 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let other = AuditKey::load_or_create(&dir.path().join("other.key"), 1).unwrap();
+        let other = AuditKey::create(&dir.path().join("other.key"), 1).unwrap();
         assert_ne!(created.sign(b"entry"), other.sign(b"entry"));
     }
 
@@ -152,7 +171,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.key");
         std::fs::write(&path, "key=abc\nkeyed_from=1\n").unwrap();
-        let message = AuditKey::load_or_create(&path, 1).unwrap_err().to_string();
+        let message = AuditKey::load(&path).unwrap_err().to_string();
         assert!(
             message.contains("audit.key") && message.contains("64 hex"),
             "{message}"

@@ -174,16 +174,42 @@ pub fn chain_hash(event: &AuditEvent, key: &AuditKey) -> String {
     }
 }
 
-/// `store` with the audit key at `path`, created when missing to cover the entries from
-/// the next one on.
+/// `store` with the audit key at `path`. A key is created only for a trail that is still
+/// empty: a missing key beside existing entries is refused, since a new key could not vouch
+/// for them (see [`init_key`] for a store from before keys).
 pub async fn with_key(store: Store, path: &Path) -> Result<Store, AuditKeyError> {
-    let next_seq = head(&store)
-        .await
-        .ok()
-        .flatten()
-        .map_or(1, |(seq, _)| seq + 1);
-    let key = AuditKey::load_or_create(path, next_seq)?;
+    let key = match AuditKey::load(path)? {
+        Some(key) => key,
+        None => match head(&store)
+            .await
+            .map_err(|e| AuditKeyError::Store(e.to_string()))?
+        {
+            None => AuditKey::create(path, 1)?,
+            Some((entries, _)) => {
+                return Err(AuditKeyError::Missing {
+                    path: path.to_path_buf(),
+                    entries,
+                })
+            }
+        },
+    };
     Ok(store.with_audit_key(key))
+}
+
+/// Creates the first audit key of a store whose trail was written without one (an earlier
+/// version): entries from the next one on are keyed; the first keyed entry's link anchors
+/// the ones before it. Refused when a key exists.
+pub async fn init_key(store: &Store, path: &Path) -> Result<AuditKey, AuditKeyError> {
+    if AuditKey::load(path)?.is_some() {
+        return Err(AuditKeyError::Exists {
+            path: path.to_path_buf(),
+        });
+    }
+    let next_seq = head(store)
+        .await
+        .map_err(|e| AuditKeyError::Store(e.to_string()))?
+        .map_or(1, |(seq, _)| seq + 1);
+    AuditKey::create(path, next_seq)
 }
 
 /// The newest entry's number and hash, if the trail has any.

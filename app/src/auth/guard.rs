@@ -83,28 +83,32 @@ pub async fn client_addr() -> String {
 
 /// Walks `X-Forwarded-For` from the right, past the trusted proxies: the first address that
 /// is not one of them is the client (entries further left are the client's to invent). A
-/// peer that is not trusted is the client itself, whatever it sends; a header that does
-/// not parse is not believed.
+/// peer that is not trusted is the client itself, whatever it sends. An entry that does not
+/// parse ends the walk at the last trusted hop's word: it was written by someone untrusted,
+/// and must not hide the address the trusted proxy added to its right. IPv4 addresses seen
+/// through an IPv6 listener (`::ffff:a.b.c.d`) compare as IPv4.
 pub fn client_behind(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
-    if !trusted.contains(&peer) {
-        return peer;
+    let is_trusted = |ip: IpAddr| {
+        trusted
+            .iter()
+            .any(|t| t.to_canonical() == ip.to_canonical())
+    };
+    let mut client = peer.to_canonical();
+    if !is_trusted(client) {
+        return client;
     }
-    let forwarded: Option<Vec<IpAddr>> = headers
+    let entries: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
-        .map(|value| value.to_str().ok())
-        .collect::<Option<Vec<&str>>>()
-        .and_then(|values| {
-            values
-                .iter()
-                .flat_map(|value| value.split(','))
-                .map(|entry| entry.trim().parse().ok())
-                .collect()
-        });
-    let mut client = peer;
-    for hop in forwarded.unwrap_or_default().into_iter().rev() {
-        client = hop;
-        if !trusted.contains(&hop) {
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .collect();
+    for entry in entries.into_iter().rev() {
+        let Ok(hop) = entry.trim().parse::<IpAddr>() else {
+            break;
+        };
+        client = hop.to_canonical();
+        if !is_trusted(client) {
             break;
         }
     }
@@ -160,10 +164,20 @@ mod tests {
             client_behind(ip("198.51.100.9"), &forwarded("203.0.113.7"), &proxy),
             ip("198.51.100.9")
         );
-        // A header that does not parse, or none at all, leaves the peer.
+        // A forged entry left of what the proxy added changes nothing; one right of it ends
+        // the walk at the proxy's own word.
+        assert_eq!(
+            client_behind(ip("10.0.0.2"), &forwarded("bogus, 203.0.113.7"), &proxy),
+            ip("203.0.113.7")
+        );
         assert_eq!(
             client_behind(ip("10.0.0.2"), &forwarded("203.0.113.7, bogus"), &proxy),
             ip("10.0.0.2")
+        );
+        // An IPv6 listener sees IPv4 peers as mapped addresses.
+        assert_eq!(
+            client_behind(ip("::ffff:10.0.0.2"), &forwarded("203.0.113.7"), &proxy),
+            ip("203.0.113.7")
         );
         assert_eq!(
             client_behind(ip("10.0.0.2"), &HeaderMap::new(), &proxy),

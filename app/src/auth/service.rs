@@ -91,6 +91,16 @@ pub async fn authenticate(
         return Err(AuthError::NotSignedIn);
     };
     if user.role != signed_in.role {
+        // A new id is a new row: only for a session that is still stored (not one signed out
+        // while this request was under way).
+        let stored = match session.id() {
+            Some(id) => still_signed_in(console, id).await?,
+            None => false,
+        };
+        if !stored {
+            session.flush().await.map_err(session_failure)?;
+            return Err(AuthError::NotSignedIn);
+        }
         session.cycle_id().await.map_err(session_failure)?;
         signed_in.role = user.role;
         session
@@ -318,6 +328,11 @@ fn throttled(actor: &Actor) -> Vec<(Scope, &str)> {
 }
 
 async fn record_attempt(store: &Store, actor: &Actor, now: i64) -> Result<(), AuthError> {
+    // Attempts older than any lock remembers count for nothing: the table stays small.
+    sqlx::query("DELETE FROM sign_in_failures WHERE failed_at < $1")
+        .bind(now - LOCK_LEVEL_MEMORY_SECS)
+        .execute(store.pool())
+        .await?;
     sqlx::query(
         "INSERT INTO sign_in_failures (id, user_name, client_addr, failed_at, created_at) VALUES ($1, $2, $3, $4, $5)",
     )

@@ -21,7 +21,11 @@ pub async fn execute(
     stack: &StackSummary,
 ) -> Result<RunSummary, RunError> {
     let env_file = stack.env_file.as_deref().map(Path::new);
-    handle.secrets = secrets::secret_values(Path::new(&stack.compose_file), env_file);
+    handle.secrets = match secrets::secret_values(Path::new(&stack.compose_file), env_file) {
+        Ok(secrets) => secrets,
+        // Nothing runs when the masks cannot be known; the error names file and line only.
+        Err(error) => return handle.finish(&Err(RunEnd::Failed(error.to_string()))).await,
+    };
     let outcome = run_steps(&handle, engine, stack).await;
     let outcome = outcome.map_err(|end| match end {
         RunEnd::Failed(error) => RunEnd::Failed(secrets::redact(&error, &handle.secrets)),
@@ -72,16 +76,17 @@ async fn run_steps(
     let cancel_from = |position: i64| end_from(position, RunEnd::Cancelled);
     for (position, step) in steps.iter().enumerate() {
         let position = position as i64;
+        // An update is all or nothing: however it ends early, what it replaced goes back.
+        let between = StepLog {
+            handle,
+            step: position,
+        };
         if handle.console_stopping() {
-            context
-                .restore_replaced(&StepLog {
-                    handle,
-                    step: position,
-                })
-                .await?;
+            context.restore_replaced(&between).await;
             return end_from(position, RunEnd::Interrupted).await;
         }
         if handle.cancel_requested().await.map_err(|e| e.to_string())? {
+            context.restore_replaced(&between).await;
             return cancel_from(position).await;
         }
         handle
@@ -99,8 +104,8 @@ async fn run_steps(
             tokio::select! {
                 result = context.run(step, &log) => result,
                 () = handle.cancelled() => {
-                    log.say("cancelled while waiting").await?;
-                    context.restore_replaced(&log).await?;
+                    let _ = log.say("cancelled while waiting").await;
+                    context.restore_replaced(&log).await;
                     return cancel_from(position).await;
                 }
             }
@@ -108,9 +113,9 @@ async fn run_steps(
             context.run(step, &log).await
         };
         if let Err(error) = &result {
-            log.say(error).await?;
-            // An update is all or nothing: every service it replaced goes back.
-            context.restore_replaced(&log).await?;
+            // The restore comes first: a line that cannot be stored must not stop it.
+            context.restore_replaced(&log).await;
+            let _ = log.say(error).await;
         }
         let status = if result.is_ok() {
             StepStatus::Succeeded

@@ -181,10 +181,13 @@ fn env_file_error(path: &Path, error: dotenvy::Error) -> ComposeError {
             let line = text
                 .find(rest.as_str())
                 .map_or(0, |at| text[..at].matches('\n').count() + 1);
+            // A name only when `NAME=` begins the line: a line with no `=` may be a bare
+            // secret, and is never repeated.
             let name = rest
-                .split(['=', '\n'])
+                .lines()
                 .next()
-                .map(str::trim)
+                .and_then(|line| line.split_once('='))
+                .map(|(name, _)| name.trim())
                 .filter(|name| name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
                 .filter(|name| !name.is_empty());
             let message = match name {
@@ -557,6 +560,11 @@ mod tests {
         assert!(message.contains("DB_PASSWORD"), "{message}");
         assert!(!message.contains("never-shown"), "{message}");
         assert!(!message.contains("also-never"), "{message}");
+
+        // A line that is nothing but a token names nothing.
+        std::fs::write(&env, "PORTAL_VERSION=1.0.0\nsk_live_0123456789abcdef\n").unwrap();
+        let message = env_file_entries(&env).map(|_| ()).unwrap_err().to_string();
+        assert!(!message.contains("sk_live"), "{message}");
     }
 
     #[test]

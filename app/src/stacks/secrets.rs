@@ -8,7 +8,7 @@ use base64::Engine as _;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_norway::Value;
 
-use super::compose::env_file_entries;
+use super::compose::{env_file_entries, ComposeError};
 
 /// Env-file values this long or longer are masked whatever their name: a URL with a
 /// password in it, say. Shorter ones (a version, a port) stay readable.
@@ -28,15 +28,20 @@ pub fn is_secret_name(name: &str) -> bool {
 /// Values that must never be shown, longest first: every value of a variable whose name
 /// says it is a secret (env file, the compose file's own `environment:` literals, the
 /// process environment), and every other env-file value long enough to be a credential;
-/// each also URL-encoded, base64-encoded and JSON-escaped.
-pub fn secret_values(compose_file: &Path, env_file: Option<&Path>) -> Vec<String> {
+/// each also URL-encoded, base64-encoded and JSON-escaped. Fails closed: an env file or a
+/// compose file that cannot be read is an error, never a shorter list.
+pub fn secret_values(
+    compose_file: &Path,
+    env_file: Option<&Path>,
+) -> Result<Vec<String>, ComposeError> {
     let from_env_file = env_file
-        .and_then(|path| env_file_entries(path).ok())
+        .map(env_file_entries)
+        .transpose()?
         .unwrap_or_default()
         .into_iter()
         .filter(|(name, value)| is_secret_name(name) || value.len() >= CREDENTIAL_LIKE)
         .map(|(_, value)| value);
-    let from_compose = compose_literals(compose_file)
+    let from_compose = compose_literals(compose_file)?
         .into_iter()
         .filter(|(name, _)| is_secret_name(name))
         .map(|(_, value)| value);
@@ -52,7 +57,7 @@ pub fn secret_values(compose_file: &Path, env_file: Option<&Path>) -> Vec<String
     // Longest first, so that a secret containing another is masked whole.
     values.sort_by_key(|value| std::cmp::Reverse(value.len()));
     values.dedup();
-    values
+    Ok(values)
 }
 
 /// The value as it is, URL-encoded (form and path style), base64 (standard and URL-safe,
@@ -78,13 +83,16 @@ fn encoded_forms(value: &str) -> Vec<String> {
 /// `NAME → value` of every service's `environment:` in the compose file as written (map or
 /// `NAME=value` list), leaving out values that refer to variables: those are masked
 /// through the env file or the process.
-fn compose_literals(compose_file: &Path) -> Vec<(String, String)> {
-    let Some(document) = std::fs::read_to_string(compose_file)
-        .ok()
-        .and_then(|text| serde_norway::from_str::<Value>(&text).ok())
-    else {
-        return Vec::new();
-    };
+fn compose_literals(compose_file: &Path) -> Result<Vec<(String, String)>, ComposeError> {
+    let text = std::fs::read_to_string(compose_file).map_err(|source| ComposeError::Read {
+        path: compose_file.to_path_buf(),
+        source,
+    })?;
+    let document: Value = serde_norway::from_str(&text).map_err(|error| ComposeError::Syntax {
+        path: compose_file.to_path_buf(),
+        line: error.location().map_or(0, |location| location.line()),
+        message: "the file is not YAML".into(),
+    })?;
     let services = document.get("services").and_then(Value::as_mapping);
     let environments = services
         .into_iter()
@@ -105,7 +113,7 @@ fn compose_literals(compose_file: &Path) -> Vec<(String, String)> {
         }
     }
     literals.retain(|(_, value)| !value.contains('$'));
-    literals
+    Ok(literals)
 }
 
 fn scalar(value: &Value) -> Option<String> {
@@ -197,7 +205,7 @@ mod tests {
         .unwrap();
         let env = dir.path().join(".env");
         std::fs::write(&env, "JWT_SECRET=from-the-env-file-0123\n").unwrap();
-        let secrets = secret_values(&compose, Some(&env));
+        let secrets = secret_values(&compose, Some(&env)).unwrap();
         let printed = [
             "token t0k/en+with=signs",
             "url ?token=t0k%2Fen%2Bwith%3Dsigns",
@@ -217,6 +225,13 @@ mod tests {
         }
         // A literal under a name that is not secret-looking, and short enough, stays.
         assert_eq!(redact("LEVEL=debug", &secrets), "LEVEL=debug");
+
+        // Files that cannot be read give no list at all rather than a shorter one.
+        std::fs::write(&env, "JWT_SECRET=\"unclosed-0123456789\n").unwrap();
+        assert!(secret_values(&compose, Some(&env)).is_err());
+        std::fs::write(&env, "JWT_SECRET=fine-0123456789\n").unwrap();
+        std::fs::write(&compose, "services: [unclosed\n").unwrap();
+        assert!(secret_values(&compose, Some(&env)).is_err());
     }
 
     #[test]

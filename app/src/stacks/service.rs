@@ -194,11 +194,13 @@ fn masked(mut line: LogLine, secrets: &[String]) -> LogLine {
 }
 
 /// The values the stack's lines must never show.
-fn secrets_of(stack: &StackSummary) -> Vec<String> {
+/// An env or compose file that cannot be read shows no logs: nothing could be masked.
+fn secrets_of(stack: &StackSummary) -> Result<Vec<String>, StackError> {
     secrets::secret_values(
         Path::new(&stack.compose_file),
         stack.env_file.as_deref().map(Path::new),
     )
+    .map_err(|error| StackError::Compose(error.to_string()))
 }
 
 fn engine_error(error: super::engine::EngineError) -> StackError {
@@ -215,7 +217,7 @@ pub async fn logs(
     errors_only: bool,
 ) -> Result<Vec<LogLine>, StackError> {
     let stack = stack_with_service(store, name, service).await?;
-    let secrets = secrets_of(&stack);
+    let secrets = secrets_of(&stack)?;
     let containers = engine
         .project_containers(&stack.project)
         .await
@@ -353,7 +355,7 @@ pub async fn follow_logs(
     let stack = stack_with_service(store, name, service).await?;
     let mut follower = Follower {
         engine: engine.clone(),
-        secrets: secrets_of(&stack),
+        secrets: secrets_of(&stack)?,
         project: stack.project,
         service: service.map(str::to_owned),
         errors_only,

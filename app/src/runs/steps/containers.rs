@@ -9,7 +9,8 @@ use crate::store::now_utc;
 
 impl<'a> StepContext<'a> {
     /// New container beside the old, healthy within the bound, edge switched, old drained
-    /// and stopped; past the error budget the old one is put back.
+    /// and stopped. The replacement is tracked from the moment it exists, so a failure
+    /// anywhere after that — here or in a later step — puts the old one back.
     pub(in crate::runs) async fn replace(
         &self,
         service: &'a ServiceDefinition,
@@ -25,36 +26,29 @@ impl<'a> StepContext<'a> {
         else {
             return log.say(format!("{}: already current", service.name)).await;
         };
+        let (old, new_id, new_name) = (
+            replacement.old.clone(),
+            replacement.new_id.clone(),
+            replacement.new_name.clone(),
+        );
+        self.replaced_list().push((service, replacement));
+        log.say(format!("started {new_name} beside {}", old.name))
+            .await?;
+        let took = lifecycle::wait_new_healthy(self.engine, project, service, &new_id)
+            .await
+            .map_err(|error| format!("{error}; {} keeps serving", old.name))?;
         log.say(format!(
-            "started {} beside {}",
-            replacement.new_name, replacement.old.name
+            "{new_name} healthy after {:.1} s",
+            took.as_secs_f64()
         ))
         .await?;
-        match lifecycle::wait_new_healthy(self.engine, project, service, &replacement.new_id).await
-        {
-            Ok(took) => {
-                log.say(format!(
-                    "{} healthy after {:.1} s",
-                    replacement.new_name,
-                    took.as_secs_f64()
-                ))
-                .await?
-            }
-            Err(error) => {
-                let _ = lifecycle::abandon(self.engine, &replacement.new_id).await;
-                return Err(format!("{error}; {} keeps serving", replacement.old.name));
-            }
-        }
         log.say(
-            lifecycle::switch_edge(self.engine, project, edge, service, &replacement.new_name)
+            lifecycle::switch_edge(self.engine, project, edge, service, &new_name)
                 .await
                 .map_err(text)?,
         )
         .await?;
         lifecycle::drain().await;
-        // From here on, a failure anywhere in the update puts this container back too.
-        let old = replacement.old.clone();
-        self.replaced_list().push((service, replacement));
         if let Some(over) = self.over_budget() {
             return Err(over);
         }
@@ -85,13 +79,21 @@ impl<'a> StepContext<'a> {
         ))
     }
 
-    /// Puts back every container the update replaced, newest first.
-    pub(in crate::runs) async fn restore_replaced(&self, log: &StepLog<'_>) -> Result<(), String> {
+    /// Puts back every container the update replaced, newest first. Best effort to the end:
+    /// a service that cannot be put back, or a line that cannot be stored, does not stop the
+    /// others from being put back.
+    pub(in crate::runs) async fn restore_replaced(&self, log: &StepLog<'_>) {
         let replaced = std::mem::take(&mut *self.replaced_list());
         if replaced.is_empty() {
-            return Ok(());
+            return;
         }
-        let edge = self.edge()?;
+        let edge = match self.edge() {
+            Ok(edge) => edge,
+            Err(error) => {
+                let _ = log.say(format!("nothing could be put back: {error}")).await;
+                return;
+            }
+        };
         for (service, replacement) in replaced.iter().rev() {
             let line =
                 lifecycle::reinstate(self.engine, &self.stack.project, edge, service, replacement)
@@ -102,9 +104,8 @@ impl<'a> StepContext<'a> {
                             service.name, replacement.old.name
                         )
                     });
-            log.say(line).await?;
+            let _ = log.say(line).await;
         }
-        Ok(())
     }
 
     /// The image ids now running become this run's record: the stack's last-known-good.
