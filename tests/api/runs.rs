@@ -806,45 +806,87 @@ async fn deploy_builds_an_image_from_its_build_context_and_rebuilds_it_when_it_c
     );
 }
 
+/// A deploy started from the console on a stack whose health never comes, waiting in its
+/// health step: what a cancel or a console stop finds.
+struct WaitingDeploy {
+    store: TestStore,
+    console: RunningConsole,
+    operator: reqwest::Client,
+    run: String,
+    opened: app::store::Store,
+    _stack: TinyStack,
+}
+
+const HEALTH_WAIT: &str = "Wait until web are healthy";
+
+/// The status of the deploy's health step.
+fn health_step(detail: &app::runs::RunDetail) -> Option<StepStatus> {
+    detail
+        .steps
+        .iter()
+        .find(|step| step.name == HEALTH_WAIT)
+        .map(|step| step.status)
+}
+
+impl WaitingDeploy {
+    async fn start(console_flags: &[&str]) -> Self {
+        let store = TestStore::new(Backend::Sqlite).await;
+        let flags = store.serve_flags();
+        let stack = TinyStack::add_checked_by(&flags, "stuck", None, NEVER_HEALTHY).await;
+        let console = RunningConsole::start_with(&store, console_flags).await;
+        let password = store.add_user("otto", Role::Operator).await;
+        let operator = signed_in(&console, "otto", &password).await;
+        let run = start_run(&operator, &console, "stuck", "deploy").await;
+        let opened = store.open().await;
+        let mut detail = app::runs::queries::detail(&opened, &run).await.unwrap();
+        for _ in 0..200 {
+            if health_step(&detail) == Some(StepStatus::Running) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            detail = app::runs::queries::detail(&opened, &run).await.unwrap();
+        }
+        assert_eq!(
+            health_step(&detail),
+            Some(StepStatus::Running),
+            "{:?}",
+            detail.steps
+        );
+        Self {
+            store,
+            console,
+            operator,
+            run,
+            opened,
+            _stack: stack,
+        }
+    }
+
+    async fn detail(&self) -> app::runs::RunDetail {
+        app::runs::queries::detail(&self.opened, &self.run)
+            .await
+            .unwrap()
+    }
+
+    async fn locks(&self) -> Vec<(String,)> {
+        sqlx::query_as("SELECT stack FROM stack_locks")
+            .fetch_all(self.opened.pool())
+            .await
+            .unwrap()
+    }
+}
+
 #[tokio::test]
 async fn cancelling_stops_a_step_that_waits_for_health_at_once() {
-    let store = TestStore::new(Backend::Sqlite).await;
-    let flags = store.serve_flags();
-    let _stack = TinyStack::add_checked_by(&flags, "stuck", None, NEVER_HEALTHY).await;
-    let console = RunningConsole::start(&store).await;
-    let password = store.add_user("otto", Role::Operator).await;
-    let operator = signed_in(&console, "otto", &password).await;
-    let run = start_run(&operator, &console, "stuck", "deploy").await;
-    let opened = store.open().await;
-    let waiting = "Wait until web are healthy";
-    let step_status = |detail: &app::runs::RunDetail| {
-        detail
-            .steps
-            .iter()
-            .find(|step| step.name == waiting)
-            .map(|step| step.status)
-    };
-    let mut detail = app::runs::queries::detail(&opened, &run).await.unwrap();
-    for _ in 0..200 {
-        if step_status(&detail) == Some(StepStatus::Running) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        detail = app::runs::queries::detail(&opened, &run).await.unwrap();
-    }
-    assert_eq!(
-        step_status(&detail),
-        Some(StepStatus::Running),
-        "{:?}",
-        detail.steps
-    );
-
-    let asked = call(&operator, &console, "cancel_run", &[("id", run.as_str())]).await;
+    let waiting = WaitingDeploy::start(&[]).await;
+    let (console, operator, run) = (&waiting.console, &waiting.operator, &waiting.run);
+    let mut detail = waiting.detail().await;
+    let asked = call(operator, console, "cancel_run", &[("id", run.as_str())]).await;
     assert_eq!(asked.status(), 200);
     let asked_at = std::time::Instant::now();
     while detail.run.status == RunStatus::Running && asked_at.elapsed() < Duration::from_secs(60) {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        detail = app::runs::queries::detail(&opened, &run).await.unwrap();
+        detail = waiting.detail().await;
     }
     // The health wait would have gone on for two minutes.
     assert!(
@@ -853,10 +895,10 @@ async fn cancelling_stops_a_step_that_waits_for_health_at_once() {
         asked_at.elapsed()
     );
     assert_eq!(detail.run.status, RunStatus::Cancelled);
-    assert_eq!(step_status(&detail), Some(StepStatus::Cancelled));
+    assert_eq!(health_step(&detail), Some(StepStatus::Cancelled));
     assert_eq!(
-        detail.steps.last().map(|step| step.status.as_str()),
-        Some("cancelled")
+        detail.steps.last().map(|step| step.status),
+        Some(StepStatus::Cancelled)
     );
     assert!(
         detail
@@ -866,12 +908,8 @@ async fn cancelling_stops_a_step_that_waits_for_health_at_once() {
         "{:?}",
         detail.lines
     );
-    let locks: Vec<(String,)> = sqlx::query_as("SELECT stack FROM stack_locks")
-        .fetch_all(opened.pool())
-        .await
-        .unwrap();
+    let locks = waiting.locks().await;
     assert!(locks.is_empty(), "the stack is free again: {locks:?}");
-    opened.close().await;
 }
 
 #[tokio::test]
@@ -992,30 +1030,14 @@ async fn an_update_that_goes_bad_after_a_switch_puts_back_every_service_it_repla
 
 #[tokio::test]
 async fn a_stopping_console_takes_no_new_run_and_marks_a_run_it_cannot_finish_interrupted() {
-    let store = TestStore::new(Backend::Sqlite).await;
-    let flags = store.serve_flags();
-    let _stuck = TinyStack::add_checked_by(&flags, "stuck", None, NEVER_HEALTHY).await;
-    let console = RunningConsole::start_with(&store, &["--run-grace", "2s"]).await;
-    let password = store.add_user("otto", Role::Operator).await;
-    let operator = signed_in(&console, "otto", &password).await;
-    let run_id = start_run(&operator, &console, "stuck", "deploy").await;
-    let opened = store.open().await;
-    // The deploy waits for a health that never comes.
-    let waiting = "SELECT position FROM run_steps WHERE run_id = $1 AND status = 'running' AND name LIKE 'Wait until%'";
-    let mut reached = false;
-    for _ in 0..400 {
-        let found: Option<(i64,)> = sqlx::query_as(waiting)
-            .bind(&run_id)
-            .fetch_optional(opened.pool())
-            .await
-            .unwrap();
-        if found.is_some() {
-            reached = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(reached, "the deploy reached its wait");
+    let WaitingDeploy {
+        store: _store,
+        console,
+        run: run_id,
+        opened,
+        _stack,
+        ..
+    } = WaitingDeploy::start(&["--run-grace", "2s"]).await;
 
     let (code, lines) = console.terminate().await;
     assert_eq!(code, Some(0), "{lines:#?}");
