@@ -40,20 +40,9 @@ async fn audit_verify_names_the_first_entry_changed_behind_the_consoles_back() {
     for backend in BACKENDS {
         let test_store = TestStore::new(backend).await;
         let store = test_store.open().await;
-        for target in ["one", "two", "three"] {
-            append(
-                &store,
-                &Actor::system(),
-                "test.entry",
-                target,
-                json!({ "n": target }),
-            )
-            .await
-            .unwrap();
-        }
+        three_entries(&store).await;
         let flags = test_store.serve_flags();
-        let mut args = vec!["audit", "verify"];
-        args.extend(flags.iter().map(String::as_str));
+        let args = audit_args("verify", &flags, &[]);
 
         let intact = run_to_exit(&args, &[]).await;
         assert_eq!(intact.code, Some(0), "{backend:?}: {}", intact.stderr);
@@ -64,11 +53,7 @@ async fn audit_verify_names_the_first_entry_changed_behind_the_consoles_back() {
         );
 
         // Someone with direct database access switches the guard off and edits a row.
-        let bypass = match store.backend() {
-            Engine::Sqlite => "DROP TRIGGER audit_events_no_UPDATE",
-            Engine::Postgres => "ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only",
-        };
-        sqlx::query(bypass).execute(store.pool()).await.unwrap();
+        bypass_the_guard(&store).await;
         sqlx::query("UPDATE audit_events SET target = 'forged' WHERE seq = 2")
             .execute(store.pool())
             .await
