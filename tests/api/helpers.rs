@@ -579,6 +579,16 @@ impl SamplePortal {
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
+
+    /// The backend's health answer through the edge (`status`, `version`, …).
+    pub async fn health(&self) -> serde_json::Value {
+        reqwest::get(self.url("/api/health"))
+            .await
+            .expect("the edge answers")
+            .json()
+            .await
+            .expect("a JSON health answer")
+    }
 }
 
 /// One server-sent event as a test reads it.

@@ -79,12 +79,7 @@ async fn deploy_brings_the_portal_up_from_nothing_and_stores_no_secret() {
             deployed.stdout
         );
     }
-    let health: serde_json::Value = reqwest::get(portal.url("/api/health"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = portal.health().await;
     assert_eq!(health["status"], "ok", "{health}");
 
     // The migration printed the database URL with its password: it is masked everywhere.
@@ -165,7 +160,7 @@ async fn update_drops_no_request_and_an_unhealthy_image_leaves_the_old_one_servi
         "{}",
         updated.stdout
     );
-    let health: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    let health = portal.health().await;
     assert_eq!(health["version"], "1.1.0");
 
     // An image whose health never passes: the run fails, the old container keeps serving.
@@ -176,7 +171,7 @@ async fn update_drops_no_request_and_an_unhealthy_image_leaves_the_old_one_servi
         "{}",
         broken.stderr
     );
-    let health: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    let health = portal.health().await;
     assert_eq!(
         (health["status"].as_str(), health["version"].as_str()),
         (Some("ok"), Some("1.1.0"))
@@ -202,7 +197,7 @@ async fn update_drops_no_request_and_an_unhealthy_image_leaves_the_old_one_servi
         "{}",
         migrated.stdout
     );
-    let health: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    let health = portal.health().await;
     assert_eq!(
         health["status"], "ok",
         "everything is back after the migration"
@@ -998,12 +993,7 @@ async fn an_update_that_goes_bad_after_a_switch_puts_back_every_service_it_repla
         "{said}"
     );
 
-    let health: serde_json::Value = reqwest::get(portal.url("/api/health"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = portal.health().await;
     assert_eq!(health["version"], "1.0.0", "the backend was put back");
     let page = reqwest::get(portal.url("/"))
         .await
