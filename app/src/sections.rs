@@ -57,7 +57,7 @@ pub const SECTIONS: &[Section] = &[
         label: "Backups",
         purpose: "Database dumps, their checksums and the restore drills that prove them.",
         min_role: Role::Viewer,
-        available: false,
+        available: true,
     },
     Section {
         path: "/history",

@@ -9,6 +9,7 @@ use leptos_router::{ParamSegment, SsrMode, StaticSegment};
 
 use crate::audit::AuditPage;
 use crate::auth::{signed_in_user, AdminPage, CurrentUser, SignInPage, SignedInUser, UserMenu};
+use crate::backups::BackupsPage;
 use crate::errors::set_response_status;
 use crate::runs::{RunPage, RunsPage};
 use crate::sections::{section_for, visible_to};
@@ -92,7 +93,11 @@ pub fn App() -> impl IntoView {
                         view=|| view! { <Guarded path="/runs">{|| view! { <RunPage /> }}</Guarded> }
                     />
                     <Route path=StaticSegment("health") view=|| view! { <Pending path="/health" /> } />
-                    <Route path=StaticSegment("backups") view=|| view! { <Pending path="/backups" /> } />
+                    <Route
+                        path=StaticSegment("backups")
+                        ssr=SsrMode::Async
+                        view=|| view! { <Guarded path="/backups">{|| view! { <BackupsPage /> }}</Guarded> }
+                    />
                     <Route path=StaticSegment("history") view=|| view! { <Pending path="/history" /> } />
                     <Route path=StaticSegment("approvals") view=|| view! { <Pending path="/approvals" /> } />
                     <Route

@@ -199,6 +199,26 @@ describe('a stack page', () => {
     await context.close();
   });
 
+  test('an operator backs the database up and finds the dump on the Backups page', async () => {
+    const operator = USERS.find((user) => user.role === 'operator');
+    const { page, context, errors } = await signedInPage(running.browser, running.baseUrl, operator, {
+      path: '/stacks/portal',
+    });
+    await page.click('[data-testid="backup-stack"]');
+    await page.waitForURL(/\/runs\/[0-9a-f-]+$/);
+    await page.waitForSelector('[data-testid="run-status"][data-status="succeeded"]', { timeout: 60_000 });
+    const said = await page.locator('[data-testid="run-lines"]').innerText();
+    const checksum = said.match(/sha256 ([0-9a-f]{12})/)?.[1];
+    assert.ok(checksum, said);
+    await page.goto(`${running.baseUrl}/backups?stack=portal`);
+    await page.waitForSelector('[data-testid="backups-table"]');
+    const listed = await page.locator('[data-testid="backups-table"]').innerText();
+    assert.match(listed, new RegExp(checksum));
+    assert.match(listed, /unverified/);
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
   test('an operator cancels a deploy while it waits for health', async () => {
     slipway(running.console.dataDir, [
       'stack', 'add', 'stuck', '--project', stuckProject, '--compose', join(stuckDir, 'docker-compose.yml'),

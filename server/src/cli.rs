@@ -63,6 +63,16 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// List a stack's backups, newest first.
+    Backups {
+        /// The stack's name.
+        name: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 /// The arguments of every command that starts a run.
@@ -93,6 +103,9 @@ pub enum RunCommand {
     Start(RunArgs),
     /// Stop every service of a stack, dependents first.
     Stop(RunArgs),
+    /// Dump the stack's database (x-slipway.backup: pg_dump) into the backup directory and
+    /// record it in the inventory.
+    Backup(RunArgs),
 }
 
 impl RunCommand {
@@ -105,6 +118,7 @@ impl RunCommand {
             RunCommand::Cleanup(args) => (Operation::Cleanup, args),
             RunCommand::Start(args) => (Operation::Start, args),
             RunCommand::Stop(args) => (Operation::Stop, args),
+            RunCommand::Backup(args) => (Operation::Backup, args),
         }
     }
 }
@@ -194,6 +208,11 @@ pub struct StoreArgs {
     /// the same file.
     #[arg(long, env = "SLIPWAY_AUDIT_KEY_FILE")]
     pub audit_key_file: Option<PathBuf>,
+
+    /// Where backup runs write their dumps (a folder per stack); `backups` in the data
+    /// directory by default.
+    #[arg(long, env = "SLIPWAY_BACKUP_DIR")]
+    pub backup_dir: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Args)]

@@ -182,7 +182,18 @@ fn status_table(status: &StackStatus) -> String {
             ]);
         }
     }
-    let widths: Vec<usize> = (0..8)
+    format!(
+        "{} (project {}): {up} of {} services up\n{}",
+        status.stack.name,
+        status.stack.project,
+        status.services.len(),
+        aligned(&rows)
+    )
+}
+
+/// Rows as columns aligned by their widest cell.
+fn aligned<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N)
         .map(|column| {
             rows.iter()
                 .map(|row| row[column].chars().count())
@@ -190,22 +201,55 @@ fn status_table(status: &StackStatus) -> String {
                 .unwrap_or(0)
         })
         .collect();
-    let mut out = format!(
-        "{} (project {}): {up} of {} services up\n",
-        status.stack.name,
-        status.stack.project,
-        status.services.len()
-    );
-    for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .map(|(cell, width)| format!("{cell:<width$}"))
+                .collect();
+            cells.join("  ").trim_end().to_owned()
+        })
+        .collect();
+    lines.join("\n")
+}
+
+/// `slipway backups NAME [--json]`: the stack's backups, newest first.
+pub async fn list_backups(
+    name: &str,
+    json: bool,
+    store_args: &StoreArgs,
+) -> Result<String, CommandError> {
+    let store = open_store(store_args).await?;
+    let stack = app::stacks::service::find(&store, name).await;
+    let backups = app::backups::service::list(&store, name).await;
+    store.close().await;
+    stack?;
+    let backups = backups.map_err(StartupError::from)?;
+    if json {
+        return Ok(serde_json::to_string_pretty(&backups).unwrap_or_default());
     }
-    out.trim_end().to_owned()
+    if backups.is_empty() {
+        return Ok(format!("{name} has no backups yet"));
+    }
+    let mut rows = vec![[
+        "WHEN", "ID", "WHY", "BY", "SIZE", "SHA-256", "STATE", "FILE",
+    ]
+    .map(str::to_owned)];
+    rows.extend(backups.iter().map(|backup| {
+        [
+            backup.finished_at.clone(),
+            backup.id.chars().take(8).collect(),
+            backup.reason.clone(),
+            backup.requested_by.clone(),
+            app::backups::size_in_words(backup.size_bytes),
+            backup.sha256.chars().take(12).collect(),
+            backup.verification.clone(),
+            backup.file.clone(),
+        ]
+    }));
+    Ok(aligned(&rows))
 }
 
 /// `slipway start NAME` / `slipway stop NAME`: a run, as the Start and Stop buttons make,
@@ -223,9 +267,14 @@ pub async fn run_operation(
                 .await
                 .map_err(|error| CommandError::Run(error.to_string()))?;
         println!("run {} ({operation} {name})", handle.run.id);
-        app::runs::execute(handle, &engine, &stack)
-            .await
-            .map_err(|error| CommandError::Run(error.to_string()))
+        app::runs::execute(
+            handle,
+            &engine,
+            &stack,
+            &crate::startup::backup_dir(store_args),
+        )
+        .await
+        .map_err(|error| CommandError::Run(error.to_string()))
     }
     .await;
     store.close().await;

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use server::cli::{one_line, AuditCommand, Cli, Command, StackCommand, UserCommand};
 use server::commands::{
-    add_stack, add_user, audit_head, init_audit_key, print_logs, run_operation, stack_status,
-    verify_audit, LogsRequest,
+    add_stack, add_user, audit_head, init_audit_key, list_backups, print_logs, run_operation,
+    stack_status, verify_audit, LogsRequest,
 };
 use server::startup::StartupError;
 use tracing_subscriber::EnvFilter;
@@ -101,6 +101,10 @@ fn main() -> ExitCode {
                     .map(Some)
                     .map_err(|e| e.to_string())
             }
+            Command::Backups { name, json, store } => list_backups(&name, json, &store)
+                .await
+                .map(Some)
+                .map_err(|e| e.to_string()),
             Command::Status { name, json, store } => stack_status(&name, json, &store)
                 .await
                 .map(Some)

@@ -52,7 +52,7 @@ pub struct ServerState {
 pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
     let signal = shutdown_signal();
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    let runner = app::runs::runner::Runner::default();
+    let runner = app::runs::runner::Runner::new(crate::startup::backup_dir(&args.store));
     let shutdown = {
         let runner = runner.clone();
         async move {

@@ -56,6 +56,13 @@ pub async fn open_store(args: &StoreArgs) -> Result<Store, StartupError> {
     Ok(app::audit::service::with_key(store, &audit_key_file(args)).await?)
 }
 
+/// Where backups go: the flag, or `backups` in the data directory.
+pub fn backup_dir(args: &StoreArgs) -> PathBuf {
+    args.backup_dir
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("backups"))
+}
+
 /// The audit key's file: the flag, or `audit.key` in the data directory.
 pub fn audit_key_file(args: &StoreArgs) -> PathBuf {
     args.audit_key_file

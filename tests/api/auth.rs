@@ -45,6 +45,7 @@ fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
         ),
         ("users", Role::Admin, vec![]),
         ("stacks", Role::Viewer, vec![]),
+        ("backups", Role::Viewer, pairs(&[("stack", "")])),
         ("stack_status", Role::Viewer, pairs(&[("name", "matrix")])),
         (
             "stack_logs",
@@ -136,11 +137,12 @@ fn portal_env() -> String {
 }
 
 /// Pages with the least role that may open them.
-const PAGES: [(&str, Role); 8] = [
+const PAGES: [(&str, Role); 9] = [
     ("/", Role::Viewer),
     ("/stacks", Role::Viewer),
     ("/stacks/matrix", Role::Viewer),
     ("/runs", Role::Viewer),
+    ("/backups", Role::Viewer),
     ("/history", Role::Viewer),
     ("/approvals", Role::Operator),
     ("/audit", Role::Approver),

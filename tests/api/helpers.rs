@@ -88,8 +88,15 @@ impl TestStore {
         flags.extend([
             "--audit-key-file".into(),
             self.audit_key_file().display().to_string(),
+            "--backup-dir".into(),
+            self.backup_dir().display().to_string(),
         ]);
         flags
+    }
+
+    /// Where backup runs of this store's consoles and commands write their dumps.
+    pub fn backup_dir(&self) -> PathBuf {
+        self.dir.path().join("backups")
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod audit;
 mod auth;
+mod backups;
 mod console;
 mod helpers;
 mod portal;

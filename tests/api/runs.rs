@@ -387,7 +387,10 @@ async fn a_cancelled_run_stops_before_its_next_step_and_frees_the_stack() {
         .await
         .unwrap();
     let engine = app::stacks::engine::Engine::connect().unwrap();
-    let run = app::runs::execute(handle, &engine, &stack).await.unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    let run = app::runs::execute(handle, &engine, &stack, backups.path())
+        .await
+        .unwrap();
     assert_eq!(run.status, RunStatus::Cancelled);
     let detail = queries::detail(&opened, &id).await.unwrap();
     assert!(

@@ -19,6 +19,7 @@ pub async fn execute(
     mut handle: RunHandle,
     engine: &Engine,
     stack: &StackSummary,
+    backups: &Path,
 ) -> Result<RunSummary, RunError> {
     let env_file = stack.env_file.as_deref().map(Path::new);
     handle.secrets = match secrets::secret_values(Path::new(&stack.compose_file), env_file) {
@@ -26,7 +27,7 @@ pub async fn execute(
         // Nothing runs when the masks cannot be known; the error names file and line only.
         Err(error) => return handle.finish(&Err(RunEnd::Failed(error.to_string()))).await,
     };
-    let outcome = run_steps(&handle, engine, stack).await;
+    let outcome = run_steps(&handle, engine, stack, backups).await;
     let outcome = outcome.map_err(|end| match end {
         RunEnd::Failed(error) => RunEnd::Failed(secrets::redact(&error, &handle.secrets)),
         other => other,
@@ -38,6 +39,7 @@ async fn run_steps(
     handle: &RunHandle,
     engine: &Engine,
     stack: &StackSummary,
+    backups: &Path,
 ) -> Result<(), RunEnd> {
     let env_file = stack.env_file.as_deref().map(Path::new);
     let definition = compose::load(Path::new(&stack.compose_file), env_file)
@@ -53,6 +55,7 @@ async fn run_steps(
         stack,
         probe: probe.as_ref(),
         replaced: std::sync::Mutex::new(Vec::new()),
+        backups: backups.join(&stack.name),
         definition: &definition,
         compose_dir: Path::new(&stack.compose_file)
             .parent()
@@ -152,6 +155,8 @@ pub(super) struct StepContext<'a> {
     pub(super) probe: Option<&'a RolloutProbe>,
     /// What an update has replaced so far: put back if the update fails at any later point.
     pub(super) replaced: std::sync::Mutex<Vec<(&'a ServiceDefinition, lifecycle::Replacement)>>,
+    /// Where this stack's backups go.
+    pub(super) backups: std::path::PathBuf,
     pub(super) definition: &'a StackDefinition,
     pub(super) compose_dir: std::path::PathBuf,
 }
@@ -261,6 +266,7 @@ impl<'a> StepContext<'a> {
                 }
                 log.say(line).await
             }
+            Step::BackUp(service) => self.back_up(service, log).await,
             Step::RemoveReplaced => {
                 let replaced = std::mem::take(&mut *self.replaced_list());
                 for (_, replacement) in &replaced {

@@ -54,6 +54,9 @@ pub enum Operation {
     Cleanup,
     Start,
     Stop,
+    /// The database dumped (pg_dump, custom format) into the backup directory, recorded in
+    /// the inventory.
+    Backup,
 }
 
 impl Operation {
@@ -65,6 +68,7 @@ impl Operation {
             Operation::Cleanup => "cleanup",
             Operation::Start => "start",
             Operation::Stop => "stop",
+            Operation::Backup => "backup",
         }
     }
 }
@@ -86,6 +90,7 @@ impl FromStr for Operation {
             "cleanup" => Ok(Operation::Cleanup),
             "start" => Ok(Operation::Start),
             "stop" => Ok(Operation::Stop),
+            "backup" => Ok(Operation::Backup),
             other => Err(format!("unknown operation {other:?}")),
         }
     }

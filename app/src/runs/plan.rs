@@ -20,6 +20,7 @@ pub(super) enum Step<'a> {
     RemoveStoppedContainers,
     RemoveUnusedImages,
     Replace(&'a ServiceDefinition),
+    BackUp(&'a ServiceDefinition),
     CheckProbe,
     RemoveReplaced,
     RecordImages,
@@ -56,11 +57,16 @@ impl Step<'_> {
             Step::RemoveUnusedImages => "Remove unused images".into(),
             Step::Replace(service) => format!("Update {} beside the running one", service.name),
             Step::CheckProbe => "Check the rollout probe".into(),
+            Step::BackUp(service) => format!("Back up {}", service.name),
             Step::RemoveReplaced => "Remove the replaced containers".into(),
             Step::RecordImages => "Record the running images".into(),
         }
     }
 }
+
+/// Why a stack cannot be backed up.
+pub const NOTHING_TO_BACK_UP: &str =
+    "the stack has no service with x-slipway.backup: pg_dump, so there is nothing to back up";
 
 /// The steps of an operation on this stack, in order.
 pub(super) fn plan(
@@ -97,6 +103,17 @@ pub(super) fn plan(
             steps
         }
         Operation::Cleanup => vec![Step::RemoveStoppedContainers, Step::RemoveUnusedImages],
+        Operation::Backup => {
+            let databases: Vec<&ServiceDefinition> = order
+                .iter()
+                .copied()
+                .filter(|s| s.backup.is_some())
+                .collect();
+            if databases.is_empty() {
+                return Err(NOTHING_TO_BACK_UP.into());
+            }
+            databases.into_iter().map(Step::BackUp).collect()
+        }
         Operation::Migrate => {
             let mut steps: Vec<Step> = others.iter().rev().map(|s| Step::Stop(s)).collect();
             steps.extend(data.iter().map(|s| Step::Start(s)));
@@ -186,7 +203,8 @@ mod tests {
     fn every_operation_has_its_steps_in_order() {
         // Dependency order: database and frontend depend on nothing, backend on the
         // database, the job on the backend, the edge on both apps.
-        let table: [(Operation, &[&str]); 6] = [
+        let table: [(Operation, &[&str]); 7] = [
+            (Operation::Backup, &["Back up database"]),
             (
                 Operation::Deploy,
                 &[

@@ -15,13 +15,23 @@ use super::recorder::RunHandle;
 use super::RunError;
 use super::{executor, recovery};
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Runner {
     tasks: TaskTracker,
     stopping: CancellationToken,
+    /// Where backup runs write their dumps.
+    backups: std::path::PathBuf,
 }
 
 impl Runner {
+    pub fn new(backups: std::path::PathBuf) -> Self {
+        Self {
+            tasks: TaskTracker::new(),
+            stopping: CancellationToken::new(),
+            backups,
+        }
+    }
+
     /// Runs `handle` in the background; refused once the console is stopping.
     pub fn start(
         &self,
@@ -33,8 +43,9 @@ impl Runner {
             return Err(RunError::Stopping);
         }
         handle.stop_with(self.stopping.clone());
+        let backups = self.backups.clone();
         self.tasks.spawn(async move {
-            if let Err(error) = executor::execute(handle, &engine, &stack).await {
+            if let Err(error) = executor::execute(handle, &engine, &stack, &backups).await {
                 tracing::error!(error = %error, "run could not be recorded to the end");
             }
         });

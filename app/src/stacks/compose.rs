@@ -345,6 +345,12 @@ fn service_definition(name: &str, service: Service) -> Result<ServiceDefinition,
     let backup = settings
         .backup
         .or_else(|| labels.get("slipway.backup").cloned());
+    if let Some(method) = backup.as_deref().filter(|method| *method != "pg_dump") {
+        return Err((
+            "x-slipway.backup".to_owned(),
+            format!("unknown backup method {method:?}; Slipway backs up PostgreSQL with pg_dump"),
+        ));
+    }
     let healthy_within = settings
         .healthy_within
         .as_deref()

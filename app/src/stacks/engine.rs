@@ -29,6 +29,16 @@ pub const SERVICE_LABEL: &str = "com.docker.compose.service";
 /// Slipway's digest of a container's definition: a changed compose file means a new container.
 pub const CONFIG_HASH_LABEL: &str = "slipway.config-hash";
 
+/// How long a streamed command may write nothing before it is given up.
+const EXEC_IDLE: Duration = Duration::from_secs(120);
+
+/// A chunk a streamed command wrote.
+#[derive(Debug)]
+pub enum ExecOutput {
+    Stdout(bytes::Bytes),
+    Stderr(bytes::Bytes),
+}
+
 /// How long a container may take to stop after its stop signal, at most.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -343,6 +353,61 @@ impl Engine {
         };
         let chunks: Vec<_> = self.call(output.try_collect()).await?;
         Ok(chunks.iter().map(ToString::to_string).collect())
+    }
+
+    /// Runs `command` in the container and returns its output as it comes — never held whole,
+    /// so a dump of any size streams through — with the exec's id for [`Self::exec_exit_code`].
+    /// A command silent for [`EXEC_IDLE`] ends the stream with a timeout.
+    pub async fn exec_streaming(
+        &self,
+        id: &str,
+        command: Vec<String>,
+    ) -> Result<
+        (
+            String,
+            impl Stream<Item = Result<ExecOutput, EngineError>> + Send + '_,
+        ),
+        EngineError,
+    > {
+        let config = CreateExecOptions {
+            cmd: Some(command),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let created = self.call(self.docker.create_exec(id, config)).await?;
+        let started = self.call(self.docker.start_exec(&created.id, None)).await?;
+        let StartExecResults::Attached { output, .. } = started else {
+            return Err(EngineError::Refused(
+                "the engine did not attach to the command".into(),
+            ));
+        };
+        let at = self.at.clone();
+        let output = futures::stream::unfold(output, move |mut output| {
+            let at = at.clone();
+            async move {
+                let next = match tokio::time::timeout(EXEC_IDLE, output.next()).await {
+                    Err(_) => Some(Err(EngineError::Timeout { at })),
+                    Ok(None) => None,
+                    Ok(Some(Ok(bollard::container::LogOutput::StdOut { message }))) => {
+                        Some(Ok(ExecOutput::Stdout(message)))
+                    }
+                    Ok(Some(Ok(bollard::container::LogOutput::StdErr { message }))) => {
+                        Some(Ok(ExecOutput::Stderr(message)))
+                    }
+                    Ok(Some(Ok(_))) => Some(Ok(ExecOutput::Stderr(Default::default()))),
+                    Ok(Some(Err(error))) => Some(Err(EngineError::Refused(error.to_string()))),
+                };
+                next.map(|item| (item, output))
+            }
+        });
+        Ok((created.id, output))
+    }
+
+    /// The exit code of a finished [`Self::exec_streaming`] command.
+    pub async fn exec_exit_code(&self, exec_id: &str) -> Result<i64, EngineError> {
+        let inspected = self.call(self.docker.inspect_exec(exec_id)).await?;
+        Ok(inspected.exit_code.unwrap_or(-1))
     }
 
     /// Waits until a container exits and returns its exit code, at most `within`.

@@ -17,12 +17,13 @@ use crate::runs::StartRun;
 /// How often a stack's page asks the engine again.
 const REFRESH: Duration = Duration::from_secs(5);
 /// The runs an operator can start from a stack's page: operation, label, primary button.
-const RUN_BUTTONS: [(&str, &str, bool); 6] = [
+const RUN_BUTTONS: [(&str, &str, bool); 7] = [
     ("deploy", "Deploy", true),
     ("update", "Update", false),
     ("migrate", "Migrate", false),
     ("start", "Start", false),
     ("cleanup", "Clean up", false),
+    ("backup", "Back up", false),
     ("stop", "Stop", false),
 ];
 

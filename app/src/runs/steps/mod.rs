@@ -1,5 +1,6 @@
 //! The bodies of steps, one file per family; each adds to `StepContext`.
 
+mod backups;
 mod builds;
 mod cleanup;
 mod containers;
