@@ -160,6 +160,20 @@ async fn update_drops_no_request_and_an_unhealthy_image_leaves_the_old_one_servi
         "{}",
         updated.stdout
     );
+    // The update backed the database up first.
+    let mut list = vec!["backups", "portal", "--json"];
+    list.extend(portal.flags.iter().map(String::as_str));
+    let listed = run_to_exit(&list, &[]).await;
+    let reasons: Vec<serde_json::Value> = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(
+        reasons
+            .iter()
+            .map(|backup| backup["reason"].as_str().unwrap_or_default())
+            .collect::<Vec<_>>(),
+        ["pre-update"],
+        "a deploy from nothing had no data to back up; the update did: {}",
+        listed.stdout
+    );
     let health = portal.health().await;
     assert_eq!(health["version"], "1.1.0");
 

@@ -41,6 +41,31 @@ pub struct Backup {
     pub verification: String,
 }
 
+/// Why a backup was taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackupReason {
+    /// Someone asked for it (the Back up button, `slipway backup`).
+    Manual,
+    /// The first steps of a deploy, when the database already runs.
+    PreDeploy,
+    /// The first step of an update.
+    PreUpdate,
+    /// The first step of a migrate run.
+    PreMigrate,
+}
+
+impl BackupReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupReason::Manual => "manual",
+            BackupReason::PreDeploy => "pre-deploy",
+            BackupReason::PreUpdate => "pre-update",
+            BackupReason::PreMigrate => "pre-migrate",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum BackupError {
     #[error(transparent)]

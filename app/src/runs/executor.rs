@@ -266,7 +266,7 @@ impl<'a> StepContext<'a> {
                 }
                 log.say(line).await
             }
-            Step::BackUp(service) => self.back_up(service, log).await,
+            Step::BackUp(service, reason) => self.back_up(service, *reason, log).await,
             Step::RemoveReplaced => {
                 let replaced = std::mem::take(&mut *self.replaced_list());
                 for (_, replacement) in &replaced {

@@ -5,6 +5,7 @@ use crate::stacks::compose::{ServiceDefinition, StackDefinition};
 use crate::stacks::{lifecycle, ServiceRole};
 
 use super::Operation;
+use crate::backups::BackupReason;
 
 /// One step of a run.
 pub(super) enum Step<'a> {
@@ -20,7 +21,7 @@ pub(super) enum Step<'a> {
     RemoveStoppedContainers,
     RemoveUnusedImages,
     Replace(&'a ServiceDefinition),
-    BackUp(&'a ServiceDefinition),
+    BackUp(&'a ServiceDefinition, BackupReason),
     CheckProbe,
     RemoveReplaced,
     RecordImages,
@@ -57,7 +58,7 @@ impl Step<'_> {
             Step::RemoveUnusedImages => "Remove unused images".into(),
             Step::Replace(service) => format!("Update {} beside the running one", service.name),
             Step::CheckProbe => "Check the rollout probe".into(),
-            Step::BackUp(service) => format!("Back up {}", service.name),
+            Step::BackUp(service, _) => format!("Back up {}", service.name),
             Step::RemoveReplaced => "Remove the replaced containers".into(),
             Step::RecordImages => "Record the running images".into(),
         }
@@ -78,6 +79,15 @@ pub(super) fn plan(
         .iter()
         .copied()
         .partition(|s| s.role == ServiceRole::Data);
+    // The databases a change backs up first; a failed backup stops the run before it changes
+    // anything.
+    let databases: Vec<&ServiceDefinition> = order
+        .iter()
+        .copied()
+        .filter(|s| s.backup.is_some())
+        .collect();
+    let backups =
+        |reason| -> Vec<Step<'_>> { databases.iter().map(|s| Step::BackUp(s, reason)).collect() };
     Ok(match operation {
         Operation::Start => std::iter::once(Step::Prepare)
             .chain(order.iter().map(|s| Step::Start(s)))
@@ -86,6 +96,7 @@ pub(super) fn plan(
         Operation::Deploy => {
             let mut steps = vec![Step::CheckEnv];
             steps.extend(builds(&order));
+            steps.extend(backups(BackupReason::PreDeploy));
             steps.push(Step::Prepare);
             steps.extend(data.iter().map(|s| Step::Start(s)));
             if !data.is_empty() {
@@ -103,19 +114,11 @@ pub(super) fn plan(
             steps
         }
         Operation::Cleanup => vec![Step::RemoveStoppedContainers, Step::RemoveUnusedImages],
-        Operation::Backup => {
-            let databases: Vec<&ServiceDefinition> = order
-                .iter()
-                .copied()
-                .filter(|s| s.backup.is_some())
-                .collect();
-            if databases.is_empty() {
-                return Err(NOTHING_TO_BACK_UP.into());
-            }
-            databases.into_iter().map(Step::BackUp).collect()
-        }
+        Operation::Backup if databases.is_empty() => return Err(NOTHING_TO_BACK_UP.into()),
+        Operation::Backup => backups(BackupReason::Manual),
         Operation::Migrate => {
-            let mut steps: Vec<Step> = others.iter().rev().map(|s| Step::Stop(s)).collect();
+            let mut steps = backups(BackupReason::PreMigrate);
+            steps.extend(others.iter().rev().map(|s| Step::Stop(s)));
             steps.extend(data.iter().map(|s| Step::Start(s)));
             if !data.is_empty() {
                 steps.push(Step::WaitReady(data.clone()));
@@ -131,7 +134,8 @@ pub(super) fn plan(
             steps
         }
         Operation::Update => {
-            let mut steps = builds(&order);
+            let mut steps = backups(BackupReason::PreUpdate);
+            steps.extend(builds(&order));
             steps.push(Step::PinEdge);
             steps.extend(
                 others
@@ -210,6 +214,7 @@ mod tests {
                 &[
                     "Check the env file",
                     "Build the image of frontend",
+                    "Back up database",
                     "Prepare the network and volumes",
                     "Start database",
                     "Wait until database are healthy",
@@ -225,6 +230,7 @@ mod tests {
             (
                 Operation::Update,
                 &[
+                    "Back up database",
                     "Build the image of frontend",
                     "Pin the edge to the running containers",
                     "Update frontend beside the running one",
@@ -237,6 +243,7 @@ mod tests {
             (
                 Operation::Migrate,
                 &[
+                    "Back up database",
                     "Stop edge",
                     "Stop seed",
                     "Stop backend",

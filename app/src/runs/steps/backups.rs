@@ -6,7 +6,7 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use crate::backups::Backup;
+use crate::backups::{Backup, BackupReason};
 use crate::runs::executor::{StepContext, StepLog};
 use crate::stacks::compose::ServiceDefinition;
 use crate::stacks::engine::ExecOutput;
@@ -23,12 +23,24 @@ impl<'a> StepContext<'a> {
     pub(in crate::runs) async fn back_up(
         &self,
         service: &ServiceDefinition,
+        reason: BackupReason,
         log: &StepLog<'_>,
     ) -> Result<(), String> {
         let project = self.stack.project.as_str();
-        let container = lifecycle::running_container(self.engine, project, &service.name)
-            .await
-            .map_err(|error| format!("{error}; a backup needs the database running"))?;
+        let running = lifecycle::running_container(self.engine, project, &service.name).await;
+        let container = match running {
+            Ok(container) => container,
+            // A deploy from nothing has no data yet.
+            Err(_) if reason == BackupReason::PreDeploy => {
+                return log
+                    .say(format!(
+                        "{} is not running: no data to back up yet",
+                        service.name
+                    ))
+                    .await;
+            }
+            Err(error) => return Err(format!("{error}; a backup needs the database running")),
+        };
         let started_at = now_utc();
         let id = uuid::Uuid::new_v4().to_string();
         let stamp: String = started_at
@@ -62,7 +74,7 @@ impl<'a> StepContext<'a> {
             started_at,
             finished_at: now_utc(),
             requested_by: log.handle.run.requested_by.clone(),
-            reason: "manual".into(),
+            reason: reason.as_str().into(),
             run_id: log.handle.run.id.clone(),
             migration_head: self.migration_head(&container, log).await?,
             images: self.running_images().await?,
