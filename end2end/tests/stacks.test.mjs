@@ -215,6 +215,18 @@ describe('a stack page', () => {
     const listed = await page.locator('[data-testid="backups-table"]').innerText();
     assert.match(listed, new RegExp(checksum));
     assert.match(listed, /unverified/);
+
+    // A restore drill proves it: the run follows live, and the inventory says verified.
+    const id = await page.locator('[data-testid="backups-table"] tbody tr').first().getAttribute('data-backup');
+    await hydrated(page);
+    await page.click(`[data-testid="verify-${id}"]`);
+    await page.waitForURL(/\/runs\/[0-9a-f-]+$/);
+    await page.waitForSelector('[data-testid="run-status"][data-status="succeeded"]', { timeout: 120_000 });
+    await page.goto(`${running.baseUrl}/backups?stack=portal`);
+    await page.waitForSelector('[data-testid="backups-table"]');
+    const state = await page.locator(`tr[data-backup="${id}"] [data-testid="backup-state"]`).innerText();
+    assert.match(state, /verified \(restored in \d+\.\d s\)/);
+    await page.screenshot({ path: resolve(import.meta.dirname, '..', '..', 'target', 'screenshots', 'backups.png') });
     assert.deepEqual(errors, []);
     await context.close();
   });

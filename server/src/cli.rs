@@ -63,6 +63,15 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Prove a backup restores: checksum, then a restore drill into a throwaway database.
+    Verify {
+        /// The stack's name.
+        name: String,
+        /// The backup's id (`slipway backups NAME` lists them).
+        backup: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// List a stack's backups, newest first.
     Backups {
         /// The stack's name.

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use app::audit::service::{verify, Actor, ChainReport};
 use app::auth::{service, AuthError, Role};
-use app::runs::Operation;
+use app::runs::RunRequest;
 use app::stacks::engine::Engine;
 use app::stacks::{StackError, StackStatus};
 
@@ -256,14 +256,15 @@ pub async fn list_backups(
 /// sharing the stack's lock with any console; steps and lines are printed as they happen.
 pub async fn run_operation(
     name: &str,
-    operation: Operation,
+    request: RunRequest,
     store_args: &StoreArgs,
 ) -> Result<String, CommandError> {
+    let operation = request.operation;
     let store = open_store(store_args).await?;
     let outcome = async {
         let engine = Engine::connect().map_err(StackError::from)?;
         let (handle, stack) =
-            app::runs::lock::start(&store, name, operation, &Actor::command_line(), true)
+            app::runs::lock::start(&store, name, request, &Actor::command_line(), true)
                 .await
                 .map_err(|error| CommandError::Run(error.to_string()))?;
         println!("run {} ({operation} {name})", handle.run.id);

@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use app::runs::{Operation, RunRequest};
 use clap::Parser;
 use server::cli::{one_line, AuditCommand, Cli, Command, StackCommand, UserCommand};
 use server::commands::{
@@ -94,9 +95,24 @@ fn main() -> ExitCode {
                     .map(|_| None)
                     .map_err(|e| e.to_string())
             }
+            Command::Verify {
+                name,
+                backup,
+                store,
+            } => run_operation(
+                &name,
+                RunRequest {
+                    operation: Operation::Verify,
+                    target: backup,
+                },
+                &store,
+            )
+            .await
+            .map(Some)
+            .map_err(|e| e.to_string()),
             Command::Run(run) => {
                 let (operation, args) = run.operation();
-                run_operation(&args.name, operation, &args.store)
+                run_operation(&args.name, operation.into(), &args.store)
                     .await
                     .map(Some)
                     .map_err(|e| e.to_string())

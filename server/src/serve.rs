@@ -132,6 +132,18 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
         stopping: Stopping(stopping),
         https: public.https,
     };
+    // A restore drill's throwaway database outlives a console that died during the drill.
+    if let Ok(engine) = &state.console.engine {
+        match app::runs::recovery::remove_orphaned_drills(engine).await {
+            Ok(0) => {}
+            Ok(removed) => {
+                tracing::warn!(removed, "removed restore drills left by a stopped console")
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "could not look for leftover restore drills")
+            }
+        }
+    }
     let router = router(state);
     tracing::info!(
         url = %format!("http://{addr}"),

@@ -153,3 +153,105 @@ async fn a_stack_without_a_database_to_dump_says_so() {
         added.stderr
     );
 }
+
+/// The stack's backups as `slipway backups --json` lists them.
+async fn backups_of(portal: &SamplePortal) -> Vec<serde_json::Value> {
+    let mut list = vec!["backups", "portal", "--json"];
+    list.extend(portal.flags.iter().map(String::as_str));
+    let listed = run_to_exit(&list, &[]).await;
+    listed.assert_success();
+    serde_json::from_str(&listed.stdout).unwrap()
+}
+
+async fn verify(portal: &SamplePortal, backup: &str) -> crate::helpers::Exited {
+    let mut args = vec!["verify", "portal", backup];
+    args.extend(portal.flags.iter().map(String::as_str));
+    run_to_exit(&args, &[]).await
+}
+
+fn drill_containers() -> String {
+    docker(&["ps", "-aq", "--filter", "label=slipway.drill"])
+}
+
+#[tokio::test]
+async fn a_restore_drill_proves_a_backup_and_an_altered_file_is_corrupt_for_good() {
+    let portal = SamplePortal::add("slipdrill").await;
+    portal.run("deploy", "1.0.0").await.assert_success();
+    portal.run("backup", "1.0.0").await.assert_success();
+    let backup = backups_of(&portal).await.remove(0);
+    let id = backup["id"].as_str().unwrap().to_owned();
+
+    let verified = verify(&portal, &id).await;
+    verified.assert_success();
+    assert!(
+        verified.stdout.contains("checksum matches")
+            && verified.stdout.contains("verified: restored in"),
+        "{}",
+        verified.stdout
+    );
+    let after = backups_of(&portal).await.remove(0);
+    assert_eq!(after["verification"], "verified", "{after}");
+    assert!(after["restore_ms"].as_i64().unwrap() > 0, "{after}");
+    assert!(!after["verified_at"].as_str().unwrap().is_empty());
+    assert_eq!(drill_containers(), "", "the drill's database is gone");
+
+    // Someone changes the file on disk: the drill refuses it, and it stays refused.
+    let file = backup["file"].as_str().unwrap();
+    let mut bytes = std::fs::read(file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(file, &bytes).unwrap();
+    let refused = verify(&portal, &id).await;
+    assert_eq!(refused.code, Some(1), "{}", refused.stdout);
+    assert!(refused.stderr.contains("is corrupt"), "{}", refused.stderr);
+    assert_eq!(backups_of(&portal).await[0]["verification"], "corrupt");
+    bytes[middle] ^= 0xff;
+    std::fs::write(file, &bytes).unwrap();
+    let still = verify(&portal, &id).await;
+    assert_eq!(
+        still.code,
+        Some(1),
+        "a corrupt backup is never trusted again"
+    );
+    assert_eq!(drill_containers(), "");
+
+    let unknown = verify(&portal, "no-such-backup").await;
+    assert_eq!(unknown.code, Some(1));
+    assert!(
+        unknown.stderr.contains("has no backup"),
+        "{}",
+        unknown.stderr
+    );
+}
+
+#[tokio::test]
+async fn a_drill_left_by_a_process_that_died_is_removed_at_the_next_console_start() {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let dead = format!("slipway.drill.holder={}:4194304", host.trim());
+    let alive = format!(
+        "slipway.drill.holder={}:{}",
+        host.trim(),
+        std::process::id()
+    );
+    let make = |holder: &str| {
+        docker(&[
+            "create",
+            "--label",
+            "slipway.drill=test",
+            "--label",
+            holder,
+            "slipway-portal-frontend:1.0.0",
+        ])
+    };
+    let (orphan, busy) = (make(&dead), make(&alive));
+    let store = TestStore::new(Backend::Sqlite).await;
+    let console = RunningConsole::start(&store).await;
+    let (_, logged) = console.terminate().await;
+    let exists = |id: &str| !docker(&["ps", "-aq", "--filter", &format!("id={id}")]).is_empty();
+    assert!(
+        !exists(&orphan),
+        "the dead process's drill is gone: {logged:#?}"
+    );
+    assert!(exists(&busy), "a living process's drill is its own");
+    docker(&["rm", "-f", &busy]);
+}

@@ -16,6 +16,7 @@ pub mod service;
 
 /// One dump and what is known about it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(sqlx::FromRow))]
 pub struct Backup {
     pub id: String,
     pub stack: String,
@@ -37,9 +38,25 @@ pub struct Backup {
     pub migration_head: String,
     /// JSON: service → image id the stack ran.
     pub images: String,
-    /// unverified until a restore drill proves the dump restores.
+    /// unverified until a restore drill proves the dump restores; then verified, failed,
+    /// or corrupt (its file no longer matches its checksum: it can never be restored).
     pub verification: String,
+    /// When the last restore drill ended; empty before one.
+    #[serde(default)]
+    pub verified_at: String,
+    /// How long the drill's restore took, in milliseconds.
+    #[serde(default)]
+    pub restore_ms: i64,
+    /// What the last drill found: the first difference, or why it could not run.
+    #[serde(default)]
+    pub verify_note: String,
 }
+
+/// Labels a restore drill's throwaway container, so one left by a console that died is
+/// found and removed at the next start.
+pub const DRILL_LABEL: &str = "slipway.drill";
+/// The process (`host:pid`) that runs a drill: only a drill whose process is gone is removed.
+pub const DRILL_HOLDER_LABEL: &str = "slipway.drill.holder";
 
 /// Why a backup was taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,17 +155,41 @@ pub fn BackupsPage() -> impl IntoView {
     }
 }
 
+/// Starts a restore drill of one backup and follows it on its run page.
+#[component]
+fn VerifyButton(stack: String, backup: String) -> impl IntoView {
+    let verify = ServerAction::<crate::runs::StartRun>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(id)) = verify.value().get() {
+            let navigate = leptos_router::hooks::use_navigate();
+            navigate(&format!("/runs/{id}"), Default::default());
+        }
+    });
+    view! {
+        <ActionForm action=verify>
+            <input type="hidden" name="stack" value=stack />
+            <input type="hidden" name="operation" value="verify" />
+            <input type="hidden" name="target" value=backup.clone() />
+            <button class="button secondary" type="submit" data-testid=format!("verify-{backup}")>"Verify"</button>
+        </ActionForm>
+        {move || verify.value().get().and_then(Result::err).map(|error| view! { <p class="error" role="alert">{error.to_string()}</p> })}
+    }
+}
+
 #[component]
 fn BackupList(list: Vec<Backup>) -> impl IntoView {
+    let can_verify = crate::auth::signed_in_user()
+        .is_some_and(|user| user.role.allows(crate::auth::Role::Operator));
     view! {
         <section class="card">
             <Table
                 testid="backups-table"
-                headers=&["When", "Stack", "Why", "By", "Size", "SHA-256", "Migration head", "State"]
+                headers=&["When", "Stack", "Why", "By", "Size", "SHA-256", "Migration head", "State", ""]
             >
                 {list
                     .into_iter()
                     .map(|backup| {
+                        let (stack, id) = (backup.stack.clone(), backup.id.clone());
                         view! {
                             <tr data-backup=backup.id.clone()>
                                 <td class="nowrap">{backup.finished_at}</td>
@@ -158,7 +199,18 @@ fn BackupList(list: Vec<Backup>) -> impl IntoView {
                                 <td class="nowrap">{size_in_words(backup.size_bytes)}</td>
                                 <td><code title=backup.sha256.clone()>{backup.sha256.chars().take(12).collect::<String>()}</code></td>
                                 <td><code>{backup.migration_head}</code></td>
-                                <td><span class="status">{backup.verification}</span></td>
+                                <td data-testid="backup-state">
+                                    <span class=if backup.verification == "verified" { "status on" } else if backup.verification == "unverified" { "status" } else { "status off" }>
+                                        {backup.verification.clone()}
+                                    </span>
+                                    {(backup.restore_ms > 0).then(|| format!(" (restored in {:.1} s)", backup.restore_ms as f64 / 1000.0))}
+                                    {(!backup.verify_note.is_empty()).then(|| view! { <span class="muted">" " {backup.verify_note.clone()}</span> })}
+                                </td>
+                                <td>
+                                    <Show when=move || can_verify>
+                                        <VerifyButton stack=stack.clone() backup=id.clone() />
+                                    </Show>
+                                </td>
                             </tr>
                         }
                     })

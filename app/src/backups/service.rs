@@ -52,68 +52,60 @@ pub async fn record(store: &Store, actor: &Actor, backup: &Backup) -> Result<(),
 }
 
 const COLUMNS: &str = "id, stack, service, file, size_bytes, sha256, started_at, finished_at, \
-                       requested_by, reason, run_id, migration_head, images, verification";
+                       requested_by, reason, run_id, migration_head, images, verification, \
+                       verified_at, restore_ms, verify_note";
+
+/// One backup of `stack`, by id.
+pub async fn find(store: &Store, stack: &str, id: &str) -> Result<Option<Backup>, StoreError> {
+    let row: Option<Backup> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM backups WHERE stack = $1 AND id = $2"
+    ))
+    .bind(stack)
+    .bind(id)
+    .fetch_optional(store.pool())
+    .await?;
+    Ok(row)
+}
+
+/// What a restore drill found, audited as `backup.verified` in the same transaction.
+pub async fn set_verification(
+    store: &Store,
+    backup: &Backup,
+    state: &str,
+    restore_ms: i64,
+    note: &str,
+) -> Result<(), StoreError> {
+    let mut audited = Audited::begin(store).await?;
+    sqlx::query(
+        "UPDATE backups SET verification = $1, verified_at = $2, restore_ms = $3, verify_note = $4 \
+         WHERE id = $5",
+    )
+    .bind(state)
+    .bind(now_utc())
+    .bind(restore_ms)
+    .bind(note)
+    .bind(&backup.id)
+    .execute(audited.db())
+    .await?;
+    audited
+        .append(
+            &Actor::system(),
+            "backup.verified",
+            &backup.stack,
+            json!({ "backup": backup.id, "state": state, "restore_ms": restore_ms, "note": note }),
+        )
+        .await?;
+    audited.commit().await
+}
 
 /// The backups of `stack` (every stack when empty), newest first.
 pub async fn list(store: &Store, stack: &str) -> Result<Vec<Backup>, StoreError> {
-    let rows: Vec<BackupRow> = sqlx::query_as(&format!(
+    let rows: Vec<Backup> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM backups WHERE ($1 = '' OR stack = $1) \
          ORDER BY started_at DESC, id LIMIT 500"
     ))
     .bind(stack)
     .fetch_all(store.pool())
     .await?;
-    Ok(rows.into_iter().map(from_row).collect())
-}
-
-type BackupRow = (
-    String,
-    String,
-    String,
-    String,
-    i64,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-);
-
-fn from_row(row: BackupRow) -> Backup {
-    let (
-        id,
-        stack,
-        service,
-        file,
-        size_bytes,
-        sha256,
-        started_at,
-        finished_at,
-        requested_by,
-        reason,
-        run_id,
-        migration_head,
-        images,
-        verification,
-    ) = row;
-    Backup {
-        id,
-        stack,
-        service,
-        file,
-        size_bytes,
-        sha256,
-        started_at,
-        finished_at,
-        requested_by,
-        reason,
-        run_id,
-        migration_head,
-        images,
-        verification,
-    }
+    Ok(rows)
 }

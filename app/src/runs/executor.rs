@@ -267,6 +267,8 @@ impl<'a> StepContext<'a> {
                 log.say(line).await
             }
             Step::BackUp(service, reason) => self.back_up(service, *reason, log).await,
+            Step::CheckBackup => self.check_backup(log).await,
+            Step::RestoreDrill(service) => self.restore_drill(service, log).await,
             Step::RemoveReplaced => {
                 let replaced = std::mem::take(&mut *self.replaced_list());
                 for (_, replacement) in &replaced {

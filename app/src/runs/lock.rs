@@ -12,7 +12,7 @@ use crate::stacks::StackSummary;
 use crate::store::{now_utc, Store};
 
 use super::recorder::{store_error, RunHandle};
-use super::{Operation, RunError, RunStatus, RunSummary};
+use super::{RunError, RunRequest, RunStatus, RunSummary};
 
 /// This process, as run holders are written: `host:pid`.
 pub fn this_holder() -> String {
@@ -23,7 +23,7 @@ pub fn this_holder() -> String {
 }
 
 /// Whether the process behind `holder` still runs; only this host's processes can be checked.
-pub(super) fn holder_alive(holder: &str) -> bool {
+pub fn holder_alive(holder: &str) -> bool {
     let this_host = this_holder();
     let this_host = this_host.split(':').next().unwrap_or_default();
     match holder.rsplit_once(':') {
@@ -56,12 +56,12 @@ pub async fn request_cancel(store: &Store, actor: &Actor, id: &str) -> Result<()
 pub async fn start(
     store: &Store,
     stack: &str,
-    operation: Operation,
+    request: impl Into<RunRequest>,
     actor: &Actor,
     echo: bool,
 ) -> Result<(RunHandle, StackSummary), RunError> {
     let stack = crate::stacks::service::find(store, stack).await?;
-    let handle = begin(store, &stack, operation, actor, echo).await?;
+    let handle = begin(store, &stack, request, actor, echo).await?;
     Ok((handle, stack))
 }
 
@@ -69,15 +69,17 @@ pub async fn start(
 pub async fn begin(
     store: &Store,
     stack: &StackSummary,
-    operation: Operation,
+    request: impl Into<RunRequest>,
     actor: &Actor,
     echo: bool,
 ) -> Result<RunHandle, RunError> {
+    let RunRequest { operation, target } = request.into();
     let now = now_utc();
     let run = RunSummary {
         id: uuid::Uuid::new_v4().to_string(),
         stack: stack.name.clone(),
         operation,
+        target,
         status: RunStatus::Running,
         requested_by: actor.name.clone(),
         started_at: now.clone(),
@@ -105,12 +107,13 @@ pub async fn begin(
     }
     locked.map_err(store_error)?;
     sqlx::query(
-        "INSERT INTO runs (id, stack, operation, status, requested_by, holder, started_at, finished_at, error, cancel_requested, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, '', '', 0, $8)",
+        "INSERT INTO runs (id, stack, operation, target, status, requested_by, holder, started_at, finished_at, error, cancel_requested, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '', '', 0, $9)",
     )
     .bind(&run.id)
     .bind(&run.stack)
     .bind(run.operation.as_str())
+    .bind(&run.target)
     .bind(run.status.as_str())
     .bind(&run.requested_by)
     .bind(&holder)
@@ -124,7 +127,7 @@ pub async fn begin(
             actor,
             "run.started",
             &run.stack,
-            json!({ "run": run.id, "operation": run.operation.as_str() }),
+            json!({ "run": run.id, "operation": run.operation.as_str(), "target": run.target }),
         )
         .await?;
     audited.commit().await?;

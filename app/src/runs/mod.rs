@@ -57,6 +57,26 @@ pub enum Operation {
     /// The database dumped (pg_dump, custom format) into the backup directory, recorded in
     /// the inventory.
     Backup,
+    /// A restore drill of one backup (the run's target): checksum, then a restore into a
+    /// throwaway database compared with what the backup recorded.
+    Verify,
+}
+
+/// What a run is asked to do: an operation, and for some the thing it acts on (the backup a
+/// verify run drills).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunRequest {
+    pub operation: Operation,
+    pub target: String,
+}
+
+impl From<Operation> for RunRequest {
+    fn from(operation: Operation) -> Self {
+        Self {
+            operation,
+            target: String::new(),
+        }
+    }
 }
 
 impl Operation {
@@ -69,6 +89,7 @@ impl Operation {
             Operation::Start => "start",
             Operation::Stop => "stop",
             Operation::Backup => "backup",
+            Operation::Verify => "verify",
         }
     }
 }
@@ -91,6 +112,7 @@ impl FromStr for Operation {
             "start" => Ok(Operation::Start),
             "stop" => Ok(Operation::Stop),
             "backup" => Ok(Operation::Backup),
+            "verify" => Ok(Operation::Verify),
             other => Err(format!("unknown operation {other:?}")),
         }
     }
@@ -159,6 +181,9 @@ pub struct RunSummary {
     pub id: String,
     pub stack: String,
     pub operation: Operation,
+    /// What the run acts on beyond its stack (a verify run's backup); empty for most.
+    #[serde(default)]
+    pub target: String,
     pub status: RunStatus,
     pub requested_by: String,
     pub started_at: String,
@@ -254,7 +279,12 @@ impl From<crate::store::StoreError> for RunError {
 
 /// Starts a run of `operation` on the stack and returns its id at once; operators and up.
 #[server(prefix = "/api", endpoint = "start_run")]
-pub async fn start_run(stack: String, operation: Operation) -> Result<String, RunError> {
+/// `target` names what the run acts on where the operation needs it (a verify run's backup).
+pub async fn start_run(
+    stack: String,
+    operation: Operation,
+    #[server(default)] target: String,
+) -> Result<String, RunError> {
     use crate::errors::reject;
     let operator = crate::auth::guard::authorized(crate::auth::Role::Operator).await?;
     let engine = operator
@@ -265,7 +295,7 @@ pub async fn start_run(stack: String, operation: Operation) -> Result<String, Ru
     let (handle, summary) = lock::start(
         &operator.console.store,
         &stack,
-        operation,
+        RunRequest { operation, target },
         &operator.actor,
         false,
     )
@@ -531,6 +561,7 @@ mod tests {
                 id: "r".into(),
                 stack: "s".into(),
                 operation: Operation::Deploy,
+                target: String::new(),
                 status: RunStatus::Running,
                 requested_by: "otto".into(),
                 started_at: String::new(),

@@ -22,6 +22,8 @@ pub(super) enum Step<'a> {
     RemoveUnusedImages,
     Replace(&'a ServiceDefinition),
     BackUp(&'a ServiceDefinition, BackupReason),
+    CheckBackup,
+    RestoreDrill(&'a ServiceDefinition),
     CheckProbe,
     RemoveReplaced,
     RecordImages,
@@ -59,6 +61,10 @@ impl Step<'_> {
             Step::Replace(service) => format!("Update {} beside the running one", service.name),
             Step::CheckProbe => "Check the rollout probe".into(),
             Step::BackUp(service, _) => format!("Back up {}", service.name),
+            Step::CheckBackup => "Check the backup's checksum".into(),
+            Step::RestoreDrill(service) => {
+                format!("Restore the backup into a throwaway {}", service.name)
+            }
             Step::RemoveReplaced => "Remove the replaced containers".into(),
             Step::RecordImages => "Record the running images".into(),
         }
@@ -114,8 +120,11 @@ pub(super) fn plan(
             steps
         }
         Operation::Cleanup => vec![Step::RemoveStoppedContainers, Step::RemoveUnusedImages],
-        Operation::Backup if databases.is_empty() => return Err(NOTHING_TO_BACK_UP.into()),
+        Operation::Backup | Operation::Verify if databases.is_empty() => {
+            return Err(NOTHING_TO_BACK_UP.into())
+        }
         Operation::Backup => backups(BackupReason::Manual),
+        Operation::Verify => vec![Step::CheckBackup, Step::RestoreDrill(databases[0])],
         Operation::Migrate => {
             let mut steps = backups(BackupReason::PreMigrate);
             steps.extend(others.iter().rev().map(|s| Step::Stop(s)));
@@ -207,7 +216,14 @@ mod tests {
     fn every_operation_has_its_steps_in_order() {
         // Dependency order: database and frontend depend on nothing, backend on the
         // database, the job on the backend, the edge on both apps.
-        let table: [(Operation, &[&str]); 7] = [
+        let table: [(Operation, &[&str]); 8] = [
+            (
+                Operation::Verify,
+                &[
+                    "Check the backup's checksum",
+                    "Restore the backup into a throwaway database",
+                ],
+            ),
             (Operation::Backup, &["Back up database"]),
             (
                 Operation::Deploy,

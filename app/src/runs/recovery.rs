@@ -25,6 +25,24 @@ pub async fn recover_interrupted(store: &Store) -> Result<usize, StoreError> {
     Ok(recovered)
 }
 
+/// At console start: restore drills whose process is gone leave a throwaway database behind;
+/// it is removed. Drills of processes still running (another console, the command line) are
+/// theirs. Returns how many were removed.
+pub async fn remove_orphaned_drills(
+    engine: &crate::stacks::engine::Engine,
+) -> Result<usize, crate::stacks::engine::EngineError> {
+    use crate::backups::{DRILL_HOLDER_LABEL, DRILL_LABEL};
+    let mut removed = 0;
+    for (id, labels) in engine.labelled(DRILL_LABEL).await? {
+        let holder = labels.get(DRILL_HOLDER_LABEL).map_or("", String::as_str);
+        if !holder_alive(holder) || holder.is_empty() {
+            engine.remove_container(&id).await?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// At console stop, once the grace period is over: this process's runs still going are
 /// marked interrupted at the step they are on, and their stacks freed. Returns how many.
 pub async fn interrupt_own(store: &Store) -> Result<usize, StoreError> {

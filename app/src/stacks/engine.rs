@@ -233,6 +233,25 @@ impl Engine {
             .await
     }
 
+    /// Every container that carries `label`, whatever its value: its id and labels.
+    pub async fn labelled(
+        &self,
+        label: &str,
+    ) -> Result<Vec<(String, HashMap<String, String>)>, EngineError> {
+        let filters = HashMap::from([("label", vec![label.to_owned()])]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let found = self
+            .call(self.docker.list_containers(Some(options)))
+            .await?;
+        Ok(found
+            .into_iter()
+            .filter_map(|summary| Some((summary.id?, summary.labels.unwrap_or_default())))
+            .collect())
+    }
+
     /// The last `tail` lines a container wrote, oldest first.
     pub async fn logs(
         &self,

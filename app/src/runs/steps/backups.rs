@@ -6,7 +6,7 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use crate::backups::{Backup, BackupReason};
+use crate::backups::{Backup, BackupReason, DRILL_HOLDER_LABEL, DRILL_LABEL};
 use crate::runs::executor::{StepContext, StepLog};
 use crate::stacks::compose::ServiceDefinition;
 use crate::stacks::engine::ExecOutput;
@@ -79,6 +79,9 @@ impl<'a> StepContext<'a> {
             migration_head: self.migration_head(&container, log).await?,
             images: self.running_images().await?,
             verification: "unverified".into(),
+            verified_at: String::new(),
+            restore_ms: 0,
+            verify_note: String::new(),
         };
         crate::backups::service::record(
             &log.handle.store,
@@ -189,5 +192,234 @@ impl<'a> StepContext<'a> {
             .map(|c| (c.service, c.image_id))
             .collect();
         Ok(serde_json::to_string(&images).unwrap_or_default())
+    }
+}
+
+/// How long the throwaway database may take to accept connections.
+const DRILL_READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl<'a> StepContext<'a> {
+    /// The run's backup, as the inventory has it.
+    async fn target_backup(&self, log: &StepLog<'_>) -> Result<Backup, String> {
+        let id = log.handle.run.target.as_str();
+        crate::backups::service::find(&log.handle.store, &self.stack.name, id)
+            .await
+            .map_err(|error| error.to_string())?
+            .ok_or_else(|| format!("stack {} has no backup {id:?}", self.stack.name))
+    }
+
+    /// The file must still be what was written: a changed or missing file marks the backup
+    /// corrupt, and a corrupt backup is never restored.
+    pub(in crate::runs) async fn check_backup(&self, log: &StepLog<'_>) -> Result<(), String> {
+        let backup = self.target_backup(log).await?;
+        if backup.verification == "corrupt" {
+            return Err(format!(
+                "backup {} is corrupt: {}",
+                backup.id, backup.verify_note
+            ));
+        }
+        let actual = file_sha256(std::path::Path::new(&backup.file)).await;
+        let fault = match actual {
+            Ok(sum) if sum == backup.sha256 => None,
+            Ok(sum) => Some(format!(
+                "the file's SHA-256 is {} where {} was recorded",
+                &sum[..12],
+                &backup.sha256[..12]
+            )),
+            Err(error) => Some(format!("the file cannot be read: {error}")),
+        };
+        if let Some(fault) = fault {
+            crate::backups::service::set_verification(
+                &log.handle.store,
+                &backup,
+                "corrupt",
+                0,
+                &fault,
+            )
+            .await
+            .map_err(|error| error.to_string())?;
+            return Err(format!("backup {} is corrupt: {fault}", backup.id));
+        }
+        log.say(format!(
+            "{}: checksum matches ({})",
+            backup.file,
+            &backup.sha256[..12]
+        ))
+        .await
+    }
+
+    /// Restores the backup into a throwaway container of the database's own image (no
+    /// network, no port, removed afterwards whatever happens) and compares its migration
+    /// head with the one recorded at backup time.
+    pub(in crate::runs) async fn restore_drill(
+        &self,
+        service: &ServiceDefinition,
+        log: &StepLog<'_>,
+    ) -> Result<(), String> {
+        let backup = self.target_backup(log).await?;
+        let image = service.image_name(&self.stack.project);
+        let name = format!("slipway-drill-{}", &backup.id[..8]);
+        let container = self
+            .engine
+            .create_container(&name, drill_container(&image, &backup))
+            .await
+            .map_err(|error| format!("the drill's database cannot be made: {error}"))?;
+        let outcome = self.drill_in(&container, &backup, log).await;
+        let _ = self.engine.remove_container(&container).await;
+        let (state, restore_ms, note) = match &outcome {
+            Ok(restore_ms) => ("verified", *restore_ms, String::new()),
+            Err(fault) => ("failed", 0, fault.clone()),
+        };
+        crate::backups::service::set_verification(
+            &log.handle.store,
+            &backup,
+            state,
+            restore_ms,
+            &note,
+        )
+        .await
+        .map_err(|error| error.to_string())?;
+        let restore_ms = outcome?;
+        log.say(format!(
+            "verified: restored in {:.1} s, migration head {}",
+            restore_ms as f64 / 1000.0,
+            if backup.migration_head.is_empty() {
+                "(none recorded)"
+            } else {
+                &backup.migration_head
+            }
+        ))
+        .await
+    }
+
+    /// Starts the drill's database, restores into it and compares; returns the restore's
+    /// duration in milliseconds.
+    async fn drill_in(
+        &self,
+        container: &str,
+        backup: &Backup,
+        log: &StepLog<'_>,
+    ) -> Result<i64, String> {
+        self.engine
+            .start_container(container)
+            .await
+            .map_err(|error| format!("the drill's database does not start: {error}"))?;
+        let deadline = tokio::time::Instant::now() + DRILL_READY_WITHIN;
+        loop {
+            let ready = self
+                .exec_status(container, "pg_isready -q -h 127.0.0.1")
+                .await?;
+            if ready.0 == 0 {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "the drill's database did not accept connections within {} s",
+                    DRILL_READY_WITHIN.as_secs()
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        log.say("throwaway database ready").await?;
+        let started = std::time::Instant::now();
+        let (code, said) = self
+            .exec_status(
+                container,
+                "PGPASSWORD=\"$POSTGRES_PASSWORD\" pg_restore --exit-on-error --no-owner \
+                 --no-privileges -h 127.0.0.1 -U \"$POSTGRES_USER\" -d \"$POSTGRES_DB\" \
+                 /drill/backup.dump",
+            )
+            .await?;
+        let restore_ms = started.elapsed().as_millis() as i64;
+        if code != 0 {
+            let first = said.lines().next().unwrap_or_default().to_owned();
+            return Err(format!("pg_restore exited with code {code}: {first}"));
+        }
+        if let Some(table) = self
+            .definition
+            .services
+            .iter()
+            .find_map(|s| s.migrations_table.as_deref())
+            .filter(|table| table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        {
+            let sql =
+                format!("SELECT migration_name FROM {table} ORDER BY finished_at DESC LIMIT 1");
+            let head = lifecycle::psql(self.engine, container, &sql).await?;
+            if head.trim() != backup.migration_head {
+                return Err(format!(
+                    "the restored migration head is {:?} where {:?} was recorded",
+                    head.trim(),
+                    backup.migration_head
+                ));
+            }
+        }
+        Ok(restore_ms)
+    }
+
+    /// Runs a shell line in a container; its exit code and what it wrote.
+    async fn exec_status(&self, container: &str, line: &str) -> Result<(i64, String), String> {
+        let command = vec!["sh".to_owned(), "-c".to_owned(), line.to_owned()];
+        let (exec, output) = self
+            .engine
+            .exec_streaming(container, command)
+            .await
+            .map_err(|error| error.to_string())?;
+        let mut output = std::pin::pin!(output);
+        let mut said = Vec::new();
+        while let Some(chunk) = output.next().await {
+            match chunk.map_err(|error| error.to_string())? {
+                ExecOutput::Stdout(bytes) | ExecOutput::Stderr(bytes) => {
+                    said.extend_from_slice(&bytes)
+                }
+            }
+        }
+        let code = self
+            .engine
+            .exec_exit_code(&exec)
+            .await
+            .map_err(|error| error.to_string())?;
+        Ok((code, String::from_utf8_lossy(&said).into_owned()))
+    }
+}
+
+/// The drill's container: the database image with a fresh user, database and password of
+/// its own, the dump mounted read-only, no network and no published port.
+fn drill_container(image: &str, backup: &Backup) -> bollard::models::ContainerCreateBody {
+    let password = uuid::Uuid::new_v4().simple().to_string();
+    bollard::models::ContainerCreateBody {
+        image: Some(image.to_owned()),
+        env: Some(vec![
+            "POSTGRES_USER=slipway_drill".into(),
+            "POSTGRES_DB=slipway_drill".into(),
+            format!("POSTGRES_PASSWORD={password}"),
+        ]),
+        labels: Some(std::collections::HashMap::from([
+            (DRILL_LABEL.to_owned(), backup.id.clone()),
+            (
+                DRILL_HOLDER_LABEL.to_owned(),
+                crate::runs::lock::this_holder(),
+            ),
+            ("slipway.managed".to_owned(), "true".to_owned()),
+        ])),
+        host_config: Some(bollard::models::HostConfig {
+            binds: Some(vec![format!("{}:/drill/backup.dump:ro", backup.file)]),
+            network_mode: Some("none".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+async fn file_sha256(path: &std::path::Path) -> std::io::Result<String> {
+    use tokio::io::AsyncReadExt;
+    let mut file = tokio::fs::File::open(path).await?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0_u8; 1 << 16];
+    loop {
+        let read = file.read(&mut buffer).await?;
+        if read == 0 {
+            return Ok(hex::encode(hasher.finalize()));
+        }
+        hasher.update(&buffer[..read]);
     }
 }
