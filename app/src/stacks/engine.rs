@@ -423,6 +423,27 @@ impl Engine {
         Ok((created.id, output))
     }
 
+    /// Runs `command` in the container to the end: its exit code and everything it wrote
+    /// (stdout and stderr), for short commands.
+    pub async fn exec_status(
+        &self,
+        id: &str,
+        command: Vec<String>,
+    ) -> Result<(i64, String), EngineError> {
+        let (exec, output) = self.exec_streaming(id, command).await?;
+        let mut output = std::pin::pin!(output);
+        let mut said = Vec::new();
+        while let Some(chunk) = output.next().await {
+            match chunk? {
+                ExecOutput::Stdout(bytes) | ExecOutput::Stderr(bytes) => {
+                    said.extend_from_slice(&bytes)
+                }
+            }
+        }
+        let code = self.exec_exit_code(&exec).await?;
+        Ok((code, String::from_utf8_lossy(&said).into_owned()))
+    }
+
     /// The exit code of a finished [`Self::exec_streaming`] command.
     pub async fn exec_exit_code(&self, exec_id: &str) -> Result<i64, EngineError> {
         let inspected = self.call(self.docker.inspect_exec(exec_id)).await?;

@@ -463,10 +463,16 @@ pub async fn psql(engine: &Engine, container_id: &str, sql: &str) -> Result<Stri
         "PGPASSWORD=\"$POSTGRES_PASSWORD\" psql -h 127.0.0.1 -U \"${{POSTGRES_USER:-postgres}}\" \
          -d \"${{POSTGRES_DB:-${{POSTGRES_USER:-postgres}}}}\" -tA -F ' ' -c '{sql}'"
     );
-    engine
-        .exec(container_id, vec!["sh".into(), "-c".into(), script])
+    let (code, said) = engine
+        .exec_status(container_id, vec!["sh".into(), "-c".into(), script])
         .await
-        .map_err(|error| error.to_string())
+        .map_err(|error| error.to_string())?;
+    if code != 0 {
+        // psql's complaint, not its output: a failed query has no answer.
+        let reason = said.lines().next().unwrap_or("no reason given").trim();
+        return Err(format!("psql exited with code {code}: {reason}"));
+    }
+    Ok(said)
 }
 
 /// How long a one-off command (a migration) may run.

@@ -95,7 +95,7 @@ impl<'a> StepContext<'a> {
             service.name,
             crate::backups::size_in_words(backup.size_bytes),
             backup.file,
-            &backup.sha256[..12]
+            short(&backup.sha256)
         ))
         .await?;
         if !backup.migration_head.is_empty() {
@@ -223,8 +223,8 @@ impl<'a> StepContext<'a> {
             Ok(sum) if sum == backup.sha256 => None,
             Ok(sum) => Some(format!(
                 "the file's SHA-256 is {} where {} was recorded",
-                &sum[..12],
-                &backup.sha256[..12]
+                short(&sum),
+                short(&backup.sha256)
             )),
             Err(error) => Some(format!("the file cannot be read: {error}")),
         };
@@ -243,7 +243,7 @@ impl<'a> StepContext<'a> {
         log.say(format!(
             "{}: checksum matches ({})",
             backup.file,
-            &backup.sha256[..12]
+            short(&backup.sha256)
         ))
         .await
     }
@@ -258,7 +258,7 @@ impl<'a> StepContext<'a> {
     ) -> Result<(), String> {
         let backup = self.target_backup(log).await?;
         let image = service.image_name(&self.stack.project);
-        let name = format!("slipway-drill-{}", &backup.id[..8]);
+        let name = format!("slipway-drill-{}", uuid::Uuid::new_v4().simple());
         let container = self
             .engine
             .create_container(&name, drill_container(&image, &backup))
@@ -335,12 +335,14 @@ impl<'a> StepContext<'a> {
             let first = said.lines().next().unwrap_or_default().to_owned();
             return Err(format!("pg_restore exited with code {code}: {first}"));
         }
+        // The head is compared when one was recorded (the table existed at backup time).
         if let Some(table) = self
             .definition
             .services
             .iter()
             .find_map(|s| s.migrations_table.as_deref())
             .filter(|table| table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|_| !backup.migration_head.is_empty())
         {
             let sql =
                 format!("SELECT migration_name FROM {table} ORDER BY finished_at DESC LIMIT 1");
@@ -359,26 +361,10 @@ impl<'a> StepContext<'a> {
     /// Runs a shell line in a container; its exit code and what it wrote.
     async fn exec_status(&self, container: &str, line: &str) -> Result<(i64, String), String> {
         let command = vec!["sh".to_owned(), "-c".to_owned(), line.to_owned()];
-        let (exec, output) = self
-            .engine
-            .exec_streaming(container, command)
+        self.engine
+            .exec_status(container, command)
             .await
-            .map_err(|error| error.to_string())?;
-        let mut output = std::pin::pin!(output);
-        let mut said = Vec::new();
-        while let Some(chunk) = output.next().await {
-            match chunk.map_err(|error| error.to_string())? {
-                ExecOutput::Stdout(bytes) | ExecOutput::Stderr(bytes) => {
-                    said.extend_from_slice(&bytes)
-                }
-            }
-        }
-        let code = self
-            .engine
-            .exec_exit_code(&exec)
-            .await
-            .map_err(|error| error.to_string())?;
-        Ok((code, String::from_utf8_lossy(&said).into_owned()))
+            .map_err(|error| error.to_string())
     }
 }
 
@@ -408,6 +394,11 @@ fn drill_container(image: &str, backup: &Backup) -> bollard::models::ContainerCr
         }),
         ..Default::default()
     }
+}
+
+/// The first twelve characters, for lines: what the store holds is never trusted to be long.
+fn short(text: &str) -> &str {
+    text.get(..12).unwrap_or(text)
 }
 
 async fn file_sha256(path: &std::path::Path) -> std::io::Result<String> {
