@@ -52,3 +52,41 @@ macro_rules! server_fn_error {
         }
     };
 }
+
+/// Declares the error of a domain that only reads the store (its pages and lists): refused
+/// by auth, store unavailable, or the request did not reach the console. `$domain` names it
+/// in the log when the store fails.
+#[macro_export]
+macro_rules! read_error {
+    ($(#[$meta:meta])* $error:ident, $domain:literal) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, thiserror::Error)]
+        pub enum $error {
+            #[error(transparent)]
+            Auth(#[from] $crate::auth::AuthError),
+            #[error("The console's database did not answer. Try again in a moment.")]
+            Unavailable,
+            #[error("The console could not be reached: {0}")]
+            Transport(String),
+        }
+
+        impl $crate::errors::UserFacing for $error {
+            fn status(&self) -> u16 {
+                match self {
+                    $error::Auth(error) => error.status(),
+                    $error::Unavailable | $error::Transport(_) => 503,
+                }
+            }
+        }
+
+        $crate::server_fn_error!($error);
+
+        #[cfg(feature = "ssr")]
+        impl From<$crate::store::StoreError> for $error {
+            fn from(error: $crate::store::StoreError) -> Self {
+                tracing::error!(error = %error, cause = ?error, concat!("store failure in ", $domain));
+                $error::Unavailable
+            }
+        }
+    };
+}

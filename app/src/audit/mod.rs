@@ -6,9 +6,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::AuthError;
 use crate::components::Table;
-use crate::errors::UserFacing;
 
 #[cfg(feature = "ssr")]
 pub mod key;
@@ -40,34 +38,11 @@ pub struct AuditFilter {
     pub limit: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-pub enum AuditError {
-    #[error(transparent)]
-    Auth(#[from] AuthError),
-    #[error("The console's database did not answer. Try again in a moment.")]
-    Unavailable,
-    #[error("The console could not be reached: {0}")]
-    Transport(String),
-}
-
-impl UserFacing for AuditError {
-    fn status(&self) -> u16 {
-        match self {
-            AuditError::Auth(error) => error.status(),
-            AuditError::Unavailable | AuditError::Transport(_) => 503,
-        }
-    }
-}
-
-crate::server_fn_error!(AuditError);
-
-#[cfg(feature = "ssr")]
-impl From<crate::store::StoreError> for AuditError {
-    fn from(error: crate::store::StoreError) -> Self {
-        tracing::error!(error = %error, cause = ?error, "store failure in audit");
-        AuditError::Unavailable
-    }
-}
+crate::read_error!(
+    /// Why the trail could not be read, in words the browser may show.
+    AuditError,
+    "audit"
+);
 
 /// The newest entries that match `filter`; approvers and admins only.
 #[server(prefix = "/api", endpoint = "audit_events")]

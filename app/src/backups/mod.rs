@@ -7,9 +7,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::AuthError;
 use crate::components::Table;
-use crate::errors::UserFacing;
 
 #[cfg(feature = "ssr")]
 pub mod service;
@@ -83,34 +81,11 @@ impl BackupReason {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-pub enum BackupError {
-    #[error(transparent)]
-    Auth(#[from] AuthError),
-    #[error("The console's database did not answer. Try again in a moment.")]
-    Unavailable,
-    #[error("The console could not be reached: {0}")]
-    Transport(String),
-}
-
-impl UserFacing for BackupError {
-    fn status(&self) -> u16 {
-        match self {
-            BackupError::Auth(error) => error.status(),
-            BackupError::Unavailable | BackupError::Transport(_) => 503,
-        }
-    }
-}
-
-crate::server_fn_error!(BackupError);
-
-#[cfg(feature = "ssr")]
-impl From<crate::store::StoreError> for BackupError {
-    fn from(error: crate::store::StoreError) -> Self {
-        tracing::error!(error = %error, cause = ?error, "store failure in backups");
-        BackupError::Unavailable
-    }
-}
+crate::read_error!(
+    /// Why the backups could not be listed, in words the browser may show.
+    BackupError,
+    "backups"
+);
 
 /// The backups of one stack, or of every stack when `stack` is empty, newest first.
 #[server(prefix = "/api", endpoint = "backups")]

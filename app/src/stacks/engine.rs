@@ -357,23 +357,6 @@ impl Engine {
         })
     }
 
-    /// Runs a command inside a running container and returns what it printed.
-    pub async fn exec(&self, id: &str, command: Vec<String>) -> Result<String, EngineError> {
-        let config = CreateExecOptions {
-            cmd: Some(command),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            ..Default::default()
-        };
-        let created = self.call(self.docker.create_exec(id, config)).await?;
-        let started = self.call(self.docker.start_exec(&created.id, None)).await?;
-        let StartExecResults::Attached { output, .. } = started else {
-            return Ok(String::new());
-        };
-        let chunks: Vec<_> = self.call(output.try_collect()).await?;
-        Ok(chunks.iter().map(ToString::to_string).collect())
-    }
-
     /// Runs `command` in the container and returns its output as it comes — never held whole,
     /// so a dump of any size streams through — with the exec's id for [`Self::exec_exit_code`].
     /// A command silent for [`EXEC_IDLE`] ends the stream with a timeout.

@@ -388,10 +388,16 @@ pub async fn switch_edge(
         .into_iter()
         .find(|c| c.state == "running")
         .ok_or_else(|| StackError::Engine(format!("the edge {} is not running", edge.name)))?;
-    let output = engine
-        .exec(&edge_container.id, command)
+    let (code, output) = engine
+        .exec_status(&edge_container.id, command)
         .await
         .map_err(engine_error)?;
+    if code != 0 {
+        return Err(StackError::Engine(format!(
+            "the edge's switch command exited with code {code}: {}",
+            output.trim()
+        )));
+    }
     Ok(output.trim().to_owned())
 }
 
