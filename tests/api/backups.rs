@@ -169,8 +169,14 @@ async fn verify(portal: &SamplePortal, backup: &str) -> crate::helpers::Exited {
     run_to_exit(&args, &[]).await
 }
 
-fn drill_containers() -> String {
-    docker(&["ps", "-aq", "--filter", "label=slipway.drill"])
+/// The restore-drill containers of one backup (other tests run drills of their own).
+fn drill_containers(backup: &str) -> String {
+    docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=slipway.drill={backup}"),
+    ])
 }
 
 #[tokio::test]
@@ -193,7 +199,7 @@ async fn a_restore_drill_proves_a_backup_and_an_altered_file_is_corrupt_for_good
     assert_eq!(after["verification"], "verified", "{after}");
     assert!(after["restore_ms"].as_i64().unwrap() > 0, "{after}");
     assert!(!after["verified_at"].as_str().unwrap().is_empty());
-    assert_eq!(drill_containers(), "", "the drill's database is gone");
+    assert_eq!(drill_containers(&id), "", "the drill's database is gone");
 
     // Someone changes the file on disk: the drill refuses it, and it stays refused.
     let file = backup["file"].as_str().unwrap();
@@ -213,7 +219,7 @@ async fn a_restore_drill_proves_a_backup_and_an_altered_file_is_corrupt_for_good
         Some(1),
         "a corrupt backup is never trusted again"
     );
-    assert_eq!(drill_containers(), "");
+    assert_eq!(drill_containers(&id), "");
 
     let unknown = verify(&portal, "no-such-backup").await;
     assert_eq!(unknown.code, Some(1));
