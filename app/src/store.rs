@@ -155,11 +155,7 @@ impl Store {
         self
     }
 
-    pub fn audit_key(&self) -> Option<&crate::audit::key::AuditKey> {
-        self.audit_key.as_deref()
-    }
-
-    pub fn shared_audit_key(&self) -> Option<std::sync::Arc<crate::audit::key::AuditKey>> {
+    pub fn audit_key(&self) -> Option<std::sync::Arc<crate::audit::key::AuditKey>> {
         self.audit_key.clone()
     }
 

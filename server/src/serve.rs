@@ -111,7 +111,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
              (the password is read from standard input)"
         );
     }
-    let sweeper = tokio::spawn(sweep_expired_sessions(SqlSessionStore::new(store.clone())));
+    let sweeper = tokio::spawn(sweep(SqlSessionStore::new(store.clone()), store.clone()));
     let head_exporter = tokio::spawn(export_audit_head(store.clone()));
 
     let state = ServerState {
@@ -132,17 +132,20 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
         stopping: Stopping(stopping),
         https: public.https,
     };
-    // A restore drill's throwaway database outlives a console that died during the drill.
-    if let Ok(engine) = &state.console.engine {
-        match app::runs::recovery::remove_orphaned_drills(engine).await {
-            Ok(0) => {}
-            Ok(removed) => {
-                tracing::warn!(removed, "removed restore drills left by a stopped console")
+    // A restore drill's throwaway database outlives a console that died during the drill;
+    // looked for in the background, so a slow engine does not hold the start.
+    if let Ok(engine) = state.console.engine.clone() {
+        tokio::spawn(async move {
+            match app::runs::recovery::remove_orphaned_drills(&engine).await {
+                Ok(0) => {}
+                Ok(removed) => {
+                    tracing::warn!(removed, "removed restore drills left by a stopped console")
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, "could not look for leftover restore drills")
+                }
             }
-            Err(error) => {
-                tracing::warn!(error = %error, "could not look for leftover restore drills")
-            }
-        }
+        });
     }
     let router = router(state);
     tracing::info!(
@@ -248,13 +251,17 @@ async fn log_audit_head(store: &app::store::Store) {
     }
 }
 
-/// Deletes expired sessions for as long as the console runs.
-async fn sweep_expired_sessions(sessions: SqlSessionStore) {
+/// Deletes expired sessions and sign-in attempts too old to count, for as long as the
+/// console runs.
+async fn sweep(sessions: SqlSessionStore, store: app::store::Store) {
     let mut tick = tokio::time::interval(SESSION_SWEEP);
     loop {
         tick.tick().await;
         if let Err(error) = sessions.delete_expired().await {
             tracing::warn!(error = %error, "could not delete expired sessions");
+        }
+        if let Err(error) = app::auth::service::forget_old_attempts(&store).await {
+            tracing::warn!(error = %error, "could not forget old sign-in attempts");
         }
     }
 }

@@ -1036,7 +1036,7 @@ async fn an_update_that_goes_bad_after_a_switch_puts_back_every_service_it_repla
 }
 
 #[tokio::test]
-async fn a_stopping_console_takes_no_new_run_and_marks_a_run_it_cannot_finish_interrupted() {
+async fn a_stopping_console_marks_a_run_it_cannot_finish_interrupted_and_frees_its_stack() {
     let WaitingDeploy {
         store: _store,
         console,

@@ -57,7 +57,7 @@ pub struct Audited {
 
 impl Audited {
     pub async fn begin(store: &Store) -> Result<Self, StoreError> {
-        let key = store.shared_audit_key().ok_or(StoreError::NoAuditKey)?;
+        let key = store.audit_key().ok_or(StoreError::NoAuditKey)?;
         let mut tx = store.pool().begin().await?;
         // A write first: it takes the head's lock (SQLite: the database's write lock;
         // PostgreSQL: the head row's) before anything is read.
@@ -296,7 +296,7 @@ pub async fn verify(
         .await?;
         let fetched = rows.len() as i64;
         for event in rows.into_iter().map(from_row) {
-            if let Some(reason) = defect(&event, expected_seq, &expected_prev, key) {
+            if let Some(reason) = defect(&event, expected_seq, &expected_prev, &key) {
                 return Ok(ChainReport::Broken {
                     seq: expected_seq.min(event.seq),
                     reason,

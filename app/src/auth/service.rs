@@ -327,12 +327,17 @@ fn throttled(actor: &Actor) -> Vec<(Scope, &str)> {
         .collect()
 }
 
-async fn record_attempt(store: &Store, actor: &Actor, now: i64) -> Result<(), AuthError> {
-    // Attempts older than any lock remembers count for nothing: the table stays small.
+/// Forgets attempts older than any lock remembers; they count for nothing. Run by the
+/// console's sweeper, so the table stays small without work on every sign-in.
+pub async fn forget_old_attempts(store: &Store) -> Result<(), AuthError> {
     sqlx::query("DELETE FROM sign_in_failures WHERE failed_at < $1")
-        .bind(now - LOCK_LEVEL_MEMORY_SECS)
+        .bind(now_epoch() - LOCK_LEVEL_MEMORY_SECS)
         .execute(store.pool())
         .await?;
+    Ok(())
+}
+
+async fn record_attempt(store: &Store, actor: &Actor, now: i64) -> Result<(), AuthError> {
     sqlx::query(
         "INSERT INTO sign_in_failures (id, user_name, client_addr, failed_at, created_at) VALUES ($1, $2, $3, $4, $5)",
     )

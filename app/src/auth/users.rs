@@ -40,13 +40,6 @@ pub async fn insert(
     password_hash: &str,
 ) -> Result<StoredUser, AuthError> {
     let taken = || AuthError::Conflict(format!("A user named {} exists already.", name.as_str()));
-    let existing: Option<(String,)> = sqlx::query_as("SELECT id FROM users WHERE name = $1")
-        .bind(name.as_str())
-        .fetch_optional(&mut *db)
-        .await?;
-    if existing.is_some() {
-        return Err(taken());
-    }
     let now = now_utc();
     let user = StoredUser {
         id: uuid::Uuid::new_v4().to_string(),

@@ -272,7 +272,7 @@ impl<'a> StepContext<'a> {
             Step::RemoveReplaced => {
                 let replaced = std::mem::take(&mut *self.replaced_list());
                 for (_, replacement) in &replaced {
-                    lifecycle::remove_replaced(self.engine, &replacement.old)
+                    lifecycle::remove(self.engine, &replacement.old.id)
                         .await
                         .map_err(text)?;
                     log.say(format!("removed {}", replacement.old.name)).await?;

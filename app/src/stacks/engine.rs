@@ -49,8 +49,8 @@ pub enum EngineError {
          DOCKER_HOST at a running engine"
     )]
     Unreachable { at: String, reason: String },
-    #[error("the Docker engine at {at} did not answer within {} s", CALL_TIMEOUT.as_secs())]
-    Timeout { at: String },
+    #[error("the Docker engine at {at} did not answer within {seconds} s")]
+    Timeout { at: String, seconds: u64 },
     #[error("the Docker engine refused: {0}")]
     Refused(String),
     /// The engine answered 404: no such image, container, network or volume.
@@ -96,6 +96,7 @@ impl Engine {
         match tokio::time::timeout(CALL_TIMEOUT, future).await {
             Err(_) => Err(EngineError::Timeout {
                 at: self.at.clone(),
+                seconds: CALL_TIMEOUT.as_secs(),
             }),
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(self.classify(error)),
@@ -214,6 +215,7 @@ impl Engine {
         match tokio::time::timeout(grace + CALL_TIMEOUT, stop).await {
             Err(_) => Err(EngineError::Timeout {
                 at: self.at.clone(),
+                seconds: (grace + CALL_TIMEOUT).as_secs(),
             }),
             // 304: already stopped.
             Ok(Err(bollard::errors::Error::DockerResponseServerError {
@@ -389,7 +391,10 @@ impl Engine {
             let at = at.clone();
             async move {
                 let next = match tokio::time::timeout(EXEC_IDLE, output.next()).await {
-                    Err(_) => Some(Err(EngineError::Timeout { at })),
+                    Err(_) => Some(Err(EngineError::Timeout {
+                        at,
+                        seconds: EXEC_IDLE.as_secs(),
+                    })),
                     Ok(None) => None,
                     Ok(Some(Ok(bollard::container::LogOutput::StdOut { message }))) => {
                         Some(Ok(ExecOutput::Stdout(message)))
@@ -441,6 +446,7 @@ impl Engine {
         match tokio::time::timeout(within, waiting.next()).await {
             Err(_) => Err(EngineError::Timeout {
                 at: self.at.clone(),
+                seconds: within.as_secs(),
             }),
             Ok(None) => Err(EngineError::Refused(format!("no exit status for {id}"))),
             Ok(Some(Ok(response))) => Ok(response.status_code),
@@ -565,11 +571,6 @@ impl Engine {
             let labels = summary.labels.clone().unwrap_or_default();
             let state = inspect.state.clone().unwrap_or_default();
             let running = state.running.unwrap_or(false);
-            let exit_code = {
-                use bollard::models::ContainerStateStatusEnum::{DEAD, EXITED};
-                matches!(state.status, Some(EXITED | DEAD))
-                    .then(|| state.exit_code.unwrap_or_default())
-            };
             containers.push(ContainerStatus {
                 service: labels.get(SERVICE_LABEL).cloned().unwrap_or_default(),
                 name: summary
@@ -614,7 +615,6 @@ impl Engine {
                 restarts: inspect.restart_count.unwrap_or_default(),
                 created_unix: summary.created.unwrap_or_default(),
                 config_hash: labels.get(CONFIG_HASH_LABEL).cloned().unwrap_or_default(),
-                exit_code,
             });
         }
         containers.sort_by(|a, b| (&a.service, &a.name).cmp(&(&b.service, &b.name)));

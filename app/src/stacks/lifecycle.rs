@@ -71,10 +71,6 @@ pub fn dependency_order(
     Ok(ordered)
 }
 
-fn engine_error(error: EngineError) -> StackError {
-    StackError::Engine(error.to_string())
-}
-
 /// The project's network and named volumes, created when missing.
 pub async fn prepare(
     engine: &Engine,
@@ -84,12 +80,12 @@ pub async fn prepare(
     engine
         .ensure_network(project, &network_name(project))
         .await
-        .map_err(engine_error)?;
+        .map_err(StackError::from)?;
     for volume in &definition.volumes {
         engine
             .ensure_volume(project, volume, &volume_name(project, volume))
             .await
-            .map_err(engine_error)?;
+            .map_err(StackError::from)?;
     }
     Ok(())
 }
@@ -133,7 +129,7 @@ pub async fn start_service(
                 engine
                     .remove_container(&container.id)
                     .await
-                    .map_err(engine_error)?;
+                    .map_err(StackError::from)?;
             }
             let id = engine
                 .create_container(&container_name(project, &service.name), body)
@@ -188,7 +184,7 @@ pub async fn build<'a>(
             &service.name,
             archive,
         )
-        .map(|line| line.map_err(engine_error)))
+        .map(|line| line.map_err(StackError::from)))
 }
 
 /// A build context as the tar archive the engine's build API takes, without what its
@@ -391,7 +387,7 @@ pub async fn switch_edge(
     let (code, output) = engine
         .exec_status(&edge_container.id, command)
         .await
-        .map_err(engine_error)?;
+        .map_err(StackError::from)?;
     if code != 0 {
         return Err(StackError::Engine(format!(
             "the edge's switch command exited with code {code}: {}",
@@ -416,12 +412,13 @@ pub async fn stop_replaced(
     engine
         .stop_container(&old.id, stop_grace(service))
         .await
-        .map_err(engine_error)
+        .map_err(StackError::from)
 }
 
-/// Removes a replaced container once the update has held.
-pub async fn remove_replaced(engine: &Engine, old: &ContainerStatus) -> Result<(), StackError> {
-    engine.remove_container(&old.id).await.map_err(engine_error)
+/// Removes a container an update is done with: a replaced one once the update has held, or a
+/// new one that did not make it.
+pub async fn remove(engine: &Engine, id: &str) -> Result<(), StackError> {
+    engine.remove_container(id).await.map_err(StackError::from)
 }
 
 /// Puts a replaced container back: started again, healthy, the edge switched back to it,
@@ -442,20 +439,15 @@ pub async fn reinstate(
         engine
             .start_container(&old.id)
             .await
-            .map_err(engine_error)?;
+            .map_err(StackError::from)?;
     }
     wait_new_healthy(engine, project, service, &old.id).await?;
     switch_edge(engine, project, edge, service, &old.name).await?;
-    abandon(engine, &replacement.new_id).await?;
+    remove(engine, &replacement.new_id).await?;
     Ok(format!(
         "{}: {} is back in service, {} removed",
         service.name, old.name, replacement.new_name
     ))
-}
-
-/// Removes a new container that did not make it; the old one never stopped serving.
-pub async fn abandon(engine: &Engine, new_id: &str) -> Result<(), StackError> {
-    engine.remove_container(new_id).await.map_err(engine_error)
 }
 
 /// Runs one SQL statement with `psql` inside a PostgreSQL container, as the container's own
@@ -520,12 +512,15 @@ where
         .map_err(|error| explain(service, error))?;
     let outcome = async {
         use futures::StreamExt;
-        engine.start_container(&id).await.map_err(engine_error)?;
+        engine
+            .start_container(&id)
+            .await
+            .map_err(StackError::from)?;
         // The log stream ends when the container stops.
         let following = async {
             let mut lines = std::pin::pin!(engine.follow_logs(&id, &service.name, LogsFrom::Start));
             while let Some(line) = lines.next().await {
-                let line = line.map_err(engine_error)?;
+                let line = line.map_err(StackError::from)?;
                 on_line(line.text).await.map_err(StackError::Engine)?;
             }
             Ok::<(), StackError>(())
@@ -542,7 +537,7 @@ where
         engine
             .wait_exit(&id, Duration::from_secs(30))
             .await
-            .map_err(engine_error)
+            .map_err(StackError::from)
     }
     .await;
     let _ = engine.remove_container(&id).await;
@@ -582,30 +577,29 @@ async fn wait_job(
     service: &ServiceDefinition,
 ) -> Result<(), StackError> {
     let within = service.healthy_within.unwrap_or(JOB_WITHIN);
-    let deadline = tokio::time::Instant::now() + within;
     let name = &service.name;
-    loop {
-        let containers = containers_of(engine, project, name).await?;
-        // The newest container is this run's.
-        let Some(job) = containers.iter().max_by_key(|c| c.created_unix) else {
-            return Err(StackError::Engine(format!("job {name} has no container")));
-        };
-        match job.exit_code {
-            Some(0) => return Ok(()),
-            Some(code) => {
-                return Err(StackError::Engine(format!(
-                    "job {name} exited with code {code}; its logs say why"
-                )))
-            }
-            None if tokio::time::Instant::now() >= deadline => {
-                return Err(StackError::Engine(format!(
-                    "job {name} did not finish within {} s (still {})",
-                    within.as_secs(),
-                    job.state
-                )))
-            }
-            None => tokio::time::sleep(Duration::from_millis(250)).await,
-        }
+    let containers = containers_of(engine, project, name).await?;
+    // The newest container is this run's.
+    let job = containers
+        .iter()
+        .max_by_key(|c| c.created_unix)
+        .ok_or_else(|| StackError::Engine(format!("job {name} has no container")))?;
+    let code = engine
+        .wait_exit(&job.id, within)
+        .await
+        .map_err(|error| match error {
+            super::engine::EngineError::Timeout { .. } => StackError::Engine(format!(
+                "job {name} did not finish within {} s",
+                within.as_secs()
+            )),
+            other => other.into(),
+        })?;
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(StackError::Engine(format!(
+            "job {name} exited with code {code}; its logs say why"
+        )))
     }
 }
 
@@ -633,7 +627,7 @@ pub async fn stop_service(
             engine
                 .stop_container(&container.id, grace)
                 .await
-                .map_err(engine_error)?;
+                .map_err(StackError::from)?;
             stopped += 1;
         }
     }
@@ -648,7 +642,7 @@ async fn containers_of(
     Ok(engine
         .project_containers(project)
         .await
-        .map_err(engine_error)?
+        .map_err(StackError::from)?
         .into_iter()
         .filter(|container| container.service == service)
         .collect())

@@ -59,9 +59,6 @@ pub struct ContainerStatus {
     /// The digest of the definition Slipway created it from; empty for containers made by
     /// other tools.
     pub config_hash: String,
-    /// How a container that ran and stopped ended; none while it runs or before it started.
-    #[serde(default)]
-    pub exit_code: Option<i64>,
 }
 
 /// Where the browser follows a stack's logs live; `?service=NAME&errors=true` narrow it.

@@ -45,7 +45,9 @@ pub fn secret_values(
         .into_iter()
         .filter(|(name, _)| is_secret_name(name))
         .map(|(_, value)| value);
-    let from_process = std::env::vars()
+    // The process variables a stack may read: the console's own settings are not its lines'.
+    let from_process = process_variables()
+        .into_iter()
         .filter(|(name, _)| is_secret_name(name))
         .map(|(_, value)| value);
     let mut values: Vec<String> = from_env_file

@@ -149,7 +149,7 @@ pub async fn status(store: &Store, engine: &Engine, name: &str) -> Result<StackS
     let mut containers = engine
         .project_containers(&stack.project)
         .await
-        .map_err(engine_error)?;
+        .map_err(StackError::from)?;
     let services = definition
         .services
         .iter()
@@ -203,10 +203,6 @@ fn secrets_of(stack: &StackSummary) -> Result<Vec<String>, StackError> {
     .map_err(|error| StackError::Compose(error.to_string()))
 }
 
-fn engine_error(error: super::engine::EngineError) -> StackError {
-    StackError::Engine(error.to_string())
-}
-
 /// The newest lines of every container of the stack (or of one service), merged by time.
 pub async fn logs(
     store: &Store,
@@ -221,7 +217,7 @@ pub async fn logs(
     let containers = engine
         .project_containers(&stack.project)
         .await
-        .map_err(engine_error)?;
+        .map_err(StackError::from)?;
     let mut lines = Vec::new();
     for container in containers
         .iter()
@@ -230,7 +226,7 @@ pub async fn logs(
         let written = match engine.logs(&container.id, &container.service, tail).await {
             // Removed since it was listed: it has nothing more to show.
             Err(super::engine::EngineError::Missing(_)) => continue,
-            written => written.map_err(engine_error)?,
+            written => written.map_err(StackError::from)?,
         };
         lines.extend(
             written
@@ -293,7 +289,7 @@ pub async fn follow_logs(
                 .engine
                 .project_containers(&self.project)
                 .await
-                .map_err(engine_error)?;
+                .map_err(StackError::from)?;
             self.next_look = tokio::time::Instant::now() + NEW_CONTAINERS_EVERY;
             for container in containers.iter().filter(|c| c.state == "running") {
                 if self
@@ -403,7 +399,7 @@ pub async fn diagnostics(
 ) -> Result<Diagnostics, StackError> {
     let stack = find(&console.store, name).await?;
     let definition = definition(&stack)?;
-    let summary = engine.summary().await.map_err(engine_error)?;
+    let summary = engine.summary().await.map_err(StackError::from)?;
     let mut disks = Vec::new();
     // The engine's folder is only this machine's disk when the engine runs here.
     if summary.address.starts_with("unix://") {
@@ -416,7 +412,7 @@ pub async fn diagnostics(
     let containers = engine
         .project_containers(&stack.project)
         .await
-        .map_err(engine_error)?;
+        .map_err(StackError::from)?;
     let running: Vec<_> = containers.iter().filter(|c| c.state == "running").collect();
     let usage = futures::future::join_all(running.iter().map(|c| engine.usage(&c.id, &c.service)))
         .await

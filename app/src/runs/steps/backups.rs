@@ -52,44 +52,48 @@ impl<'a> StepContext<'a> {
             .backups
             .join(format!("{stamp}-{}-{}.dump", service.name, &id[..8]));
         let partial = file.with_extension("dump.partial");
-        let written = self.dump_into(&container, &partial, log).await;
-        let (size_bytes, sha256) = match written {
-            Ok(written) => written,
+        let recorded = async {
+            let (size_bytes, sha256) = self.dump_into(&container, &partial, log).await?;
+            let backup = Backup {
+                id,
+                stack: self.stack.name.clone(),
+                service: service.name.clone(),
+                file: file.display().to_string(),
+                size_bytes,
+                sha256,
+                started_at,
+                finished_at: now_utc(),
+                requested_by: log.handle.run.requested_by.clone(),
+                reason: reason.as_str().into(),
+                run_id: log.handle.run.id.clone(),
+                migration_head: self.migration_head(&container, log).await?,
+                images: self.running_images().await?,
+                verification: "unverified".into(),
+                verified_at: String::new(),
+                restore_ms: 0,
+                verify_note: String::new(),
+            };
+            tokio::fs::rename(&partial, &file)
+                .await
+                .map_err(|error| format!("cannot name the backup {}: {error}", file.display()))?;
+            crate::backups::service::record(
+                &log.handle.store,
+                &crate::audit::service::Actor::system(),
+                &backup,
+            )
+            .await
+            .map_err(|error| error.to_string())?;
+            Ok::<Backup, String>(backup)
+        };
+        let backup = match recorded.await {
+            Ok(backup) => backup,
             Err(error) => {
-                // No partial file is ever left under any name.
+                // A dump that is not in the inventory is left under no name at all.
                 let _ = tokio::fs::remove_file(&partial).await;
+                let _ = tokio::fs::remove_file(&file).await;
                 return Err(error);
             }
         };
-        tokio::fs::rename(&partial, &file)
-            .await
-            .map_err(|error| format!("cannot name the backup {}: {error}", file.display()))?;
-        let backup = Backup {
-            id,
-            stack: self.stack.name.clone(),
-            service: service.name.clone(),
-            file: file.display().to_string(),
-            size_bytes,
-            sha256,
-            started_at,
-            finished_at: now_utc(),
-            requested_by: log.handle.run.requested_by.clone(),
-            reason: reason.as_str().into(),
-            run_id: log.handle.run.id.clone(),
-            migration_head: self.migration_head(&container, log).await?,
-            images: self.running_images().await?,
-            verification: "unverified".into(),
-            verified_at: String::new(),
-            restore_ms: 0,
-            verify_note: String::new(),
-        };
-        crate::backups::service::record(
-            &log.handle.store,
-            &crate::audit::service::Actor::system(),
-            &backup,
-        )
-        .await
-        .map_err(|error| error.to_string())?;
         log.say(format!(
             "{}: {} written to {} (sha256 {})",
             service.name,
