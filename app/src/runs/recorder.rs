@@ -184,7 +184,8 @@ impl RunHandle {
 }
 
 impl Drop for RunHandle {
-    /// A run dropped before it finished (a panic, a cancelled task) still frees its stack.
+    /// A run dropped before it finished (a panic, a cancelled task) is marked interrupted at
+    /// its step, audited, and its stack freed — the same as a run whose process died.
     fn drop(&mut self) {
         if self.released {
             return;
@@ -192,16 +193,12 @@ impl Drop for RunHandle {
         let (store, run_id) = (self.store.clone(), self.run.id.clone());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                let _ = sqlx::query(
-                    "UPDATE runs SET status = $1, finished_at = $2 WHERE id = $3 AND status = $4",
-                )
-                .bind(RunStatus::Interrupted.as_str())
-                .bind(now_utc())
-                .bind(&run_id)
-                .bind(RunStatus::Running.as_str())
-                .execute(store.pool())
-                .await;
-                let _ = release(store.pool(), &run_id).await;
+                let holder = super::lock::this_holder();
+                let reason = "the run stopped before it finished";
+                if let Err(error) = super::recovery::interrupt(&store, &run_id, &holder, reason).await
+                {
+                    tracing::error!(error = %error, run = run_id, "could not mark a dropped run interrupted");
+                }
             });
         }
     }

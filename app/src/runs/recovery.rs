@@ -69,7 +69,12 @@ async fn running_runs(store: &Store) -> Result<Vec<(String, String)>, StoreError
 }
 
 /// Marks one run interrupted at the step it is on and frees its stack, audited.
-async fn interrupt(store: &Store, id: &str, holder: &str, reason: &str) -> Result<(), StoreError> {
+pub(super) async fn interrupt(
+    store: &Store,
+    id: &str,
+    holder: &str,
+    reason: &str,
+) -> Result<(), StoreError> {
     let now = now_utc();
     let mut audited = Audited::begin(store).await?;
     sqlx::query(
