@@ -28,6 +28,13 @@ pub struct StackDefinition {
 }
 
 impl StackDefinition {
+    /// The table where the stack's migrations are recorded, if a service names one.
+    pub fn migrations_table(&self) -> Option<&str> {
+        self.services
+            .iter()
+            .find_map(|service| service.migrations_table.as_deref())
+    }
+
     pub fn service(&self, name: &str) -> Option<&ServiceDefinition> {
         self.services.iter().find(|service| service.name == name)
     }
@@ -393,9 +400,24 @@ fn service_definition(name: &str, service: Service) -> Result<ServiceDefinition,
         via_edge: settings.via_edge,
         switch: settings.switch,
         healthy_within,
-        migrations_table: settings.migrations_table,
+        migrations_table: checked_table_name(settings.migrations_table)?,
         compose: service,
     })
+}
+
+/// A migrations table's name goes into SQL as it is: only letters, digits and `_`.
+fn checked_table_name(table: Option<String>) -> Result<Option<String>, (String, String)> {
+    match table {
+        Some(name)
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+        {
+            Err((
+                "x-slipway.migrations_table".to_owned(),
+                format!("{name:?} is not a table name (letters, digits and _ only)"),
+            ))
+        }
+        table => Ok(table),
+    }
 }
 
 /// `build:` in either form; a field Slipway cannot honour is named, never ignored.
@@ -592,6 +614,17 @@ mod tests {
             message.contains("services.web.x-slipway.role")
                 && message.contains("data, app, edge or job"),
             "{message}"
+        );
+        let injected = "services:\n  web:\n    image: web\n    x-slipway: {migrations_table: \"m; DROP TABLE users\"}\n";
+        let message = parse_text(injected, &[]).unwrap_err().to_string();
+        assert!(
+            message.contains("x-slipway.migrations_table") && message.contains("not a table name"),
+            "{message}"
+        );
+        let named = "services:\n  web:\n    image: web\n    x-slipway: {migrations_table: _prisma_migrations}\n";
+        assert_eq!(
+            parse_text(named, &[]).unwrap().migrations_table(),
+            Some("_prisma_migrations")
         );
         let typo = "services:\n  web:\n    image: web\n    x-slipway: {rol: app}\n";
         let message = parse_text(typo, &[]).unwrap_err().to_string();

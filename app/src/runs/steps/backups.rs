@@ -66,7 +66,7 @@ impl<'a> StepContext<'a> {
                 requested_by: log.handle.run.requested_by.clone(),
                 reason: reason.as_str().into(),
                 run_id: log.handle.run.id.clone(),
-                migration_head: self.migration_head(&container, log).await?,
+                migration_head: self.recorded_head(&container, log).await?,
                 images: self.running_images().await?,
                 verification: "unverified".into(),
                 verified_at: String::new(),
@@ -164,22 +164,25 @@ impl<'a> StepContext<'a> {
         Ok((size, hex::encode(hasher.finalize())))
     }
 
-    /// The newest record of the stack's migrations table, read in the database container;
-    /// empty when the stack names none or it cannot be read (the run says why).
-    async fn migration_head(&self, container: &str, log: &StepLog<'_>) -> Result<String, String> {
-        let Some(table) = self
-            .definition
-            .services
-            .iter()
-            .find_map(|s| s.migrations_table.as_deref())
-            .filter(|table| table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-        else {
-            return Ok(String::new());
-        };
+    /// The newest record of the stack's migrations table in the database `container` (the
+    /// live one or a drill's); `None` when the stack names no migrations table.
+    async fn migration_head(&self, container: &str) -> Option<Result<String, String>> {
+        let table = self.definition.migrations_table()?;
         let sql = format!("SELECT migration_name FROM {table} ORDER BY finished_at DESC LIMIT 1");
-        match lifecycle::psql(self.engine, container, &sql).await {
-            Ok(head) => Ok(head.trim().to_owned()),
-            Err(error) => {
+        Some(
+            lifecycle::psql(self.engine, container, &sql)
+                .await
+                .map(|head| head.trim().to_owned()),
+        )
+    }
+
+    /// The head recorded with a backup: empty when there is none or it cannot be read (the
+    /// run says why).
+    async fn recorded_head(&self, container: &str, log: &StepLog<'_>) -> Result<String, String> {
+        match self.migration_head(container).await {
+            None => Ok(String::new()),
+            Some(Ok(head)) => Ok(head),
+            Some(Err(error)) => {
                 log.say(format!("migration head unknown: {error}")).await?;
                 Ok(String::new())
             }
@@ -340,23 +343,15 @@ impl<'a> StepContext<'a> {
             return Err(format!("pg_restore exited with code {code}: {first}"));
         }
         // The head is compared when one was recorded (the table existed at backup time).
-        if let Some(table) = self
-            .definition
-            .services
-            .iter()
-            .find_map(|s| s.migrations_table.as_deref())
-            .filter(|table| table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-            .filter(|_| !backup.migration_head.is_empty())
-        {
-            let sql =
-                format!("SELECT migration_name FROM {table} ORDER BY finished_at DESC LIMIT 1");
-            let head = lifecycle::psql(self.engine, container, &sql).await?;
-            if head.trim() != backup.migration_head {
-                return Err(format!(
-                    "the restored migration head is {:?} where {:?} was recorded",
-                    head.trim(),
-                    backup.migration_head
-                ));
+        if !backup.migration_head.is_empty() {
+            if let Some(head) = self.migration_head(container).await {
+                let head = head?;
+                if head != backup.migration_head {
+                    return Err(format!(
+                        "the restored migration head is {head:?} where {:?} was recorded",
+                        backup.migration_head
+                    ));
+                }
             }
         }
         Ok(restore_ms)

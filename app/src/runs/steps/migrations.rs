@@ -16,10 +16,8 @@ impl<'a> StepContext<'a> {
         service: &ServiceDefinition,
         log: &StepLog<'_>,
     ) -> Result<(), String> {
+        // Checked to be a plain name when the compose file was read.
         let table = service.migrations_table.as_deref().unwrap_or_default();
-        if !table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("{table:?} is not a table name"));
-        }
         let database = self
             .definition
             .services
