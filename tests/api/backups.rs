@@ -251,8 +251,15 @@ async fn a_drill_left_by_a_process_that_died_is_removed_at_the_next_console_star
     let (orphan, busy) = (make(&dead), make(&alive));
     let store = TestStore::new(Backend::Sqlite).await;
     let console = RunningConsole::start(&store).await;
-    let (_, logged) = console.terminate().await;
     let exists = |id: &str| !docker(&["ps", "-aq", "--filter", &format!("id={id}")]).is_empty();
+    // The console looks for them in the background, so as not to hold its start.
+    for _ in 0..100 {
+        if !exists(&orphan) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (_, logged) = console.terminate().await;
     assert!(
         !exists(&orphan),
         "the dead process's drill is gone: {logged:#?}"
