@@ -63,6 +63,33 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Dump the stack's database (x-slipway.backup: pg_dump) into the backup directory and
+    /// record it in the inventory, with the row count of every table.
+    Backup {
+        /// The stack's name.
+        name: String,
+        /// A note kept with the backup (why it was taken).
+        #[arg(long, default_value = "")]
+        why: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Restore a backup into the live database: the app services stop, the database is
+    /// restored in one transaction, its tables are counted, the app services start again.
+    Restore {
+        /// The stack's name.
+        name: String,
+        /// The backup's id (`slipway backups NAME` lists them).
+        backup: String,
+        /// Restore a backup that no restore drill has verified (never a corrupt one).
+        #[arg(long)]
+        force: bool,
+        /// Start the app services on the images recorded with the backup, not the current ones.
+        #[arg(long)]
+        recorded_images: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Prove a backup restores: checksum, then a restore drill into a throwaway database.
     Verify {
         /// The stack's name.
@@ -112,9 +139,8 @@ pub enum RunCommand {
     Start(RunArgs),
     /// Stop every service of a stack, dependents first.
     Stop(RunArgs),
-    /// Dump the stack's database (x-slipway.backup: pg_dump) into the backup directory and
-    /// record it in the inventory.
-    Backup(RunArgs),
+    /// Delete the stack's backups outside its retention rule (`slipway stack policy`).
+    Prune(RunArgs),
 }
 
 impl RunCommand {
@@ -127,13 +153,35 @@ impl RunCommand {
             RunCommand::Cleanup(args) => (Operation::Cleanup, args),
             RunCommand::Start(args) => (Operation::Start, args),
             RunCommand::Stop(args) => (Operation::Stop, args),
-            RunCommand::Backup(args) => (Operation::Backup, args),
+            RunCommand::Prune(args) => (Operation::Prune, args),
         }
     }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum StackCommand {
+    /// Show a stack's backup policy, or change the parts given.
+    Policy {
+        /// The stack's name.
+        name: String,
+        /// Back up (then verify and prune) this often, e.g. 6h; `off` for no schedule.
+        #[arg(long, value_parser = app::backups::parse_every)]
+        backup_every: Option<i64>,
+        /// Keep the newest N backups.
+        #[arg(long)]
+        keep_last: Option<i64>,
+        /// Also keep the newest backup of each of the last D days.
+        #[arg(long)]
+        keep_daily: Option<i64>,
+        /// Also keep the newest backup of each of the last W weeks.
+        #[arg(long)]
+        keep_weekly: Option<i64>,
+        /// Whether an update backs the database up first (`true` or `false`).
+        #[arg(long)]
+        backup_before_update: Option<bool>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Add a stack; its compose file is read through first and refused if Slipway cannot use it.
     Add {
         /// The stack's name: lower-case letters, digits, dashes, underscores.

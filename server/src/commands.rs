@@ -29,6 +29,8 @@ pub enum CommandError {
     Stack(#[from] StackError),
     #[error("{0}")]
     Run(String),
+    #[error("{0}")]
+    Backup(#[from] app::backups::BackupError),
 }
 
 /// `slipway user add NAME --role ROLE`: the password comes from standard input, unechoed
@@ -131,6 +133,22 @@ pub async fn add_stack(
     ))
 }
 
+pub use app::backups::PolicyChange;
+
+/// `slipway stack policy NAME [--backup-every …]`: the policy after the change, in words.
+pub async fn backup_policy(
+    name: &str,
+    change: PolicyChange,
+    store_args: &StoreArgs,
+) -> Result<String, CommandError> {
+    let store = open_store(store_args).await?;
+    let outcome =
+        app::backups::service::change_policy(&store, &Actor::command_line(), name, &change).await;
+    store.close().await;
+    let policy = outcome?;
+    Ok(format!("{name}: {}", policy.in_words()))
+}
+
 /// `slipway status NAME [--json]`: the same facts as the stack's page.
 pub async fn stack_status(
     name: &str,
@@ -223,7 +241,7 @@ pub async fn list_backups(
 ) -> Result<String, CommandError> {
     let store = open_store(store_args).await?;
     let stack = app::stacks::service::find(&store, name).await;
-    let backups = app::backups::service::list(&store, name).await;
+    let backups = app::backups::service::list(&store, name, i64::MAX).await;
     store.close().await;
     stack?;
     let backups = backups.map_err(StartupError::from)?;

@@ -4,12 +4,12 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use app::runs::{Operation, RunRequest};
+use app::runs::{Operation, RunOptions, RunRequest};
 use clap::Parser;
 use server::cli::{one_line, AuditCommand, Cli, Command, StackCommand, UserCommand};
 use server::commands::{
-    add_stack, add_user, audit_head, init_audit_key, list_backups, print_logs, run_operation,
-    stack_status, verify_audit, LogsRequest,
+    add_stack, add_user, audit_head, backup_policy, init_audit_key, list_backups, print_logs,
+    run_operation, stack_status, verify_audit, LogsRequest, PolicyChange,
 };
 use server::startup::StartupError;
 use tracing_subscriber::EnvFilter;
@@ -104,12 +104,71 @@ fn main() -> ExitCode {
                 RunRequest {
                     operation: Operation::Verify,
                     target: backup,
+                    options: RunOptions::default(),
                 },
                 &store,
             )
             .await
             .map(Some)
             .map_err(|e| e.to_string()),
+            Command::Backup { name, why, store } => run_operation(
+                &name,
+                RunRequest {
+                    operation: Operation::Backup,
+                    target: String::new(),
+                    options: RunOptions {
+                        why,
+                        ..RunOptions::default()
+                    },
+                },
+                &store,
+            )
+            .await
+            .map(Some)
+            .map_err(|e| e.to_string()),
+            Command::Restore {
+                name,
+                backup,
+                force,
+                recorded_images,
+                store,
+            } => run_operation(
+                &name,
+                RunRequest {
+                    operation: Operation::Restore,
+                    target: backup,
+                    options: RunOptions {
+                        force,
+                        recorded_images,
+                        ..RunOptions::default()
+                    },
+                },
+                &store,
+            )
+            .await
+            .map(Some)
+            .map_err(|e| e.to_string()),
+            Command::Stack(StackCommand::Policy {
+                name,
+                backup_every,
+                keep_last,
+                keep_daily,
+                keep_weekly,
+                backup_before_update,
+                store,
+            }) => {
+                let change = PolicyChange {
+                    every_seconds: backup_every,
+                    keep_last,
+                    keep_daily,
+                    keep_weekly,
+                    before_update: backup_before_update,
+                };
+                backup_policy(&name, change, &store)
+                    .await
+                    .map(Some)
+                    .map_err(|e| e.to_string())
+            }
             Command::Run(run) => {
                 let (operation, args) = run.operation();
                 run_operation(&args.name, operation.into(), &args.store)

@@ -36,6 +36,8 @@ const AUDIT_HEAD_EXPORT: Duration = Duration::from_secs(60 * 60);
 
 /// How often expired sessions are removed from the store.
 const SESSION_SWEEP: Duration = Duration::from_secs(60);
+/// How often the console looks for scheduled backups that are due.
+const SCHEDULE_LOOK: Duration = Duration::from_secs(30);
 
 /// What every handler can reach.
 #[derive(Clone, Debug, FromRef)]
@@ -147,6 +149,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
             }
         });
     }
+    let scheduler = state.console.engine.clone().ok().map(|engine| {
+        tokio::spawn(take_scheduled_backups(
+            store.clone(),
+            engine,
+            runner.clone(),
+        ))
+    });
     let router = router(state);
     tracing::info!(
         url = %format!("http://{addr}"),
@@ -173,6 +182,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
     }
     sweeper.abort();
     head_exporter.abort();
+    if let Some(scheduler) = scheduler {
+        scheduler.abort();
+    }
     log_audit_head(&store).await;
     store.close().await;
     tracing::info!("console stopped");
@@ -262,6 +274,26 @@ async fn sweep(sessions: SqlSessionStore, store: app::store::Store) {
         }
         if let Err(error) = app::auth::service::forget_old_attempts(&store).await {
             tracing::warn!(error = %error, "could not forget old sign-in attempts");
+        }
+    }
+}
+
+/// Starts the scheduled backups that are due: at start (a missed one runs once) and then
+/// every [`SCHEDULE_LOOK`].
+async fn take_scheduled_backups(
+    store: app::store::Store,
+    engine: app::stacks::engine::Engine,
+    runner: app::runs::runner::Runner,
+) {
+    let mut tick = tokio::time::interval(SCHEDULE_LOOK);
+    loop {
+        tick.tick().await;
+        match app::backups::schedule::start_due(&store, &engine, &runner).await {
+            Ok(started) if !started.is_empty() => {
+                tracing::info!(stacks = ?started, "scheduled backups started")
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(error = %error, "could not start scheduled backups"),
         }
     }
 }

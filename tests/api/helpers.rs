@@ -587,6 +587,31 @@ impl SamplePortal {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// Runs one SQL statement in the portal's database (as its own user) and returns what
+    /// psql printed, unaligned and without headers.
+    pub fn sql(&self, statement: &str) -> String {
+        let container = format!("{}-database-1", self.project);
+        let output = std::process::Command::new("/usr/bin/docker")
+            .args([
+                "exec",
+                "-e",
+                &format!("SQL={statement}"),
+                &container,
+                "sh",
+                "-c",
+                "PGPASSWORD=\"$POSTGRES_PASSWORD\" psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 \
+                 -U \"$POSTGRES_USER\" -d \"$POSTGRES_DB\" -c \"$SQL\"",
+            ])
+            .output()
+            .expect("docker runs");
+        assert!(
+            output.status.success(),
+            "{statement}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
     /// The backend's health answer through the edge (`status`, `version`, …).
     pub async fn health(&self) -> serde_json::Value {
         reqwest::get(self.url("/api/health"))

@@ -44,7 +44,15 @@ async fn run_steps(
     let env_file = stack.env_file.as_deref().map(Path::new);
     let definition = compose::load(Path::new(&stack.compose_file), env_file)
         .map_err(|error| error.to_string())?;
-    let steps = plan(handle.run.operation, &definition)?;
+    let policy = crate::backups::service::policy(&handle.store, &stack.name)
+        .await
+        .map_err(|error| error.to_string())?;
+    let steps = plan(
+        handle.run.operation,
+        &handle.run.options,
+        &policy,
+        &definition,
+    )?;
     let names: Vec<String> = steps.iter().map(Step::name).collect();
     handle.plan(&names).await.map_err(|e| e.to_string())?;
     let probe = (handle.run.operation == Operation::Update)
@@ -56,6 +64,7 @@ async fn run_steps(
         probe: probe.as_ref(),
         replaced: std::sync::Mutex::new(Vec::new()),
         backups: backups.join(&stack.name),
+        taken: std::sync::Mutex::new(None),
         definition: &definition,
         compose_dir: Path::new(&stack.compose_file)
             .parent()
@@ -157,6 +166,8 @@ pub(super) struct StepContext<'a> {
     pub(super) replaced: std::sync::Mutex<Vec<(&'a ServiceDefinition, lifecycle::Replacement)>>,
     /// Where this stack's backups go.
     pub(super) backups: std::path::PathBuf,
+    /// The backup this run took, for the steps after it (a scheduled backup's drill).
+    pub(super) taken: std::sync::Mutex<Option<String>>,
     pub(super) definition: &'a StackDefinition,
     pub(super) compose_dir: std::path::PathBuf,
 }
@@ -269,6 +280,10 @@ impl<'a> StepContext<'a> {
             Step::BackUp(service, reason) => self.back_up(service, *reason, log).await,
             Step::CheckBackup => self.check_backup(log).await,
             Step::RestoreDrill(service) => self.restore_drill(service, log).await,
+            Step::CheckRestorable => self.check_restorable(log).await,
+            Step::RestoreLive(service) => self.restore_live(service, log).await,
+            Step::StartAsBackedUp(service) => self.start_as_backed_up(service, log).await,
+            Step::Prune => self.prune(log).await,
             Step::RemoveReplaced => {
                 let replaced = std::mem::take(&mut *self.replaced_list());
                 for (_, replacement) in &replaced {

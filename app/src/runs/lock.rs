@@ -73,13 +73,18 @@ pub async fn begin(
     actor: &Actor,
     echo: bool,
 ) -> Result<RunHandle, RunError> {
-    let RunRequest { operation, target } = request.into();
+    let RunRequest {
+        operation,
+        target,
+        options,
+    } = request.into();
     let now = now_utc();
     let run = RunSummary {
         id: uuid::Uuid::new_v4().to_string(),
         stack: stack.name.clone(),
         operation,
         target,
+        options,
         status: RunStatus::Running,
         requested_by: actor.name.clone(),
         started_at: now.clone(),
@@ -107,13 +112,14 @@ pub async fn begin(
     }
     locked.map_err(store_error)?;
     sqlx::query(
-        "INSERT INTO runs (id, stack, operation, target, status, requested_by, holder, started_at, finished_at, error, cancel_requested, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '', '', 0, $9)",
+        "INSERT INTO runs (id, stack, operation, target, options, status, requested_by, holder, started_at, finished_at, error, cancel_requested, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, '', '', 0, $10)",
     )
     .bind(&run.id)
     .bind(&run.stack)
     .bind(run.operation.as_str())
     .bind(&run.target)
+    .bind(run.options.to_stored())
     .bind(run.status.as_str())
     .bind(&run.requested_by)
     .bind(&holder)
@@ -127,7 +133,12 @@ pub async fn begin(
             actor,
             "run.started",
             &run.stack,
-            json!({ "run": run.id, "operation": run.operation.as_str(), "target": run.target }),
+            json!({
+                "run": run.id,
+                "operation": run.operation.as_str(),
+                "target": run.target,
+                "options": run.options,
+            }),
         )
         .await?;
     audited.commit().await?;

@@ -60,14 +60,21 @@ pub enum Operation {
     /// A restore drill of one backup (the run's target): checksum, then a restore into a
     /// throwaway database compared with what the backup recorded.
     Verify,
+    /// One backup (the run's target) restored into the live database: app services stopped,
+    /// `pg_restore --clean --if-exists --single-transaction`, row counts compared, app
+    /// services started on the current images or those recorded with the backup.
+    Restore,
+    /// Backups outside the stack's retention rule deleted; each survivor says why it stays.
+    Prune,
 }
 
 /// What a run is asked to do: an operation, and for some the thing it acts on (the backup a
-/// verify run drills).
+/// verify or restore run uses) and how.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunRequest {
     pub operation: Operation,
     pub target: String,
+    pub options: RunOptions,
 }
 
 impl From<Operation> for RunRequest {
@@ -75,7 +82,42 @@ impl From<Operation> for RunRequest {
         Self {
             operation,
             target: String::new(),
+            options: RunOptions::default(),
         }
+    }
+}
+
+/// How a run goes about its operation, beyond the target; stored with the run, so what was
+/// asked is what is done (and, later, what an approval approves).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOptions {
+    /// A restore of a backup that no drill has verified (never a corrupt one).
+    #[serde(default)]
+    pub force: bool,
+    /// A restore starts the app services on the images recorded with the backup, not on the
+    /// current ones.
+    #[serde(default)]
+    pub recorded_images: bool,
+    /// A backup run the console's schedule started (never set from a request).
+    #[serde(default)]
+    pub scheduled: bool,
+    /// A backup's note, in the words of whoever asked for it (`slipway backup --why`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub why: String,
+}
+
+impl RunOptions {
+    /// The stored form: empty for the defaults.
+    pub fn to_stored(&self) -> String {
+        if *self == Self::default() {
+            String::new()
+        } else {
+            serde_json::to_string(self).unwrap_or_default()
+        }
+    }
+
+    pub fn from_stored(text: &str) -> Self {
+        serde_json::from_str(text).unwrap_or_default()
     }
 }
 
@@ -90,6 +132,17 @@ impl Operation {
             Operation::Stop => "stop",
             Operation::Backup => "backup",
             Operation::Verify => "verify",
+            Operation::Restore => "restore",
+            Operation::Prune => "prune",
+        }
+    }
+
+    /// Who may start it: a restore replaces the live data, so admins only (an approval will
+    /// stand in front of it); every other operation, operators.
+    pub fn required_role(self) -> crate::auth::Role {
+        match self {
+            Operation::Restore => crate::auth::Role::Admin,
+            _ => crate::auth::Role::Operator,
         }
     }
 }
@@ -113,6 +166,8 @@ impl FromStr for Operation {
             "stop" => Ok(Operation::Stop),
             "backup" => Ok(Operation::Backup),
             "verify" => Ok(Operation::Verify),
+            "restore" => Ok(Operation::Restore),
+            "prune" => Ok(Operation::Prune),
             other => Err(format!("unknown operation {other:?}")),
         }
     }
@@ -184,6 +239,8 @@ pub struct RunSummary {
     /// What the run acts on beyond its stack (a verify run's backup); empty for most.
     #[serde(default)]
     pub target: String,
+    #[serde(default)]
+    pub options: RunOptions,
     pub status: RunStatus,
     pub requested_by: String,
     pub started_at: String,
@@ -277,16 +334,26 @@ impl From<crate::store::StoreError> for RunError {
     }
 }
 
-/// Starts a run of `operation` on the stack and returns its id at once; operators and up.
+/// Starts a run of `operation` on the stack and returns its id at once; operators and up,
+/// admins for a restore. `target` names what the run acts on where the operation needs it
+/// (the backup a verify or restore run uses); `force` and `recorded_images` are a restore's.
 #[server(prefix = "/api", endpoint = "start_run")]
-/// `target` names what the run acts on where the operation needs it (a verify run's backup).
 pub async fn start_run(
     stack: String,
     operation: Operation,
     #[server(default)] target: String,
+    #[server(default)] force: bool,
+    #[server(default)] recorded_images: bool,
 ) -> Result<String, RunError> {
     use crate::errors::reject;
-    let operator = crate::auth::guard::authorized(crate::auth::Role::Operator).await?;
+    let operator = crate::auth::guard::authorized(operation.required_role())
+        .await
+        .map_err(|error| reject(RunError::from(error)))?;
+    let options = RunOptions {
+        force,
+        recorded_images,
+        ..RunOptions::default()
+    };
     let engine = operator
         .console
         .engine
@@ -295,7 +362,11 @@ pub async fn start_run(
     let (handle, summary) = lock::start(
         &operator.console.store,
         &stack,
-        RunRequest { operation, target },
+        RunRequest {
+            operation,
+            target,
+            options,
+        },
         &operator.actor,
         false,
     )
@@ -308,6 +379,56 @@ pub async fn start_run(
         .start(handle, engine, summary)
         .map_err(reject)?;
     Ok(id)
+}
+
+/// A button that starts a run of `operation` on `stack` (with `target`, and whatever fields
+/// `children` add: a restore's choices). With `follow` the browser goes to the run's page;
+/// otherwise the form says the run started and links to it.
+#[component]
+pub fn RunForm(
+    stack: String,
+    operation: Operation,
+    #[prop(optional, into)] target: String,
+    label: &'static str,
+    testid: String,
+    #[prop(optional)] follow: bool,
+    #[prop(optional)] secondary: bool,
+    #[prop(optional)] children: Option<Children>,
+) -> impl IntoView {
+    let start = ServerAction::<StartRun>::new();
+    if follow {
+        Effect::new(move |_| {
+            if let Some(Ok(id)) = start.value().get() {
+                let navigate = leptos_router::hooks::use_navigate();
+                navigate(&format!("/runs/{id}"), Default::default());
+            }
+        });
+    }
+    let class = if secondary {
+        "button secondary"
+    } else {
+        "button"
+    };
+    view! {
+        <ActionForm action=start attr:class="inline">
+            <input type="hidden" name="stack" value=stack />
+            <input type="hidden" name="operation" value=operation.as_str() />
+            <input type="hidden" name="target" value=target />
+            {children.map(|children| children())}
+            <button class=class type="submit" data-testid=testid disabled=move || start.pending().get()>
+                {label}
+            </button>
+        </ActionForm>
+        {move || match start.value().get() {
+            Some(Ok(id)) if !follow => Some(view! {
+                <p class="muted" data-testid="run-started">
+                    "Started: " <a href=format!("/runs/{id}")>{format!("run {}", &id[..8.min(id.len())])}</a>
+                </p>
+            }.into_any()),
+            Some(Err(error)) => Some(view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any()),
+            _ => None,
+        }}
+    }
 }
 
 /// Asks a running run to stop before its next step; operators and up.
@@ -562,6 +683,7 @@ mod tests {
                 stack: "s".into(),
                 operation: Operation::Deploy,
                 target: String::new(),
+                options: RunOptions::default(),
                 status: RunStatus::Running,
                 requested_by: "otto".into(),
                 started_at: String::new(),

@@ -4,8 +4,8 @@
 use crate::stacks::compose::{ServiceDefinition, StackDefinition};
 use crate::stacks::{lifecycle, ServiceRole};
 
-use super::Operation;
-use crate::backups::BackupReason;
+use super::{Operation, RunOptions};
+use crate::backups::{BackupPolicy, BackupReason, NOTHING_TO_BACK_UP};
 
 /// One step of a run.
 pub(super) enum Step<'a> {
@@ -24,6 +24,12 @@ pub(super) enum Step<'a> {
     BackUp(&'a ServiceDefinition, BackupReason),
     CheckBackup,
     RestoreDrill(&'a ServiceDefinition),
+    /// A restore refuses a backup no drill has verified, unless forced.
+    CheckRestorable,
+    RestoreLive(&'a ServiceDefinition),
+    /// Start on the image the service ran when the backup was taken.
+    StartAsBackedUp(&'a ServiceDefinition),
+    Prune,
     CheckProbe,
     RemoveReplaced,
     RecordImages,
@@ -65,21 +71,28 @@ impl Step<'_> {
             Step::RestoreDrill(service) => {
                 format!("Restore the backup into a throwaway {}", service.name)
             }
+            Step::CheckRestorable => "Check that the backup may be restored".into(),
+            Step::RestoreLive(service) => format!("Restore the backup into {}", service.name),
+            Step::StartAsBackedUp(service) => {
+                format!(
+                    "Start {} on the image recorded with the backup",
+                    service.name
+                )
+            }
+            Step::Prune => "Prune backups outside the retention rule".into(),
             Step::RemoveReplaced => "Remove the replaced containers".into(),
             Step::RecordImages => "Record the running images".into(),
         }
     }
 }
 
-/// Why a stack cannot be backed up.
-pub const NOTHING_TO_BACK_UP: &str =
-    "the stack has no service with x-slipway.backup: pg_dump, so there is nothing to back up";
-
 /// The steps of an operation on this stack, in order.
-pub(super) fn plan(
+pub(super) fn plan<'a>(
     operation: Operation,
-    definition: &StackDefinition,
-) -> Result<Vec<Step<'_>>, String> {
+    options: &RunOptions,
+    policy: &BackupPolicy,
+    definition: &'a StackDefinition,
+) -> Result<Vec<Step<'a>>, String> {
     let order = lifecycle::dependency_order(definition).map_err(|e| e.to_string())?;
     let (data, others): (Vec<&ServiceDefinition>, Vec<&ServiceDefinition>) = order
         .iter()
@@ -120,11 +133,41 @@ pub(super) fn plan(
             steps
         }
         Operation::Cleanup => vec![Step::RemoveStoppedContainers, Step::RemoveUnusedImages],
-        Operation::Backup | Operation::Verify if databases.is_empty() => {
+        Operation::Backup | Operation::Verify | Operation::Restore if databases.is_empty() => {
             return Err(NOTHING_TO_BACK_UP.into())
+        }
+        // A scheduled backup is proved at once and the rule applied after it.
+        Operation::Backup if options.scheduled => {
+            let mut steps = backups(BackupReason::Scheduled);
+            steps.extend([
+                Step::CheckBackup,
+                Step::RestoreDrill(databases[0]),
+                Step::Prune,
+            ]);
+            steps
         }
         Operation::Backup => backups(BackupReason::Manual),
         Operation::Verify => vec![Step::CheckBackup, Step::RestoreDrill(databases[0])],
+        Operation::Prune => vec![Step::Prune],
+        Operation::Restore => {
+            let mut steps = vec![Step::CheckBackup, Step::CheckRestorable];
+            steps.extend(others.iter().rev().map(|s| Step::Stop(s)));
+            steps.extend(data.iter().map(|s| Step::Start(s)));
+            if !data.is_empty() {
+                steps.push(Step::WaitReady(data.clone()));
+            }
+            steps.push(Step::RestoreLive(databases[0]));
+            steps.extend(others.iter().map(|s| {
+                if options.recorded_images {
+                    Step::StartAsBackedUp(s)
+                } else {
+                    Step::Start(s)
+                }
+            }));
+            steps.push(Step::WaitReady(order.clone()));
+            steps.push(Step::RecordImages);
+            steps
+        }
         Operation::Migrate => {
             let mut steps = backups(BackupReason::PreMigrate);
             steps.extend(others.iter().rev().map(|s| Step::Stop(s)));
@@ -143,7 +186,11 @@ pub(super) fn plan(
             steps
         }
         Operation::Update => {
-            let mut steps = backups(BackupReason::PreUpdate);
+            let mut steps = if policy.before_update {
+                backups(BackupReason::PreUpdate)
+            } else {
+                Vec::new()
+            };
             steps.extend(builds(&order));
             steps.push(Step::PinEdge);
             steps.extend(
@@ -199,17 +246,86 @@ mod tests {
 ";
 
     fn steps_of(operation: Operation) -> Vec<String> {
+        steps_with(operation, &RunOptions::default(), &BackupPolicy::default())
+    }
+
+    fn steps_with(
+        operation: Operation,
+        options: &RunOptions,
+        policy: &BackupPolicy,
+    ) -> Vec<String> {
         let definition = crate::stacks::compose::parse(
             std::path::Path::new("docker-compose.yml"),
             STACK,
             &MapEnvironment::new(),
         )
         .expect("the test stack parses");
-        plan(operation, &definition)
+        plan(operation, options, policy, &definition)
             .expect("a plan")
             .iter()
             .map(Step::name)
             .collect()
+    }
+
+    #[test]
+    fn options_and_the_policy_change_the_plan() {
+        let recorded = RunOptions {
+            recorded_images: true,
+            ..RunOptions::default()
+        };
+        let policy = BackupPolicy::default();
+        let restore = |options: &RunOptions| steps_with(Operation::Restore, options, &policy);
+        let expected = |start: &dyn Fn(&str) -> String| {
+            let mut steps: Vec<String> = [
+                "Check the backup's checksum",
+                "Check that the backup may be restored",
+                "Stop edge",
+                "Stop seed",
+                "Stop backend",
+                "Stop frontend",
+                "Start database",
+                "Wait until database are healthy",
+                "Restore the backup into database",
+            ]
+            .map(String::from)
+            .to_vec();
+            steps.extend(["frontend", "backend", "seed", "edge"].map(start));
+            steps.push("Wait until database, frontend, backend, seed, edge are healthy".into());
+            steps.push("Record the running images".into());
+            steps
+        };
+        assert_eq!(
+            restore(&RunOptions::default()),
+            expected(&|s| format!("Start {s}"))
+        );
+        assert_eq!(
+            restore(&recorded),
+            expected(&|s| format!("Start {s} on the image recorded with the backup"))
+        );
+        let scheduled = RunOptions {
+            scheduled: true,
+            ..RunOptions::default()
+        };
+        assert_eq!(
+            steps_with(Operation::Backup, &scheduled, &policy),
+            [
+                "Back up database",
+                "Check the backup's checksum",
+                "Restore the backup into a throwaway database",
+                "Prune backups outside the retention rule",
+            ]
+        );
+        let no_backup = BackupPolicy {
+            before_update: false,
+            ..BackupPolicy::default()
+        };
+        let update = steps_with(Operation::Update, &RunOptions::default(), &no_backup);
+        assert_eq!(update[0], "Build the image of frontend");
+        assert!(!update.iter().any(|step| step.starts_with("Back up")));
+        assert_eq!(
+            steps_of(Operation::Prune),
+            ["Prune backups outside the retention rule"]
+        );
     }
 
     #[test]
@@ -314,12 +430,17 @@ mod tests {
             &MapEnvironment::new(),
         )
         .unwrap();
-        let waits: Vec<String> = plan(Operation::Update, &definition)
-            .unwrap()
-            .iter()
-            .filter(|step| step.is_a_wait())
-            .map(Step::name)
-            .collect();
+        let waits: Vec<String> = plan(
+            Operation::Update,
+            &RunOptions::default(),
+            &BackupPolicy::default(),
+            &definition,
+        )
+        .unwrap()
+        .iter()
+        .filter(|step| step.is_a_wait())
+        .map(Step::name)
+        .collect();
         assert_eq!(
             waits,
             ["Build the image of frontend", "Check the rollout probe"]

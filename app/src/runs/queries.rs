@@ -15,18 +15,20 @@ type RunRow = (
     String,
     String,
     String,
+    String,
 );
 const RUN_COLUMNS: &str =
-    "id, stack, operation, target, status, requested_by, started_at, finished_at, error";
+    "id, stack, operation, target, options, status, requested_by, started_at, finished_at, error";
 
 fn run_from_row(
-    (id, stack, operation, target, status, requested_by, started_at, finished_at, error): RunRow,
+    (id, stack, operation, target, options, status, requested_by, started_at, finished_at, error): RunRow,
 ) -> RunSummary {
     RunSummary {
         id,
         stack,
         operation: operation.parse().unwrap_or(Operation::Start),
         target,
+        options: super::RunOptions::from_stored(&options),
         // Only this module writes the column, always from a `RunStatus`.
         status: status.parse().unwrap_or(RunStatus::Failed),
         requested_by,

@@ -485,13 +485,40 @@ pub async fn run_once<Said>(
     service: &ServiceDefinition,
     compose_dir: &Path,
     command: &[String],
+    on_line: impl FnMut(String) -> Said,
+) -> Result<i64, StackError>
+where
+    Said: std::future::Future<Output = Result<(), String>>,
+{
+    let what = command.join(" ");
+    let adjust = |body: &mut ContainerCreateBody| body.cmd = Some(command.to_vec());
+    run_adjusted(
+        engine,
+        project,
+        service,
+        compose_dir,
+        &what,
+        adjust,
+        on_line,
+    )
+    .await
+}
+
+/// [`run_once`] with the container made as `adjust` says (another entrypoint, other mounts);
+/// `what` names the command in errors.
+pub async fn run_adjusted<Said>(
+    engine: &Engine,
+    project: &str,
+    service: &ServiceDefinition,
+    compose_dir: &Path,
+    what: &str,
+    adjust: impl FnOnce(&mut ContainerCreateBody),
     mut on_line: impl FnMut(String) -> Said,
 ) -> Result<i64, StackError>
 where
     Said: std::future::Future<Output = Result<(), String>>,
 {
     let mut body = container_body(project, service, compose_dir)?;
-    body.cmd = Some(command.to_vec());
     body.healthcheck = None;
     if let Some(labels) = body.labels.as_mut() {
         labels.insert("com.docker.compose.oneoff".into(), "True".into());
@@ -501,6 +528,17 @@ where
         host.restart_policy = None;
     }
     body.exposed_ports = None;
+    // As `docker compose run` does: a one-off does not answer to the service's name.
+    if let Some(endpoints) = body
+        .networking_config
+        .as_mut()
+        .and_then(|config| config.endpoints_config.as_mut())
+    {
+        for endpoint in endpoints.values_mut() {
+            endpoint.aliases = None;
+        }
+    }
+    adjust(&mut body);
     let name = format!(
         "{project}-{}-run-{}",
         service.name,
@@ -529,8 +567,7 @@ where
             .await
             .map_err(|_| {
                 StackError::Engine(format!(
-                    "{} did not finish within {} minutes",
-                    command.join(" "),
+                    "{what} did not finish within {} minutes",
                     ONE_OFF_WITHIN.as_secs() / 60
                 ))
             })??;

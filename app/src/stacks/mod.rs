@@ -12,7 +12,7 @@ use crate::errors::UserFacing;
 
 mod pages;
 
-pub use pages::{ticker, StackOverview, StackPage, StacksPage};
+pub use pages::{StackOverview, StackPage, StacksPage};
 
 #[cfg(feature = "ssr")]
 pub mod compose;

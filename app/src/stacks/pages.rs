@@ -11,7 +11,7 @@ use super::{
     StackSummary,
 };
 use crate::auth::{signed_in_user, Role};
-use crate::components::Table;
+use crate::components::{ticker, Table};
 use crate::runs::StartRun;
 
 /// How often a stack's page asks the engine again.
@@ -26,17 +26,6 @@ const RUN_BUTTONS: [(&str, &str, bool); 7] = [
     ("backup", "Back up", false),
     ("stop", "Stop", false),
 ];
-
-/// A signal that counts up every `period` while the component lives (in the browser only).
-pub fn ticker(period: Duration) -> ReadSignal<u64> {
-    let (tick, set_tick) = signal(0_u64);
-    Effect::new(move |_| {
-        if let Ok(handle) = set_interval_with_handle(move || set_tick.update(|t| *t += 1), period) {
-            on_cleanup(move || handle.clear());
-        }
-    });
-    tick
-}
 
 /// The stacks, listed or said to be none; `reload` asks again when it changes.
 #[component]
@@ -186,8 +175,32 @@ pub fn StackPage() -> impl IntoView {
                 }
             })}
         </Transition>
+        <StackBackupsSummary name=Signal::derive(name) />
         <StackLogs name=Signal::derive(name) />
         <Troubleshooting name=Signal::derive(name) />
+    }
+}
+
+/// The newest verified backup and its age (or why the stack has none), with the way to the
+/// stack's backups.
+#[component]
+fn StackBackupsSummary(name: Signal<String>) -> impl IntoView {
+    let overview = Resource::new(move || name.get(), crate::backups::backup_overview);
+    view! {
+        <section class="card">
+            <div class="card-head">
+                <h2>"Backups"</h2>
+                <a class="button secondary" href=move || format!("/backups?stack={}", name.get())>"All backups"</a>
+            </div>
+            <Transition fallback=|| view! { <p class="muted">"Loading backups…"</p> }>
+                {move || Suspend::new(async move {
+                    match overview.await {
+                        Ok(overview) => view! { <crate::backups::BackupSummary overview /> }.into_any(),
+                        Err(error) => view! { <p class="error">{error.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
     }
 }
 

@@ -134,7 +134,7 @@ pub async fn find(store: &Store, name: &str) -> Result<StackSummary, StackError>
 }
 
 /// Reads the stack's compose file as it is now.
-fn definition(stack: &StackSummary) -> Result<StackDefinition, StackError> {
+pub fn definition(stack: &StackSummary) -> Result<StackDefinition, StackError> {
     compose::load(
         Path::new(&stack.compose_file),
         stack.env_file.as_deref().map(Path::new),

@@ -6,18 +6,104 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use crate::backups::{Backup, BackupReason, DRILL_HOLDER_LABEL, DRILL_LABEL};
+use crate::backups::{Backup, BackupReason, RowCounts, DRILL_HOLDER_LABEL, DRILL_LABEL};
 use crate::runs::executor::{StepContext, StepLog};
 use crate::stacks::compose::ServiceDefinition;
 use crate::stacks::engine::ExecOutput;
 use crate::stacks::lifecycle;
+use crate::stacks::ServiceRole;
 use crate::store::now_utc;
 
-/// The dump, as the database container's own user and password (from its environment:
-/// nothing of them passes through Slipway).
-const PG_DUMP: &str = "PGPASSWORD=\"$POSTGRES_PASSWORD\" exec pg_dump --format=custom \
-                       -h 127.0.0.1 -U \"${POSTGRES_USER:-postgres}\" \
-                       -d \"${POSTGRES_DB:-${POSTGRES_USER:-postgres}}\"";
+/// Connects psql, pg_dump and pg_restore as the container's own database user, with its
+/// password, to its database, all from the container's environment: nothing of them passes
+/// through Slipway.
+const AS_DATABASE_OWNER: &str = "export PGPASSWORD=\"$POSTGRES_PASSWORD\" PGHOST=127.0.0.1 \
+     PGUSER=\"${POSTGRES_USER:-postgres}\" \
+     PGDATABASE=\"${POSTGRES_DB:-${POSTGRES_USER:-postgres}}\"\n";
+
+/// Marks the line that carries every user table's exact row count, as JSON.
+const ROWS_MARK: &str = "slipway-rows ";
+/// Marks pg_dump's exit code when it fails (psql's `\!` does not pass it on).
+const DUMP_FAILED_MARK: &str = "slipway-dump-failed ";
+
+/// One line: `slipway-rows {"schema.table": rows, …}` for every user table.
+const ROW_COUNTS: &str = "SELECT 'slipway-rows ' || coalesce(json_object_agg(n.nspname || '.' || c.relname, \
+     (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', n.nspname, c.relname), \
+     false, true, '')))[1]::text::bigint), '{}') \
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%';";
+
+/// The dump and the row counts read in one snapshot: a read-only repeatable-read
+/// transaction exports its snapshot, counts every table (to stderr, marked) and keeps the
+/// snapshot open while `pg_dump --snapshot` writes the dump to stdout. The counts are
+/// therefore exactly what the dump holds, with the apps still serving.
+fn dump_script() -> String {
+    format!(
+        "{AS_DATABASE_OWNER}exec psql -X -q -At -v ON_ERROR_STOP=1 <<'SQL'\n\
+         BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n\
+         SELECT pg_export_snapshot() AS slipway_snapshot \\gset\n\
+         \\setenv SLIPWAY_SNAPSHOT :slipway_snapshot\n\
+         \\o /dev/stderr\n\
+         {ROW_COUNTS}\n\
+         \\o\n\
+         \\! pg_dump --format=custom --snapshot=\"$SLIPWAY_SNAPSHOT\" || echo \"{DUMP_FAILED_MARK}$?\" >&2\n\
+         COMMIT;\n\
+         SQL\n"
+    )
+}
+
+/// The row counts of the database as it is now (a drill's, after its restore).
+fn count_script() -> String {
+    format!(
+        "{AS_DATABASE_OWNER}exec psql -X -q -At -v ON_ERROR_STOP=1 <<'SQL'\n{ROW_COUNTS}\nSQL\n"
+    )
+}
+
+/// What the dump script said on stderr: the row counts, pg_dump's exit code if it failed,
+/// and everything else it said.
+#[derive(Debug, Default, PartialEq)]
+struct DumpReport {
+    row_counts: Option<RowCounts>,
+    dump_failed: Option<i64>,
+    said: Vec<String>,
+}
+
+fn read_report(stderr: &str) -> DumpReport {
+    let mut report = DumpReport::default();
+    for line in stderr.lines() {
+        if let Some(json) = line.strip_prefix(ROWS_MARK) {
+            report.row_counts = serde_json::from_str(json).ok();
+        } else if let Some(code) = line.strip_prefix(DUMP_FAILED_MARK) {
+            report.dump_failed = Some(code.trim().parse().unwrap_or(-1));
+        } else if !line.trim().is_empty() {
+            report.said.push(line.to_owned());
+        }
+    }
+    report
+}
+
+/// The first way the restored tables differ from those recorded at backup time.
+fn first_difference(recorded: &RowCounts, restored: &RowCounts) -> Option<String> {
+    for (table, rows) in recorded {
+        match restored.get(table) {
+            None => {
+                return Some(format!(
+                    "table {table} is missing from the restored database"
+                ))
+            }
+            Some(found) if found != rows => {
+                return Some(format!(
+                    "table {table} has {found} rows where {rows} were recorded"
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    restored
+        .keys()
+        .find(|table| !recorded.contains_key(*table))
+        .map(|table| format!("table {table} was not in the database when it was backed up"))
+}
 
 impl<'a> StepContext<'a> {
     pub(in crate::runs) async fn back_up(
@@ -53,7 +139,8 @@ impl<'a> StepContext<'a> {
             .join(format!("{stamp}-{}-{}.dump", service.name, &id[..8]));
         let partial = file.with_extension("dump.partial");
         let recorded = async {
-            let (size_bytes, sha256) = self.dump_into(&container, &partial, log).await?;
+            let (size_bytes, sha256, row_counts) =
+                self.dump_into(&container, &partial, log).await?;
             let backup = Backup {
                 id,
                 stack: self.stack.name.clone(),
@@ -65,9 +152,11 @@ impl<'a> StepContext<'a> {
                 finished_at: now_utc(),
                 requested_by: log.handle.run.requested_by.clone(),
                 reason: reason.as_str().into(),
+                note: log.handle.run.options.why.clone(),
                 run_id: log.handle.run.id.clone(),
                 migration_head: self.recorded_head(&container, log).await?,
                 images: self.running_images().await?,
+                row_counts: serde_json::to_string(&row_counts).unwrap_or_default(),
                 verification: "unverified".into(),
                 verified_at: String::new(),
                 restore_ms: 0,
@@ -83,6 +172,7 @@ impl<'a> StepContext<'a> {
             )
             .await
             .map_err(|error| error.to_string())?;
+            *self.taken.lock().unwrap_or_else(|e| e.into_inner()) = Some(backup.id.clone());
             Ok::<Backup, String>(backup)
         };
         let backup = match recorded.await {
@@ -102,6 +192,11 @@ impl<'a> StepContext<'a> {
             short(&backup.sha256)
         ))
         .await?;
+        log.say(format!(
+            "{} (counted in the dump's own snapshot)",
+            backup.rows_in_words()
+        ))
+        .await?;
         if !backup.migration_head.is_empty() {
             log.say(format!("migration head: {}", backup.migration_head))
                 .await?;
@@ -109,13 +204,14 @@ impl<'a> StepContext<'a> {
         Ok(())
     }
 
-    /// Streams the dump into `partial`, hashing it on the way; returns its size and SHA-256.
+    /// Streams the dump into `partial`, hashing it on the way; returns its size, SHA-256
+    /// and the row counts read in the dump's snapshot.
     async fn dump_into(
         &self,
         container: &str,
         partial: &std::path::Path,
         log: &StepLog<'_>,
-    ) -> Result<(i64, String), String> {
+    ) -> Result<(i64, String, RowCounts), String> {
         let cannot_write = |error: std::io::Error| {
             format!("cannot write the backup {}: {error}", partial.display())
         };
@@ -127,7 +223,7 @@ impl<'a> StepContext<'a> {
         let mut file = tokio::fs::File::create(partial)
             .await
             .map_err(cannot_write)?;
-        let command = vec!["sh".to_owned(), "-c".to_owned(), PG_DUMP.to_owned()];
+        let command = vec!["sh".to_owned(), "-c".to_owned(), dump_script()];
         let (exec, output) = self
             .engine
             .exec_streaming(container, command)
@@ -151,17 +247,30 @@ impl<'a> StepContext<'a> {
             .exec_exit_code(&exec)
             .await
             .map_err(|error| error.to_string())?;
-        // What pg_dump said goes through the run's masking like every line.
-        for line in String::from_utf8_lossy(&complaints).lines() {
+        let report = read_report(&String::from_utf8_lossy(&complaints));
+        // What pg_dump and psql said goes through the run's masking like every line.
+        for line in &report.said {
             log.say(format!("pg_dump: {line}")).await?;
         }
-        if code != 0 {
-            return Err(format!("pg_dump exited with code {code}"));
+        match (code, report.dump_failed) {
+            (127, _) => {
+                return Err(
+                    "psql is not in the database's image (psql and pg_dump must be on its PATH)"
+                        .into(),
+                )
+            }
+            (_, Some(127)) => return Err("pg_dump is not in the database's image".into()),
+            (_, Some(failed)) => return Err(format!("pg_dump exited with code {failed}")),
+            (0, None) => {}
+            (code, None) => return Err(format!("psql exited with code {code} around the dump")),
         }
         if size == 0 {
             return Err("pg_dump wrote nothing".into());
         }
-        Ok((size, hex::encode(hasher.finalize())))
+        let row_counts = report
+            .row_counts
+            .ok_or("the row counts were not reported alongside the dump")?;
+        Ok((size, hex::encode(hasher.finalize()), row_counts))
     }
 
     /// The newest record of the stack's migrations table in the database `container` (the
@@ -206,9 +315,15 @@ impl<'a> StepContext<'a> {
 const DRILL_READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl<'a> StepContext<'a> {
-    /// The run's backup, as the inventory has it.
+    /// The run's backup, as the inventory has it: its target, or the one it took itself.
     async fn target_backup(&self, log: &StepLog<'_>) -> Result<Backup, String> {
-        let id = log.handle.run.target.as_str();
+        let taken = self.taken.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let id = match (log.handle.run.target.as_str(), taken.as_deref()) {
+            ("", Some(taken)) => taken.to_owned(),
+            ("", None) => return Err("this run took no backup to check".into()),
+            (target, _) => target.to_owned(),
+        };
+        let id = id.as_str();
         crate::backups::service::find(&log.handle.store, &self.stack.name, id)
             .await
             .map_err(|error| error.to_string())?
@@ -256,8 +371,8 @@ impl<'a> StepContext<'a> {
     }
 
     /// Restores the backup into a throwaway container of the database's own image (no
-    /// network, no port, removed afterwards whatever happens) and compares its migration
-    /// head with the one recorded at backup time.
+    /// network, no port, removed afterwards whatever happens) and compares every table's
+    /// row count and the migration head with those recorded at backup time.
     pub(in crate::runs) async fn restore_drill(
         &self,
         service: &ServiceDefinition,
@@ -329,18 +444,32 @@ impl<'a> StepContext<'a> {
         }
         log.say("throwaway database ready").await?;
         let started = std::time::Instant::now();
-        let (code, said) = self
-            .exec_status(
-                container,
-                "PGPASSWORD=\"$POSTGRES_PASSWORD\" pg_restore --exit-on-error --no-owner \
-                 --no-privileges -h 127.0.0.1 -U \"$POSTGRES_USER\" -d \"$POSTGRES_DB\" \
-                 /drill/backup.dump",
-            )
-            .await?;
+        let restore = format!(
+            "{AS_DATABASE_OWNER}exec pg_restore --exit-on-error --no-owner --no-privileges \
+             -d \"$PGDATABASE\" /drill/backup.dump"
+        );
+        let (code, said) = self.exec_status(container, &restore).await?;
         let restore_ms = started.elapsed().as_millis() as i64;
         if code != 0 {
             let first = said.lines().next().unwrap_or_default().to_owned();
             return Err(format!("pg_restore exited with code {code}: {first}"));
+        }
+        match backup.row_counts() {
+            Some(recorded) => {
+                let restored = self.row_counts(container).await?;
+                if let Some(difference) = first_difference(&recorded, &restored) {
+                    return Err(difference);
+                }
+                log.say(format!(
+                    "every table holds the rows recorded: {}",
+                    backup.rows_in_words()
+                ))
+                .await?;
+            }
+            None => {
+                log.say("no row counts were recorded with this backup")
+                    .await?
+            }
         }
         // The head is compared when one was recorded (the table existed at backup time).
         if !backup.migration_head.is_empty() {
@@ -357,6 +486,23 @@ impl<'a> StepContext<'a> {
         Ok(restore_ms)
     }
 
+    /// Every user table's row count in the database of `container`, as it is now.
+    async fn row_counts(&self, container: &str) -> Result<RowCounts, String> {
+        let (code, said) = self.exec_status(container, &count_script()).await?;
+        let report = read_report(&said);
+        match report.row_counts {
+            Some(counts) if code == 0 => Ok(counts),
+            _ => Err(format!(
+                "the restored tables cannot be counted: {}",
+                report
+                    .said
+                    .first()
+                    .map(String::as_str)
+                    .unwrap_or("psql said nothing")
+            )),
+        }
+    }
+
     /// Runs a shell line in a container; its exit code and what it wrote.
     async fn exec_status(&self, container: &str, line: &str) -> Result<(i64, String), String> {
         let command = vec!["sh".to_owned(), "-c".to_owned(), line.to_owned()];
@@ -364,6 +510,243 @@ impl<'a> StepContext<'a> {
             .exec_status(container, command)
             .await
             .map_err(|error| error.to_string())
+    }
+}
+
+/// The restore into the live database, from a one-off container of the database's image on
+/// the stack's network (the dump mounted read-only). `--clean --if-exists` drops and
+/// recreates every object the dump holds and `--single-transaction` makes that one
+/// transaction: a restore that fails leaves the live database exactly as it was. Tables made
+/// after the backup are not in the dump and stay as they are (the run names them).
+fn restore_script(host: &str) -> String {
+    format!(
+        "{AS_DATABASE_OWNER}export PGHOST='{host}'\n\
+         exec pg_restore --clean --if-exists --single-transaction --no-owner --no-privileges \
+         -d \"$PGDATABASE\" /restore/backup.dump\n"
+    )
+}
+
+impl<'a> StepContext<'a> {
+    /// A restore takes only a backup a drill has verified, unless an admin forced it; a
+    /// corrupt one was refused by the checksum step before this.
+    pub(in crate::runs) async fn check_restorable(&self, log: &StepLog<'_>) -> Result<(), String> {
+        let backup = self.target_backup(log).await?;
+        let run = &log.handle.run;
+        match backup.verification.as_str() {
+            "verified" => {
+                log.say(format!(
+                    "verified by a restore drill at {} (restored in {:.1} s)",
+                    backup.verified_at,
+                    backup.restore_ms as f64 / 1000.0
+                ))
+                .await
+            }
+            state if run.options.force => {
+                log.say(format!(
+                    "the backup is {state}; restored anyway: forced by {}",
+                    run.requested_by
+                ))
+                .await
+            }
+            "failed" => Err(format!(
+                "backup {} failed its restore drill ({}); restore it only with force",
+                backup.id, backup.verify_note
+            )),
+            _ => Err(format!(
+                "backup {} has not been proved by a restore drill; verify it first, or restore it with force",
+                backup.id
+            )),
+        }
+    }
+
+    /// Restores the backup into the live database and checks every table it held.
+    pub(in crate::runs) async fn restore_live(
+        &self,
+        service: &ServiceDefinition,
+        log: &StepLog<'_>,
+    ) -> Result<(), String> {
+        let backup = self.target_backup(log).await?;
+        let project = self.stack.project.as_str();
+        let live = lifecycle::running_container(self.engine, project, &service.name)
+            .await
+            .map_err(|error| format!("{error}; a restore needs the database running"))?;
+        let script = restore_script(&service.name);
+        let file = backup.file.clone();
+        let holder = crate::runs::lock::this_holder();
+        let adjust = |body: &mut bollard::models::ContainerCreateBody| {
+            body.entrypoint = Some(vec!["sh".into(), "-c".into(), script]);
+            body.cmd = None;
+            body.volumes = None;
+            if let Some(host) = body.host_config.as_mut() {
+                host.binds = Some(vec![format!("{file}:/restore/backup.dump:ro")]);
+                host.mounts = None;
+            }
+            // Found and removed at the next start if this process dies during the restore.
+            if let Some(labels) = body.labels.as_mut() {
+                labels.insert(DRILL_LABEL.into(), backup.id.clone());
+                labels.insert(DRILL_HOLDER_LABEL.into(), holder);
+            }
+        };
+        let started = std::time::Instant::now();
+        let restored = lifecycle::run_adjusted(
+            self.engine,
+            project,
+            service,
+            &self.compose_dir,
+            "pg_restore",
+            adjust,
+            |line| log.say(format!("pg_restore: {line}")),
+        )
+        .await;
+        let failure = match restored {
+            Ok(0) => None,
+            Ok(code) => Some(format!(
+                "pg_restore exited with code {code}: the live database was left as it was"
+            )),
+            Err(error) => Some(format!("{error}: the live database was left as it was")),
+        };
+        if let Some(failure) = failure {
+            // Nothing changed the data: the app goes back to serving it.
+            self.start_apps_again(log).await;
+            return Err(failure);
+        }
+        log.say(format!(
+            "restored {} in {:.1} s",
+            backup.file,
+            started.elapsed().as_secs_f64()
+        ))
+        .await?;
+        let Some(recorded) = backup.row_counts() else {
+            return log
+                .say("no row counts were recorded with this backup")
+                .await;
+        };
+        let restored = self.row_counts(&live).await?;
+        let made_later: Vec<&str> = restored
+            .keys()
+            .filter(|table| !recorded.contains_key(*table))
+            .map(String::as_str)
+            .collect();
+        let in_backup: RowCounts = restored
+            .iter()
+            .filter(|(table, _)| recorded.contains_key(*table))
+            .map(|(table, rows)| (table.clone(), *rows))
+            .collect();
+        if let Some(difference) = first_difference(&recorded, &in_backup) {
+            return Err(format!("after the restore, {difference}"));
+        }
+        log.say(format!(
+            "every table holds the rows recorded: {}",
+            backup.rows_in_words()
+        ))
+        .await?;
+        if !made_later.is_empty() {
+            log.say(format!(
+                "tables made after the backup were left as they are: {}",
+                made_later.join(", ")
+            ))
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// After a restore that changed nothing: the services it stopped, started again.
+    async fn start_apps_again(&self, log: &StepLog<'_>) {
+        let Ok(order) = lifecycle::dependency_order(self.definition) else {
+            return;
+        };
+        let project = self.stack.project.as_str();
+        for service in order.iter().filter(|s| s.role != ServiceRole::Data) {
+            let line =
+                match lifecycle::start_service(self.engine, project, service, &self.compose_dir)
+                    .await
+                {
+                    Ok(_) => format!("started again: {}", service.name),
+                    Err(error) => format!("{} could not be started again: {error}", service.name),
+                };
+            let _ = log.say(line).await;
+        }
+    }
+
+    /// Starts a service on the image it ran when the backup was taken (its current one when
+    /// the backup recorded none for it).
+    pub(in crate::runs) async fn start_as_backed_up(
+        &self,
+        service: &ServiceDefinition,
+        log: &StepLog<'_>,
+    ) -> Result<(), String> {
+        let backup = self.target_backup(log).await?;
+        let images: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(&backup.images).unwrap_or_default();
+        let mut pinned = service.clone();
+        let on = match images.get(&service.name) {
+            Some(image) => {
+                pinned.image = Some(image.clone());
+                pinned.build = None;
+                image.clone()
+            }
+            None => format!(
+                "{} (none was recorded)",
+                service.image_name(&self.stack.project)
+            ),
+        };
+        let started =
+            lifecycle::start_service(self.engine, &self.stack.project, &pinned, &self.compose_dir)
+                .await
+                .map_err(|error| error.to_string())?;
+        log.say(format!(
+            "{}: {} on {on}",
+            service.name,
+            format!("{started:?}").to_lowercase()
+        ))
+        .await
+    }
+
+    /// Deletes the backups outside the stack's retention rule; says why each survivor stays.
+    pub(in crate::runs) async fn prune(&self, log: &StepLog<'_>) -> Result<(), String> {
+        use crate::backups::{retention, service};
+        let store = &log.handle.store;
+        let stack = self.stack.name.as_str();
+        let text = |error: crate::store::StoreError| error.to_string();
+        let policy = service::policy(store, stack).await.map_err(text)?;
+        let backups = service::list(store, stack, i64::MAX).await.map_err(text)?;
+        let protected = service::protected(store, stack).await.map_err(text)?;
+        log.say(format!("rule: {}", policy.in_words())).await?;
+        let verdicts = retention::judge(&backups, &policy, &protected, chrono::Utc::now());
+        let (mut kept, mut deleted) = (0, 0);
+        for (backup, (_, verdict)) in backups.iter().zip(verdicts) {
+            let line = match verdict {
+                retention::Verdict::Keep(why) => {
+                    kept += 1;
+                    format!("kept {} ({}): {why}", backup.id, backup.finished_at)
+                }
+                retention::Verdict::Delete => match tokio::fs::remove_file(&backup.file).await {
+                    Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                        kept += 1;
+                        format!(
+                            "kept {} ({}): its file cannot be deleted: {error}",
+                            backup.id, backup.finished_at
+                        )
+                    }
+                    _ => {
+                        let system = crate::audit::service::Actor::system();
+                        service::forget(store, &system, backup)
+                            .await
+                            .map_err(text)?;
+                        deleted += 1;
+                        format!(
+                            "deleted {} ({}, {}, {}): outside the rule",
+                            backup.id,
+                            backup.finished_at,
+                            backup.reason,
+                            crate::backups::size_in_words(backup.size_bytes)
+                        )
+                    }
+                },
+            };
+            log.say(line).await?;
+        }
+        log.say(format!("{kept} kept, {deleted} deleted")).await
     }
 }
 
@@ -411,5 +794,63 @@ async fn file_sha256(path: &std::path::Path) -> std::io::Result<String> {
             return Ok(hex::encode(hasher.finalize()));
         }
         hasher.update(&buffer[..read]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(pairs: &[(&str, i64)]) -> RowCounts {
+        pairs.iter().map(|(t, n)| (t.to_string(), *n)).collect()
+    }
+
+    #[test]
+    fn the_report_separates_counts_a_failed_dump_and_what_else_was_said() {
+        let report = read_report(
+            "slipway-rows {\"public.users\" : 3, \"s.We ird\" : 0}\n\
+             pg_dump: warning: something\n\nslipway-dump-failed 1\n",
+        );
+        assert_eq!(
+            report,
+            DumpReport {
+                row_counts: Some(counts(&[("public.users", 3), ("s.We ird", 0)])),
+                dump_failed: Some(1),
+                said: vec!["pg_dump: warning: something".into()],
+            }
+        );
+        assert_eq!(
+            read_report("psql: error: connection refused").row_counts,
+            None
+        );
+    }
+
+    #[test]
+    fn the_first_difference_names_the_table_and_both_counts() {
+        let recorded = counts(&[("public.a", 2), ("public.b", 5)]);
+        assert_eq!(first_difference(&recorded, &recorded.clone()), None);
+        assert_eq!(
+            first_difference(&recorded, &counts(&[("public.a", 2), ("public.b", 4)])).as_deref(),
+            Some("table public.b has 4 rows where 5 were recorded")
+        );
+        assert_eq!(
+            first_difference(&recorded, &counts(&[("public.b", 5)])).as_deref(),
+            Some("table public.a is missing from the restored database")
+        );
+        assert_eq!(
+            first_difference(&counts(&[("public.a", 2)]), &recorded).as_deref(),
+            Some("table public.b was not in the database when it was backed up")
+        );
+    }
+
+    #[test]
+    fn the_dump_script_keeps_one_snapshot_for_counts_and_dump() {
+        let script = dump_script();
+        let export = script.find("pg_export_snapshot()").unwrap();
+        let count = script.find("slipway-rows").unwrap();
+        let dump = script.find("pg_dump --format=custom --snapshot=").unwrap();
+        let commit = script.find("COMMIT").unwrap();
+        assert!(export < count && count < dump && dump < commit);
+        assert!(script.contains("REPEATABLE READ"));
     }
 }
