@@ -488,6 +488,28 @@ async fn only_an_admin_restores_from_the_console_and_the_policy_is_theirs_to_set
         .unwrap();
     opened.close().await;
     assert_eq!(runs.0, 0, "no run was started");
+    // What only the console's schedule sets cannot be posted.
+    let posted = call(
+        &operator,
+        &console,
+        "start_run",
+        &[
+            ("stack", "portal"),
+            ("operation", "backup"),
+            ("scheduled", "true"),
+        ],
+    )
+    .await;
+    let opened = portal.store.open().await;
+    let options: Vec<(String,)> = sqlx::query_as("SELECT options FROM runs")
+        .fetch_all(opened.pool())
+        .await
+        .unwrap();
+    opened.close().await;
+    assert!(
+        posted.status() != 200 || options.iter().all(|(o,)| !o.contains("scheduled\":true")),
+        "{options:?}"
+    );
     let policy = [
         ("stack", "portal"),
         ("every", "6h"),

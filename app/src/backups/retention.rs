@@ -31,7 +31,21 @@ pub fn judge(
         .iter()
         .find(|(backup, _)| backup.verification == "verified")
         .map(|(backup, _)| backup.id.clone());
-    let (mut days_seen, mut weeks_seen) = (Vec::new(), Vec::new());
+    // The keeper of each day and week: its newest verified backup, else its newest.
+    let mut days = std::collections::HashMap::new();
+    let mut weeks = std::collections::HashMap::new();
+    for (backup, at) in &newest_first {
+        let Some(at) = at else { continue };
+        for keeper in [
+            days.entry(at.date_naive()),
+            weeks.entry(at.date_naive().week(chrono::Weekday::Mon).first_day()),
+        ] {
+            let current = keeper.or_insert(*backup);
+            if current.verification != "verified" && backup.verification == "verified" {
+                *current = *backup;
+            }
+        }
+    }
     let mut verdicts = std::collections::HashMap::new();
     for (position, (backup, at)) in newest_first.iter().enumerate() {
         let mut reasons = Vec::new();
@@ -50,18 +64,21 @@ pub fn judge(
             Some(at) => {
                 let age_days = (now.date_naive() - at.date_naive()).num_days();
                 let day = at.date_naive();
-                if age_days < policy.keep_daily && !days_seen.contains(&day) {
-                    days_seen.push(day);
+                let week = day.week(chrono::Weekday::Mon).first_day();
+                let keeps = |keepers: &std::collections::HashMap<_, &Backup>, key| {
+                    keepers
+                        .get(&key)
+                        .is_some_and(|keeper| keeper.id == backup.id)
+                };
+                if age_days < policy.keep_daily && keeps(&days, day) {
                     reasons.push(format!("the newest of {day}"));
                 }
-                let week = at.iso_week();
-                let age_weeks = age_days / 7;
-                if age_weeks < policy.keep_weekly && !weeks_seen.contains(&week) {
-                    weeks_seen.push(week);
+                if age_days / 7 < policy.keep_weekly && keeps(&weeks, week) {
+                    let iso = at.iso_week();
                     reasons.push(format!(
                         "the newest of week {} of {}",
-                        week.week(),
-                        week.year()
+                        iso.week(),
+                        iso.year()
                     ));
                 }
             }
@@ -186,6 +203,25 @@ mod tests {
         );
         assert_eq!(
             verdicts[100].1,
+            Verdict::Keep("the newest verified backup".into())
+        );
+    }
+
+    #[test]
+    fn a_day_and_a_week_keep_their_newest_verified_backup_over_a_newer_failed_one() {
+        let backups = [
+            backup("failed-late", "2026-11-28T22:00:00.000Z", "failed"),
+            backup("verified-early", "2026-11-28T02:00:00.000Z", "verified"),
+            backup(
+                "unverified-earlier",
+                "2026-11-28T01:00:00.000Z",
+                "unverified",
+            ),
+        ];
+        let verdicts = judge(&backups, &policy(0, 3, 1), &HashMap::new(), now());
+        assert_eq!(kept(&verdicts), ["verified-early"]);
+        assert_eq!(
+            verdicts[1].1,
             Verdict::Keep("the newest verified backup".into())
         );
     }

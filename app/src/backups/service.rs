@@ -258,10 +258,12 @@ pub async fn schedules(store: &Store) -> Result<Vec<(String, i64, String)>, Stor
     let rows: Vec<(String, i64, String)> = sqlx::query_as(
         "SELECT p.stack, p.every_seconds, \
          COALESCE((SELECT MAX(r.started_at) FROM runs r WHERE r.stack = p.stack \
-                   AND r.operation = 'backup' AND r.requested_by = $1), '') \
+                   AND r.operation = 'backup' AND r.options LIKE $1), '') \
          FROM backup_policies p WHERE p.every_seconds > 0 ORDER BY p.stack",
     )
-    .bind(SCHEDULER)
+    // Only the console's schedule sets the option (never a request), so no user named
+    // like the scheduler can push its backups back.
+    .bind("%\"scheduled\":true%")
     .fetch_all(store.pool())
     .await?;
     Ok(rows)
@@ -270,8 +272,8 @@ pub async fn schedules(store: &Store) -> Result<Vec<(String, i64, String)>, Stor
 /// Who starts scheduled backups, as runs and the audit trail name it.
 pub const SCHEDULER: &str = "slipway-schedule";
 
-/// The backups something else needs, with why: the first backup of the stack's newest
-/// successful deploy, update or migrate (the data a rollback of that change restores).
+/// The backups something else needs, with why: those the stack's newest successful deploy,
+/// update or migrate took first (the data a rollback of that change restores).
 pub async fn protected(
     store: &Store,
     stack: &str,
@@ -280,7 +282,7 @@ pub async fn protected(
         "SELECT b.id, r.operation FROM backups b JOIN runs r ON r.id = b.run_id \
          WHERE b.stack = $1 AND r.id = (SELECT id FROM runs WHERE stack = $1 AND status = 'succeeded' \
            AND operation IN ('deploy', 'update', 'migrate') ORDER BY started_at DESC LIMIT 1) \
-         ORDER BY b.started_at LIMIT 1",
+         ORDER BY b.started_at",
     )
     .bind(stack)
     .fetch_all(store.pool())

@@ -88,17 +88,18 @@ async fn run_steps(
     let cancel_from = |position: i64| end_from(position, RunEnd::Cancelled);
     for (position, step) in steps.iter().enumerate() {
         let position = position as i64;
-        // An update is all or nothing: however it ends early, what it replaced goes back.
+        // An update is all or nothing: however it ends early, what it replaced goes back;
+        // a restore that ends early starts the app services it stopped again.
         let between = StepLog {
             handle,
             step: position,
         };
         if handle.console_stopping() {
-            context.restore_replaced(&between).await;
+            context.put_back(&between).await;
             return end_from(position, RunEnd::Interrupted).await;
         }
         if handle.cancel_requested().await.map_err(|e| e.to_string())? {
-            context.restore_replaced(&between).await;
+            context.put_back(&between).await;
             return cancel_from(position).await;
         }
         handle
@@ -117,7 +118,7 @@ async fn run_steps(
                 result = context.run(step, &log) => result,
                 () = handle.cancelled() => {
                     let _ = log.say("cancelled while waiting").await;
-                    context.restore_replaced(&log).await;
+                    context.put_back(&log).await;
                     return cancel_from(position).await;
                 }
             }
@@ -126,7 +127,7 @@ async fn run_steps(
         };
         if let Err(error) = &result {
             // The restore comes first: a line that cannot be stored must not stop it.
-            context.restore_replaced(&log).await;
+            context.put_back(&log).await;
             let _ = log.say(error).await;
         }
         let status = if result.is_ok() {
@@ -279,9 +280,9 @@ impl<'a> StepContext<'a> {
             }
             Step::BackUp(service, reason) => self.back_up(service, *reason, log).await,
             Step::CheckBackup => self.check_backup(log).await,
-            Step::RestoreDrill(service) => self.restore_drill(service, log).await,
+            Step::RestoreDrill => self.restore_drill(log).await,
             Step::CheckRestorable => self.check_restorable(log).await,
-            Step::RestoreLive(service) => self.restore_live(service, log).await,
+            Step::RestoreLive => self.restore_live(log).await,
             Step::StartAsBackedUp(service) => self.start_as_backed_up(service, log).await,
             Step::Prune => self.prune(log).await,
             Step::RemoveReplaced => {
@@ -298,6 +299,15 @@ impl<'a> StepContext<'a> {
                 Ok(())
             }
             Step::RecordImages => self.record_images(log).await,
+        }
+    }
+
+    /// What a run that ends early puts back: an update's replaced containers, and the app
+    /// services a restore stopped (started again; those still running are left as they are).
+    async fn put_back(&self, log: &StepLog<'_>) {
+        self.restore_replaced(log).await;
+        if log.handle.run.operation == Operation::Restore {
+            self.start_apps_again(log).await;
         }
     }
 

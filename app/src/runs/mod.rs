@@ -249,6 +249,29 @@ pub struct RunSummary {
     pub error: String,
 }
 
+impl RunSummary {
+    /// What was asked beyond the operation: ` · backup 1f…, forced, on the recorded images`.
+    pub fn asked_in_words(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.target.is_empty() {
+            parts.push(format!("backup {}", self.target));
+        }
+        if self.options.scheduled {
+            parts.push("scheduled".to_owned());
+        }
+        if self.options.force {
+            parts.push("forced".to_owned());
+        }
+        if self.options.recorded_images {
+            parts.push("on the images recorded with the backup".to_owned());
+        }
+        if !self.options.why.is_empty() {
+            parts.push(format!("“{}”", self.options.why));
+        }
+        parts.iter().map(|part| format!(" · {part}")).collect()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunStep {
     pub position: i64,
@@ -583,7 +606,12 @@ fn RunView(detail: RunDetail) -> impl IntoView {
     let (title, started) = live.run.with_untracked(|run| {
         (
             format!("{} {}", run.operation, run.stack),
-            format!(" · started by {} at {}", run.requested_by, run.started_at),
+            format!(
+                "{} · started by {} at {}",
+                run.asked_in_words(),
+                run.requested_by,
+                run.started_at
+            ),
         )
     });
     let error = move || live.run.with(|run| run.error.clone());

@@ -23,10 +23,11 @@ pub(super) enum Step<'a> {
     Replace(&'a ServiceDefinition),
     BackUp(&'a ServiceDefinition, BackupReason),
     CheckBackup,
-    RestoreDrill(&'a ServiceDefinition),
+    /// The backup's own database (the service it was taken from) restored into a throwaway.
+    RestoreDrill,
     /// A restore refuses a backup no drill has verified, unless forced.
     CheckRestorable,
-    RestoreLive(&'a ServiceDefinition),
+    RestoreLive,
     /// Start on the image the service ran when the backup was taken.
     StartAsBackedUp(&'a ServiceDefinition),
     Prune,
@@ -68,11 +69,9 @@ impl Step<'_> {
             Step::CheckProbe => "Check the rollout probe".into(),
             Step::BackUp(service, _) => format!("Back up {}", service.name),
             Step::CheckBackup => "Check the backup's checksum".into(),
-            Step::RestoreDrill(service) => {
-                format!("Restore the backup into a throwaway {}", service.name)
-            }
+            Step::RestoreDrill => "Restore the backup into a throwaway database".into(),
             Step::CheckRestorable => "Check that the backup may be restored".into(),
-            Step::RestoreLive(service) => format!("Restore the backup into {}", service.name),
+            Step::RestoreLive => "Restore the backup into the live database".into(),
             Step::StartAsBackedUp(service) => {
                 format!(
                     "Start {} on the image recorded with the backup",
@@ -138,16 +137,19 @@ pub(super) fn plan<'a>(
         }
         // A scheduled backup is proved at once and the rule applied after it.
         Operation::Backup if options.scheduled => {
-            let mut steps = backups(BackupReason::Scheduled);
-            steps.extend([
-                Step::CheckBackup,
-                Step::RestoreDrill(databases[0]),
-                Step::Prune,
-            ]);
+            let mut steps = Vec::new();
+            for database in &databases {
+                steps.extend([
+                    Step::BackUp(database, BackupReason::Scheduled),
+                    Step::CheckBackup,
+                    Step::RestoreDrill,
+                ]);
+            }
+            steps.push(Step::Prune);
             steps
         }
         Operation::Backup => backups(BackupReason::Manual),
-        Operation::Verify => vec![Step::CheckBackup, Step::RestoreDrill(databases[0])],
+        Operation::Verify => vec![Step::CheckBackup, Step::RestoreDrill],
         Operation::Prune => vec![Step::Prune],
         Operation::Restore => {
             let mut steps = vec![Step::CheckBackup, Step::CheckRestorable];
@@ -156,7 +158,7 @@ pub(super) fn plan<'a>(
             if !data.is_empty() {
                 steps.push(Step::WaitReady(data.clone()));
             }
-            steps.push(Step::RestoreLive(databases[0]));
+            steps.push(Step::RestoreLive);
             steps.extend(others.iter().map(|s| {
                 if options.recorded_images {
                     Step::StartAsBackedUp(s)
@@ -285,7 +287,7 @@ mod tests {
                 "Stop frontend",
                 "Start database",
                 "Wait until database are healthy",
-                "Restore the backup into database",
+                "Restore the backup into the live database",
             ]
             .map(String::from)
             .to_vec();

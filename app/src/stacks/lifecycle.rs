@@ -492,12 +492,13 @@ where
 {
     let what = command.join(" ");
     let adjust = |body: &mut ContainerCreateBody| body.cmd = Some(command.to_vec());
+    let limit = (what.as_str(), ONE_OFF_WITHIN);
     run_adjusted(
         engine,
         project,
         service,
         compose_dir,
-        &what,
+        limit,
         adjust,
         on_line,
     )
@@ -505,13 +506,13 @@ where
 }
 
 /// [`run_once`] with the container made as `adjust` says (another entrypoint, other mounts);
-/// `what` names the command in errors.
+/// `limit` names the command in errors and says how long it may run.
 pub async fn run_adjusted<Said>(
     engine: &Engine,
     project: &str,
     service: &ServiceDefinition,
     compose_dir: &Path,
-    what: &str,
+    (what, within): (&str, Duration),
     adjust: impl FnOnce(&mut ContainerCreateBody),
     mut on_line: impl FnMut(String) -> Said,
 ) -> Result<i64, StackError>
@@ -563,12 +564,12 @@ where
             }
             Ok::<(), StackError>(())
         };
-        tokio::time::timeout(ONE_OFF_WITHIN, following)
+        tokio::time::timeout(within, following)
             .await
             .map_err(|_| {
                 StackError::Engine(format!(
                     "{what} did not finish within {} minutes",
-                    ONE_OFF_WITHIN.as_secs() / 60
+                    within.as_secs() / 60
                 ))
             })??;
         engine

@@ -12,19 +12,19 @@ use super::{
 };
 use crate::auth::{signed_in_user, Role};
 use crate::components::{ticker, Table};
-use crate::runs::StartRun;
+use crate::runs::{Operation, RunForm};
 
 /// How often a stack's page asks the engine again.
 const REFRESH: Duration = Duration::from_secs(5);
-/// The runs an operator can start from a stack's page: operation, label, primary button.
-const RUN_BUTTONS: [(&str, &str, bool); 7] = [
-    ("deploy", "Deploy", true),
-    ("update", "Update", false),
-    ("migrate", "Migrate", false),
-    ("start", "Start", false),
-    ("cleanup", "Clean up", false),
-    ("backup", "Back up", false),
-    ("stop", "Stop", false),
+/// The runs an operator can start from a stack's page: operation, label, secondary button.
+const RUN_BUTTONS: [(Operation, &str, bool); 7] = [
+    (Operation::Deploy, "Deploy", false),
+    (Operation::Update, "Update", true),
+    (Operation::Migrate, "Migrate", true),
+    (Operation::Start, "Start", true),
+    (Operation::Cleanup, "Clean up", true),
+    (Operation::Backup, "Back up", true),
+    (Operation::Stop, "Stop", true),
 ];
 
 /// The stacks, listed or said to be none; `reload` asks again when it changes.
@@ -119,54 +119,38 @@ pub fn StackPage() -> impl IntoView {
     let name = move || params.with(|p| p.get("name").unwrap_or_default());
     // Live state: ask again every few seconds while the page is open.
     let tick = ticker(REFRESH);
-    let run = ServerAction::<StartRun>::new();
     let status = Resource::new(
         move || (name(), tick.get()),
         |(name, tick)| super::get_stack_status(name, tick > 0),
     );
     let is_operator = signed_in_user().is_some_and(|user| user.role.allows(Role::Operator));
-    let busy = move || run.pending().get();
-    // A started run is followed on its own page.
-    Effect::new(move |_| {
-        if let Some(Ok(id)) = run.value().get() {
-            let navigate = leptos_router::hooks::use_navigate();
-            navigate(&format!("/runs/{id}"), Default::default());
-        }
-    });
-    let failure = move || run.value().get().and_then(Result::err);
     view! {
         <Title text=name />
         <div class="card-head">
             <h1>{name}</h1>
             <Show when=move || is_operator>
                 <div class="actions">
-                    {RUN_BUTTONS
-                        .iter()
-                        .map(|&(operation, label, primary)| {
-                            let class = if primary { "button" } else { "button secondary" };
-                            view! {
-                                <ActionForm action=run attr:class="inline">
-                                    <input type="hidden" name="stack" value=name />
-                                    <input type="hidden" name="operation" value=operation />
-                                    <button
-                                        class=class
-                                        type="submit"
-                                        data-testid=format!("{operation}-stack")
-                                        disabled=busy
-                                    >
-                                        {label}
-                                    </button>
-                                </ActionForm>
-                            }
-                        })
-                        .collect_view()}
+                    {move || {
+                        RUN_BUTTONS
+                            .iter()
+                            .map(|&(operation, label, secondary)| {
+                                // A started run is followed on its own page.
+                                view! {
+                                    <RunForm
+                                        stack=name()
+                                        operation
+                                        label
+                                        testid=format!("{operation}-stack")
+                                        secondary
+                                        follow=true
+                                    />
+                                }
+                            })
+                            .collect_view()
+                    }}
                 </div>
             </Show>
         </div>
-        <Show when=busy>
-            <p class="muted" data-testid="stack-busy">"Working on it…"</p>
-        </Show>
-        {move || failure().map(|error| view! { <p class="error" role="alert">{error.to_string()}</p> })}
         <Transition fallback=|| view! { <p class="muted">"Asking the engine…"</p> }>
             {move || Suspend::new(async move {
                 match status.await {

@@ -26,12 +26,15 @@ const ROWS_MARK: &str = "slipway-rows ";
 /// Marks pg_dump's exit code when it fails (psql's `\!` does not pass it on).
 const DUMP_FAILED_MARK: &str = "slipway-dump-failed ";
 
-/// One line: `slipway-rows {"schema.table": rows, …}` for every user table.
-const ROW_COUNTS: &str = "SELECT 'slipway-rows ' || coalesce(json_object_agg(n.nspname || '.' || c.relname, \
+/// One line: `slipway-rows {"schema.table": rows, …}` for every user table (names quoted as
+/// SQL quotes them; tables an extension owns are left out, as pg_dump leaves their data out).
+const ROW_COUNTS: &str = "SELECT 'slipway-rows ' || coalesce(json_object_agg(format('%I.%I', n.nspname, c.relname), \
      (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', n.nspname, c.relname), \
      false, true, '')))[1]::text::bigint), '{}') \
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-     WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%';";
+     WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%' \
+     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+                     AND d.objid = c.oid AND d.deptype = 'e');";
 
 /// The dump and the row counts read in one snapshot: a read-only repeatable-read
 /// transaction exports its snapshot, counts every table (to stderr, marked) and keeps the
@@ -315,6 +318,19 @@ impl<'a> StepContext<'a> {
 const DRILL_READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl<'a> StepContext<'a> {
+    /// The database service a backup was taken from, as the compose file has it now.
+    fn database_of(&self, backup: &Backup) -> Result<&'a ServiceDefinition, String> {
+        self.definition
+            .service(&backup.service)
+            .filter(|service| service.backup.is_some())
+            .ok_or_else(|| {
+                format!(
+                    "backup {} was taken from {}, which the compose file no longer backs up",
+                    backup.id, backup.service
+                )
+            })
+    }
+
     /// The run's backup, as the inventory has it: its target, or the one it took itself.
     async fn target_backup(&self, log: &StepLog<'_>) -> Result<Backup, String> {
         let taken = self.taken.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -373,12 +389,9 @@ impl<'a> StepContext<'a> {
     /// Restores the backup into a throwaway container of the database's own image (no
     /// network, no port, removed afterwards whatever happens) and compares every table's
     /// row count and the migration head with those recorded at backup time.
-    pub(in crate::runs) async fn restore_drill(
-        &self,
-        service: &ServiceDefinition,
-        log: &StepLog<'_>,
-    ) -> Result<(), String> {
+    pub(in crate::runs) async fn restore_drill(&self, log: &StepLog<'_>) -> Result<(), String> {
         let backup = self.target_backup(log).await?;
+        let service = self.database_of(&backup)?;
         let image = service.image_name(&self.stack.project);
         let name = format!("slipway-drill-{}", uuid::Uuid::new_v4().simple());
         let container = self
@@ -390,7 +403,12 @@ impl<'a> StepContext<'a> {
         let _ = self.engine.remove_container(&container).await;
         let (state, restore_ms, note) = match &outcome {
             Ok(restore_ms) => ("verified", *restore_ms, String::new()),
-            Err(fault) => ("failed", 0, fault.clone()),
+            // Stored and audited: masked like every line.
+            Err(fault) => (
+                "failed",
+                0,
+                crate::stacks::secrets::redact(fault, &log.handle.secrets),
+            ),
         };
         crate::backups::service::set_verification(
             &log.handle.store,
@@ -513,15 +531,19 @@ impl<'a> StepContext<'a> {
     }
 }
 
+/// How long a restore into the live database may take.
+const RESTORE_WITHIN: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
 /// The restore into the live database, from a one-off container of the database's image on
-/// the stack's network (the dump mounted read-only). `--clean --if-exists` drops and
+/// the stack's network (the dump mounted read-only), owners and grants kept. `--clean --if-exists` drops and
 /// recreates every object the dump holds and `--single-transaction` makes that one
 /// transaction: a restore that fails leaves the live database exactly as it was. Tables made
 /// after the backup are not in the dump and stay as they are (the run names them).
-fn restore_script(host: &str) -> String {
+/// The database's host comes in `SLIPWAY_RESTORE_HOST`, never through the shell line.
+fn restore_script() -> String {
     format!(
-        "{AS_DATABASE_OWNER}export PGHOST='{host}'\n\
-         exec pg_restore --clean --if-exists --single-transaction --no-owner --no-privileges \
+        "{AS_DATABASE_OWNER}export PGHOST=\"$SLIPWAY_RESTORE_HOST\"\n\
+         exec pg_restore --clean --if-exists --single-transaction \
          -d \"$PGDATABASE\" /restore/backup.dump\n"
     )
 }
@@ -532,6 +554,17 @@ impl<'a> StepContext<'a> {
     pub(in crate::runs) async fn check_restorable(&self, log: &StepLog<'_>) -> Result<(), String> {
         let backup = self.target_backup(log).await?;
         let run = &log.handle.run;
+        if run.options.recorded_images {
+            let images: std::collections::BTreeMap<String, String> =
+                serde_json::from_str(&backup.images).unwrap_or_default();
+            for (service, image) in &images {
+                if self.engine.image_id(image).await.is_err() {
+                    return Err(format!(
+                        "the image {image} that {service} ran with this backup is no longer on the engine; restore on the current images instead"
+                    ));
+                }
+            }
+        }
         match backup.verification.as_str() {
             "verified" => {
                 log.say(format!(
@@ -560,22 +593,21 @@ impl<'a> StepContext<'a> {
     }
 
     /// Restores the backup into the live database and checks every table it held.
-    pub(in crate::runs) async fn restore_live(
-        &self,
-        service: &ServiceDefinition,
-        log: &StepLog<'_>,
-    ) -> Result<(), String> {
+    pub(in crate::runs) async fn restore_live(&self, log: &StepLog<'_>) -> Result<(), String> {
         let backup = self.target_backup(log).await?;
+        let service = self.database_of(&backup)?;
         let project = self.stack.project.as_str();
         let live = lifecycle::running_container(self.engine, project, &service.name)
             .await
             .map_err(|error| format!("{error}; a restore needs the database running"))?;
-        let script = restore_script(&service.name);
+        let script = restore_script();
+        let host = format!("SLIPWAY_RESTORE_HOST={}", service.name);
         let file = backup.file.clone();
         let holder = crate::runs::lock::this_holder();
         let adjust = |body: &mut bollard::models::ContainerCreateBody| {
             body.entrypoint = Some(vec!["sh".into(), "-c".into(), script]);
             body.cmd = None;
+            body.env.get_or_insert_with(Vec::new).push(host);
             body.volumes = None;
             if let Some(host) = body.host_config.as_mut() {
                 host.binds = Some(vec![format!("{file}:/restore/backup.dump:ro")]);
@@ -593,7 +625,7 @@ impl<'a> StepContext<'a> {
             project,
             service,
             &self.compose_dir,
-            "pg_restore",
+            ("pg_restore", RESTORE_WITHIN),
             adjust,
             |line| log.say(format!("pg_restore: {line}")),
         )
@@ -606,8 +638,7 @@ impl<'a> StepContext<'a> {
             Err(error) => Some(format!("{error}: the live database was left as it was")),
         };
         if let Some(failure) = failure {
-            // Nothing changed the data: the app goes back to serving it.
-            self.start_apps_again(log).await;
+            // Nothing changed the data; the run's end starts the app on it again.
             return Err(failure);
         }
         log.say(format!(
@@ -621,7 +652,10 @@ impl<'a> StepContext<'a> {
                 .say("no row counts were recorded with this backup")
                 .await;
         };
-        let restored = self.row_counts(&live).await?;
+        let restored = self
+            .row_counts(&live)
+            .await
+            .map_err(|error| format!("the live database was restored, but {error}"))?;
         let made_later: Vec<&str> = restored
             .keys()
             .filter(|table| !recorded.contains_key(*table))
@@ -633,7 +667,7 @@ impl<'a> StepContext<'a> {
             .map(|(table, rows)| (table.clone(), *rows))
             .collect();
         if let Some(difference) = first_difference(&recorded, &in_backup) {
-            return Err(format!("after the restore, {difference}"));
+            return Err(format!("the live database was restored, but {difference}"));
         }
         log.say(format!(
             "every table holds the rows recorded: {}",
@@ -650,20 +684,21 @@ impl<'a> StepContext<'a> {
         Ok(())
     }
 
-    /// After a restore that changed nothing: the services it stopped, started again.
-    async fn start_apps_again(&self, log: &StepLog<'_>) {
+    /// After a restore that ended early: the app services it stopped, started again on their
+    /// current images (those still running are left as they are). Best effort to the end.
+    pub(in crate::runs) async fn start_apps_again(&self, log: &StepLog<'_>) {
         let Ok(order) = lifecycle::dependency_order(self.definition) else {
             return;
         };
         let project = self.stack.project.as_str();
         for service in order.iter().filter(|s| s.role != ServiceRole::Data) {
-            let line =
-                match lifecycle::start_service(self.engine, project, service, &self.compose_dir)
-                    .await
-                {
-                    Ok(_) => format!("started again: {}", service.name),
-                    Err(error) => format!("{} could not be started again: {error}", service.name),
-                };
+            let started =
+                lifecycle::start_service(self.engine, project, service, &self.compose_dir).await;
+            let line = match started {
+                Ok(lifecycle::Started::AlreadyRunning) => continue,
+                Ok(_) => format!("started again: {}", service.name),
+                Err(error) => format!("{} could not be started again: {error}", service.name),
+            };
             let _ = log.say(line).await;
         }
     }
@@ -702,6 +737,14 @@ impl<'a> StepContext<'a> {
         .await
     }
 
+    /// `file` when it is a dump inside this stack's backup directory, as a real path.
+    fn own_backup_file(&self, file: &str) -> Option<std::path::PathBuf> {
+        let folder = std::fs::canonicalize(&self.backups).ok()?;
+        let path = std::path::Path::new(file);
+        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        (real.starts_with(&folder) && real.extension().is_some_and(|e| e == "dump")).then_some(real)
+    }
+
     /// Deletes the backups outside the stack's retention rule; says why each survivor stays.
     pub(in crate::runs) async fn prune(&self, log: &StepLog<'_>) -> Result<(), String> {
         use crate::backups::{retention, service};
@@ -720,29 +763,37 @@ impl<'a> StepContext<'a> {
                     kept += 1;
                     format!("kept {} ({}): {why}", backup.id, backup.finished_at)
                 }
-                retention::Verdict::Delete => match tokio::fs::remove_file(&backup.file).await {
-                    Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                retention::Verdict::Delete => {
+                    let Some(file) = self.own_backup_file(&backup.file) else {
                         kept += 1;
-                        format!(
-                            "kept {} ({}): its file cannot be deleted: {error}",
-                            backup.id, backup.finished_at
-                        )
-                    }
-                    _ => {
-                        let system = crate::audit::service::Actor::system();
-                        service::forget(store, &system, backup)
-                            .await
-                            .map_err(text)?;
-                        deleted += 1;
-                        format!(
-                            "deleted {} ({}, {}, {}): outside the rule",
-                            backup.id,
-                            backup.finished_at,
-                            backup.reason,
-                            crate::backups::size_in_words(backup.size_bytes)
-                        )
-                    }
-                },
+                        log.say(format!(
+                            "kept {} ({}): its file {} is not in this stack's backup directory",
+                            backup.id, backup.finished_at, backup.file
+                        ))
+                        .await?;
+                        continue;
+                    };
+                    // Out of the inventory first: a file left behind is better than an
+                    // entry whose file is gone.
+                    let system = crate::audit::service::Actor::system();
+                    service::forget(store, &system, backup)
+                        .await
+                        .map_err(text)?;
+                    deleted += 1;
+                    let removed = match tokio::fs::remove_file(&file).await {
+                        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                            format!("; its file could not be deleted: {error}")
+                        }
+                        _ => String::new(),
+                    };
+                    format!(
+                        "deleted {} ({}, {}, {}): outside the rule{removed}",
+                        backup.id,
+                        backup.finished_at,
+                        backup.reason,
+                        crate::backups::size_in_words(backup.size_bytes)
+                    )
+                }
             };
             log.say(line).await?;
         }

@@ -49,10 +49,21 @@ impl<'a> StepContext<'a> {
         log: &StepLog<'_>,
     ) -> Result<(), String> {
         let cutoff = cleanup_cutoff()?;
-        let recorded: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT image_id FROM run_images")
+        let mut recorded: Vec<(String,)> =
+            sqlx::query_as("SELECT DISTINCT image_id FROM run_images")
+                .fetch_all(log.handle.store.pool())
+                .await
+                .map_err(|e| e.to_string())?;
+        // A restore can start the app on the images recorded with a backup.
+        let with_backups: Vec<(String,)> = sqlx::query_as("SELECT images FROM backups")
             .fetch_all(log.handle.store.pool())
             .await
             .map_err(|e| e.to_string())?;
+        for (images,) in with_backups {
+            let images: std::collections::BTreeMap<String, String> =
+                serde_json::from_str(&images).unwrap_or_default();
+            recorded.extend(images.into_values().map(|id| (id,)));
+        }
         let images = self
             .engine
             .dangling_images(&self.stack.project)
@@ -62,7 +73,7 @@ impl<'a> StepContext<'a> {
         for (id, created) in images {
             let short: String = id.trim_start_matches("sha256:").chars().take(12).collect();
             let line = if recorded.iter().any(|(kept,)| *kept == short) {
-                format!("kept {short}: a recorded run could roll back to it")
+                format!("kept {short}: a recorded run or backup could go back to it")
             } else if created >= cutoff {
                 continue;
             } else {
