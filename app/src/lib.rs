@@ -2,6 +2,7 @@
 //! Behind the `ssr` feature sit the services the server functions call; the `hydrate`
 //! feature builds the same components into the browser's WASM.
 
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod backups;

@@ -71,7 +71,7 @@ pub const SECTIONS: &[Section] = &[
         label: "Approvals",
         purpose: "Deploys and rollbacks waiting for a second person's decision.",
         min_role: Role::Operator,
-        available: false,
+        available: true,
     },
     Section {
         path: "/audit",

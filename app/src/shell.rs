@@ -7,8 +7,11 @@ use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title}
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::{ParamSegment, SsrMode, StaticSegment};
 
+use crate::approvals::{ApprovalPage, ApprovalsPage, WaitingBadge};
 use crate::audit::AuditPage;
-use crate::auth::{signed_in_user, AdminPage, CurrentUser, SignInPage, SignedInUser, UserMenu};
+use crate::auth::{
+    signed_in_user, AdminPage, CurrentUser, Role, SignInPage, SignedInUser, UserMenu,
+};
 use crate::backups::BackupsPage;
 use crate::errors::set_response_status;
 use crate::runs::{RunPage, RunsPage};
@@ -99,7 +102,16 @@ pub fn App() -> impl IntoView {
                         view=|| view! { <Guarded path="/backups">{|| view! { <BackupsPage /> }}</Guarded> }
                     />
                     <Route path=StaticSegment("history") view=|| view! { <Pending path="/history" /> } />
-                    <Route path=StaticSegment("approvals") view=|| view! { <Pending path="/approvals" /> } />
+                    <Route
+                        path=StaticSegment("approvals")
+                        ssr=SsrMode::Async
+                        view=|| view! { <Guarded path="/approvals">{|| view! { <ApprovalsPage /> }}</Guarded> }
+                    />
+                    <Route
+                        path=(StaticSegment("approvals"), ParamSegment("id"))
+                        ssr=SsrMode::Async
+                        view=|| view! { <Guarded path="/approvals">{|| view! { <ApprovalPage /> }}</Guarded> }
+                    />
                     <Route
                         path=StaticSegment("audit")
                         ssr=SsrMode::Async
@@ -127,6 +139,7 @@ fn Header() -> impl IntoView {
                         view! {
                             <A href=section.path exact=true>
                                 {section.label}
+                                {(section.path == "/approvals" && user.role.allows(Role::Approver)).then(|| view! { <WaitingBadge /> })}
                             </A>
                         }
                     })

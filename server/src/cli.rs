@@ -74,13 +74,17 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Restore a backup into the live database: the app services stop, the database is
-    /// restored in one transaction, its tables are counted, the app services start again.
+    /// Request a restore of a backup into the live database (the app services stop, the
+    /// database is restored in one transaction, its tables are counted, the app services
+    /// start again). It runs once someone else approves it on the Approvals page.
     Restore {
         /// The stack's name.
         name: String,
         /// The backup's id (`slipway backups NAME` lists them).
         backup: String,
+        /// Why: shown to whoever decides.
+        #[arg(long)]
+        reason: String,
         /// Restore a backup that no restore drill has verified (never a corrupt one).
         #[arg(long)]
         force: bool,
@@ -90,6 +94,32 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Request a rollback of the app services to the images an earlier run recorded (by
+    /// default the last-known-good before the current images), without downtime. It runs
+    /// once someone else approves it on the Approvals page.
+    Rollback {
+        /// The stack's name.
+        name: String,
+        /// The run whose recorded images to go back to.
+        #[arg(long)]
+        to: Option<String>,
+        /// Why: shown to whoever decides.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List the approval requests, newest first.
+    Approvals {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Act on one approval request.
+    #[command(subcommand)]
+    Approval(ApprovalCommand),
     /// Prove a backup restores: checksum, then a restore drill into a throwaway database.
     Verify {
         /// The stack's name.
@@ -159,7 +189,34 @@ impl RunCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ApprovalCommand {
+    /// Wait for the decision, then follow the run it starts; exit 0 when the run succeeded.
+    Wait {
+        /// The request's id.
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum StackCommand {
+    /// Show a stack's approval policy, or change the parts given.
+    Approvals {
+        /// The stack's name.
+        name: String,
+        /// Approvals a request needs (1 to 10).
+        #[arg(long)]
+        required: Option<i64>,
+        /// How long a request waits before it expires, e.g. 60m.
+        #[arg(long, value_parser = parse_minutes)]
+        expires: Option<i64>,
+        /// Whether deploy, update and migrate need an approval too.
+        #[arg(long)]
+        gate_changes: Option<bool>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Show a stack's backup policy, or change the parts given.
     Policy {
         /// The stack's name.
@@ -236,6 +293,12 @@ pub enum AuditCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+}
+
+fn parse_minutes(value: &str) -> Result<i64, String> {
+    humantime::parse_duration(value)
+        .map(|every| (every.as_secs() / 60) as i64)
+        .map_err(|error| format!("{error}; write it like 60m or 2h"))
 }
 
 fn parse_head(value: &str) -> Result<(i64, String), String> {

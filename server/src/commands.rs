@@ -31,6 +31,8 @@ pub enum CommandError {
     Run(String),
     #[error("{0}")]
     Backup(#[from] app::backups::BackupError),
+    #[error("{0}")]
+    Approval(#[from] app::approvals::ApprovalError),
 }
 
 /// `slipway user add NAME --role ROLE`: the password comes from standard input, unechoed
@@ -360,4 +362,217 @@ pub async fn print_logs(
         }
     }
     Ok(String::new())
+}
+
+/// The command line as a requester: no user id and no session, so any approver may decide.
+fn command_line_person() -> app::approvals::service::Person {
+    app::approvals::service::Person {
+        user_id: String::new(),
+        session: String::new(),
+        actor: Actor::command_line(),
+    }
+}
+
+/// `slipway restore …` (and any gated run): records the request and says where to decide it.
+pub async fn request_approval(
+    name: &str,
+    request: RunRequest,
+    reason: &str,
+    store_args: &StoreArgs,
+) -> Result<String, CommandError> {
+    let store = open_store(store_args).await?;
+    let outcome = async {
+        let engine = Engine::connect().map_err(StackError::from)?;
+        let approval = app::approvals::service::request(
+            &store,
+            &engine,
+            &command_line_person(),
+            name,
+            request,
+            reason,
+        )
+        .await?;
+        Ok::<_, CommandError>(approval)
+    }
+    .await;
+    store.close().await;
+    let approval = outcome?;
+    Ok(format!(
+        "approval {id} requested: {title}\nIt runs once approved on the console at /approvals/{id}; `slipway approval wait {id}` follows it.",
+        id = approval.id,
+        title = approval.title()
+    ))
+}
+
+/// `slipway rollback NAME [--to RUN] --reason …`: by default to the last-known-good before
+/// the current images.
+pub async fn request_rollback(
+    name: &str,
+    to: Option<String>,
+    reason: &str,
+    store_args: &StoreArgs,
+) -> Result<String, CommandError> {
+    let target = match to {
+        Some(run) => run,
+        None => {
+            let store = open_store(store_args).await?;
+            let engine = Engine::connect().map_err(StackError::from);
+            let targets =
+                app::approvals::plan::rollback_targets(&store, engine.as_ref().ok(), name).await;
+            store.close().await;
+            targets?
+                .into_iter()
+                .find(|target| target.suggested)
+                .map(|target| target.run_id)
+                .ok_or_else(|| {
+                    CommandError::Run(format!(
+                        "{name} has no earlier run whose images differ from the running ones; name one with --to"
+                    ))
+                })?
+        }
+    };
+    let request = RunRequest {
+        operation: app::runs::Operation::Rollback,
+        target,
+        options: app::runs::RunOptions::default(),
+    };
+    request_approval(name, request, reason, store_args).await
+}
+
+/// `slipway approvals [--json]`.
+pub async fn list_approvals(json: bool, store_args: &StoreArgs) -> Result<String, CommandError> {
+    let store = open_store(store_args).await?;
+    let outcome = async {
+        app::approvals::service::expire_due(&store).await?;
+        app::approvals::service::list(&store, "").await
+    }
+    .await;
+    store.close().await;
+    let list = outcome.map_err(StartupError::from)?;
+    if json {
+        return Ok(serde_json::to_string_pretty(&list).unwrap_or_default());
+    }
+    if list.is_empty() {
+        return Ok("no approval requests".into());
+    }
+    let mut rows = vec![["REQUESTED", "ID", "WHAT", "BY", "STATE", "APPROVALS"].map(str::to_owned)];
+    rows.extend(list.iter().map(|approval| {
+        [
+            approval.created_at.clone(),
+            approval.id.clone(),
+            approval.title(),
+            approval.requested_by.clone(),
+            approval.status.to_string(),
+            format!("{} of {}", approval.approvals(), approval.required),
+        ]
+    }));
+    Ok(aligned(&rows))
+}
+
+/// `slipway approval wait ID`: the decision, then the run it started, line by line.
+pub async fn wait_for_approval(id: &str, store_args: &StoreArgs) -> Result<String, CommandError> {
+    use app::approvals::ApprovalStatus;
+    let store = open_store(store_args).await?;
+    let outcome = async {
+        let mut said = ApprovalStatus::Executed;
+        let run_id = loop {
+            app::approvals::service::expire_due(&store)
+                .await
+                .map_err(StartupError::from)?;
+            let approval = app::approvals::service::find(&store, id).await?;
+            if approval.status != said {
+                println!("approval {id}: {}", approval.status);
+                said = approval.status;
+            }
+            match approval.status {
+                ApprovalStatus::Executed if !approval.run_id.is_empty() => break approval.run_id,
+                ApprovalStatus::Waiting | ApprovalStatus::Approved | ApprovalStatus::Executed => {}
+                other => {
+                    return Err(CommandError::Run(format!(
+                        "approval {id} is {other}{}",
+                        if approval.status_note.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", approval.status_note)
+                        }
+                    )))
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        };
+        println!("run {run_id}");
+        let (mut seen, mut steps_said) = (0, 0);
+        let failed = |error: app::runs::RunError| CommandError::Run(error.to_string());
+        loop {
+            let run = app::runs::queries::summary(&store, &run_id)
+                .await
+                .map_err(failed)?;
+            let steps = app::runs::queries::steps(&store, &run_id)
+                .await
+                .map_err(failed)?;
+            let lines = app::runs::queries::lines_after(&store, &run_id, seen, 500)
+                .await
+                .map_err(failed)?;
+            // Each step's name before its lines, as a run started here prints them.
+            for line in lines {
+                while steps_said <= line.step as usize && steps_said < steps.len() {
+                    println!("{}", steps[steps_said].name);
+                    steps_said += 1;
+                }
+                println!("{}", line.text);
+                seen = line.seq;
+            }
+            if run.status != app::runs::RunStatus::Running {
+                return if run.status == app::runs::RunStatus::Succeeded {
+                    Ok(format!("run {run_id} succeeded"))
+                } else {
+                    Err(CommandError::Run(format!(
+                        "run {run_id} {}: {}",
+                        run.status, run.error
+                    )))
+                };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+    .await;
+    store.close().await;
+    outcome
+}
+
+/// `slipway stack approvals NAME [--required N] [--expires 60m] [--gate-changes B]`.
+pub async fn approval_policy(
+    name: &str,
+    (required, expires_minutes, gate_changes): (Option<i64>, Option<i64>, Option<bool>),
+    store_args: &StoreArgs,
+) -> Result<String, CommandError> {
+    let store = open_store(store_args).await?;
+    let outcome = async {
+        let current = app::approvals::service::policy(&store, name)
+            .await
+            .map_err(StartupError::from)?;
+        let wanted = app::approvals::ApprovalPolicy {
+            required: required.unwrap_or(current.required),
+            expires_minutes: expires_minutes.unwrap_or(current.expires_minutes),
+            gate_changes: gate_changes.unwrap_or(current.gate_changes),
+        };
+        if wanted != current {
+            app::approvals::service::set_policy(&store, &Actor::command_line(), name, &wanted)
+                .await?;
+        }
+        Ok::<_, CommandError>(wanted)
+    }
+    .await;
+    store.close().await;
+    let policy = outcome?;
+    Ok(format!(
+        "{name}: {} approval(s) per request, requests expire after {} min, deploy/update/migrate {}",
+        policy.required,
+        policy.expires_minutes,
+        if policy.gate_changes {
+            "need an approval"
+        } else {
+            "need none"
+        }
+    ))
 }

@@ -6,10 +6,13 @@ use std::process::ExitCode;
 
 use app::runs::{Operation, RunOptions, RunRequest};
 use clap::Parser;
-use server::cli::{one_line, AuditCommand, Cli, Command, StackCommand, UserCommand};
+use server::cli::{
+    one_line, ApprovalCommand, AuditCommand, Cli, Command, StackCommand, UserCommand,
+};
 use server::commands::{
-    add_stack, add_user, audit_head, backup_policy, init_audit_key, list_backups, print_logs,
-    run_operation, stack_status, verify_audit, LogsRequest, PolicyChange,
+    add_stack, add_user, approval_policy, audit_head, backup_policy, init_audit_key,
+    list_approvals, list_backups, print_logs, request_approval, request_rollback, run_operation,
+    stack_status, verify_audit, wait_for_approval, LogsRequest, PolicyChange,
 };
 use server::startup::StartupError;
 use tracing_subscriber::EnvFilter;
@@ -129,12 +132,12 @@ fn main() -> ExitCode {
             Command::Restore {
                 name,
                 backup,
+                reason,
                 force,
                 recorded_images,
                 store,
-            } => run_operation(
-                &name,
-                RunRequest {
+            } => {
+                let request = RunRequest {
                     operation: Operation::Restore,
                     target: backup,
                     options: RunOptions {
@@ -142,12 +145,41 @@ fn main() -> ExitCode {
                         recorded_images,
                         ..RunOptions::default()
                     },
-                },
-                &store,
-            )
-            .await
-            .map(Some)
-            .map_err(|e| e.to_string()),
+                };
+                request_approval(&name, request, &reason, &store)
+                    .await
+                    .map(Some)
+                    .map_err(|e| e.to_string())
+            }
+            Command::Rollback {
+                name,
+                to,
+                reason,
+                store,
+            } => request_rollback(&name, to, &reason, &store)
+                .await
+                .map(Some)
+                .map_err(|e| e.to_string()),
+            Command::Approvals { json, store } => list_approvals(json, &store)
+                .await
+                .map(Some)
+                .map_err(|e| e.to_string()),
+            Command::Approval(ApprovalCommand::Wait { id, store }) => {
+                wait_for_approval(&id, &store)
+                    .await
+                    .map(Some)
+                    .map_err(|e| e.to_string())
+            }
+            Command::Stack(StackCommand::Approvals {
+                name,
+                required,
+                expires,
+                gate_changes,
+                store,
+            }) => approval_policy(&name, (required, expires, gate_changes), &store)
+                .await
+                .map(Some)
+                .map_err(|e| e.to_string()),
             Command::Stack(StackCommand::Policy {
                 name,
                 backup_every,

@@ -36,8 +36,8 @@ const AUDIT_HEAD_EXPORT: Duration = Duration::from_secs(60 * 60);
 
 /// How often expired sessions are removed from the store.
 const SESSION_SWEEP: Duration = Duration::from_secs(60);
-/// How often the console looks for scheduled backups that are due.
-const SCHEDULE_LOOK: Duration = Duration::from_secs(30);
+/// How often the console looks for scheduled backups and approved runs to start.
+const CONSOLE_JOBS: Duration = Duration::from_secs(30);
 
 /// What every handler can reach.
 #[derive(Clone, Debug, FromRef)]
@@ -149,13 +149,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
             }
         });
     }
-    let scheduler = state.console.engine.clone().ok().map(|engine| {
-        tokio::spawn(take_scheduled_backups(
-            store.clone(),
-            engine,
-            runner.clone(),
-        ))
-    });
+    let scheduler = tokio::spawn(console_jobs(state.console.clone()));
     let router = router(state);
     tracing::info!(
         url = %format!("http://{addr}"),
@@ -182,9 +176,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
     }
     sweeper.abort();
     head_exporter.abort();
-    if let Some(scheduler) = scheduler {
-        scheduler.abort();
-    }
+    scheduler.abort();
     log_audit_head(&store).await;
     store.close().await;
     tracing::info!("console stopped");
@@ -278,22 +270,24 @@ async fn sweep(sessions: SqlSessionStore, store: app::store::Store) {
     }
 }
 
-/// Starts the scheduled backups that are due: at start (a missed one runs once) and then
-/// every [`SCHEDULE_LOOK`].
-async fn take_scheduled_backups(
-    store: app::store::Store,
-    engine: app::stacks::engine::Engine,
-    runner: app::runs::runner::Runner,
-) {
-    let mut tick = tokio::time::interval(SCHEDULE_LOOK);
+/// What the console starts on its own, at start and then every [`CONSOLE_JOBS`]: the
+/// scheduled backups that are due (a missed one runs once), and approved runs whose stack
+/// was busy; requests past their time are closed as expired.
+async fn console_jobs(console: ConsoleContext) {
+    let mut tick = tokio::time::interval(CONSOLE_JOBS);
     loop {
         tick.tick().await;
-        match app::backups::schedule::start_due(&store, &engine, &runner).await {
-            Ok(started) if !started.is_empty() => {
-                tracing::info!(stacks = ?started, "scheduled backups started")
+        if let Ok(engine) = &console.engine {
+            match app::backups::schedule::start_due(&console.store, engine, &console.runner).await {
+                Ok(started) if !started.is_empty() => {
+                    tracing::info!(stacks = ?started, "scheduled backups started")
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(error = %error, "could not start scheduled backups"),
             }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(error = %error, "could not start scheduled backups"),
+        }
+        if let Err(error) = app::approvals::service::start_waiting_runs(&console).await {
+            tracing::warn!(error = %error, "could not look at approved runs");
         }
     }
 }

@@ -46,6 +46,31 @@ fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
         ("users", Role::Admin, vec![]),
         ("stacks", Role::Viewer, vec![]),
         ("backups", Role::Viewer, pairs(&[("stack", "")])),
+        ("backups_version", Role::Viewer, pairs(&[("stack", "")])),
+        (
+            "backup_overview",
+            Role::Viewer,
+            pairs(&[("stack", "matrix")]),
+        ),
+        (
+            "set_backup_policy",
+            Role::Admin,
+            pairs(&[
+                ("stack", "matrix"),
+                ("every", "off"),
+                ("keep_last", "7"),
+                ("keep_daily", "7"),
+                ("keep_weekly", "4"),
+                ("before_update", "true"),
+            ]),
+        ),
+        ("approvals", Role::Operator, pairs(&[("show", "open")])),
+        ("approvals_waiting", Role::Viewer, vec![]),
+        (
+            "rollback_targets",
+            Role::Operator,
+            pairs(&[("stack", "matrix")]),
+        ),
         ("stack_status", Role::Viewer, pairs(&[("name", "matrix")])),
         (
             "stack_logs",
@@ -112,6 +137,35 @@ fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
         &[200, 409],
     ));
     calls.push(("run", Role::Viewer, pairs(&[("id", "no-such-run")]), &[404]));
+    calls.push((
+        "approval",
+        Role::Operator,
+        pairs(&[("id", "no-such-approval")]),
+        &[404],
+    ));
+    // A one-service stack has nothing to roll back to: refused once let in.
+    calls.push((
+        "request_approval",
+        Role::Operator,
+        pairs(&[
+            ("stack", "matrix"),
+            ("operation", "rollback"),
+            ("target", "no-such-run"),
+            ("reason", "the matrix"),
+        ]),
+        &[409],
+    ));
+    // The password is checked before anything else: a wrong one is 401.
+    calls.push((
+        "decide_approval",
+        Role::Approver,
+        pairs(&[
+            ("id", "no-such-approval"),
+            ("decision", "approve"),
+            ("password", "not-the-password"),
+        ]),
+        &[401],
+    ));
     calls.push((
         "cancel_run",
         Role::Operator,

@@ -4,8 +4,8 @@
 use app::auth::Role;
 
 use crate::helpers::{
-    call, docker, run_to_exit, signed_in, stack_add_args, throwaway_project, Backend,
-    RunningConsole, SamplePortal, TestStore,
+    call, decide, docker, requested_approval, run_to_exit, signed_in, stack_add_args,
+    throwaway_project, wait_for_approval, Backend, RunningConsole, SamplePortal, TestStore,
 };
 
 #[tokio::test]
@@ -320,13 +320,38 @@ async fn a_drill_left_by_a_process_that_died_is_removed_at_the_next_console_star
     docker(&["rm", "-f", &busy]);
 }
 
-/// `slipway restore portal BACKUP [FLAGS]`.
-async fn restore(portal: &SamplePortal, backup: &str, flags: &[&str]) -> crate::helpers::Exited {
-    let mut args = vec!["restore", "portal", backup];
+/// `slipway restore portal BACKUP --reason … [FLAGS]`: the request.
+async fn request_restore(
+    portal: &SamplePortal,
+    backup: &str,
+    flags: &[&str],
+) -> crate::helpers::Exited {
+    let mut args = vec!["restore", "portal", backup, "--reason", "the test restores"];
     args.extend(flags);
     args.extend(portal.flags.iter().map(String::as_str));
-    let env = [("PORTAL_PORT", portal.port.as_str())];
-    run_to_exit(&args, &env).await
+    run_to_exit(&args, &[]).await
+}
+
+/// A console on the portal's store and an approver signed in to it, with their password.
+async fn console_with_approver(portal: &SamplePortal) -> (RunningConsole, reqwest::Client, String) {
+    let console = RunningConsole::start(&portal.store).await;
+    let password = portal.store.add_user("tess", Role::Approver).await;
+    let approver = signed_in(&console, "tess", &password).await;
+    (console, approver, password)
+}
+
+/// Requests the restore, has it approved and follows its run to the end.
+async fn restore(
+    portal: &SamplePortal,
+    approver: &(RunningConsole, reqwest::Client, String),
+    backup: &str,
+    flags: &[&str],
+) -> crate::helpers::Exited {
+    let id = requested_approval(&request_restore(portal, backup, flags).await);
+    let (console, client, password) = approver;
+    let decided = decide(client, console, &id, "approve", password).await;
+    assert_eq!(decided.status(), 200, "{}", decided.text().await.unwrap());
+    wait_for_approval(&portal.flags, &id).await
 }
 
 #[tokio::test]
@@ -344,21 +369,32 @@ async fn a_restore_brings_back_the_rows_of_the_backup_and_only_those() {
         serde_json::from_str(taken["images"].as_str().unwrap()).unwrap();
     portal.sql("INSERT INTO customers (email) VALUES ('after@example.com')");
 
-    // Not proved by a drill yet: refused, and nothing was stopped.
-    let refused = restore(&portal, &id, &[]).await;
+    // Not proved by a drill yet: not even requested.
+    let refused = request_restore(&portal, &id, &[]).await;
     assert_eq!(refused.code, Some(1), "{}", refused.stdout);
     assert!(
-        refused
-            .stderr
-            .contains("has not been proved by a restore drill"),
+        refused.stderr.contains("is unverified: verify it first"),
         "{}",
         refused.stderr
     );
-    assert!(
-        !refused.stdout.contains("Stop backend"),
-        "{}",
-        refused.stdout
-    );
+    // Nor started without an approval, from the console.
+    let approver = console_with_approver(&portal).await;
+    let password = portal.store.add_user("otto", Role::Operator).await;
+    let operator = signed_in(&approver.0, "otto", &password).await;
+    let direct = call(
+        &operator,
+        &approver.0,
+        "start_run",
+        &[
+            ("stack", "portal"),
+            ("operation", "restore"),
+            ("target", &id),
+            ("force", "true"),
+        ],
+    )
+    .await;
+    assert_eq!(direct.status(), 403);
+    assert!(direct.text().await.unwrap().contains("needs an approval"));
     assert_eq!(portal.health().await["status"], "ok");
 
     verify(&portal, &id).await.assert_success();
@@ -366,7 +402,7 @@ async fn a_restore_brings_back_the_rows_of_the_backup_and_only_those() {
     // asked to, the images recorded with the backup.
     portal.run("update", "1.1.0").await.assert_success();
     assert_eq!(portal.health().await["version"], "1.1.0");
-    let restored = restore(&portal, &id, &["--recorded-images"]).await;
+    let restored = restore(&portal, &approver, &id, &["--recorded-images"]).await;
     restored.assert_success();
     assert!(
         restored.stdout.contains("Stop backend")
@@ -404,7 +440,7 @@ async fn a_restore_brings_back_the_rows_of_the_backup_and_only_those() {
     // A corrupt backup is refused by restore even when forced, before anything stops.
     let file = taken["file"].as_str().unwrap();
     std::fs::write(file, b"not a dump").unwrap();
-    let corrupt = restore(&portal, &id, &["--force"]).await;
+    let corrupt = restore(&portal, &approver, &id, &["--force"]).await;
     assert_eq!(corrupt.code, Some(1));
     assert!(corrupt.stderr.contains("is corrupt"), "{}", corrupt.stderr);
     assert!(
@@ -413,6 +449,15 @@ async fn a_restore_brings_back_the_rows_of_the_backup_and_only_those() {
         corrupt.stdout
     );
     assert_eq!(portal.health().await["status"], "ok");
+    // Corrupt for good: not even requested again.
+    let again = request_restore(&portal, &id, &["--force"]).await;
+    assert_eq!(again.code, Some(1));
+    assert!(
+        again.stderr.contains("can never be restored"),
+        "{}",
+        again.stderr
+    );
+    approver.0.terminate().await;
 }
 
 #[tokio::test]
@@ -438,7 +483,9 @@ async fn a_failed_restore_leaves_the_live_database_as_it_was() {
         .await
         .unwrap();
     opened.close().await;
-    let failed = restore(&portal, &id, &["--force"]).await;
+    let approver = console_with_approver(&portal).await;
+    let failed = restore(&portal, &approver, &id, &["--force"]).await;
+    approver.0.terminate().await;
     assert_eq!(failed.code, Some(1), "{}", failed.stdout);
     assert!(
         failed
@@ -463,31 +510,11 @@ async fn a_failed_restore_leaves_the_live_database_as_it_was() {
 }
 
 #[tokio::test]
-async fn only_an_admin_restores_from_the_console_and_the_policy_is_theirs_to_set() {
+async fn the_backup_policy_is_an_admins_and_a_schedule_cannot_be_posted() {
     let portal = SamplePortal::add("sliprestoreauth").await;
     let console = RunningConsole::start(&portal.store).await;
     let password = portal.store.add_user("otto", Role::Operator).await;
     let operator = signed_in(&console, "otto", &password).await;
-    let asked = call(
-        &operator,
-        &console,
-        "start_run",
-        &[
-            ("stack", "portal"),
-            ("operation", "restore"),
-            ("target", "anything"),
-            ("force", "true"),
-        ],
-    )
-    .await;
-    assert_eq!(asked.status(), 403);
-    let opened = portal.store.open().await;
-    let runs: (i64,) = sqlx::query_as("SELECT count(*) FROM runs")
-        .fetch_one(opened.pool())
-        .await
-        .unwrap();
-    opened.close().await;
-    assert_eq!(runs.0, 0, "no run was started");
     // What only the console's schedule sets cannot be posted.
     let posted = call(
         &operator,
@@ -497,6 +524,7 @@ async fn only_an_admin_restores_from_the_console_and_the_policy_is_theirs_to_set
             ("stack", "portal"),
             ("operation", "backup"),
             ("scheduled", "true"),
+            ("approval", "forged-approval"),
         ],
     )
     .await;
@@ -507,7 +535,10 @@ async fn only_an_admin_restores_from_the_console_and_the_policy_is_theirs_to_set
         .unwrap();
     opened.close().await;
     assert!(
-        posted.status() != 200 || options.iter().all(|(o,)| !o.contains("scheduled\":true")),
+        posted.status() != 200
+            || options
+                .iter()
+                .all(|(o,)| !o.contains("scheduled\":true") && !o.contains("forged-approval")),
         "{options:?}"
     );
     let policy = [
@@ -759,11 +790,18 @@ async fn a_backup_that_cannot_be_taken_says_why_and_leaves_no_file_and_no_entry(
     let _ = std::process::Command::new("umount")
         .arg(full.path())
         .status();
-    assert_eq!(no_space.code, Some(1), "{}", no_space.stdout);
+    assert_eq!(
+        no_space.code,
+        Some(1),
+        "{}\n{}",
+        no_space.stdout,
+        no_space.stderr
+    );
     assert!(
         no_space.stderr.contains("cannot write the backup")
             && no_space.stderr.contains("No space left on device"),
-        "{}",
+        "{}\n{}",
+        no_space.stdout,
         no_space.stderr
     );
     assert_eq!(listed, [full.path().join("ballast").display().to_string()]);

@@ -582,6 +582,11 @@ impl SamplePortal {
         run_to_exit(&args, &env).await
     }
 
+    /// The env file the stack reads.
+    pub fn env_file(&self) -> PathBuf {
+        self._env_dir.path().join("portal.env")
+    }
+
     /// A URL on the portal's edge.
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
@@ -719,4 +724,80 @@ pub fn docker(args: &[&str]) -> String {
         .output()
         .unwrap();
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// The id of the approval a `slipway restore` or `slipway rollback` requested.
+pub fn requested_approval(said: &Exited) -> String {
+    said.assert_success();
+    said.stdout
+        .split_whitespace()
+        .skip_while(|word| *word != "approval")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no approval id in {}", said.stdout))
+        .to_owned()
+}
+
+/// Decides approval `id` as the signed-in `approver` with `password`; the response.
+pub async fn decide(
+    approver: &reqwest::Client,
+    console: &RunningConsole,
+    id: &str,
+    decision: &str,
+    password: &str,
+) -> reqwest::Response {
+    call(
+        approver,
+        console,
+        "decide_approval",
+        &[("id", id), ("decision", decision), ("password", password)],
+    )
+    .await
+}
+
+/// `slipway approval wait ID` on `flags`' store: the decision, then the run to its end.
+pub async fn wait_for_approval(flags: &[String], id: &str) -> Exited {
+    let mut args = vec!["approval", "wait", id];
+    args.extend(flags.iter().map(String::as_str));
+    run_to_exit(&args, &[]).await
+}
+
+/// A steady load on one URL from 127.0.0.1: a new connection per request, bounded in count
+/// (20,000) and in time (until stopped, at most two minutes).
+pub struct SteadyLoad {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<(usize, usize)>,
+}
+
+impl SteadyLoad {
+    pub fn start(url: String) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let task = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                let client = reqwest::Client::builder()
+                    .pool_max_idle_per_host(0)
+                    .build()
+                    .unwrap();
+                let deadline = std::time::Instant::now() + Duration::from_secs(120);
+                let (mut failed, mut total) = (0, 0);
+                while !stop.load(std::sync::atomic::Ordering::SeqCst)
+                    && total < 20_000
+                    && std::time::Instant::now() < deadline
+                {
+                    let ok = matches!(client.get(&url).send().await, Ok(r) if r.status() == 200);
+                    total += 1;
+                    failed += usize::from(!ok);
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                (failed, total)
+            }
+        });
+        Self { stop, task }
+    }
+
+    /// Stops the load; how many requests failed, of how many.
+    pub async fn stop(self) -> (usize, usize) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.task.await.expect("the load task")
+    }
 }

@@ -1,6 +1,7 @@
 //! Integration tests: real `slipway` processes, real SQLite and PostgreSQL stores.
 //! One binary, so the build links once.
 
+mod approvals;
 mod audit;
 mod auth;
 mod backups;

@@ -9,7 +9,8 @@ use app::runs::{RunStatus, StepStatus};
 
 use crate::helpers::{
     add_portal, call, client, console_command, docker, portal_env_file, run_to_exit, signed_in,
-    throwaway_project, Backend, EventStream, RunningConsole, SamplePortal, SseEvent, TestStore,
+    throwaway_project, Backend, EventStream, RunningConsole, SamplePortal, SseEvent, SteadyLoad,
+    TestStore,
 };
 
 #[tokio::test]
@@ -126,29 +127,9 @@ async fn update_drops_no_request_and_an_unhealthy_image_leaves_the_old_one_servi
     let deployed = portal.run("deploy", "1.0.0").await;
     deployed.assert_success();
 
-    // A steady load from 127.0.0.1, a new connection per request, bounded in count and time.
-    let url = portal.url("/api/health");
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load = tokio::spawn({
-        let (url, stop) = (url.clone(), stop.clone());
-        async move {
-            let client = reqwest::Client::builder()
-                .pool_max_idle_per_host(0)
-                .build()
-                .unwrap();
-            let (mut failed, mut total) = (0, 0);
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) && total < 20_000 {
-                let ok = matches!(client.get(&url).send().await, Ok(r) if r.status() == 200);
-                total += 1;
-                failed += usize::from(!ok);
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            (failed, total)
-        }
-    });
+    let load = SteadyLoad::start(portal.url("/api/health"));
     let updated = portal.run("update", "1.1.0").await;
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let (failed, total) = load.await.unwrap();
+    let (failed, total) = load.stop().await;
     updated.assert_success();
     assert_eq!(
         failed, 0,

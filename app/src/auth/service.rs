@@ -176,19 +176,19 @@ pub fn authorize(user: &CurrentUser, needed: Role) -> Result<(), AuthError> {
 /// the typed text, which may be a password typed into the wrong field.
 pub const UNKNOWN_ACCOUNT: &str = "(unknown name)";
 
-/// Checks a name and password, with throttling, and on success starts a fresh session.
-/// Every way of failing returns the same error after the same password work.
-#[tracing::instrument(skip_all, fields(client = client_addr))]
-pub async fn sign_in(
-    console: &ConsoleContext,
-    session: &Session,
+/// Checks a name and password with sign-in's throttling: the attempt is recorded and
+/// counted before the password work, and a failure is audited as `failure_action` (and may
+/// lock the account or address). Every way of failing is the same `SignInFailed` after the
+/// same password work. Sign-in uses it, and so does a decision that re-enters a password.
+pub async fn check_password(
+    store: &Store,
     raw_name: &str,
     password: String,
     client_addr: &str,
-) -> Result<CurrentUser, AuthError> {
+    failure_action: &str,
+) -> Result<users::StoredUser, AuthError> {
     // A place in the password line first: past its limit nothing is checked or counted.
     let ticket = password::admit()?;
-    let store = &console.store;
     let now = now_epoch();
     let user = match UserName::parse(raw_name) {
         Ok(name) => users::find_by_name(store, name.as_str()).await?,
@@ -221,14 +221,45 @@ pub async fn sign_in(
         Some(user) if user.disabled => Err("account disabled"),
         Some(user) => Ok(user),
     };
-    let user = match outcome {
-        Ok(user) => user,
-        Err(reason) => {
-            record_failure(store, &actor, reason, locked, now).await?;
-            return Err(AuthError::SignInFailed);
+    match outcome {
+        Ok(user) => {
+            // This attempt and the account's earlier failures; the address keeps its count.
+            sqlx::query("DELETE FROM sign_in_failures WHERE user_name = $1")
+                .bind(&user.name)
+                .execute(store.pool())
+                .await?;
+            Ok(user)
         }
-    };
+        Err(reason) => {
+            record_failure(store, &actor, failure_action, reason, locked, now).await?;
+            Err(AuthError::SignInFailed)
+        }
+    }
+}
 
+/// Checks a name and password, with throttling, and on success starts a fresh session.
+/// Every way of failing returns the same error after the same password work.
+#[tracing::instrument(skip_all, fields(client = client_addr))]
+pub async fn sign_in(
+    console: &ConsoleContext,
+    session: &Session,
+    raw_name: &str,
+    password: String,
+    client_addr: &str,
+) -> Result<CurrentUser, AuthError> {
+    let user = check_password(
+        &console.store,
+        raw_name,
+        password,
+        client_addr,
+        "auth.sign_in_failed",
+    )
+    .await?;
+    let store = &console.store;
+    let actor = Actor {
+        name: user.name.clone(),
+        client_addr: client_addr.to_owned(),
+    };
     // A new id at sign-in: a session id planted before sign-in is worth nothing after it.
     session.cycle_id().await.map_err(session_failure)?;
     session
@@ -238,26 +269,19 @@ pub async fn sign_in(
                 user_id: user.id.clone(),
                 role: user.role,
                 generation: user.session_generation,
-                signed_in_at: now,
+                signed_in_at: now_epoch(),
             },
         )
         .await
         .map_err(session_failure)?;
-    let mut audited = Audited::begin(store).await?;
-    // This attempt and the account's earlier failures; the address keeps its count.
-    sqlx::query("DELETE FROM sign_in_failures WHERE user_name = $1")
-        .bind(&user.name)
-        .execute(audited.db())
-        .await?;
-    audited
-        .append(
-            &actor,
-            "auth.sign_in",
-            &user.name,
-            json!({ "role": user.role }),
-        )
-        .await?;
-    audited.commit().await?;
+    append(
+        store,
+        &actor,
+        "auth.sign_in",
+        &user.name,
+        json!({ "role": user.role }),
+    )
+    .await?;
     Ok(CurrentUser {
         id: user.id,
         name: user.name,
@@ -413,18 +437,14 @@ async fn failures_since_window<'c>(
 async fn record_failure(
     store: &Store,
     actor: &Actor,
+    action: &str,
     reason: &str,
     already_locked: bool,
     now: i64,
 ) -> Result<(), AuthError> {
     let mut audited = Audited::begin(store).await?;
     audited
-        .append(
-            actor,
-            "auth.sign_in_failed",
-            &actor.name,
-            json!({ "reason": reason }),
-        )
+        .append(actor, action, &actor.name, json!({ "reason": reason }))
         .await?;
     // Attempts during a lock are recorded but do not extend it.
     if !already_locked {

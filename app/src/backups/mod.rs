@@ -513,38 +513,11 @@ pub fn BackupSummary(overview: BackupSummaryData) -> impl IntoView {
     .into_any()
 }
 
-/// A restore, from an admin: whether to start the app on the images recorded with the backup,
-/// force for a backup no drill has verified, and a confirmation that the live data goes.
-#[component]
-fn RestoreForm(backup: Backup) -> impl IntoView {
-    let verified = backup.verification == "verified";
-    view! {
-        <details class="restore">
-            <summary data-testid=format!("restore-{}", backup.id)>"Restore…"</summary>
-            <crate::runs::RunForm
-                stack=backup.stack.clone()
-                operation=crate::runs::Operation::Restore
-                target=backup.id.clone()
-                label="Restore into the live database"
-                testid=format!("restore-run-{}", backup.id)
-                follow=true
-            >
-                <label class="check"><input type="checkbox" name="recorded_images" value="true" />" Start the app on the images recorded with it"</label>
-                <Show when=move || !verified>
-                    <label class="check"><input type="checkbox" name="force" value="true" />" Restore it although no drill has verified it"</label>
-                </Show>
-                <label class="check"><input type="checkbox" required />" The live data since this backup is replaced"</label>
-            </crate::runs::RunForm>
-        </details>
-    }
-}
-
 #[component]
 fn BackupList(list: Vec<Backup>) -> impl IntoView {
     let role = crate::auth::signed_in_user().map(|user| user.role);
     let can_verify = role.is_some_and(|role| role.allows(crate::auth::Role::Operator));
-    let can_restore =
-        role.is_some_and(|role| role.allows(crate::runs::Operation::Restore.required_role()));
+    let can_restore = can_verify;
     view! {
         <section class="card">
             <Table
@@ -586,7 +559,13 @@ fn BackupList(list: Vec<Backup>) -> impl IntoView {
                                             follow=true
                                         />
                                     </Show>
-                                    {restorable.then(|| view! { <RestoreForm backup=backup.clone() /> })}
+                                    {restorable.then(|| view! {
+                                        <crate::approvals::RestoreRequestForm
+                                            stack=backup.stack.clone()
+                                            backup=backup.id.clone()
+                                            verified=backup.verification == "verified"
+                                        />
+                                    })}
                                 </td>
                             </tr>
                         }

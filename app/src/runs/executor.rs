@@ -41,12 +41,13 @@ async fn run_steps(
     stack: &StackSummary,
     backups: &Path,
 ) -> Result<(), RunEnd> {
-    let env_file = stack.env_file.as_deref().map(Path::new);
-    let definition = compose::load(Path::new(&stack.compose_file), env_file)
-        .map_err(|error| error.to_string())?;
-    let policy = crate::backups::service::policy(&handle.store, &stack.name)
-        .await
-        .map_err(|error| error.to_string())?;
+    let (definition, policy) = prepare(
+        &handle.store,
+        stack,
+        &handle.run.operation,
+        &handle.run.target,
+    )
+    .await?;
     let steps = plan(
         handle.run.operation,
         &handle.run.options,
@@ -55,9 +56,12 @@ async fn run_steps(
     )?;
     let names: Vec<String> = steps.iter().map(Step::name).collect();
     handle.plan(&names).await.map_err(|e| e.to_string())?;
-    let probe = (handle.run.operation == Operation::Update)
-        .then(|| RolloutProbe::start(&definition))
-        .flatten();
+    let probe = matches!(
+        handle.run.operation,
+        Operation::Update | Operation::Rollback
+    )
+    .then(|| RolloutProbe::start(&definition))
+    .flatten();
     let context = StepContext {
         engine,
         stack,
@@ -142,6 +146,46 @@ async fn run_steps(
         result?;
     }
     Ok(())
+}
+
+/// The stack's definition as the run will use it (a rollback's app images pinned to the
+/// recorded ones) and its backup policy.
+async fn prepare(
+    store: &crate::store::Store,
+    stack: &StackSummary,
+    operation: &Operation,
+    target: &str,
+) -> Result<(StackDefinition, crate::backups::BackupPolicy), String> {
+    let env_file = stack.env_file.as_deref().map(Path::new);
+    let definition = compose::load(Path::new(&stack.compose_file), env_file)
+        .map_err(|error| error.to_string())?;
+    let definition = match operation {
+        Operation::Rollback => {
+            let recorded = super::queries::recorded_images(store, target)
+                .await
+                .map_err(|error| error.to_string())?;
+            if recorded.is_empty() {
+                return Err(format!("run {target} recorded no images to roll back to"));
+            }
+            super::plan::pin(&definition, &recorded)
+        }
+        _ => definition,
+    };
+    let policy = crate::backups::service::policy(store, &stack.name)
+        .await
+        .map_err(|error| error.to_string())?;
+    Ok((definition, policy))
+}
+
+/// The steps a run of `request` on `stack` would take now, by name: what an approval shows.
+pub async fn steps_of(
+    store: &crate::store::Store,
+    stack: &StackSummary,
+    request: &super::RunRequest,
+) -> Result<Vec<String>, String> {
+    let (definition, policy) = prepare(store, stack, &request.operation, &request.target).await?;
+    let steps = plan(request.operation, &request.options, &policy, &definition)?;
+    Ok(steps.iter().map(Step::name).collect())
 }
 
 /// Where a step's lines go: each is stored the moment the step says it.

@@ -92,7 +92,46 @@ pub async fn begin(
         error: String::new(),
     };
     let holder = this_holder();
+    let gated = run.operation.always_approved()
+        || (run.operation.may_be_gated()
+            && crate::approvals::service::policy(store, &run.stack)
+                .await?
+                .gate_changes);
+    if gated && run.options.approval.is_empty() {
+        return Err(RunError::NeedsApproval(format!(
+            "{} on {} needs an approval: request it on the Approvals page (or with `slipway request`); it starts once approved",
+            run.operation, run.stack
+        )));
+    }
     let mut audited = Audited::begin(store).await?;
+    // The approval is consumed by the run it starts, in the same transaction: once, and only
+    // for exactly what it approved.
+    if gated {
+        let approved = crate::runs::RunOptions {
+            approval: String::new(),
+            ..run.options.clone()
+        };
+        let consumed = sqlx::query(
+            "UPDATE approvals SET status = 'executed', run_id = $1 WHERE id = $2 AND status = 'approved' \
+             AND run_id = '' AND stack = $3 AND operation = $4 AND target = $5 AND options = $6",
+        )
+        .bind(&run.id)
+        .bind(&run.options.approval)
+        .bind(&run.stack)
+        .bind(run.operation.as_str())
+        .bind(&run.target)
+        .bind(approved.to_stored())
+        .execute(audited.db())
+        .await
+        .map_err(store_error)?;
+        if consumed.rows_affected() == 0 {
+            audited.rollback().await?;
+            return Err(RunError::NeedsApproval(format!(
+                "approval {} does not cover this run, or was used already",
+                run.options.approval
+            )));
+        }
+    }
     let locked = sqlx::query(
         "INSERT INTO stack_locks (stack, run_id, holder, requested_by, since, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
     )

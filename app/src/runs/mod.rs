@@ -37,7 +37,7 @@ pub mod runner;
 mod steps;
 
 #[cfg(feature = "ssr")]
-pub use executor::execute;
+pub use executor::{execute, steps_of};
 
 /// What a run does to its stack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +66,9 @@ pub enum Operation {
     Restore,
     /// Backups outside the stack's retention rule deleted; each survivor says why it stays.
     Prune,
+    /// The app services put back on the images an earlier successful run recorded (the
+    /// run's target), the zero-downtime way an update goes: beside, healthy, switch, drain.
+    Rollback,
 }
 
 /// What a run is asked to do: an operation, and for some the thing it acts on (the backup a
@@ -104,6 +107,10 @@ pub struct RunOptions {
     /// A backup's note, in the words of whoever asked for it (`slipway backup --why`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub why: String,
+    /// The approval that let the run start (never set from a request: only an approval's
+    /// execution sets it, and the run's start consumes the approval).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub approval: String,
 }
 
 impl RunOptions {
@@ -134,16 +141,24 @@ impl Operation {
             Operation::Verify => "verify",
             Operation::Restore => "restore",
             Operation::Prune => "prune",
+            Operation::Rollback => "rollback",
         }
     }
 
-    /// Who may start it: a restore replaces the live data, so admins only (an approval will
-    /// stand in front of it); every other operation, operators.
-    pub fn required_role(self) -> crate::auth::Role {
-        match self {
-            Operation::Restore => crate::auth::Role::Admin,
-            _ => crate::auth::Role::Operator,
-        }
+    /// Whether it runs only once an approval covers it, whatever the stack's policy: what
+    /// puts a stack back (a rollback, a restore). A stack's policy can gate deploy, update
+    /// and migrate too.
+    pub fn always_approved(self) -> bool {
+        matches!(self, Operation::Rollback | Operation::Restore)
+    }
+
+    /// Whether a stack's policy can ask for an approval in front of it.
+    pub fn may_be_gated(self) -> bool {
+        self.always_approved()
+            || matches!(
+                self,
+                Operation::Deploy | Operation::Update | Operation::Migrate
+            )
     }
 }
 
@@ -168,6 +183,7 @@ impl FromStr for Operation {
             "verify" => Ok(Operation::Verify),
             "restore" => Ok(Operation::Restore),
             "prune" => Ok(Operation::Prune),
+            "rollback" => Ok(Operation::Rollback),
             other => Err(format!("unknown operation {other:?}")),
         }
     }
@@ -206,6 +222,8 @@ macro_rules! status_enum {
         }
     };
 }
+
+pub(crate) use status_enum;
 
 status_enum! {
     /// Where a run stands.
@@ -254,7 +272,14 @@ impl RunSummary {
     pub fn asked_in_words(&self) -> String {
         let mut parts = Vec::new();
         if !self.target.is_empty() {
-            parts.push(format!("backup {}", self.target));
+            let what = match self.operation {
+                Operation::Rollback => "to the images of run",
+                _ => "backup",
+            };
+            parts.push(format!("{what} {}", self.target));
+        }
+        if !self.options.approval.is_empty() {
+            parts.push(format!("approved ({})", self.options.approval));
         }
         if self.options.scheduled {
             parts.push("scheduled".to_owned());
@@ -326,6 +351,9 @@ pub enum RunError {
     /// an engine that does not answer (503).
     #[error(transparent)]
     Stack(#[from] crate::stacks::StackError),
+    /// The operation runs only once an approval covers it; the message says how to ask.
+    #[error("{0}")]
+    NeedsApproval(String),
     /// The console is stopping and takes no new run.
     #[error("The console is stopping; start the run again once it is back.")]
     Stopping,
@@ -340,6 +368,7 @@ impl UserFacing for RunError {
         match self {
             RunError::Auth(error) => error.status(),
             RunError::Busy(_) => 409,
+            RunError::NeedsApproval(_) => 403,
             RunError::NotFound(_) => 404,
             RunError::Stack(error) => error.status(),
             RunError::Stopping | RunError::Unavailable | RunError::Transport(_) => 503,
@@ -357,8 +386,9 @@ impl From<crate::store::StoreError> for RunError {
     }
 }
 
-/// Starts a run of `operation` on the stack and returns its id at once; operators and up,
-/// admins for a restore. `target` names what the run acts on where the operation needs it
+/// Starts a run of `operation` on the stack and returns its id at once; operators and up.
+/// An operation that needs an approval is refused here (it is requested on the Approvals
+/// page and starts when approved). `target` names what the run acts on where the operation needs it
 /// (the backup a verify or restore run uses); `force` and `recorded_images` are a restore's.
 #[server(prefix = "/api", endpoint = "start_run")]
 pub async fn start_run(
@@ -369,7 +399,7 @@ pub async fn start_run(
     #[server(default)] recorded_images: bool,
 ) -> Result<String, RunError> {
     use crate::errors::reject;
-    let operator = crate::auth::guard::authorized(operation.required_role())
+    let operator = crate::auth::guard::authorized(crate::auth::Role::Operator)
         .await
         .map_err(|error| reject(RunError::from(error)))?;
     let options = RunOptions {
@@ -404,8 +434,7 @@ pub async fn start_run(
     Ok(id)
 }
 
-/// A button that starts a run of `operation` on `stack` (with `target`, and whatever fields
-/// `children` add: a restore's choices). With `follow` the browser goes to the run's page;
+/// A button that starts a run of `operation` on `stack` (with `target`). With `follow` the browser goes to the run's page;
 /// otherwise the form says the run started and links to it.
 #[component]
 pub fn RunForm(
@@ -416,7 +445,6 @@ pub fn RunForm(
     testid: String,
     #[prop(optional)] follow: bool,
     #[prop(optional)] secondary: bool,
-    #[prop(optional)] children: Option<Children>,
 ) -> impl IntoView {
     let start = ServerAction::<StartRun>::new();
     if follow {
@@ -437,7 +465,6 @@ pub fn RunForm(
             <input type="hidden" name="stack" value=stack />
             <input type="hidden" name="operation" value=operation.as_str() />
             <input type="hidden" name="target" value=target />
-            {children.map(|children| children())}
             <button class=class type="submit" data-testid=testid disabled=move || start.pending().get()>
                 {label}
             </button>

@@ -187,6 +187,19 @@ pub(super) fn plan<'a>(
             steps.push(Step::WaitReady(order.clone()));
             steps
         }
+        // The definition's app images are pinned to the recorded ones (see [`pin`]): the
+        // rest is an update's, without builds, and without a backup (no data changes).
+        Operation::Rollback => {
+            let mut steps = vec![Step::PinEdge];
+            steps.extend(
+                others
+                    .iter()
+                    .filter(|s| s.role == ServiceRole::App)
+                    .map(|s| Step::Replace(s)),
+            );
+            steps.extend([Step::CheckProbe, Step::RemoveReplaced, Step::RecordImages]);
+            steps
+        }
         Operation::Update => {
             let mut steps = if policy.before_update {
                 backups(BackupReason::PreUpdate)
@@ -207,6 +220,26 @@ pub(super) fn plan<'a>(
             steps
         }
     })
+}
+
+/// The stack with each app service's image pinned to the image id a run recorded for it
+/// (service → image id); services the run did not record keep their image.
+pub(super) fn pin(
+    definition: &StackDefinition,
+    recorded: &std::collections::BTreeMap<String, String>,
+) -> StackDefinition {
+    let mut pinned = definition.clone();
+    for service in pinned
+        .services
+        .iter_mut()
+        .filter(|s| s.role == ServiceRole::App)
+    {
+        if let Some(image) = recorded.get(&service.name) {
+            service.image = Some(image.clone());
+            service.build = None;
+        }
+    }
+    pinned
 }
 
 /// A build step for each service with a build context.
@@ -267,6 +300,52 @@ mod tests {
             .iter()
             .map(Step::name)
             .collect()
+    }
+
+    #[test]
+    fn a_rollback_replaces_the_app_services_on_the_pinned_images_without_a_build() {
+        let definition = crate::stacks::compose::parse(
+            std::path::Path::new("docker-compose.yml"),
+            STACK,
+            &MapEnvironment::new(),
+        )
+        .unwrap();
+        let recorded = std::collections::BTreeMap::from([
+            ("frontend".to_owned(), "aaa111".to_owned()),
+            ("backend".to_owned(), "bbb222".to_owned()),
+            ("database".to_owned(), "ccc333".to_owned()),
+        ]);
+        let pinned = pin(&definition, &recorded);
+        let image = |name: &str| pinned.service(name).unwrap().image.clone();
+        assert_eq!(image("frontend").as_deref(), Some("aaa111"));
+        assert!(pinned.service("frontend").unwrap().build.is_none());
+        assert_eq!(image("backend").as_deref(), Some("bbb222"));
+        assert_eq!(
+            image("database").as_deref(),
+            Some("pg"),
+            "data is not an app"
+        );
+        let steps: Vec<String> = plan(
+            Operation::Rollback,
+            &RunOptions::default(),
+            &BackupPolicy::default(),
+            &pinned,
+        )
+        .unwrap()
+        .iter()
+        .map(Step::name)
+        .collect();
+        assert_eq!(
+            steps,
+            [
+                "Pin the edge to the running containers",
+                "Update frontend beside the running one",
+                "Update backend beside the running one",
+                "Check the rollout probe",
+                "Remove the replaced containers",
+                "Record the running images",
+            ]
+        );
     }
 
     #[test]

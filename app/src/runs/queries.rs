@@ -71,7 +71,7 @@ pub async fn summary(store: &Store, id: &str) -> Result<RunSummary, RunError> {
         .ok_or_else(|| RunError::NotFound(id.to_owned()))
 }
 
-pub(super) async fn steps(store: &Store, id: &str) -> Result<Vec<RunStep>, RunError> {
+pub async fn steps(store: &Store, id: &str) -> Result<Vec<RunStep>, RunError> {
     let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
         "SELECT position, name, status, started_at, finished_at FROM run_steps WHERE run_id = $1 ORDER BY position",
     )
@@ -112,7 +112,7 @@ fn took(started_at: &str, finished_at: &str) -> String {
 }
 
 /// At most `limit` lines after line `after`, oldest first.
-pub(super) async fn lines_after(
+pub async fn lines_after(
     store: &Store,
     id: &str,
     after: i64,
@@ -136,6 +136,22 @@ pub(super) async fn lines_after(
             text,
         })
         .collect())
+}
+
+/// The image ids a successful run recorded, by service (empty when it recorded none).
+pub async fn recorded_images(
+    store: &Store,
+    run_id: &str,
+) -> Result<std::collections::BTreeMap<String, String>, RunError> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT i.service, i.image_id FROM run_images i JOIN runs r ON r.id = i.run_id \
+         WHERE i.run_id = $1 AND r.status = 'succeeded'",
+    )
+    .bind(run_id)
+    .fetch_all(store.pool())
+    .await
+    .map_err(store_error)?;
+    Ok(rows.into_iter().collect())
 }
 
 #[cfg(test)]

@@ -473,6 +473,22 @@ pub async fn psql(engine: &Engine, container_id: &str, sql: &str) -> Result<Stri
     Ok(said)
 }
 
+/// The newest record of the stack's migrations table in the database `container` (the live
+/// one or a drill's); `None` when the stack names no migrations table.
+pub async fn migration_head(
+    engine: &Engine,
+    container: &str,
+    definition: &StackDefinition,
+) -> Option<Result<String, String>> {
+    let table = definition.migrations_table()?;
+    let sql = format!("SELECT migration_name FROM {table} ORDER BY finished_at DESC LIMIT 1");
+    Some(
+        psql(engine, container, &sql)
+            .await
+            .map(|head| head.trim().to_owned()),
+    )
+}
+
 /// How long a one-off command (a migration) may run.
 const ONE_OFF_WITHIN: Duration = Duration::from_secs(600);
 

@@ -160,6 +160,7 @@ pub fn StackPage() -> impl IntoView {
             })}
         </Transition>
         <StackBackupsSummary name=Signal::derive(name) />
+        {move || is_operator.then(|| view! { <crate::approvals::RollbackForm stack=name() /> })}
         <StackLogs name=Signal::derive(name) />
         <Troubleshooting name=Signal::derive(name) />
     }

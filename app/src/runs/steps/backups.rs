@@ -44,6 +44,7 @@ fn dump_script() -> String {
     format!(
         "{AS_DATABASE_OWNER}exec psql -X -q -At -v ON_ERROR_STOP=1 <<'SQL'\n\
          BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n\
+         SET LOCAL jit = off;\n\
          SELECT pg_export_snapshot() AS slipway_snapshot \\gset\n\
          \\setenv SLIPWAY_SNAPSHOT :slipway_snapshot\n\
          \\o /dev/stderr\n\
@@ -55,10 +56,12 @@ fn dump_script() -> String {
     )
 }
 
-/// The row counts of the database as it is now (a drill's, after its restore).
+/// The row counts of the database as it is now (a drill's, after its restore). JIT is off
+/// for the counts, as in the dump's session: a count gains nothing from it, and images
+/// without the JIT's files would fail the query.
 fn count_script() -> String {
     format!(
-        "{AS_DATABASE_OWNER}exec psql -X -q -At -v ON_ERROR_STOP=1 <<'SQL'\n{ROW_COUNTS}\nSQL\n"
+        "{AS_DATABASE_OWNER}exec psql -X -q -At -v ON_ERROR_STOP=1 <<'SQL'\nSET jit = off;\n{ROW_COUNTS}\nSQL\n"
     )
 }
 
@@ -276,16 +279,8 @@ impl<'a> StepContext<'a> {
         Ok((size, hex::encode(hasher.finalize()), row_counts))
     }
 
-    /// The newest record of the stack's migrations table in the database `container` (the
-    /// live one or a drill's); `None` when the stack names no migrations table.
     async fn migration_head(&self, container: &str) -> Option<Result<String, String>> {
-        let table = self.definition.migrations_table()?;
-        let sql = format!("SELECT migration_name FROM {table} ORDER BY finished_at DESC LIMIT 1");
-        Some(
-            lifecycle::psql(self.engine, container, &sql)
-                .await
-                .map(|head| head.trim().to_owned()),
-        )
+        lifecycle::migration_head(self.engine, container, self.definition).await
     }
 
     /// The head recorded with a backup: empty when there is none or it cannot be read (the

@@ -1,0 +1,685 @@
+//! Approvals: a gated run (a rollback, a restore, and where a stack's policy says so a
+//! deploy, update or migrate) is requested with a reason, shows exactly what will happen,
+//! and starts by itself once enough other people have approved it with their password.
+//! The approval is bound to a digest of what it covers; if any of that changes before the
+//! run starts, the approval is void.
+
+use std::fmt;
+use std::str::FromStr;
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::{use_params_map, use_query_map};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::AuthError;
+use crate::components::Table;
+use crate::errors::UserFacing;
+use crate::runs::{status_enum, Operation, RunOptions};
+
+#[cfg(feature = "ssr")]
+pub mod plan;
+#[cfg(feature = "ssr")]
+pub mod service;
+
+status_enum! {
+    /// Where an approval request stands.
+    ApprovalStatus {
+        /// Waiting for decisions.
+        Waiting => "waiting",
+        /// Approved by enough people; its run starts as soon as the stack is free.
+        Approved => "approved",
+        /// Its run started (the run consumed it).
+        Executed => "executed",
+        Rejected => "rejected",
+        /// Not decided in time.
+        Expired => "expired",
+        /// Something it covered changed before its run started.
+        Void => "void",
+    }
+}
+
+/// One service's image now and after the run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageChange {
+    pub service: String,
+    pub current: String,
+    pub target: String,
+}
+
+/// What an approved run will do, shown to whoever decides and stored with the request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalPlan {
+    /// What the run acts on, in sentences (the backup, its age and state, what is lost).
+    pub facts: Vec<String>,
+    pub images: Vec<ImageChange>,
+    /// What the decider should weigh (a schema newer than the images, an unverified backup).
+    pub warnings: Vec<String>,
+    /// The run's steps, as its page will list them.
+    pub steps: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub user_name: String,
+    /// `approved` or `rejected`.
+    pub decision: String,
+    pub comment: String,
+    pub decided_at: String,
+}
+
+/// An approval request and where it stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub id: String,
+    pub stack: String,
+    pub operation: Operation,
+    pub target: String,
+    pub options: RunOptions,
+    pub reason: String,
+    pub requested_by: String,
+    pub status: ApprovalStatus,
+    /// Why it is void or expired; empty otherwise.
+    pub status_note: String,
+    /// How many approvals it needs.
+    pub required: i64,
+    pub plan: ApprovalPlan,
+    pub digest: String,
+    pub created_at: String,
+    pub expires_at: String,
+    /// The run it started, once it has.
+    pub run_id: String,
+    pub decisions: Vec<Decision>,
+    /// Whether the caller may decide it now (an approver who is not its requester).
+    #[serde(default)]
+    pub can_decide: bool,
+}
+
+impl Approval {
+    pub fn approvals(&self) -> usize {
+        self.decisions
+            .iter()
+            .filter(|d| d.decision == "approved")
+            .count()
+    }
+
+    /// `rollback portal to the images of run 1f…`.
+    pub fn title(&self) -> String {
+        let what = match self.operation {
+            Operation::Rollback => format!(" to the images of run {}", short(&self.target)),
+            Operation::Restore => format!(" of backup {}", short(&self.target)),
+            _ => String::new(),
+        };
+        format!("{} {}{what}", self.operation, self.stack)
+    }
+}
+
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+/// A stack's approval policy (admins set it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalPolicy {
+    /// Approvals a request needs.
+    pub required: i64,
+    /// Minutes a request waits before it expires.
+    pub expires_minutes: i64,
+    /// Deploy, update and migrate need an approval too.
+    pub gate_changes: bool,
+}
+
+impl Default for ApprovalPolicy {
+    fn default() -> Self {
+        Self {
+            required: 1,
+            expires_minutes: 60,
+            gate_changes: false,
+        }
+    }
+}
+
+/// An earlier run whose recorded images a rollback can go back to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackTarget {
+    pub run_id: String,
+    pub operation: Operation,
+    pub finished_at: String,
+    /// `backend 1.0.0 (ab12…), frontend …`.
+    pub images: String,
+    /// The last-known-good before the current images: the default choice.
+    pub suggested: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ApprovalError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("There is no approval {0}.")]
+    NotFound(String),
+    /// A request or decision that cannot be made; the message says why.
+    #[error("{0}")]
+    Refused(String),
+    #[error("The password is wrong, or the account is locked for a while.")]
+    WrongPassword,
+    #[error(transparent)]
+    Run(#[from] crate::runs::RunError),
+    #[error("The console's database did not answer. Try again in a moment.")]
+    Unavailable,
+    #[error("The console could not be reached: {0}")]
+    Transport(String),
+}
+
+impl UserFacing for ApprovalError {
+    fn status(&self) -> u16 {
+        match self {
+            ApprovalError::Auth(error) => error.status(),
+            ApprovalError::NotFound(_) => 404,
+            ApprovalError::Refused(_) => 409,
+            ApprovalError::WrongPassword => 401,
+            ApprovalError::Run(error) => error.status(),
+            ApprovalError::Unavailable | ApprovalError::Transport(_) => 503,
+        }
+    }
+}
+
+crate::server_fn_error!(ApprovalError);
+
+#[cfg(feature = "ssr")]
+impl From<crate::store::StoreError> for ApprovalError {
+    fn from(error: crate::store::StoreError) -> Self {
+        tracing::error!(error = %error, cause = ?error, "store failure in approvals");
+        ApprovalError::Unavailable
+    }
+}
+
+/// Any of this domain's failures as the browser sees it (status and all).
+#[cfg(feature = "ssr")]
+fn refuse(error: impl Into<ApprovalError>) -> ApprovalError {
+    crate::errors::reject(error.into())
+}
+
+/// A hash of the caller's session id, to tell a decision from the session that requested.
+#[cfg(feature = "ssr")]
+async fn session_mark() -> String {
+    use sha2::{Digest, Sha256};
+    match crate::auth::guard::console_and_session().await {
+        Ok((_, session)) => session
+            .id()
+            .map(|id| hex::encode(Sha256::digest(id.to_string())))
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Requests a gated run; operators and up. Returns the approval's id.
+#[server(prefix = "/api", endpoint = "request_approval")]
+pub async fn request_approval(
+    stack: String,
+    operation: Operation,
+    #[server(default)] target: String,
+    #[server(default)] force: bool,
+    #[server(default)] recorded_images: bool,
+    reason: String,
+) -> Result<String, ApprovalError> {
+    use crate::errors::reject;
+    let operator = crate::auth::guard::authorized(crate::auth::Role::Operator)
+        .await
+        .map_err(|error| reject(ApprovalError::from(error)))?;
+    let engine = operator
+        .console
+        .engine
+        .clone()
+        .map_err(|error| reject(ApprovalError::Run(error.into())))?;
+    let requester = service::Person {
+        user_id: operator.user.id.clone(),
+        session: session_mark().await,
+        actor: operator.actor.clone(),
+    };
+    let request = crate::runs::RunRequest {
+        operation,
+        target,
+        options: RunOptions {
+            force,
+            recorded_images,
+            ..RunOptions::default()
+        },
+    };
+    service::request(
+        &operator.console.store,
+        &engine,
+        &requester,
+        &stack,
+        request,
+        &reason,
+    )
+    .await
+    .map(|approval| approval.id)
+    .map_err(refuse)
+}
+
+/// Approves or rejects a request; approvers and admins who did not request it, with their
+/// password. The last approval it needs starts its run.
+#[server(prefix = "/api", endpoint = "decide_approval")]
+pub async fn decide_approval(
+    id: String,
+    decision: String,
+    #[server(default)] comment: String,
+    password: String,
+) -> Result<ApprovalStatus, ApprovalError> {
+    use crate::errors::reject;
+    let approver = crate::auth::guard::authorized(crate::auth::Role::Approver)
+        .await
+        .map_err(|error| reject(ApprovalError::from(error)))?;
+    let store = &approver.console.store;
+    let client = crate::auth::guard::client_addr().await;
+    crate::auth::service::check_password(
+        store,
+        &approver.user.name,
+        password,
+        &client,
+        "approval.password_failed",
+    )
+    .await
+    .map_err(|error| {
+        reject(match error {
+            AuthError::SignInFailed => ApprovalError::WrongPassword,
+            other => other.into(),
+        })
+    })?;
+    let decider = service::Person {
+        user_id: approver.user.id.clone(),
+        session: session_mark().await,
+        actor: approver.actor.clone(),
+    };
+    let approve = match decision.as_str() {
+        "approve" => true,
+        "reject" => false,
+        other => {
+            return Err(reject(ApprovalError::Refused(format!(
+                "unknown decision {other:?}: approve or reject"
+            ))))
+        }
+    };
+    let status = service::decide(store, &decider, &id, approve, comment.trim())
+        .await
+        .map_err(refuse)?;
+    if status == ApprovalStatus::Approved {
+        service::start_approved(&approver.console, &id)
+            .await
+            .map_err(refuse)
+    } else {
+        Ok(status)
+    }
+}
+
+/// Approval requests, newest first: `show` is `mine` (waiting for the caller), `requested`
+/// (the caller's own), `open` (all waiting), or `closed` (decided, expired, void).
+#[server(prefix = "/api", endpoint = "approvals")]
+pub async fn list_approvals(show: String) -> Result<Vec<Approval>, ApprovalError> {
+    use crate::errors::reject;
+    let caller = crate::auth::guard::authorized_for(
+        crate::auth::Role::Operator,
+        crate::auth::service::Activity::Background,
+    )
+    .await
+    .map_err(|error| reject(ApprovalError::from(error)))?;
+    let store = &caller.console.store;
+    service::expire_due(store).await.map_err(refuse)?;
+    let mut list = service::list(store, "").await.map_err(refuse)?;
+    let session = session_mark().await;
+    for approval in &mut list {
+        approval.can_decide = service::may_decide(store, approval, &caller.user, &session).await?;
+    }
+    list.retain(|approval| match show.as_str() {
+        "mine" => approval.can_decide,
+        "requested" => approval.requested_by == caller.actor.name,
+        "closed" => !matches!(
+            approval.status,
+            ApprovalStatus::Waiting | ApprovalStatus::Approved
+        ),
+        _ => matches!(
+            approval.status,
+            ApprovalStatus::Waiting | ApprovalStatus::Approved
+        ),
+    });
+    Ok(list)
+}
+
+/// One request with its plan and decisions.
+#[server(prefix = "/api", endpoint = "approval")]
+pub async fn get_approval(id: String) -> Result<Approval, ApprovalError> {
+    use crate::errors::reject;
+    let caller = crate::auth::guard::authorized_for(
+        crate::auth::Role::Operator,
+        crate::auth::service::Activity::Background,
+    )
+    .await
+    .map_err(|error| reject(ApprovalError::from(error)))?;
+    let store = &caller.console.store;
+    service::expire_due(store).await.map_err(refuse)?;
+    let mut approval = service::find(store, &id).await.map_err(refuse)?;
+    approval.can_decide =
+        service::may_decide(store, &approval, &caller.user, &session_mark().await).await?;
+    Ok(approval)
+}
+
+/// How many requests wait for the caller's decision (0 for those who cannot decide).
+#[server(prefix = "/api", endpoint = "approvals_waiting")]
+pub async fn approvals_waiting() -> Result<usize, ApprovalError> {
+    let caller = crate::auth::guard::authorized_for(
+        crate::auth::Role::Viewer,
+        crate::auth::service::Activity::Background,
+    )
+    .await?;
+    if !caller.user.role.allows(crate::auth::Role::Approver) {
+        return Ok(0);
+    }
+    let store = &caller.console.store;
+    let session = session_mark().await;
+    let mut count = 0;
+    for approval in service::list(store, "").await? {
+        if service::may_decide(store, &approval, &caller.user, &session).await? {
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
+/// The runs a rollback of `stack` can go back to, newest first.
+#[server(prefix = "/api", endpoint = "rollback_targets")]
+pub async fn rollback_targets(stack: String) -> Result<Vec<RollbackTarget>, ApprovalError> {
+    use crate::errors::reject;
+    let caller = crate::auth::guard::authorized_for(
+        crate::auth::Role::Operator,
+        crate::auth::service::Activity::Background,
+    )
+    .await
+    .map_err(|error| reject(ApprovalError::from(error)))?;
+    let engine = caller.console.engine.clone().ok();
+    plan::rollback_targets(&caller.console.store, engine.as_ref(), &stack)
+        .await
+        .map_err(refuse)
+}
+
+/// How often the approval pages ask again.
+const REFRESH: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The count of requests waiting for the signed-in approver, for the navigation.
+#[component]
+pub fn WaitingBadge() -> impl IntoView {
+    let tick = crate::components::ticker(std::time::Duration::from_secs(10));
+    let waiting = Resource::new(move || tick.get(), |_| approvals_waiting());
+    view! {
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                match waiting.await {
+                    Ok(count) if count > 0 => Some(view! { <span class="badge" data-testid="approvals-waiting">{count}</span> }),
+                    _ => None,
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+pub fn ApprovalsPage() -> impl IntoView {
+    let query = use_query_map();
+    let show = move || query.with(|q| q.get("show").unwrap_or_else(|| "open".into()));
+    let tick = crate::components::ticker(REFRESH);
+    let list = Resource::new(
+        move || (show(), tick.get()),
+        |(show, _)| list_approvals(show),
+    );
+    let tabs = [
+        ("mine", "Waiting for me"),
+        ("requested", "Requested by me"),
+        ("open", "All open"),
+        ("closed", "Decided, expired, void"),
+    ];
+    view! {
+        <Title text="Approvals" />
+        <h1>"Approvals"</h1>
+        <p class="lead">
+            "Rollbacks, restores and, where a stack asks for it, deploys wait here for someone other than the requester. "
+            "Each shows exactly what will happen; the last approval starts the run."
+        </p>
+        <nav class="tabs">
+            {tabs
+                .map(|(key, label)| {
+                    view! {
+                        <a href=format!("/approvals?show={key}") class=move || if show() == key { "tab active" } else { "tab" }>{label}</a>
+                    }
+                })
+                .collect_view()}
+        </nav>
+        <Transition fallback=|| view! { <p class="muted">"Loading approvals…"</p> }>
+            {move || Suspend::new(async move {
+                match list.await {
+                    Ok(list) if list.is_empty() => view! { <p class="muted card" data-testid="no-approvals">"Nothing here."</p> }.into_any(),
+                    Ok(list) => view! { <ApprovalList list /> }.into_any(),
+                    Err(error) => view! { <p class="error">{error.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn ApprovalList(list: Vec<Approval>) -> impl IntoView {
+    view! {
+        <section class="card">
+            <Table testid="approvals-table" headers=&["Requested", "What", "Why", "By", "State", "Approvals", "Expires"]>
+                {list
+                    .into_iter()
+                    .map(|approval| {
+                        view! {
+                            <tr data-approval=approval.id.clone() data-status=approval.status.as_str()>
+                                <td class="nowrap">{approval.created_at.clone()}</td>
+                                <td><a href=format!("/approvals/{}", approval.id)>{approval.title()}</a></td>
+                                <td>{approval.reason.clone()}</td>
+                                <td>{approval.requested_by.clone()}</td>
+                                <td><span class=status_class(approval.status)>{approval.status.as_str()}</span></td>
+                                <td>{format!("{} of {}", approval.approvals(), approval.required)}</td>
+                                <td class="nowrap">{approval.expires_at.clone()}</td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
+            </Table>
+        </section>
+    }
+}
+
+fn status_class(status: ApprovalStatus) -> &'static str {
+    match status {
+        ApprovalStatus::Approved | ApprovalStatus::Executed => "status on",
+        ApprovalStatus::Waiting => "status",
+        _ => "status off",
+    }
+}
+
+#[component]
+pub fn ApprovalPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.with(|p| p.get("id").unwrap_or_default());
+    let tick = crate::components::ticker(REFRESH);
+    let decide = ServerAction::<DecideApproval>::new();
+    let approval = Resource::new(
+        move || (id(), tick.get(), decide.version().get()),
+        |(id, _, _)| get_approval(id),
+    );
+    view! {
+        <Transition fallback=|| view! { <p class="muted">"Loading the request…"</p> }>
+            {move || Suspend::new(async move {
+                match approval.await {
+                    Ok(approval) => view! { <ApprovalView approval decide /> }.into_any(),
+                    Err(error) => view! { <Title text="Approval" /><p class="error">{error.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn ApprovalView(approval: Approval, decide: ServerAction<DecideApproval>) -> impl IntoView {
+    let plan = approval.plan.clone();
+    let decisions = approval.decisions.clone();
+    let run_link = (!approval.run_id.is_empty()).then(|| {
+        view! {
+            <p data-testid="approval-run">"Run: " <a href=format!("/runs/{}", approval.run_id)>{approval.run_id.clone()}</a></p>
+        }
+    });
+    let note = (!approval.status_note.is_empty())
+        .then(|| view! { <p class="error" data-testid="approval-note">{approval.status_note.clone()}</p> });
+    let form = approval.can_decide.then(|| {
+        let id = approval.id.clone();
+        view! {
+            <section class="card">
+                <h2>"Decide"</h2>
+                <ActionForm action=decide attr:data-testid="decide-form">
+                    <input type="hidden" name="id" value=id />
+                    <label class="field">"Comment" <input name="comment" /></label>
+                    <label class="field">"Your password" <input name="password" type="password" required autocomplete="current-password" /></label>
+                    <div class="actions">
+                        <button class="button" type="submit" name="decision" value="approve" data-testid="approve">"Approve"</button>
+                        <button class="button secondary" type="submit" name="decision" value="reject" data-testid="reject">"Reject"</button>
+                    </div>
+                </ActionForm>
+                {move || decide.value().get().and_then(Result::err).map(|error| view! { <p class="error" role="alert">{error.to_string()}</p> })}
+            </section>
+        }
+    });
+    view! {
+        <Title text=approval.title() />
+        <h1>{approval.title()}</h1>
+        <p class="lead" data-testid="approval-status" data-status=approval.status.as_str()>
+            <span class=status_class(approval.status)>{approval.status.as_str()}</span>
+            {format!(
+                " · requested by {} at {} · {} of {} approvals · expires {}",
+                approval.requested_by,
+                approval.created_at,
+                approval.approvals(),
+                approval.required,
+                approval.expires_at
+            )}
+        </p>
+        {note}
+        {run_link}
+        <section class="card">
+            <h2>"Why"</h2>
+            <p data-testid="approval-reason">{approval.reason.clone()}</p>
+            <h2>"What will happen"</h2>
+            <ul data-testid="approval-facts">{plan.facts.into_iter().map(|fact| view! { <li>{fact}</li> }).collect_view()}</ul>
+            {(!plan.warnings.is_empty()).then(|| view! {
+                <ul class="warnings" data-testid="approval-warnings">
+                    {plan.warnings.clone().into_iter().map(|warning| view! { <li class="error">{warning}</li> }).collect_view()}
+                </ul>
+            })}
+            {(!plan.images.is_empty()).then(|| view! {
+                <Table testid="approval-images" headers=&["Service", "Now", "After"]>
+                    {plan.images.clone().into_iter().map(|change| view! {
+                        <tr><td>{change.service}</td><td><code>{change.current}</code></td><td><code>{change.target}</code></td></tr>
+                    }).collect_view()}
+                </Table>
+            })}
+            <h2>"Steps"</h2>
+            <ol data-testid="approval-steps">{plan.steps.into_iter().map(|step| view! { <li>{step}</li> }).collect_view()}</ol>
+            <p class="muted">"Bound to digest " <code>{approval.digest.chars().take(16).collect::<String>()}</code> ": if what it covers changes before the run starts, the approval is void."</p>
+        </section>
+        <section class="card">
+            <h2>"Decisions"</h2>
+            {if decisions.is_empty() {
+                view! { <p class="muted">"None yet."</p> }.into_any()
+            } else {
+                view! {
+                    <ul data-testid="approval-decisions">
+                        {decisions.into_iter().map(|d| view! {
+                            <li>{format!("{} {} at {}", d.user_name, d.decision, d.decided_at)}{(!d.comment.is_empty()).then(|| format!(": {}", d.comment))}</li>
+                        }).collect_view()}
+                    </ul>
+                }.into_any()
+            }}
+        </section>
+        {form}
+    }
+}
+
+/// A rollback request from the stack's page: which earlier run's images, and why.
+#[component]
+pub fn RollbackForm(stack: String) -> impl IntoView {
+    let request = ServerAction::<RequestApproval>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(id)) = request.value().get() {
+            let navigate = leptos_router::hooks::use_navigate();
+            navigate(&format!("/approvals/{id}"), Default::default());
+        }
+    });
+    let name = stack.clone();
+    let targets = Resource::new(move || name.clone(), rollback_targets);
+    view! {
+        <section class="card" data-testid="rollback">
+            <h2>"Roll back"</h2>
+            <Transition fallback=|| view! { <p class="muted">"Looking for earlier runs…"</p> }>
+                {move || {
+                    let stack = stack.clone();
+                    Suspend::new(async move {
+                        match targets.await {
+                            Ok(list) if list.is_empty() => view! { <p class="muted">"No earlier run recorded images to roll back to."</p> }.into_any(),
+                            Ok(list) => view! {
+                                <ActionForm action=request attr:class="form-row">
+                                    <input type="hidden" name="stack" value=stack />
+                                    <input type="hidden" name="operation" value="rollback" />
+                                    <label class="field">
+                                        "To the images of"
+                                        <select name="target" data-testid="rollback-target">
+                                            {list.into_iter().map(|target| view! {
+                                                <option value=target.run_id.clone() selected=target.suggested>
+                                                    {format!("{} {} at {}: {}", target.operation, short(&target.run_id), target.finished_at, target.images)}
+                                                </option>
+                                            }).collect_view()}
+                                        </select>
+                                    </label>
+                                    <label class="field">"Why" <input name="reason" required data-testid="rollback-reason" /></label>
+                                    <button class="button" type="submit" data-testid="request-rollback">"Request the rollback"</button>
+                                </ActionForm>
+                            }.into_any(),
+                            Err(error) => view! { <p class="error">{error.to_string()}</p> }.into_any(),
+                        }
+                    })
+                }}
+            </Transition>
+            {move || request.value().get().and_then(Result::err).map(|error| view! { <p class="error" role="alert">{error.to_string()}</p> })}
+        </section>
+    }
+}
+
+/// A restore request from the Backups page.
+#[component]
+pub fn RestoreRequestForm(stack: String, backup: String, verified: bool) -> impl IntoView {
+    let request = ServerAction::<RequestApproval>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(id)) = request.value().get() {
+            let navigate = leptos_router::hooks::use_navigate();
+            navigate(&format!("/approvals/{id}"), Default::default());
+        }
+    });
+    view! {
+        <details class="restore">
+            <summary data-testid=format!("restore-{backup}")>"Restore…"</summary>
+            <ActionForm action=request>
+                <input type="hidden" name="stack" value=stack />
+                <input type="hidden" name="operation" value="restore" />
+                <input type="hidden" name="target" value=backup.clone() />
+                <label class="check"><input type="checkbox" name="recorded_images" value="true" />" Start the app on the images recorded with it"</label>
+                {(!verified).then(|| view! {
+                    <label class="check"><input type="checkbox" name="force" value="true" />" Restore it although no drill has verified it"</label>
+                })}
+                <label class="field">"Why" <input name="reason" required /></label>
+                <label class="check"><input type="checkbox" required />" The live data since this backup is replaced"</label>
+                <button class="button" type="submit" data-testid=format!("restore-run-{backup}")>"Request the restore"</button>
+            </ActionForm>
+            {move || request.value().get().and_then(Result::err).map(|error| view! { <p class="error" role="alert">{error.to_string()}</p> })}
+        </details>
+    }
+}

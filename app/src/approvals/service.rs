@@ -1,0 +1,565 @@
+//! The approval store and its rules: requesting, deciding, expiring, voiding, and starting
+//! the approved run. Every change is audited in its own transaction (which also serializes
+//! decisions: each takes the audit head's lock).
+
+use serde_json::json;
+
+use crate::audit::service::{Actor, Audited};
+use crate::auth::{CurrentUser, Role};
+use crate::context::ConsoleContext;
+use crate::runs::{Operation, RunOptions, RunRequest};
+use crate::stacks::engine::Engine;
+use crate::store::{now_utc, Store, StoreError};
+
+use super::plan::{describe, Facts};
+use super::{Approval, ApprovalError, ApprovalPolicy, ApprovalStatus, Decision};
+
+/// Who requests or decides: the user (empty id for the command line), a mark of their
+/// session (empty for the command line) and their audit identity.
+pub struct Person {
+    pub user_id: String,
+    pub session: String,
+    pub actor: Actor,
+}
+
+/// The stack's approval policy; the defaults when an admin has set none.
+pub async fn policy(store: &Store, stack: &str) -> Result<ApprovalPolicy, StoreError> {
+    let row: Option<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT required, expires_minutes, gate_changes FROM approval_policies WHERE stack = $1",
+    )
+    .bind(stack)
+    .fetch_optional(store.pool())
+    .await?;
+    Ok(match row {
+        None => ApprovalPolicy::default(),
+        Some((required, expires_minutes, gate_changes)) => ApprovalPolicy {
+            required,
+            expires_minutes,
+            gate_changes: gate_changes != 0,
+        },
+    })
+}
+
+/// Sets the stack's approval policy, audited as `approval.policy_set`.
+pub async fn set_policy(
+    store: &Store,
+    actor: &Actor,
+    stack: &str,
+    policy: &ApprovalPolicy,
+) -> Result<(), ApprovalError> {
+    if !(1..=10).contains(&policy.required) {
+        return Err(ApprovalError::Refused(
+            "a request needs between 1 and 10 approvals".into(),
+        ));
+    }
+    if !(5..=7 * 24 * 60).contains(&policy.expires_minutes) {
+        return Err(ApprovalError::Refused(
+            "requests expire after between 5 minutes and 7 days".into(),
+        ));
+    }
+    crate::stacks::service::find(store, stack)
+        .await
+        .map_err(|error| ApprovalError::Run(error.into()))?;
+    let mut audited = Audited::begin(store).await?;
+    sqlx::query("DELETE FROM approval_policies WHERE stack = $1")
+        .bind(stack)
+        .execute(audited.db())
+        .await
+        .map_err(StoreError::from)?;
+    sqlx::query(
+        "INSERT INTO approval_policies (stack, required, expires_minutes, gate_changes, updated_by, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(stack)
+    .bind(policy.required)
+    .bind(policy.expires_minutes)
+    .bind(i64::from(policy.gate_changes))
+    .bind(&actor.name)
+    .bind(now_utc())
+    .execute(audited.db())
+    .await
+    .map_err(StoreError::from)?;
+    audited
+        .append(actor, "approval.policy_set", stack, json!(policy))
+        .await?;
+    Ok(audited.commit().await?)
+}
+
+/// Whether `operation` on `stack` runs only with an approval.
+pub async fn is_gated(
+    store: &Store,
+    stack: &str,
+    operation: Operation,
+) -> Result<bool, StoreError> {
+    Ok(operation.always_approved()
+        || (operation.may_be_gated() && policy(store, stack).await?.gate_changes))
+}
+
+/// The digest an approval is bound to: SHA-256 over what it covers, by name.
+pub fn digest(facts: &Facts) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(
+        serde_json::to_vec(facts).unwrap_or_default(),
+    ))
+}
+
+/// Records a request for a gated run, with what it will do and the digest of what it
+/// covers; audited as `approval.requested`.
+pub async fn request(
+    store: &Store,
+    engine: &Engine,
+    requester: &Person,
+    stack: &str,
+    request: RunRequest,
+    reason: &str,
+) -> Result<Approval, ApprovalError> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(ApprovalError::Refused(
+            "say why, in at most 500 characters".into(),
+        ));
+    }
+    if !is_gated(store, stack, request.operation).await? {
+        return Err(ApprovalError::Refused(format!(
+            "{} on {stack} needs no approval: start it directly",
+            request.operation
+        )));
+    }
+    let summary = crate::stacks::service::find(store, stack)
+        .await
+        .map_err(|error| ApprovalError::Run(error.into()))?;
+    let (plan, facts) = describe(store, engine, &summary, &request).await?;
+    let policy = policy(store, stack).await?;
+    let now = chrono::Utc::now();
+    let stamp = |at: chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let approval = Approval {
+        id: uuid::Uuid::new_v4().to_string(),
+        stack: stack.to_owned(),
+        operation: request.operation,
+        target: request.target.clone(),
+        options: request.options.clone(),
+        reason: reason.to_owned(),
+        requested_by: requester.actor.name.clone(),
+        status: ApprovalStatus::Waiting,
+        status_note: String::new(),
+        required: policy.required,
+        plan,
+        digest: digest(&facts),
+        created_at: stamp(now),
+        expires_at: stamp(now + chrono::Duration::minutes(policy.expires_minutes)),
+        run_id: String::new(),
+        decisions: Vec::new(),
+        can_decide: false,
+    };
+    let mut audited = Audited::begin(store).await?;
+    sqlx::query(
+        "INSERT INTO approvals (id, stack, operation, target, options, reason, requested_by, \
+         requester_id, requester_session, plan, facts, digest, required, status, status_note, \
+         run_id, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, '', '', $15, $16)",
+    )
+    .bind(&approval.id)
+    .bind(&approval.stack)
+    .bind(approval.operation.as_str())
+    .bind(&approval.target)
+    .bind(approval.options.to_stored())
+    .bind(&approval.reason)
+    .bind(&approval.requested_by)
+    .bind(&requester.user_id)
+    .bind(&requester.session)
+    .bind(serde_json::to_string(&approval.plan).unwrap_or_default())
+    .bind(serde_json::to_string(&facts).unwrap_or_default())
+    .bind(&approval.digest)
+    .bind(approval.required)
+    .bind(approval.status.as_str())
+    .bind(&approval.created_at)
+    .bind(&approval.expires_at)
+    .execute(audited.db())
+    .await
+    .map_err(StoreError::from)?;
+    audited
+        .append(
+            &requester.actor,
+            "approval.requested",
+            stack,
+            json!({
+                "approval": approval.id,
+                "operation": approval.operation.as_str(),
+                "target": approval.target,
+                "options": approval.options,
+                "reason": approval.reason,
+                "digest": approval.digest,
+            }),
+        )
+        .await?;
+    audited.commit().await?;
+    Ok(approval)
+}
+
+type ApprovalRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    String,
+);
+
+const COLUMNS: &str = "id, stack, operation, target, options, reason, requested_by, status, \
+                       status_note, plan, required, digest, created_at, expires_at";
+
+async fn with_decisions(store: &Store, row: ApprovalRow) -> Result<Approval, StoreError> {
+    let (
+        id,
+        stack,
+        operation,
+        target,
+        options,
+        reason,
+        requested_by,
+        status,
+        status_note,
+        plan,
+        required,
+        digest,
+        created_at,
+        expires_at,
+    ) = row;
+    let decisions: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT user_name, decision, comment, decided_at FROM approval_decisions \
+         WHERE approval_id = $1 ORDER BY decided_at",
+    )
+    .bind(&id)
+    .fetch_all(store.pool())
+    .await?;
+    let run_id: Option<(String,)> = sqlx::query_as("SELECT run_id FROM approvals WHERE id = $1")
+        .bind(&id)
+        .fetch_optional(store.pool())
+        .await?;
+    Ok(Approval {
+        id,
+        stack,
+        // Only this module writes these columns, from the typed values.
+        operation: operation.parse().unwrap_or(Operation::Rollback),
+        target,
+        options: RunOptions::from_stored(&options),
+        reason,
+        requested_by,
+        status: status.parse().unwrap_or(ApprovalStatus::Void),
+        status_note,
+        required,
+        plan: serde_json::from_str(&plan).unwrap_or_default(),
+        digest,
+        created_at,
+        expires_at,
+        run_id: run_id.map(|(id,)| id).unwrap_or_default(),
+        decisions: decisions
+            .into_iter()
+            .map(|(user_name, decision, comment, decided_at)| Decision {
+                user_name,
+                decision,
+                comment,
+                decided_at,
+            })
+            .collect(),
+        can_decide: false,
+    })
+}
+
+/// One request, with its decisions.
+pub async fn find(store: &Store, id: &str) -> Result<Approval, ApprovalError> {
+    let row: Option<ApprovalRow> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM approvals WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(store.pool())
+            .await
+            .map_err(StoreError::from)?;
+    let row = row.ok_or_else(|| ApprovalError::NotFound(id.to_owned()))?;
+    Ok(with_decisions(store, row).await?)
+}
+
+/// The newest requests of `stack` (every stack when empty).
+pub async fn list(store: &Store, stack: &str) -> Result<Vec<Approval>, StoreError> {
+    let rows: Vec<ApprovalRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM approvals WHERE ($1 = '' OR stack = $1) ORDER BY created_at DESC LIMIT 200"
+    ))
+    .bind(stack)
+    .fetch_all(store.pool())
+    .await?;
+    let mut list = Vec::with_capacity(rows.len());
+    for row in rows {
+        list.push(with_decisions(store, row).await?);
+    }
+    Ok(list)
+}
+
+/// Why `user` (in the session marked `session`) may not decide the request; `None` when
+/// they may.
+async fn refusal(
+    store: &Store,
+    approval_id: &str,
+    user: &CurrentUser,
+    session: &str,
+) -> Result<Option<String>, StoreError> {
+    if !user.role.allows(Role::Approver) {
+        return Ok(Some("only approvers and admins decide".into()));
+    }
+    let row: Option<(String, String, String, String)> = sqlx::query_as(
+        "SELECT status, expires_at, requester_id, requester_session FROM approvals WHERE id = $1",
+    )
+    .bind(approval_id)
+    .fetch_optional(store.pool())
+    .await?;
+    let Some((status, expires_at, requester_id, requester_session)) = row else {
+        return Ok(Some("there is no such request".into()));
+    };
+    if status != ApprovalStatus::Waiting.as_str() {
+        return Ok(Some(format!("the request is {status}")));
+    }
+    if expires_at < now_utc() {
+        return Ok(Some("the request has expired".into()));
+    }
+    if requester_id == user.id {
+        return Ok(Some("nobody approves their own request".into()));
+    }
+    if !requester_session.is_empty() && requester_session == session {
+        return Ok(Some(
+            "the request was made from this same session: another person decides".into(),
+        ));
+    }
+    let decided: Option<(String,)> = sqlx::query_as(
+        "SELECT decision FROM approval_decisions WHERE approval_id = $1 AND user_id = $2",
+    )
+    .bind(approval_id)
+    .bind(&user.id)
+    .fetch_optional(store.pool())
+    .await?;
+    Ok(decided.map(|(decision,)| format!("you have {decision} it already")))
+}
+
+/// Whether `user` may decide the request now.
+pub async fn may_decide(
+    store: &Store,
+    approval: &Approval,
+    user: &CurrentUser,
+    session: &str,
+) -> Result<bool, StoreError> {
+    if approval.status != ApprovalStatus::Waiting {
+        return Ok(false);
+    }
+    Ok(refusal(store, &approval.id, user, session).await?.is_none())
+}
+
+/// Records one decision (the password was checked by the caller). Returns where the
+/// request stands: rejected at the first rejection, approved once it has enough approvals.
+pub async fn decide(
+    store: &Store,
+    decider: &Person,
+    id: &str,
+    approve: bool,
+    comment: &str,
+) -> Result<ApprovalStatus, ApprovalError> {
+    expire_due(store).await?;
+    let user = crate::auth::users::find_by_id(store.pool(), &decider.user_id)
+        .await?
+        .ok_or(ApprovalError::Auth(crate::auth::AuthError::UnknownUser))?;
+    let current = CurrentUser {
+        id: user.id.clone(),
+        name: user.name.clone(),
+        role: user.role,
+    };
+    let mut audited = Audited::begin(store).await?;
+    // Checked inside the transaction: decisions are serialized by the audit head's lock.
+    if let Some(why) = refusal(store, id, &current, &decider.session).await? {
+        audited.rollback().await?;
+        return Err(ApprovalError::Refused(format!("cannot decide: {why}")));
+    }
+    let decision = if approve { "approved" } else { "rejected" };
+    sqlx::query(
+        "INSERT INTO approval_decisions (approval_id, user_id, user_name, decision, comment, decided_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(&current.id)
+    .bind(&current.name)
+    .bind(decision)
+    .bind(comment)
+    .bind(now_utc())
+    .execute(audited.db())
+    .await
+    .map_err(StoreError::from)?;
+    let (approvals, required): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM approval_decisions WHERE approval_id = $1 AND decision = 'approved'), \
+         required FROM approvals WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(audited.db())
+    .await
+    .map_err(StoreError::from)?;
+    let status = match (approve, approvals >= required) {
+        (false, _) => ApprovalStatus::Rejected,
+        (true, true) => ApprovalStatus::Approved,
+        (true, false) => ApprovalStatus::Waiting,
+    };
+    sqlx::query("UPDATE approvals SET status = $1 WHERE id = $2")
+        .bind(status.as_str())
+        .bind(id)
+        .execute(audited.db())
+        .await
+        .map_err(StoreError::from)?;
+    audited
+        .append(
+            &decider.actor,
+            &format!("approval.{decision}"),
+            id,
+            json!({ "comment": comment, "status": status.as_str(), "approvals": approvals, "required": required }),
+        )
+        .await?;
+    audited.commit().await?;
+    Ok(status)
+}
+
+/// Marks waiting requests past their time expired, each audited as `approval.expired`.
+pub async fn expire_due(store: &Store) -> Result<usize, StoreError> {
+    let due: Vec<(String, String)> = sqlx::query_as(
+        "SELECT id, stack FROM approvals WHERE status = 'waiting' AND expires_at < $1",
+    )
+    .bind(now_utc())
+    .fetch_all(store.pool())
+    .await?;
+    for (id, stack) in &due {
+        close(
+            store,
+            id,
+            stack,
+            ApprovalStatus::Expired,
+            "not decided in time",
+        )
+        .await?;
+    }
+    Ok(due.len())
+}
+
+/// Closes a waiting or approved request as expired or void, with why; audited.
+async fn close(
+    store: &Store,
+    id: &str,
+    stack: &str,
+    status: ApprovalStatus,
+    note: &str,
+) -> Result<(), StoreError> {
+    let mut audited = Audited::begin(store).await?;
+    let closed = sqlx::query(
+        "UPDATE approvals SET status = $1, status_note = $2 WHERE id = $3 AND status IN ('waiting', 'approved')",
+    )
+    .bind(status.as_str())
+    .bind(note)
+    .bind(id)
+    .execute(audited.db())
+    .await?;
+    if closed.rows_affected() == 0 {
+        return audited.rollback().await;
+    }
+    audited
+        .append(
+            &Actor::system(),
+            &format!("approval.{}", status.as_str()),
+            id,
+            json!({ "stack": stack, "note": note }),
+        )
+        .await?;
+    audited.commit().await
+}
+
+/// Starts the run of an approved request: what it covers is described again and compared
+/// with what was approved — anything changed makes it void — then the run begins (and
+/// consumes the approval). A busy stack leaves it approved; the console tries again.
+pub async fn start_approved(
+    console: &ConsoleContext,
+    id: &str,
+) -> Result<ApprovalStatus, ApprovalError> {
+    let store = &console.store;
+    let approval = find(store, id).await?;
+    if approval.status != ApprovalStatus::Approved {
+        return Ok(approval.status);
+    }
+    let engine = console
+        .engine
+        .clone()
+        .map_err(|error| ApprovalError::Run(error.into()))?;
+    let request = RunRequest {
+        operation: approval.operation,
+        target: approval.target.clone(),
+        options: approval.options.clone(),
+    };
+    let approved: Facts = {
+        let (facts,): (String,) = sqlx::query_as("SELECT facts FROM approvals WHERE id = $1")
+            .bind(id)
+            .fetch_one(store.pool())
+            .await
+            .map_err(StoreError::from)?;
+        serde_json::from_str(&facts).unwrap_or_default()
+    };
+    let summary = crate::stacks::service::find(store, &approval.stack)
+        .await
+        .map_err(|error| ApprovalError::Run(error.into()))?;
+    let now = match describe(store, &engine, &summary, &request).await {
+        Ok((_, facts)) => facts,
+        Err(error) => {
+            let note = format!("void: {error}");
+            close(store, id, &approval.stack, ApprovalStatus::Void, &note).await?;
+            return Ok(ApprovalStatus::Void);
+        }
+    };
+    let changed = super::plan::changes(&approved, &now);
+    if !changed.is_empty() {
+        let note = format!("void: since it was requested, {}", changed.join("; "));
+        close(store, id, &approval.stack, ApprovalStatus::Void, &note).await?;
+        return Ok(ApprovalStatus::Void);
+    }
+    let actor = Actor {
+        name: approval.requested_by.clone(),
+        client_addr: "approval".into(),
+    };
+    let request = RunRequest {
+        options: RunOptions {
+            approval: approval.id.clone(),
+            ..request.options
+        },
+        ..request
+    };
+    match crate::runs::lock::start(store, &approval.stack, request, &actor, false).await {
+        Ok((handle, stack)) => {
+            console.runner.start(handle, engine, stack)?;
+            Ok(ApprovalStatus::Executed)
+        }
+        Err(crate::runs::RunError::Busy(why)) => {
+            tracing::info!(approval = id, why, "approved run waits for its stack");
+            Ok(ApprovalStatus::Approved)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The console's background look: expired requests closed, approved runs whose stack was
+/// busy started.
+pub async fn start_waiting_runs(console: &ConsoleContext) -> Result<(), ApprovalError> {
+    expire_due(&console.store).await?;
+    let waiting: Vec<(String,)> =
+        sqlx::query_as("SELECT id FROM approvals WHERE status = 'approved' AND run_id = ''")
+            .fetch_all(console.store.pool())
+            .await
+            .map_err(StoreError::from)?;
+    for (id,) in waiting {
+        start_approved(console, &id).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,271 @@
+//! Approvals on the real engine with the sample portal: a rollback requested by one person,
+//! approved by another with their password, runs by itself; nobody approves their own request,
+//! a changed env file voids an approval, an expired one never runs, and nothing gated starts
+//! without one.
+
+use app::auth::Role;
+
+use crate::helpers::{
+    call, decide, requested_approval, run_to_exit, signed_in, wait_for_approval, RunningConsole,
+    SamplePortal, SteadyLoad,
+};
+
+/// The portal deployed at 1.0.0 and updated to 1.1.0, with a console on its store.
+async fn updated_portal(prefix: &str) -> (SamplePortal, RunningConsole) {
+    let portal = SamplePortal::add(prefix).await;
+    portal.run("deploy", "1.0.0").await.assert_success();
+    portal.run("update", "1.1.0").await.assert_success();
+    assert_eq!(portal.health().await["version"], "1.1.0");
+    let console = RunningConsole::start(&portal.store).await;
+    (portal, console)
+}
+
+/// Someone signed in with `role`: their client and password.
+async fn person(
+    portal: &SamplePortal,
+    console: &RunningConsole,
+    name: &str,
+    role: Role,
+) -> (reqwest::Client, String) {
+    let password = portal.store.add_user(name, role).await;
+    (signed_in(console, name, &password).await, password)
+}
+
+/// The run a rollback goes back to by default, as the stack page offers it.
+async fn suggested_target(client: &reqwest::Client, console: &RunningConsole) -> String {
+    let targets = call(client, console, "rollback_targets", &[("stack", "portal")]).await;
+    assert_eq!(targets.status(), 200);
+    let targets: Vec<serde_json::Value> = targets.json().await.unwrap();
+    let suggested: Vec<&serde_json::Value> =
+        targets.iter().filter(|t| t["suggested"] == true).collect();
+    assert_eq!(suggested.len(), 1, "{targets:?}");
+    assert_eq!(suggested[0]["operation"], "deploy", "{targets:?}");
+    suggested[0]["run_id"].as_str().unwrap().to_owned()
+}
+
+async fn request_rollback(
+    client: &reqwest::Client,
+    console: &RunningConsole,
+    target: &str,
+) -> reqwest::Response {
+    call(
+        client,
+        console,
+        "request_approval",
+        &[
+            ("stack", "portal"),
+            ("operation", "rollback"),
+            ("target", target),
+            ("reason", "1.1.0 breaks invoices"),
+        ],
+    )
+    .await
+}
+
+async fn approval(
+    client: &reqwest::Client,
+    console: &RunningConsole,
+    id: &str,
+) -> serde_json::Value {
+    let found = call(client, console, "approval", &[("id", id)]).await;
+    assert_eq!(found.status(), 200);
+    found.json().await.unwrap()
+}
+
+async fn audit_actions(portal: &SamplePortal, prefix: &str) -> Vec<String> {
+    let opened = portal.store.open().await;
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT action FROM audit_events WHERE action LIKE $1 ORDER BY seq")
+            .bind(format!("{prefix}%"))
+            .fetch_all(opened.pool())
+            .await
+            .unwrap();
+    opened.close().await;
+    rows.into_iter().map(|(action,)| action).collect()
+}
+
+#[tokio::test]
+async fn an_approved_rollback_puts_the_previous_version_back_without_dropping_a_request() {
+    let (portal, console) = updated_portal("sliprollback").await;
+    let (viewer, _) = person(&portal, &console, "vera", Role::Viewer).await;
+    let (operator, _) = person(&portal, &console, "otto", Role::Operator).await;
+    let (approver, password) = person(&portal, &console, "tess", Role::Approver).await;
+    let target = suggested_target(&operator, &console).await;
+
+    assert_eq!(
+        request_rollback(&viewer, &console, &target).await.status(),
+        403
+    );
+    let requested = request_rollback(&operator, &console, &target).await;
+    assert_eq!(requested.status(), 200);
+    let id: String = requested.json().await.unwrap();
+
+    // What will happen, exactly: the images per service and the steps.
+    let shown = approval(&approver, &console, &id).await;
+    assert_eq!(shown["status"], "waiting");
+    assert_eq!(shown["can_decide"], true);
+    let images = shown["plan"]["images"].as_array().unwrap();
+    let backend = images.iter().find(|i| i["service"] == "backend").unwrap();
+    assert!(
+        backend["current"]
+            .as_str()
+            .unwrap()
+            .contains("slipway-portal-backend:1.1.0")
+            && backend["target"]
+                .as_str()
+                .unwrap()
+                .contains("slipway-portal-backend:1.0.0"),
+        "{backend}"
+    );
+    let steps = shown["plan"]["steps"].to_string();
+    assert!(
+        steps.contains("Update backend beside the running one"),
+        "{steps}"
+    );
+    assert_eq!(shown["digest"].as_str().unwrap().len(), 64);
+
+    // Nobody but an approver decides, and never with a wrong password.
+    let by_operator = decide(&operator, &console, &id, "approve", "whatever").await;
+    assert_eq!(by_operator.status(), 403);
+    let wrong = decide(&approver, &console, &id, "approve", "not-the-password").await;
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(
+        approval(&approver, &console, &id).await["status"],
+        "waiting"
+    );
+    assert!(
+        audit_actions(&portal, "approval.password_failed")
+            .await
+            .len()
+            == 1
+    );
+
+    let load = SteadyLoad::start(portal.url("/api/health"));
+    let decided = decide(&approver, &console, &id, "approve", &password).await;
+    assert_eq!(decided.status(), 200);
+    assert_eq!(decided.json::<String>().await.unwrap(), "executed");
+    let followed = wait_for_approval(&portal.flags, &id).await;
+    let (failed, total) = load.stop().await;
+    followed.assert_success();
+    assert_eq!(
+        failed, 0,
+        "{failed} of {total} requests failed during the rollback"
+    );
+    assert!(total > 100, "the load ran ({total} requests)");
+    assert_eq!(portal.health().await["version"], "1.0.0");
+
+    // The run and the approval point at each other; the requester is on the run.
+    let done = approval(&approver, &console, &id).await;
+    assert_eq!(done["status"], "executed");
+    let run_id = done["run_id"].as_str().unwrap();
+    let run = call(&viewer, &console, "run", &[("id", run_id)]).await;
+    let run: serde_json::Value = run.json().await.unwrap();
+    assert_eq!(run["run"]["operation"], "rollback");
+    assert_eq!(run["run"]["requested_by"], "otto");
+    assert_eq!(run["run"]["options"]["approval"], id.as_str());
+    assert_eq!(
+        audit_actions(&portal, "approval.").await,
+        [
+            "approval.requested",
+            "approval.password_failed",
+            "approval.approved"
+        ]
+    );
+    console.terminate().await;
+}
+
+#[tokio::test]
+async fn the_requester_never_approves_and_a_changed_env_file_voids_the_approval() {
+    let (portal, console) = updated_portal("sliprequester").await;
+    let (tess, tess_password) = person(&portal, &console, "tess", Role::Approver).await;
+    let (ada, ada_password) = person(&portal, &console, "ada", Role::Admin).await;
+    let target = suggested_target(&tess, &console).await;
+    let requested = request_rollback(&tess, &console, &target).await;
+    let id: String = requested.json().await.unwrap();
+    assert_eq!(approval(&tess, &console, &id).await["can_decide"], false);
+    let own = decide(&tess, &console, &id, "approve", &tess_password).await;
+    assert_eq!(own.status(), 409);
+    assert!(own
+        .text()
+        .await
+        .unwrap()
+        .contains("nobody approves their own request"));
+
+    // The env file changes after the request: the approval no longer covers what would run.
+    let env_file = portal.env_file();
+    let mut env = std::fs::read_to_string(&env_file).unwrap();
+    env.push_str("\n# edited after the request\n");
+    std::fs::write(&env_file, env).unwrap();
+    let decided = decide(&ada, &console, &id, "approve", &ada_password).await;
+    assert_eq!(decided.status(), 200);
+    assert_eq!(decided.json::<String>().await.unwrap(), "void");
+    let void = approval(&ada, &console, &id).await;
+    assert_eq!(void["status"], "void");
+    assert!(
+        void["status_note"]
+            .as_str()
+            .unwrap()
+            .contains("the env file changed"),
+        "{void}"
+    );
+    assert_eq!(void["run_id"], "");
+    assert_eq!(portal.health().await["version"], "1.1.0", "nothing ran");
+    console.terminate().await;
+}
+
+#[tokio::test]
+async fn an_expired_request_never_runs_and_nothing_gated_starts_without_an_approval() {
+    let (portal, console) = updated_portal("slipexpired").await;
+    let (operator, _) = person(&portal, &console, "otto", Role::Operator).await;
+    let (approver, password) = person(&portal, &console, "tess", Role::Approver).await;
+
+    // Neither the console nor the command line starts a rollback: they ask for one.
+    let direct = call(
+        &operator,
+        &console,
+        "start_run",
+        &[
+            ("stack", "portal"),
+            ("operation", "rollback"),
+            ("target", "x"),
+        ],
+    )
+    .await;
+    assert_eq!(direct.status(), 403);
+    assert!(direct.text().await.unwrap().contains("needs an approval"));
+    let mut rollback = vec!["rollback", "portal", "--reason", "from the shell"];
+    rollback.extend(portal.flags.iter().map(String::as_str));
+    let asked = run_to_exit(&rollback, &[]).await;
+    let id = requested_approval(&asked);
+    assert!(asked.stdout.contains("/approvals/"), "{}", asked.stdout);
+    let opened = portal.store.open().await;
+    let rollbacks: (i64,) =
+        sqlx::query_as("SELECT count(*) FROM runs WHERE operation = 'rollback'")
+            .fetch_one(opened.pool())
+            .await
+            .unwrap();
+    // Its time runs out.
+    sqlx::query("UPDATE approvals SET expires_at = '2020-01-01T00:00:00.000Z' WHERE id = $1")
+        .bind(&id)
+        .execute(opened.pool())
+        .await
+        .unwrap();
+    opened.close().await;
+    assert_eq!(rollbacks.0, 0, "a request is not a run");
+
+    let late = decide(&approver, &console, &id, "approve", &password).await;
+    assert_eq!(late.status(), 409);
+    assert!(late.text().await.unwrap().contains("expired"));
+    let waited = wait_for_approval(&portal.flags, &id).await;
+    assert_eq!(waited.code, Some(1));
+    assert!(waited.stderr.contains("is expired"), "{}", waited.stderr);
+    let mut list = vec!["approvals", "--json"];
+    list.extend(portal.flags.iter().map(String::as_str));
+    let listed = run_to_exit(&list, &[]).await;
+    listed.assert_success();
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(listed[0]["status"], "expired");
+    assert!(audit_actions(&portal, "approval.expired").await.len() == 1);
+    assert_eq!(portal.health().await["version"], "1.1.0");
+    console.terminate().await;
+}
