@@ -37,9 +37,12 @@ function addUser(dataDir, { name, role, password }) {
   if (result.status !== 0) throw new Error(`slipway user add ${name} failed: ${result.stderr}`);
 }
 
-/** Runs `slipway` to completion with the console's data dir; throws on failure. */
-export function slipway(dataDir, args) {
-  const result = spawnSync(slipwayBin, [...args, '--data-dir', dataDir], { encoding: 'utf8' });
+/** Runs `slipway` to completion with the console's data dir (and `env` added); throws on failure. */
+export function slipway(dataDir, args, env = {}) {
+  const result = spawnSync(slipwayBin, [...args, '--data-dir', dataDir], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+  });
   if (result.status !== 0) throw new Error(`slipway ${args.join(' ')} failed: ${result.stderr}`);
   return result.stdout;
 }
