@@ -37,11 +37,15 @@ function addUser(dataDir, { name, role, password }) {
   if (result.status !== 0) throw new Error(`slipway user add ${name} failed: ${result.stderr}`);
 }
 
-/** Runs `slipway` to completion with the console's data dir (and `env` added); throws on failure. */
-export function slipway(dataDir, args, env = {}) {
+/**
+ * Runs `slipway` to completion with the console's data dir (`env` added, `input` on stdin);
+ * throws on failure.
+ */
+export function slipway(dataDir, args, { env = {}, input } = {}) {
   const result = spawnSync(slipwayBin, [...args, '--data-dir', dataDir], {
     encoding: 'utf8',
     env: { ...process.env, ...env },
+    input,
   });
   if (result.status !== 0) throw new Error(`slipway ${args.join(' ')} failed: ${result.stderr}`);
   return result.stdout;

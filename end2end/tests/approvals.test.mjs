@@ -41,8 +41,8 @@ describe('a rollback behind an approval', () => {
   before(() => {
     const dataDir = running.console.dataDir;
     slipway(dataDir, ['stack', 'add', 'portal', '--project', project, '--compose', `${fixture}/docker-compose.yml`, '--env-file', portalEnv]);
-    slipway(dataDir, ['deploy', 'portal'], { PORTAL_VERSION: '1.0.0' });
-    slipway(dataDir, ['update', 'portal'], { PORTAL_VERSION: '1.1.0' });
+    slipway(dataDir, ['deploy', 'portal'], { env: { PORTAL_VERSION: '1.0.0' } });
+    slipway(dataDir, ['update', 'portal'], { env: { PORTAL_VERSION: '1.1.0' } });
   });
 
   after(() => {
@@ -99,7 +99,12 @@ describe('a rollback behind an approval', () => {
 
   test('a tech lead approves from a browser without JavaScript', async () => {
     // Requested from the shell this time: back to the update's images.
-    const said = slipway(running.console.dataDir, ['rollback', 'portal', '--reason', 'back to 1.1.0 after the fix']);
+    const operator = USERS.find((user) => user.role === 'operator');
+    const said = slipway(
+      running.console.dataDir,
+      ['rollback', 'portal', '--reason', 'back to 1.1.0 after the fix', '--as', operator.name],
+      { input: `${operator.password}\n` },
+    );
     const id = /approval ([0-9a-f-]{36})/.exec(said)[1];
     const lead = USERS.find((user) => user.role === 'approver');
     const context = await running.browser.newContext({ javaScriptEnabled: false });

@@ -85,6 +85,10 @@ pub enum Command {
         /// Why: shown to whoever decides.
         #[arg(long)]
         reason: String,
+        /// The console user who asks (operators and up); their password is read from
+        /// standard input, and they can never approve it themselves.
+        #[arg(long = "as", value_name = "NAME")]
+        as_user: String,
         /// Restore a backup that no restore drill has verified (never a corrupt one).
         #[arg(long)]
         force: bool,
@@ -106,6 +110,10 @@ pub enum Command {
         /// Why: shown to whoever decides.
         #[arg(long)]
         reason: String,
+        /// The console user who asks (operators and up); their password is read from
+        /// standard input, and they can never approve it themselves.
+        #[arg(long = "as", value_name = "NAME")]
+        as_user: String,
         #[command(flatten)]
         store: StoreArgs,
     },

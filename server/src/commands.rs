@@ -59,6 +59,18 @@ fn read_new_password() -> Result<String, CommandError> {
         }
         return Ok(first);
     }
+    read_password_line()
+}
+
+/// A password: asked once on a terminal, else one line from standard input.
+fn read_password() -> Result<String, CommandError> {
+    if std::io::stdin().is_terminal() {
+        return rpassword::prompt_password("Password: ").map_err(CommandError::Input);
+    }
+    read_password_line()
+}
+
+fn read_password_line() -> Result<String, CommandError> {
     let mut line = String::new();
     std::io::stdin()
         .lock()
@@ -364,34 +376,52 @@ pub async fn print_logs(
     Ok(String::new())
 }
 
-/// The command line as a requester: no user id and no session, so any approver may decide.
-fn command_line_person() -> app::approvals::service::Person {
-    app::approvals::service::Person {
-        user_id: String::new(),
-        session: String::new(),
-        actor: Actor::command_line(),
+/// The command line as a requester: a console user (`--as NAME`) proved by their password,
+/// so that they, too, can never approve their own request. Wrong passwords count like
+/// sign-in's.
+async fn command_line_person(
+    store: &app::store::Store,
+    name: &str,
+) -> Result<app::approvals::service::Person, CommandError> {
+    let password = read_password()?;
+    let user = service::check_password(store, name, password, "cli", "approval.password_failed")
+        .await
+        .map_err(|error| match error {
+            AuthError::SignInFailed => CommandError::Run(format!(
+                "{name}: the password is wrong, or the account is locked for a while"
+            )),
+            other => other.into(),
+        })?;
+    if !user.role.allows(Role::Operator) {
+        return Err(CommandError::Run(format!(
+            "{name} is a {}: requests are made by operators and up",
+            user.role
+        )));
     }
+    Ok(app::approvals::service::Person {
+        user_id: user.id,
+        session: String::new(),
+        actor: Actor {
+            name: user.name,
+            client_addr: "cli".into(),
+        },
+    })
 }
 
 /// `slipway restore …` (and any gated run): records the request and says where to decide it.
 pub async fn request_approval(
     name: &str,
     request: RunRequest,
-    reason: &str,
+    (as_user, reason): (&str, &str),
     store_args: &StoreArgs,
 ) -> Result<String, CommandError> {
     let store = open_store(store_args).await?;
     let outcome = async {
+        let requester = command_line_person(&store, as_user).await?;
         let engine = Engine::connect().map_err(StackError::from)?;
-        let approval = app::approvals::service::request(
-            &store,
-            &engine,
-            &command_line_person(),
-            name,
-            request,
-            reason,
-        )
-        .await?;
+        let approval =
+            app::approvals::service::request(&store, &engine, &requester, name, request, reason)
+                .await?;
         Ok::<_, CommandError>(approval)
     }
     .await;
@@ -409,7 +439,7 @@ pub async fn request_approval(
 pub async fn request_rollback(
     name: &str,
     to: Option<String>,
-    reason: &str,
+    (as_user, reason): (&str, &str),
     store_args: &StoreArgs,
 ) -> Result<String, CommandError> {
     let target = match to {
@@ -436,7 +466,7 @@ pub async fn request_rollback(
         target,
         options: app::runs::RunOptions::default(),
     };
-    request_approval(name, request, reason, store_args).await
+    request_approval(name, request, (as_user, reason), store_args).await
 }
 
 /// `slipway approvals [--json]`.

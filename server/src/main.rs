@@ -133,6 +133,7 @@ fn main() -> ExitCode {
                 name,
                 backup,
                 reason,
+                as_user,
                 force,
                 recorded_images,
                 store,
@@ -146,7 +147,7 @@ fn main() -> ExitCode {
                         ..RunOptions::default()
                     },
                 };
-                request_approval(&name, request, &reason, &store)
+                request_approval(&name, request, (&as_user, &reason), &store)
                     .await
                     .map(Some)
                     .map_err(|e| e.to_string())
@@ -155,8 +156,9 @@ fn main() -> ExitCode {
                 name,
                 to,
                 reason,
+                as_user,
                 store,
-            } => request_rollback(&name, to, &reason, &store)
+            } => request_rollback(&name, to, (&as_user, &reason), &store)
                 .await
                 .map(Some)
                 .map_err(|e| e.to_string()),

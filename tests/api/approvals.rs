@@ -6,8 +6,8 @@
 use app::auth::Role;
 
 use crate::helpers::{
-    call, decide, requested_approval, run_to_exit, signed_in, wait_for_approval, RunningConsole,
-    SamplePortal, SteadyLoad,
+    call, decide, requested_approval, run_to_exit, run_with_stdin, signed_in, wait_for_approval,
+    RunningConsole, SamplePortal, SteadyLoad,
 };
 
 /// The portal deployed at 1.0.0 and updated to 1.1.0, with a console on its store.
@@ -171,6 +171,44 @@ async fn an_approved_rollback_puts_the_previous_version_back_without_dropping_a_
             "approval.approved"
         ]
     );
+
+    // The approval was used up by its run: it starts nothing again, and naming it in a
+    // request to the console does not make a run approved.
+    let opened = portal.store.open().await;
+    let again = app::runs::lock::start(
+        &opened,
+        "portal",
+        app::runs::RunRequest {
+            operation: app::runs::Operation::Rollback,
+            target: target.clone(),
+            options: app::runs::RunOptions {
+                approval: id.clone(),
+                ..Default::default()
+            },
+        },
+        &app::audit::service::Actor::system(),
+        false,
+    )
+    .await;
+    opened.close().await;
+    assert!(
+        matches!(&again, Err(app::runs::RunError::NeedsApproval(why)) if why.contains("was used already")),
+        "{:?}",
+        again.map(|_| ())
+    );
+    let forged = call(
+        &operator,
+        &console,
+        "start_run",
+        &[
+            ("stack", "portal"),
+            ("operation", "rollback"),
+            ("target", &target),
+            ("approval", &id),
+        ],
+    )
+    .await;
+    assert_eq!(forged.status(), 403);
     console.terminate().await;
 }
 
@@ -179,6 +217,20 @@ async fn the_requester_never_approves_and_a_changed_env_file_voids_the_approval(
     let (portal, console) = updated_portal("sliprequester").await;
     let (tess, tess_password) = person(&portal, &console, "tess", Role::Approver).await;
     let (ada, ada_password) = person(&portal, &console, "ada", Role::Admin).await;
+    let (bob, bob_password) = person(&portal, &console, "bob", Role::Approver).await;
+    // This stack wants two approvals.
+    let policy = call(
+        &ada,
+        &console,
+        "set_approval_policy",
+        &[
+            ("stack", "portal"),
+            ("required", "2"),
+            ("expires_minutes", "60"),
+        ],
+    )
+    .await;
+    assert_eq!(policy.status(), 200);
     let target = suggested_target(&tess, &console).await;
     let requested = request_rollback(&tess, &console, &target).await;
     let id: String = requested.json().await.unwrap();
@@ -191,15 +243,22 @@ async fn the_requester_never_approves_and_a_changed_env_file_voids_the_approval(
         .unwrap()
         .contains("nobody approves their own request"));
 
+    // One approval of two: it waits; the same person cannot count twice.
+    let first = decide(&ada, &console, &id, "approve", &ada_password).await;
+    assert_eq!(first.json::<String>().await.unwrap(), "waiting");
+    let twice = decide(&ada, &console, &id, "approve", &ada_password).await;
+    assert_eq!(twice.status(), 409);
+    assert!(twice.text().await.unwrap().contains("already"));
+
     // The env file changes after the request: the approval no longer covers what would run.
     let env_file = portal.env_file();
     let mut env = std::fs::read_to_string(&env_file).unwrap();
     env.push_str("\n# edited after the request\n");
     std::fs::write(&env_file, env).unwrap();
-    let decided = decide(&ada, &console, &id, "approve", &ada_password).await;
+    let decided = decide(&bob, &console, &id, "approve", &bob_password).await;
     assert_eq!(decided.status(), 200);
     assert_eq!(decided.json::<String>().await.unwrap(), "void");
-    let void = approval(&ada, &console, &id).await;
+    let void = approval(&bob, &console, &id).await;
     assert_eq!(void["status"], "void");
     assert!(
         void["status_note"]
@@ -216,7 +275,7 @@ async fn the_requester_never_approves_and_a_changed_env_file_voids_the_approval(
 #[tokio::test]
 async fn an_expired_request_never_runs_and_nothing_gated_starts_without_an_approval() {
     let (portal, console) = updated_portal("slipexpired").await;
-    let (operator, _) = person(&portal, &console, "otto", Role::Operator).await;
+    let (operator, operator_password) = person(&portal, &console, "otto", Role::Operator).await;
     let (approver, password) = person(&portal, &console, "tess", Role::Approver).await;
 
     // Neither the console nor the command line starts a rollback: they ask for one.
@@ -233,9 +292,23 @@ async fn an_expired_request_never_runs_and_nothing_gated_starts_without_an_appro
     .await;
     assert_eq!(direct.status(), 403);
     assert!(direct.text().await.unwrap().contains("needs an approval"));
-    let mut rollback = vec!["rollback", "portal", "--reason", "from the shell"];
+    let mut rollback = vec![
+        "rollback",
+        "portal",
+        "--reason",
+        "from the shell",
+        "--as",
+        "otto",
+    ];
     rollback.extend(portal.flags.iter().map(String::as_str));
-    let asked = run_to_exit(&rollback, &[]).await;
+    let wrong = run_with_stdin(&rollback, "not-the-password\n").await;
+    assert_eq!(wrong.code, Some(1));
+    assert!(
+        wrong.stderr.contains("password is wrong"),
+        "{}",
+        wrong.stderr
+    );
+    let asked = run_with_stdin(&rollback, &format!("{operator_password}\n")).await;
     let id = requested_approval(&asked);
     assert!(asked.stdout.contains("/approvals/"), "{}", asked.stdout);
     let opened = portal.store.open().await;

@@ -71,6 +71,20 @@ fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
             Role::Operator,
             pairs(&[("stack", "matrix")]),
         ),
+        (
+            "approval_policy",
+            Role::Operator,
+            pairs(&[("stack", "matrix")]),
+        ),
+        (
+            "set_approval_policy",
+            Role::Admin,
+            pairs(&[
+                ("stack", "matrix"),
+                ("required", "1"),
+                ("expires_minutes", "60"),
+            ]),
+        ),
         ("stack_status", Role::Viewer, pairs(&[("name", "matrix")])),
         (
             "stack_logs",

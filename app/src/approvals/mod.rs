@@ -402,6 +402,75 @@ pub async fn rollback_targets(stack: String) -> Result<Vec<RollbackTarget>, Appr
         .map_err(refuse)
 }
 
+/// The stack's approval policy; operators and up read it.
+#[server(prefix = "/api", endpoint = "approval_policy")]
+pub async fn get_approval_policy(stack: String) -> Result<ApprovalPolicy, ApprovalError> {
+    let caller = crate::auth::guard::authorized_for(
+        crate::auth::Role::Operator,
+        crate::auth::service::Activity::Background,
+    )
+    .await
+    .map_err(refuse)?;
+    service::policy(&caller.console.store, &stack)
+        .await
+        .map_err(refuse)
+}
+
+/// Sets the stack's approval policy; admins only.
+#[server(prefix = "/api", endpoint = "set_approval_policy")]
+pub async fn set_approval_policy(
+    stack: String,
+    required: i64,
+    expires_minutes: i64,
+    #[server(default)] gate_changes: bool,
+) -> Result<ApprovalPolicy, ApprovalError> {
+    let admin = crate::auth::guard::authorized(crate::auth::Role::Admin)
+        .await
+        .map_err(refuse)?;
+    let policy = ApprovalPolicy {
+        required,
+        expires_minutes,
+        gate_changes,
+    };
+    service::set_policy(&admin.console.store, &admin.actor, &stack, &policy)
+        .await
+        .map_err(refuse)?;
+    Ok(policy)
+}
+
+/// The approval policy of a stack, as an admin's form on its page.
+#[component]
+pub fn ApprovalPolicyForm(stack: String) -> impl IntoView {
+    let saved = ServerAction::<SetApprovalPolicy>::new();
+    let name = stack.clone();
+    let policy = Resource::new(
+        move || (name.clone(), saved.version().get()),
+        |(stack, _)| get_approval_policy(stack),
+    );
+    view! {
+        <section class="card" data-testid="approval-policy">
+            <h2>"Approvals"</h2>
+            <Transition fallback=|| ()>
+                {move || {
+                    let stack = stack.clone();
+                    Suspend::new(async move {
+                        policy.await.map(|policy| view! {
+                            <ActionForm action=saved attr:class="form-row">
+                                <input type="hidden" name="stack" value=stack />
+                                <label class="field">"Approvals per request" <input name="required" type="number" min="1" max="10" value=policy.required /></label>
+                                <label class="field">"Expire after (minutes)" <input name="expires_minutes" type="number" min="5" value=policy.expires_minutes /></label>
+                                <label class="field check"><input name="gate_changes" type="checkbox" value="true" checked=policy.gate_changes />" Deploy, update and migrate need one too"</label>
+                                <button class="button secondary" type="submit" data-testid="save-approval-policy">"Save"</button>
+                            </ActionForm>
+                        }).map_err(|error| error.to_string())
+                    })
+                }}
+            </Transition>
+            {move || saved.value().get().and_then(Result::err).map(|error| view! { <p class="error" role="alert">{error.to_string()}</p> })}
+        </section>
+    }
+}
+
 /// How often the approval pages ask again.
 const REFRESH: std::time::Duration = std::time::Duration::from_secs(3);
 

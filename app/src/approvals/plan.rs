@@ -91,7 +91,7 @@ pub async fn describe(
     };
     match request.operation {
         Operation::Rollback => {
-            let recorded = recorded_with_tags(store, &request.target).await?;
+            let recorded = recorded_with_tags(store, &stack.name, &request.target).await?;
             if recorded.is_empty() {
                 return Err(refused(format!(
                     "run {} of {} recorded no images to roll back to",
@@ -133,7 +133,7 @@ pub async fn describe(
                     stack.name, request.target
                 )));
             }
-            let finished = finished_at(store, &request.target).await?;
+            let finished = finished_at(store, &stack.name, &request.target).await?;
             plan.facts.push(format!(
                 "The app services go back, one by one and without downtime, to the images run {} recorded when it finished at {finished}; the data stays as it is.",
                 request.target
@@ -262,25 +262,29 @@ async fn newest_change(store: &Store, stack: &str) -> Result<String, ApprovalErr
     Ok(row.map(|(id,)| id).unwrap_or_default())
 }
 
-async fn finished_at(store: &Store, run: &str) -> Result<String, ApprovalError> {
-    let row: Option<(String,)> = sqlx::query_as("SELECT finished_at FROM runs WHERE id = $1")
-        .bind(run)
-        .fetch_optional(store.pool())
-        .await
-        .map_err(crate::store::StoreError::from)?;
+async fn finished_at(store: &Store, stack: &str, run: &str) -> Result<String, ApprovalError> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT finished_at FROM runs WHERE id = $1 AND stack = $2")
+            .bind(run)
+            .bind(stack)
+            .fetch_optional(store.pool())
+            .await
+            .map_err(crate::store::StoreError::from)?;
     Ok(row.map(|(at,)| at).unwrap_or_default())
 }
 
-/// Service → (image, image id) a successful run recorded.
+/// Service → (image, image id) a successful run of `stack` recorded.
 async fn recorded_with_tags(
     store: &Store,
+    stack: &str,
     run: &str,
 ) -> Result<BTreeMap<String, (String, String)>, ApprovalError> {
     let rows: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT i.service, i.image, i.image_id FROM run_images i JOIN runs r ON r.id = i.run_id \
-         WHERE i.run_id = $1 AND r.status = 'succeeded'",
+         WHERE i.run_id = $1 AND r.stack = $2 AND r.status = 'succeeded'",
     )
     .bind(run)
+    .bind(stack)
     .fetch_all(store.pool())
     .await
     .map_err(crate::store::StoreError::from)?;
@@ -365,7 +369,7 @@ pub async fn rollback_targets(
     let mut targets = Vec::new();
     let mut suggested = false;
     for (run_id, operation, finished_at) in runs {
-        let recorded = recorded_with_tags(store, &run_id).await?;
+        let recorded = recorded_with_tags(store, stack, &run_id).await?;
         let differs = running
             .iter()
             .any(|(service, id)| recorded.get(service).is_some_and(|(_, then)| then != id));

@@ -304,7 +304,7 @@ pub async fn list(store: &Store, stack: &str) -> Result<Vec<Approval>, StoreErro
 /// Why `user` (in the session marked `session`) may not decide the request; `None` when
 /// they may.
 async fn refusal(
-    store: &Store,
+    db: &mut sqlx::AnyConnection,
     approval_id: &str,
     user: &CurrentUser,
     session: &str,
@@ -316,7 +316,7 @@ async fn refusal(
         "SELECT status, expires_at, requester_id, requester_session FROM approvals WHERE id = $1",
     )
     .bind(approval_id)
-    .fetch_optional(store.pool())
+    .fetch_optional(&mut *db)
     .await?;
     let Some((status, expires_at, requester_id, requester_session)) = row else {
         return Ok(Some("there is no such request".into()));
@@ -340,7 +340,7 @@ async fn refusal(
     )
     .bind(approval_id)
     .bind(&user.id)
-    .fetch_optional(store.pool())
+    .fetch_optional(&mut *db)
     .await?;
     Ok(decided.map(|(decision,)| format!("you have {decision} it already")))
 }
@@ -355,7 +355,10 @@ pub async fn may_decide(
     if approval.status != ApprovalStatus::Waiting {
         return Ok(false);
     }
-    Ok(refusal(store, &approval.id, user, session).await?.is_none())
+    let mut db = store.pool().acquire().await?;
+    Ok(refusal(&mut db, &approval.id, user, session)
+        .await?
+        .is_none())
 }
 
 /// Records one decision (the password was checked by the caller). Returns where the
@@ -378,7 +381,7 @@ pub async fn decide(
     };
     let mut audited = Audited::begin(store).await?;
     // Checked inside the transaction: decisions are serialized by the audit head's lock.
-    if let Some(why) = refusal(store, id, &current, &decider.session).await? {
+    if let Some(why) = refusal(audited.db(), id, &current, &decider.session).await? {
         audited.rollback().await?;
         return Err(ApprovalError::Refused(format!("cannot decide: {why}")));
     }
@@ -427,10 +430,12 @@ pub async fn decide(
     Ok(status)
 }
 
-/// Marks waiting requests past their time expired, each audited as `approval.expired`.
+/// Marks requests past their time expired — waiting ones, and approved ones whose run never
+/// started —, each audited as `approval.expired`.
 pub async fn expire_due(store: &Store) -> Result<usize, StoreError> {
     let due: Vec<(String, String)> = sqlx::query_as(
-        "SELECT id, stack FROM approvals WHERE status = 'waiting' AND expires_at < $1",
+        "SELECT id, stack FROM approvals WHERE status IN ('waiting', 'approved') AND run_id = '' \
+         AND expires_at < $1",
     )
     .bind(now_utc())
     .fetch_all(store.pool())
@@ -508,9 +513,11 @@ pub async fn start_approved(
             .map_err(StoreError::from)?;
         serde_json::from_str(&facts).unwrap_or_default()
     };
-    let summary = crate::stacks::service::find(store, &approval.stack)
-        .await
-        .map_err(|error| ApprovalError::Run(error.into()))?;
+    let Ok(summary) = crate::stacks::service::find(store, &approval.stack).await else {
+        let note = format!("void: the stack {} is gone", approval.stack);
+        close(store, id, &approval.stack, ApprovalStatus::Void, &note).await?;
+        return Ok(ApprovalStatus::Void);
+    };
     let now = match describe(store, &engine, &summary, &request).await {
         Ok((_, facts)) => facts,
         Err(error) => {
@@ -553,13 +560,17 @@ pub async fn start_approved(
 /// busy started.
 pub async fn start_waiting_runs(console: &ConsoleContext) -> Result<(), ApprovalError> {
     expire_due(&console.store).await?;
-    let waiting: Vec<(String,)> =
-        sqlx::query_as("SELECT id FROM approvals WHERE status = 'approved' AND run_id = ''")
-            .fetch_all(console.store.pool())
-            .await
-            .map_err(StoreError::from)?;
+    let waiting: Vec<(String,)> = sqlx::query_as(
+        "SELECT id FROM approvals WHERE status = 'approved' AND run_id = '' ORDER BY created_at",
+    )
+    .fetch_all(console.store.pool())
+    .await
+    .map_err(StoreError::from)?;
+    // One request that cannot start does not hold up the others.
     for (id,) in waiting {
-        start_approved(console, &id).await?;
+        if let Err(error) = start_approved(console, &id).await {
+            tracing::warn!(approval = id, error = %error, "approved run not started");
+        }
     }
     Ok(())
 }

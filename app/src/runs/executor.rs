@@ -161,7 +161,7 @@ async fn prepare(
         .map_err(|error| error.to_string())?;
     let definition = match operation {
         Operation::Rollback => {
-            let recorded = super::queries::recorded_images(store, target)
+            let recorded = super::queries::recorded_images(store, &stack.name, target)
                 .await
                 .map_err(|error| error.to_string())?;
             if recorded.is_empty() {

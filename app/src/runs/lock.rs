@@ -105,8 +105,8 @@ pub async fn begin(
     }
     let mut audited = Audited::begin(store).await?;
     // The approval is consumed by the run it starts, in the same transaction: once, and only
-    // for exactly what it approved.
-    if gated {
+    // for exactly what it approved — also when the policy stopped gating it meanwhile.
+    if gated || !run.options.approval.is_empty() {
         let approved = crate::runs::RunOptions {
             approval: String::new(),
             ..run.options.clone()

@@ -152,12 +152,13 @@ impl Operation {
         matches!(self, Operation::Rollback | Operation::Restore)
     }
 
-    /// Whether a stack's policy can ask for an approval in front of it.
+    /// Whether a stack's policy can ask for an approval in front of it: what changes the
+    /// versions that run (start too, since it recreates containers whose definition changed).
     pub fn may_be_gated(self) -> bool {
         self.always_approved()
             || matches!(
                 self,
-                Operation::Deploy | Operation::Update | Operation::Migrate
+                Operation::Deploy | Operation::Update | Operation::Migrate | Operation::Start
             )
     }
 }

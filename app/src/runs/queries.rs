@@ -138,16 +138,19 @@ pub async fn lines_after(
         .collect())
 }
 
-/// The image ids a successful run recorded, by service (empty when it recorded none).
+/// The image ids a successful run of `stack` recorded, by service (empty when it recorded
+/// none, or the run is another stack's).
 pub async fn recorded_images(
     store: &Store,
+    stack: &str,
     run_id: &str,
 ) -> Result<std::collections::BTreeMap<String, String>, RunError> {
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT i.service, i.image_id FROM run_images i JOIN runs r ON r.id = i.run_id \
-         WHERE i.run_id = $1 AND r.status = 'succeeded'",
+         WHERE i.run_id = $1 AND r.stack = $2 AND r.status = 'succeeded'",
     )
     .bind(run_id)
+    .bind(stack)
     .fetch_all(store.pool())
     .await
     .map_err(store_error)?;

@@ -124,6 +124,7 @@ pub fn StackPage() -> impl IntoView {
         |(name, tick)| super::get_stack_status(name, tick > 0),
     );
     let is_operator = signed_in_user().is_some_and(|user| user.role.allows(Role::Operator));
+    let is_admin = signed_in_user().is_some_and(|user| user.role.allows(Role::Admin));
     view! {
         <Title text=name />
         <div class="card-head">
@@ -161,6 +162,7 @@ pub fn StackPage() -> impl IntoView {
         </Transition>
         <StackBackupsSummary name=Signal::derive(name) />
         {move || is_operator.then(|| view! { <crate::approvals::RollbackForm stack=name() /> })}
+        {move || is_admin.then(|| view! { <crate::approvals::ApprovalPolicyForm stack=name() /> })}
         <StackLogs name=Signal::derive(name) />
         <Troubleshooting name=Signal::derive(name) />
     }
