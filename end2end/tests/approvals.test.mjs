@@ -5,23 +5,14 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { USERS, hydrated, signedInPage, slipway, useConsoleAndBrowser } from '../support.mjs';
+import { USERS, freePort, hydrated, signedInPage, slipway, useConsoleAndBrowser } from '../support.mjs';
 
 const fixture = resolve(import.meta.dirname, '..', '..', 'tests', 'fixtures', 'portal');
 const project = `e2erollback${process.pid}`;
 const envDir = mkdtempSync(join(tmpdir(), 'slipway-e2e-rollback-'));
 
-function freePort() {
-  return new Promise((done) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => done(port));
-    });
-  });
-}
 
 const port = await freePort();
 const portalEnv = join(envDir, 'portal.env');

@@ -3,10 +3,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { USERS, hydrated, signedInPage, slipway, useConsoleAndBrowser } from '../support.mjs';
+import { USERS, freePort, hydrated, signedInPage, slipway, useConsoleAndBrowser } from '../support.mjs';
 
 const fixture = resolve(import.meta.dirname, '..', '..', 'tests', 'fixtures', 'portal');
 const project = `e2eportal${process.pid}`;
@@ -37,14 +36,6 @@ function compose(port, ...args) {
   if (result.status !== 0) throw new Error(`docker-compose ${args.join(' ')}: ${result.stderr}`);
 }
 
-function freePort() {
-  return new Promise((done) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => done(port));
-    });
-  });
-}
 
 // The console reads the compose file with the same port, so its rollout probe finds the edge.
 // It reads a stack's variables from the env file only, never from its own environment.

@@ -4,9 +4,8 @@
 use app::auth::Role;
 
 use crate::helpers::{
-    call, decide, docker, requested_approval, run_to_exit, run_with_stdin, signed_in,
-    stack_add_args, throwaway_project, wait_for_approval, Backend, RunningConsole, SamplePortal,
-    TestStore,
+    add_compose_stack, call, decide, docker, requested_approval, run_to_exit, run_with_stdin,
+    signed_in, stack_add_args, wait_for_approval, Backend, RunningConsole, SamplePortal, TestStore,
 };
 
 #[tokio::test]
@@ -129,21 +128,12 @@ async fn a_backup_run_dumps_the_database_records_it_and_shows_no_password() {
 async fn a_stack_without_a_database_to_dump_says_so() {
     let store = TestStore::new(Backend::Sqlite).await;
     let flags = store.serve_flags();
-    let (project, _cleanup) = throwaway_project("slipnobackup");
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("docker-compose.yml");
-    std::fs::write(
-        &file,
+    let (dir, _cleanup) = add_compose_stack(
+        &flags,
+        "plain",
         "services:\n  web:\n    image: slipway-portal-frontend:1.0.0\n",
     )
-    .unwrap();
-    let file = file.display().to_string();
-    run_to_exit(
-        &stack_add_args(&flags, "plain", &file, &["--project", &project]),
-        &[],
-    )
-    .await
-    .assert_success();
+    .await;
     let mut backup = vec!["backup", "plain"];
     backup.extend(flags.iter().map(String::as_str));
     let refused = run_to_exit(&backup, &[]).await;
@@ -875,27 +865,18 @@ async fn a_backup_that_cannot_be_taken_says_why_and_leaves_no_file_and_no_entry(
 async fn a_database_image_without_the_postgres_tools_is_named_as_the_cause() {
     let store = TestStore::new(Backend::Sqlite).await;
     let flags = store.serve_flags();
-    let (project, _cleanup) = throwaway_project("slipnotools");
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("docker-compose.yml");
     // PostgreSQL starts (its entrypoint sets its own PATH) but a command run in the
     // container finds no psql or pg_dump.
-    std::fs::write(
-        &file,
+    let (_dir, _cleanup) = add_compose_stack(
+        &flags,
+        "notools",
         "services:\n  database:\n    image: slipway-portal-postgres:15\n    \
          entrypoint: [\"/bin/sh\", \"-c\", \"PATH=/usr/local/bin:/bin exec postgres-entrypoint\"]\n    \
          environment: { PATH: /bin, POSTGRES_USER: t, POSTGRES_PASSWORD: secret-tools-password, POSTGRES_DB: t }\n    \
          healthcheck: { test: [\"CMD\", \"/usr/local/bin/pg_isready\", \"-h\", \"127.0.0.1\"], interval: 1s, retries: 60 }\n    \
          x-slipway: { role: data, backup: pg_dump }\n",
     )
-    .unwrap();
-    let file = file.display().to_string();
-    run_to_exit(
-        &stack_add_args(&flags, "notools", &file, &["--project", &project]),
-        &[],
-    )
-    .await
-    .assert_success();
+    .await;
     let mut deploy = vec!["deploy", "notools"];
     deploy.extend(flags.iter().map(String::as_str));
     run_to_exit(&deploy, &[]).await.assert_success();

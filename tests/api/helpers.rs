@@ -506,6 +506,27 @@ pub fn free_port() -> String {
     listener.local_addr().unwrap().port().to_string()
 }
 
+/// Adds a stack `name` made of `compose` (YAML) under a throwaway project of its own; the
+/// folder of its compose file and the project's cleanup live as long as the test keeps them.
+pub async fn add_compose_stack(
+    flags: &[String],
+    name: &str,
+    compose: &str,
+) -> (tempfile::TempDir, ProjectCleanup) {
+    let (project, cleanup) = throwaway_project(&format!("slip{name}"));
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = dir.path().join("docker-compose.yml");
+    std::fs::write(&file, compose).expect("write the compose file");
+    let file = file.display().to_string();
+    run_to_exit(
+        &stack_add_args(flags, name, &file, &["--project", &project]),
+        &[],
+    )
+    .await
+    .assert_success();
+    (dir, cleanup)
+}
+
 /// `slipway stack add portal` for the sample portal, with `env_file`, under `project`.
 pub async fn add_portal(flags: &[String], project: Option<&str>, env_file: &std::path::Path) {
     let compose = fixture_dir()

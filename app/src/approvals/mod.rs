@@ -199,6 +199,15 @@ fn refuse(error: impl Into<ApprovalError>) -> ApprovalError {
     crate::errors::reject(error.into())
 }
 
+/// The caller of a server function that only reads (a page asking again does not count as
+/// the person's activity).
+#[cfg(feature = "ssr")]
+async fn reader(role: crate::auth::Role) -> Result<crate::auth::guard::Authorized, ApprovalError> {
+    crate::auth::guard::authorized_for(role, crate::auth::service::Activity::Background)
+        .await
+        .map_err(refuse)
+}
+
 /// A hash of the caller's session id, to tell a decision from the session that requested.
 #[cfg(feature = "ssr")]
 async fn session_mark() -> String {
@@ -222,15 +231,14 @@ pub async fn request_approval(
     #[server(default)] recorded_images: bool,
     reason: String,
 ) -> Result<String, ApprovalError> {
-    use crate::errors::reject;
     let operator = crate::auth::guard::authorized(crate::auth::Role::Operator)
         .await
-        .map_err(|error| reject(ApprovalError::from(error)))?;
+        .map_err(refuse)?;
     let engine = operator
         .console
         .engine
         .clone()
-        .map_err(|error| reject(ApprovalError::Run(error.into())))?;
+        .map_err(|error| refuse(ApprovalError::Run(error.into())))?;
     let requester = service::Person {
         user_id: operator.user.id.clone(),
         session: session_mark().await,
@@ -267,10 +275,9 @@ pub async fn decide_approval(
     #[server(default)] comment: String,
     password: String,
 ) -> Result<ApprovalStatus, ApprovalError> {
-    use crate::errors::reject;
     let approver = crate::auth::guard::authorized(crate::auth::Role::Approver)
         .await
-        .map_err(|error| reject(ApprovalError::from(error)))?;
+        .map_err(refuse)?;
     let store = &approver.console.store;
     let client = crate::auth::guard::client_addr().await;
     crate::auth::service::check_password(
@@ -282,7 +289,7 @@ pub async fn decide_approval(
     )
     .await
     .map_err(|error| {
-        reject(match error {
+        crate::errors::reject(match error {
             AuthError::SignInFailed => ApprovalError::WrongPassword,
             other => other.into(),
         })
@@ -296,7 +303,7 @@ pub async fn decide_approval(
         "approve" => true,
         "reject" => false,
         other => {
-            return Err(reject(ApprovalError::Refused(format!(
+            return Err(refuse(ApprovalError::Refused(format!(
                 "unknown decision {other:?}: approve or reject"
             ))))
         }
@@ -317,13 +324,7 @@ pub async fn decide_approval(
 /// (the caller's own), `open` (all waiting), or `closed` (decided, expired, void).
 #[server(prefix = "/api", endpoint = "approvals")]
 pub async fn list_approvals(show: String) -> Result<Vec<Approval>, ApprovalError> {
-    use crate::errors::reject;
-    let caller = crate::auth::guard::authorized_for(
-        crate::auth::Role::Operator,
-        crate::auth::service::Activity::Background,
-    )
-    .await
-    .map_err(|error| reject(ApprovalError::from(error)))?;
+    let caller = reader(crate::auth::Role::Operator).await?;
     let store = &caller.console.store;
     service::expire_due(store).await.map_err(refuse)?;
     let mut list = service::list(store, "").await.map_err(refuse)?;
@@ -349,13 +350,7 @@ pub async fn list_approvals(show: String) -> Result<Vec<Approval>, ApprovalError
 /// One request with its plan and decisions.
 #[server(prefix = "/api", endpoint = "approval")]
 pub async fn get_approval(id: String) -> Result<Approval, ApprovalError> {
-    use crate::errors::reject;
-    let caller = crate::auth::guard::authorized_for(
-        crate::auth::Role::Operator,
-        crate::auth::service::Activity::Background,
-    )
-    .await
-    .map_err(|error| reject(ApprovalError::from(error)))?;
+    let caller = reader(crate::auth::Role::Operator).await?;
     let store = &caller.console.store;
     service::expire_due(store).await.map_err(refuse)?;
     let mut approval = service::find(store, &id).await.map_err(refuse)?;
@@ -367,35 +362,19 @@ pub async fn get_approval(id: String) -> Result<Approval, ApprovalError> {
 /// How many requests wait for the caller's decision (0 for those who cannot decide).
 #[server(prefix = "/api", endpoint = "approvals_waiting")]
 pub async fn approvals_waiting() -> Result<usize, ApprovalError> {
-    let caller = crate::auth::guard::authorized_for(
-        crate::auth::Role::Viewer,
-        crate::auth::service::Activity::Background,
-    )
-    .await?;
+    let caller = reader(crate::auth::Role::Viewer).await?;
     if !caller.user.role.allows(crate::auth::Role::Approver) {
         return Ok(0);
     }
-    let store = &caller.console.store;
     let session = session_mark().await;
-    let mut count = 0;
-    for approval in service::list(store, "").await? {
-        if service::may_decide(store, &approval, &caller.user, &session).await? {
-            count += 1;
-        }
-    }
-    Ok(count)
+    let list = service::list_for(&caller.console.store, &caller.user, &session).await?;
+    Ok(list.iter().filter(|approval| approval.can_decide).count())
 }
 
 /// The runs a rollback of `stack` can go back to, newest first.
 #[server(prefix = "/api", endpoint = "rollback_targets")]
 pub async fn rollback_targets(stack: String) -> Result<Vec<RollbackTarget>, ApprovalError> {
-    use crate::errors::reject;
-    let caller = crate::auth::guard::authorized_for(
-        crate::auth::Role::Operator,
-        crate::auth::service::Activity::Background,
-    )
-    .await
-    .map_err(|error| reject(ApprovalError::from(error)))?;
+    let caller = reader(crate::auth::Role::Operator).await?;
     let engine = caller.console.engine.clone().ok();
     plan::rollback_targets(&caller.console.store, engine.as_ref(), &stack)
         .await
@@ -405,12 +384,7 @@ pub async fn rollback_targets(stack: String) -> Result<Vec<RollbackTarget>, Appr
 /// The stack's approval policy; operators and up read it.
 #[server(prefix = "/api", endpoint = "approval_policy")]
 pub async fn get_approval_policy(stack: String) -> Result<ApprovalPolicy, ApprovalError> {
-    let caller = crate::auth::guard::authorized_for(
-        crate::auth::Role::Operator,
-        crate::auth::service::Activity::Background,
-    )
-    .await
-    .map_err(refuse)?;
+    let caller = reader(crate::auth::Role::Operator).await?;
     service::policy(&caller.console.store, &stack)
         .await
         .map_err(refuse)

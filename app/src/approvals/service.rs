@@ -301,6 +301,21 @@ pub async fn list(store: &Store, stack: &str) -> Result<Vec<Approval>, StoreErro
     Ok(list)
 }
 
+/// The newest requests (closed past their time first), each saying whether `user` may
+/// decide it now.
+pub async fn list_for(
+    store: &Store,
+    user: &CurrentUser,
+    session: &str,
+) -> Result<Vec<Approval>, StoreError> {
+    expire_due(store).await?;
+    let mut list = list(store, "").await?;
+    for approval in &mut list {
+        approval.can_decide = may_decide(store, approval, user, session).await?;
+    }
+    Ok(list)
+}
+
 /// Why `user` (in the session marked `session`) may not decide the request; `None` when
 /// they may.
 async fn refusal(

@@ -280,6 +280,15 @@ mod tests {
     x-slipway: { role: edge }
 ";
 
+    fn test_stack() -> StackDefinition {
+        crate::stacks::compose::parse(
+            std::path::Path::new("docker-compose.yml"),
+            STACK,
+            &MapEnvironment::new(),
+        )
+        .expect("the test stack parses")
+    }
+
     fn steps_of(operation: Operation) -> Vec<String> {
         steps_with(operation, &RunOptions::default(), &BackupPolicy::default())
     }
@@ -289,12 +298,7 @@ mod tests {
         options: &RunOptions,
         policy: &BackupPolicy,
     ) -> Vec<String> {
-        let definition = crate::stacks::compose::parse(
-            std::path::Path::new("docker-compose.yml"),
-            STACK,
-            &MapEnvironment::new(),
-        )
-        .expect("the test stack parses");
+        let definition = test_stack();
         plan(operation, options, policy, &definition)
             .expect("a plan")
             .iter()
@@ -304,12 +308,7 @@ mod tests {
 
     #[test]
     fn a_rollback_replaces_the_app_services_on_the_pinned_images_without_a_build() {
-        let definition = crate::stacks::compose::parse(
-            std::path::Path::new("docker-compose.yml"),
-            STACK,
-            &MapEnvironment::new(),
-        )
-        .unwrap();
+        let definition = test_stack();
         let recorded = std::collections::BTreeMap::from([
             ("frontend".to_owned(), "aaa111".to_owned()),
             ("backend".to_owned(), "bbb222".to_owned()),
@@ -505,12 +504,7 @@ mod tests {
 
     #[test]
     fn only_waits_stop_at_once_when_a_run_is_cancelled() {
-        let definition = crate::stacks::compose::parse(
-            std::path::Path::new("docker-compose.yml"),
-            STACK,
-            &MapEnvironment::new(),
-        )
-        .unwrap();
+        let definition = test_stack();
         let waits: Vec<String> = plan(
             Operation::Update,
             &RunOptions::default(),
