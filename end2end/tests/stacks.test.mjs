@@ -190,7 +190,7 @@ describe('a stack page', () => {
     await context.close();
   });
 
-  test('an operator backs up from the Backups page, sees it listed live and proves it; an admin restores it', async () => {
+  test('an operator backs up from the Backups page, sees it listed live, proves it and asks to restore it; an admin approves', async () => {
     const operator = USERS.find((user) => user.role === 'operator');
     const { page, context, errors } = await signedInPage(running.browser, running.baseUrl, operator, {
       path: '/backups?stack=portal',
@@ -225,25 +225,33 @@ describe('a stack page', () => {
     await page.waitForSelector('[data-testid="backups-table"]');
     const state = await page.locator(`tr[data-backup="${id}"] [data-testid="backup-state"]`).innerText();
     assert.match(state, /verified \(restored in \d+\.\d s\)/);
-    assert.equal(await page.locator(`[data-testid="restore-${id}"]`).count(), 0, 'an operator cannot restore');
     await page.screenshot({ path: resolve(import.meta.dirname, '..', '..', 'target', 'screenshots', 'backups.png') });
+
+    // The operator asks for a restore into the live database, after saying the live data goes.
+    await hydrated(page);
+    await page.click(`[data-testid="restore-${id}"]`);
+    const form = page.locator(`tr[data-backup="${id}"] form:has([data-testid="restore-run-${id}"])`);
+    await form.locator('input[name="reason"]').fill('back to the morning data');
+    // The confirmation is required: the form does not submit without it.
+    assert.equal(await form.evaluate((element) => element.checkValidity()), false);
+    await form.locator('input[required][type="checkbox"]').check();
+    await page.click(`[data-testid="restore-run-${id}"]`);
+    await page.waitForURL(/\/approvals\/[0-9a-f-]+$/);
+    const approvalUrl = page.url();
+    assert.match(await page.locator('[data-testid="approval-facts"]').innerText(), /rows written after .* are lost/);
     // The stack's page shows the newest verified backup and its age.
     await page.goto(`${running.baseUrl}/stacks/portal`);
     assert.match(await page.locator('[data-testid="backup-summary"]').innerText(), /Newest verified backup: .* ago/);
     assert.deepEqual(errors, []);
     await context.close();
 
-    // An admin restores it into the live database, after saying the live data goes.
+    // An admin approves it with the password; the restore runs.
     const admin = USERS.find((user) => user.role === 'admin');
-    const adminPage = await signedInPage(running.browser, running.baseUrl, admin, { path: '/backups?stack=portal' });
-    await adminPage.page.waitForSelector('[data-testid="policy-form"]');
-    await hydrated(adminPage.page);
-    await adminPage.page.click(`[data-testid="restore-${id}"]`);
-    // The confirmation is required: the form does not submit without it.
-    const form = adminPage.page.locator(`tr[data-backup="${id}"] form:has([data-testid="restore-run-${id}"])`);
-    assert.equal(await form.evaluate((element) => element.checkValidity()), false);
-    await adminPage.page.check(`tr[data-backup="${id}"] input[required]`);
-    await adminPage.page.click(`[data-testid="restore-run-${id}"]`);
+    const adminPage = await signedInPage(running.browser, running.baseUrl, admin, { path: new URL(approvalUrl).pathname });
+    await adminPage.page.fill('[data-testid="decide-form"] input[name="password"]', admin.password);
+    await adminPage.page.click('[data-testid="approve"]');
+    await adminPage.page.waitForSelector('[data-testid="approval-run"] a', { timeout: 30_000 });
+    await adminPage.page.click('[data-testid="approval-run"] a');
     await adminPage.page.waitForURL(/\/runs\/[0-9a-f-]+$/);
     await adminPage.page.waitForSelector('[data-testid="run-status"][data-status="succeeded"]', { timeout: 180_000 });
     assert.match(await adminPage.page.locator('[data-testid="run-lines"]').innerText(), /every table holds the rows recorded/);

@@ -107,6 +107,10 @@ pub enum Command {
         /// The run whose recorded images to go back to.
         #[arg(long)]
         to: Option<String>,
+        /// Also undo the migrations applied since that run (x-slipway.rollback_migration),
+        /// with the app stopped and the database backed up first.
+        #[arg(long)]
+        undo_migrations: bool,
         /// Why: shown to whoever decides.
         #[arg(long)]
         reason: String,

@@ -438,7 +438,7 @@ pub async fn request_approval(
 /// the current images.
 pub async fn request_rollback(
     name: &str,
-    to: Option<String>,
+    (to, undo_migrations): (Option<String>, bool),
     (as_user, reason): (&str, &str),
     store_args: &StoreArgs,
 ) -> Result<String, CommandError> {
@@ -464,7 +464,10 @@ pub async fn request_rollback(
     let request = RunRequest {
         operation: app::runs::Operation::Rollback,
         target,
-        options: app::runs::RunOptions::default(),
+        options: app::runs::RunOptions {
+            undo_migrations,
+            ..app::runs::RunOptions::default()
+        },
     };
     request_approval(name, request, (as_user, reason), store_args).await
 }

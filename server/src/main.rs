@@ -155,10 +155,11 @@ fn main() -> ExitCode {
             Command::Rollback {
                 name,
                 to,
+                undo_migrations,
                 reason,
                 as_user,
                 store,
-            } => request_rollback(&name, to, (&as_user, &reason), &store)
+            } => request_rollback(&name, (to, undo_migrations), (&as_user, &reason), &store)
                 .await
                 .map(Some)
                 .map_err(|e| e.to_string()),

@@ -342,3 +342,61 @@ async fn an_expired_request_never_runs_and_nothing_gated_starts_without_an_appro
     assert_eq!(portal.health().await["version"], "1.1.0");
     console.terminate().await;
 }
+
+#[tokio::test]
+async fn a_rollback_with_down_migrations_removes_the_newer_schema_and_its_record() {
+    let (portal, console) = updated_portal("slipdown").await;
+    portal.run("migrate", "1.1.0").await.assert_success();
+    let due_on = "SELECT count(*) FROM information_schema.columns \
+                  WHERE table_name = 'invoices' AND column_name = 'due_on'";
+    assert_eq!(portal.sql(due_on), "1");
+    let (operator, _) = person(&portal, &console, "otto", Role::Operator).await;
+    let (approver, password) = person(&portal, &console, "tess", Role::Approver).await;
+    let target = suggested_target(&operator, &console).await;
+    let requested = call(
+        &operator,
+        &console,
+        "request_approval",
+        &[
+            ("stack", "portal"),
+            ("operation", "rollback"),
+            ("target", &target),
+            ("undo_migrations", "true"),
+            ("reason", "1.1.0's due dates are wrong"),
+        ],
+    )
+    .await;
+    assert_eq!(requested.status(), 200);
+    let id: String = requested.json().await.unwrap();
+    let shown = approval(&approver, &console, &id).await;
+    let facts = shown["plan"]["facts"].to_string();
+    assert!(facts.contains("20240301_invoice_due_dates"), "{facts}");
+
+    let decided = decide(&approver, &console, &id, "approve", &password).await;
+    assert_eq!(decided.json::<String>().await.unwrap(), "executed");
+    let followed = wait_for_approval(&portal.flags, &id).await;
+    followed.assert_success();
+    assert!(
+        followed
+            .stdout
+            .contains("undid 20240301_invoice_due_dates and removed its record"),
+        "{}",
+        followed.stdout
+    );
+    assert_eq!(portal.sql(due_on), "0", "the 1.1.0 column is gone");
+    assert_eq!(
+        portal.sql("SELECT count(*) FROM _portal_migrations WHERE migration_name = '20240301_invoice_due_dates'"),
+        "0"
+    );
+    assert_eq!(portal.health().await["version"], "1.0.0");
+    // Backed up first, so the rollback itself can be undone.
+    let mut list = vec!["backups", "portal", "--json"];
+    list.extend(portal.flags.iter().map(String::as_str));
+    let listed = run_to_exit(&list, &[]).await;
+    assert!(
+        listed.stdout.contains("\"pre-rollback\""),
+        "{}",
+        listed.stdout
+    );
+    console.terminate().await;
+}

@@ -229,6 +229,7 @@ pub async fn request_approval(
     #[server(default)] target: String,
     #[server(default)] force: bool,
     #[server(default)] recorded_images: bool,
+    #[server(default)] undo_migrations: bool,
     reason: String,
 ) -> Result<String, ApprovalError> {
     let operator = crate::auth::guard::authorized(crate::auth::Role::Operator)
@@ -250,6 +251,7 @@ pub async fn request_approval(
         options: RunOptions {
             force,
             recorded_images,
+            undo_migrations,
             ..RunOptions::default()
         },
     };
@@ -683,6 +685,7 @@ pub fn RollbackForm(stack: String) -> impl IntoView {
                                             }).collect_view()}
                                         </select>
                                     </label>
+                                    <label class="check"><input type="checkbox" name="undo_migrations" value="true" data-testid="rollback-undo-migrations" />" Also undo the migrations applied since (the app stops)"</label>
                                     <label class="field">"Why" <input name="reason" required data-testid="rollback-reason" /></label>
                                     <button class="button" type="submit" data-testid="request-rollback">"Request the rollback"</button>
                                 </ActionForm>

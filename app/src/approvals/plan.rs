@@ -134,14 +134,39 @@ pub async fn describe(
                 )));
             }
             let finished = finished_at(store, &stack.name, &request.target).await?;
-            plan.facts.push(format!(
-                "The app services go back, one by one and without downtime, to the images run {} recorded when it finished at {finished}; the data stays as it is.",
-                request.target
-            ));
-            if let Some(warning) =
-                schema_warning(store, engine, stack, &definition, &finished).await?
-            {
-                plan.warnings.push(warning);
+            if request.options.undo_migrations {
+                let undo = crate::runs::migrations_since_run(
+                    store,
+                    engine,
+                    stack,
+                    &definition,
+                    &request.target,
+                )
+                .await
+                .map_err(refused)?;
+                plan.facts.push(format!(
+                    "The database is backed up, the app services stop, {}, and the images run {} recorded when it finished at {finished} start.",
+                    if undo.is_empty() {
+                        "no migration needs undoing".to_owned()
+                    } else {
+                        format!(
+                            "these migrations are undone newest first and their records removed: {}",
+                            undo.join(", ")
+                        )
+                    },
+                    request.target
+                ));
+                facts.insert("the migrations to undo".into(), undo.join(","));
+            } else {
+                plan.facts.push(format!(
+                    "The app services go back, one by one and without downtime, to the images run {} recorded when it finished at {finished}; the data stays as it is.",
+                    request.target
+                ));
+                if let Some(warning) =
+                    schema_warning(store, engine, stack, &definition, &finished).await?
+                {
+                    plan.warnings.push(warning);
+                }
             }
         }
         Operation::Restore => {

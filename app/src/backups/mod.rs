@@ -107,6 +107,8 @@ pub enum BackupReason {
     PreMigrate,
     /// The console's schedule (the stack's backup policy).
     Scheduled,
+    /// The first step of a rollback that undoes migrations.
+    PreRollback,
 }
 
 impl BackupReason {
@@ -117,6 +119,7 @@ impl BackupReason {
             BackupReason::PreUpdate => "pre-update",
             BackupReason::PreMigrate => "pre-migrate",
             BackupReason::Scheduled => "scheduled",
+            BackupReason::PreRollback => "pre-rollback",
         }
     }
 }

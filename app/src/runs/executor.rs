@@ -329,6 +329,7 @@ impl<'a> StepContext<'a> {
             Step::RestoreLive => self.restore_live(log).await,
             Step::StartAsBackedUp(service) => self.start_as_backed_up(service, log).await,
             Step::Prune => self.prune(log).await,
+            Step::UndoMigrations(service) => self.undo_migrations(service, log).await,
             Step::RemoveReplaced => {
                 let replaced = std::mem::take(&mut *self.replaced_list());
                 for (_, replacement) in &replaced {

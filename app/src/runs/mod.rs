@@ -38,6 +38,8 @@ mod steps;
 
 #[cfg(feature = "ssr")]
 pub use executor::{execute, steps_of};
+#[cfg(feature = "ssr")]
+pub use steps::migrations_since_run;
 
 /// What a run does to its stack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +106,10 @@ pub struct RunOptions {
     /// A backup run the console's schedule started (never set from a request).
     #[serde(default)]
     pub scheduled: bool,
+    /// A rollback that also undoes the migrations applied since its target run (down
+    /// migrations), with the app stopped.
+    #[serde(default)]
+    pub undo_migrations: bool,
     /// A backup's note, in the words of whoever asked for it (`slipway backup --why`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub why: String,
@@ -290,6 +296,9 @@ impl RunSummary {
         }
         if self.options.recorded_images {
             parts.push("on the images recorded with the backup".to_owned());
+        }
+        if self.options.undo_migrations {
+            parts.push("undoing the migrations applied since".to_owned());
         }
         if !self.options.why.is_empty() {
             parts.push(format!("“{}”", self.options.why));

@@ -30,6 +30,8 @@ pub(super) enum Step<'a> {
     RestoreLive,
     /// Start on the image the service ran when the backup was taken.
     StartAsBackedUp(&'a ServiceDefinition),
+    /// A rollback's down migrations: each migration applied since its target run undone.
+    UndoMigrations(&'a ServiceDefinition),
     Prune,
     CheckProbe,
     RemoveReplaced,
@@ -79,6 +81,9 @@ impl Step<'_> {
                 )
             }
             Step::Prune => "Prune backups outside the retention rule".into(),
+            Step::UndoMigrations(service) => {
+                format!("Undo the migrations of {} applied since", service.name)
+            }
             Step::RemoveReplaced => "Remove the replaced containers".into(),
             Step::RecordImages => "Record the running images".into(),
         }
@@ -106,6 +111,13 @@ pub(super) fn plan<'a>(
         .collect();
     let backups =
         |reason| -> Vec<Step<'_>> { databases.iter().map(|s| Step::BackUp(s, reason)).collect() };
+    // App containers made anew (another image) are new names: the edge is pointed at them.
+    let pin_edge = || {
+        order
+            .iter()
+            .any(|s| s.role == ServiceRole::Edge)
+            .then_some(Step::PinEdge)
+    };
     Ok(match operation {
         Operation::Start => std::iter::once(Step::Prepare)
             .chain(order.iter().map(|s| Step::Start(s)))
@@ -167,6 +179,7 @@ pub(super) fn plan<'a>(
                 }
             }));
             steps.push(Step::WaitReady(order.clone()));
+            steps.extend(pin_edge());
             steps.push(Step::RecordImages);
             steps
         }
@@ -185,6 +198,30 @@ pub(super) fn plan<'a>(
             }
             steps.extend(others.iter().map(|s| Step::Start(s)));
             steps.push(Step::WaitReady(order.clone()));
+            steps
+        }
+        // With down migrations the schema changes under the app: the app services stop, the
+        // database is backed up first, the migrations are undone, the older images start.
+        Operation::Rollback if options.undo_migrations => {
+            let down: Vec<&ServiceDefinition> = order
+                .iter()
+                .copied()
+                .filter(|s| s.rollback_migration.is_some())
+                .collect();
+            if down.is_empty() {
+                return Err("no service names x-slipway.rollback_migration: the migrations cannot be undone".into());
+            }
+            let mut steps = backups(BackupReason::PreRollback);
+            steps.extend(others.iter().rev().map(|s| Step::Stop(s)));
+            steps.extend(data.iter().map(|s| Step::Start(s)));
+            if !data.is_empty() {
+                steps.push(Step::WaitReady(data.clone()));
+            }
+            steps.extend(down.into_iter().map(Step::UndoMigrations));
+            steps.extend(others.iter().map(|s| Step::Start(s)));
+            steps.push(Step::WaitReady(order.clone()));
+            steps.extend(pin_edge());
+            steps.push(Step::RecordImages);
             steps
         }
         // The definition's app images are pinned to the recorded ones (see [`pin`]): the
@@ -266,7 +303,7 @@ mod tests {
   backend:
     image: be
     depends_on: [database]
-    x-slipway: { role: app, migrate: [migrate], migrations_table: _migrations }
+    x-slipway: { role: app, migrate: [migrate], migrations_table: _migrations, rollback_migration: [down, \"{migration}\"] }
   frontend:
     build: ./web
     x-slipway: { role: app }
@@ -348,6 +385,34 @@ mod tests {
     }
 
     #[test]
+    fn a_rollback_that_undoes_migrations_stops_the_app_and_backs_up_first() {
+        let undo = RunOptions {
+            undo_migrations: true,
+            ..RunOptions::default()
+        };
+        assert_eq!(
+            steps_with(Operation::Rollback, &undo, &BackupPolicy::default()),
+            [
+                "Back up database",
+                "Stop edge",
+                "Stop seed",
+                "Stop backend",
+                "Stop frontend",
+                "Start database",
+                "Wait until database are healthy",
+                "Undo the migrations of backend applied since",
+                "Start frontend",
+                "Start backend",
+                "Start seed",
+                "Start edge",
+                "Wait until database, frontend, backend, seed, edge are healthy",
+                "Pin the edge to the running containers",
+                "Record the running images",
+            ]
+        );
+    }
+
+    #[test]
     fn options_and_the_policy_change_the_plan() {
         let recorded = RunOptions {
             recorded_images: true,
@@ -371,6 +436,7 @@ mod tests {
             .to_vec();
             steps.extend(["frontend", "backend", "seed", "edge"].map(start));
             steps.push("Wait until database, frontend, backend, seed, edge are healthy".into());
+            steps.push("Pin the edge to the running containers".into());
             steps.push("Record the running images".into());
             steps
         };

@@ -69,6 +69,9 @@ pub struct ServiceDefinition {
     pub healthy_within: Option<std::time::Duration>,
     /// The table where this service's migrations are recorded, shown after a migrate run.
     pub migrations_table: Option<String>,
+    /// The command (in the service's image) that applies one migration's rollback SQL;
+    /// `{migration}` is replaced by the migration's name. Slipway then removes its record.
+    pub rollback_migration: Option<Vec<String>>,
     /// The whole typed service, for creating its containers.
     pub compose: Service,
 }
@@ -118,6 +121,7 @@ struct SlipwaySettings {
     switch: Option<Vec<String>>,
     healthy_within: Option<String>,
     migrations_table: Option<String>,
+    rollback_migration: Option<Vec<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -401,6 +405,15 @@ fn service_definition(name: &str, service: Service) -> Result<ServiceDefinition,
         switch: settings.switch,
         healthy_within,
         migrations_table: checked_table_name(settings.migrations_table)?,
+        rollback_migration: match settings.rollback_migration {
+            Some(command) if !command.iter().any(|arg| arg.contains("{migration}")) => {
+                return Err((
+                    "x-slipway.rollback_migration".to_owned(),
+                    "the command must name the migration with {migration}".to_owned(),
+                ))
+            }
+            command => command,
+        },
         compose: service,
     })
 }
@@ -619,6 +632,13 @@ mod tests {
         let message = parse_text(injected, &[]).unwrap_err().to_string();
         assert!(
             message.contains("x-slipway.migrations_table") && message.contains("not a table name"),
+            "{message}"
+        );
+        let unnamed =
+            "services:\n  web:\n    image: web\n    x-slipway: {rollback_migration: [down]}\n";
+        let message = parse_text(unnamed, &[]).unwrap_err().to_string();
+        assert!(
+            message.contains("x-slipway.rollback_migration") && message.contains("{migration}"),
             "{message}"
         );
         let named = "services:\n  web:\n    image: web\n    x-slipway: {migrations_table: _prisma_migrations}\n";

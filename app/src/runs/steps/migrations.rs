@@ -59,3 +59,145 @@ impl<'a> StepContext<'a> {
         Ok(())
     }
 }
+
+/// The migrations applied since run `run_id` of `stack` finished, newest first: the records
+/// of the migrations table above the head that run ran with — the head the first backup
+/// after it recorded, taken while its images still ran.
+pub async fn migrations_since_run(
+    store: &crate::store::Store,
+    engine: &crate::stacks::engine::Engine,
+    stack: &crate::stacks::StackSummary,
+    definition: &crate::stacks::compose::StackDefinition,
+    run_id: &str,
+) -> Result<Vec<String>, String> {
+    let database = definition
+        .services
+        .iter()
+        .find(|s| s.backup.is_some())
+        .ok_or("no database service (backup: pg_dump) holds the migration records")?;
+    let table = definition
+        .migrations_table()
+        .ok_or("no service names its migrations_table")?;
+    let then: Option<(String,)> = sqlx::query_as(
+        "SELECT b.migration_head FROM backups b JOIN runs r ON r.id = $2 AND r.stack = b.stack \
+         WHERE b.stack = $1 AND b.started_at >= r.finished_at AND b.migration_head <> '' \
+         ORDER BY b.started_at LIMIT 1",
+    )
+    .bind(&stack.name)
+    .bind(run_id)
+    .fetch_optional(store.pool())
+    .await
+    .map_err(|error| error.to_string())?;
+    let (head_then,) = then.ok_or_else(|| {
+        format!("the migration head run {run_id} ran with is unknown: no backup was taken after it")
+    })?;
+    let container = lifecycle::running_container(engine, &stack.project, &database.name)
+        .await
+        .map_err(|error| error.to_string())?;
+    let records = lifecycle::psql(
+        engine,
+        &container,
+        &format!("SELECT migration_name FROM {table} ORDER BY finished_at DESC"),
+    )
+    .await?;
+    let records: Vec<&str> = records.lines().map(str::trim).collect();
+    let Some(position) = records.iter().position(|name| *name == head_then) else {
+        return Err(format!(
+            "the head run {run_id} ran with ({head_then}) is not in {table} any more"
+        ));
+    };
+    Ok(records[..position]
+        .iter()
+        .map(|name| name.to_string())
+        .collect())
+}
+
+impl<'a> StepContext<'a> {
+    /// Undoes the migrations applied since the rollback's target run, newest first: each one's
+    /// rollback command in the service's current image (the newer image knows its own
+    /// rollback SQL), then its record removed from the migrations table.
+    pub(in crate::runs) async fn undo_migrations(
+        &self,
+        service: &ServiceDefinition,
+        log: &StepLog<'_>,
+    ) -> Result<(), String> {
+        let project = self.stack.project.as_str();
+        let env_file = self.stack.env_file.as_deref().map(std::path::Path::new);
+        // The definition as the compose file has it: a rollback's own has the older images.
+        let current =
+            crate::stacks::compose::load(std::path::Path::new(&self.stack.compose_file), env_file)
+                .map_err(|error| error.to_string())?;
+        let current = current
+            .service(&service.name)
+            .ok_or_else(|| format!("{} is no longer in the compose file", service.name))?;
+        let command = current
+            .rollback_migration
+            .clone()
+            .ok_or_else(|| format!("{} names no rollback_migration command", service.name))?;
+        let table = self
+            .definition
+            .migrations_table()
+            .ok_or("no service names its migrations_table")?;
+        let undo = migrations_since_run(
+            &log.handle.store,
+            self.engine,
+            self.stack,
+            self.definition,
+            &log.handle.run.target,
+        )
+        .await?;
+        if undo.is_empty() {
+            return log
+                .say("no migration was applied since: nothing to undo")
+                .await;
+        }
+        let database = self
+            .definition
+            .services
+            .iter()
+            .find(|s| s.backup.is_some())
+            .ok_or("no database service holds the migration records")?;
+        let container = lifecycle::running_container(self.engine, project, &database.name)
+            .await
+            .map_err(|error| error.to_string())?;
+        for migration in &undo {
+            if !migration
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+            {
+                return Err(format!(
+                    "{migration:?} is not a migration name Slipway can undo"
+                ));
+            }
+            let line: Vec<String> = command
+                .iter()
+                .map(|arg| arg.replace("{migration}", migration))
+                .collect();
+            let code = lifecycle::run_once(
+                self.engine,
+                project,
+                current,
+                &self.compose_dir,
+                &line,
+                |said| log.say(said),
+            )
+            .await
+            .map_err(|error| error.to_string())?;
+            if code != 0 {
+                return Err(format!("{} exited with {code}", line.join(" ")));
+            }
+            lifecycle::psql(
+                self.engine,
+                &container,
+                &format!(
+                    "DELETE FROM {table} WHERE migration_name = {}",
+                    sql_text(migration)
+                ),
+            )
+            .await?;
+            log.say(format!("undid {migration} and removed its record"))
+                .await?;
+        }
+        Ok(())
+    }
+}

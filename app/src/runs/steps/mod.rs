@@ -6,3 +6,5 @@ mod cleanup;
 mod containers;
 mod env;
 mod migrations;
+
+pub use migrations::migrations_since_run;
