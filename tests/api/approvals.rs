@@ -400,3 +400,42 @@ async fn a_rollback_with_down_migrations_removes_the_newer_schema_and_its_record
     );
     console.terminate().await;
 }
+
+#[tokio::test]
+async fn a_stack_whose_policy_gates_changes_updates_only_once_approved() {
+    let (portal, console) = updated_portal("slipgated").await;
+    let (operator, _) = person(&portal, &console, "otto", Role::Operator).await;
+    let (approver, password) = person(&portal, &console, "tess", Role::Approver).await;
+    let mut gate = vec!["stack", "approvals", "portal", "--gate-changes", "true"];
+    gate.extend(portal.flags.iter().map(String::as_str));
+    let gated = run_to_exit(&gate, &[]).await;
+    gated.assert_success();
+    assert!(
+        gated.stdout.contains("need an approval"),
+        "{}",
+        gated.stdout
+    );
+
+    let update = [("stack", "portal"), ("operation", "update")];
+    let direct = call(&operator, &console, "start_run", &update).await;
+    assert_eq!(direct.status(), 403);
+    let mut from_shell = vec!["update", "portal"];
+    from_shell.extend(portal.flags.iter().map(String::as_str));
+    let refused = run_to_exit(&from_shell, &[("PORTAL_VERSION", "1.1.0")]).await;
+    assert_eq!(refused.code, Some(1));
+    assert!(
+        refused.stderr.contains("needs an approval"),
+        "{}",
+        refused.stderr
+    );
+
+    let mut asked = update.to_vec();
+    asked.push(("reason", "the weekly release"));
+    let requested = call(&operator, &console, "request_approval", &asked).await;
+    assert_eq!(requested.status(), 200);
+    let id: String = requested.json().await.unwrap();
+    let decided = decide(&approver, &console, &id, "approve", &password).await;
+    assert_eq!(decided.json::<String>().await.unwrap(), "executed");
+    wait_for_approval(&portal.flags, &id).await.assert_success();
+    console.terminate().await;
+}

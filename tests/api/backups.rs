@@ -803,8 +803,22 @@ async fn a_backup_that_cannot_be_taken_says_why_and_leaves_no_file_and_no_entry(
         mounted.success(),
         "the test needs to mount a small tmpfs (root)"
     );
-    // Something else already takes most of it.
-    std::fs::write(full.path().join("ballast"), vec![0_u8; 6 * 1024]).unwrap();
+    // Something else fills it: written until the file system says it is full.
+    {
+        use std::io::Write;
+        let mut ballast = std::fs::File::create(full.path().join("ballast")).unwrap();
+        while ballast
+            .write_all(&[0_u8; 512])
+            .and_then(|()| ballast.sync_all())
+            .is_ok()
+        {}
+    }
+    let free = std::process::Command::new("df")
+        .args(["-k", "--output=avail"])
+        .arg(full.path())
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+        .unwrap_or_default();
     let no_space = backup_into(&portal, full.path(), &[]).await;
     let listed = files_under(full.path());
     let _ = std::process::Command::new("umount")
@@ -813,7 +827,7 @@ async fn a_backup_that_cannot_be_taken_says_why_and_leaves_no_file_and_no_entry(
     assert_eq!(
         no_space.code,
         Some(1),
-        "{}\n{}",
+        "{}\n{}\nfree before: {free}\nfiles: {listed:?}",
         no_space.stdout,
         no_space.stderr
     );

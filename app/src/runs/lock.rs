@@ -99,7 +99,7 @@ pub async fn begin(
                 .gate_changes);
     if gated && run.options.approval.is_empty() {
         return Err(RunError::NeedsApproval(format!(
-            "{} on {} needs an approval: request it on the Approvals page (or with `slipway request`); it starts once approved",
+            "{} on {} needs an approval: ask for one on the console (or with `slipway rollback` / `slipway restore`); it starts once approved",
             run.operation, run.stack
         )));
     }

@@ -470,6 +470,7 @@ pub fn RunForm(
     } else {
         "button"
     };
+    let (stack_for_ask, target_for_ask) = (stack.clone(), target.clone());
     view! {
         <ActionForm action=start attr:class="inline">
             <input type="hidden" name="stack" value=stack />
@@ -485,9 +486,38 @@ pub fn RunForm(
                     "Started: " <a href=format!("/runs/{id}")>{format!("run {}", &id[..8.min(id.len())])}</a>
                 </p>
             }.into_any()),
+            // The stack's policy wants an approval in front of it: ask for one here.
+            Some(Err(RunError::NeedsApproval(why))) => Some(view! {
+                <ApprovalAsk stack=stack_for_ask.clone() operation target=target_for_ask.clone() why />
+            }.into_any()),
             Some(Err(error)) => Some(view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any()),
             _ => None,
         }}
+    }
+}
+
+/// A request for the approval a gated run needs: why it is wanted, then the approval's page.
+#[component]
+fn ApprovalAsk(stack: String, operation: Operation, target: String, why: String) -> impl IntoView {
+    let request = ServerAction::<crate::approvals::RequestApproval>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(id)) = request.value().get() {
+            let navigate = leptos_router::hooks::use_navigate();
+            navigate(&format!("/approvals/{id}"), Default::default());
+        }
+    });
+    view! {
+        <div class="notice" data-testid="needs-approval">
+            <p>{why}</p>
+            <ActionForm action=request attr:class="form-row">
+                <input type="hidden" name="stack" value=stack />
+                <input type="hidden" name="operation" value=operation.as_str() />
+                <input type="hidden" name="target" value=target />
+                <label class="field">"Why" <input name="reason" required /></label>
+                <button class="button" type="submit" data-testid="request-approval">"Request approval"</button>
+            </ActionForm>
+            {move || request.value().get().and_then(Result::err).map(|error| view! { <p class="error" role="alert">{error.to_string()}</p> })}
+        </div>
     }
 }
 
