@@ -119,18 +119,21 @@ describe('a rollback behind an approval', () => {
 
   test("a stack whose policy gates changes offers to ask for an approval instead of updating", async () => {
     slipway(running.console.dataDir, ['stack', 'approvals', 'portal', '--gate-changes', 'true']);
-    const operator = USERS.find((user) => user.role === 'operator');
-    const { page, context, errors } = await signedInPage(running.browser, running.baseUrl, operator, { path: '/stacks/portal' });
-    await page.click('[data-testid="update-stack"]');
-    await page.waitForSelector('[data-testid="needs-approval"]');
-    assert.match(await page.locator('[data-testid="needs-approval"]').innerText(), /needs an approval/);
-    await page.fill('[data-testid="needs-approval"] input[name="reason"]', 'the weekly release');
-    await page.click('[data-testid="request-approval"]');
-    await page.waitForURL(/\/approvals\/[0-9a-f-]+$/);
-    await page.waitForSelector('[data-testid="approval-status"][data-status="waiting"]');
-    assert.match(await page.locator('h1').innerText(), /update portal/);
-    slipway(running.console.dataDir, ['stack', 'approvals', 'portal', '--gate-changes', 'false']);
-    assert.deepEqual(errors, []);
-    await context.close();
+    try {
+      const operator = USERS.find((user) => user.role === 'operator');
+      const { page, context, errors } = await signedInPage(running.browser, running.baseUrl, operator, { path: '/stacks/portal' });
+      await page.click('[data-testid="update-stack"]');
+      await page.waitForSelector('[data-testid="needs-approval"]');
+      assert.match(await page.locator('[data-testid="needs-approval"]').innerText(), /needs an approval/);
+      await page.fill('[data-testid="needs-approval"] input[name="reason"]', 'the weekly release');
+      await page.click('[data-testid="request-approval"]');
+      await page.waitForURL(/\/approvals\/[0-9a-f-]+$/);
+      await page.waitForSelector('[data-testid="approval-status"][data-status="waiting"]');
+      assert.match(await page.locator('h1').innerText(), /update portal/);
+      assert.deepEqual(errors, []);
+      await context.close();
+    } finally {
+      slipway(running.console.dataDir, ['stack', 'approvals', 'portal', '--gate-changes', 'false']);
+    }
   });
 });

@@ -792,6 +792,12 @@ async fn a_backup_that_cannot_be_taken_says_why_and_leaves_no_file_and_no_entry(
     let portal = SamplePortal::add("slipbackupfault").await;
     portal.run("deploy", "1.0.0").await.assert_success();
 
+    // A dump of a few megabytes: more than a file system's accounting lets through past
+    // full (tmpfs counts per CPU, so a few hundred kB can slip in).
+    portal.sql(
+        "INSERT INTO customers (email) \
+         SELECT md5(g::text) || md5((g * 7)::text) || '@example.com' FROM generate_series(1, 60000) g",
+    );
     // The disk fills while the dump is written: a tmpfs of 8 kB.
     let full = tempfile::tempdir().unwrap();
     let mounted = std::process::Command::new("mount")

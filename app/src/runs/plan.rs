@@ -211,12 +211,13 @@ pub(super) fn plan<'a>(
             if down.is_empty() {
                 return Err("no service names x-slipway.rollback_migration: the migrations cannot be undone".into());
             }
-            let mut steps = backups(BackupReason::PreRollback);
-            steps.extend(others.iter().rev().map(|s| Step::Stop(s)));
+            // Stopped before the backup, so that nothing written after it is lost.
+            let mut steps: Vec<Step<'_>> = others.iter().rev().map(|s| Step::Stop(s)).collect();
             steps.extend(data.iter().map(|s| Step::Start(s)));
             if !data.is_empty() {
                 steps.push(Step::WaitReady(data.clone()));
             }
+            steps.extend(backups(BackupReason::PreRollback));
             steps.extend(down.into_iter().map(Step::UndoMigrations));
             steps.extend(others.iter().map(|s| Step::Start(s)));
             steps.push(Step::WaitReady(order.clone()));
@@ -385,7 +386,7 @@ mod tests {
     }
 
     #[test]
-    fn a_rollback_that_undoes_migrations_stops_the_app_and_backs_up_first() {
+    fn a_rollback_that_undoes_migrations_stops_the_app_then_backs_up() {
         let undo = RunOptions {
             undo_migrations: true,
             ..RunOptions::default()
@@ -393,13 +394,13 @@ mod tests {
         assert_eq!(
             steps_with(Operation::Rollback, &undo, &BackupPolicy::default()),
             [
-                "Back up database",
                 "Stop edge",
                 "Stop seed",
                 "Stop backend",
                 "Stop frontend",
                 "Start database",
                 "Wait until database are healthy",
+                "Back up database",
                 "Undo the migrations of backend applied since",
                 "Start frontend",
                 "Start backend",

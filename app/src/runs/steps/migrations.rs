@@ -60,9 +60,12 @@ impl<'a> StepContext<'a> {
     }
 }
 
-/// The migrations applied since run `run_id` of `stack` finished, newest first: the records
-/// of the migrations table above the head that run ran with — the head the first backup
-/// after it recorded, taken while its images still ran.
+/// The migrations applied since run `run_id` of `stack` finished, newest first: the finished
+/// records of the migrations table above the head that run ran with — the head a backup of
+/// the database recorded between that run's end and the end of the stack's next change (the
+/// next change's own first backup is taken before it changes anything). Without such a
+/// backup the head is unknown and nothing is undone. Every name is checked here, so a request
+/// with a name Slipway will not pass to a command is refused before anything runs.
 pub async fn migrations_since_run(
     store: &crate::store::Store,
     engine: &crate::stacks::engine::Engine,
@@ -80,11 +83,16 @@ pub async fn migrations_since_run(
         .ok_or("no service names its migrations_table")?;
     let then: Option<(String,)> = sqlx::query_as(
         "SELECT b.migration_head FROM backups b JOIN runs r ON r.id = $2 AND r.stack = b.stack \
-         WHERE b.stack = $1 AND b.started_at >= r.finished_at AND b.migration_head <> '' \
+         WHERE b.stack = $1 AND b.service = $3 AND b.started_at >= r.finished_at \
+         AND b.migration_head <> '' \
+         AND b.started_at <= COALESCE((SELECT MIN(n.finished_at) FROM runs n WHERE n.stack = $1 \
+             AND n.started_at > r.finished_at AND n.finished_at <> '' \
+             AND n.operation IN ('deploy', 'update', 'migrate', 'rollback', 'restore')), '9999') \
          ORDER BY b.started_at LIMIT 1",
     )
     .bind(&stack.name)
     .bind(run_id)
+    .bind(&database.name)
     .fetch_optional(store.pool())
     .await
     .map_err(|error| error.to_string())?;
@@ -97,7 +105,10 @@ pub async fn migrations_since_run(
     let records = lifecycle::psql(
         engine,
         &container,
-        &format!("SELECT migration_name FROM {table} ORDER BY finished_at DESC"),
+        &format!(
+            "SELECT migration_name FROM {table} WHERE finished_at IS NOT NULL \
+             ORDER BY finished_at DESC, migration_name DESC"
+        ),
     )
     .await?;
     let records: Vec<&str> = records.lines().map(str::trim).collect();
@@ -106,10 +117,24 @@ pub async fn migrations_since_run(
             "the head run {run_id} ran with ({head_then}) is not in {table} any more"
         ));
     };
+    if let Some(odd) = records[..position].iter().find(|name| !undoable(name)) {
+        return Err(format!("{odd:?} is not a migration name Slipway can undo"));
+    }
     Ok(records[..position]
         .iter()
         .map(|name| name.to_string())
         .collect())
+}
+
+/// A migration name that may go into a command and an SQL literal: letters, digits, `_`,
+/// `.` and `-`, not starting with `-` (an option) nor holding `..` (a path).
+fn undoable(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('-')
+        && !name.contains("..")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 impl<'a> StepContext<'a> {
@@ -160,15 +185,20 @@ impl<'a> StepContext<'a> {
         let container = lifecycle::running_container(self.engine, project, &database.name)
             .await
             .map_err(|error| error.to_string())?;
+        // Where to go back to when an undo fails halfway: the backup this run took first.
+        let taken = self
+            .taken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_default();
+        let halfway = |error: String| {
+            format!(
+                "{error}. The app services are stopped; the database as it was before this run is backup {taken}: `slipway restore {} {taken} --recorded-images --force` asks to put it back",
+                self.stack.name
+            )
+        };
         for migration in &undo {
-            if !migration
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-            {
-                return Err(format!(
-                    "{migration:?} is not a migration name Slipway can undo"
-                ));
-            }
             let line: Vec<String> = command
                 .iter()
                 .map(|arg| arg.replace("{migration}", migration))
@@ -182,9 +212,9 @@ impl<'a> StepContext<'a> {
                 |said| log.say(said),
             )
             .await
-            .map_err(|error| error.to_string())?;
+            .map_err(|error| halfway(error.to_string()))?;
             if code != 0 {
-                return Err(format!("{} exited with {code}", line.join(" ")));
+                return Err(halfway(format!("{} exited with {code}", line.join(" "))));
             }
             lifecycle::psql(
                 self.engine,
@@ -194,10 +224,25 @@ impl<'a> StepContext<'a> {
                     sql_text(migration)
                 ),
             )
-            .await?;
+            .await
+            .map_err(halfway)?;
             log.say(format!("undid {migration} and removed its record"))
                 .await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::undoable;
+
+    #[test]
+    fn only_plain_migration_names_are_undone() {
+        assert!(undoable("20240301_invoice_due_dates"));
+        assert!(undoable("v1.2-add-index"));
+        for odd in ["", "-rf", "../etc", "a b", "x;y", "$q$", "name'"] {
+            assert!(!undoable(odd), "{odd:?}");
+        }
     }
 }
