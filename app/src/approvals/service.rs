@@ -196,71 +196,60 @@ pub async fn request(
     Ok(approval)
 }
 
-type ApprovalRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    String,
-    String,
-    String,
-);
+/// A row of `approvals` as stored, with the facts its digest covers (never sent to the
+/// browser).
+#[derive(sqlx::FromRow)]
+struct ApprovalRecord {
+    id: String,
+    stack: String,
+    operation: String,
+    target: String,
+    options: String,
+    reason: String,
+    requested_by: String,
+    status: String,
+    status_note: String,
+    plan: String,
+    facts: String,
+    required: i64,
+    digest: String,
+    run_id: String,
+    created_at: String,
+    expires_at: String,
+}
 
 const COLUMNS: &str = "id, stack, operation, target, options, reason, requested_by, status, \
-                       status_note, plan, required, digest, created_at, expires_at";
+                       status_note, plan, facts, required, digest, run_id, created_at, expires_at";
 
-async fn with_decisions(store: &Store, row: ApprovalRow) -> Result<Approval, StoreError> {
-    let (
-        id,
-        stack,
-        operation,
-        target,
-        options,
-        reason,
-        requested_by,
-        status,
-        status_note,
-        plan,
-        required,
-        digest,
-        created_at,
-        expires_at,
-    ) = row;
+/// The approval a record holds, with its decisions, and the facts it was approved on.
+async fn with_decisions(
+    store: &Store,
+    record: ApprovalRecord,
+) -> Result<(Approval, Facts), StoreError> {
     let decisions: Vec<(String, String, String, String)> = sqlx::query_as(
         "SELECT user_name, decision, comment, decided_at FROM approval_decisions \
          WHERE approval_id = $1 ORDER BY decided_at",
     )
-    .bind(&id)
+    .bind(&record.id)
     .fetch_all(store.pool())
     .await?;
-    let run_id: Option<(String,)> = sqlx::query_as("SELECT run_id FROM approvals WHERE id = $1")
-        .bind(&id)
-        .fetch_optional(store.pool())
-        .await?;
-    Ok(Approval {
-        id,
-        stack,
+    let approval = Approval {
+        id: record.id,
+        stack: record.stack,
         // Only this module writes these columns, from the typed values.
-        operation: operation.parse().unwrap_or(Operation::Rollback),
-        target,
-        options: RunOptions::from_stored(&options),
-        reason,
-        requested_by,
-        status: status.parse().unwrap_or(ApprovalStatus::Void),
-        status_note,
-        required,
-        plan: serde_json::from_str(&plan).unwrap_or_default(),
-        digest,
-        created_at,
-        expires_at,
-        run_id: run_id.map(|(id,)| id).unwrap_or_default(),
+        operation: record.operation.parse().unwrap_or(Operation::Rollback),
+        target: record.target,
+        options: RunOptions::from_stored(&record.options),
+        reason: record.reason,
+        requested_by: record.requested_by,
+        status: record.status.parse().unwrap_or(ApprovalStatus::Void),
+        status_note: record.status_note,
+        required: record.required,
+        plan: serde_json::from_str(&record.plan).unwrap_or_default(),
+        digest: record.digest,
+        created_at: record.created_at,
+        expires_at: record.expires_at,
+        run_id: record.run_id,
         decisions: decisions
             .into_iter()
             .map(|(user_name, decision, comment, decided_at)| Decision {
@@ -271,24 +260,33 @@ async fn with_decisions(store: &Store, row: ApprovalRow) -> Result<Approval, Sto
             })
             .collect(),
         can_decide: false,
-    })
+    };
+    Ok((
+        approval,
+        serde_json::from_str(&record.facts).unwrap_or_default(),
+    ))
 }
 
-/// One request, with its decisions.
-pub async fn find(store: &Store, id: &str) -> Result<Approval, ApprovalError> {
-    let row: Option<ApprovalRow> =
+/// One request with its decisions, and the facts it covers.
+async fn find_with_facts(store: &Store, id: &str) -> Result<(Approval, Facts), ApprovalError> {
+    let record: Option<ApprovalRecord> =
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM approvals WHERE id = $1"))
             .bind(id)
             .fetch_optional(store.pool())
             .await
             .map_err(StoreError::from)?;
-    let row = row.ok_or_else(|| ApprovalError::NotFound(id.to_owned()))?;
-    Ok(with_decisions(store, row).await?)
+    let record = record.ok_or_else(|| ApprovalError::NotFound(id.to_owned()))?;
+    Ok(with_decisions(store, record).await?)
+}
+
+/// One request, with its decisions.
+pub async fn find(store: &Store, id: &str) -> Result<Approval, ApprovalError> {
+    Ok(find_with_facts(store, id).await?.0)
 }
 
 /// The newest requests of `stack` (every stack when empty).
 pub async fn list(store: &Store, stack: &str) -> Result<Vec<Approval>, StoreError> {
-    let rows: Vec<ApprovalRow> = sqlx::query_as(&format!(
+    let rows: Vec<ApprovalRecord> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM approvals WHERE ($1 = '' OR stack = $1) ORDER BY created_at DESC LIMIT 200"
     ))
     .bind(stack)
@@ -296,7 +294,7 @@ pub async fn list(store: &Store, stack: &str) -> Result<Vec<Approval>, StoreErro
     .await?;
     let mut list = Vec::with_capacity(rows.len());
     for row in rows {
-        list.push(with_decisions(store, row).await?);
+        list.push(with_decisions(store, row).await?.0);
     }
     Ok(list)
 }
@@ -507,7 +505,7 @@ pub async fn start_approved(
     id: &str,
 ) -> Result<ApprovalStatus, ApprovalError> {
     let store = &console.store;
-    let approval = find(store, id).await?;
+    let (approval, approved) = find_with_facts(store, id).await?;
     if approval.status != ApprovalStatus::Approved {
         return Ok(approval.status);
     }
@@ -519,14 +517,6 @@ pub async fn start_approved(
         operation: approval.operation,
         target: approval.target.clone(),
         options: approval.options.clone(),
-    };
-    let approved: Facts = {
-        let (facts,): (String,) = sqlx::query_as("SELECT facts FROM approvals WHERE id = $1")
-            .bind(id)
-            .fetch_one(store.pool())
-            .await
-            .map_err(StoreError::from)?;
-        serde_json::from_str(&facts).unwrap_or_default()
     };
     let Ok(summary) = crate::stacks::service::find(store, &approval.stack).await else {
         let note = format!("void: the stack {} is gone", approval.stack);
