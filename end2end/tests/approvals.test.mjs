@@ -106,8 +106,15 @@ describe('a rollback behind an approval', () => {
     await Promise.all([page.waitForURL(`${running.baseUrl}/approvals/${id}`), page.click('[data-testid="sign-in"]')]);
     assert.match(await page.locator('[data-testid="approval-images"]').innerText(), /slipway-portal-backend:1\.1\.0/);
     await page.fill('[data-testid="decide-form"] input[name="password"]', lead.password);
-    await Promise.all([page.waitForURL(`${running.baseUrl}/approvals/${id}`), page.click('[data-testid="approve"]')]);
-    await page.reload();
+    // The plain form post answers with a redirect back to this page, rendered anew: wait for
+    // that page itself (the URL does not change, so waiting for it would return at once).
+    const reloaded = page.waitForResponse(
+      (response) =>
+        response.request().method() === 'GET' && new URL(response.url()).pathname === `/approvals/${id}`,
+    );
+    await page.click('[data-testid="approve"]');
+    await reloaded;
+    await page.waitForLoadState('load');
     assert.match(await page.locator('[data-testid="approval-status"]').innerText(), /executed/);
     assert.equal(await page.locator('[data-testid="approval-run"] a').count(), 1);
     for (let tries = 0; tries < 120 && (await version()) !== '1.1.0'; tries += 1) {
