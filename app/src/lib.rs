@@ -8,6 +8,7 @@ pub mod auth;
 pub mod backups;
 pub mod components;
 pub mod errors;
+pub mod flags;
 pub mod live;
 pub mod runs;
 pub mod sections;

@@ -111,6 +111,11 @@ pub enum Command {
         /// with the app stopped and the database backed up first.
         #[arg(long)]
         undo_migrations: bool,
+        /// An emergency rollback: stop the app, back up the database, restore the newest
+        /// verified backup, start the last-known-good images. An admin may approve their own
+        /// request on the console by breaking the glass.
+        #[arg(long, conflicts_with_all = ["to", "undo_migrations"])]
+        emergency: bool,
         /// Why: shown to whoever decides.
         #[arg(long)]
         reason: String,
@@ -118,6 +123,30 @@ pub enum Command {
         /// standard input, and they can never approve it themselves.
         #[arg(long = "as", value_name = "NAME")]
         as_user: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List a stack's feature flags: FEATURE_* variables of its env file and those its
+    /// compose file names in x-slipway.flags, with the services that read them.
+    Flags {
+        /// The stack's name.
+        name: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Set a feature flag: written to the env file (the previous version kept beside it),
+    /// then the app services that read it replaced without downtime; a failure puts the env
+    /// file back.
+    Flag {
+        /// The stack's name.
+        name: String,
+        /// The flag, e.g. FEATURE_NEW_CHECKOUT.
+        flag: String,
+        /// Its new value, e.g. false.
+        value: String,
         #[command(flatten)]
         store: StoreArgs,
     },

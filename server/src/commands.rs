@@ -33,6 +33,8 @@ pub enum CommandError {
     Backup(#[from] app::backups::BackupError),
     #[error("{0}")]
     Approval(#[from] app::approvals::ApprovalError),
+    #[error("{0}")]
+    Flag(#[from] app::flags::FlagError),
 }
 
 /// `slipway user add NAME --role ROLE`: the password comes from standard input, unechoed
@@ -434,14 +436,35 @@ pub async fn request_approval(
     ))
 }
 
-/// `slipway rollback NAME [--to RUN] --reason …`: by default to the last-known-good before
-/// the current images.
+/// Which rollback `slipway rollback` asks for.
+pub struct RollbackChoice {
+    pub to: Option<String>,
+    pub undo_migrations: bool,
+    pub emergency: bool,
+}
+
+/// `slipway rollback NAME [--to RUN | --emergency] --reason …`: by default to the
+/// last-known-good before the current images.
 pub async fn request_rollback(
     name: &str,
-    (to, undo_migrations): (Option<String>, bool),
+    RollbackChoice {
+        to,
+        undo_migrations,
+        emergency,
+    }: RollbackChoice,
     (as_user, reason): (&str, &str),
     store_args: &StoreArgs,
 ) -> Result<String, CommandError> {
+    if emergency {
+        let store = open_store(store_args).await?;
+        let request = async {
+            let engine = Engine::connect().map_err(StackError::from)?;
+            Ok::<_, CommandError>(app::approvals::plan::emergency(&store, &engine, name).await?)
+        }
+        .await;
+        store.close().await;
+        return request_approval(name, request?, (as_user, reason), store_args).await;
+    }
     let target = match to {
         Some(run) => run,
         None => {
@@ -470,6 +493,43 @@ pub async fn request_rollback(
         },
     };
     request_approval(name, request, (as_user, reason), store_args).await
+}
+
+/// `slipway flags NAME [--json]`.
+pub async fn list_flags(
+    name: &str,
+    json: bool,
+    store_args: &StoreArgs,
+) -> Result<String, CommandError> {
+    let store = open_store(store_args).await?;
+    let stack = app::stacks::service::find(&store, name).await;
+    store.close().await;
+    let flags = app::flags::service::list(&stack?)?;
+    if json {
+        return Ok(serde_json::to_string_pretty(&flags).unwrap_or_default());
+    }
+    if flags.is_empty() {
+        return Ok(format!("{name} has no flags"));
+    }
+    let mut rows = vec![[
+        "FLAG".to_owned(),
+        "VALUE".to_owned(),
+        "READ BY".to_owned(),
+        "REPLACED WHEN SET".to_owned(),
+    ]];
+    rows.extend(flags.into_iter().map(|flag| {
+        [
+            flag.name,
+            if flag.in_env_file {
+                flag.value
+            } else {
+                "(unset)".into()
+            },
+            flag.readers.join(","),
+            flag.replaced.join(","),
+        ]
+    }));
+    Ok(aligned(&rows))
 }
 
 /// `slipway approvals [--json]`.

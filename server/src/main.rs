@@ -11,8 +11,9 @@ use server::cli::{
 };
 use server::commands::{
     add_stack, add_user, approval_policy, audit_head, backup_policy, init_audit_key,
-    list_approvals, list_backups, print_logs, request_approval, request_rollback, run_operation,
-    stack_status, verify_audit, wait_for_approval, LogsRequest, PolicyChange,
+    list_approvals, list_backups, list_flags, print_logs, request_approval, request_rollback,
+    run_operation, stack_status, verify_audit, wait_for_approval, LogsRequest, PolicyChange,
+    RollbackChoice,
 };
 use server::startup::StartupError;
 use tracing_subscriber::EnvFilter;
@@ -156,13 +157,47 @@ fn main() -> ExitCode {
                 name,
                 to,
                 undo_migrations,
+                emergency,
                 reason,
                 as_user,
                 store,
-            } => request_rollback(&name, (to, undo_migrations), (&as_user, &reason), &store)
+            } => request_rollback(
+                &name,
+                RollbackChoice {
+                    to,
+                    undo_migrations,
+                    emergency,
+                },
+                (&as_user, &reason),
+                &store,
+            )
+            .await
+            .map(Some)
+            .map_err(|e| e.to_string()),
+            Command::Flags { name, json, store } => list_flags(&name, json, &store)
                 .await
                 .map(Some)
                 .map_err(|e| e.to_string()),
+            Command::Flag {
+                name,
+                flag,
+                value,
+                store,
+            } => run_operation(
+                &name,
+                RunRequest {
+                    operation: Operation::Flag,
+                    target: flag,
+                    options: RunOptions {
+                        flag_value: value,
+                        ..RunOptions::default()
+                    },
+                },
+                &store,
+            )
+            .await
+            .map(Some)
+            .map_err(|e| e.to_string()),
             Command::Approvals { json, store } => list_approvals(json, &store)
                 .await
                 .map(Some)

@@ -439,3 +439,175 @@ async fn a_stack_whose_policy_gates_changes_updates_only_once_approved() {
     wait_for_approval(&portal.flags, &id).await.assert_success();
     console.terminate().await;
 }
+
+/// An admin approving their own emergency request alone.
+async fn break_glass(
+    client: &reqwest::Client,
+    console: &RunningConsole,
+    id: &str,
+    password: &str,
+    why: &str,
+) -> reqwest::Response {
+    let args = [
+        ("id", id),
+        ("decision", "approve"),
+        ("break_glass", "true"),
+        ("comment", why),
+        ("password", password),
+    ];
+    call(client, console, "decide_approval", &args).await
+}
+
+/// The broken glass of the portal nobody has acknowledged yet.
+async fn flagged(client: &reqwest::Client, console: &RunningConsole) -> Vec<serde_json::Value> {
+    let listed = call(client, console, "broken_glass", &[("stack", "portal")]).await;
+    assert_eq!(listed.status(), 200);
+    listed.json().await.unwrap()
+}
+
+async fn acknowledge(
+    client: &reqwest::Client,
+    console: &RunningConsole,
+    id: &str,
+    password: &str,
+) -> reqwest::Response {
+    let args = [("id", id), ("password", password)];
+    call(client, console, "acknowledge_approval", &args).await
+}
+
+#[tokio::test]
+async fn an_emergency_rollback_restores_the_newest_verified_backup_and_broken_glass_stays_flagged()
+{
+    let portal = SamplePortal::add("slipemergency").await;
+    portal.run("deploy", "1.0.0").await.assert_success();
+    portal.sql("INSERT INTO customers (email) VALUES ('before@example.com')");
+    let mut backup = vec!["backup", "portal"];
+    backup.extend(portal.flags.iter().map(String::as_str));
+    run_to_exit(&backup, &[]).await.assert_success();
+    let mut list = vec!["backups", "portal", "--json"];
+    list.extend(portal.flags.iter().map(String::as_str));
+    let listed: Vec<serde_json::Value> =
+        serde_json::from_str(&run_to_exit(&list, &[]).await.stdout).unwrap();
+    let backup_id = listed[0]["id"].as_str().unwrap().to_owned();
+    let mut verify = vec!["verify", "portal", &backup_id];
+    verify.extend(portal.flags.iter().map(String::as_str));
+    run_to_exit(&verify, &[]).await.assert_success();
+    portal.run("update", "1.1.0").await.assert_success();
+    portal.run("migrate", "1.1.0").await.assert_success();
+    portal.sql("INSERT INTO customers (email) VALUES ('after@example.com')");
+    let console = RunningConsole::start(&portal.store).await;
+    let (admin, admin_password) = person(&portal, &console, "ada", Role::Admin).await;
+    let (approver, approver_password) = person(&portal, &console, "tess", Role::Approver).await;
+    let (viewer, _) = person(&portal, &console, "vera", Role::Viewer).await;
+
+    let requested = call(
+        &admin,
+        &console,
+        "request_emergency",
+        &[("stack", "portal"), ("reason", "1.1.0 corrupts invoices")],
+    )
+    .await;
+    assert_eq!(requested.status(), 200);
+    let id: String = requested.json().await.unwrap();
+    let shown = approval(&admin, &console, &id).await;
+    assert_eq!(shown["options"]["emergency"], true);
+    assert_eq!(shown["options"]["backup"], backup_id.as_str());
+    assert_eq!(shown["can_decide"], false, "never their own, normally");
+    assert_eq!(shown["can_break_glass"], true);
+    let facts = shown["plan"]["facts"].to_string();
+    assert!(
+        facts.contains(&backup_id) && facts.contains("rows written after"),
+        "{facts}"
+    );
+    let steps = shown["plan"]["steps"].to_string();
+    assert!(
+        steps.contains("Restore the backup into the live database")
+            && steps.contains("Back up database")
+            && steps.contains("Notify"),
+        "{steps}"
+    );
+
+    let long_reason = "invoices are being corrupted right now";
+    // Only the requesting admin breaks the glass, with a reason and the right password.
+    assert_eq!(
+        break_glass(&approver, &console, &id, &approver_password, long_reason)
+            .await
+            .status(),
+        409
+    );
+    let short = break_glass(&admin, &console, &id, &admin_password, "it is broken").await;
+    assert_eq!(short.status(), 409);
+    assert!(short
+        .text()
+        .await
+        .unwrap()
+        .contains("at least 20 characters"));
+    assert_eq!(
+        break_glass(&admin, &console, &id, "not-the-password", long_reason)
+            .await
+            .status(),
+        401
+    );
+    let broken = break_glass(&admin, &console, &id, &admin_password, long_reason).await;
+    assert_eq!(broken.status(), 200);
+    assert_eq!(broken.json::<String>().await.unwrap(), "executed");
+    let followed = wait_for_approval(&portal.flags, &id).await;
+    followed.assert_success();
+    assert!(
+        followed
+            .stdout
+            .contains("EMERGENCY ROLLBACK of portal done"),
+        "{}",
+        followed.stdout
+    );
+
+    let emails = portal.sql("SELECT string_agg(email, ',' ORDER BY email) FROM customers");
+    assert!(emails.contains("before@example.com"), "{emails}");
+    assert!(!emails.contains("after@example.com"), "{emails}");
+    let due_on = "SELECT count(*) FROM information_schema.columns \
+                  WHERE table_name = 'invoices' AND column_name = 'due_on'";
+    assert_eq!(portal.sql(due_on), "0", "the backup's schema is back");
+    let health = portal.health().await;
+    assert_eq!(
+        (health["status"].as_str(), health["version"].as_str()),
+        (Some("ok"), Some("1.0.0")),
+        "{health}"
+    );
+    let listed: Vec<serde_json::Value> =
+        serde_json::from_str(&run_to_exit(&list, &[]).await.stdout).unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|backup| backup["reason"] == "pre-rollback"),
+        "what was there is kept: {listed:?}"
+    );
+
+    // Flagged for everyone until another approver acknowledges it.
+    let seen = flagged(&viewer, &console).await;
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0]["reason"], long_reason);
+    assert_eq!(
+        acknowledge(&admin, &console, &id, &admin_password)
+            .await
+            .status(),
+        409
+    );
+    assert_eq!(
+        acknowledge(&approver, &console, &id, &approver_password)
+            .await
+            .status(),
+        200
+    );
+    assert!(flagged(&viewer, &console).await.is_empty());
+    let shown = approval(&approver, &console, &id).await;
+    assert_eq!(shown["acknowledged_by"], "tess");
+    let audited = audit_actions(&portal, "").await;
+    for action in [
+        "approval.break_glass",
+        "approval.acknowledged",
+        "rollback.emergency_done",
+    ] {
+        assert!(audited.iter().any(|a| a == action), "{action}: {audited:?}");
+    }
+    console.terminate().await;
+}

@@ -66,6 +66,8 @@ fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
         ),
         ("approvals", Role::Operator, pairs(&[("show", "open")])),
         ("approvals_waiting", Role::Viewer, vec![]),
+        ("broken_glass", Role::Viewer, pairs(&[("stack", "")])),
+        ("flags", Role::Viewer, pairs(&[("stack", "matrix")])),
         (
             "rollback_targets",
             Role::Operator,
@@ -179,6 +181,30 @@ fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
             ("password", "not-the-password"),
         ]),
         &[401],
+    ));
+    // The matrix stack has no backup at all: refused once let in.
+    calls.push((
+        "request_emergency",
+        Role::Operator,
+        pairs(&[("stack", "matrix"), ("reason", "the matrix")]),
+        &[409],
+    ));
+    calls.push((
+        "acknowledge_approval",
+        Role::Approver,
+        pairs(&[("id", "no-such-approval"), ("password", "not-the-password")]),
+        &[401],
+    ));
+    // The matrix stack has no env file, so no flag: refused once let in.
+    calls.push((
+        "set_flag",
+        Role::Operator,
+        pairs(&[
+            ("stack", "matrix"),
+            ("name", "FEATURE_X"),
+            ("value", "true"),
+        ]),
+        &[422],
     ));
     calls.push((
         "cancel_run",

@@ -90,9 +90,23 @@ pub struct Approval {
     /// The run it started, once it has.
     pub run_id: String,
     pub decisions: Vec<Decision>,
+    /// Why an admin approved their own emergency request (break glass); empty otherwise.
+    #[serde(default)]
+    pub break_glass: String,
+    /// Who acknowledged the broken glass afterwards, and when; empty until someone has.
+    #[serde(default)]
+    pub acknowledged_by: String,
+    #[serde(default)]
+    pub acknowledged_at: String,
     /// Whether the caller may decide it now (an approver who is not its requester).
     #[serde(default)]
     pub can_decide: bool,
+    /// Whether the caller may approve it alone: an admin's own emergency request.
+    #[serde(default)]
+    pub can_break_glass: bool,
+    /// Whether the caller may acknowledge its broken glass (another approver).
+    #[serde(default)]
+    pub can_acknowledge: bool,
 }
 
 impl Approval {
@@ -103,9 +117,19 @@ impl Approval {
             .count()
     }
 
+    /// Whether the glass was broken and nobody has acknowledged it yet.
+    pub fn flagged(&self) -> bool {
+        !self.break_glass.is_empty() && self.acknowledged_by.is_empty()
+    }
+
     /// `rollback portal to the images of run 1f…`.
     pub fn title(&self) -> String {
         let what = match self.operation {
+            Operation::Rollback if self.options.emergency => format!(
+                " (EMERGENCY) restoring backup {} and the images of run {}",
+                short(&self.options.backup),
+                short(&self.target)
+            ),
             Operation::Rollback => format!(" to the images of run {}", short(&self.target)),
             Operation::Restore => format!(" of backup {}", short(&self.target)),
             _ => String::new(),
@@ -235,16 +259,6 @@ pub async fn request_approval(
     let operator = crate::auth::guard::authorized(crate::auth::Role::Operator)
         .await
         .map_err(refuse)?;
-    let engine = operator
-        .console
-        .engine
-        .clone()
-        .map_err(|error| refuse(ApprovalError::Run(error.into())))?;
-    let requester = service::Person {
-        user_id: operator.user.id.clone(),
-        session: session_mark().await,
-        actor: operator.actor.clone(),
-    };
     let request = crate::runs::RunRequest {
         operation,
         target,
@@ -255,35 +269,74 @@ pub async fn request_approval(
             ..RunOptions::default()
         },
     };
+    request_as(&operator, request, &stack, &reason).await
+}
+
+/// Requests an emergency rollback of `stack`; operators and up. The console chooses what it
+/// does — the newest verified backup, the last-known-good images — and shows it in the plan.
+#[server(prefix = "/api", endpoint = "request_emergency")]
+pub async fn request_emergency(stack: String, reason: String) -> Result<String, ApprovalError> {
+    let operator = crate::auth::guard::authorized(crate::auth::Role::Operator)
+        .await
+        .map_err(refuse)?;
+    let engine = console_engine(&operator)?;
+    let request = plan::emergency(&operator.console.store, &engine, &stack)
+        .await
+        .map_err(refuse)?;
+    request_as(&operator, request, &stack, &reason).await
+}
+
+/// The console's engine, or why it cannot be reached.
+#[cfg(feature = "ssr")]
+fn console_engine(
+    caller: &crate::auth::guard::Authorized,
+) -> Result<crate::stacks::engine::Engine, ApprovalError> {
+    caller
+        .console
+        .engine
+        .clone()
+        .map_err(|error| refuse(ApprovalError::Run(error.into())))
+}
+
+/// Records `request` for the caller; the approval's id.
+#[cfg(feature = "ssr")]
+async fn request_as(
+    operator: &crate::auth::guard::Authorized,
+    request: crate::runs::RunRequest,
+    stack: &str,
+    reason: &str,
+) -> Result<String, ApprovalError> {
+    let engine = console_engine(operator)?;
+    let requester = service::Person {
+        user_id: operator.user.id.clone(),
+        session: session_mark().await,
+        actor: operator.actor.clone(),
+    };
     service::request(
         &operator.console.store,
         &engine,
         &requester,
-        &stack,
+        stack,
         request,
-        &reason,
+        reason,
     )
     .await
     .map(|approval| approval.id)
     .map_err(refuse)
 }
 
-/// Approves or rejects a request; approvers and admins who did not request it, with their
-/// password. The last approval it needs starts its run.
-#[server(prefix = "/api", endpoint = "decide_approval")]
-pub async fn decide_approval(
-    id: String,
-    decision: String,
-    #[server(default)] comment: String,
+/// The caller, an approver or admin, proved again by their password (a wrong one records
+/// nothing but an audit line, and counts like a failed sign-in).
+#[cfg(feature = "ssr")]
+async fn approver_with_password(
     password: String,
-) -> Result<ApprovalStatus, ApprovalError> {
+) -> Result<(crate::auth::guard::Authorized, service::Person), ApprovalError> {
     let approver = crate::auth::guard::authorized(crate::auth::Role::Approver)
         .await
         .map_err(refuse)?;
-    let store = &approver.console.store;
     let client = crate::auth::guard::client_addr().await;
     crate::auth::service::check_password(
-        store,
+        &approver.console.store,
         &approver.user.name,
         password,
         &client,
@@ -291,16 +344,32 @@ pub async fn decide_approval(
     )
     .await
     .map_err(|error| {
-        crate::errors::reject(match error {
+        refuse(match error {
             AuthError::SignInFailed => ApprovalError::WrongPassword,
             other => other.into(),
         })
     })?;
-    let decider = service::Person {
+    let person = service::Person {
         user_id: approver.user.id.clone(),
         session: session_mark().await,
         actor: approver.actor.clone(),
     };
+    Ok((approver, person))
+}
+
+/// Approves or rejects a request; approvers and admins who did not request it, with their
+/// password. The last approval it needs starts its run. With `break_glass` an admin
+/// approves their own emergency request alone, saying why in the comment.
+#[server(prefix = "/api", endpoint = "decide_approval")]
+pub async fn decide_approval(
+    id: String,
+    decision: String,
+    #[server(default)] comment: String,
+    #[server(default)] break_glass: bool,
+    password: String,
+) -> Result<ApprovalStatus, ApprovalError> {
+    let (approver, decider) = approver_with_password(password).await?;
+    let store = &approver.console.store;
     let approve = match decision.as_str() {
         "approve" => true,
         "reject" => false,
@@ -310,7 +379,7 @@ pub async fn decide_approval(
             ))))
         }
     };
-    let status = service::decide(store, &decider, &id, approve, comment.trim())
+    let status = service::decide(store, &decider, &id, (approve, break_glass), comment.trim())
         .await
         .map_err(refuse)?;
     if status == ApprovalStatus::Approved {
@@ -320,6 +389,52 @@ pub async fn decide_approval(
     } else {
         Ok(status)
     }
+}
+
+/// Acknowledges an admin's broken glass: another approver has looked at it. With the
+/// password, like a decision.
+#[server(prefix = "/api", endpoint = "acknowledge_approval")]
+pub async fn acknowledge_approval(
+    id: String,
+    #[server(default)] comment: String,
+    password: String,
+) -> Result<(), ApprovalError> {
+    let (approver, person) = approver_with_password(password).await?;
+    service::acknowledge(&approver.console.store, &person, &id, comment.trim())
+        .await
+        .map_err(refuse)
+}
+
+/// A broken glass that waits for acknowledgement, as every signed-in page may show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlassBroken {
+    pub approval_id: String,
+    pub stack: String,
+    pub title: String,
+    pub by: String,
+    pub reason: String,
+    pub run_id: String,
+}
+
+/// Requests approved by breaking the glass and not yet acknowledged, of `stack` (every
+/// stack when empty); everyone signed in sees them.
+#[server(prefix = "/api", endpoint = "broken_glass")]
+pub async fn broken_glass(stack: String) -> Result<Vec<GlassBroken>, ApprovalError> {
+    let caller = reader(crate::auth::Role::Viewer).await?;
+    let list = service::unacknowledged(&caller.console.store, &stack)
+        .await
+        .map_err(refuse)?;
+    Ok(list
+        .into_iter()
+        .map(|approval| GlassBroken {
+            title: approval.title(),
+            approval_id: approval.id,
+            stack: approval.stack,
+            by: approval.requested_by,
+            reason: approval.break_glass,
+            run_id: approval.run_id,
+        })
+        .collect())
 }
 
 /// Approval requests, newest first: `show` is `mine` (waiting for the caller), `requested`
@@ -332,10 +447,10 @@ pub async fn list_approvals(show: String) -> Result<Vec<Approval>, ApprovalError
     let mut list = service::list(store, "").await.map_err(refuse)?;
     let session = session_mark().await;
     for approval in &mut list {
-        approval.can_decide = service::may_decide(store, approval, &caller.user, &session).await?;
+        service::permit(store, approval, &caller.user, &session).await?;
     }
     list.retain(|approval| match show.as_str() {
-        "mine" => approval.can_decide,
+        "mine" => approval.can_decide || approval.can_break_glass || approval.can_acknowledge,
         "requested" => approval.requested_by == caller.actor.name,
         "closed" => !matches!(
             approval.status,
@@ -356,8 +471,7 @@ pub async fn get_approval(id: String) -> Result<Approval, ApprovalError> {
     let store = &caller.console.store;
     service::expire_due(store).await.map_err(refuse)?;
     let mut approval = service::find(store, &id).await.map_err(refuse)?;
-    approval.can_decide =
-        service::may_decide(store, &approval, &caller.user, &session_mark().await).await?;
+    service::permit(store, &mut approval, &caller.user, &session_mark().await).await?;
     Ok(approval)
 }
 
@@ -370,7 +484,10 @@ pub async fn approvals_waiting() -> Result<usize, ApprovalError> {
     }
     let session = session_mark().await;
     let list = service::list_for(&caller.console.store, &caller.user, &session).await?;
-    Ok(list.iter().filter(|approval| approval.can_decide).count())
+    Ok(list
+        .iter()
+        .filter(|approval| approval.can_decide || approval.can_acknowledge)
+        .count())
 }
 
 /// The runs a rollback of `stack` can go back to, newest first.
@@ -485,6 +602,7 @@ pub fn ApprovalsPage() -> impl IntoView {
     view! {
         <Title text="Approvals" />
         <h1>"Approvals"</h1>
+        <BrokenGlassBanner stack=String::new() />
         <p class="lead">
             "Rollbacks, restores and, where a stack asks for it, deploys wait here for someone other than the requester. "
             "Each shows exactly what will happen; the last approval starts the run."
@@ -550,15 +668,23 @@ pub fn ApprovalPage() -> impl IntoView {
     let id = move || params.with(|p| p.get("id").unwrap_or_default());
     let tick = crate::components::ticker(REFRESH);
     let decide = ServerAction::<DecideApproval>::new();
+    let acknowledge = ServerAction::<AcknowledgeApproval>::new();
     let approval = Resource::new(
-        move || (id(), tick.get(), decide.version().get()),
-        |(id, _, _)| get_approval(id),
+        move || {
+            (
+                id(),
+                tick.get(),
+                decide.version().get(),
+                acknowledge.version().get(),
+            )
+        },
+        |(id, ..)| get_approval(id),
     );
     view! {
         <Transition fallback=|| view! { <p class="muted">"Loading the request…"</p> }>
             {move || Suspend::new(async move {
                 match approval.await {
-                    Ok(approval) => view! { <ApprovalView approval decide /> }.into_any(),
+                    Ok(approval) => view! { <ApprovalView approval decide acknowledge /> }.into_any(),
                     Err(error) => view! { <Title text="Approval" /><p class="error">{error.to_string()}</p> }.into_any(),
                 }
             })}
@@ -567,7 +693,11 @@ pub fn ApprovalPage() -> impl IntoView {
 }
 
 #[component]
-fn ApprovalView(approval: Approval, decide: ServerAction<DecideApproval>) -> impl IntoView {
+fn ApprovalView(
+    approval: Approval,
+    decide: ServerAction<DecideApproval>,
+    acknowledge: ServerAction<AcknowledgeApproval>,
+) -> impl IntoView {
     let plan = approval.plan.clone();
     let decisions = approval.decisions.clone();
     let run_link = (!approval.run_id.is_empty()).then(|| {
@@ -594,6 +724,46 @@ fn ApprovalView(approval: Approval, decide: ServerAction<DecideApproval>) -> imp
                 {move || decide.value().get().and_then(Result::err).map(|error| view! { <p class="error" role="alert">{error.to_string()}</p> })}
             </section>
         }
+    });
+    let glass = (!approval.break_glass.is_empty()).then(|| {
+        let state = if approval.acknowledged_by.is_empty() {
+            "Not yet acknowledged by another approver.".to_owned()
+        } else {
+            format!("Acknowledged by {} at {}.", approval.acknowledged_by, approval.acknowledged_at)
+        };
+        let id = approval.id.clone();
+        let form = approval.can_acknowledge.then(|| view! {
+            <ActionForm action=acknowledge attr:data-testid="acknowledge-form">
+                <input type="hidden" name="id" value=id />
+                <label class="field">"Comment" <input name="comment" /></label>
+                <label class="field">"Your password" <input name="password" type="password" required autocomplete="current-password" /></label>
+                <button class="button" type="submit" data-testid="acknowledge">"Acknowledge"</button>
+            </ActionForm>
+            {move || acknowledge.value().get().and_then(Result::err).map(|error| view! { <p class="error" role="alert">{error.to_string()}</p> })}
+        });
+        view! {
+            <section class="card flagged" data-testid="break-glass">
+                <h2>"Break glass"</h2>
+                <p>{format!("{} approved their own emergency request: “{}”. ", approval.requested_by, approval.break_glass)}{state}</p>
+                {form}
+            </section>
+        }
+    });
+    let id = approval.id.clone();
+    let break_glass_form = approval.can_break_glass.then(|| view! {
+        <section class="card flagged">
+            <h2>"Break glass"</h2>
+            <p>"As an admin you may approve your own emergency request alone. It is flagged on the Approvals page and the stack's page until another approver acknowledges it."</p>
+            <ActionForm action=decide attr:data-testid="break-glass-form">
+                <input type="hidden" name="id" value=id />
+                <input type="hidden" name="decision" value="approve" />
+                <input type="hidden" name="break_glass" value="true" />
+                <label class="field">"Why (at least 20 characters)" <input name="comment" required minlength="20" data-testid="break-glass-reason" /></label>
+                <label class="field">"Your password" <input name="password" type="password" required autocomplete="current-password" /></label>
+                <button class="button danger" type="submit" data-testid="break-glass">"Break the glass and approve"</button>
+            </ActionForm>
+            {move || decide.value().get().and_then(Result::err).map(|error| view! { <p class="error" role="alert">{error.to_string()}</p> })}
+        </section>
     });
     view! {
         <Title text=approval.title() />
@@ -646,7 +816,39 @@ fn ApprovalView(approval: Approval, decide: ServerAction<DecideApproval>) -> imp
                 }.into_any()
             }}
         </section>
+        {glass}
         {form}
+        {break_glass_form}
+    }
+}
+
+/// Broken glass nobody has acknowledged yet, of `stack` (every stack when empty): a banner
+/// that stays until another approver acknowledges it.
+#[component]
+pub fn BrokenGlassBanner(#[prop(into)] stack: Signal<String>) -> impl IntoView {
+    let tick = crate::components::ticker(REFRESH);
+    let list = Resource::new(
+        move || (stack.get(), tick.get()),
+        |(stack, _)| broken_glass(stack),
+    );
+    view! {
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                list.await.ok().filter(|list| !list.is_empty()).map(|list| view! {
+                    <section class="card flagged" data-testid="broken-glass">
+                        <h2>"Break glass, not yet acknowledged"</h2>
+                        <ul>
+                            {list.into_iter().map(|glass| view! {
+                                <li>
+                                    <a href=format!("/approvals/{}", glass.approval_id)>{glass.title}</a>
+                                    {format!(": {} approved their own request — “{}”", glass.by, glass.reason)}
+                                </li>
+                            }).collect_view()}
+                        </ul>
+                    </section>
+                })
+            })}
+        </Transition>
     }
 }
 
@@ -654,13 +856,16 @@ fn ApprovalView(approval: Approval, decide: ServerAction<DecideApproval>) -> imp
 #[component]
 pub fn RollbackForm(stack: String) -> impl IntoView {
     let request = ServerAction::<RequestApproval>::new();
+    let emergency = ServerAction::<RequestEmergency>::new();
     Effect::new(move |_| {
-        if let Some(Ok(id)) = request.value().get() {
+        let requested = request.value().get().or_else(|| emergency.value().get());
+        if let Some(Ok(id)) = requested {
             let navigate = leptos_router::hooks::use_navigate();
             navigate(&format!("/approvals/{id}"), Default::default());
         }
     });
     let name = stack.clone();
+    let name_for_emergency = stack.clone();
     let targets = Resource::new(move || name.clone(), rollback_targets);
     view! {
         <section class="card" data-testid="rollback">
@@ -695,6 +900,16 @@ pub fn RollbackForm(stack: String) -> impl IntoView {
                     })
                 }}
             </Transition>
+            <details class="emergency">
+                <summary data-testid="emergency-open">"Emergency rollback…"</summary>
+                <p>"Stops the app and the edge, backs up the database as it is, restores the newest verified backup and starts the last-known-good images. An admin may approve their own request by breaking the glass."</p>
+                <ActionForm action=emergency attr:class="form-row">
+                    <input type="hidden" name="stack" value=name_for_emergency />
+                    <label class="field">"Why" <input name="reason" required data-testid="emergency-reason" /></label>
+                    <button class="button danger" type="submit" data-testid="request-emergency">"Request the emergency rollback"</button>
+                </ActionForm>
+                {move || emergency.value().get().and_then(Result::err).map(|error| view! { <p class="error" role="alert">{error.to_string()}</p> })}
+            </details>
             {move || request.value().get().and_then(Result::err).map(|error| view! { <p class="error" role="alert">{error.to_string()}</p> })}
         </section>
     }

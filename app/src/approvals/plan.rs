@@ -127,14 +127,38 @@ pub async fn describe(
                     target,
                 });
             }
-            if !differs {
+            // In an emergency the data may be what is wrong: the images may stay.
+            if !differs && !request.options.emergency {
                 return Err(refused(format!(
                     "{} already runs the images of run {}",
                     stack.name, request.target
                 )));
             }
             let finished = finished_at(store, &stack.name, &request.target).await?;
-            if request.options.undo_migrations {
+            if request.options.emergency {
+                let backup =
+                    crate::backups::service::find(store, &stack.name, &request.options.backup)
+                        .await?
+                        .filter(|backup| backup.verification == "verified")
+                        .ok_or_else(|| {
+                            refused(format!(
+                                "stack {} has no verified backup {:?} to restore",
+                                stack.name, request.options.backup
+                            ))
+                        })?;
+                plan.facts.push(format!(
+                    "EMERGENCY: the app services and the edge stop; the database is backed up as it is, then backup {} (taken {}, verified by a restore drill at {}; {}) is restored; rows written after {} are lost.",
+                    backup.id, backup.finished_at, backup.verified_at, backup.rows_in_words(), backup.finished_at
+                ));
+                plan.facts.push(format!(
+                    "Then everything starts on the images run {} recorded when it finished at {finished}, and the run says it is done in its lines and the audit trail.",
+                    request.target
+                ));
+                facts.insert(
+                    "the backup".into(),
+                    format!("{}:{}:{}", backup.id, backup.sha256, backup.verification),
+                );
+            } else if request.options.undo_migrations {
                 let undo = crate::runs::migrations_since_run(
                     store,
                     engine,
@@ -203,7 +227,7 @@ pub async fn describe(
             request.operation, stack.name
         )),
     }
-    plan.steps = crate::runs::steps_of(store, stack, request)
+    plan.steps = crate::runs::steps_of(store, engine, stack, request)
         .await
         .map_err(refused)?;
     Ok((plan, facts))
@@ -356,6 +380,37 @@ async fn schema_warning(
             "Migrations were applied since (head {head_then} then, {head_now} now): the older images may not work with the newer schema. A database rollback restores backup {backup}, taken before them."
         )
     }))
+}
+
+/// An emergency rollback of `stack`: to the last-known-good images (the newest recorded
+/// ones when the running images are those), restoring the newest verified backup.
+pub async fn emergency(
+    store: &Store,
+    engine: &Engine,
+    stack: &str,
+) -> Result<RunRequest, ApprovalError> {
+    let targets = rollback_targets(store, Some(engine), stack).await?;
+    let target = targets
+        .iter()
+        .find(|target| target.suggested)
+        .or_else(|| targets.first())
+        .ok_or_else(|| refused(format!("{stack} has no run that recorded images to start")))?;
+    let backup = crate::backups::service::newest_verified(store, stack)
+        .await?
+        .ok_or_else(|| {
+            refused(format!(
+                "{stack} has no verified backup: an emergency rollback restores the newest one a restore drill proved"
+            ))
+        })?;
+    Ok(RunRequest {
+        operation: Operation::Rollback,
+        target: target.run_id.clone(),
+        options: crate::runs::RunOptions {
+            emergency: true,
+            backup: backup.id,
+            ..crate::runs::RunOptions::default()
+        },
+    })
 }
 
 /// The runs whose recorded images a rollback can go back to, newest first; the suggested one

@@ -149,7 +149,12 @@ pub async fn request(
         expires_at: stamp(now + chrono::Duration::minutes(policy.expires_minutes)),
         run_id: String::new(),
         decisions: Vec::new(),
+        break_glass: String::new(),
+        acknowledged_by: String::new(),
+        acknowledged_at: String::new(),
         can_decide: false,
+        can_break_glass: false,
+        can_acknowledge: false,
     };
     let mut audited = Audited::begin(store).await?;
     sqlx::query(
@@ -216,10 +221,14 @@ struct ApprovalRecord {
     run_id: String,
     created_at: String,
     expires_at: String,
+    break_glass: String,
+    acknowledged_by: String,
+    acknowledged_at: String,
 }
 
 const COLUMNS: &str = "id, stack, operation, target, options, reason, requested_by, status, \
-                       status_note, plan, facts, required, digest, run_id, created_at, expires_at";
+                       status_note, plan, facts, required, digest, run_id, created_at, expires_at, \
+                       break_glass, acknowledged_by, acknowledged_at";
 
 /// The approval a record holds, with its decisions, and the facts it was approved on.
 async fn with_decisions(
@@ -259,7 +268,12 @@ async fn with_decisions(
                 decided_at,
             })
             .collect(),
+        break_glass: record.break_glass,
+        acknowledged_by: record.acknowledged_by,
+        acknowledged_at: record.acknowledged_at,
         can_decide: false,
+        can_break_glass: false,
+        can_acknowledge: false,
     };
     Ok((
         approval,
@@ -309,29 +323,30 @@ pub async fn list_for(
     expire_due(store).await?;
     let mut list = list(store, "").await?;
     for approval in &mut list {
-        approval.can_decide = may_decide(store, approval, user, session).await?;
+        permit(store, approval, user, session).await?;
     }
     Ok(list)
 }
 
-/// Why `user` (in the session marked `session`) may not decide the request; `None` when
-/// they may.
+/// Why `user` (in the session marked `session`) may not decide the request — or, with
+/// `break_glass`, approve their own emergency request alone; `None` when they may.
 async fn refusal(
     db: &mut sqlx::AnyConnection,
     approval_id: &str,
     user: &CurrentUser,
     session: &str,
+    break_glass: bool,
 ) -> Result<Option<String>, StoreError> {
     if !user.role.allows(Role::Approver) {
         return Ok(Some("only approvers and admins decide".into()));
     }
-    let row: Option<(String, String, String, String)> = sqlx::query_as(
-        "SELECT status, expires_at, requester_id, requester_session FROM approvals WHERE id = $1",
+    let row: Option<(String, String, String, String, String)> = sqlx::query_as(
+        "SELECT status, expires_at, requester_id, requester_session, options FROM approvals WHERE id = $1",
     )
     .bind(approval_id)
     .fetch_optional(&mut *db)
     .await?;
-    let Some((status, expires_at, requester_id, requester_session)) = row else {
+    let Some((status, expires_at, requester_id, requester_session, options)) = row else {
         return Ok(Some("there is no such request".into()));
     };
     if status != ApprovalStatus::Waiting.as_str() {
@@ -340,7 +355,19 @@ async fn refusal(
     if expires_at < now_utc() {
         return Ok(Some("the request has expired".into()));
     }
-    if requester_id == user.id {
+    let own = requester_id == user.id;
+    if break_glass {
+        return Ok(if !user.role.allows(Role::Admin) {
+            Some("only an admin breaks the glass".into())
+        } else if !RunOptions::from_stored(&options).emergency {
+            Some("the glass is broken only for an emergency rollback".into())
+        } else if !own {
+            Some("the glass is broken only for your own request: decide this one normally".into())
+        } else {
+            None
+        });
+    }
+    if own {
         return Ok(Some("nobody approves their own request".into()));
     }
     if !requester_session.is_empty() && requester_session == session {
@@ -358,21 +385,60 @@ async fn refusal(
     Ok(decided.map(|(decision,)| format!("you have {decision} it already")))
 }
 
-/// Whether `user` may decide the request now.
-pub async fn may_decide(
+/// Why `user` may not acknowledge the request's break glass; `None` when they may.
+async fn acknowledge_refusal(
+    db: &mut sqlx::AnyConnection,
+    approval_id: &str,
+    user: &CurrentUser,
+) -> Result<Option<String>, StoreError> {
+    if !user.role.allows(Role::Approver) {
+        return Ok(Some("only approvers and admins acknowledge".into()));
+    }
+    let row: Option<(String, String, String)> = sqlx::query_as(
+        "SELECT break_glass, acknowledged_by, requester_id FROM approvals WHERE id = $1",
+    )
+    .bind(approval_id)
+    .fetch_optional(&mut *db)
+    .await?;
+    Ok(match row {
+        None => Some("there is no such request".into()),
+        Some((reason, _, _)) if reason.is_empty() => {
+            Some("nobody broke the glass on this request".into())
+        }
+        Some((_, by, _)) if !by.is_empty() => Some(format!("{by} acknowledged it already")),
+        Some((_, _, requester)) if requester == user.id => {
+            Some("another approver acknowledges it, not the admin who broke the glass".into())
+        }
+        Some(_) => None,
+    })
+}
+
+/// Sets what `user` (in the session marked `session`) may do with the request now: decide
+/// it, break the glass, acknowledge a broken glass.
+pub async fn permit(
     store: &Store,
-    approval: &Approval,
+    approval: &mut Approval,
     user: &CurrentUser,
     session: &str,
-) -> Result<bool, StoreError> {
-    if approval.status != ApprovalStatus::Waiting {
-        return Ok(false);
-    }
+) -> Result<(), StoreError> {
     let mut db = store.pool().acquire().await?;
-    Ok(refusal(&mut db, &approval.id, user, session)
+    let waiting = approval.status == ApprovalStatus::Waiting;
+    approval.can_decide = waiting
+        && refusal(&mut db, &approval.id, user, session, false)
+            .await?
+            .is_none();
+    approval.can_break_glass = waiting
+        && refusal(&mut db, &approval.id, user, session, true)
+            .await?
+            .is_none();
+    approval.can_acknowledge = acknowledge_refusal(&mut db, &approval.id, user)
         .await?
-        .is_none())
+        .is_none();
+    Ok(())
 }
+
+/// The shortest reason an admin gives for approving their own emergency request.
+pub const BREAK_GLASS_REASON: usize = 20;
 
 /// Records one decision (the password was checked by the caller). Returns where the
 /// request stands: rejected at the first rejection, approved once it has enough approvals.
@@ -380,9 +446,14 @@ pub async fn decide(
     store: &Store,
     decider: &Person,
     id: &str,
-    approve: bool,
+    (approve, break_glass): (bool, bool),
     comment: &str,
 ) -> Result<ApprovalStatus, ApprovalError> {
+    if break_glass && (!approve || comment.chars().count() < BREAK_GLASS_REASON) {
+        return Err(ApprovalError::Refused(format!(
+            "breaking the glass approves your own emergency request: say why in at least {BREAK_GLASS_REASON} characters"
+        )));
+    }
     expire_due(store).await?;
     let user = crate::auth::users::find_by_id(store.pool(), &decider.user_id)
         .await?
@@ -394,7 +465,7 @@ pub async fn decide(
     };
     let mut audited = Audited::begin(store).await?;
     // Checked inside the transaction: decisions are serialized by the audit head's lock.
-    if let Some(why) = refusal(audited.db(), id, &current, &decider.session).await? {
+    if let Some(why) = refusal(audited.db(), id, &current, &decider.session, break_glass).await? {
         audited.rollback().await?;
         return Err(ApprovalError::Refused(format!("cannot decide: {why}")));
     }
@@ -420,27 +491,90 @@ pub async fn decide(
     .fetch_one(audited.db())
     .await
     .map_err(StoreError::from)?;
-    let status = match (approve, approvals >= required) {
+    // Broken glass approves alone; it stays flagged until another approver acknowledges it.
+    let status = match (approve, break_glass || approvals >= required) {
         (false, _) => ApprovalStatus::Rejected,
         (true, true) => ApprovalStatus::Approved,
         (true, false) => ApprovalStatus::Waiting,
     };
-    sqlx::query("UPDATE approvals SET status = $1 WHERE id = $2")
+    sqlx::query("UPDATE approvals SET status = $1, break_glass = $2 WHERE id = $3")
         .bind(status.as_str())
+        .bind(if break_glass { comment } else { "" })
         .bind(id)
         .execute(audited.db())
         .await
         .map_err(StoreError::from)?;
+    let action = if break_glass {
+        "approval.break_glass"
+    } else {
+        &format!("approval.{decision}")
+    };
     audited
         .append(
             &decider.actor,
-            &format!("approval.{decision}"),
+            action,
             id,
             json!({ "comment": comment, "status": status.as_str(), "approvals": approvals, "required": required }),
         )
         .await?;
     audited.commit().await?;
     Ok(status)
+}
+
+/// Acknowledges another admin's broken glass (the password was checked by the caller);
+/// audited as `approval.acknowledged`.
+pub async fn acknowledge(
+    store: &Store,
+    approver: &Person,
+    id: &str,
+    comment: &str,
+) -> Result<(), ApprovalError> {
+    let user = crate::auth::users::find_by_id(store.pool(), &approver.user_id)
+        .await?
+        .ok_or(ApprovalError::Auth(crate::auth::AuthError::UnknownUser))?;
+    let current = CurrentUser {
+        id: user.id,
+        name: user.name,
+        role: user.role,
+    };
+    let mut audited = Audited::begin(store).await?;
+    if let Some(why) = acknowledge_refusal(audited.db(), id, &current).await? {
+        audited.rollback().await?;
+        return Err(ApprovalError::Refused(format!("cannot acknowledge: {why}")));
+    }
+    sqlx::query("UPDATE approvals SET acknowledged_by = $1, acknowledged_at = $2 WHERE id = $3")
+        .bind(&current.name)
+        .bind(now_utc())
+        .bind(id)
+        .execute(audited.db())
+        .await
+        .map_err(StoreError::from)?;
+    audited
+        .append(
+            &approver.actor,
+            "approval.acknowledged",
+            id,
+            json!({ "comment": comment }),
+        )
+        .await?;
+    Ok(audited.commit().await?)
+}
+
+/// Requests approved by breaking the glass that nobody has acknowledged yet, of `stack`
+/// (every stack when empty), newest first.
+pub async fn unacknowledged(store: &Store, stack: &str) -> Result<Vec<Approval>, StoreError> {
+    let rows: Vec<ApprovalRecord> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM approvals WHERE break_glass <> '' AND acknowledged_by = '' \
+         AND ($1 = '' OR stack = $1) ORDER BY created_at DESC"
+    ))
+    .bind(stack)
+    .fetch_all(store.pool())
+    .await?;
+    let mut list = Vec::with_capacity(rows.len());
+    for row in rows {
+        list.push(with_decisions(store, row).await?.0);
+    }
+    Ok(list)
 }
 
 /// Marks requests past their time expired — waiting ones, and approved ones whose run never

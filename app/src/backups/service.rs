@@ -126,6 +126,18 @@ pub async fn version(store: &Store, stack: &str) -> Result<String, StoreError> {
     Ok(format!("{count}/{newest}/{verified}"))
 }
 
+/// The stack's newest backup a restore drill has verified.
+pub async fn newest_verified(store: &Store, stack: &str) -> Result<Option<Backup>, StoreError> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM backups WHERE stack = $1 AND verification = 'verified' \
+         ORDER BY started_at DESC LIMIT 1"
+    ))
+    .bind(stack)
+    .fetch_optional(store.pool())
+    .await
+    .map_err(StoreError::from)
+}
+
 /// What the stack's page and backups card show about its backups.
 pub async fn overview(store: &Store, stack: &str) -> Result<BackupSummaryData, BackupError> {
     let summary = crate::stacks::service::find(store, stack)
@@ -136,14 +148,7 @@ pub async fn overview(store: &Store, stack: &str) -> Result<BackupSummaryData, B
         Ok(_) => format!("Stack {stack}: {}.", super::NOTHING_TO_BACK_UP),
         Err(error) => format!("Stack {stack} cannot be read: {error}"),
     };
-    let newest_verified: Option<Backup> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM backups WHERE stack = $1 AND verification = 'verified' \
-         ORDER BY started_at DESC LIMIT 1"
-    ))
-    .bind(stack)
-    .fetch_optional(store.pool())
-    .await
-    .map_err(StoreError::from)?;
+    let newest_verified = newest_verified(store, stack).await?;
     let newest_verified_age = newest_verified
         .as_ref()
         .and_then(|backup| chrono::DateTime::parse_from_rfc3339(&backup.finished_at).ok())

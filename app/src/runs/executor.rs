@@ -41,16 +41,12 @@ async fn run_steps(
     stack: &StackSummary,
     backups: &Path,
 ) -> Result<(), RunEnd> {
-    let (definition, policy) = prepare(
-        &handle.store,
-        stack,
-        &handle.run.operation,
-        &handle.run.target,
-    )
-    .await?;
+    let request = handle.run.request();
+    let (definition, policy) = prepare(&handle.store, engine, stack, &request).await?;
     let steps = plan(
-        handle.run.operation,
-        &handle.run.options,
+        request.operation,
+        &request.target,
+        &request.options,
         &policy,
         &definition,
     )?;
@@ -58,7 +54,7 @@ async fn run_steps(
     handle.plan(&names).await.map_err(|e| e.to_string())?;
     let probe = matches!(
         handle.run.operation,
-        Operation::Update | Operation::Rollback
+        Operation::Update | Operation::Rollback | Operation::Flag
     )
     .then(|| RolloutProbe::start(&definition))
     .flatten();
@@ -69,6 +65,7 @@ async fn run_steps(
         replaced: std::sync::Mutex::new(Vec::new()),
         backups: backups.join(&stack.name),
         taken: std::sync::Mutex::new(None),
+        flag_written: std::sync::Mutex::new(None),
         definition: &definition,
         compose_dir: Path::new(&stack.compose_file)
             .parent()
@@ -149,17 +146,21 @@ async fn run_steps(
 }
 
 /// The stack's definition as the run will use it (a rollback's app images pinned to the
-/// recorded ones) and its backup policy.
+/// recorded ones; a flag's value set, and the app kept on the images it runs) and its
+/// backup policy.
 async fn prepare(
     store: &crate::store::Store,
+    engine: &Engine,
     stack: &StackSummary,
-    operation: &Operation,
-    target: &str,
+    request: &super::RunRequest,
 ) -> Result<(StackDefinition, crate::backups::BackupPolicy), String> {
     let env_file = stack.env_file.as_deref().map(Path::new);
-    let definition = compose::load(Path::new(&stack.compose_file), env_file)
+    let target = request.target.as_str();
+    let set = (request.operation == Operation::Flag)
+        .then_some((target, request.options.flag_value.as_str()));
+    let definition = compose::load_with(Path::new(&stack.compose_file), env_file, set)
         .map_err(|error| error.to_string())?;
-    let definition = match operation {
+    let definition = match request.operation {
         Operation::Rollback => {
             let recorded = super::queries::recorded_images(store, &stack.name, target)
                 .await
@@ -168,6 +169,18 @@ async fn prepare(
                 return Err(format!("run {target} recorded no images to roll back to"));
             }
             super::plan::pin(&definition, &recorded)
+        }
+        // Only the flag changes: an image tag that moved meanwhile waits for an update.
+        Operation::Flag => {
+            let running = engine
+                .project_containers(&stack.project)
+                .await
+                .map_err(|error| crate::stacks::StackError::from(error).to_string())?
+                .into_iter()
+                .filter(|container| container.state == "running")
+                .map(|container| (container.service, container.image_id))
+                .collect();
+            super::plan::pin(&definition, &running)
         }
         _ => definition,
     };
@@ -180,11 +193,18 @@ async fn prepare(
 /// The steps a run of `request` on `stack` would take now, by name: what an approval shows.
 pub async fn steps_of(
     store: &crate::store::Store,
+    engine: &Engine,
     stack: &StackSummary,
     request: &super::RunRequest,
 ) -> Result<Vec<String>, String> {
-    let (definition, policy) = prepare(store, stack, &request.operation, &request.target).await?;
-    let steps = plan(request.operation, &request.options, &policy, &definition)?;
+    let (definition, policy) = prepare(store, engine, stack, request).await?;
+    let steps = plan(
+        request.operation,
+        &request.target,
+        &request.options,
+        &policy,
+        &definition,
+    )?;
     Ok(steps.iter().map(Step::name).collect())
 }
 
@@ -213,6 +233,8 @@ pub(super) struct StepContext<'a> {
     pub(super) backups: std::path::PathBuf,
     /// The backup this run took, for the steps after it (a scheduled backup's drill).
     pub(super) taken: std::sync::Mutex<Option<String>>,
+    /// What a flag run wrote to the env file: put back if the run fails after it.
+    pub(super) flag_written: std::sync::Mutex<Option<crate::flags::service::Written>>,
     pub(super) definition: &'a StackDefinition,
     pub(super) compose_dir: std::path::PathBuf,
 }
@@ -344,14 +366,19 @@ impl<'a> StepContext<'a> {
                 Ok(())
             }
             Step::RecordImages => self.record_images(log).await,
+            Step::SetFlag => self.set_flag(log).await,
+            Step::Notify => self.notify_emergency(log).await,
         }
     }
 
-    /// What a run that ends early puts back: an update's replaced containers, and the app
-    /// services a restore stopped (started again; those still running are left as they are).
+    /// What a run that ends early puts back: an update's replaced containers, a flag's env
+    /// file, and the app services a restore stopped (started again; those still running are
+    /// left as they are).
     async fn put_back(&self, log: &StepLog<'_>) {
         self.restore_replaced(log).await;
-        if log.handle.run.operation == Operation::Restore {
+        self.put_flag_back(log).await;
+        let run = &log.handle.run;
+        if run.operation == Operation::Restore || run.options.emergency {
             self.start_apps_again(log).await;
         }
     }

@@ -49,7 +49,7 @@ pub fn follow(
             // The end is told only after the last line: a page stops listening when it hears it.
             if self.run.as_ref() != Some(&run) && (!finished || all_lines_read) {
                 self.run = Some(run.clone());
-                events.push(RunEvent::Run(run));
+                events.push(RunEvent::Run(Box::new(run)));
             }
             Ok(events)
         }

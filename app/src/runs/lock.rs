@@ -103,6 +103,10 @@ pub async fn begin(
             run.operation, run.stack
         )));
     }
+    if run.operation == super::Operation::Flag {
+        crate::flags::service::check(stack, &run.target, &run.options.flag_value)
+            .map_err(RunError::Refused)?;
+    }
     let mut audited = Audited::begin(store).await?;
     // The approval is consumed by the run it starts, in the same transaction: once, and only
     // for exactly what it approved — also when the policy stopped gating it meanwhile.

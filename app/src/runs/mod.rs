@@ -70,7 +70,12 @@ pub enum Operation {
     Prune,
     /// The app services put back on the images an earlier successful run recorded (the
     /// run's target), the zero-downtime way an update goes: beside, healthy, switch, drain.
+    /// An emergency rollback stops the app, restores the newest verified backup and starts
+    /// the target's images.
     Rollback,
+    /// A feature flag (the run's target) written to the env file, then the app services that
+    /// read it replaced the way an update replaces them; the env file goes back on failure.
+    Flag,
 }
 
 /// What a run is asked to do: an operation, and for some the thing it acts on (the backup a
@@ -110,6 +115,16 @@ pub struct RunOptions {
     /// migrations), with the app stopped.
     #[serde(default)]
     pub undo_migrations: bool,
+    /// An emergency rollback: everything stopped, `backup` restored, the target's images
+    /// started.
+    #[serde(default)]
+    pub emergency: bool,
+    /// The backup an emergency rollback restores.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub backup: String,
+    /// The value a flag run writes.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub flag_value: String,
     /// A backup's note, in the words of whoever asked for it (`slipway backup --why`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub why: String,
@@ -148,6 +163,7 @@ impl Operation {
             Operation::Restore => "restore",
             Operation::Prune => "prune",
             Operation::Rollback => "rollback",
+            Operation::Flag => "flag",
         }
     }
 
@@ -191,6 +207,7 @@ impl FromStr for Operation {
             "restore" => Ok(Operation::Restore),
             "prune" => Ok(Operation::Prune),
             "rollback" => Ok(Operation::Rollback),
+            "flag" => Ok(Operation::Flag),
             other => Err(format!("unknown operation {other:?}")),
         }
     }
@@ -275,15 +292,34 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
+    /// What the run was asked to do.
+    pub fn request(&self) -> RunRequest {
+        RunRequest {
+            operation: self.operation,
+            target: self.target.clone(),
+            options: self.options.clone(),
+        }
+    }
+
     /// What was asked beyond the operation: ` · backup 1f…, forced, on the recorded images`.
     pub fn asked_in_words(&self) -> String {
         let mut parts = Vec::new();
         if !self.target.is_empty() {
             let what = match self.operation {
                 Operation::Rollback => "to the images of run",
+                Operation::Flag => "set",
                 _ => "backup",
             };
             parts.push(format!("{what} {}", self.target));
+        }
+        if self.operation == Operation::Flag {
+            parts.push(format!("to {}", self.options.flag_value));
+        }
+        if self.options.emergency {
+            parts.push(format!(
+                "emergency, restoring backup {}",
+                self.options.backup
+            ));
         }
         if !self.options.approval.is_empty() {
             parts.push(format!("approved ({})", self.options.approval));
@@ -338,7 +374,7 @@ pub struct RunDetail {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "data", rename_all = "lowercase")]
 pub enum RunEvent {
-    Run(RunSummary),
+    Run(Box<RunSummary>),
     Steps(Vec<RunStep>),
     Line(RunLine),
 }
@@ -364,6 +400,9 @@ pub enum RunError {
     /// The operation runs only once an approval covers it; the message says how to ask.
     #[error("{0}")]
     NeedsApproval(String),
+    /// What was asked cannot be done as asked (an unknown flag, a value it cannot take).
+    #[error("{0}")]
+    Refused(String),
     /// The console is stopping and takes no new run.
     #[error("The console is stopping; start the run again once it is back.")]
     Stopping,
@@ -379,6 +418,7 @@ impl UserFacing for RunError {
             RunError::Auth(error) => error.status(),
             RunError::Busy(_) => 409,
             RunError::NeedsApproval(_) => 403,
+            RunError::Refused(_) => 422,
             RunError::NotFound(_) => 404,
             RunError::Stack(error) => error.status(),
             RunError::Stopping | RunError::Unavailable | RunError::Transport(_) => 503,
@@ -417,30 +457,29 @@ pub async fn start_run(
         recorded_images,
         ..RunOptions::default()
     };
-    let engine = operator
-        .console
-        .engine
-        .clone()
-        .map_err(|error| reject(RunError::from(error)))?;
-    let (handle, summary) = lock::start(
-        &operator.console.store,
-        &stack,
-        RunRequest {
-            operation,
-            target,
-            options,
-        },
-        &operator.actor,
-        false,
-    )
-    .await
-    .map_err(reject)?;
+    let request = RunRequest {
+        operation,
+        target,
+        options,
+    };
+    start_in_console(&operator, &stack, request)
+        .await
+        .map_err(reject)
+}
+
+/// Begins `request` on `stack` for the caller and hands it to the console's runner;
+/// returns the run's id at once.
+#[cfg(feature = "ssr")]
+pub async fn start_in_console(
+    caller: &crate::auth::guard::Authorized,
+    stack: &str,
+    request: RunRequest,
+) -> Result<String, RunError> {
+    let engine = caller.console.engine.clone()?;
+    let (handle, summary) =
+        lock::start(&caller.console.store, stack, request, &caller.actor, false).await?;
     let id = handle.run.id.clone();
-    operator
-        .console
-        .runner
-        .start(handle, engine, summary)
-        .map_err(reject)?;
+    caller.console.runner.start(handle, engine, summary)?;
     Ok(id)
 }
 
@@ -637,7 +676,7 @@ struct LiveRun {
 impl LiveRun {
     fn apply(&self, event: RunEvent) {
         match event {
-            RunEvent::Run(run) => self.run.set(run),
+            RunEvent::Run(run) => self.run.set(*run),
             RunEvent::Steps(steps) => self.steps.set(steps),
             RunEvent::Line(line) => self.lines.update(|lines| {
                 if lines.last().is_none_or(|last| last.seq < line.seq) {
@@ -794,10 +833,10 @@ mod tests {
         }
         let seqs: Vec<i64> = live.lines.get_untracked().iter().map(|l| l.seq).collect();
         assert_eq!(seqs, [1, 2, 3, 4]);
-        live.apply(RunEvent::Run(RunSummary {
+        live.apply(RunEvent::Run(Box::new(RunSummary {
             status: RunStatus::Succeeded,
             ..live.run.get_untracked()
-        }));
+        })));
         assert_eq!(live.run.get_untracked().status, RunStatus::Succeeded);
     }
 }

@@ -36,6 +36,10 @@ pub(super) enum Step<'a> {
     CheckProbe,
     RemoveReplaced,
     RecordImages,
+    /// A flag's new value written to the env file (the previous file kept beside it).
+    SetFlag,
+    /// An emergency rollback's end said in the run and the audit trail.
+    Notify,
 }
 
 impl Step<'_> {
@@ -86,6 +90,8 @@ impl Step<'_> {
             }
             Step::RemoveReplaced => "Remove the replaced containers".into(),
             Step::RecordImages => "Record the running images".into(),
+            Step::SetFlag => "Write the flag to the env file".into(),
+            Step::Notify => "Notify: the emergency rollback is done".into(),
         }
     }
 }
@@ -93,6 +99,7 @@ impl Step<'_> {
 /// The steps of an operation on this stack, in order.
 pub(super) fn plan<'a>(
     operation: Operation,
+    target: &str,
     options: &RunOptions,
     policy: &BackupPolicy,
     definition: &'a StackDefinition,
@@ -200,6 +207,25 @@ pub(super) fn plan<'a>(
             steps.push(Step::WaitReady(order.clone()));
             steps
         }
+        // Everything stops, the chosen backup is restored (after a backup of what is there
+        // now), and the target run's images start (see [`pin`]).
+        Operation::Rollback if options.emergency => {
+            if databases.is_empty() {
+                return Err(NOTHING_TO_BACK_UP.into());
+            }
+            let mut steps: Vec<Step<'_>> = others.iter().rev().map(|s| Step::Stop(s)).collect();
+            steps.extend(data.iter().map(|s| Step::Start(s)));
+            if !data.is_empty() {
+                steps.push(Step::WaitReady(data.clone()));
+            }
+            steps.extend(backups(BackupReason::PreRollback));
+            steps.extend([Step::CheckBackup, Step::CheckRestorable, Step::RestoreLive]);
+            steps.extend(others.iter().map(|s| Step::Start(s)));
+            steps.push(Step::WaitReady(order.clone()));
+            steps.extend(pin_edge());
+            steps.extend([Step::RecordImages, Step::Notify]);
+            steps
+        }
         // With down migrations the schema changes under the app: the app services stop, the
         // database is backed up first, the migrations are undone, the older images start.
         Operation::Rollback if options.undo_migrations => {
@@ -236,6 +262,22 @@ pub(super) fn plan<'a>(
                     .map(|s| Step::Replace(s)),
             );
             steps.extend([Step::CheckProbe, Step::RemoveReplaced, Step::RecordImages]);
+            steps
+        }
+        // Only the app services whose definition names the flag are replaced; the others
+        // read it at their next start.
+        Operation::Flag => {
+            let mut steps = vec![Step::SetFlag];
+            let readers: Vec<Step<'_>> = others
+                .iter()
+                .filter(|s| s.role == ServiceRole::App && s.variables.contains(target))
+                .map(|s| Step::Replace(s))
+                .collect();
+            if !readers.is_empty() {
+                steps.extend(pin_edge());
+                steps.extend(readers);
+                steps.extend([Step::CheckProbe, Step::RemoveReplaced, Step::RecordImages]);
+            }
             steps
         }
         Operation::Update => {
@@ -337,7 +379,7 @@ mod tests {
         policy: &BackupPolicy,
     ) -> Vec<String> {
         let definition = test_stack();
-        plan(operation, options, policy, &definition)
+        plan(operation, "", options, policy, &definition)
             .expect("a plan")
             .iter()
             .map(Step::name)
@@ -364,6 +406,7 @@ mod tests {
         );
         let steps: Vec<String> = plan(
             Operation::Rollback,
+            "",
             &RunOptions::default(),
             &BackupPolicy::default(),
             &pinned,
@@ -409,6 +452,92 @@ mod tests {
                 "Wait until database, frontend, backend, seed, edge are healthy",
                 "Pin the edge to the running containers",
                 "Record the running images",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_flag_replaces_only_the_app_services_that_read_it() {
+        let text = "services:
+  database:
+    image: pg
+    environment: { MODE: \"${FEATURE_DB:-off}\" }
+    x-slipway: { role: data }
+  backend:
+    image: be
+    environment: { CHECKOUT: \"${FEATURE_CHECKOUT:-false}\" }
+  frontend:
+    image: fe
+  edge:
+    image: edge
+    x-slipway: { role: edge }
+";
+        let definition = crate::stacks::compose::parse(
+            std::path::Path::new("docker-compose.yml"),
+            text,
+            &MapEnvironment::new(),
+        )
+        .unwrap();
+        let steps = |flag: &str| -> Vec<String> {
+            let options = RunOptions {
+                flag_value: "true".into(),
+                ..RunOptions::default()
+            };
+            plan(
+                Operation::Flag,
+                flag,
+                &options,
+                &BackupPolicy::default(),
+                &definition,
+            )
+            .unwrap()
+            .iter()
+            .map(Step::name)
+            .collect()
+        };
+        assert_eq!(
+            steps("FEATURE_CHECKOUT"),
+            [
+                "Write the flag to the env file",
+                "Pin the edge to the running containers",
+                "Update backend beside the running one",
+                "Check the rollout probe",
+                "Remove the replaced containers",
+                "Record the running images",
+            ]
+        );
+        // A data service reads it at its next start: nothing is replaced now.
+        assert_eq!(steps("FEATURE_DB"), ["Write the flag to the env file"]);
+    }
+
+    #[test]
+    fn an_emergency_rollback_backs_up_restores_and_starts_the_target_images() {
+        let emergency = RunOptions {
+            emergency: true,
+            backup: "b1".into(),
+            ..RunOptions::default()
+        };
+        assert_eq!(
+            steps_with(Operation::Rollback, &emergency, &BackupPolicy::default()),
+            [
+                "Stop edge",
+                "Stop seed",
+                "Stop backend",
+                "Stop frontend",
+                "Start database",
+                "Wait until database are healthy",
+                "Back up database",
+                "Check the backup's checksum",
+                "Check that the backup may be restored",
+                "Restore the backup into the live database",
+                "Start frontend",
+                "Start backend",
+                "Start seed",
+                "Start edge",
+                "Wait until database, frontend, backend, seed, edge are healthy",
+                "Pin the edge to the running containers",
+                "Record the running images",
+                "Notify: the emergency rollback is done",
             ]
         );
     }
@@ -574,6 +703,7 @@ mod tests {
         let definition = test_stack();
         let waits: Vec<String> = plan(
             Operation::Update,
+            "",
             &RunOptions::default(),
             &BackupPolicy::default(),
             &definition,

@@ -141,6 +141,23 @@ impl RunHandle {
         }
     }
 
+    /// Records what the run did in the audit trail, as done for whoever asked for the run.
+    pub(super) async fn audit(
+        &self,
+        action: &str,
+        details: serde_json::Value,
+    ) -> Result<(), RunError> {
+        let actor = Actor {
+            name: self.run.requested_by.clone(),
+            client_addr: format!("run {}", self.run.id),
+        };
+        let mut audited = Audited::begin(&self.store).await?;
+        audited
+            .append(&actor, action, &self.run.stack, details)
+            .await?;
+        Ok(audited.commit().await?)
+    }
+
     /// Ends the run, frees the stack and audits the outcome.
     pub(super) async fn finish(
         mut self,

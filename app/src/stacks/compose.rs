@@ -4,7 +4,7 @@
 //! Slipway's own per-service settings come from `x-slipway` fields or `slipway.*` labels.
 //! Anything Slipway cannot use is an error that names the file, the field or line, and why.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use compose_lens::diagnostic::Severity;
@@ -25,6 +25,8 @@ pub struct StackDefinition {
     pub services: Vec<ServiceDefinition>,
     /// Named volumes the file declares.
     pub volumes: Vec<String>,
+    /// Variables the file names as feature flags besides `FEATURE_*` (`x-slipway.flags`).
+    pub flags: Vec<String>,
 }
 
 impl StackDefinition {
@@ -72,6 +74,8 @@ pub struct ServiceDefinition {
     /// The command (in the service's image) that applies one migration's rollback SQL;
     /// `{migration}` is replaced by the migration's name. Slipway then removes its record.
     pub rollback_migration: Option<Vec<String>>,
+    /// The variables its definition interpolates: who must be replaced when one changes.
+    pub variables: BTreeSet<String>,
     /// The whole typed service, for creating its containers.
     pub compose: Service,
 }
@@ -148,22 +152,42 @@ pub enum ComposeError {
 /// Reads and checks a compose file; `env_file` and then the process variables this process
 /// may pass on (see [`super::secrets::process_variables`]) supply the variables.
 pub fn load(compose_file: &Path, env_file: Option<&Path>) -> Result<StackDefinition, ComposeError> {
+    load_with(compose_file, env_file, None)
+}
+
+/// Reads a compose file as [`load`] does, with one env-file variable set to another value:
+/// the stack as it will be once a flag is written.
+pub fn load_with(
+    compose_file: &Path,
+    env_file: Option<&Path>,
+    set: Option<(&str, &str)>,
+) -> Result<StackDefinition, ComposeError> {
     let text = std::fs::read_to_string(compose_file).map_err(|source| ComposeError::Read {
         path: compose_file.to_path_buf(),
         source,
     })?;
-    let environment = environment(env_file)?;
+    let environment = environment_with(env_file, set)?;
     parse(compose_file, &text, &environment)
 }
 
 /// The variables for interpolation: the env file's, then those of the process's that it
 /// may pass on, which win as with `docker compose` on the command line.
 pub fn environment(env_file: Option<&Path>) -> Result<MapEnvironment, ComposeError> {
+    environment_with(env_file, None)
+}
+
+fn environment_with(
+    env_file: Option<&Path>,
+    set: Option<(&str, &str)>,
+) -> Result<MapEnvironment, ComposeError> {
     let mut environment = MapEnvironment::new();
     if let Some(path) = env_file {
         for (name, value) in env_file_entries(path)? {
             environment.insert_sensitive(name, value);
         }
+    }
+    if let Some((name, value)) = set {
+        environment.insert_sensitive(name, value);
     }
     for (name, value) in super::secrets::process_variables() {
         environment.insert(name, value);
@@ -239,8 +263,10 @@ pub fn parse(
             line: error.location().map_or(0, |location| location.line()),
             message: error.to_string(),
         })?;
-    interpolate_values(&mut document, &mut Vec::new(), environment)
+    let mut uses = BTreeMap::new();
+    interpolate_values(&mut document, &mut Vec::new(), environment, &mut uses)
         .map_err(|(field, message)| invalid(&field, message))?;
+    let flags = declared_flags(&document).map_err(|message| invalid("x-slipway.flags", message))?;
     let compose: Compose =
         serde_norway::from_value(document).map_err(|error| invalid("(file)", error.to_string()))?;
     if compose.services.0.is_empty() {
@@ -249,11 +275,10 @@ pub fn parse(
     let mut services = Vec::new();
     for (name, service) in &compose.services.0 {
         let service = service.clone().unwrap_or_default();
-        services.push(
-            service_definition(name, service).map_err(|(field, message)| {
-                invalid(&format!("services.{name}.{field}"), message)
-            })?,
-        );
+        let mut definition = service_definition(name, service)
+            .map_err(|(field, message)| invalid(&format!("services.{name}.{field}"), message))?;
+        definition.variables = uses.remove(name).unwrap_or_default();
+        services.push(definition);
     }
     for service in &services {
         if let Some(missing) = service
@@ -270,14 +295,40 @@ pub fn parse(
     Ok(StackDefinition {
         services,
         volumes: compose.volumes.0.keys().cloned().collect(),
+        flags,
     })
 }
 
-/// Interpolates every string value (not keys) in place; an error names the field.
+/// The top-level `x-slipway.flags`: names of variables that are feature flags.
+fn declared_flags(document: &Value) -> Result<Vec<String>, String> {
+    let Some(flags) = document
+        .get("x-slipway")
+        .and_then(|settings| settings.get("flags"))
+    else {
+        return Ok(Vec::new());
+    };
+    let names: Vec<String> = serde_norway::from_value(flags.clone())
+        .map_err(|_| "a list of variable names".to_owned())?;
+    match names.iter().find(|name| !is_variable_name(name)) {
+        Some(bad) => Err(format!("{bad:?} is not a variable name")),
+        None => Ok(names),
+    }
+}
+
+/// Letters, digits and `_`, not starting with a digit: a name an env file can set.
+pub fn is_variable_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Interpolates every string value (not keys) in place; an error names the field. `uses`
+/// gathers, per service, the variables its values name.
 fn interpolate_values(
     value: &mut Value,
     path: &mut Vec<String>,
     environment: &MapEnvironment,
+    uses: &mut BTreeMap<String, BTreeSet<String>>,
 ) -> Result<(), (String, String)> {
     match value {
         Value::String(text) if text.contains('$') => {
@@ -292,12 +343,22 @@ fn interpolate_values(
             {
                 return Err((path.join("."), error.message().to_owned()));
             }
+            if let [section, service, ..] = path.as_slice() {
+                if section == "services" {
+                    uses.entry(service.clone()).or_default().extend(
+                        result
+                            .substitutions()
+                            .iter()
+                            .map(|substitution| substitution.name().to_owned()),
+                    );
+                }
+            }
             *text = result.resolved().to_owned();
         }
         Value::Sequence(items) => {
             for (index, item) in items.iter_mut().enumerate() {
                 path.push(index.to_string());
-                interpolate_values(item, path, environment)?;
+                interpolate_values(item, path, environment, uses)?;
                 path.pop();
             }
         }
@@ -307,11 +368,11 @@ fn interpolate_values(
                     key.as_str()
                         .map_or_else(|| format!("{key:?}"), str::to_owned),
                 );
-                interpolate_values(item, path, environment)?;
+                interpolate_values(item, path, environment, uses)?;
                 path.pop();
             }
         }
-        Value::Tagged(tagged) => interpolate_values(&mut tagged.value, path, environment)?,
+        Value::Tagged(tagged) => interpolate_values(&mut tagged.value, path, environment, uses)?,
         _ => {}
     }
     Ok(())
@@ -414,6 +475,7 @@ fn service_definition(name: &str, service: Service) -> Result<ServiceDefinition,
             }
             command => command,
         },
+        variables: BTreeSet::new(),
         compose: service,
     })
 }

@@ -160,7 +160,9 @@ pub fn StackPage() -> impl IntoView {
                 }
             })}
         </Transition>
+        <crate::approvals::BrokenGlassBanner stack=Signal::derive(name) />
         <StackBackupsSummary name=Signal::derive(name) />
+        <crate::flags::FlagsSection stack=name() can_set=is_operator />
         {move || is_operator.then(|| view! { <crate::approvals::RollbackForm stack=name() /> })}
         {move || is_admin.then(|| view! { <crate::approvals::ApprovalPolicyForm stack=name() /> })}
         <StackLogs name=Signal::derive(name) />

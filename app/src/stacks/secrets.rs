@@ -12,7 +12,7 @@ use super::compose::{env_file_entries, ComposeError};
 
 /// Env-file values this long or longer are masked whatever their name: a URL with a
 /// password in it, say. Shorter ones (a version, a port) stay readable.
-const CREDENTIAL_LIKE: usize = 12;
+pub const CREDENTIAL_LIKE: usize = 12;
 /// Shorter values are never masked: masking "abc" everywhere would hide more than it protects.
 const SHORTEST_MASKED: usize = 4;
 const MASK: &str = "••••";

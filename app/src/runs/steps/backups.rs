@@ -326,10 +326,17 @@ impl<'a> StepContext<'a> {
             })
     }
 
-    /// The run's backup, as the inventory has it: its target, or the one it took itself.
+    /// The run's backup, as the inventory has it: the one an emergency rollback restores,
+    /// its target, or the one it took itself.
     async fn target_backup(&self, log: &StepLog<'_>) -> Result<Backup, String> {
         let taken = self.taken.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let id = match (log.handle.run.target.as_str(), taken.as_deref()) {
+        let run = &log.handle.run;
+        let target = if run.options.emergency {
+            run.options.backup.as_str()
+        } else {
+            run.target.as_str()
+        };
+        let id = match (target, taken.as_deref()) {
             ("", Some(taken)) => taken.to_owned(),
             ("", None) => return Err("this run took no backup to check".into()),
             (target, _) => target.to_owned(),

@@ -4,7 +4,9 @@ mod backups;
 mod builds;
 mod cleanup;
 mod containers;
+mod emergency;
 mod env;
+mod flags;
 mod migrations;
 
 pub use migrations::migrations_since_run;
