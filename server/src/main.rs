@@ -189,7 +189,7 @@ fn main() -> ExitCode {
                     operation: Operation::Flag,
                     target: flag,
                     options: RunOptions {
-                        flag_value: value,
+                        flag_value: value.trim().to_owned(),
                         ..RunOptions::default()
                     },
                 },

@@ -205,6 +205,24 @@ async fn a_flag_change_that_goes_bad_puts_the_env_file_and_the_containers_back()
     let page = reqwest::get(portal.url("/")).await.unwrap();
     assert_eq!(page.status(), 200);
 
+    // A backend whose env file was edited since it started is not replaced by a flag: the
+    // edit would ship with it. Nothing is written.
+    let edited = format!("{env_before}CORS_ORIGIN=http://127.0.0.1:1\n");
+    std::fs::write(portal.env_file(), &edited).unwrap();
+    let mut args = vec!["flag", "portal", "FEATURE_NEW_CHECKOUT", "true"];
+    args.extend(portal.flags.iter().map(String::as_str));
+    let refused = run_to_exit(&args, &[]).await;
+    assert_eq!(refused.code, Some(1), "{}", refused.stdout);
+    assert!(
+        refused
+            .stdout
+            .contains("backend does not run what the compose and env files say now"),
+        "{}",
+        refused.stdout
+    );
+    assert_eq!(std::fs::read_to_string(portal.env_file()).unwrap(), edited);
+    assert_eq!(containers(&portal), before);
+
     // From the command line as from the console: what is not a flag is refused by name.
     let mut args = vec!["flag", "portal", "POSTGRES_PASSWORD", "x"];
     args.extend(portal.flags.iter().map(String::as_str));

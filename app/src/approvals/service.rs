@@ -449,6 +449,11 @@ pub async fn decide(
     (approve, break_glass): (bool, bool),
     comment: &str,
 ) -> Result<ApprovalStatus, ApprovalError> {
+    if comment.chars().count() > 500 {
+        return Err(ApprovalError::Refused(
+            "a comment is at most 500 characters".into(),
+        ));
+    }
     if break_glass && (!approve || comment.chars().count() < BREAK_GLASS_REASON) {
         return Err(ApprovalError::Refused(format!(
             "breaking the glass approves your own emergency request: say why in at least {BREAK_GLASS_REASON} characters"
@@ -529,6 +534,11 @@ pub async fn acknowledge(
     id: &str,
     comment: &str,
 ) -> Result<(), ApprovalError> {
+    if comment.chars().count() > 500 {
+        return Err(ApprovalError::Refused(
+            "a comment is at most 500 characters".into(),
+        ));
+    }
     let user = crate::auth::users::find_by_id(store.pool(), &approver.user_id)
         .await?
         .ok_or(ApprovalError::Auth(crate::auth::AuthError::UnknownUser))?;

@@ -141,6 +141,14 @@ pub fn check(stack: &StackSummary, name: &str, value: &str) -> Result<Flag, Stri
             )
         })?;
     check_value(value)?;
+    if secrets::process_variables()
+        .iter()
+        .any(|(variable, _)| variable == name)
+    {
+        return Err(format!(
+            "{name} is set in this process's environment, which wins over the env file: unset it there"
+        ));
+    }
     if flag.in_env_file && flag.value == value {
         return Err(format!("{name} is {value} already"));
     }
@@ -181,8 +189,14 @@ pub fn write(path: &Path, name: &str, value: &str) -> Result<Written, String> {
     let path = std::fs::canonicalize(path).map_err(cannot)?;
     let metadata = std::fs::metadata(&path).map_err(cannot)?;
     let previous = std::fs::read_to_string(&path).map_err(cannot)?;
-    let (written, old_value) = set_variable(&previous, name, value);
-    only_the_flag_changed(&previous, &written, name, value)?;
+    let (written, _) = set_variable(&previous, name, value);
+    let old_value = only_the_flag_changed(&previous, &written, name, value)?;
+    // What it was goes into the audit trail: only a flag's word, never a longer value.
+    if let Some(old) = &old_value {
+        check_value(old).map_err(|_| {
+            format!("{name}'s value now is not a flag's word: edit the env file by hand")
+        })?;
+    }
     replace_file(&beside(&path, ".previous"), &previous, &metadata).map_err(cannot)?;
     replace_file(&path, &written, &metadata).map_err(cannot)?;
     Ok(Written {
@@ -258,7 +272,13 @@ fn assigned_value<'l>(line: &'l str, name: &str) -> Option<&'l str> {
 
 /// The file read back must differ from before in this flag's value alone: a rewrite that
 /// would change anything else (a multi-line value that looked like an assignment) is refused.
-fn only_the_flag_changed(before: &str, after: &str, name: &str, value: &str) -> Result<(), String> {
+/// Returns the flag's value before, as the file gave it.
+fn only_the_flag_changed(
+    before: &str,
+    after: &str,
+    name: &str,
+    value: &str,
+) -> Result<Option<String>, String> {
     let read = |text: &str| -> Option<Vec<(String, String)>> {
         dotenvy::from_read_iter(text.as_bytes())
             .collect::<Result<Vec<_>, _>>()
@@ -287,7 +307,11 @@ fn only_the_flag_changed(before: &str, after: &str, name: &str, value: &str) -> 
     if without(&before) != without(&after) || !set_now {
         return refused();
     }
-    Ok(())
+    Ok(before
+        .into_iter()
+        .rev()
+        .find(|(entry, _)| entry == name)
+        .map(|(_, old)| old))
 }
 
 /// Replaces `path` with `text` atomically: a temporary file beside it with the mode and

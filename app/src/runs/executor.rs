@@ -66,6 +66,7 @@ async fn run_steps(
         backups: backups.join(&stack.name),
         taken: std::sync::Mutex::new(None),
         flag_written: std::sync::Mutex::new(None),
+        restored: std::sync::atomic::AtomicBool::new(false),
         definition: &definition,
         compose_dir: Path::new(&stack.compose_file)
             .parent()
@@ -170,24 +171,30 @@ async fn prepare(
             }
             super::plan::pin(&definition, &recorded)
         }
-        // Only the flag changes: an image tag that moved meanwhile waits for an update.
-        Operation::Flag => {
-            let running = engine
-                .project_containers(&stack.project)
-                .await
-                .map_err(|error| crate::stacks::StackError::from(error).to_string())?
-                .into_iter()
-                .filter(|container| container.state == "running")
-                .map(|container| (container.service, container.image_id))
-                .collect();
-            super::plan::pin(&definition, &running)
-        }
+        // Only the flag changes: each app service keeps the image reference it runs (the
+        // flag step refuses one whose tag or definition moved meanwhile).
+        Operation::Flag => super::plan::pin(&definition, &running_images(engine, stack).await?),
         _ => definition,
     };
     let policy = crate::backups::service::policy(store, &stack.name)
         .await
         .map_err(|error| error.to_string())?;
     Ok((definition, policy))
+}
+
+/// Service → the image reference its running container was made from.
+pub(in crate::runs) async fn running_images(
+    engine: &Engine,
+    stack: &StackSummary,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    Ok(engine
+        .project_containers(&stack.project)
+        .await
+        .map_err(|error| crate::stacks::StackError::from(error).to_string())?
+        .into_iter()
+        .filter(|container| container.state == "running")
+        .map(|container| (container.service, container.image))
+        .collect())
 }
 
 /// The steps a run of `request` on `stack` would take now, by name: what an approval shows.
@@ -235,6 +242,9 @@ pub(super) struct StepContext<'a> {
     pub(super) taken: std::sync::Mutex<Option<String>>,
     /// What a flag run wrote to the env file: put back if the run fails after it.
     pub(super) flag_written: std::sync::Mutex<Option<crate::flags::service::Written>>,
+    /// Whether the live database was restored: an emergency rollback that ends early before
+    /// that starts the containers it stopped as they were, not the older images.
+    pub(super) restored: std::sync::atomic::AtomicBool,
     pub(super) definition: &'a StackDefinition,
     pub(super) compose_dir: std::path::PathBuf,
 }
@@ -378,8 +388,11 @@ impl<'a> StepContext<'a> {
         self.restore_replaced(log).await;
         self.put_flag_back(log).await;
         let run = &log.handle.run;
-        if run.operation == Operation::Restore || run.options.emergency {
+        let restored = self.restored.load(std::sync::atomic::Ordering::SeqCst);
+        if run.operation == Operation::Restore || (run.options.emergency && restored) {
             self.start_apps_again(log).await;
+        } else if run.options.emergency {
+            self.start_stopped_as_they_were(log).await;
         }
     }
 

@@ -213,13 +213,15 @@ pub(super) fn plan<'a>(
             if databases.is_empty() {
                 return Err(NOTHING_TO_BACK_UP.into());
             }
-            let mut steps: Vec<Step<'_>> = others.iter().rev().map(|s| Step::Stop(s)).collect();
+            // The backup is checked before anything stops.
+            let mut steps = vec![Step::CheckBackup, Step::CheckRestorable];
+            steps.extend(others.iter().rev().map(|s| Step::Stop(s)));
             steps.extend(data.iter().map(|s| Step::Start(s)));
             if !data.is_empty() {
                 steps.push(Step::WaitReady(data.clone()));
             }
             steps.extend(backups(BackupReason::PreRollback));
-            steps.extend([Step::CheckBackup, Step::CheckRestorable, Step::RestoreLive]);
+            steps.push(Step::RestoreLive);
             steps.extend(others.iter().map(|s| Step::Start(s)));
             steps.push(Step::WaitReady(order.clone()));
             steps.extend(pin_edge());
@@ -304,7 +306,7 @@ pub(super) fn plan<'a>(
 
 /// The stack with each app service's image pinned to the image id a run recorded for it
 /// (service → image id); services the run did not record keep their image.
-pub(super) fn pin(
+pub(in crate::runs) fn pin(
     definition: &StackDefinition,
     recorded: &std::collections::BTreeMap<String, String>,
 ) -> StackDefinition {
@@ -520,6 +522,8 @@ mod tests {
         assert_eq!(
             steps_with(Operation::Rollback, &emergency, &BackupPolicy::default()),
             [
+                "Check the backup's checksum",
+                "Check that the backup may be restored",
                 "Stop edge",
                 "Stop seed",
                 "Stop backend",
@@ -527,8 +531,6 @@ mod tests {
                 "Start database",
                 "Wait until database are healthy",
                 "Back up database",
-                "Check the backup's checksum",
-                "Check that the backup may be restored",
                 "Restore the backup into the live database",
                 "Start frontend",
                 "Start backend",

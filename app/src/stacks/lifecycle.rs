@@ -737,6 +737,43 @@ async fn wait_healthy(engine: &Engine, project: &str, service: &str) -> Result<(
     }
 }
 
+/// Starts the service's stopped container as it is, never making a new one; whether one was
+/// started.
+pub async fn start_as_it_is(
+    engine: &Engine,
+    project: &str,
+    service: &str,
+) -> Result<bool, StackError> {
+    let existing = containers_of(engine, project, service).await?;
+    match existing.first() {
+        Some(container) if container.state != "running" => {
+            engine
+                .start_container(&container.id)
+                .await
+                .map_err(StackError::from)?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Whether the service's running container was made from exactly this definition (one
+/// Compose made, which carries no digest, counts as made from it, as [`start_service`] has it).
+pub async fn runs_as_defined(
+    engine: &Engine,
+    project: &str,
+    service: &ServiceDefinition,
+    compose_dir: &Path,
+) -> Result<bool, StackError> {
+    let body = container_body(project, service, compose_dir)?;
+    let hash = config_hash(engine, &body).await;
+    let existing = containers_of(engine, project, &service.name).await?;
+    Ok(existing.iter().any(|container| {
+        container.state == "running"
+            && (container.config_hash == hash || container.config_hash.is_empty())
+    }))
+}
+
 /// A digest of everything a container is created from, the image's id included, so a tag
 /// that now names another image (a rebuild) means a new container. serde_json sorts object
 /// keys, so the same definition always gives the same digest.

@@ -643,6 +643,8 @@ impl<'a> StepContext<'a> {
             // Nothing changed the data; the run's end starts the app on it again.
             return Err(failure);
         }
+        self.restored
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         log.say(format!(
             "restored {} in {:.1} s",
             backup.file,
