@@ -300,8 +300,20 @@ pub async fn find(store: &Store, id: &str) -> Result<Approval, ApprovalError> {
 
 /// The newest requests of `stack` (every stack when empty).
 pub async fn list(store: &Store, stack: &str) -> Result<Vec<Approval>, StoreError> {
+    of_stack(store, stack, "1 = 1", 200).await
+}
+
+/// The newest requests of `stack` (every stack when empty) that meet `condition` (SQL
+/// written here, never from input), with their decisions.
+async fn of_stack(
+    store: &Store,
+    stack: &str,
+    condition: &str,
+    limit: i64,
+) -> Result<Vec<Approval>, StoreError> {
     let rows: Vec<ApprovalRecord> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM approvals WHERE ($1 = '' OR stack = $1) ORDER BY created_at DESC LIMIT 200"
+        "SELECT {COLUMNS} FROM approvals WHERE ($1 = '' OR stack = $1) AND {condition} \
+         ORDER BY created_at DESC LIMIT {limit}"
     ))
     .bind(stack)
     .fetch_all(store.pool())
@@ -573,18 +585,13 @@ pub async fn acknowledge(
 /// Requests approved by breaking the glass that nobody has acknowledged yet, of `stack`
 /// (every stack when empty), newest first.
 pub async fn unacknowledged(store: &Store, stack: &str) -> Result<Vec<Approval>, StoreError> {
-    let rows: Vec<ApprovalRecord> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM approvals WHERE break_glass <> '' AND acknowledged_by = '' \
-         AND ($1 = '' OR stack = $1) ORDER BY created_at DESC"
-    ))
-    .bind(stack)
-    .fetch_all(store.pool())
-    .await?;
-    let mut list = Vec::with_capacity(rows.len());
-    for row in rows {
-        list.push(with_decisions(store, row).await?.0);
-    }
-    Ok(list)
+    of_stack(
+        store,
+        stack,
+        "break_glass <> '' AND acknowledged_by = ''",
+        200,
+    )
+    .await
 }
 
 /// Marks requests past their time expired — waiting ones, and approved ones whose run never
