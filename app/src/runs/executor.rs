@@ -65,7 +65,7 @@ async fn run_steps(
         replaced: std::sync::Mutex::new(Vec::new()),
         backups: backups.join(&stack.name),
         taken: std::sync::Mutex::new(None),
-        flag_written: std::sync::Mutex::new(None),
+        env_written: std::sync::Mutex::new(None),
         restored: std::sync::atomic::AtomicBool::new(false),
         definition: &definition,
         compose_dir: Path::new(&stack.compose_file)
@@ -157,9 +157,11 @@ async fn prepare(
 ) -> Result<(StackDefinition, crate::backups::BackupPolicy), String> {
     let env_file = stack.env_file.as_deref().map(Path::new);
     let target = request.target.as_str();
-    let set = (request.operation == Operation::Flag)
-        .then_some((target, request.options.flag_value.as_str()));
-    let definition = compose::load_with(Path::new(&stack.compose_file), env_file, set)
+    let set = match request.operation {
+        Operation::Flag => vec![(target.to_owned(), request.options.flag_value.clone())],
+        _ => Vec::new(),
+    };
+    let definition = compose::load_with(Path::new(&stack.compose_file), env_file, &set)
         .map_err(|error| error.to_string())?;
     let definition = match request.operation {
         Operation::Rollback => {
@@ -240,8 +242,9 @@ pub(super) struct StepContext<'a> {
     pub(super) backups: std::path::PathBuf,
     /// The backup this run took, for the steps after it (a scheduled backup's drill).
     pub(super) taken: std::sync::Mutex<Option<String>>,
-    /// What a flag run wrote to the env file: put back if the run fails after it.
-    pub(super) flag_written: std::sync::Mutex<Option<crate::flags::service::Written>>,
+    /// What the run wrote to the env file (a flag, a release's settings): put back if the
+    /// run fails after it.
+    pub(super) env_written: std::sync::Mutex<Option<crate::stacks::env_file::Written>>,
     /// Whether the live database was restored: an emergency rollback that ends early before
     /// that starts the containers it stopped as they were, not the older images.
     pub(super) restored: std::sync::atomic::AtomicBool,
@@ -386,7 +389,7 @@ impl<'a> StepContext<'a> {
     /// left as they are).
     async fn put_back(&self, log: &StepLog<'_>) {
         self.restore_replaced(log).await;
-        self.put_flag_back(log).await;
+        self.put_env_back(log).await;
         let run = &log.handle.run;
         let restored = self.restored.load(std::sync::atomic::Ordering::SeqCst);
         if run.operation == Operation::Restore || (run.options.emergency && restored) {

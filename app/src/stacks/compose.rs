@@ -152,15 +152,15 @@ pub enum ComposeError {
 /// Reads and checks a compose file; `env_file` and then the process variables this process
 /// may pass on (see [`super::secrets::process_variables`]) supply the variables.
 pub fn load(compose_file: &Path, env_file: Option<&Path>) -> Result<StackDefinition, ComposeError> {
-    load_with(compose_file, env_file, None)
+    load_with(compose_file, env_file, &[])
 }
 
-/// Reads a compose file as [`load`] does, with one env-file variable set to another value:
-/// the stack as it will be once a flag is written.
+/// Reads a compose file as [`load`] does, with env-file variables set to other values: the
+/// stack as it will be once a flag or a release's settings are written.
 pub fn load_with(
     compose_file: &Path,
     env_file: Option<&Path>,
-    set: Option<(&str, &str)>,
+    set: &[(String, String)],
 ) -> Result<StackDefinition, ComposeError> {
     let text = std::fs::read_to_string(compose_file).map_err(|source| ComposeError::Read {
         path: compose_file.to_path_buf(),
@@ -173,12 +173,12 @@ pub fn load_with(
 /// The variables for interpolation: the env file's, then those of the process's that it
 /// may pass on, which win as with `docker compose` on the command line.
 pub fn environment(env_file: Option<&Path>) -> Result<MapEnvironment, ComposeError> {
-    environment_with(env_file, None)
+    environment_with(env_file, &[])
 }
 
 fn environment_with(
     env_file: Option<&Path>,
-    set: Option<(&str, &str)>,
+    set: &[(String, String)],
 ) -> Result<MapEnvironment, ComposeError> {
     let mut environment = MapEnvironment::new();
     if let Some(path) = env_file {
@@ -186,8 +186,8 @@ fn environment_with(
             environment.insert_sensitive(name, value);
         }
     }
-    if let Some((name, value)) = set {
-        environment.insert_sensitive(name, value);
+    for (name, value) in set {
+        environment.insert_sensitive(name.clone(), value.clone());
     }
     for (name, value) in super::secrets::process_variables() {
         environment.insert(name, value);

@@ -1,10 +1,10 @@
-//! A flag run's env file: the flag written before the services that read it are replaced,
-//! and the previous file put back when the run fails after that.
+//! A flag run's env file: the flag written before the services that read it are replaced;
+//! and for every run that wrote the env file, the previous file put back when it fails.
 
 use serde_json::json;
 
 use crate::runs::executor::{StepContext, StepLog};
-use crate::stacks::{compose, lifecycle};
+use crate::stacks::{compose, env_file, lifecycle};
 
 impl StepContext<'_> {
     /// Writes the run's flag (its target) with its value; audited with the old and new value.
@@ -18,11 +18,19 @@ impl StepContext<'_> {
             .ok_or_else(|| format!("stack {} has no env file", self.stack.name))?;
         let flag = crate::flags::service::check(self.stack, name, value)?;
         self.only_the_flag_changes(&flag.replaced).await?;
-        let written = crate::flags::service::write(std::path::Path::new(path), name, value)?;
-        let old = written.old_value.clone().unwrap_or_else(|| "unset".into());
+        let written = env_file::write(
+            std::path::Path::new(path),
+            &[(name.to_owned(), value.to_owned())],
+        )?;
+        let old = written
+            .old_values
+            .get(name)
+            .cloned()
+            .flatten()
+            .unwrap_or_else(|| "unset".into());
         let previous = written.previous_path().display().to_string();
         *self
-            .flag_written
+            .env_written
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(written);
         log.handle
@@ -91,23 +99,25 @@ impl StepContext<'_> {
         Ok(())
     }
 
-    /// After a failure: the env file as it was before the flag, unless it changed since.
-    pub(in crate::runs) async fn put_flag_back(&self, log: &StepLog<'_>) {
+    /// After a failure: the env file as it was before the run wrote it, unless it changed
+    /// since. The audit names the variables, never their values.
+    pub(in crate::runs) async fn put_env_back(&self, log: &StepLog<'_>) {
         let written = self
-            .flag_written
+            .env_written
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take();
         let Some(written) = written else {
             return;
         };
-        let line = match crate::flags::service::put_back(&written) {
+        let line = match env_file::put_back(&written) {
             Ok(()) => {
+                let names: Vec<&String> = written.old_values.keys().collect();
                 let _ = log
                     .handle
                     .audit(
-                        "flag.put_back",
-                        json!({ "run": log.handle.run.id, "flag": log.handle.run.target, "value": written.old_value }),
+                        "env.put_back",
+                        json!({ "run": log.handle.run.id, "variables": names }),
                     )
                     .await;
                 format!("{} is back as it was", written.path.display())
