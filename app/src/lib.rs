@@ -10,6 +10,7 @@ pub mod components;
 pub mod errors;
 pub mod flags;
 pub mod live;
+pub mod releases;
 pub mod runs;
 pub mod sections;
 pub mod shell;

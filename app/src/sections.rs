@@ -36,7 +36,7 @@ pub const SECTIONS: &[Section] = &[
         label: "Releases",
         purpose: "What is being shipped, when, by whom, with its checklist and timeline.",
         min_role: Role::Viewer,
-        available: false,
+        available: true,
     },
     Section {
         path: "/runs",

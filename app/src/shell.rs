@@ -14,6 +14,7 @@ use crate::auth::{
 };
 use crate::backups::BackupsPage;
 use crate::errors::set_response_status;
+use crate::releases::{ReleasePage, ReleasesPage};
 use crate::runs::{RunPage, RunsPage};
 use crate::sections::{section_for, visible_to};
 use crate::stacks::{StackPage, StacksPage};
@@ -84,7 +85,16 @@ pub fn App() -> impl IntoView {
                         ssr=SsrMode::Async
                         view=|| view! { <Guarded path="/stacks">{|| view! { <StackPage /> }}</Guarded> }
                     />
-                    <Route path=StaticSegment("releases") view=|| view! { <Pending path="/releases" /> } />
+                    <Route
+                        path=StaticSegment("releases")
+                        ssr=SsrMode::Async
+                        view=|| view! { <Guarded path="/releases">{|| view! { <ReleasesPage /> }}</Guarded> }
+                    />
+                    <Route
+                        path=(StaticSegment("releases"), ParamSegment("id"))
+                        ssr=SsrMode::Async
+                        view=|| view! { <Guarded path="/releases">{|| view! { <ReleasePage /> }}</Guarded> }
+                    />
                     <Route
                         path=StaticSegment("runs")
                         ssr=SsrMode::Async

@@ -150,6 +150,9 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Releases: plan one, show it with its checklist, tick an item, ship it.
+    #[command(subcommand)]
+    Release(ReleaseCommand),
     /// List the approval requests, newest first.
     Approvals {
         /// Print JSON instead of a table.
@@ -227,6 +230,65 @@ impl RunCommand {
             RunCommand::Prune(args) => (Operation::Prune, args),
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCommand {
+    /// Plan a release of a stack with the default checklist; prints its id.
+    Create {
+        /// The stack's name.
+        name: String,
+        /// The release's version label, e.g. 1.1.0.
+        #[arg(long)]
+        version: String,
+        /// A variable the release writes to the env file when it ships (repeatable).
+        #[arg(long = "set", value_name = "VAR=VALUE")]
+        sets: Vec<String>,
+        /// T-0: 2026-12-01 14:00 (UTC) or RFC 3339; now when left out.
+        #[arg(long)]
+        at: Option<String>,
+        /// Who owns it (the command line's user when left out).
+        #[arg(long, default_value = "")]
+        owner: String,
+        /// The run it ships with: update (default), migrate or deploy.
+        #[arg(long, default_value = "update")]
+        run: String,
+        #[arg(long, default_value = "")]
+        notes: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Show a release: its plan and checklist (automatic items evaluated now).
+    Show {
+        id: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Tick a manual item (or untick it with --undo) as a console user of the item's role;
+    /// their password is read from standard input.
+    Tick {
+        id: String,
+        /// The item's key, e.g. review.approved (`slipway release show` lists them).
+        item: String,
+        #[arg(long)]
+        undo: bool,
+        #[arg(long, default_value = "")]
+        note: String,
+        #[arg(long = "as", value_name = "NAME")]
+        as_user: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Ship a release: refused while a required item does not pass (named); otherwise its
+    /// settings are written and its run follows here.
+    Ship {
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

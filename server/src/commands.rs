@@ -35,6 +35,8 @@ pub enum CommandError {
     Approval(#[from] app::approvals::ApprovalError),
     #[error("{0}")]
     Flag(#[from] app::flags::FlagError),
+    #[error("{0}")]
+    Release(#[from] app::releases::ReleaseError),
 }
 
 /// `slipway user add NAME --role ROLE`: the password comes from standard input, unechoed
@@ -668,4 +670,171 @@ pub async fn approval_policy(
             "need none"
         }
     ))
+}
+
+/// `slipway release create NAME --version V [--set VAR=VALUE]… [--at TIME]`: prints its id.
+pub async fn create_release(
+    name: &str,
+    (version, sets, at): (&str, &[String], Option<&str>),
+    (owner, run, notes): (&str, &str, &str),
+    store_args: &StoreArgs,
+) -> Result<String, CommandError> {
+    use app::releases::service;
+    let operation = run
+        .parse()
+        .map_err(|error: String| CommandError::Run(error))?;
+    let new = service::NewRelease {
+        stack: name.to_owned(),
+        version: version.to_owned(),
+        sets: service::parse_sets(&sets.join("\n"))?,
+        operation,
+        planned_at: match at {
+            Some(at) => service::parse_time(at)?,
+            None => app::store::now_utc(),
+        },
+        owner: owner.to_owned(),
+        notes: notes.to_owned(),
+    };
+    let store = open_store(store_args).await?;
+    let created = service::create(&store, &Actor::command_line(), new).await;
+    store.close().await;
+    let release = created?;
+    Ok(format!(
+        "release {} planned: {} (the console's /releases/{} shows it)",
+        release.id,
+        release.title(),
+        release.id
+    ))
+}
+
+/// `slipway release show ID [--json]`: the automatic items are evaluated first.
+pub async fn show_release(
+    id: &str,
+    json: bool,
+    store_args: &StoreArgs,
+) -> Result<String, CommandError> {
+    let store = open_store(store_args).await?;
+    let shown = async {
+        let engine = Engine::connect().map_err(StackError::from)?;
+        let mut release =
+            app::releases::service::check(&store, &engine, &store_args.data_dir, id).await?;
+        release.plan = app::releases::service::plan(&store, &engine, &release).await?;
+        Ok::<_, CommandError>(release)
+    }
+    .await;
+    store.close().await;
+    let release = shown?;
+    if json {
+        return Ok(serde_json::to_string_pretty(&release).unwrap_or_default());
+    }
+    let mut lines = vec![
+        format!(
+            "{} · {} · T-0 {}",
+            release.title(),
+            release.state,
+            release.planned_at
+        ),
+        format!("ships with {}", release.plan.run),
+    ];
+    lines.extend(
+        release
+            .plan
+            .images
+            .iter()
+            .map(|image| format!("  {}: {} → {}", image.service, image.current, image.target)),
+    );
+    lines.extend(release.items.iter().map(|item| {
+        format!(
+            "[{}] {} {}{}{}",
+            item.state,
+            item.key,
+            item.title,
+            if item.required { "" } else { " (optional)" },
+            if item.evidence.is_empty() {
+                String::new()
+            } else {
+                format!(" — {}", item.evidence)
+            }
+        )
+    }));
+    let closed = release.closed_items();
+    lines.push(if closed.is_empty() {
+        "the gate is open".to_owned()
+    } else {
+        format!("the gate is closed: {}", closed.join("; "))
+    });
+    Ok(lines.join("\n"))
+}
+
+/// `slipway release tick ID ITEM [--undo] --as NAME`: the password from standard input.
+pub async fn tick_release(
+    (id, item): (&str, &str),
+    (undo, note): (bool, &str),
+    as_user: &str,
+    store_args: &StoreArgs,
+) -> Result<String, CommandError> {
+    let store = open_store(store_args).await?;
+    let ticked = async {
+        let person = command_line_person(&store, as_user).await?;
+        let user = app::auth::users::find_by_id(store.pool(), &person.user_id)
+            .await
+            .map_err(|error| CommandError::Run(error.to_string()))?
+            .ok_or_else(|| CommandError::Run(format!("{as_user} is gone")))?;
+        let current = app::auth::CurrentUser {
+            id: user.id,
+            name: user.name,
+            role: user.role,
+        };
+        Ok::<_, CommandError>(
+            app::releases::service::tick(&store, &current, &person.actor, (id, item), !undo, note)
+                .await?,
+        )
+    }
+    .await;
+    store.close().await;
+    let release = ticked?;
+    Ok(format!(
+        "{} {item} on {}; {}",
+        if undo { "unticked" } else { "ticked" },
+        release.title(),
+        match release.closed_items() {
+            closed if closed.is_empty() => "the gate is open".to_owned(),
+            closed => format!("still closed: {}", closed.join("; ")),
+        }
+    ))
+}
+
+/// `slipway release ship ID`: refused while the gate is closed; the run follows here.
+pub async fn ship_release(id: &str, store_args: &StoreArgs) -> Result<String, CommandError> {
+    let store = open_store(store_args).await?;
+    let outcome = async {
+        let engine = Engine::connect().map_err(StackError::from)?;
+        let (handle, stack) = app::releases::service::ship(
+            (&store, &engine, &store_args.data_dir),
+            &Actor::command_line(),
+            id,
+            true,
+        )
+        .await?;
+        println!("run {} (shipping release {id})", handle.run.id);
+        app::runs::execute(
+            handle,
+            &engine,
+            &stack,
+            &crate::startup::backup_dir(store_args),
+        )
+        .await
+        .map_err(|error| CommandError::Run(error.to_string()))
+    }
+    .await;
+    store.close().await;
+    let run = outcome?;
+    if run.status == app::runs::RunStatus::Succeeded {
+        Ok(format!("release {id} shipped: run {} succeeded", run.id))
+    } else {
+        Err(CommandError::Run(format!(
+            "run {} {}: {}",
+            run.id, run.status, run.error
+        )))
+    }
 }

@@ -7,13 +7,14 @@ use std::process::ExitCode;
 use app::runs::{Operation, RunOptions, RunRequest};
 use clap::Parser;
 use server::cli::{
-    one_line, ApprovalCommand, AuditCommand, Cli, Command, StackCommand, UserCommand,
+    one_line, ApprovalCommand, AuditCommand, Cli, Command, ReleaseCommand, StackCommand,
+    UserCommand,
 };
 use server::commands::{
-    add_stack, add_user, approval_policy, audit_head, backup_policy, init_audit_key,
-    list_approvals, list_backups, list_flags, print_logs, request_approval, request_rollback,
-    run_operation, stack_status, verify_audit, wait_for_approval, LogsRequest, PolicyChange,
-    RollbackChoice,
+    add_stack, add_user, approval_policy, audit_head, backup_policy, create_release,
+    init_audit_key, list_approvals, list_backups, list_flags, print_logs, request_approval,
+    request_rollback, run_operation, ship_release, show_release, stack_status, tick_release,
+    verify_audit, wait_for_approval, LogsRequest, PolicyChange, RollbackChoice,
 };
 use server::startup::StartupError;
 use tracing_subscriber::EnvFilter;
@@ -174,6 +175,45 @@ fn main() -> ExitCode {
             .await
             .map(Some)
             .map_err(|e| e.to_string()),
+            Command::Release(ReleaseCommand::Create {
+                name,
+                version,
+                sets,
+                at,
+                owner,
+                run,
+                notes,
+                store,
+            }) => create_release(
+                &name,
+                (&version, &sets, at.as_deref()),
+                (&owner, &run, &notes),
+                &store,
+            )
+            .await
+            .map(Some)
+            .map_err(|e| e.to_string()),
+            Command::Release(ReleaseCommand::Show { id, json, store }) => {
+                show_release(&id, json, &store)
+                    .await
+                    .map(Some)
+                    .map_err(|e| e.to_string())
+            }
+            Command::Release(ReleaseCommand::Tick {
+                id,
+                item,
+                undo,
+                note,
+                as_user,
+                store,
+            }) => tick_release((&id, &item), (undo, &note), &as_user, &store)
+                .await
+                .map(Some)
+                .map_err(|e| e.to_string()),
+            Command::Release(ReleaseCommand::Ship { id, store }) => ship_release(&id, &store)
+                .await
+                .map(Some)
+                .map_err(|e| e.to_string()),
             Command::Flags { name, json, store } => list_flags(&name, json, &store)
                 .await
                 .map(Some)

@@ -67,6 +67,7 @@ fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
         ("approvals", Role::Operator, pairs(&[("show", "open")])),
         ("approvals_waiting", Role::Viewer, vec![]),
         ("broken_glass", Role::Viewer, pairs(&[("stack", "")])),
+        ("releases", Role::Viewer, vec![]),
         ("flags", Role::Viewer, pairs(&[("stack", "matrix")])),
         (
             "rollback_targets",
@@ -188,6 +189,41 @@ fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
         Role::Operator,
         pairs(&[("stack", "matrix"), ("reason", "the matrix")]),
         &[409],
+    ));
+    calls.push((
+        "release",
+        Role::Viewer,
+        pairs(&[("id", "no-such-release")]),
+        &[404],
+    ));
+    // The matrix stack reads, but a release needs a version: refused once let in.
+    calls.push((
+        "create_release",
+        Role::Operator,
+        pairs(&[
+            ("stack", "matrix"),
+            ("version", ""),
+            ("planned_at", "2026-12-01 14:00"),
+        ]),
+        &[422],
+    ));
+    for function in ["check_release", "ship_release"] {
+        calls.push((
+            function,
+            Role::Operator,
+            pairs(&[("id", "no-such-release")]),
+            &[404],
+        ));
+    }
+    calls.push((
+        "tick_release_item",
+        Role::Operator,
+        pairs(&[
+            ("release", "no-such-release"),
+            ("item", "review.tests"),
+            ("ticked", "true"),
+        ]),
+        &[404],
     ));
     calls.push((
         "acknowledge_approval",

@@ -9,6 +9,7 @@ mod console;
 mod flags;
 mod helpers;
 mod portal;
+mod releases;
 mod runs;
 mod sessions;
 mod stacks;

@@ -4,9 +4,6 @@
 //! The approval is bound to a digest of what it covers; if any of that changes before the
 //! run starts, the approval is void.
 
-use std::fmt;
-use std::str::FromStr;
-
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};

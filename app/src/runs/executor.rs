@@ -159,6 +159,9 @@ async fn prepare(
     let target = request.target.as_str();
     let set = match request.operation {
         Operation::Flag => vec![(target.to_owned(), request.options.flag_value.clone())],
+        _ if !request.options.release.is_empty() => {
+            crate::releases::service::sets(store, &request.options.release).await?
+        }
         _ => Vec::new(),
     };
     let definition = compose::load_with(Path::new(&stack.compose_file), env_file, &set)
@@ -380,6 +383,7 @@ impl<'a> StepContext<'a> {
             }
             Step::RecordImages => self.record_images(log).await,
             Step::SetFlag => self.set_flag(log).await,
+            Step::ApplyRelease => self.apply_release(log).await,
             Step::Notify => self.notify_emergency(log).await,
         }
     }

@@ -103,6 +103,11 @@ pub async fn begin(
             run.operation, run.stack
         )));
     }
+    if !run.options.release.is_empty() {
+        crate::releases::service::gate(store, &run.stack, &run.options.release)
+            .await
+            .map_err(RunError::Refused)?;
+    }
     if run.operation == super::Operation::Flag {
         crate::flags::service::check(stack, &run.target, &run.options.flag_value)
             .map_err(RunError::Refused)?;

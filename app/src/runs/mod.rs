@@ -125,6 +125,10 @@ pub struct RunOptions {
     /// The value a flag run writes.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub flag_value: String,
+    /// The release this run ships (never set from a request: only a release's ship sets it,
+    /// and the run starts only while the release's gate is open).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub release: String,
     /// A backup's note, in the words of whoever asked for it (`slipway backup --why`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub why: String,
@@ -228,13 +232,13 @@ macro_rules! status_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
-        impl FromStr for $name {
+        impl ::std::str::FromStr for $name {
             type Err = String;
 
             fn from_str(value: &str) -> Result<Self, Self::Err> {
@@ -314,6 +318,9 @@ impl RunSummary {
         }
         if self.operation == Operation::Flag {
             parts.push(format!("to {}", self.options.flag_value));
+        }
+        if !self.options.release.is_empty() {
+            parts.push(format!("shipping release {}", self.options.release));
         }
         if self.options.emergency {
             parts.push(format!(

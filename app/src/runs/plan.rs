@@ -40,6 +40,8 @@ pub(super) enum Step<'a> {
     SetFlag,
     /// An emergency rollback's end said in the run and the audit trail.
     Notify,
+    /// A release's settings written to the env file before its run changes anything.
+    ApplyRelease,
 }
 
 impl Step<'_> {
@@ -92,6 +94,7 @@ impl Step<'_> {
             Step::RecordImages => "Record the running images".into(),
             Step::SetFlag => "Write the flag to the env file".into(),
             Step::Notify => "Notify: the emergency rollback is done".into(),
+            Step::ApplyRelease => "Write the release's settings to the env file".into(),
         }
     }
 }
@@ -125,7 +128,7 @@ pub(super) fn plan<'a>(
             .any(|s| s.role == ServiceRole::Edge)
             .then_some(Step::PinEdge)
     };
-    Ok(match operation {
+    let steps = match operation {
         Operation::Start => std::iter::once(Step::Prepare)
             .chain(order.iter().map(|s| Step::Start(s)))
             .collect(),
@@ -301,6 +304,12 @@ pub(super) fn plan<'a>(
             steps.push(Step::RecordImages);
             steps
         }
+    };
+    // A release's run writes its settings before anything else.
+    Ok(if options.release.is_empty() {
+        steps
+    } else {
+        std::iter::once(Step::ApplyRelease).chain(steps).collect()
     })
 }
 

@@ -183,6 +183,10 @@ impl RunHandle {
             .await
             .map_err(store_error)?;
         release(audited.db(), &self.run.id).await?;
+        if !self.run.options.release.is_empty() {
+            crate::releases::service::finish_run(audited.db(), &self.run.options.release, status)
+                .await?;
+        }
         audited
             .append(
                 &Actor::system(),

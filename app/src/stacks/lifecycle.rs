@@ -757,6 +757,20 @@ pub async fn start_as_it_is(
     }
 }
 
+/// A service's `environment:` as the engine takes it: `NAME=value`, or a bare `NAME`.
+pub fn environment_lines(service: &docker_compose_types::Service) -> Vec<String> {
+    match &service.environment {
+        Environment::List(items) => items.clone(),
+        Environment::KvPair(map) => map
+            .iter()
+            .map(|(key, value)| match value {
+                Some(value) => format!("{key}={value}"),
+                None => key.clone(),
+            })
+            .collect(),
+    }
+}
+
 /// Whether the service's running container was made from exactly this definition (one
 /// Compose made, which carries no digest, counts as made from it, as [`start_service`] has it).
 pub async fn runs_as_defined(
@@ -836,16 +850,7 @@ pub fn container_body(
     };
     let image = service.image_name(project);
 
-    let env = match &compose.environment {
-        Environment::List(items) => items.clone(),
-        Environment::KvPair(map) => map
-            .iter()
-            .map(|(key, value)| match value {
-                Some(value) => format!("{key}={value}"),
-                None => key.clone(),
-            })
-            .collect(),
-    };
+    let env = environment_lines(compose);
     let words = |line: &str| {
         line.split_whitespace()
             .map(str::to_owned)

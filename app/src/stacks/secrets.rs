@@ -17,6 +17,25 @@ pub const CREDENTIAL_LIKE: usize = 12;
 const SHORTEST_MASKED: usize = 4;
 const MASK: &str = "••••";
 
+/// Names with "secret" must be at least this long; passwords, tokens and keys this.
+const MIN_SECRET_CHARS: usize = 32;
+const MIN_PASSWORD_CHARS: usize = 12;
+
+/// Why a secret's value is too short for its name (never showing it); `None` when it is long
+/// enough or the name is not a secret's.
+pub fn too_short(name: &str, value: &str) -> Option<String> {
+    if !is_secret_name(name) {
+        return None;
+    }
+    let needed = if name.to_ascii_uppercase().contains("SECRET") {
+        MIN_SECRET_CHARS
+    } else {
+        MIN_PASSWORD_CHARS
+    };
+    let length = value.chars().count();
+    (length < needed).then(|| format!("{name} has {length} characters; it needs at least {needed}"))
+}
+
 /// Whether a variable's name says it holds a secret.
 pub fn is_secret_name(name: &str) -> bool {
     let name = name.to_ascii_uppercase();

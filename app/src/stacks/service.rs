@@ -373,7 +373,7 @@ pub async fn follow_logs(
 }
 
 /// Free and total bytes of the file system that holds `path`.
-fn disk_space(purpose: &str, path: &Path) -> Option<DiskSpace> {
+pub fn disk_space(purpose: &str, path: &Path) -> Option<DiskSpace> {
     use std::os::unix::ffi::OsStrExt;
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     // SAFETY: statvfs only writes into the zeroed struct we hand it.

@@ -1,13 +1,10 @@
-//! The env file's check before a deploy: secrets long enough, never a value shown.
+//! The env file: its check before a deploy (secrets long enough, never a value shown), and
+//! a release's settings written to it.
 
 use std::path::Path;
 
 use crate::runs::executor::{StepContext, StepLog};
 use crate::stacks::{compose, secrets};
-
-/// Names with "secret" must be at least this long; passwords, tokens and keys this.
-const MIN_SECRET_CHARS: usize = 32;
-const MIN_PASSWORD_CHARS: usize = 12;
 
 impl<'a> StepContext<'a> {
     /// Secrets must be long enough; only names and lengths are reported, never values.
@@ -22,19 +19,53 @@ impl<'a> StepContext<'a> {
             .iter()
             .filter(|(name, _)| secrets::is_secret_name(name))
         {
-            let needed = if name.to_ascii_uppercase().contains("SECRET") {
-                MIN_SECRET_CHARS
-            } else {
-                MIN_PASSWORD_CHARS
-            };
-            let length = value.chars().count();
-            if length < needed {
-                return Err(format!(
-                    "{name} has {length} characters; it needs at least {needed}"
-                ));
+            if let Some(weak) = secrets::too_short(name, value) {
+                return Err(weak);
             }
-            log.say(format!("{name}: {length} characters")).await?;
+            log.say(format!("{name}: {} characters", value.chars().count()))
+                .await?;
         }
         Ok(())
+    }
+}
+
+impl StepContext<'_> {
+    /// Writes the release's settings to the env file (the previous file kept beside it and
+    /// put back if the run fails); audited by name, never by value.
+    pub(in crate::runs) async fn apply_release(&self, log: &StepLog<'_>) -> Result<(), String> {
+        let run = &log.handle.run;
+        let sets = crate::releases::service::sets(&log.handle.store, &run.options.release).await?;
+        if sets.is_empty() {
+            return log
+                .say("the release sets nothing: the compose and env files as they are")
+                .await;
+        }
+        let path = self
+            .stack
+            .env_file
+            .as_deref()
+            .ok_or_else(|| format!("stack {} has no env file", self.stack.name))?;
+        let written = crate::stacks::env_file::write(Path::new(path), &sets)?;
+        let previous = written.previous_path().display().to_string();
+        *self
+            .env_written
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(written);
+        let names: Vec<&str> = sets.iter().map(|(name, _)| name.as_str()).collect();
+        log.handle
+            .audit(
+                "release.applied",
+                serde_json::json!({ "run": run.id, "release": run.options.release, "variables": names }),
+            )
+            .await
+            .map_err(|error| error.to_string())?;
+        log.say(format!(
+            "wrote {} to {path}; the version before is kept as {previous}",
+            sets.iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .await
     }
 }

@@ -1,0 +1,598 @@
+//! Releases: what a team ships on a stack — a version, the env variables it sets, the run it
+//! starts — planned for a time T-0 with an owner, behind a checklist that gates it. Manual
+//! items are ticked by a person of the item's role; automatic ones are evaluated by the
+//! console with their evidence, again when the release ships. Shipping writes the settings to
+//! the env file and starts the release's run; the release follows the run's outcome.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{AuthError, Role};
+use crate::components::Table;
+use crate::errors::UserFacing;
+use crate::runs::{status_enum, Operation};
+
+#[cfg(feature = "ssr")]
+pub mod checks;
+#[cfg(feature = "ssr")]
+pub mod service;
+
+status_enum! {
+    /// Where a release stands.
+    ReleaseState {
+        /// Planned; some required item does not pass yet.
+        Planned => "planned",
+        /// Every required item passes: it may ship (never stored: read from its items).
+        Ready => "ready",
+        /// Its run is under way.
+        Running => "running",
+        Done => "done",
+        Failed => "failed",
+        Cancelled => "cancelled",
+    }
+}
+
+impl ReleaseState {
+    /// Still to ship: its checklist can change.
+    pub fn is_open(self) -> bool {
+        matches!(self, ReleaseState::Planned | ReleaseState::Ready)
+    }
+}
+
+status_enum! {
+    /// Where a checklist item stands.
+    ItemState {
+        Open => "open",
+        Pass => "pass",
+        Fail => "fail",
+    }
+}
+
+/// One item of a release's checklist.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChecklistItem {
+    pub key: String,
+    pub section: String,
+    pub title: String,
+    /// Evaluated by the console rather than ticked.
+    pub automatic: bool,
+    pub required: bool,
+    /// The least role that ticks it.
+    pub role: Role,
+    pub state: ItemState,
+    /// What the console saw (automatic items).
+    pub evidence: String,
+    /// Who ticked it, or `slipway` for an evaluation, and when.
+    pub checked_by: String,
+    pub checked_at: String,
+    pub note: String,
+    /// Whether the caller may tick it now.
+    #[serde(default)]
+    pub can_tick: bool,
+}
+
+/// One app service's image now and once the release shipped.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetImage {
+    pub service: String,
+    pub current: String,
+    pub target: String,
+    /// Whether the target image is on the engine (or is built from a context).
+    pub present: bool,
+}
+
+/// What shipping would do, described when the page asks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleasePlan {
+    /// The run it starts, in words.
+    pub run: String,
+    pub images: Vec<TargetImage>,
+    /// Why the plan cannot be described (a compose file that does not read).
+    pub problems: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    pub id: String,
+    pub stack: String,
+    pub version: String,
+    /// `VAR=VALUE` written to the env file when it ships.
+    pub sets: Vec<(String, String)>,
+    pub operation: Operation,
+    /// T-0.
+    pub planned_at: String,
+    pub owner: String,
+    pub notes: String,
+    pub state: ReleaseState,
+    /// The run that shipped it, once it has.
+    pub run_id: String,
+    pub created_by: String,
+    pub created_at: String,
+    pub items: Vec<ChecklistItem>,
+    #[serde(default)]
+    pub plan: ReleasePlan,
+    /// Whether the caller may ship it (the gate decides whether it goes).
+    #[serde(default)]
+    pub can_ship: bool,
+}
+
+impl Release {
+    /// The required items that do not pass, by title: what keeps the gate closed.
+    pub fn closed_items(&self) -> Vec<String> {
+        self.items
+            .iter()
+            .filter(|item| item.required && item.state != ItemState::Pass)
+            .map(|item| format!("“{}” is {}", item.title, item.state))
+            .collect()
+    }
+
+    pub fn title(&self) -> String {
+        format!("{} {}", self.stack, self.version)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ReleaseError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("There is no release {0}.")]
+    NotFound(String),
+    /// A request that cannot be done as asked; the message says why.
+    #[error("{0}")]
+    Refused(String),
+    /// The checklist does not let the release ship; the message names the items.
+    #[error("The gate is closed: {0}")]
+    GateClosed(String),
+    #[error(transparent)]
+    Stack(#[from] crate::stacks::StackError),
+    #[error(transparent)]
+    Run(#[from] crate::runs::RunError),
+    #[error("The console's database did not answer. Try again in a moment.")]
+    Unavailable,
+    #[error("The console could not be reached: {0}")]
+    Transport(String),
+}
+
+impl UserFacing for ReleaseError {
+    fn status(&self) -> u16 {
+        match self {
+            ReleaseError::Auth(error) => error.status(),
+            ReleaseError::NotFound(_) => 404,
+            ReleaseError::Refused(_) => 422,
+            ReleaseError::GateClosed(_) => 409,
+            ReleaseError::Stack(error) => error.status(),
+            ReleaseError::Run(error) => error.status(),
+            ReleaseError::Unavailable | ReleaseError::Transport(_) => 503,
+        }
+    }
+}
+
+crate::server_fn_error!(ReleaseError);
+
+#[cfg(feature = "ssr")]
+impl From<crate::store::StoreError> for ReleaseError {
+    fn from(error: crate::store::StoreError) -> Self {
+        tracing::error!(error = %error, cause = ?error, "store failure in releases");
+        ReleaseError::Unavailable
+    }
+}
+
+#[cfg(feature = "ssr")]
+fn refuse(error: impl Into<ReleaseError>) -> ReleaseError {
+    crate::errors::reject(error.into())
+}
+
+#[cfg(feature = "ssr")]
+async fn caller(role: Role) -> Result<crate::auth::guard::Authorized, ReleaseError> {
+    crate::auth::guard::authorized(role).await.map_err(refuse)
+}
+
+#[cfg(feature = "ssr")]
+fn engine_of(
+    caller: &crate::auth::guard::Authorized,
+) -> Result<crate::stacks::engine::Engine, ReleaseError> {
+    caller.console.engine.clone().map_err(refuse)
+}
+
+/// Every release, newest planned first; everyone signed in reads them.
+#[server(prefix = "/api", endpoint = "releases")]
+pub async fn releases() -> Result<Vec<Release>, ReleaseError> {
+    let reader = crate::auth::guard::authorized_for(
+        Role::Viewer,
+        crate::auth::service::Activity::Background,
+    )
+    .await
+    .map_err(refuse)?;
+    service::list(&reader.console.store).await.map_err(refuse)
+}
+
+/// One release with its checklist and what shipping it would do now.
+#[server(prefix = "/api", endpoint = "release")]
+pub async fn get_release(id: String) -> Result<Release, ReleaseError> {
+    let reader = crate::auth::guard::authorized_for(
+        Role::Viewer,
+        crate::auth::service::Activity::Background,
+    )
+    .await
+    .map_err(refuse)?;
+    let store = &reader.console.store;
+    let mut release = service::find(store, &id).await.map_err(refuse)?;
+    if let Ok(engine) = reader.console.engine.clone() {
+        release.plan = service::plan(store, &engine, &release)
+            .await
+            .map_err(refuse)?;
+    }
+    service::permit(&mut release, &reader.user);
+    Ok(release)
+}
+
+/// Plans a release; operators and up. `sets` holds `VAR=VALUE` lines; `planned_at` a time
+/// (UTC unless it says otherwise). Returns its id.
+#[server(prefix = "/api", endpoint = "create_release")]
+pub async fn create_release(
+    stack: String,
+    version: String,
+    #[server(default)] sets: String,
+    #[server(default)] operation: String,
+    planned_at: String,
+    #[server(default)] owner: String,
+    #[server(default)] notes: String,
+) -> Result<String, ReleaseError> {
+    let operator = caller(Role::Operator).await?;
+    let operation = if operation.is_empty() {
+        Operation::Update
+    } else {
+        operation
+            .parse()
+            .map_err(|error: String| refuse(ReleaseError::Refused(error)))?
+    };
+    let new = service::NewRelease {
+        stack,
+        version,
+        sets: service::parse_sets(&sets).map_err(refuse)?,
+        operation,
+        planned_at: service::parse_time(&planned_at).map_err(refuse)?,
+        owner,
+        notes,
+    };
+    service::create(&operator.console.store, &operator.actor, new)
+        .await
+        .map(|release| release.id)
+        .map_err(refuse)
+}
+
+/// Ticks (or, with `ticked` false, unticks) a manual item; a person of the item's role.
+#[server(prefix = "/api", endpoint = "tick_release_item")]
+pub async fn tick_release_item(
+    release: String,
+    item: String,
+    #[server(default)] ticked: bool,
+    #[server(default)] note: String,
+) -> Result<(), ReleaseError> {
+    let person = caller(Role::Operator).await?;
+    service::tick(
+        &person.console.store,
+        &person.user,
+        &person.actor,
+        (&release, &item),
+        ticked,
+        &note,
+    )
+    .await
+    .map(|_| ())
+    .map_err(refuse)
+}
+
+/// Evaluates the release's automatic items again; operators and up.
+#[server(prefix = "/api", endpoint = "check_release")]
+pub async fn check_release(id: String) -> Result<(), ReleaseError> {
+    let operator = caller(Role::Operator).await?;
+    let engine = engine_of(&operator)?;
+    service::check(
+        &operator.console.store,
+        &engine,
+        &operator.console.data_dir,
+        &id,
+    )
+    .await
+    .map(|_| ())
+    .map_err(refuse)
+}
+
+/// Ships the release when its gate is open; operators and up. Returns the run's id.
+#[server(prefix = "/api", endpoint = "ship_release")]
+pub async fn ship_release(id: String) -> Result<String, ReleaseError> {
+    let operator = caller(Role::Operator).await?;
+    let engine = engine_of(&operator)?;
+    let console = &operator.console;
+    let (handle, stack) = service::ship(
+        (&console.store, &engine, &console.data_dir),
+        &operator.actor,
+        &id,
+        false,
+    )
+    .await
+    .map_err(refuse)?;
+    let run = handle.run.id.clone();
+    operator
+        .console
+        .runner
+        .start(handle, engine, stack)
+        .map_err(|error| refuse(ReleaseError::from(error)))?;
+    Ok(run)
+}
+
+fn state_class(state: ReleaseState) -> &'static str {
+    match state {
+        ReleaseState::Ready | ReleaseState::Done => "status on",
+        ReleaseState::Failed | ReleaseState::Cancelled => "status off",
+        _ => "status",
+    }
+}
+
+/// The Releases section: upcoming, in progress and recent releases, and the form that plans
+/// one (operators and up).
+#[component]
+pub fn ReleasesPage() -> impl IntoView {
+    let create = ServerAction::<CreateRelease>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(id)) = create.value().get() {
+            let navigate = leptos_router::hooks::use_navigate();
+            navigate(&format!("/releases/{id}"), Default::default());
+        }
+    });
+    let list = Resource::new(move || create.version().get(), |_| releases());
+    let can_plan =
+        crate::auth::signed_in_user().is_some_and(|user| user.role.allows(Role::Operator));
+    view! {
+        <Title text="Releases" />
+        <h1>"Releases"</h1>
+        <p class="lead">"What is shipped, when and by whom, behind its checklist: the release's run starts only once every required item passes."</p>
+        <Transition fallback=|| view! { <p class="muted">"Loading releases…"</p> }>
+            {move || Suspend::new(async move {
+                match list.await {
+                    Ok(list) if list.is_empty() => view! { <p class="muted card" data-testid="no-releases">"No release is planned yet."</p> }.into_any(),
+                    Ok(list) => view! { <ReleaseList list /> }.into_any(),
+                    Err(error) => view! { <p class="error">{error.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Transition>
+        {can_plan.then(|| view! {
+            <section class="card">
+                <h2>"Plan a release"</h2>
+                <ActionForm action=create attr:data-testid="plan-release">
+                    <div class="form-row">
+                        <label class="field">"Stack" <input name="stack" required data-testid="release-stack" /></label>
+                        <label class="field">"Version" <input name="version" required data-testid="release-version" /></label>
+                        <label class="field">"T-0 (UTC)" <input name="planned_at" required placeholder="2026-12-01 14:00" data-testid="release-at" /></label>
+                        <label class="field">"Owner" <input name="owner" placeholder="you" /></label>
+                        <label class="field">"Run"
+                            <select name="operation">
+                                <option value="update" selected>"update (no downtime)"</option>
+                                <option value="migrate">"migrate (app stopped)"</option>
+                                <option value="deploy">"deploy"</option>
+                            </select>
+                        </label>
+                    </div>
+                    <label class="field">"Sets in the env file (VAR=VALUE, one per line)" <textarea name="sets" rows="2" placeholder="PORTAL_VERSION=1.1.0" data-testid="release-sets"></textarea></label>
+                    <label class="field">"Notes" <textarea name="notes" rows="2"></textarea></label>
+                    <button class="button" type="submit" data-testid="create-release">"Plan it"</button>
+                </ActionForm>
+                {move || create.value().get().and_then(Result::err).map(|error| view! { <p class="error" role="alert">{error.to_string()}</p> })}
+            </section>
+        })}
+    }
+}
+
+#[component]
+fn ReleaseList(list: Vec<Release>) -> impl IntoView {
+    let rows = |wanted: &dyn Fn(ReleaseState) -> bool| -> Vec<Release> {
+        list.iter().filter(|r| wanted(r.state)).cloned().collect()
+    };
+    let groups = [
+        ("In progress", rows(&|state| state == ReleaseState::Running)),
+        ("Upcoming", rows(&ReleaseState::is_open)),
+        (
+            "Recent",
+            rows(&|state| !state.is_open() && state != ReleaseState::Running),
+        ),
+    ];
+    groups
+        .into_iter()
+        .filter(|(_, releases)| !releases.is_empty())
+        .map(|(heading, releases)| {
+            view! {
+                <section class="card">
+                    <h2>{heading}</h2>
+                    <Table testid="releases-table" headers=&["T-0", "Release", "State", "Checklist", "Owner"]>
+                        {releases.into_iter().map(|release| {
+                            let passed = release.items.iter().filter(|i| i.state == ItemState::Pass).count();
+                            view! {
+                                <tr data-release=release.id.clone() data-state=release.state.as_str()>
+                                    <td class="nowrap">{release.planned_at.clone()}</td>
+                                    <td><a href=format!("/releases/{}", release.id)>{release.title()}</a></td>
+                                    <td><span class=state_class(release.state)>{release.state.as_str()}</span></td>
+                                    <td>{format!("{passed} of {} pass", release.items.len())}</td>
+                                    <td>{release.owner.clone()}</td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </Table>
+                </section>
+            }
+        })
+        .collect_view()
+}
+
+#[component]
+pub fn ReleasePage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.with(|p| p.get("id").unwrap_or_default());
+    let tick = ServerAction::<TickReleaseItem>::new();
+    let check = ServerAction::<CheckRelease>::new();
+    let ship = ServerAction::<ShipRelease>::new();
+    let ticker = crate::components::ticker(std::time::Duration::from_secs(5));
+    let release = Resource::new(
+        move || {
+            (
+                id(),
+                tick.version().get(),
+                check.version().get(),
+                ship.version().get(),
+                ticker.get(),
+            )
+        },
+        |(id, ..)| get_release(id),
+    );
+    Effect::new(move |_| {
+        if let Some(Ok(run)) = ship.value().get() {
+            let navigate = leptos_router::hooks::use_navigate();
+            navigate(&format!("/runs/{run}"), Default::default());
+        }
+    });
+    view! {
+        <Transition fallback=|| view! { <p class="muted">"Loading the release…"</p> }>
+            {move || Suspend::new(async move {
+                match release.await {
+                    Ok(release) => view! { <ReleaseView release tick check ship /> }.into_any(),
+                    Err(error) => view! { <Title text="Release" /><p class="error">{error.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn ReleaseView(
+    release: Release,
+    tick: ServerAction<TickReleaseItem>,
+    check: ServerAction<CheckRelease>,
+    ship: ServerAction<ShipRelease>,
+) -> impl IntoView {
+    let closed = release.closed_items();
+    let mut sections: Vec<(String, Vec<ChecklistItem>)> = Vec::new();
+    for item in release.items.clone() {
+        match sections.iter_mut().find(|(name, _)| *name == item.section) {
+            Some((_, items)) => items.push(item),
+            None => sections.push((item.section.clone(), vec![item])),
+        }
+    }
+    let run_link = (!release.run_id.is_empty()).then(|| view! {
+        <p data-testid="release-run">"Run: " <a href=format!("/runs/{}", release.run_id)>{release.run_id.clone()}</a></p>
+    });
+    let id = release.id.clone();
+    let actions = release.can_ship.then(|| {
+        let (id_check, id_ship) = (id.clone(), id.clone());
+        let gate = if closed.is_empty() {
+            view! { <p data-testid="gate" data-open="true">"The gate is open: every required item passes."</p> }.into_any()
+        } else {
+            view! { <p class="error" data-testid="gate" data-open="false">{format!("The gate is closed: {}.", closed.join("; "))}</p> }.into_any()
+        };
+        view! {
+            <section class="card">
+                <h2>"Ship"</h2>
+                {gate}
+                <div class="actions">
+                    <ActionForm action=check>
+                        <input type="hidden" name="id" value=id_check />
+                        <button class="button secondary" type="submit" data-testid="check-release">"Check again"</button>
+                    </ActionForm>
+                    <ActionForm action=ship>
+                        <input type="hidden" name="id" value=id_ship />
+                        <button class="button" type="submit" data-testid="ship-release">"Ship it"</button>
+                    </ActionForm>
+                </div>
+                {move || ship.value().get().and_then(Result::err).or_else(|| check.value().get().and_then(Result::err)).map(|error| view! { <p class="error" role="alert">{error.to_string()}</p> })}
+            </section>
+        }
+    });
+    let sets = if release.sets.is_empty() {
+        "nothing (the compose and env files as they are)".to_owned()
+    } else {
+        release
+            .sets
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    view! {
+        <Title text=release.title() />
+        <h1>{release.title()}</h1>
+        <p class="lead" data-testid="release-state" data-state=release.state.as_str()>
+            <span class=state_class(release.state)>{release.state.as_str()}</span>
+            {format!(" · T-0 {} · owner {} · planned by {}", release.planned_at, release.owner, release.created_by)}
+        </p>
+        {run_link}
+        <section class="card">
+            <h2>"Plan"</h2>
+            <p>{format!("Sets {sets}; ships with {}.", release.plan.run)}</p>
+            {(!release.notes.is_empty()).then(|| view! { <p class="muted">{release.notes.clone()}</p> })}
+            {release.plan.problems.iter().map(|problem| view! { <p class="error">{problem.clone()}</p> }).collect_view()}
+            {(!release.plan.images.is_empty()).then(|| view! {
+                <Table testid="release-images" headers=&["Service", "Now", "After", "Present"]>
+                    {release.plan.images.clone().into_iter().map(|image| view! {
+                        <tr><td>{image.service}</td><td><code>{image.current}</code></td><td><code>{image.target}</code></td><td>{if image.present { "yes" } else { "no" }}</td></tr>
+                    }).collect_view()}
+                </Table>
+            })}
+        </section>
+        <section class="card" data-testid="checklist">
+            <h2>"Checklist"</h2>
+            {sections.into_iter().map(|(section, items)| view! {
+                <h3>{section}</h3>
+                <ul class="checklist">
+                    {items.into_iter().map(|item| view! { <ItemRow item release=id.clone() tick /> }).collect_view()}
+                </ul>
+            }).collect_view()}
+            {move || tick.value().get().and_then(Result::err).map(|error| view! { <p class="error" role="alert">{error.to_string()}</p> })}
+        </section>
+        {actions}
+    }
+}
+
+#[component]
+fn ItemRow(
+    item: ChecklistItem,
+    release: String,
+    tick: ServerAction<TickReleaseItem>,
+) -> impl IntoView {
+    let mark = match item.state {
+        ItemState::Pass => "✔",
+        ItemState::Fail => "✘",
+        ItemState::Open => "○",
+    };
+    let who = (!item.checked_by.is_empty())
+        .then(|| format!(" — {} at {}", item.checked_by, item.checked_at));
+    let kind = if item.automatic {
+        "checked by the console".to_owned()
+    } else {
+        format!("ticked by a {} or above", item.role)
+    };
+    let key = item.key.clone();
+    let form = item.can_tick.then(|| {
+        let ticked = item.state != ItemState::Pass;
+        view! {
+            <ActionForm action=tick attr:class="form-row">
+                <input type="hidden" name="release" value=release />
+                <input type="hidden" name="item" value=key.clone() />
+                <input type="hidden" name="ticked" value=ticked.to_string() />
+                {ticked.then(|| view! { <input name="note" placeholder="note (optional)" size="20" /> })}
+                <button class="button small secondary" type="submit" data-testid=format!("tick-{key}")>{if ticked { "Tick" } else { "Untick" }}</button>
+            </ActionForm>
+        }
+    });
+    view! {
+        <li data-item=item.key.clone() data-state=item.state.as_str()>
+            <span class=if item.state == ItemState::Pass { "status on" } else if item.state == ItemState::Fail { "status off" } else { "status" }>{mark}</span>
+            " " {item.title.clone()}
+            {(!item.required).then_some(" (optional)")}
+            <span class="muted">{format!(" · {kind}")}{who}</span>
+            {(!item.evidence.is_empty()).then(|| view! { <div class="muted evidence">{item.evidence.clone()}</div> })}
+            {(!item.note.is_empty()).then(|| view! { <div class="muted">{format!("Note: {}", item.note)}</div> })}
+            {form}
+        </li>
+    }
+}

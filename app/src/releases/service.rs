@@ -1,0 +1,614 @@
+//! The release store and its rules: planning a release with its checklist, ticking manual
+//! items, evaluating the automatic ones, the gate, and shipping (a run that first writes the
+//! release's settings to the env file). Every change by a person is audited in its own
+//! transaction.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::audit::service::{Actor, Audited};
+use crate::auth::{CurrentUser, Role};
+use crate::runs::{Operation, RunOptions, RunRequest, RunStatus};
+use crate::stacks::engine::Engine;
+use crate::stacks::StackSummary;
+use crate::store::{now_utc, Store, StoreError};
+
+use super::checks::{Subject, TEMPLATE};
+use super::{
+    ChecklistItem, ItemState, Release, ReleaseError, ReleasePlan, ReleaseState, TargetImage,
+};
+
+/// What a person asks for when planning a release.
+pub struct NewRelease {
+    pub stack: String,
+    pub version: String,
+    /// `VAR=VALUE` settings written to the env file when the release ships.
+    pub sets: Vec<(String, String)>,
+    pub operation: Operation,
+    /// T-0, RFC 3339 (UTC when no offset is given).
+    pub planned_at: String,
+    pub owner: String,
+    pub notes: String,
+}
+
+/// `VAR=VALUE` lines (blank lines skipped) as settings, each checked.
+pub fn parse_sets(text: &str) -> Result<Vec<(String, String)>, ReleaseError> {
+    let mut sets: Vec<(String, String)> = Vec::new();
+    for line in text.lines().map(str::trim).filter(|line| !line.is_empty()) {
+        let (name, value) = line
+            .split_once('=')
+            .ok_or_else(|| ReleaseError::Refused(format!("{line:?} is not VAR=VALUE")))?;
+        let (name, value) = (name.trim(), value.trim());
+        if !crate::stacks::compose::is_variable_name(name) {
+            return Err(ReleaseError::Refused(format!(
+                "{name:?} is not a variable name"
+            )));
+        }
+        if crate::stacks::secrets::is_secret_name(name) {
+            return Err(ReleaseError::Refused(format!(
+                "{name} holds a secret: a release shows what it sets, so set secrets in the env file"
+            )));
+        }
+        crate::stacks::env_file::check_plain(name, value).map_err(ReleaseError::Refused)?;
+        sets.retain(|(other, _)| other != name);
+        sets.push((name.to_owned(), value.to_owned()));
+    }
+    Ok(sets)
+}
+
+/// A time as people write it (`2026-12-01T14:00:00Z`, `2026-12-01 14:00`, UTC unless an offset
+/// is given), in the store's form.
+pub fn parse_time(text: &str) -> Result<String, ReleaseError> {
+    let text = text.trim();
+    let parsed = chrono::DateTime::parse_from_rfc3339(text)
+        .map(|at| at.with_timezone(&chrono::Utc))
+        .or_else(|_| {
+            [
+                "%Y-%m-%d %H:%M",
+                "%Y-%m-%dT%H:%M",
+                "%Y-%m-%d %H:%M:%S",
+                "%Y-%m-%dT%H:%M:%S",
+            ]
+            .iter()
+            .find_map(|format| chrono::NaiveDateTime::parse_from_str(text, format).ok())
+            .map(|naive| naive.and_utc())
+            .ok_or(())
+        })
+        .map_err(|()| {
+            ReleaseError::Refused(format!(
+                "{text:?} is not a time such as 2026-12-01 14:00 (UTC) or 2026-12-01T14:00:00+01:00"
+            ))
+        })?;
+    Ok(parsed.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+}
+
+/// Plans a release with the template's checklist; audited as `release.planned`.
+pub async fn create(
+    store: &Store,
+    actor: &Actor,
+    new: NewRelease,
+) -> Result<Release, ReleaseError> {
+    let version = new.version.trim();
+    if version.is_empty() || version.chars().count() > 64 {
+        return Err(ReleaseError::Refused(
+            "a release's version is 1 to 64 characters".into(),
+        ));
+    }
+    if !matches!(
+        new.operation,
+        Operation::Update | Operation::Migrate | Operation::Deploy
+    ) {
+        return Err(ReleaseError::Refused(format!(
+            "a release ships with an update, a migrate or a deploy, not a {}",
+            new.operation
+        )));
+    }
+    if new.notes.chars().count() > 2000 || new.owner.chars().count() > 100 {
+        return Err(ReleaseError::Refused(
+            "notes are at most 2000 characters and the owner's name 100".into(),
+        ));
+    }
+    let stack = crate::stacks::service::find(store, &new.stack).await?;
+    if !new.sets.is_empty() && stack.env_file.is_none() {
+        return Err(ReleaseError::Refused(format!(
+            "stack {} has no env file to write the release's settings to",
+            stack.name
+        )));
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let now = now_utc();
+    let owner = if new.owner.trim().is_empty() {
+        actor.name.clone()
+    } else {
+        new.owner.trim().to_owned()
+    };
+    let mut audited = Audited::begin(store).await?;
+    sqlx::query(
+        "INSERT INTO releases (id, stack, version, sets, operation, planned_at, owner, notes, state, run_id, created_by, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, '', $10, $11)",
+    )
+    .bind(&id)
+    .bind(&stack.name)
+    .bind(version)
+    .bind(serde_json::to_string(&new.sets).unwrap_or_default())
+    .bind(new.operation.as_str())
+    .bind(&new.planned_at)
+    .bind(&owner)
+    .bind(new.notes.trim())
+    .bind(ReleaseState::Planned.as_str())
+    .bind(&actor.name)
+    .bind(&now)
+    .execute(audited.db())
+    .await
+    .map_err(StoreError::from)?;
+    for (position, item) in TEMPLATE.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO release_items (release_id, position, item_key, section, title, automatic, required, role, state, evidence, files_digest, checked_by, checked_at, note) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', '', '', '', '', '')",
+        )
+        .bind(&id)
+        .bind(position as i64)
+        .bind(item.key)
+        .bind(item.section)
+        .bind(item.title)
+        .bind(i64::from(item.automatic))
+        .bind(i64::from(item.required))
+        .bind(item.role.as_str())
+        .execute(audited.db())
+        .await
+        .map_err(StoreError::from)?;
+    }
+    audited
+        .append(
+            actor,
+            "release.planned",
+            &stack.name,
+            json!({ "release": id, "version": version, "sets": new.sets, "operation": new.operation.as_str(), "planned_at": new.planned_at }),
+        )
+        .await?;
+    audited.commit().await?;
+    find(store, &id).await
+}
+
+#[derive(sqlx::FromRow)]
+struct ReleaseRecord {
+    id: String,
+    stack: String,
+    version: String,
+    sets: String,
+    operation: String,
+    planned_at: String,
+    owner: String,
+    notes: String,
+    state: String,
+    run_id: String,
+    created_by: String,
+    created_at: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct ItemRecord {
+    item_key: String,
+    section: String,
+    title: String,
+    automatic: i64,
+    required: i64,
+    role: String,
+    state: String,
+    evidence: String,
+    files_digest: String,
+    checked_by: String,
+    checked_at: String,
+    note: String,
+}
+
+const COLUMNS: &str = "id, stack, version, sets, operation, planned_at, owner, notes, state, \
+                       run_id, created_by, created_at";
+
+/// SHA-256 over the stack's compose and env files: an automatic item that passed on other
+/// files is open again.
+fn files_digest(stack: &StackSummary) -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    for path in std::iter::once(stack.compose_file.as_str()).chain(stack.env_file.as_deref()) {
+        digest.update(std::fs::read(path).unwrap_or_default());
+        digest.update([0]);
+    }
+    hex::encode(digest.finalize())
+}
+
+async fn with_items(store: &Store, record: ReleaseRecord) -> Result<Release, ReleaseError> {
+    let rows: Vec<ItemRecord> = sqlx::query_as(
+        "SELECT item_key, section, title, automatic, required, role, state, evidence, files_digest, \
+         checked_by, checked_at, note FROM release_items WHERE release_id = $1 ORDER BY position",
+    )
+    .bind(&record.id)
+    .fetch_all(store.pool())
+    .await
+    .map_err(StoreError::from)?;
+    let stack = crate::stacks::service::find(store, &record.stack)
+        .await
+        .ok();
+    let digest_now = stack.as_ref().map(files_digest).unwrap_or_default();
+    let items: Vec<ChecklistItem> = rows
+        .into_iter()
+        .map(|row| {
+            let mut state = row.state.parse().unwrap_or(ItemState::Open);
+            let mut evidence = row.evidence;
+            // Only this module writes these columns, from the typed values.
+            if row.automatic != 0 && state == ItemState::Pass && row.files_digest != digest_now {
+                state = ItemState::Open;
+                evidence = format!(
+                    "open again: the compose or env file changed since it passed ({evidence})"
+                );
+            }
+            ChecklistItem {
+                key: row.item_key,
+                section: row.section,
+                title: row.title,
+                automatic: row.automatic != 0,
+                required: row.required != 0,
+                role: row.role.parse().unwrap_or(Role::Admin),
+                state,
+                evidence,
+                checked_by: row.checked_by,
+                checked_at: row.checked_at,
+                note: row.note,
+                can_tick: false,
+            }
+        })
+        .collect();
+    let mut release = Release {
+        id: record.id,
+        stack: record.stack,
+        version: record.version,
+        sets: serde_json::from_str(&record.sets).unwrap_or_default(),
+        operation: record.operation.parse().unwrap_or(Operation::Update),
+        planned_at: record.planned_at,
+        owner: record.owner,
+        notes: record.notes,
+        state: record.state.parse().unwrap_or(ReleaseState::Planned),
+        run_id: record.run_id,
+        created_by: record.created_by,
+        created_at: record.created_at,
+        items,
+        plan: ReleasePlan::default(),
+        can_ship: false,
+    };
+    if release.state == ReleaseState::Planned && release.closed_items().is_empty() {
+        release.state = ReleaseState::Ready;
+    }
+    Ok(release)
+}
+
+/// One release with its checklist.
+pub async fn find(store: &Store, id: &str) -> Result<Release, ReleaseError> {
+    let record: Option<ReleaseRecord> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM releases WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(store.pool())
+            .await
+            .map_err(StoreError::from)?;
+    let record = record.ok_or_else(|| ReleaseError::NotFound(id.to_owned()))?;
+    with_items(store, record).await
+}
+
+/// Releases, by planned time: the newest 200.
+pub async fn list(store: &Store) -> Result<Vec<Release>, ReleaseError> {
+    let records: Vec<ReleaseRecord> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM releases ORDER BY planned_at DESC LIMIT 200"
+    ))
+    .fetch_all(store.pool())
+    .await
+    .map_err(StoreError::from)?;
+    let mut list = Vec::with_capacity(records.len());
+    for record in records {
+        list.push(with_items(store, record).await?);
+    }
+    Ok(list)
+}
+
+/// Marks what `user` may do with the release's items.
+pub fn permit(release: &mut Release, user: &CurrentUser) {
+    let open = release.state.is_open();
+    for item in &mut release.items {
+        item.can_tick = open && !item.automatic && user.role.allows(item.role);
+    }
+    release.can_ship = open && user.role.allows(Role::Operator);
+}
+
+/// Ticks or unticks a manual item as `user`, with a note; audited.
+pub async fn tick(
+    store: &Store,
+    user: &CurrentUser,
+    actor: &Actor,
+    (release_id, key): (&str, &str),
+    ticked: bool,
+    note: &str,
+) -> Result<Release, ReleaseError> {
+    if note.chars().count() > 500 {
+        return Err(ReleaseError::Refused(
+            "a note is at most 500 characters".into(),
+        ));
+    }
+    let mut release = find(store, release_id).await?;
+    permit(&mut release, user);
+    let item = release
+        .items
+        .iter()
+        .find(|item| item.key == key)
+        .ok_or_else(|| {
+            ReleaseError::Refused(format!("release {release_id} has no item {key:?}"))
+        })?;
+    if !release.state.is_open() {
+        return Err(ReleaseError::Refused(format!(
+            "the release is {}: its checklist is closed",
+            release.state
+        )));
+    }
+    if item.automatic {
+        return Err(ReleaseError::Refused(format!(
+            "“{}” is checked by the console, not ticked",
+            item.title
+        )));
+    }
+    if !item.can_tick {
+        return Err(ReleaseError::Refused(format!(
+            "“{}” is ticked by a {} or above",
+            item.title, item.role
+        )));
+    }
+    let state = if ticked {
+        ItemState::Pass
+    } else {
+        ItemState::Open
+    };
+    let mut audited = Audited::begin(store).await?;
+    sqlx::query(
+        "UPDATE release_items SET state = $1, checked_by = $2, checked_at = $3, note = $4 \
+         WHERE release_id = $5 AND item_key = $6",
+    )
+    .bind(state.as_str())
+    .bind(&user.name)
+    .bind(now_utc())
+    .bind(note.trim())
+    .bind(release_id)
+    .bind(key)
+    .execute(audited.db())
+    .await
+    .map_err(StoreError::from)?;
+    let action = if ticked {
+        "release.item_ticked"
+    } else {
+        "release.item_unticked"
+    };
+    audited
+        .append(
+            actor,
+            action,
+            &release.stack,
+            json!({ "release": release_id, "item": key, "note": note.trim() }),
+        )
+        .await?;
+    audited.commit().await?;
+    find(store, release_id).await
+}
+
+/// Evaluates every automatic item again and stores what each found.
+pub async fn check(
+    store: &Store,
+    engine: &Engine,
+    data_dir: &Path,
+    release_id: &str,
+) -> Result<Release, ReleaseError> {
+    let release = find(store, release_id).await?;
+    let stack = crate::stacks::service::find(store, &release.stack).await?;
+    let digest = files_digest(&stack);
+    let subject = Subject {
+        store,
+        engine,
+        stack: &stack,
+        sets: &release.sets,
+        data_dir,
+    };
+    let now = now_utc();
+    for item in release.items.iter().filter(|item| item.automatic) {
+        let (state, evidence) = subject.evaluate(&item.key).await;
+        // Never a value that may be a secret: evidence names variables and lengths only.
+        let evidence = crate::stacks::secrets::redact(
+            &evidence,
+            &crate::stacks::secrets::secret_values(
+                Path::new(&stack.compose_file),
+                stack.env_file.as_deref().map(Path::new),
+            )
+            .unwrap_or_default(),
+        );
+        sqlx::query(
+            "UPDATE release_items SET state = $1, evidence = $2, files_digest = $3, checked_by = 'slipway', checked_at = $4 \
+             WHERE release_id = $5 AND item_key = $6",
+        )
+        .bind(state.as_str())
+        .bind(&evidence)
+        .bind(&digest)
+        .bind(&now)
+        .bind(release_id)
+        .bind(&item.key)
+        .execute(store.pool())
+        .await
+        .map_err(StoreError::from)?;
+    }
+    find(store, release_id).await
+}
+
+/// What shipping the release would do now: per app service the image now and after.
+pub async fn plan(
+    store: &Store,
+    engine: &Engine,
+    release: &Release,
+) -> Result<ReleasePlan, ReleaseError> {
+    let stack = crate::stacks::service::find(store, &release.stack).await?;
+    let mut plan = ReleasePlan {
+        run: format!(
+            "{}{}",
+            release.operation,
+            if release.sets.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " after writing {} to the env file",
+                    release
+                        .sets
+                        .iter()
+                        .map(|(name, value)| format!("{name}={value}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        ),
+        ..ReleasePlan::default()
+    };
+    let definition = match crate::stacks::compose::load_with(
+        Path::new(&stack.compose_file),
+        stack.env_file.as_deref().map(Path::new),
+        &release.sets,
+    ) {
+        Ok(definition) => definition,
+        Err(error) => {
+            plan.problems.push(error.to_string());
+            return Ok(plan);
+        }
+    };
+    let running = engine
+        .project_containers(&stack.project)
+        .await
+        .unwrap_or_default();
+    for service in definition
+        .services
+        .iter()
+        .filter(|s| s.role == crate::stacks::ServiceRole::App)
+    {
+        let target = service.image_name(&stack.project);
+        let target_id = engine.image_id(&target).await.ok();
+        let current = running
+            .iter()
+            .find(|c| c.service == service.name && c.state == "running")
+            .map(|c| format!("{} ({})", c.image, short(&c.image_id)))
+            .unwrap_or_else(|| "not running".into());
+        plan.images.push(TargetImage {
+            service: service.name.clone(),
+            current,
+            target: match &target_id {
+                Some(id) => format!("{target} ({})", short(id)),
+                None => target.clone(),
+            },
+            present: target_id.is_some() || service.build.is_some(),
+        });
+    }
+    Ok(plan)
+}
+
+fn short(id: &str) -> &str {
+    let id = id.trim_start_matches("sha256:");
+    id.get(..12).unwrap_or(id)
+}
+
+/// Ships the release: the automatic items evaluated again, refused while a required item
+/// is not passed (named), then its run started (which writes the settings first). Returns
+/// the run; the release is `running` until the run ends.
+pub async fn ship(
+    (store, engine, data_dir): (&Store, &Engine, &Path),
+    actor: &Actor,
+    release_id: &str,
+    echo: bool,
+) -> Result<(crate::runs::recorder::RunHandle, StackSummary), ReleaseError> {
+    let release = check(store, engine, data_dir, release_id).await?;
+    if !release.state.is_open() {
+        return Err(ReleaseError::Refused(format!(
+            "release {} is {}: it ships once",
+            release.version, release.state
+        )));
+    }
+    let closed = release.closed_items();
+    if !closed.is_empty() {
+        return Err(ReleaseError::GateClosed(closed.join("; ")));
+    }
+    let request = RunRequest {
+        operation: release.operation,
+        target: String::new(),
+        options: RunOptions {
+            release: release.id.clone(),
+            ..RunOptions::default()
+        },
+    };
+    let (handle, stack) =
+        crate::runs::lock::start(store, &release.stack, request, actor, echo).await?;
+    let mut audited = Audited::begin(store).await?;
+    sqlx::query("UPDATE releases SET state = $1, run_id = $2 WHERE id = $3")
+        .bind(ReleaseState::Running.as_str())
+        .bind(&handle.run.id)
+        .bind(release_id)
+        .execute(audited.db())
+        .await
+        .map_err(StoreError::from)?;
+    audited
+        .append(
+            actor,
+            "release.shipped",
+            &release.stack,
+            json!({ "release": release_id, "version": release.version, "run": handle.run.id }),
+        )
+        .await?;
+    audited.commit().await?;
+    Ok((handle, stack))
+}
+
+/// The required items of the release that do not pass, by title; what `lock::begin` checks
+/// for a release's run (a run can only start through [`ship`], which evaluated them).
+pub async fn gate(store: &Store, stack: &str, release_id: &str) -> Result<(), String> {
+    let release = find(store, release_id)
+        .await
+        .map_err(|error| error.to_string())?;
+    if release.stack != stack || !release.state.is_open() {
+        return Err(format!(
+            "release {release_id} is not waiting to ship on {stack}"
+        ));
+    }
+    let closed = release.closed_items();
+    if closed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the release's gate is closed: {}",
+            closed.join("; ")
+        ))
+    }
+}
+
+/// The settings a release's run writes to the env file.
+pub async fn sets(store: &Store, release_id: &str) -> Result<Vec<(String, String)>, String> {
+    find(store, release_id)
+        .await
+        .map(|release| release.sets)
+        .map_err(|error| error.to_string())
+}
+
+/// Where a release stands once its run ended (in the run's finishing transaction).
+pub async fn finish_run<'c>(
+    db: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    release_id: &str,
+    status: RunStatus,
+) -> Result<(), StoreError> {
+    let state = match status {
+        RunStatus::Succeeded => ReleaseState::Done,
+        RunStatus::Cancelled => ReleaseState::Cancelled,
+        RunStatus::Running => return Ok(()),
+        RunStatus::Failed | RunStatus::Interrupted => ReleaseState::Failed,
+    };
+    sqlx::query("UPDATE releases SET state = $1 WHERE id = $2")
+        .bind(state.as_str())
+        .bind(release_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,369 @@
+//! Releases on the real engine with the sample portal: a release ships only once every
+//! required item of its checklist passes — from the console and the command line —, each
+//! automatic item fails on its bad input with the reason shown, an edited env file opens the
+//! items it passed again, and a shipped release writes its settings and follows its run.
+
+use std::time::Duration;
+
+use app::auth::Role;
+
+use crate::helpers::{
+    call, run_to_exit, run_with_stdin, signed_in, stack_add_args, Backend, RunningConsole,
+    SamplePortal, TestStore,
+};
+
+fn with_flags<'a>(args: &[&'a str], flags: &'a [String]) -> Vec<&'a str> {
+    let mut args = args.to_vec();
+    args.extend(flags.iter().map(String::as_str));
+    args
+}
+
+async fn release(
+    client: &reqwest::Client,
+    console: &RunningConsole,
+    id: &str,
+) -> serde_json::Value {
+    let found = call(client, console, "release", &[("id", id)]).await;
+    assert_eq!(found.status(), 200);
+    found.json().await.unwrap()
+}
+
+fn item<'a>(release: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
+    release["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["key"] == key)
+        .unwrap_or_else(|| panic!("no item {key} in {release}"))
+}
+
+async fn tick(
+    client: &reqwest::Client,
+    console: &RunningConsole,
+    id: &str,
+    key: &str,
+) -> reqwest::Response {
+    call(
+        client,
+        console,
+        "tick_release_item",
+        &[
+            ("release", id),
+            ("item", key),
+            ("ticked", "true"),
+            ("note", "done"),
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_release_ships_only_once_its_gate_is_open_and_follows_its_run() {
+    let portal = SamplePortal::add("sliprelease").await;
+    portal.run("deploy", "1.0.0").await.assert_success();
+    run_to_exit(&with_flags(&["backup", "portal"], &portal.flags), &[])
+        .await
+        .assert_success();
+    let listed = run_to_exit(
+        &with_flags(&["backups", "portal", "--json"], &portal.flags),
+        &[],
+    )
+    .await;
+    let backups: Vec<serde_json::Value> = serde_json::from_str(&listed.stdout).unwrap();
+    let backup = backups[0]["id"].as_str().unwrap().to_owned();
+    run_to_exit(
+        &with_flags(&["verify", "portal", &backup], &portal.flags),
+        &[],
+    )
+    .await
+    .assert_success();
+    let console = RunningConsole::start(&portal.store).await;
+    let viewer_password = portal.store.add_user("vera", Role::Viewer).await;
+    let viewer = signed_in(&console, "vera", &viewer_password).await;
+    let operator_password = portal.store.add_user("otto", Role::Operator).await;
+    let operator = signed_in(&console, "otto", &operator_password).await;
+    let approver_password = portal.store.add_user("tess", Role::Approver).await;
+    let approver = signed_in(&console, "tess", &approver_password).await;
+
+    let plan = [
+        ("stack", "portal"),
+        ("version", "1.1.0"),
+        ("sets", "PORTAL_VERSION=1.1.0"),
+        ("planned_at", "2026-12-01 14:00"),
+        ("operation", "update"),
+    ];
+    assert_eq!(
+        call(&viewer, &console, "create_release", &plan)
+            .await
+            .status(),
+        403
+    );
+    for (field, bad, why) in [
+        ("sets", "JWT_SECRET=x", "holds a secret"),
+        ("sets", "PORTAL_VERSION=1.1.0; rm", "a value is 1 to 200"),
+        ("planned_at", "next tuesday", "is not a time"),
+    ] {
+        let mut asked = plan.to_vec();
+        asked.retain(|(name, _)| *name != field);
+        asked.push((field, bad));
+        let refused = call(&operator, &console, "create_release", &asked).await;
+        assert_eq!(refused.status(), 422, "{field}={bad}");
+        assert!(refused.text().await.unwrap().contains(why), "{field}={bad}");
+    }
+    let created = call(&operator, &console, "create_release", &plan).await;
+    assert_eq!(created.status(), 200);
+    let id: String = created.json().await.unwrap();
+
+    let shown = release(&viewer, &console, &id).await;
+    assert_eq!(shown["state"], "planned");
+    assert_eq!(shown["planned_at"], "2026-12-01T14:00:00.000Z");
+    assert_eq!(shown["can_ship"], false, "a viewer sees no button");
+    let backend = shown["plan"]["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|image| image["service"] == "backend")
+        .unwrap();
+    assert!(
+        backend["current"]
+            .as_str()
+            .unwrap()
+            .contains("slipway-portal-backend:1.0.0")
+            && backend["target"]
+                .as_str()
+                .unwrap()
+                .contains("slipway-portal-backend:1.1.0")
+            && backend["present"] == true,
+        "{backend}"
+    );
+
+    // Closed: nothing ticked, nothing checked. Refused from the console and the shell.
+    let refused = call(&operator, &console, "ship_release", &[("id", &id)]).await;
+    assert_eq!(refused.status(), 409);
+    assert!(refused
+        .text()
+        .await
+        .unwrap()
+        .contains("Every change was reviewed and approved"),);
+    let shell = run_to_exit(&with_flags(&["release", "ship", &id], &portal.flags), &[]).await;
+    assert_eq!(shell.code, Some(1));
+    assert!(
+        shell.stderr.contains("The gate is closed"),
+        "{}",
+        shell.stderr
+    );
+    assert_eq!(portal.health().await["version"], "1.0.0");
+
+    // Items are ticked by their role; the review by an approver.
+    let by_operator = tick(&operator, &console, &id, "review.approved").await;
+    assert_eq!(by_operator.status(), 422);
+    assert!(by_operator.text().await.unwrap().contains("approver"));
+    assert_eq!(
+        tick(&approver, &console, &id, "review.approved")
+            .await
+            .status(),
+        200
+    );
+    for key in ["review.tests", "migrations.reviewed", "dependencies.audit"] {
+        assert_eq!(
+            tick(&operator, &console, &id, key).await.status(),
+            200,
+            "{key}"
+        );
+    }
+    // The last one from the command line, as a person with their password.
+    let ticked = run_with_stdin(
+        &with_flags(
+            &["release", "tick", &id, "communication.team", "--as", "otto"],
+            &portal.flags,
+        ),
+        &format!("{operator_password}\n"),
+    )
+    .await;
+    ticked.assert_success();
+    assert_eq!(
+        call(&operator, &console, "check_release", &[("id", &id)])
+            .await
+            .status(),
+        200
+    );
+    let checked = release(&operator, &console, &id).await;
+    for key in [
+        "env.required",
+        "env.secrets",
+        "env.urls",
+        "migrations.backup",
+        "dependencies.images",
+        "platform.engine",
+    ] {
+        assert_eq!(
+            item(&checked, key)["state"],
+            "pass",
+            "{key}: {}",
+            item(&checked, key)
+        );
+    }
+    assert!(item(&checked, "env.urls")["evidence"]
+        .as_str()
+        .unwrap()
+        .contains("backend DATABASE_URL → database"));
+    assert!(
+        !checked.to_string().contains("portal-sample-password"),
+        "no secret in the evidence"
+    );
+    assert_eq!(checked["state"], "ready");
+
+    // An edited env file opens the items that passed on it again.
+    let env = std::fs::read_to_string(portal.env_file()).unwrap();
+    std::fs::write(portal.env_file(), format!("{env}# touched\n")).unwrap();
+    let reopened = release(&operator, &console, &id).await;
+    assert_eq!(item(&reopened, "env.secrets")["state"], "open");
+    assert_eq!(reopened["state"], "planned");
+
+    // Shipping checks again, writes the setting and runs the update.
+    let shipped = call(&operator, &console, "ship_release", &[("id", &id)]).await;
+    assert_eq!(shipped.status(), 200);
+    let run: String = shipped.json().await.unwrap();
+    let mut state = String::new();
+    for _ in 0..240 {
+        state = release(&viewer, &console, &id).await["state"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if state != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(state, "done");
+    let done = release(&viewer, &console, &id).await;
+    assert_eq!(done["run_id"], run.as_str());
+    assert_eq!(portal.health().await["version"], "1.1.0");
+    assert!(std::fs::read_to_string(portal.env_file())
+        .unwrap()
+        .contains("PORTAL_VERSION=1.1.0\n"));
+    let again = call(&operator, &console, "ship_release", &[("id", &id)]).await;
+    assert_eq!(again.status(), 422);
+    let opened = portal.store.open().await;
+    let actions: Vec<(String,)> = sqlx::query_as(
+        "SELECT action FROM audit_events WHERE action LIKE 'release.%' ORDER BY seq",
+    )
+    .fetch_all(opened.pool())
+    .await
+    .unwrap();
+    opened.close().await;
+    let actions: Vec<String> = actions.into_iter().map(|(a,)| a).collect();
+    for action in [
+        "release.planned",
+        "release.item_ticked",
+        "release.shipped",
+        "release.applied",
+    ] {
+        assert!(actions.iter().any(|a| a == action), "{action}: {actions:?}");
+    }
+    console.terminate().await;
+}
+
+#[tokio::test]
+async fn each_automatic_item_fails_on_its_bad_input_with_the_reason() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    let (project, _cleanup) = crate::helpers::throwaway_project("slipchecks");
+    let dir = tempfile::tempdir().unwrap();
+    let compose = dir.path().join("docker-compose.yml");
+    std::fs::write(
+        &compose,
+        "services:\n  db:\n    image: slipway-portal-postgres:15\n    x-slipway: { role: data }\n  web:\n    image: slipway-absent:9.9.9\n    environment:\n      NEEDED: ${REQUIRED_X:?set REQUIRED_X}\n      DATABASE_URL: postgres://u:p@elsewhere:5432/app\n      JWT: ${JWT_SECRET}\n",
+    )
+    .unwrap();
+    let env = dir.path().join("app.env");
+    std::fs::write(&env, "REQUIRED_X=1\nJWT_SECRET=short10chr\n").unwrap();
+    let (compose, env_path) = (compose.display().to_string(), env.display().to_string());
+    run_to_exit(
+        &stack_add_args(
+            &flags,
+            "checks",
+            &compose,
+            &["--env-file", &env_path, "--project", &project],
+        ),
+        &[],
+    )
+    .await
+    .assert_success();
+    std::fs::write(&env, "JWT_SECRET=short10chr\n").unwrap();
+    let created = |sets: Vec<&'static str>| {
+        let flags = flags.clone();
+        async move {
+            let mut args = vec!["release", "create", "checks", "--version", "2.0"];
+            for set in sets {
+                args.extend(["--set", set]);
+            }
+            let args = with_flags(&args, &flags);
+            let said = run_to_exit(&args, &[]).await;
+            said.assert_success();
+            said.stdout.split_whitespace().nth(1).unwrap().to_owned()
+        }
+    };
+    let show = |id: String| {
+        let flags = flags.clone();
+        async move {
+            let said = run_to_exit(
+                &with_flags(&["release", "show", &id, "--json"], &flags),
+                &[],
+            )
+            .await;
+            said.assert_success();
+            serde_json::from_str::<serde_json::Value>(&said.stdout).unwrap()
+        }
+    };
+    let missing = show(created(vec![]).await).await;
+    let required = item(&missing, "env.required");
+    assert_eq!(required["state"], "fail");
+    assert!(
+        required["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("REQUIRED_X"),
+        "{required}"
+    );
+
+    let shown = show(created(vec!["REQUIRED_X=1"]).await).await;
+    assert_eq!(item(&shown, "env.required")["state"], "pass");
+    let expect = |key: &str, reason: &str| {
+        let found = item(&shown, key);
+        assert_eq!(found["state"], "fail", "{key}: {found}");
+        assert!(
+            found["evidence"].as_str().unwrap().contains(reason),
+            "{key}: {found}"
+        );
+    };
+    expect(
+        "env.secrets",
+        "JWT_SECRET has 10 characters; it needs at least 32",
+    );
+    expect("env.urls", "points at \"elsewhere\"");
+    expect(
+        "dependencies.images",
+        "slipway-absent:9.9.9 is not on the engine",
+    );
+    assert_eq!(
+        item(&shown, "migrations.backup")["state"],
+        "pass",
+        "no database is backed up"
+    );
+    assert!(
+        !shown.to_string().contains("short10chr"),
+        "the secret never shows"
+    );
+    let closed = run_to_exit(
+        &with_flags(&["release", "ship", shown["id"].as_str().unwrap()], &flags),
+        &[],
+    )
+    .await;
+    assert_eq!(closed.code, Some(1));
+    assert!(
+        closed.stderr.contains("Secrets are long enough"),
+        "{}",
+        closed.stderr
+    );
+}
