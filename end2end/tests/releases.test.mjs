@@ -1,6 +1,7 @@
 // A release of the sample portal through its checklist, in three browsers: a tech lead plans
 // release 1.1.0 and ticks the review, an operator ticks the rest, checks again, the gate opens,
-// the operator ships it and follows the run; a viewer sees the release and no button.
+// the operator ships it and follows the run, the tech lead's open page ticks the timeline
+// live; a viewer sees the release and no button.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -74,6 +75,12 @@ describe('a release through its checklist', () => {
     await shipper.page.waitForURL(/\/runs\/[0-9a-f-]+$/);
     await shipper.page.waitForSelector('[data-testid="run-status"][data-status="succeeded"]', { timeout: 120_000 });
     assert.equal(await version(), '1.1.0');
+    // The tech lead's page, left open, ticks "execute the deployment" by itself.
+    await planner.page.waitForSelector('tr[data-milestone="deploy"][data-state="done"]', { timeout: 30_000 });
+    await planner.page.waitForSelector('[data-testid="timeline-chart"] g[data-milestone="verify-now"][data-state="done"]', { timeout: 30_000 });
+    await planner.page.screenshot({ path: resolve(import.meta.dirname, '..', '..', 'target', 'screenshots', 'release-timeline.png'), fullPage: true });
+    assert.deepEqual(planner.errors, []);
+    assert.deepEqual(shipper.errors, []);
 
     const stakeholder = USERS.find((user) => user.role === 'viewer');
     const viewer = await signedInPage(running.browser, running.baseUrl, stakeholder, { path: new URL(releaseUrl).pathname });

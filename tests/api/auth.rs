@@ -216,6 +216,16 @@ fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
         ));
     }
     calls.push((
+        "mark_milestone",
+        Role::Operator,
+        pairs(&[
+            ("release", "no-such-release"),
+            ("milestone", "announce"),
+            ("state", "done"),
+        ]),
+        &[404],
+    ));
+    calls.push((
         "tick_release_item",
         Role::Operator,
         pairs(&[

@@ -61,22 +61,6 @@ async fn tick(
 async fn a_release_ships_only_once_its_gate_is_open_and_follows_its_run() {
     let portal = SamplePortal::add("sliprelease").await;
     portal.run("deploy", "1.0.0").await.assert_success();
-    run_to_exit(&with_flags(&["backup", "portal"], &portal.flags), &[])
-        .await
-        .assert_success();
-    let listed = run_to_exit(
-        &with_flags(&["backups", "portal", "--json"], &portal.flags),
-        &[],
-    )
-    .await;
-    let backups: Vec<serde_json::Value> = serde_json::from_str(&listed.stdout).unwrap();
-    let backup = backups[0]["id"].as_str().unwrap().to_owned();
-    run_to_exit(
-        &with_flags(&["verify", "portal", &backup], &portal.flags),
-        &[],
-    )
-    .await
-    .assert_success();
     let console = RunningConsole::start(&portal.store).await;
     let viewer_password = portal.store.add_user("vera", Role::Viewer).await;
     let viewer = signed_in(&console, "vera", &viewer_password).await;
@@ -113,6 +97,23 @@ async fn a_release_ships_only_once_its_gate_is_open_and_follows_its_run() {
     let created = call(&operator, &console, "create_release", &plan).await;
     assert_eq!(created.status(), 200);
     let id: String = created.json().await.unwrap();
+    // The backup made for this release (the timeline's "create a backup").
+    run_to_exit(&with_flags(&["backup", "portal"], &portal.flags), &[])
+        .await
+        .assert_success();
+    let listed = run_to_exit(
+        &with_flags(&["backups", "portal", "--json"], &portal.flags),
+        &[],
+    )
+    .await;
+    let backups: Vec<serde_json::Value> = serde_json::from_str(&listed.stdout).unwrap();
+    let backup = backups[0]["id"].as_str().unwrap().to_owned();
+    run_to_exit(
+        &with_flags(&["verify", "portal", &backup], &portal.flags),
+        &[],
+    )
+    .await
+    .assert_success();
 
     let shown = release(&viewer, &console, &id).await;
     assert_eq!(shown["state"], "planned");
@@ -237,6 +238,11 @@ async fn a_release_ships_only_once_its_gate_is_open_and_follows_its_run() {
     }
     assert_eq!(state, "done");
     let done = release(&viewer, &console, &id).await;
+    assert_eq!(
+        item(&done, "env.secrets")["state"],
+        "pass",
+        "a shipped release keeps the checklist it shipped on"
+    );
     assert_eq!(done["run_id"], run.as_str());
     assert_eq!(portal.health().await["version"], "1.1.0");
     assert!(std::fs::read_to_string(portal.env_file())
@@ -244,6 +250,84 @@ async fn a_release_ships_only_once_its_gate_is_open_and_follows_its_run() {
         .contains("PORTAL_VERSION=1.1.0\n"));
     let again = call(&operator, &console, "ship_release", &[("id", &id)]).await;
     assert_eq!(again.status(), 422);
+
+    // The timeline ticked itself from evidence; the rest is marked by its owners.
+    let milestone = |release: &serde_json::Value, key: &str| {
+        release["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["key"] == key)
+            .unwrap_or_else(|| panic!("no milestone {key}"))
+            .clone()
+    };
+    for key in ["checklist", "backup", "deploy", "verify-now"] {
+        let ticked = milestone(&done, key);
+        assert_eq!(ticked["state"], "done", "{key}: {ticked}");
+        assert_eq!(ticked["by"], "slipway", "{key}");
+    }
+    assert!(milestone(&done, "backup")["evidence"]
+        .as_str()
+        .unwrap()
+        .contains(&backup));
+    assert_eq!(
+        milestone(&done, "announce")["state"],
+        "due",
+        "T-24h is still ahead"
+    );
+    let mark =
+        |client: &reqwest::Client, key: &'static str, state: &'static str, reason: &'static str| {
+            let (client, id) = (client.clone(), id.clone());
+            let console = &console;
+            async move {
+                call(
+                    &client,
+                    console,
+                    "mark_milestone",
+                    &[
+                        ("release", id.as_str()),
+                        ("milestone", key),
+                        ("state", state),
+                        ("reason", reason),
+                    ],
+                )
+                .await
+                .status()
+            }
+        };
+    assert_eq!(
+        mark(&operator, "announce", "done", "").await,
+        422,
+        "the tech lead announces"
+    );
+    assert_eq!(mark(&approver, "announce", "done", "").await, 200);
+    assert_eq!(
+        mark(&operator, "deploy", "done", "").await,
+        422,
+        "evidence ticks it"
+    );
+    assert_eq!(
+        mark(&operator, "verify-flows", "skipped", "").await,
+        422,
+        "a skip says why"
+    );
+    assert_eq!(
+        mark(&operator, "verify-flows", "skipped", "no QA today").await,
+        200
+    );
+    let marked = release(&viewer, &console, &id).await;
+    assert_eq!(milestone(&marked, "announce")["by"], "tess");
+    assert_eq!(milestone(&marked, "verify-flows")["state"], "skipped");
+    let page = console.page(&viewer, &format!("/releases/{id}")).await;
+    assert!(
+        page.contains("data-testid=\"timeline-chart\"")
+            && page.contains("data-testid=\"timeline-now\""),
+        "the chart is drawn on the server"
+    );
+    assert!(
+        !page.contains("data-testid=\"ship-release\""),
+        "a viewer has no button"
+    );
     let opened = portal.store.open().await;
     let actions: Vec<(String,)> = sqlx::query_as(
         "SELECT action FROM audit_events WHERE action LIKE 'release.%' ORDER BY seq",
@@ -355,6 +439,13 @@ async fn each_automatic_item_fails_on_its_bad_input_with_the_reason() {
         !shown.to_string().contains("short10chr"),
         "the secret never shows"
     );
+    let announce = shown["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["key"] == "announce")
+        .unwrap();
+    assert_eq!(announce["state"], "overdue", "T-0 is now: T-24h has passed");
     let closed = run_to_exit(
         &with_flags(&["release", "ship", shown["id"].as_str().unwrap()], &flags),
         &[],

@@ -18,6 +18,7 @@ use crate::runs::{status_enum, Operation};
 pub mod checks;
 #[cfg(feature = "ssr")]
 pub mod service;
+pub mod timeline;
 
 status_enum! {
     /// Where a release stands.
@@ -73,6 +74,41 @@ pub struct ChecklistItem {
     pub can_tick: bool,
 }
 
+status_enum! {
+    /// Where a milestone of the timeline stands.
+    MilestoneState {
+        Due => "due",
+        /// Its planned time has passed and it is neither done nor skipped.
+        Overdue => "overdue",
+        Done => "done",
+        Skipped => "skipped",
+    }
+}
+
+/// One milestone of a release's timeline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Milestone {
+    pub key: String,
+    pub offset_minutes: i64,
+    pub action: String,
+    /// The owning role: the least role that marks it.
+    pub role: Role,
+    pub notes: String,
+    /// T-0 plus the offset.
+    pub planned_at: String,
+    pub state: MilestoneState,
+    /// Who marked it (`slipway` for evidence), when, and what showed it.
+    pub by: String,
+    pub at: String,
+    pub evidence: String,
+    /// Why it was skipped.
+    pub reason: String,
+    /// Ticked from evidence rather than by a person.
+    pub automatic: bool,
+    #[serde(default)]
+    pub can_mark: bool,
+}
+
 /// One app service's image now and once the release shipped.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetImage {
@@ -111,6 +147,11 @@ pub struct Release {
     pub created_by: String,
     pub created_at: String,
     pub items: Vec<ChecklistItem>,
+    #[serde(default)]
+    pub timeline: Vec<Milestone>,
+    /// When the release was read: where the timeline draws "now".
+    #[serde(default)]
+    pub now: String,
     #[serde(default)]
     pub plan: ReleasePlan,
     /// Whether the caller may ship it (the gate decides whether it goes).
@@ -285,6 +326,27 @@ pub async fn tick_release_item(
     .map_err(refuse)
 }
 
+/// Marks a milestone `done`, `skipped` (with a reason) or `due` again; a person of its role.
+#[server(prefix = "/api", endpoint = "mark_milestone")]
+pub async fn mark_milestone(
+    release: String,
+    milestone: String,
+    state: MilestoneState,
+    #[server(default)] reason: String,
+) -> Result<(), ReleaseError> {
+    let person = caller(Role::Operator).await?;
+    service::mark(
+        &person.console.store,
+        (&person.user, &person.actor),
+        (&release, &milestone),
+        state,
+        &reason,
+    )
+    .await
+    .map(|_| ())
+    .map_err(refuse)
+}
+
 /// Evaluates the release's automatic items again; operators and up.
 #[server(prefix = "/api", endpoint = "check_release")]
 pub async fn check_release(id: String) -> Result<(), ReleaseError> {
@@ -433,14 +495,14 @@ pub fn ReleasePage() -> impl IntoView {
     let tick = ServerAction::<TickReleaseItem>::new();
     let check = ServerAction::<CheckRelease>::new();
     let ship = ServerAction::<ShipRelease>::new();
+    let mark = ServerAction::<MarkMilestone>::new();
     let ticker = crate::components::ticker(std::time::Duration::from_secs(5));
     let release = Resource::new(
         move || {
             (
                 id(),
-                tick.version().get(),
-                check.version().get(),
-                ship.version().get(),
+                (tick.version().get(), check.version().get()),
+                (ship.version().get(), mark.version().get()),
                 ticker.get(),
             )
         },
@@ -456,7 +518,7 @@ pub fn ReleasePage() -> impl IntoView {
         <Transition fallback=|| view! { <p class="muted">"Loading the release…"</p> }>
             {move || Suspend::new(async move {
                 match release.await {
-                    Ok(release) => view! { <ReleaseView release tick check ship /> }.into_any(),
+                    Ok(release) => view! { <ReleaseView release tick check ship mark /> }.into_any(),
                     Err(error) => view! { <Title text="Release" /><p class="error">{error.to_string()}</p> }.into_any(),
                 }
             })}
@@ -470,8 +532,10 @@ fn ReleaseView(
     tick: ServerAction<TickReleaseItem>,
     check: ServerAction<CheckRelease>,
     ship: ServerAction<ShipRelease>,
+    mark: ServerAction<MarkMilestone>,
 ) -> impl IntoView {
     let closed = release.closed_items();
+    let timeline = view! { <Timeline release=release.clone() mark /> };
     let mut sections: Vec<(String, Vec<ChecklistItem>)> = Vec::new();
     for item in release.items.clone() {
         match sections.iter_mut().find(|(name, _)| *name == item.section) {
@@ -539,6 +603,7 @@ fn ReleaseView(
                 </Table>
             })}
         </section>
+        {timeline}
         <section class="card" data-testid="checklist">
             <h2>"Checklist"</h2>
             {sections.into_iter().map(|(section, items)| view! {
@@ -594,5 +659,128 @@ fn ItemRow(
             {(!item.note.is_empty()).then(|| view! { <div class="muted">{format!("Note: {}", item.note)}</div> })}
             {form}
         </li>
+    }
+}
+
+fn milestone_colour(state: MilestoneState) -> &'static str {
+    match state {
+        MilestoneState::Done => "#0f766e",
+        MilestoneState::Overdue => "#b91c1c",
+        MilestoneState::Skipped => "#94a3b8",
+        MilestoneState::Due => "#ffffff",
+    }
+}
+
+/// The timeline: a chart of planned and actual times with a line for now (SVG, drawn on the
+/// server so it reads without JavaScript), and the milestones with their marks.
+#[component]
+fn Timeline(release: Release, mark: ServerAction<MarkMilestone>) -> impl IntoView {
+    use timeline::{epoch_seconds, offset_label, position};
+    const LEFT: f64 = 60.0;
+    let step = if release.timeline.len() > 1 {
+        780.0 / (release.timeline.len() - 1) as f64
+    } else {
+        0.0
+    };
+    let planned: Vec<i64> = release
+        .timeline
+        .iter()
+        .map(|m| epoch_seconds(&m.planned_at).unwrap_or_default())
+        .collect();
+    let now_x = epoch_seconds(&release.now).map(|now| position(&planned, now, (LEFT, step)));
+    let marks = release
+        .timeline
+        .iter()
+        .enumerate()
+        .map(|(index, milestone)| {
+            let x = LEFT + step * index as f64;
+            let actual = (milestone.state == MilestoneState::Done)
+                .then(|| epoch_seconds(&milestone.at))
+                .flatten()
+                .map(|at| position(&planned, at, (LEFT, step)));
+            view! {
+                <g data-milestone=milestone.key.clone() data-state=milestone.state.as_str()>
+                    <title>{format!("{} {}: {}", offset_label(milestone.offset_minutes), milestone.action, milestone.state)}</title>
+                    {actual.map(|ax| view! {
+                        <line x1=x y1="40" x2=ax y2="70" stroke="#0f766e" stroke-width="1" />
+                        <rect x=ax - 4.0 y="66" width="8" height="8" fill="#0f766e" />
+                    })}
+                    <circle cx=x cy="40" r="7" fill=milestone_colour(milestone.state) stroke="#0f172a" stroke-width="1.5" />
+                    <text x=x y="100" text-anchor="middle" font-size="11">{offset_label(milestone.offset_minutes)}</text>
+                </g>
+            }
+        })
+        .collect_view();
+    let rows = release
+        .timeline
+        .iter()
+        .cloned()
+        .map(|milestone| view! { <MilestoneRow milestone release=release.id.clone() mark /> })
+        .collect_view();
+    view! {
+        <section class="card" data-testid="timeline">
+            <h2>"Timeline"</h2>
+            <svg viewBox="0 0 900 115" width="100%" role="img" aria-label="The release's timeline: planned milestones (circles), when each was done (squares), and now (the red line)" data-testid="timeline-chart">
+                <line x1="30" y1="40" x2="870" y2="40" stroke="#cbd5e1" stroke-width="2" />
+                {marks}
+                {now_x.map(|x| view! {
+                    <line x1=x y1="10" x2=x y2="85" stroke="#b91c1c" stroke-width="2" stroke-dasharray="4 3" data-testid="timeline-now" />
+                    <text x=x y="9" text-anchor="middle" font-size="10" fill="#b91c1c">"now"</text>
+                })}
+            </svg>
+            <Table testid="timeline-table" headers=&["When", "Planned", "Action", "Owner", "State", ""]>
+                {rows}
+            </Table>
+            {move || mark.value().get().and_then(Result::err).map(|error| view! { <p class="error" role="alert">{error.to_string()}</p> })}
+        </section>
+    }
+}
+
+#[component]
+fn MilestoneRow(
+    milestone: Milestone,
+    release: String,
+    mark: ServerAction<MarkMilestone>,
+) -> impl IntoView {
+    let detail = match milestone.state {
+        MilestoneState::Done if !milestone.evidence.is_empty() => format!(
+            "{} ({}, {})",
+            milestone.state, milestone.evidence, milestone.at
+        ),
+        MilestoneState::Done => format!("done by {} at {}", milestone.by, milestone.at),
+        MilestoneState::Skipped => format!("skipped by {}: {}", milestone.by, milestone.reason),
+        state => state.to_string(),
+    };
+    let key = milestone.key.clone();
+    let form = milestone.can_mark.then(|| {
+        let done = milestone.state != MilestoneState::Done;
+        let (release_skip, key_skip) = (release.clone(), key.clone());
+        view! {
+            <ActionForm action=mark attr:class="form-row">
+                <input type="hidden" name="release" value=release />
+                <input type="hidden" name="milestone" value=key.clone() />
+                <input type="hidden" name="state" value=if done { "done" } else { "due" } />
+                <button class="button small secondary" type="submit" data-testid=format!("mark-{key}")>{if done { "Done" } else { "Not done" }}</button>
+            </ActionForm>
+            {(milestone.state != MilestoneState::Skipped).then(|| view! {
+                <ActionForm action=mark attr:class="form-row">
+                    <input type="hidden" name="release" value=release_skip />
+                    <input type="hidden" name="milestone" value=key_skip.clone() />
+                    <input type="hidden" name="state" value="skipped" />
+                    <input name="reason" placeholder="why skip" size="12" required />
+                    <button class="button small secondary" type="submit" data-testid=format!("skip-{key_skip}")>"Skip"</button>
+                </ActionForm>
+            })}
+        }
+    });
+    view! {
+        <tr data-milestone=milestone.key.clone() data-state=milestone.state.as_str()>
+            <td class="nowrap">{timeline::offset_label(milestone.offset_minutes)}</td>
+            <td class="nowrap">{milestone.planned_at.clone()}</td>
+            <td>{milestone.action.clone()}<div class="muted">{milestone.notes.clone()}</div></td>
+            <td>{if milestone.automatic { "from evidence".to_owned() } else { milestone.role.to_string() }}</td>
+            <td><span class=if milestone.state == MilestoneState::Overdue { "status off" } else if milestone.state == MilestoneState::Done { "status on" } else { "status" }>{detail}</span></td>
+            <td>{form}</td>
+        </tr>
     }
 }

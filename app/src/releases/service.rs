@@ -15,8 +15,10 @@ use crate::stacks::StackSummary;
 use crate::store::{now_utc, Store, StoreError};
 
 use super::checks::{Subject, TEMPLATE};
+use super::timeline::{evidence_of, Evidence};
 use super::{
-    ChecklistItem, ItemState, Release, ReleaseError, ReleasePlan, ReleaseState, TargetImage,
+    ChecklistItem, ItemState, Milestone, MilestoneState, Release, ReleaseError, ReleasePlan,
+    ReleaseState, TargetImage,
 };
 
 /// What a person asks for when planning a release.
@@ -159,6 +161,22 @@ pub async fn create(
         .await
         .map_err(StoreError::from)?;
     }
+    for (position, milestone) in super::timeline::TEMPLATE.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO release_milestones (release_id, position, milestone_key, offset_minutes, action, role, notes, state, marked_by, marked_at, reason) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'due', '', '', '')",
+        )
+        .bind(&id)
+        .bind(position as i64)
+        .bind(milestone.key)
+        .bind(milestone.offset_minutes)
+        .bind(milestone.action)
+        .bind(milestone.role.as_str())
+        .bind(milestone.notes)
+        .execute(audited.db())
+        .await
+        .map_err(StoreError::from)?;
+    }
     audited
         .append(
             actor,
@@ -231,13 +249,19 @@ async fn with_items(store: &Store, record: ReleaseRecord) -> Result<Release, Rel
         .await
         .ok();
     let digest_now = stack.as_ref().map(files_digest).unwrap_or_default();
+    let still_planned = record.state == ReleaseState::Planned.as_str();
     let items: Vec<ChecklistItem> = rows
         .into_iter()
         .map(|row| {
             let mut state = row.state.parse().unwrap_or(ItemState::Open);
             let mut evidence = row.evidence;
-            // Only this module writes these columns, from the typed values.
-            if row.automatic != 0 && state == ItemState::Pass && row.files_digest != digest_now {
+            // Only this module writes these columns, from the typed values. A shipped
+            // release's checklist is what it shipped on (its own run wrote the env file).
+            if still_planned
+                && row.automatic != 0
+                && state == ItemState::Pass
+                && row.files_digest != digest_now
+            {
                 state = ItemState::Open;
                 evidence = format!(
                     "open again: the compose or env file changed since it passed ({evidence})"
@@ -259,7 +283,10 @@ async fn with_items(store: &Store, record: ReleaseRecord) -> Result<Release, Rel
             }
         })
         .collect();
+    let timeline = timeline(store, &record, &items).await?;
     let mut release = Release {
+        timeline,
+        now: now_utc(),
         id: record.id,
         stack: record.stack,
         version: record.version,
@@ -280,6 +307,221 @@ async fn with_items(store: &Store, record: ReleaseRecord) -> Result<Release, Rel
         release.state = ReleaseState::Ready;
     }
     Ok(release)
+}
+
+#[derive(sqlx::FromRow)]
+struct MilestoneRecord {
+    milestone_key: String,
+    offset_minutes: i64,
+    action: String,
+    role: String,
+    notes: String,
+    state: String,
+    marked_by: String,
+    marked_at: String,
+    reason: String,
+}
+
+fn stamp(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// The release's milestones with their planned times and where each stands: marked by a
+/// person, or read from the evidence of the checklist, the backups and the release's run.
+async fn timeline(
+    store: &Store,
+    record: &ReleaseRecord,
+    items: &[ChecklistItem],
+) -> Result<Vec<Milestone>, ReleaseError> {
+    let rows: Vec<MilestoneRecord> = sqlx::query_as(
+        "SELECT milestone_key, offset_minutes, action, role, notes, state, marked_by, marked_at, reason \
+         FROM release_milestones WHERE release_id = $1 ORDER BY position",
+    )
+    .bind(&record.id)
+    .fetch_all(store.pool())
+    .await
+    .map_err(StoreError::from)?;
+    let run: Option<(String, String, String)> =
+        sqlx::query_as("SELECT status, started_at, finished_at FROM runs WHERE id = $1")
+            .bind(&record.run_id)
+            .fetch_optional(store.pool())
+            .await
+            .map_err(StoreError::from)?;
+    let backup: Option<(String, String)> = sqlx::query_as(
+        "SELECT id, verified_at FROM backups WHERE stack = $1 AND verification = 'verified' \
+         AND started_at >= $2 ORDER BY started_at DESC LIMIT 1",
+    )
+    .bind(&record.stack)
+    .bind(&record.created_at)
+    .fetch_optional(store.pool())
+    .await
+    .map_err(StoreError::from)?;
+    let t0 = chrono::DateTime::parse_from_rfc3339(&record.planned_at)
+        .map(|at| at.with_timezone(&chrono::Utc))
+        .unwrap_or_else(|_| chrono::Utc::now());
+    let now = chrono::Utc::now();
+    let shipped = record.state != ReleaseState::Planned.as_str();
+    let checklist_done = shipped
+        || items
+            .iter()
+            .all(|item| !item.required || item.state == ItemState::Pass);
+    let last_checked = items
+        .iter()
+        .map(|item| item.checked_at.clone())
+        .max()
+        .unwrap_or_default();
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let planned = t0 + chrono::Duration::minutes(row.offset_minutes);
+            let kind = evidence_of(&row.milestone_key);
+            // Evidence: when, and what showed it.
+            let found: Option<(String, String)> = match kind {
+                Some(Evidence::ChecklistComplete) => checklist_done.then(|| {
+                    (
+                        last_checked.clone(),
+                        "every required checklist item passed".to_owned(),
+                    )
+                }),
+                Some(Evidence::VerifiedBackup) => backup.as_ref().map(|(id, verified_at)| {
+                    (
+                        verified_at.clone(),
+                        format!("backup {id}, verified by a restore drill"),
+                    )
+                }),
+                Some(Evidence::RunStarted) => run.as_ref().map(|(_, started, _)| {
+                    (started.clone(), format!("run {} started", record.run_id))
+                }),
+                Some(Evidence::RunPassed) => run
+                    .as_ref()
+                    .filter(|(status, ..)| status == RunStatus::Succeeded.as_str())
+                    .map(|(_, _, finished)| {
+                        (
+                            finished.clone(),
+                            format!("run {} passed its health checks", record.run_id),
+                        )
+                    }),
+                None => None,
+            };
+            let stored: MilestoneState = row.state.parse().unwrap_or(MilestoneState::Due);
+            let (state, by, at, evidence) = match (found, stored) {
+                (_, MilestoneState::Skipped) => (
+                    MilestoneState::Skipped,
+                    row.marked_by,
+                    row.marked_at,
+                    String::new(),
+                ),
+                (Some((at, evidence)), _) => {
+                    (MilestoneState::Done, "slipway".to_owned(), at, evidence)
+                }
+                (None, MilestoneState::Done) => (
+                    MilestoneState::Done,
+                    row.marked_by,
+                    row.marked_at,
+                    String::new(),
+                ),
+                (None, _) if planned < now => (
+                    MilestoneState::Overdue,
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ),
+                (None, _) => (
+                    MilestoneState::Due,
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ),
+            };
+            Milestone {
+                key: row.milestone_key,
+                offset_minutes: row.offset_minutes,
+                action: row.action,
+                role: row.role.parse().unwrap_or(Role::Admin),
+                notes: row.notes,
+                planned_at: stamp(planned),
+                state,
+                by,
+                at,
+                evidence,
+                reason: row.reason,
+                automatic: kind.is_some(),
+                can_mark: false,
+            }
+        })
+        .collect())
+}
+
+/// Marks a milestone done, skipped (with a reason) or due again, as `user` of its role;
+/// audited. Milestones with evidence follow it and are not marked by hand.
+pub async fn mark(
+    store: &Store,
+    (user, actor): (&CurrentUser, &Actor),
+    (release_id, key): (&str, &str),
+    state: MilestoneState,
+    reason: &str,
+) -> Result<Release, ReleaseError> {
+    let reason = reason.trim();
+    if reason.chars().count() > 500 {
+        return Err(ReleaseError::Refused(
+            "a reason is at most 500 characters".into(),
+        ));
+    }
+    if state == MilestoneState::Skipped && reason.is_empty() {
+        return Err(ReleaseError::Refused(
+            "say why the milestone is skipped".into(),
+        ));
+    }
+    if state == MilestoneState::Overdue {
+        return Err(ReleaseError::Refused(
+            "a milestone is marked done, skipped or due".into(),
+        ));
+    }
+    let mut release = find(store, release_id).await?;
+    permit(&mut release, user);
+    let milestone = release
+        .timeline
+        .iter()
+        .find(|m| m.key == key)
+        .ok_or_else(|| {
+            ReleaseError::Refused(format!("release {release_id} has no milestone {key:?}"))
+        })?;
+    if milestone.automatic {
+        return Err(ReleaseError::Refused(format!(
+            "“{}” ticks itself from evidence",
+            milestone.action
+        )));
+    }
+    if !milestone.can_mark {
+        return Err(ReleaseError::Refused(format!(
+            "“{}” is marked by a {} or above",
+            milestone.action, milestone.role
+        )));
+    }
+    let mut audited = Audited::begin(store).await?;
+    sqlx::query(
+        "UPDATE release_milestones SET state = $1, marked_by = $2, marked_at = $3, reason = $4 \
+         WHERE release_id = $5 AND milestone_key = $6",
+    )
+    .bind(state.as_str())
+    .bind(&user.name)
+    .bind(now_utc())
+    .bind(reason)
+    .bind(release_id)
+    .bind(key)
+    .execute(audited.db())
+    .await
+    .map_err(StoreError::from)?;
+    audited
+        .append(
+            actor,
+            &format!("release.milestone_{state}"),
+            &release.stack,
+            json!({ "release": release_id, "milestone": key, "reason": reason }),
+        )
+        .await?;
+    audited.commit().await?;
+    find(store, release_id).await
 }
 
 /// One release with its checklist.
@@ -316,6 +558,10 @@ pub fn permit(release: &mut Release, user: &CurrentUser) {
         item.can_tick = open && !item.automatic && user.role.allows(item.role);
     }
     release.can_ship = open && user.role.allows(Role::Operator);
+    let closed = matches!(release.state, ReleaseState::Cancelled);
+    for milestone in &mut release.timeline {
+        milestone.can_mark = !closed && !milestone.automatic && user.role.allows(milestone.role);
+    }
 }
 
 /// Ticks or unticks a manual item as `user`, with a note; audited.
