@@ -53,6 +53,8 @@ describe('a release through its checklist', () => {
     await planner.page.fill('[data-testid="release-version"]', '1.1.0');
     await planner.page.fill('[data-testid="release-at"]', '2026-12-01 14:00');
     await planner.page.fill('[data-testid="release-sets"]', 'PORTAL_VERSION=1.1.0');
+    // 1.1.0 brings a migration: it ships with a migrate run.
+    await planner.page.selectOption('select[name="operation"]', 'migrate');
     await planner.page.click('[data-testid="create-release"]');
     await planner.page.waitForURL(/\/releases\/[0-9a-f-]+$/);
     const releaseUrl = planner.page.url();

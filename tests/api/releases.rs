@@ -74,7 +74,7 @@ async fn a_release_ships_only_once_its_gate_is_open_and_follows_its_run() {
         ("version", "1.1.0"),
         ("sets", "PORTAL_VERSION=1.1.0"),
         ("planned_at", "2026-12-01 14:00"),
-        ("operation", "update"),
+        ("operation", "migrate"),
     ];
     assert_eq!(
         call(&viewer, &console, "create_release", &plan)
@@ -114,6 +114,27 @@ async fn a_release_ships_only_once_its_gate_is_open_and_follows_its_run() {
     )
     .await
     .assert_success();
+
+    // 1.1.0 brings a migration: a release that ships it with an update is held back.
+    let mut as_update = plan.to_vec();
+    as_update.retain(|(name, _)| *name != "operation");
+    as_update.push(("operation", "update"));
+    let by_update: String = call(&operator, &console, "create_release", &as_update)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let checked = call(&operator, &console, "check_release", &[("id", &by_update)]).await;
+    assert_eq!(checked.status(), 200);
+    let pending = release(&operator, &console, &by_update).await;
+    let pending = item(&pending, "migrations.pending");
+    assert_eq!(pending["state"], "fail", "{pending}");
+    let said = pending["evidence"].as_str().unwrap();
+    assert!(
+        said.contains("backend 20240301_invoice_due_dates")
+            && said.contains("plan the release with migrate"),
+        "{said}"
+    );
 
     let shown = release(&viewer, &console, &id).await;
     assert_eq!(shown["state"], "planned");
@@ -193,8 +214,10 @@ async fn a_release_ships_only_once_its_gate_is_open_and_follows_its_run() {
         "env.required",
         "env.secrets",
         "env.urls",
+        "migrations.pending",
         "migrations.backup",
         "dependencies.images",
+        "dependencies.checks",
         "platform.engine",
     ] {
         assert_eq!(
@@ -213,6 +236,14 @@ async fn a_release_ships_only_once_its_gate_is_open_and_follows_its_run() {
         "no secret in the evidence"
     );
     assert_eq!(checked["state"], "ready");
+    assert!(item(&checked, "migrations.pending")["evidence"]
+        .as_str()
+        .unwrap()
+        .contains("pending: backend 20240301_invoice_due_dates"));
+    assert!(item(&checked, "dependencies.checks")["evidence"]
+        .as_str()
+        .unwrap()
+        .contains("audit: 0 critical vulnerabilities"));
 
     // An edited env file opens the items that passed on it again.
     let env = std::fs::read_to_string(portal.env_file()).unwrap();
@@ -245,6 +276,14 @@ async fn a_release_ships_only_once_its_gate_is_open_and_follows_its_run() {
     );
     assert_eq!(done["run_id"], run.as_str());
     assert_eq!(portal.health().await["version"], "1.1.0");
+    assert_eq!(
+        portal.sql(
+            "SELECT count(*) FROM information_schema.columns \
+             WHERE table_name = 'invoices' AND column_name = 'due_on'"
+        ),
+        "1",
+        "the migrate run applied 1.1.0's migration"
+    );
     assert!(std::fs::read_to_string(portal.env_file())
         .unwrap()
         .contains("PORTAL_VERSION=1.1.0\n"));
@@ -357,7 +396,7 @@ async fn each_automatic_item_fails_on_its_bad_input_with_the_reason() {
     let compose = dir.path().join("docker-compose.yml");
     std::fs::write(
         &compose,
-        "services:\n  db:\n    image: slipway-portal-postgres:15\n    x-slipway: { role: data }\n  web:\n    image: slipway-absent:9.9.9\n    environment:\n      NEEDED: ${REQUIRED_X:?set REQUIRED_X}\n      DATABASE_URL: postgres://u:p@elsewhere:5432/app\n      JWT: ${JWT_SECRET}\n",
+        "services:\n  db:\n    image: slipway-portal-postgres:15\n    x-slipway: { role: data }\n  web:\n    image: slipway-absent:9.9.9\n    environment:\n      NEEDED: ${REQUIRED_X:?set REQUIRED_X}\n      DATABASE_URL: postgres://u:p@elsewhere:5432/app\n      JWT: ${JWT_SECRET}\n  checker:\n    image: slipway-portal-backend:1.0.0\n    environment: { PORTAL_AUDIT_FINDS: \"2\" }\n    x-slipway: { release_check: [audit] }\n",
     )
     .unwrap();
     let env = dir.path().join("app.env");
@@ -430,6 +469,11 @@ async fn each_automatic_item_fails_on_its_bad_input_with_the_reason() {
         "dependencies.images",
         "slipway-absent:9.9.9 is not on the engine",
     );
+    assert!(item(&shown, "dependencies.checks")["evidence"]
+        .as_str()
+        .unwrap()
+        .contains("2 critical vulnerabilities"));
+    expect("dependencies.checks", "checker: audit exited with 1: ");
     assert_eq!(
         item(&shown, "migrations.backup")["state"],
         "pass",

@@ -109,6 +109,11 @@ pub const TEMPLATE: &[TemplateItem] = &[
         Role::Operator,
     ),
     automatic(
+        "migrations.pending",
+        "Database migrations",
+        "Pending migrations listed, and the release's run applies them",
+    ),
+    automatic(
         "migrations.backup",
         "Database migrations",
         "A verified backup younger than an hour",
@@ -117,6 +122,11 @@ pub const TEMPLATE: &[TemplateItem] = &[
         "dependencies.images",
         "Dependencies",
         "Every target image is on the engine or can be built",
+    ),
+    automatic(
+        "dependencies.checks",
+        "Dependencies",
+        "The release checks pass in the new images (x-slipway.release_check)",
     ),
     manual(
         "dependencies.audit",
@@ -155,6 +165,8 @@ pub struct Subject<'a> {
     pub engine: &'a Engine,
     pub stack: &'a StackSummary,
     pub sets: &'a [(String, String)],
+    /// The run the release ships with.
+    pub operation: crate::runs::Operation,
     pub data_dir: &'a Path,
 }
 
@@ -192,7 +204,9 @@ impl Subject<'_> {
             }),
             "env.secrets" => self.secrets(),
             "env.urls" => self.urls(),
+            "migrations.pending" => self.pending_migrations().await,
             "migrations.backup" => self.backup().await,
+            "dependencies.checks" => self.release_checks().await,
             "dependencies.images" => self.images().await,
             "platform.engine" => self.platform().await,
             other => Err(format!("no automatic check is called {other}")),
@@ -282,6 +296,125 @@ impl Subject<'_> {
             "no service sets DATABASE_URL, REDIS_URL or REDIS_ADDR".to_owned()
         } else {
             seen.join("; ")
+        })
+    }
+
+    /// Runs `command` in a one-off container of `service` as the release defines it (its new
+    /// image) on the stack's network (made if the stack never ran); the exit code and the
+    /// lines it printed.
+    async fn run_in(
+        &self,
+        definition: &StackDefinition,
+        service: &crate::stacks::compose::ServiceDefinition,
+        command: &[String],
+    ) -> Result<(i64, Vec<String>), String> {
+        crate::stacks::lifecycle::prepare(self.engine, definition, &self.stack.project)
+            .await
+            .map_err(|error| error.to_string())?;
+        let printed = std::sync::Mutex::new(Vec::new());
+        let folder = Path::new(&self.stack.compose_file)
+            .parent()
+            .unwrap_or(Path::new("/"));
+        let code = crate::stacks::lifecycle::run_once(
+            self.engine,
+            &self.stack.project,
+            service,
+            folder,
+            command,
+            |line| {
+                printed
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .push(line);
+                async { Ok(()) }
+            },
+        )
+        .await
+        .map_err(|error| error.to_string())?;
+        Ok((
+            code,
+            printed
+                .into_inner()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        ))
+    }
+
+    /// Each service's `migrate_status` in its new image: the migrations its run must apply.
+    async fn pending_migrations(&self) -> Result<String, String> {
+        let definition = self.definition()?;
+        let mut pending = Vec::new();
+        let mut asked = 0;
+        for service in &definition.services {
+            let Some(command) = &service.migrate_status else {
+                continue;
+            };
+            asked += 1;
+            let (code, lines) = self.run_in(&definition, service, command).await?;
+            if code != 0 {
+                return Err(format!(
+                    "{}: {} exited with {code}: {}",
+                    service.name,
+                    command.join(" "),
+                    lines.last().cloned().unwrap_or_default()
+                ));
+            }
+            pending.extend(
+                lines
+                    .iter()
+                    .map(|line| line.trim())
+                    .filter(|line| !line.is_empty())
+                    .map(|line| format!("{} {line}", service.name)),
+            );
+        }
+        if asked == 0 {
+            return Ok("no service names x-slipway.migrate_status".into());
+        }
+        if pending.is_empty() {
+            return Ok("no migration is pending".into());
+        }
+        let listed = format!("pending: {}", pending.join(", "));
+        if self.operation == crate::runs::Operation::Update {
+            return Err(format!(
+                "{listed}; an update applies none: plan the release with migrate"
+            ));
+        }
+        Ok(listed)
+    }
+
+    /// Each service's `release_check` in a one-off container of its new image must exit 0.
+    async fn release_checks(&self) -> Result<String, String> {
+        let definition = self.definition()?;
+        let mut passed = Vec::new();
+        for service in &definition.services {
+            let Some(command) = &service.release_check else {
+                continue;
+            };
+            let (code, lines) = self.run_in(&definition, service, command).await?;
+            let said = lines
+                .iter()
+                .rev()
+                .take(3)
+                .rev()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" / ");
+            if code != 0 {
+                return Err(format!(
+                    "{}: {} exited with {code}: {said}",
+                    service.name,
+                    command.join(" ")
+                ));
+            }
+            passed.push(format!(
+                "{}: {} passed ({said})",
+                service.name,
+                command.join(" ")
+            ));
+        }
+        Ok(if passed.is_empty() {
+            "no service names x-slipway.release_check".to_owned()
+        } else {
+            passed.join("; ")
         })
     }
 

@@ -656,6 +656,7 @@ pub async fn check(
         engine,
         stack: &stack,
         sets: &release.sets,
+        operation: release.operation,
         data_dir,
     };
     let now = now_utc();

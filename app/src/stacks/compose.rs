@@ -74,6 +74,11 @@ pub struct ServiceDefinition {
     /// The command (in the service's image) that applies one migration's rollback SQL;
     /// `{migration}` is replaced by the migration's name. Slipway then removes its record.
     pub rollback_migration: Option<Vec<String>>,
+    /// The command (in the service's image) that prints the pending migrations, one per line.
+    pub migrate_status: Option<Vec<String>>,
+    /// The command (in a one-off container of the release's image) that must pass before a
+    /// release ships: a team's tests, lint or dependency audit.
+    pub release_check: Option<Vec<String>>,
     /// The variables its definition interpolates: who must be replaced when one changes.
     pub variables: BTreeSet<String>,
     /// The whole typed service, for creating its containers.
@@ -126,6 +131,8 @@ struct SlipwaySettings {
     healthy_within: Option<String>,
     migrations_table: Option<String>,
     rollback_migration: Option<Vec<String>>,
+    migrate_status: Option<Vec<String>>,
+    release_check: Option<Vec<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -475,6 +482,8 @@ fn service_definition(name: &str, service: Service) -> Result<ServiceDefinition,
             }
             command => command,
         },
+        migrate_status: settings.migrate_status,
+        release_check: settings.release_check,
         variables: BTreeSet::new(),
         compose: service,
     })
