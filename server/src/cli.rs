@@ -286,6 +286,9 @@ pub enum ReleaseCommand {
     /// settings are written and its run follows here.
     Ship {
         id: String,
+        /// Ship outside the stack's deploy window, saying why (audited).
+        #[arg(long = "override", value_name = "WHY", default_value = "")]
+        override_reason: String,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -317,6 +320,29 @@ pub enum StackCommand {
         /// Whether deploy, update and migrate need an approval too.
         #[arg(long)]
         gate_changes: Option<bool>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Show a stack's release policy, or change the parts given: changes only through
+    /// releases, and the deploy window.
+    Releases {
+        /// The stack's name.
+        name: String,
+        /// Deploy, update and migrate only as a release's run.
+        #[arg(long)]
+        only: Option<bool>,
+        /// The window's time zone, e.g. Europe/Berlin.
+        #[arg(long)]
+        time_zone: Option<String>,
+        /// Allowed days, e.g. mon-fri ("" for every day).
+        #[arg(long)]
+        days: Option<String>,
+        /// Allowed hours, e.g. 09:00-17:00 ("" for all day).
+        #[arg(long)]
+        hours: Option<String>,
+        /// Freezes, one per line: FROM to TO why ("" for none).
+        #[arg(long)]
+        freezes: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
     },

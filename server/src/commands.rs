@@ -497,6 +497,65 @@ pub async fn request_rollback(
     request_approval(name, request, (as_user, reason), store_args).await
 }
 
+/// What `slipway stack releases` was asked to change.
+pub struct ReleasePolicyChange {
+    pub only: Option<bool>,
+    pub time_zone: Option<String>,
+    pub days: Option<String>,
+    pub hours: Option<String>,
+    pub freezes: Option<String>,
+}
+
+/// `slipway stack releases NAME [--only BOOL] [--time-zone TZ] [--days D] [--hours H] [--freezes F]`.
+pub async fn release_policy(
+    name: &str,
+    change: ReleasePolicyChange,
+    store_args: &StoreArgs,
+) -> Result<String, CommandError> {
+    let store = open_store(store_args).await?;
+    let outcome = async {
+        let current = app::releases::service::policy(&store, name)
+            .await
+            .map_err(StartupError::from)?;
+        let wanted = app::releases::ReleasePolicy {
+            releases_only: change.only.unwrap_or(current.releases_only),
+            time_zone: change
+                .time_zone
+                .unwrap_or_else(|| current.time_zone.clone()),
+            days: change.days.unwrap_or_else(|| current.days.clone()),
+            hours: change.hours.unwrap_or_else(|| current.hours.clone()),
+            freezes: change.freezes.unwrap_or_else(|| current.freezes.clone()),
+        };
+        if wanted != current {
+            app::releases::service::set_policy(&store, &Actor::command_line(), name, &wanted)
+                .await?;
+        }
+        Ok::<_, CommandError>(wanted)
+    }
+    .await;
+    store.close().await;
+    let policy = outcome?;
+    let or = |text: &str, default: &str| {
+        if text.is_empty() {
+            default.to_owned()
+        } else {
+            text.to_owned()
+        }
+    };
+    Ok(format!(
+        "{name}: deploy/update/migrate {}; window {} {} {}; freezes: {}",
+        if policy.releases_only {
+            "only through releases"
+        } else {
+            "run directly too"
+        },
+        or(&policy.days, "every day"),
+        or(&policy.hours, "all day"),
+        or(&policy.time_zone, "UTC"),
+        or(&policy.freezes.replace('\n', "; "), "none")
+    ))
+}
+
 /// `slipway flags NAME [--json]`.
 pub async fn list_flags(
     name: &str,
@@ -805,14 +864,18 @@ pub async fn tick_release(
 }
 
 /// `slipway release ship ID`: refused while the gate is closed; the run follows here.
-pub async fn ship_release(id: &str, store_args: &StoreArgs) -> Result<String, CommandError> {
+pub async fn ship_release(
+    id: &str,
+    override_reason: &str,
+    store_args: &StoreArgs,
+) -> Result<String, CommandError> {
     let store = open_store(store_args).await?;
     let outcome = async {
         let engine = Engine::connect().map_err(StackError::from)?;
         let (handle, stack) = app::releases::service::ship(
             (&store, &engine, &store_args.data_dir),
             &Actor::command_line(),
-            id,
+            (id, override_reason),
             true,
         )
         .await?;

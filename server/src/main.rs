@@ -12,9 +12,10 @@ use server::cli::{
 };
 use server::commands::{
     add_stack, add_user, approval_policy, audit_head, backup_policy, create_release,
-    init_audit_key, list_approvals, list_backups, list_flags, print_logs, request_approval,
-    request_rollback, run_operation, ship_release, show_release, stack_status, tick_release,
-    verify_audit, wait_for_approval, LogsRequest, PolicyChange, RollbackChoice,
+    init_audit_key, list_approvals, list_backups, list_flags, print_logs, release_policy,
+    request_approval, request_rollback, run_operation, ship_release, show_release, stack_status,
+    tick_release, verify_audit, wait_for_approval, LogsRequest, PolicyChange, ReleasePolicyChange,
+    RollbackChoice,
 };
 use server::startup::StartupError;
 use tracing_subscriber::EnvFilter;
@@ -210,10 +211,36 @@ fn main() -> ExitCode {
                 .await
                 .map(Some)
                 .map_err(|e| e.to_string()),
-            Command::Release(ReleaseCommand::Ship { id, store }) => ship_release(&id, &store)
+            Command::Release(ReleaseCommand::Ship {
+                id,
+                override_reason,
+                store,
+            }) => ship_release(&id, &override_reason, &store)
                 .await
                 .map(Some)
                 .map_err(|e| e.to_string()),
+            Command::Stack(StackCommand::Releases {
+                name,
+                only,
+                time_zone,
+                days,
+                hours,
+                freezes,
+                store,
+            }) => release_policy(
+                &name,
+                ReleasePolicyChange {
+                    only,
+                    time_zone,
+                    days,
+                    hours,
+                    freezes,
+                },
+                &store,
+            )
+            .await
+            .map(Some)
+            .map_err(|e| e.to_string()),
             Command::Flags { name, json, store } => list_flags(&name, json, &store)
                 .await
                 .map(Some)

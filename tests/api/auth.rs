@@ -68,6 +68,16 @@ fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
         ("approvals_waiting", Role::Viewer, vec![]),
         ("broken_glass", Role::Viewer, pairs(&[("stack", "")])),
         ("releases", Role::Viewer, vec![]),
+        (
+            "release_policy",
+            Role::Viewer,
+            pairs(&[("stack", "matrix")]),
+        ),
+        (
+            "set_release_policy",
+            Role::Admin,
+            pairs(&[("stack", "matrix"), ("time_zone", "UTC")]),
+        ),
         ("flags", Role::Viewer, pairs(&[("stack", "matrix")])),
         (
             "rollback_targets",

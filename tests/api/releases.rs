@@ -252,8 +252,41 @@ async fn a_release_ships_only_once_its_gate_is_open_and_follows_its_run() {
     assert_eq!(item(&reopened, "env.secrets")["state"], "open");
     assert_eq!(reopened["state"], "planned");
 
-    // Shipping checks again, writes the setting and runs the update.
-    let shipped = call(&operator, &console, "ship_release", &[("id", &id)]).await;
+    // A freeze now holds every change back; only an admin ships through it, saying why.
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let freeze = format!("{today} to {today} end-of-year freeze");
+    run_to_exit(
+        &with_flags(
+            &["stack", "releases", "portal", "--freezes", &freeze],
+            &portal.flags,
+        ),
+        &[],
+    )
+    .await
+    .assert_success();
+    let frozen = call(&operator, &console, "ship_release", &[("id", &id)]).await;
+    assert_eq!(frozen.status(), 422);
+    assert!(frozen.text().await.unwrap().contains("end-of-year freeze"));
+    let by_operator = call(
+        &operator,
+        &console,
+        "ship_release",
+        &[("id", &id), ("override_reason", "the fix cannot wait")],
+    )
+    .await;
+    assert_eq!(by_operator.status(), 422);
+    assert!(by_operator.text().await.unwrap().contains("only an admin"));
+    let admin_password = portal.store.add_user("ada", Role::Admin).await;
+    let admin = signed_in(&console, "ada", &admin_password).await;
+
+    // Shipping checks again, writes the setting and runs the migrate.
+    let shipped = call(
+        &admin,
+        &console,
+        "ship_release",
+        &[("id", &id), ("override_reason", "the fix cannot wait")],
+    )
+    .await;
     assert_eq!(shipped.status(), 200);
     let run: String = shipped.json().await.unwrap();
     let mut state = String::new();
@@ -500,5 +533,98 @@ async fn each_automatic_item_fails_on_its_bad_input_with_the_reason() {
         closed.stderr.contains("Secrets are long enough"),
         "{}",
         closed.stderr
+    );
+}
+
+#[tokio::test]
+async fn a_stack_that_changes_only_through_releases_and_in_its_window_refuses_other_runs() {
+    let portal = SamplePortal::add("sliponly").await;
+    portal.run("deploy", "1.0.0").await.assert_success();
+    let policy = |args: &[&str]| {
+        let mut all = vec!["stack", "releases", "portal"];
+        all.extend_from_slice(args);
+        let flags = portal.flags.clone();
+        let all: Vec<String> = all.into_iter().map(str::to_owned).collect();
+        async move {
+            let args: Vec<&str> = all.iter().map(String::as_str).collect();
+            run_to_exit(&with_flags(&args, &flags), &[]).await
+        }
+    };
+    let set = policy(&["--only", "true"]).await;
+    set.assert_success();
+    assert!(
+        set.stdout.contains("only through releases"),
+        "{}",
+        set.stdout
+    );
+    let direct = portal.run("update", "1.0.0").await;
+    assert_eq!(direct.code, Some(1));
+    assert!(
+        direct.stderr.contains("changes only through releases"),
+        "{}",
+        direct.stderr
+    );
+    // Start, stop and backups stay possible.
+    portal.run("stop", "1.0.0").await.assert_success();
+    portal.run("start", "1.0.0").await.assert_success();
+
+    // A window that excludes today refuses a change; a bad window is refused by name.
+    let weekday = chrono::Utc::now().format("%a").to_string().to_lowercase();
+    let other_days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .into_iter()
+        .filter(|day| *day != weekday)
+        .collect::<Vec<_>>()
+        .join(",");
+    policy(&["--only", "false", "--days", &other_days])
+        .await
+        .assert_success();
+    let outside = portal.run("update", "1.0.0").await;
+    assert_eq!(outside.code, Some(1));
+    assert!(
+        outside.stderr.contains("outside the deploy window"),
+        "{}",
+        outside.stderr
+    );
+    let bad = policy(&["--time-zone", "Mars/Olympus"]).await;
+    assert_eq!(bad.code, Some(1));
+    assert!(bad.stderr.contains("is not a time zone"), "{}", bad.stderr);
+
+    // A release planned in a freeze is flagged.
+    policy(&[
+        "--days",
+        "",
+        "--freezes",
+        "2026-12-20 to 2027-01-02 holidays",
+    ])
+    .await
+    .assert_success();
+    portal.run("update", "1.0.0").await.assert_success();
+    let created = run_to_exit(
+        &with_flags(
+            &[
+                "release",
+                "create",
+                "portal",
+                "--version",
+                "1.1.0",
+                "--at",
+                "2026-12-24 10:00",
+            ],
+            &portal.flags,
+        ),
+        &[],
+    )
+    .await;
+    created.assert_success();
+    let id = created.stdout.split_whitespace().nth(1).unwrap().to_owned();
+    let opened = portal.store.open().await;
+    let release = app::releases::service::find(&opened, &id).await.unwrap();
+    opened.close().await;
+    assert!(
+        release
+            .window_note
+            .contains("in the freeze 2026-12-20 to 2027-01-02 holidays"),
+        "{}",
+        release.window_note
     );
 }

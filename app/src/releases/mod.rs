@@ -19,6 +19,24 @@ pub mod checks;
 #[cfg(feature = "ssr")]
 pub mod service;
 pub mod timeline;
+#[cfg(feature = "ssr")]
+pub mod windows;
+
+/// A stack's release policy (admins set it): changes only through releases, and the deploy
+/// window in which they run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleasePolicy {
+    /// Deploy, update and migrate run only as a release's run.
+    pub releases_only: bool,
+    /// IANA name; UTC when empty.
+    pub time_zone: String,
+    /// `mon-fri`, `mon,wed`; every day when empty.
+    pub days: String,
+    /// `09:00-17:00`; all day when empty.
+    pub hours: String,
+    /// One per line: `2026-12-20 to 2027-01-02 holidays` (times may follow the dates).
+    pub freezes: String,
+}
 
 status_enum! {
     /// Where a release stands.
@@ -157,6 +175,9 @@ pub struct Release {
     /// Whether the caller may ship it (the gate decides whether it goes).
     #[serde(default)]
     pub can_ship: bool,
+    /// Why T-0 falls outside the stack's deploy window (empty when it does not).
+    #[serde(default)]
+    pub window_note: String,
 }
 
 impl Release {
@@ -363,16 +384,25 @@ pub async fn check_release(id: String) -> Result<(), ReleaseError> {
     .map_err(refuse)
 }
 
-/// Ships the release when its gate is open; operators and up. Returns the run's id.
+/// Ships the release when its gate is open; operators and up. Returns the run's id. An
+/// admin may ship it outside the stack's deploy window by saying why (`override_reason`).
 #[server(prefix = "/api", endpoint = "ship_release")]
-pub async fn ship_release(id: String) -> Result<String, ReleaseError> {
+pub async fn ship_release(
+    id: String,
+    #[server(default)] override_reason: String,
+) -> Result<String, ReleaseError> {
     let operator = caller(Role::Operator).await?;
+    if !override_reason.trim().is_empty() && !operator.user.role.allows(Role::Admin) {
+        return Err(refuse(ReleaseError::Refused(
+            "only an admin ships outside the deploy window".into(),
+        )));
+    }
     let engine = engine_of(&operator)?;
     let console = &operator.console;
     let (handle, stack) = service::ship(
         (&console.store, &engine, &console.data_dir),
         &operator.actor,
-        &id,
+        (&id, &override_reason),
         false,
     )
     .await
@@ -384,6 +414,80 @@ pub async fn ship_release(id: String) -> Result<String, ReleaseError> {
         .start(handle, engine, stack)
         .map_err(|error| refuse(ReleaseError::from(error)))?;
     Ok(run)
+}
+
+/// The stack's release policy; everyone signed in reads it.
+#[server(prefix = "/api", endpoint = "release_policy")]
+pub async fn get_release_policy(stack: String) -> Result<ReleasePolicy, ReleaseError> {
+    let reader = crate::auth::guard::authorized_for(
+        Role::Viewer,
+        crate::auth::service::Activity::Background,
+    )
+    .await
+    .map_err(refuse)?;
+    service::policy(&reader.console.store, &stack)
+        .await
+        .map_err(refuse)
+}
+
+/// Sets the stack's release policy; admins only.
+#[server(prefix = "/api", endpoint = "set_release_policy")]
+pub async fn set_release_policy(
+    stack: String,
+    #[server(default)] releases_only: bool,
+    #[server(default)] time_zone: String,
+    #[server(default)] days: String,
+    #[server(default)] hours: String,
+    #[server(default)] freezes: String,
+) -> Result<(), ReleaseError> {
+    let admin = caller(Role::Admin).await?;
+    let policy = ReleasePolicy {
+        releases_only,
+        time_zone,
+        days,
+        hours,
+        freezes,
+    };
+    service::set_policy(&admin.console.store, &admin.actor, &stack, &policy)
+        .await
+        .map_err(refuse)
+}
+
+/// The stack's release policy as an admin's form on its page.
+#[component]
+pub fn ReleasePolicyForm(stack: String) -> impl IntoView {
+    let saved = ServerAction::<SetReleasePolicy>::new();
+    let name = stack.clone();
+    let policy = Resource::new(
+        move || (name.clone(), saved.version().get()),
+        |(stack, _)| get_release_policy(stack),
+    );
+    view! {
+        <section class="card" data-testid="release-policy">
+            <h2>"Releases and deploy window"</h2>
+            <Transition fallback=|| ()>
+                {move || {
+                    let stack = stack.clone();
+                    Suspend::new(async move {
+                        policy.await.map(|policy| view! {
+                            <ActionForm action=saved>
+                                <input type="hidden" name="stack" value=stack />
+                                <label class="check"><input name="releases_only" type="checkbox" value="true" checked=policy.releases_only />" Deploy, update and migrate only through releases"</label>
+                                <div class="form-row">
+                                    <label class="field">"Time zone" <input name="time_zone" value=policy.time_zone placeholder="UTC" /></label>
+                                    <label class="field">"Days" <input name="days" value=policy.days placeholder="mon-fri" /></label>
+                                    <label class="field">"Hours" <input name="hours" value=policy.hours placeholder="09:00-17:00" /></label>
+                                </div>
+                                <label class="field">"Freezes (FROM to TO why, one per line)" <textarea name="freezes" rows="2" placeholder="2026-12-20 to 2027-01-02 holidays">{policy.freezes}</textarea></label>
+                                <button class="button secondary" type="submit" data-testid="save-release-policy">"Save"</button>
+                            </ActionForm>
+                        })
+                    })
+                }}
+            </Transition>
+            {move || saved.value().get().and_then(Result::err).map(|error| view! { <p class="error" role="alert">{error.to_string()}</p> })}
+        </section>
+    }
 }
 
 fn state_class(state: ReleaseState) -> &'static str {
@@ -547,6 +651,7 @@ fn ReleaseView(
         <p data-testid="release-run">"Run: " <a href=format!("/runs/{}", release.run_id)>{release.run_id.clone()}</a></p>
     });
     let id = release.id.clone();
+    let is_admin = crate::auth::signed_in_user().is_some_and(|user| user.role.allows(Role::Admin));
     let actions = release.can_ship.then(|| {
         let (id_check, id_ship) = (id.clone(), id.clone());
         let gate = if closed.is_empty() {
@@ -563,8 +668,9 @@ fn ReleaseView(
                         <input type="hidden" name="id" value=id_check />
                         <button class="button secondary" type="submit" data-testid="check-release">"Check again"</button>
                     </ActionForm>
-                    <ActionForm action=ship>
+                    <ActionForm action=ship attr:class="form-row">
                         <input type="hidden" name="id" value=id_ship />
+                        {is_admin.then(|| view! { <input name="override_reason" placeholder="outside the window? why (admins)" size="28" /> })}
                         <button class="button" type="submit" data-testid="ship-release">"Ship it"</button>
                     </ActionForm>
                 </div>
@@ -590,6 +696,7 @@ fn ReleaseView(
             {format!(" · T-0 {} · owner {} · planned by {}", release.planned_at, release.owner, release.created_by)}
         </p>
         {run_link}
+        {(!release.window_note.is_empty()).then(|| view! { <p class="error" data-testid="window-note">{release.window_note.clone()}</p> })}
         <section class="card">
             <h2>"Plan"</h2>
             <p>{format!("Sets {sets}; ships with {}.", release.plan.run)}</p>

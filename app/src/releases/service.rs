@@ -302,7 +302,14 @@ async fn with_items(store: &Store, record: ReleaseRecord) -> Result<Release, Rel
         items,
         plan: ReleasePlan::default(),
         can_ship: false,
+        window_note: String::new(),
     };
+    if release.state.is_open() || release.state == ReleaseState::Planned {
+        let policy = policy(store, &release.stack).await?;
+        release.window_note = super::windows::refusal(&policy, Some(&release.planned_at))
+            .map(|why| format!("T-0 is {why}"))
+            .unwrap_or_default();
+    }
     if release.state == ReleaseState::Planned && release.closed_items().is_empty() {
         release.state = ReleaseState::Ready;
     }
@@ -522,6 +529,102 @@ pub async fn mark(
         .await?;
     audited.commit().await?;
     find(store, release_id).await
+}
+
+/// The stack's release policy; the defaults (anything goes, any time) when none is set.
+pub async fn policy(store: &Store, stack: &str) -> Result<super::ReleasePolicy, StoreError> {
+    let row: Option<(i64, String, String, String, String)> = sqlx::query_as(
+        "SELECT releases_only, time_zone, days, hours, freezes FROM release_policies WHERE stack = $1",
+    )
+    .bind(stack)
+    .fetch_optional(store.pool())
+    .await?;
+    Ok(row
+        .map(
+            |(releases_only, time_zone, days, hours, freezes)| super::ReleasePolicy {
+                releases_only: releases_only != 0,
+                time_zone,
+                days,
+                hours,
+                freezes,
+            },
+        )
+        .unwrap_or_default())
+}
+
+/// Sets the stack's release policy (checked first); audited as `release.policy_set`.
+pub async fn set_policy(
+    store: &Store,
+    actor: &Actor,
+    stack: &str,
+    policy: &super::ReleasePolicy,
+) -> Result<(), ReleaseError> {
+    super::windows::Window::of(policy).map_err(ReleaseError::Refused)?;
+    if [&policy.time_zone, &policy.days, &policy.hours]
+        .iter()
+        .any(|text| text.chars().count() > 100)
+        || policy.freezes.chars().count() > 2000
+    {
+        return Err(ReleaseError::Refused(
+            "the policy's texts are too long".into(),
+        ));
+    }
+    crate::stacks::service::find(store, stack).await?;
+    let mut audited = Audited::begin(store).await?;
+    sqlx::query("DELETE FROM release_policies WHERE stack = $1")
+        .bind(stack)
+        .execute(audited.db())
+        .await
+        .map_err(StoreError::from)?;
+    sqlx::query(
+        "INSERT INTO release_policies (stack, releases_only, time_zone, days, hours, freezes, updated_by, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(stack)
+    .bind(i64::from(policy.releases_only))
+    .bind(policy.time_zone.trim())
+    .bind(policy.days.trim())
+    .bind(policy.hours.trim())
+    .bind(policy.freezes.trim())
+    .bind(&actor.name)
+    .bind(now_utc())
+    .execute(audited.db())
+    .await
+    .map_err(StoreError::from)?;
+    audited
+        .append(actor, "release.policy_set", stack, json!(policy))
+        .await?;
+    Ok(audited.commit().await?)
+}
+
+/// Why a change run of `request` on `stack` may not start now: only through a release, or
+/// outside the deploy window without an admin's override. What `lock::begin` asks.
+pub async fn change_refusal(
+    store: &Store,
+    stack: &str,
+    request: &RunRequest,
+) -> Result<Option<String>, StoreError> {
+    if !matches!(
+        request.operation,
+        Operation::Deploy | Operation::Update | Operation::Migrate
+    ) {
+        return Ok(None);
+    }
+    let policy = policy(store, stack).await?;
+    if policy.releases_only && request.options.release.is_empty() {
+        return Ok(Some(format!(
+            "stack {stack} changes only through releases: plan one on the Releases page (or `slipway release create`)"
+        )));
+    }
+    if !request.options.window_override.is_empty() {
+        return Ok(None);
+    }
+    Ok(super::windows::refusal(&policy, None).map(|why| {
+        format!(
+            "a {} of {stack} is {why}; an admin may ship a release anyway, saying why",
+            request.operation
+        )
+    }))
 }
 
 /// One release with its checklist.
@@ -766,9 +869,14 @@ fn short(id: &str) -> &str {
 pub async fn ship(
     (store, engine, data_dir): (&Store, &Engine, &Path),
     actor: &Actor,
-    release_id: &str,
+    (release_id, window_override): (&str, &str),
     echo: bool,
 ) -> Result<(crate::runs::recorder::RunHandle, StackSummary), ReleaseError> {
+    if window_override.chars().count() > 500 {
+        return Err(ReleaseError::Refused(
+            "an override's reason is at most 500 characters".into(),
+        ));
+    }
     let release = check(store, engine, data_dir, release_id).await?;
     if !release.state.is_open() {
         return Err(ReleaseError::Refused(format!(
@@ -785,6 +893,7 @@ pub async fn ship(
         target: String::new(),
         options: RunOptions {
             release: release.id.clone(),
+            window_override: window_override.trim().to_owned(),
             ..RunOptions::default()
         },
     };
@@ -803,7 +912,7 @@ pub async fn ship(
             actor,
             "release.shipped",
             &release.stack,
-            json!({ "release": release_id, "version": release.version, "run": handle.run.id }),
+            json!({ "release": release_id, "version": release.version, "run": handle.run.id, "window_override": window_override.trim() }),
         )
         .await?;
     audited.commit().await?;

@@ -103,6 +103,13 @@ pub async fn begin(
             run.operation, run.stack
         )));
     }
+    let asked = run.request();
+    if let Some(why) = crate::releases::service::change_refusal(store, &run.stack, &asked)
+        .await
+        .map_err(|error| RunError::from(error))?
+    {
+        return Err(RunError::Refused(why));
+    }
     if !run.options.release.is_empty() {
         crate::releases::service::gate(store, &run.stack, &run.options.release)
             .await

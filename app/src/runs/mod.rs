@@ -129,6 +129,10 @@ pub struct RunOptions {
     /// and the run starts only while the release's gate is open).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub release: String,
+    /// Why an admin ships a release outside the stack's deploy window (never set from a
+    /// request that is not an admin's).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub window_override: String,
     /// A backup's note, in the words of whoever asked for it (`slipway backup --why`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub why: String,

@@ -165,6 +165,7 @@ pub fn StackPage() -> impl IntoView {
         <crate::flags::FlagsSection stack=name() can_set=is_operator />
         {move || is_operator.then(|| view! { <crate::approvals::RollbackForm stack=name() /> })}
         {move || is_admin.then(|| view! { <crate::approvals::ApprovalPolicyForm stack=name() /> })}
+        {move || is_admin.then(|| view! { <crate::releases::ReleasePolicyForm stack=name() /> })}
         <StackLogs name=Signal::derive(name) />
         <Troubleshooting name=Signal::derive(name) />
     }
