@@ -106,7 +106,7 @@ pub async fn begin(
     let asked = run.request();
     if let Some(why) = crate::releases::service::change_refusal(store, &run.stack, &asked)
         .await
-        .map_err(|error| RunError::from(error))?
+        .map_err(RunError::from)?
     {
         return Err(RunError::Refused(why));
     }
