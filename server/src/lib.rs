@@ -1,6 +1,7 @@
 //! The `slipway` binary's library half: command line, start-up and the HTTP server.
 //! `main.rs` only parses arguments and reports failures; tests drive the same code.
 
+pub mod calendar;
 pub mod cli;
 pub mod commands;
 pub mod live;

@@ -193,6 +193,10 @@ pub fn router(state: ServerState) -> Router {
     let sessions = session_layer(&state);
     Router::new()
         .route("/healthz", get(healthz))
+        .route(
+            crate::calendar::CALENDAR_PATH,
+            get(crate::calendar::calendar_feed),
+        )
         .route(&events_path("{id}"), get(run_events))
         .route(&log_events_path("{name}"), get(log_events))
         .leptos_routes_with_context(&state, routes, provide_console.clone(), {

@@ -73,6 +73,12 @@ fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
             Role::Viewer,
             pairs(&[("stack", "matrix")]),
         ),
+        ("make_calendar_link", Role::Viewer, vec![]),
+        (
+            "revoke_calendar_link",
+            Role::Admin,
+            pairs(&[("user", "target")]),
+        ),
         (
             "set_release_policy",
             Role::Admin,

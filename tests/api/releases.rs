@@ -628,3 +628,109 @@ async fn a_stack_that_changes_only_through_releases_and_in_its_window_refuses_ot
         release.window_note
     );
 }
+
+#[tokio::test]
+async fn the_calendar_feed_parses_and_answers_only_a_live_token() {
+    use icalendar::Component;
+    let portal = SamplePortal::add("slipcalendar").await;
+    let created = run_to_exit(
+        &with_flags(
+            &[
+                "release",
+                "create",
+                "portal",
+                "--version",
+                "1.1.0",
+                "--at",
+                "2026-12-01 14:00",
+            ],
+            &portal.flags,
+        ),
+        &[],
+    )
+    .await;
+    created.assert_success();
+    let console = RunningConsole::start(&portal.store).await;
+    let viewer_password = portal.store.add_user("vera", Role::Viewer).await;
+    let viewer = signed_in(&console, "vera", &viewer_password).await;
+    let admin_password = portal.store.add_user("ada", Role::Admin).await;
+    let admin = signed_in(&console, "ada", &admin_password).await;
+    let token: String = call(&viewer, &console, "make_calendar_link", &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let feed = |path: String| {
+        let url = console.url(&path);
+        async move {
+            let response = reqwest::get(url).await.unwrap();
+            let status = response.status().as_u16();
+            let kind = response
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            (status, kind, response.text().await.unwrap())
+        }
+    };
+    let (status, kind, body) = feed(format!("/calendar/portal.ics?token={token}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(kind.starts_with("text/calendar"), "{kind}");
+    let calendar: icalendar::Calendar = body.parse().expect("an iCalendar feed that parses");
+    let events: Vec<&icalendar::Event> = calendar.events().collect();
+    assert_eq!(events.len(), 12, "the release and its eleven milestones");
+    let window = events
+        .iter()
+        .find(|e| {
+            e.get_summary()
+                .unwrap_or_default()
+                .starts_with("Release portal 1.1.0")
+        })
+        .expect("the release's window");
+    assert_eq!(
+        window.get_start(),
+        Some(icalendar::DatePerhapsTime::DateTime(
+            icalendar::CalendarDateTime::Utc("2026-12-01T14:00:00Z".parse().unwrap())
+        ))
+    );
+    assert!(events.iter().any(|e| e
+        .get_summary()
+        .unwrap_or_default()
+        .starts_with("T-24h portal 1.1.0: Announce")));
+
+    // Nothing for a wrong token, nor for another stack's name; a new link ends the old one.
+    let (status, _, body) = feed("/calendar/portal.ics?token=guess".into()).await;
+    assert_eq!(status, 401);
+    assert!(!body.contains("1.1.0"));
+    assert_eq!(
+        feed(format!("/calendar/nope.ics?token={token}")).await.0,
+        404
+    );
+    let newer: String = call(&viewer, &console, "make_calendar_link", &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        feed(format!("/calendar/portal.ics?token={token}")).await.0,
+        401
+    );
+    assert_eq!(
+        feed(format!("/calendar/portal.ics?token={newer}")).await.0,
+        200
+    );
+    // An admin revokes it.
+    let revoked = call(
+        &admin,
+        &console,
+        "revoke_calendar_link",
+        &[("user", "vera")],
+    )
+    .await;
+    assert_eq!(revoked.json::<bool>().await.unwrap(), true);
+    assert_eq!(
+        feed(format!("/calendar/portal.ics?token={newer}")).await.0,
+        401
+    );
+    console.terminate().await;
+}

@@ -68,6 +68,7 @@ pub fn AdminPage() -> impl IntoView {
                 })}
             </Transition>
         </section>
+        <crate::releases::CalendarRevokeForm />
     }
 }
 

@@ -15,6 +15,8 @@ use crate::errors::UserFacing;
 use crate::runs::{status_enum, Operation};
 
 #[cfg(feature = "ssr")]
+pub mod calendar;
+#[cfg(feature = "ssr")]
 pub mod checks;
 #[cfg(feature = "ssr")]
 pub mod service;
@@ -416,6 +418,28 @@ pub async fn ship_release(
     Ok(run)
 }
 
+/// Makes the caller's calendar link token (an earlier one stops working); everyone signed in.
+#[server(prefix = "/api", endpoint = "make_calendar_link")]
+pub async fn make_calendar_link() -> Result<String, ReleaseError> {
+    let person = caller(Role::Viewer).await?;
+    calendar::issue(&person.console.store, &person.actor, &person.user.id)
+        .await
+        .map_err(refuse)
+}
+
+/// Revokes a user's calendar link; admins only.
+#[server(prefix = "/api", endpoint = "revoke_calendar_link")]
+pub async fn revoke_calendar_link(user: String) -> Result<bool, ReleaseError> {
+    let admin = caller(Role::Admin).await?;
+    let found = crate::auth::users::find_by_name(&admin.console.store, &user)
+        .await
+        .map_err(refuse)?
+        .ok_or_else(|| refuse(ReleaseError::Refused(format!("there is no user {user:?}"))))?;
+    calendar::revoke(&admin.console.store, &admin.actor, &found.id)
+        .await
+        .map_err(refuse)
+}
+
 /// The stack's release policy; everyone signed in reads it.
 #[server(prefix = "/api", endpoint = "release_policy")]
 pub async fn get_release_policy(stack: String) -> Result<ReleasePolicy, ReleaseError> {
@@ -451,6 +475,55 @@ pub async fn set_release_policy(
     service::set_policy(&admin.console.store, &admin.actor, &stack, &policy)
         .await
         .map_err(refuse)
+}
+
+/// The Admin page's form that revokes a user's calendar link.
+#[component]
+pub fn CalendarRevokeForm() -> impl IntoView {
+    let revoke = ServerAction::<RevokeCalendarLink>::new();
+    view! {
+        <section class="card">
+            <h2>"Calendar links"</h2>
+            <ActionForm action=revoke attr:class="form-row">
+                <label class="field">"User" <input name="user" required data-testid="revoke-calendar-user" /></label>
+                <button class="button secondary" type="submit" data-testid="revoke-calendar">"Revoke their calendar link"</button>
+            </ActionForm>
+            {move || revoke.value().get().map(|outcome| match outcome {
+                Ok(true) => view! { <p data-testid="calendar-revoked">"Revoked: that link answers nothing now."</p> }.into_any(),
+                Ok(false) => view! { <p class="muted">"That user had no calendar link."</p> }.into_any(),
+                Err(error) => view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any(),
+            })}
+        </section>
+    }
+}
+
+/// Makes the caller's calendar link and shows it for each stack with releases.
+#[component]
+fn CalendarLink(stacks: Vec<String>) -> impl IntoView {
+    let make = ServerAction::<MakeCalendarLink>::new();
+    view! {
+        <section class="card">
+            <h2>"Calendar"</h2>
+            <p class="muted">"Each stack's releases and milestones as a calendar feed for the calendar you already use. Making a link again stops the old one; an admin can revoke it."</p>
+            <ActionForm action=make>
+                <button class="button secondary" type="submit" data-testid="make-calendar-link">"Make my calendar link"</button>
+            </ActionForm>
+            {move || {
+                let stacks = stacks.clone();
+                make.value().get().map(|outcome| match outcome {
+                    Ok(token) => view! {
+                        <ul data-testid="calendar-links">
+                            {stacks.into_iter().map(|stack| {
+                                let href = format!("/calendar/{stack}.ics?token={token}");
+                                view! { <li><a href=href.clone()>{format!("{stack}: {href}")}</a></li> }
+                            }).collect_view()}
+                        </ul>
+                    }.into_any(),
+                    Err(error) => view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any(),
+                })
+            }}
+        </section>
+    }
 }
 
 /// The stack's release policy as an admin's form on its page.
@@ -520,7 +593,12 @@ pub fn ReleasesPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match list.await {
                     Ok(list) if list.is_empty() => view! { <p class="muted card" data-testid="no-releases">"No release is planned yet."</p> }.into_any(),
-                    Ok(list) => view! { <ReleaseList list /> }.into_any(),
+                    Ok(list) => {
+                        let mut stacks: Vec<String> = list.iter().map(|r| r.stack.clone()).collect();
+                        stacks.sort();
+                        stacks.dedup();
+                        view! { <ReleaseList list /><CalendarLink stacks /> }.into_any()
+                    }
                     Err(error) => view! { <p class="error">{error.to_string()}</p> }.into_any(),
                 }
             })}
