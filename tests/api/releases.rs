@@ -85,6 +85,21 @@ async fn a_release_ships_only_once_its_gate_is_open_and_follows_its_run() {
     for (field, bad, why) in [
         ("sets", "JWT_SECRET=x", "holds a secret"),
         ("sets", "PORTAL_VERSION=1.1.0; rm", "a value is 1 to 200"),
+        (
+            "sets",
+            "COMPOSE_PROJECT_NAME=other",
+            "steers Compose or Docker",
+        ),
+        (
+            "sets",
+            "NOT_READ_ANYWHERE=1",
+            "reads no variable NOT_READ_ANYWHERE",
+        ),
+        (
+            "sets",
+            "CORS_ORIGIN=https://user:pw@example.com",
+            "a URL with credentials",
+        ),
         ("planned_at", "next tuesday", "is not a time"),
     ] {
         let mut asked = plan.to_vec();

@@ -302,11 +302,13 @@ impl Subject<'_> {
     /// Runs `command` in a one-off container of `service` as the release defines it (its new
     /// image) on the stack's network (made if the stack never ran); the exit code and the
     /// lines it printed.
+    /// `isolated`: without the service's volumes, privileges or added capabilities (a
+    /// release check is the team's code in a new image; it reads nothing it does not need).
     async fn run_in(
         &self,
         definition: &StackDefinition,
         service: &crate::stacks::compose::ServiceDefinition,
-        command: &[String],
+        (command, isolated): (&[String], bool),
     ) -> Result<(i64, Vec<String>), String> {
         crate::stacks::lifecycle::prepare(self.engine, definition, &self.stack.project)
             .await
@@ -315,12 +317,27 @@ impl Subject<'_> {
         let folder = Path::new(&self.stack.compose_file)
             .parent()
             .unwrap_or(Path::new("/"));
-        let code = crate::stacks::lifecycle::run_once(
+        let what = command.join(" ");
+        let adjust = |body: &mut bollard::models::ContainerCreateBody| {
+            body.cmd = Some(command.to_vec());
+            if isolated {
+                body.volumes = None;
+                if let Some(host) = body.host_config.as_mut() {
+                    host.binds = None;
+                    host.mounts = None;
+                    host.privileged = Some(false);
+                    host.cap_add = None;
+                    host.devices = None;
+                }
+            }
+        };
+        let code = crate::stacks::lifecycle::run_adjusted(
             self.engine,
             &self.stack.project,
             service,
             folder,
-            command,
+            (&what, crate::stacks::lifecycle::ONE_OFF_WITHIN),
+            adjust,
             |line| {
                 printed
                     .lock()
@@ -349,7 +366,7 @@ impl Subject<'_> {
                 continue;
             };
             asked += 1;
-            let (code, lines) = self.run_in(&definition, service, command).await?;
+            let (code, lines) = self.run_in(&definition, service, (command, false)).await?;
             if code != 0 {
                 return Err(format!(
                     "{}: {} exited with {code}: {}",
@@ -389,7 +406,7 @@ impl Subject<'_> {
             let Some(command) = &service.release_check else {
                 continue;
             };
-            let (code, lines) = self.run_in(&definition, service, command).await?;
+            let (code, lines) = self.run_in(&definition, service, (command, true)).await?;
             let said = lines
                 .iter()
                 .rev()

@@ -53,6 +53,16 @@ pub fn parse_sets(text: &str) -> Result<Vec<(String, String)>, ReleaseError> {
             )));
         }
         crate::stacks::env_file::check_plain(name, value).map_err(ReleaseError::Refused)?;
+        if value.contains("://") && value.contains('@') {
+            return Err(ReleaseError::Refused(format!(
+                "{name} holds a URL with credentials: a release shows what it sets, so set it in the env file"
+            )));
+        }
+        if name.starts_with("COMPOSE_") || name.starts_with("DOCKER_") {
+            return Err(ReleaseError::Refused(format!(
+                "{name} steers Compose or Docker itself, not the application: a release does not set it"
+            )));
+        }
         sets.retain(|(other, _)| other != name);
         sets.push((name.to_owned(), value.to_owned()));
     }
@@ -115,6 +125,33 @@ pub async fn create(
     if !new.sets.is_empty() && stack.env_file.is_none() {
         return Err(ReleaseError::Refused(format!(
             "stack {} has no env file to write the release's settings to",
+            stack.name
+        )));
+    }
+    // A release sets what the compose file reads (an image tag, a version), nothing else.
+    let definition = if new.sets.is_empty() {
+        None
+    } else {
+        Some(
+            crate::stacks::compose::load_with(
+                Path::new(&stack.compose_file),
+                stack.env_file.as_deref().map(Path::new),
+                &new.sets,
+            )
+            .map_err(|error| ReleaseError::Refused(error.to_string()))?,
+        )
+    };
+    if let Some((name, _)) = new.sets.iter().find(|(name, _)| {
+        let Some(definition) = &definition else {
+            return false;
+        };
+        !definition
+            .services
+            .iter()
+            .any(|service| service.variables.contains(name))
+    }) {
+        return Err(ReleaseError::Refused(format!(
+            "the compose file of {} reads no variable {name}: a release sets what its services read",
             stack.name
         )));
     }
@@ -714,9 +751,11 @@ pub async fn tick(
         ItemState::Open
     };
     let mut audited = Audited::begin(store).await?;
-    sqlx::query(
+    // Only while the release waits to ship: a tick racing the ship changes nothing.
+    let ticked_row = sqlx::query(
         "UPDATE release_items SET state = $1, checked_by = $2, checked_at = $3, note = $4 \
-         WHERE release_id = $5 AND item_key = $6",
+         WHERE release_id = $5 AND item_key = $6 \
+         AND EXISTS (SELECT 1 FROM releases WHERE id = $5 AND state = 'planned')",
     )
     .bind(state.as_str())
     .bind(&user.name)
@@ -727,6 +766,12 @@ pub async fn tick(
     .execute(audited.db())
     .await
     .map_err(StoreError::from)?;
+    if ticked_row.rows_affected() == 0 {
+        audited.rollback().await?;
+        return Err(ReleaseError::Refused(
+            "the release has shipped: its checklist is closed".into(),
+        ));
+    }
     let action = if ticked {
         "release.item_ticked"
     } else {
@@ -744,7 +789,11 @@ pub async fn tick(
     find(store, release_id).await
 }
 
-/// Evaluates every automatic item again and stores what each found.
+/// Checks start containers: one evaluation at a time in this process, however many ask.
+static CHECKS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Evaluates every automatic item again and stores what each found (a shipped release's
+/// checklist stays as it shipped).
 pub async fn check(
     store: &Store,
     engine: &Engine,
@@ -752,6 +801,11 @@ pub async fn check(
     release_id: &str,
 ) -> Result<Release, ReleaseError> {
     let release = find(store, release_id).await?;
+    // A shipped release keeps the checklist it shipped on.
+    if !release.state.is_open() {
+        return Ok(release);
+    }
+    let _one_at_a_time = CHECKS.lock().await;
     let stack = crate::stacks::service::find(store, &release.stack).await?;
     let digest = files_digest(&stack);
     let subject = Subject {
@@ -765,15 +819,14 @@ pub async fn check(
     let now = now_utc();
     for item in release.items.iter().filter(|item| item.automatic) {
         let (state, evidence) = subject.evaluate(&item.key).await;
-        // Never a value that may be a secret: evidence names variables and lengths only.
-        let evidence = crate::stacks::secrets::redact(
-            &evidence,
-            &crate::stacks::secrets::secret_values(
-                Path::new(&stack.compose_file),
-                stack.env_file.as_deref().map(Path::new),
-            )
-            .unwrap_or_default(),
-        );
+        // Never a value that may be a secret, and nothing when the secrets cannot be known.
+        let evidence = match crate::stacks::secrets::secret_values(
+            Path::new(&stack.compose_file),
+            stack.env_file.as_deref().map(Path::new),
+        ) {
+            Ok(secrets) => crate::stacks::secrets::redact(&evidence, &secrets),
+            Err(_) => "evidence withheld: the stack's secrets could not be read to mask it".into(),
+        };
         sqlx::query(
             "UPDATE release_items SET state = $1, evidence = $2, files_digest = $3, checked_by = 'slipway', checked_at = $4 \
              WHERE release_id = $5 AND item_key = $6",
@@ -877,13 +930,23 @@ pub async fn ship(
             "an override's reason is at most 500 characters".into(),
         ));
     }
-    let release = check(store, engine, data_dir, release_id).await?;
+    let release = find(store, release_id).await?;
     if !release.state.is_open() {
         return Err(ReleaseError::Refused(format!(
             "release {} is {}: it ships once",
             release.version, release.state
         )));
     }
+    if crate::approvals::service::policy(store, &release.stack)
+        .await?
+        .gate_changes
+    {
+        return Err(ReleaseError::Refused(format!(
+            "stack {} gates deploy, update and migrate behind approvals, which a release does not ask for yet: run the change through an approval",
+            release.stack
+        )));
+    }
+    let release = check(store, engine, data_dir, release_id).await?;
     let closed = release.closed_items();
     if !closed.is_empty() {
         return Err(ReleaseError::GateClosed(closed.join("; ")));

@@ -192,10 +192,17 @@ impl Window {
     }
 }
 
-/// Why a change may not run now (or at `at`, a stored time) under `policy`; `None` when it may
-/// or when the policy cannot be read (it was checked when it was set).
+/// Why a change may not run now (or at `at`, a stored time) under `policy`; `None` when it
+/// may. A policy that no longer reads (checked when it was set) refuses: it fails closed.
 pub fn refusal(policy: &ReleasePolicy, at: Option<&str>) -> Option<String> {
-    let window = Window::of(policy).ok()?;
+    let window = match Window::of(policy) {
+        Ok(window) => window,
+        Err(error) => {
+            return Some(format!(
+                "under a deploy window that cannot be read ({error})"
+            ))
+        }
+    };
     let at = match at {
         Some(text) => text.parse::<Timestamp>().ok()?,
         None => Timestamp::now(),

@@ -100,6 +100,11 @@ pub(super) async fn interrupt(
         .bind(id)
         .execute(audited.db())
         .await?;
+    // A release shipped by the run ends with it.
+    sqlx::query("UPDATE releases SET state = 'failed' WHERE run_id = $1 AND state = 'running'")
+        .bind(id)
+        .execute(audited.db())
+        .await?;
     audited
         .append(
             &Actor::system(),

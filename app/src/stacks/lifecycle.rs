@@ -490,7 +490,7 @@ pub async fn migration_head(
 }
 
 /// How long a one-off command (a migration) may run.
-const ONE_OFF_WITHIN: Duration = Duration::from_secs(600);
+pub const ONE_OFF_WITHIN: Duration = Duration::from_secs(600);
 
 /// Runs `command` once in a throw-away container of `service` (its image, environment and
 /// network, no ports), hands each line it writes to `on_line` as it comes, and returns its exit code once it
