@@ -323,6 +323,18 @@ pub enum StackCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Print a stack's release templates (checklist, then timeline), or set them from files
+    /// (a line per item; an empty file: the procedure's).
+    Templates {
+        /// The stack's name.
+        name: String,
+        #[arg(long, value_name = "FILE")]
+        checklist: Option<std::path::PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        timeline: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Show a stack's release policy, or change the parts given: changes only through
     /// releases, and the deploy window.
     Releases {

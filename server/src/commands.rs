@@ -304,20 +304,35 @@ pub async fn run_operation(
                 .await
                 .map_err(|error| CommandError::Run(error.to_string()))?;
         println!("run {} ({operation} {name})", handle.run.id);
-        app::runs::execute(
-            handle,
-            &engine,
-            &stack,
-            &crate::startup::backup_dir(store_args),
-        )
-        .await
-        .map_err(|error| CommandError::Run(error.to_string()))
+        execute_here(handle, &engine, &stack, store_args).await
     }
     .await;
     store.close().await;
     let run = outcome?;
+    answer(&run, format!("run {} succeeded", run.id))
+}
+
+/// Executes a run in this process, its steps and lines printed as they happen.
+async fn execute_here(
+    handle: app::runs::recorder::RunHandle,
+    engine: &Engine,
+    stack: &app::stacks::StackSummary,
+    store_args: &StoreArgs,
+) -> Result<app::runs::RunSummary, CommandError> {
+    app::runs::execute(
+        handle,
+        engine,
+        stack,
+        &crate::startup::backup_dir(store_args),
+    )
+    .await
+    .map_err(|error| CommandError::Run(error.to_string()))
+}
+
+/// A finished run as the command's answer: `succeeded` when it did, its error otherwise.
+fn answer(run: &app::runs::RunSummary, succeeded: String) -> Result<String, CommandError> {
     if run.status == app::runs::RunStatus::Succeeded {
-        Ok(format!("run {} succeeded", run.id))
+        Ok(succeeded)
     } else {
         Err(CommandError::Run(format!(
             "run {} {}: {}",
@@ -495,6 +510,51 @@ pub async fn request_rollback(
         },
     };
     request_approval(name, request, (as_user, reason), store_args).await
+}
+
+/// `slipway stack templates NAME [--checklist FILE] [--timeline FILE]`.
+pub async fn release_templates(
+    name: &str,
+    (checklist, timeline): (Option<std::path::PathBuf>, Option<std::path::PathBuf>),
+    store_args: &StoreArgs,
+) -> Result<String, CommandError> {
+    let read = |path: Option<std::path::PathBuf>| {
+        path.map(|path| {
+            std::fs::read_to_string(&path).map_err(|error| {
+                CommandError::Run(format!("cannot read {}: {error}", path.display()))
+            })
+        })
+        .transpose()
+    };
+    let (checklist, timeline) = (read(checklist)?, read(timeline)?);
+    let store = open_store(store_args).await?;
+    let outcome = async {
+        let (current_checklist, current_timeline) = app::releases::templates::get(&store, name)
+            .await
+            .map_err(StartupError::from)?;
+        if checklist.is_some() || timeline.is_some() {
+            let wanted = (
+                checklist.unwrap_or(current_checklist),
+                timeline.unwrap_or(current_timeline),
+            );
+            app::releases::templates::set(
+                &store,
+                &Actor::command_line(),
+                name,
+                (&wanted.0, &wanted.1),
+            )
+            .await?;
+        }
+        Ok::<_, CommandError>(
+            app::releases::templates::get(&store, name)
+                .await
+                .map_err(StartupError::from)?,
+        )
+    }
+    .await;
+    store.close().await;
+    let (checklist, timeline) = outcome?;
+    Ok(format!("# checklist\n{checklist}\n# timeline\n{timeline}"))
 }
 
 /// What `slipway stack releases` was asked to change.
@@ -880,24 +940,13 @@ pub async fn ship_release(
         )
         .await?;
         println!("run {} (shipping release {id})", handle.run.id);
-        app::runs::execute(
-            handle,
-            &engine,
-            &stack,
-            &crate::startup::backup_dir(store_args),
-        )
-        .await
-        .map_err(|error| CommandError::Run(error.to_string()))
+        execute_here(handle, &engine, &stack, store_args).await
     }
     .await;
     store.close().await;
     let run = outcome?;
-    if run.status == app::runs::RunStatus::Succeeded {
-        Ok(format!("release {id} shipped: run {} succeeded", run.id))
-    } else {
-        Err(CommandError::Run(format!(
-            "run {} {}: {}",
-            run.id, run.status, run.error
-        )))
-    }
+    answer(
+        &run,
+        format!("release {id} shipped: run {} succeeded", run.id),
+    )
 }

@@ -13,9 +13,9 @@ use server::cli::{
 use server::commands::{
     add_stack, add_user, approval_policy, audit_head, backup_policy, create_release,
     init_audit_key, list_approvals, list_backups, list_flags, print_logs, release_policy,
-    request_approval, request_rollback, run_operation, ship_release, show_release, stack_status,
-    tick_release, verify_audit, wait_for_approval, LogsRequest, PolicyChange, ReleasePolicyChange,
-    RollbackChoice,
+    release_templates, request_approval, request_rollback, run_operation, ship_release,
+    show_release, stack_status, tick_release, verify_audit, wait_for_approval, LogsRequest,
+    PolicyChange, ReleasePolicyChange, RollbackChoice,
 };
 use server::startup::StartupError;
 use tracing_subscriber::EnvFilter;
@@ -216,6 +216,15 @@ fn main() -> ExitCode {
                 override_reason,
                 store,
             }) => ship_release(&id, &override_reason, &store)
+                .await
+                .map(Some)
+                .map_err(|e| e.to_string()),
+            Command::Stack(StackCommand::Templates {
+                name,
+                checklist,
+                timeline,
+                store,
+            }) => release_templates(&name, (checklist, timeline), &store)
                 .await
                 .map(Some)
                 .map_err(|e| e.to_string()),

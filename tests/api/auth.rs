@@ -75,6 +75,16 @@ fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
         ),
         ("make_calendar_link", Role::Viewer, vec![]),
         (
+            "release_templates",
+            Role::Operator,
+            pairs(&[("stack", "matrix")]),
+        ),
+        (
+            "set_release_templates",
+            Role::Admin,
+            pairs(&[("stack", "matrix"), ("checklist", ""), ("timeline", "")]),
+        ),
+        (
             "revoke_calendar_link",
             Role::Admin,
             pairs(&[("user", "target")]),

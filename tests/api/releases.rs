@@ -642,6 +642,85 @@ async fn a_stack_that_changes_only_through_releases_and_in_its_window_refuses_ot
         "{}",
         release.window_note
     );
+
+    // The stack's own checklist and timeline, from files; a release planned later copies
+    // them, one planned before keeps the procedure's.
+    let dir = tempfile::tempdir().unwrap();
+    let (checklist, timeline, broken) = (
+        dir.path().join("checklist.txt"),
+        dir.path().join("timeline.txt"),
+        dir.path().join("broken.txt"),
+    );
+    std::fs::write(
+        &checklist,
+        "qa.signed | QA | QA signed the release off | manual approver | required\n\
+         env.required | Config | Every variable is set | automatic | required\n",
+    )
+    .unwrap();
+    std::fs::write(&timeline, "deploy | T-0 | Ship it | evidence | \n").unwrap();
+    std::fs::write(
+        &broken,
+        "qa | QA | One | manual operator | required\nqa | QA | Two | manual operator | optional\n",
+    )
+    .unwrap();
+    let (checklist, timeline, broken) = (
+        checklist.display().to_string(),
+        timeline.display().to_string(),
+        broken.display().to_string(),
+    );
+    let refused = run_to_exit(
+        &with_flags(
+            &["stack", "templates", "portal", "--checklist", &broken],
+            &portal.flags,
+        ),
+        &[],
+    )
+    .await;
+    assert_eq!(refused.code, Some(1));
+    assert!(
+        refused.stderr.contains("the key qa comes twice"),
+        "{}",
+        refused.stderr
+    );
+    run_to_exit(
+        &with_flags(
+            &[
+                "stack",
+                "templates",
+                "portal",
+                "--checklist",
+                &checklist,
+                "--timeline",
+                &timeline,
+            ],
+            &portal.flags,
+        ),
+        &[],
+    )
+    .await
+    .assert_success();
+    let later = run_to_exit(
+        &with_flags(
+            &["release", "create", "portal", "--version", "1.2.0"],
+            &portal.flags,
+        ),
+        &[],
+    )
+    .await;
+    later.assert_success();
+    let later_id = later.stdout.split_whitespace().nth(1).unwrap().to_owned();
+    let opened = portal.store.open().await;
+    let (later, earlier) = (
+        app::releases::service::find(&opened, &later_id)
+            .await
+            .unwrap(),
+        app::releases::service::find(&opened, &id).await.unwrap(),
+    );
+    opened.close().await;
+    let keys: Vec<&str> = later.items.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(keys, ["qa.signed", "env.required"]);
+    assert_eq!(later.timeline.len(), 1);
+    assert!(earlier.items.len() > 10, "planned before: the procedure's");
 }
 
 #[tokio::test]

@@ -20,6 +20,8 @@ pub mod calendar;
 pub mod checks;
 #[cfg(feature = "ssr")]
 pub mod service;
+#[cfg(feature = "ssr")]
+pub mod templates;
 pub mod timeline;
 #[cfg(feature = "ssr")]
 pub mod windows;
@@ -522,6 +524,72 @@ fn CalendarLink(stacks: Vec<String>) -> impl IntoView {
                     Err(error) => view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any(),
                 })
             }}
+        </section>
+    }
+}
+
+/// The stack's checklist and timeline templates as text (the procedure's where it has none);
+/// operators and up read them.
+#[server(prefix = "/api", endpoint = "release_templates")]
+pub async fn release_templates(stack: String) -> Result<(String, String), ReleaseError> {
+    let reader = crate::auth::guard::authorized_for(
+        Role::Operator,
+        crate::auth::service::Activity::Background,
+    )
+    .await
+    .map_err(refuse)?;
+    templates::get(&reader.console.store, &stack)
+        .await
+        .map_err(refuse)
+}
+
+/// Sets the stack's templates (an empty one goes back to the procedure's); admins only.
+#[server(prefix = "/api", endpoint = "set_release_templates")]
+pub async fn set_release_templates(
+    stack: String,
+    #[server(default)] checklist: String,
+    #[server(default)] timeline: String,
+) -> Result<(), ReleaseError> {
+    let admin = caller(Role::Admin).await?;
+    templates::set(
+        &admin.console.store,
+        &admin.actor,
+        &stack,
+        (&checklist, &timeline),
+    )
+    .await
+    .map_err(refuse)
+}
+
+/// The stack's release templates as an admin's form on its page: a line per item.
+#[component]
+pub fn ReleaseTemplateForm(stack: String) -> impl IntoView {
+    let saved = ServerAction::<SetReleaseTemplates>::new();
+    let name = stack.clone();
+    let current = Resource::new(
+        move || (name.clone(), saved.version().get()),
+        |(stack, _)| release_templates(stack),
+    );
+    view! {
+        <section class="card" data-testid="release-templates">
+            <h2>"Release templates"</h2>
+            <p class="muted">"Checklist: KEY | Section | Title | manual ROLE or automatic | required or optional. Timeline: KEY | T-30m | Action | ROLE or evidence | Notes. Empty: the procedure's. A release copies them when it is planned."</p>
+            <Transition fallback=|| ()>
+                {move || {
+                    let stack = stack.clone();
+                    Suspend::new(async move {
+                        current.await.map(|(checklist, timeline)| view! {
+                            <ActionForm action=saved>
+                                <input type="hidden" name="stack" value=stack />
+                                <label class="field">"Checklist" <textarea name="checklist" rows="8" class="mono">{checklist}</textarea></label>
+                                <label class="field">"Timeline" <textarea name="timeline" rows="6" class="mono">{timeline}</textarea></label>
+                                <button class="button secondary" type="submit" data-testid="save-release-templates">"Save"</button>
+                            </ActionForm>
+                        })
+                    })
+                }}
+            </Transition>
+            {move || saved.value().get().and_then(Result::err).map(|error| view! { <p class="error" role="alert">{error.to_string()}</p> })}
         </section>
     }
 }

@@ -14,7 +14,7 @@ use crate::stacks::engine::Engine;
 use crate::stacks::StackSummary;
 use crate::store::{now_utc, Store, StoreError};
 
-use super::checks::{Subject, TEMPLATE};
+use super::checks::Subject;
 use super::timeline::{evidence_of, Evidence};
 use super::{
     ChecklistItem, ItemState, Milestone, MilestoneState, Release, ReleaseError, ReleasePlan,
@@ -155,6 +155,11 @@ pub async fn create(
             stack.name
         )));
     }
+    // The stack's templates as they are now: later edits never change this release.
+    let (checklist, timeline) = super::templates::get(store, &stack.name).await?;
+    let unreadable = |why: String| ReleaseError::Refused(format!("the stack's templates: {why}"));
+    let checklist = super::templates::parse_checklist(&checklist).map_err(unreadable)?;
+    let timeline = super::templates::parse_timeline(&timeline).map_err(unreadable)?;
     let id = uuid::Uuid::new_v4().to_string();
     let now = now_utc();
     let owner = if new.owner.trim().is_empty() {
@@ -181,16 +186,16 @@ pub async fn create(
     .execute(audited.db())
     .await
     .map_err(StoreError::from)?;
-    for (position, item) in TEMPLATE.iter().enumerate() {
+    for (position, item) in checklist.iter().enumerate() {
         sqlx::query(
             "INSERT INTO release_items (release_id, position, item_key, section, title, automatic, required, role, state, evidence, files_digest, checked_by, checked_at, note) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', '', '', '', '', '')",
         )
         .bind(&id)
         .bind(position as i64)
-        .bind(item.key)
-        .bind(item.section)
-        .bind(item.title)
+        .bind(&item.key)
+        .bind(&item.section)
+        .bind(&item.title)
         .bind(i64::from(item.automatic))
         .bind(i64::from(item.required))
         .bind(item.role.as_str())
@@ -198,18 +203,18 @@ pub async fn create(
         .await
         .map_err(StoreError::from)?;
     }
-    for (position, milestone) in super::timeline::TEMPLATE.iter().enumerate() {
+    for (position, milestone) in timeline.iter().enumerate() {
         sqlx::query(
             "INSERT INTO release_milestones (release_id, position, milestone_key, offset_minutes, action, role, notes, state, marked_by, marked_at, reason) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, 'due', '', '', '')",
         )
         .bind(&id)
         .bind(position as i64)
-        .bind(milestone.key)
+        .bind(&milestone.key)
         .bind(milestone.offset_minutes)
-        .bind(milestone.action)
+        .bind(&milestone.action)
         .bind(milestone.role.as_str())
-        .bind(milestone.notes)
+        .bind(&milestone.notes)
         .execute(audited.db())
         .await
         .map_err(StoreError::from)?;

@@ -166,6 +166,7 @@ pub fn StackPage() -> impl IntoView {
         {move || is_operator.then(|| view! { <crate::approvals::RollbackForm stack=name() /> })}
         {move || is_admin.then(|| view! { <crate::approvals::ApprovalPolicyForm stack=name() /> })}
         {move || is_admin.then(|| view! { <crate::releases::ReleasePolicyForm stack=name() /> })}
+        {move || is_admin.then(|| view! { <crate::releases::ReleaseTemplateForm stack=name() /> })}
         <StackLogs name=Signal::derive(name) />
         <Troubleshooting name=Signal::derive(name) />
     }
