@@ -33,6 +33,8 @@ describe('a release through its checklist', () => {
     const dataDir = running.console.dataDir;
     slipway(dataDir, ['stack', 'add', 'portal', '--project', project, '--compose', `${fixture}/docker-compose.yml`, '--env-file', portalEnv]);
     slipway(dataDir, ['deploy', 'portal']);
+    // The address the portal's CORS_ORIGIN names.
+    slipway(dataDir, ['stack', 'releases', 'portal', '--public-url', 'http://127.0.0.1:18080']);
     slipway(dataDir, ['backup', 'portal']);
     const [backup] = JSON.parse(slipway(dataDir, ['backups', 'portal', '--json']));
     slipway(dataDir, ['verify', 'portal', backup.id]);

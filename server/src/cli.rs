@@ -355,6 +355,9 @@ pub enum StackCommand {
         /// Freezes, one per line: FROM to TO why ("" for none).
         #[arg(long)]
         freezes: Option<String>,
+        /// The address the stack is served at, which CORS_ORIGIN must name.
+        #[arg(long)]
+        public_url: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
     },

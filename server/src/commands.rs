@@ -564,6 +564,7 @@ pub struct ReleasePolicyChange {
     pub days: Option<String>,
     pub hours: Option<String>,
     pub freezes: Option<String>,
+    pub public_url: Option<String>,
 }
 
 /// `slipway stack releases NAME [--only BOOL] [--time-zone TZ] [--days D] [--hours H] [--freezes F]`.
@@ -585,6 +586,9 @@ pub async fn release_policy(
             days: change.days.unwrap_or_else(|| current.days.clone()),
             hours: change.hours.unwrap_or_else(|| current.hours.clone()),
             freezes: change.freezes.unwrap_or_else(|| current.freezes.clone()),
+            public_url: change
+                .public_url
+                .unwrap_or_else(|| current.public_url.clone()),
         };
         if wanted != current {
             app::releases::service::set_policy(&store, &Actor::command_line(), name, &wanted)
@@ -603,7 +607,7 @@ pub async fn release_policy(
         }
     };
     Ok(format!(
-        "{name}: deploy/update/migrate {}; window {} {} {}; freezes: {}",
+        "{name}: deploy/update/migrate {}; window {} {} {}; freezes: {}; public address: {}",
         if policy.releases_only {
             "only through releases"
         } else {
@@ -612,7 +616,8 @@ pub async fn release_policy(
         or(&policy.days, "every day"),
         or(&policy.hours, "all day"),
         or(&policy.time_zone, "UTC"),
-        or(&policy.freezes.replace('\n', "; "), "none")
+        or(&policy.freezes.replace('\n', "; "), "none"),
+        or(&policy.public_url, "not set")
     ))
 }
 

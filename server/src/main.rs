@@ -235,6 +235,7 @@ fn main() -> ExitCode {
                 days,
                 hours,
                 freezes,
+                public_url,
                 store,
             }) => release_policy(
                 &name,
@@ -244,6 +245,7 @@ fn main() -> ExitCode {
                     days,
                     hours,
                     freezes,
+                    public_url,
                 },
                 &store,
             )

@@ -174,6 +174,23 @@ async fn a_release_ships_only_once_its_gate_is_open_and_follows_its_run() {
         "{backend}"
     );
 
+    // The portal is served at the address its CORS_ORIGIN names.
+    run_to_exit(
+        &with_flags(
+            &[
+                "stack",
+                "releases",
+                "portal",
+                "--public-url",
+                "http://127.0.0.1:18080",
+            ],
+            &portal.flags,
+        ),
+        &[],
+    )
+    .await
+    .assert_success();
+
     // Closed: nothing ticked, nothing checked. Refused from the console and the shell.
     let refused = call(&operator, &console, "ship_release", &[("id", &id)]).await;
     assert_eq!(refused.status(), 409);
@@ -229,6 +246,7 @@ async fn a_release_ships_only_once_its_gate_is_open_and_follows_its_run() {
         "env.required",
         "env.secrets",
         "env.urls",
+        "env.cors",
         "migrations.pending",
         "migrations.backup",
         "dependencies.images",
@@ -444,7 +462,7 @@ async fn each_automatic_item_fails_on_its_bad_input_with_the_reason() {
     let compose = dir.path().join("docker-compose.yml");
     std::fs::write(
         &compose,
-        "services:\n  db:\n    image: slipway-portal-postgres:15\n    x-slipway: { role: data }\n  web:\n    image: slipway-absent:9.9.9\n    environment:\n      NEEDED: ${REQUIRED_X:?set REQUIRED_X}\n      DATABASE_URL: postgres://u:p@elsewhere:5432/app\n      JWT: ${JWT_SECRET}\n  checker:\n    image: slipway-portal-backend:1.0.0\n    environment: { PORTAL_AUDIT_FINDS: \"2\" }\n    x-slipway: { release_check: [audit] }\n",
+        "services:\n  db:\n    image: slipway-portal-postgres:15\n    x-slipway: { role: data }\n  web:\n    image: slipway-absent:9.9.9\n    environment:\n      NEEDED: ${REQUIRED_X:?set REQUIRED_X}\n      DATABASE_URL: postgres://u:p@elsewhere:5432/app\n      JWT: ${JWT_SECRET}\n      CORS_ORIGIN: https://other.example.com\n  checker:\n    image: slipway-portal-backend:1.0.0\n    environment: { PORTAL_AUDIT_FINDS: \"2\" }\n    x-slipway: { release_check: [audit] }\n",
     )
     .unwrap();
     let env = dir.path().join("app.env");
@@ -462,6 +480,21 @@ async fn each_automatic_item_fails_on_its_bad_input_with_the_reason() {
     .await
     .assert_success();
     std::fs::write(&env, "JWT_SECRET=short10chr\n").unwrap();
+    run_to_exit(
+        &with_flags(
+            &[
+                "stack",
+                "releases",
+                "checks",
+                "--public-url",
+                "https://portal.example.com",
+            ],
+            &flags,
+        ),
+        &[],
+    )
+    .await
+    .assert_success();
     let created = |sets: Vec<&'static str>| {
         let flags = flags.clone();
         async move {
@@ -513,6 +546,10 @@ async fn each_automatic_item_fails_on_its_bad_input_with_the_reason() {
         "JWT_SECRET has 10 characters; it needs at least 32",
     );
     expect("env.urls", "points at \"elsewhere\"");
+    expect(
+        "env.cors",
+        "web's CORS_ORIGIN is https://other.example.com, not the stack's public address https://portal.example.com",
+    );
     expect(
         "dependencies.images",
         "slipway-absent:9.9.9 is not on the engine",

@@ -90,6 +90,11 @@ pub const TEMPLATE: &[TemplateItem] = &[
         "Secrets are long enough and not the examples' values",
     ),
     automatic(
+        "env.cors",
+        "Environment configuration",
+        "CORS_ORIGIN is the stack's public address",
+    ),
+    automatic(
         "env.urls",
         "Environment configuration",
         "DATABASE_URL and REDIS_URL point at services of the stack",
@@ -167,6 +172,8 @@ pub struct Subject<'a> {
     pub sets: &'a [(String, String)],
     /// The run the release ships with.
     pub operation: crate::runs::Operation,
+    /// The stack's public address, from its release policy (empty: not set).
+    pub public_url: String,
     pub data_dir: &'a Path,
 }
 
@@ -204,6 +211,7 @@ impl Subject<'_> {
             }),
             "env.secrets" => self.secrets(),
             "env.urls" => self.urls(),
+            "env.cors" => self.cors(),
             "migrations.pending" => self.pending_migrations().await,
             "migrations.backup" => self.backup().await,
             "dependencies.checks" => self.release_checks().await,
@@ -260,6 +268,39 @@ impl Subject<'_> {
             .filter_map(|path| compose::env_file_entries(&path).ok())
             .flatten()
             .collect()
+    }
+
+    /// Each service's CORS_ORIGIN is the stack's public address.
+    fn cors(&self) -> Result<String, String> {
+        let definition = self.definition()?;
+        let mut seen = Vec::new();
+        for service in &definition.services {
+            let lines = crate::stacks::lifecycle::environment_lines(&service.compose);
+            let Some(origin) = lines
+                .iter()
+                .find_map(|line| line.strip_prefix("CORS_ORIGIN="))
+            else {
+                continue;
+            };
+            if self.public_url.is_empty() {
+                return Err(format!(
+                    "{} sets CORS_ORIGIN, but the stack's public address is not set (its release policy)",
+                    service.name
+                ));
+            }
+            if origin.trim_end_matches('/') != self.public_url {
+                return Err(format!(
+                    "{}'s CORS_ORIGIN is {origin}, not the stack's public address {}",
+                    service.name, self.public_url
+                ));
+            }
+            seen.push(format!("{} CORS_ORIGIN = {origin}", service.name));
+        }
+        Ok(if seen.is_empty() {
+            "no service sets CORS_ORIGIN".to_owned()
+        } else {
+            seen.join("; ")
+        })
     }
 
     /// Each service's DATABASE_URL, REDIS_URL or REDIS_ADDR names a service of the stack

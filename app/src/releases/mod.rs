@@ -40,6 +40,10 @@ pub struct ReleasePolicy {
     pub hours: String,
     /// One per line: `2026-12-20 to 2027-01-02 holidays` (times may follow the dates).
     pub freezes: String,
+    /// The address the stack is served at (`https://portal.example.com`): a release checks
+    /// that CORS_ORIGIN names it.
+    #[serde(default)]
+    pub public_url: String,
 }
 
 status_enum! {
@@ -465,6 +469,7 @@ pub async fn set_release_policy(
     #[server(default)] days: String,
     #[server(default)] hours: String,
     #[server(default)] freezes: String,
+    #[server(default)] public_url: String,
 ) -> Result<(), ReleaseError> {
     let admin = caller(Role::Admin).await?;
     let policy = ReleasePolicy {
@@ -473,6 +478,7 @@ pub async fn set_release_policy(
         days,
         hours,
         freezes,
+        public_url,
     };
     service::set_policy(&admin.console.store, &admin.actor, &stack, &policy)
         .await
@@ -619,6 +625,7 @@ pub fn ReleasePolicyForm(stack: String) -> impl IntoView {
                                     <label class="field">"Days" <input name="days" value=policy.days placeholder="mon-fri" /></label>
                                     <label class="field">"Hours" <input name="hours" value=policy.hours placeholder="09:00-17:00" /></label>
                                 </div>
+                                <label class="field">"Public address (what CORS_ORIGIN must name)" <input name="public_url" value=policy.public_url placeholder="https://portal.example.com" /></label>
                                 <label class="field">"Freezes (FROM to TO why, one per line)" <textarea name="freezes" rows="2" placeholder="2026-12-20 to 2027-01-02 holidays">{policy.freezes}</textarea></label>
                                 <button class="button secondary" type="submit" data-testid="save-release-policy">"Save"</button>
                             </ActionForm>

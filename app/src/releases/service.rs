@@ -575,20 +575,21 @@ pub async fn mark(
 
 /// The stack's release policy; the defaults (anything goes, any time) when none is set.
 pub async fn policy(store: &Store, stack: &str) -> Result<super::ReleasePolicy, StoreError> {
-    let row: Option<(i64, String, String, String, String)> = sqlx::query_as(
-        "SELECT releases_only, time_zone, days, hours, freezes FROM release_policies WHERE stack = $1",
+    let row: Option<(i64, String, String, String, String, String)> = sqlx::query_as(
+        "SELECT releases_only, time_zone, days, hours, freezes, public_url FROM release_policies WHERE stack = $1",
     )
     .bind(stack)
     .fetch_optional(store.pool())
     .await?;
     Ok(row
         .map(
-            |(releases_only, time_zone, days, hours, freezes)| super::ReleasePolicy {
+            |(releases_only, time_zone, days, hours, freezes, public_url)| super::ReleasePolicy {
                 releases_only: releases_only != 0,
                 time_zone,
                 days,
                 hours,
                 freezes,
+                public_url,
             },
         )
         .unwrap_or_default())
@@ -602,6 +603,14 @@ pub async fn set_policy(
     policy: &super::ReleasePolicy,
 ) -> Result<(), ReleaseError> {
     super::windows::Window::of(policy).map_err(ReleaseError::Refused)?;
+    let public_url = policy.public_url.trim();
+    if !public_url.is_empty()
+        && !matches!(url::Url::parse(public_url), Ok(url) if ["http", "https"].contains(&url.scheme()) && url.host().is_some())
+    {
+        return Err(ReleaseError::Refused(format!(
+            "{public_url:?} is not an address such as https://portal.example.com"
+        )));
+    }
     if [&policy.time_zone, &policy.days, &policy.hours]
         .iter()
         .any(|text| text.chars().count() > 100)
@@ -619,8 +628,8 @@ pub async fn set_policy(
         .await
         .map_err(StoreError::from)?;
     sqlx::query(
-        "INSERT INTO release_policies (stack, releases_only, time_zone, days, hours, freezes, updated_by, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO release_policies (stack, releases_only, time_zone, days, hours, freezes, updated_by, updated_at, public_url) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(stack)
     .bind(i64::from(policy.releases_only))
@@ -630,6 +639,7 @@ pub async fn set_policy(
     .bind(policy.freezes.trim())
     .bind(&actor.name)
     .bind(now_utc())
+    .bind(public_url.trim_end_matches('/'))
     .execute(audited.db())
     .await
     .map_err(StoreError::from)?;
@@ -819,6 +829,7 @@ pub async fn check(
         stack: &stack,
         sets: &release.sets,
         operation: release.operation,
+        public_url: policy(store, &release.stack).await?.public_url,
         data_dir,
     };
     let now = now_utc();

@@ -221,6 +221,7 @@ mod tests {
             days: days.into(),
             hours: hours.into(),
             freezes: freezes.into(),
+            public_url: String::new(),
         }
     }
 
