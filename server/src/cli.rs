@@ -286,9 +286,13 @@ pub enum ReleaseCommand {
     /// settings are written and its run follows here.
     Ship {
         id: String,
-        /// Ship outside the stack's deploy window, saying why (audited).
+        /// Ship outside the stack's deploy window, saying why: an approval is requested.
         #[arg(long = "override", value_name = "WHY", default_value = "")]
         override_reason: String,
+        /// Who asks, where the release needs an approval (operators and up; the password is
+        /// read from standard input).
+        #[arg(long = "as", value_name = "NAME")]
+        as_user: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
     },

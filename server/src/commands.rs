@@ -928,30 +928,62 @@ pub async fn tick_release(
     ))
 }
 
-/// `slipway release ship ID`: refused while the gate is closed; the run follows here.
+/// `slipway release ship ID [--override WHY] [--as NAME]`: refused while the gate is closed;
+/// the run follows here, or — where it needs an approval — the request is made as NAME.
 pub async fn ship_release(
     id: &str,
-    override_reason: &str,
+    (override_reason, as_user): (&str, Option<&str>),
     store_args: &StoreArgs,
 ) -> Result<String, CommandError> {
+    use app::releases::service::Shipped;
     let store = open_store(store_args).await?;
     let outcome = async {
         let engine = Engine::connect().map_err(StackError::from)?;
-        let (handle, stack) = app::releases::service::ship(
+        let shipped = app::releases::service::ship(
             (&store, &engine, &store_args.data_dir),
             &Actor::command_line(),
             (id, override_reason),
             true,
         )
         .await?;
-        println!("run {} (shipping release {id})", handle.run.id);
-        execute_here(handle, &engine, &stack, store_args).await
+        match shipped {
+            Shipped::Started(handle, stack) => {
+                println!("run {} (shipping release {id})", handle.run.id);
+                let run = execute_here(*handle, &engine, &stack, store_args).await?;
+                answer(&run, format!("release {id} shipped: run {} succeeded", run.id))
+            }
+            Shipped::NeedsApproval(request) => {
+                let Some(name) = as_user else {
+                    return Err(CommandError::Run(format!(
+                        "release {id} ships only once approved: ask with --as NAME (your password on standard input)"
+                    )));
+                };
+                let release = app::releases::service::find(&store, id).await?;
+                let requester = command_line_person(&store, name).await?;
+                let reason = if override_reason.trim().is_empty() {
+                    format!("ship release {}", release.title())
+                } else {
+                    override_reason.trim().to_owned()
+                };
+                let approval = app::approvals::service::request(
+                    &store,
+                    &engine,
+                    &requester,
+                    &release.stack,
+                    request,
+                    &reason,
+                )
+                .await?;
+                Ok(format!(
+                    "approval {} requested: release {} ships once approved on the console at /approvals/{}",
+                    approval.id,
+                    release.title(),
+                    approval.id
+                ))
+            }
+        }
     }
     .await;
     store.close().await;
-    let run = outcome?;
-    answer(
-        &run,
-        format!("release {id} shipped: run {} succeeded", run.id),
-    )
+    outcome
 }

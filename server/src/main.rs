@@ -214,8 +214,9 @@ fn main() -> ExitCode {
             Command::Release(ReleaseCommand::Ship {
                 id,
                 override_reason,
+                as_user,
                 store,
-            }) => ship_release(&id, &override_reason, &store)
+            }) => ship_release(&id, (&override_reason, as_user.as_deref()), &store)
                 .await
                 .map(Some)
                 .map_err(|e| e.to_string()),

@@ -300,28 +300,65 @@ async fn a_release_ships_only_once_its_gate_is_open_and_follows_its_run() {
     let frozen = call(&operator, &console, "ship_release", &[("id", &id)]).await;
     assert_eq!(frozen.status(), 422);
     assert!(frozen.text().await.unwrap().contains("end-of-year freeze"));
-    let by_operator = call(
+    // Saying why it cannot wait asks for an approval; the run starts once another person
+    // approves it.
+    let asked = call(
         &operator,
         &console,
         "ship_release",
         &[("id", &id), ("override_reason", "the fix cannot wait")],
     )
     .await;
-    assert_eq!(by_operator.status(), 422);
-    assert!(by_operator.text().await.unwrap().contains("only an admin"));
-    let admin_password = portal.store.add_user("ada", Role::Admin).await;
-    let admin = signed_in(&console, "ada", &admin_password).await;
-
-    // Shipping checks again, writes the setting and runs the migrate.
-    let shipped = call(
-        &admin,
+    assert_eq!(asked.status(), 200);
+    let answer: serde_json::Value = asked.json().await.unwrap();
+    let approval = answer["Approval"].as_str().expect("an approval").to_owned();
+    assert_eq!(release(&viewer, &console, &id).await["state"], "ready");
+    let shown = call(&approver, &console, "approval", &[("id", &approval)])
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert!(
+        shown["plan"]["warnings"]
+            .to_string()
+            .contains("end-of-year freeze")
+            && shown["plan"]["facts"]
+                .to_string()
+                .contains("PORTAL_VERSION=1.1.0"),
+        "{shown}"
+    );
+    assert_eq!(
+        crate::helpers::decide(
+            &operator,
+            &console,
+            &approval,
+            "approve",
+            &operator_password
+        )
+        .await
+        .status(),
+        403,
+        "the requester never approves"
+    );
+    let decided = crate::helpers::decide(
+        &approver,
         &console,
-        "ship_release",
-        &[("id", &id), ("override_reason", "the fix cannot wait")],
+        &approval,
+        "approve",
+        &approver_password,
     )
     .await;
-    assert_eq!(shipped.status(), 200);
-    let run: String = shipped.json().await.unwrap();
+    assert_eq!(decided.json::<String>().await.unwrap(), "executed");
+    let run = call(&approver, &console, "approval", &[("id", &approval)])
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The run checks nothing again: it writes the setting and runs the migrate.
     let mut state = String::new();
     for _ in 0..240 {
         state = release(&viewer, &console, &id).await["state"]

@@ -297,7 +297,7 @@ fn console_engine(
 
 /// Records `request` for the caller; the approval's id.
 #[cfg(feature = "ssr")]
-async fn request_as(
+pub(crate) async fn request_as(
     operator: &crate::auth::guard::Authorized,
     request: crate::runs::RunRequest,
     stack: &str,

@@ -222,6 +222,36 @@ pub async fn describe(
                 }
             }
         }
+        _ if !request.options.release.is_empty() => {
+            let release = crate::releases::service::find(store, &request.options.release)
+                .await
+                .map_err(refused)?;
+            plan.facts.push(format!(
+                "Ships release {} with a {}: {}, then the run's steps.",
+                release.title(),
+                request.operation,
+                if release.sets.is_empty() {
+                    "the compose and env files as they are".to_owned()
+                } else {
+                    format!(
+                        "writes {} to the env file first",
+                        release
+                            .sets
+                            .iter()
+                            .map(|(name, value)| format!("{name}={value}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            ));
+            let window = crate::releases::service::policy(store, &stack.name).await?;
+            if let Some(why) = crate::releases::windows::refusal(&window, None) {
+                plan.warnings.push(format!(
+                    "The run is {why}; the requester says it cannot wait: “{}”.",
+                    request.options.window_override
+                ));
+            }
+        }
         _ => plan.facts.push(format!(
             "A {} of {} with the compose and env files as they are now.",
             request.operation, stack.name

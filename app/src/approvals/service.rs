@@ -85,13 +85,16 @@ pub async fn set_policy(
     Ok(audited.commit().await?)
 }
 
-/// Whether `operation` on `stack` runs only with an approval.
+/// Whether `request` on `stack` runs only with an approval: what always needs one, what the
+/// stack's policy gates, and a release shipped outside the deploy window.
 pub async fn is_gated(
     store: &Store,
     stack: &str,
-    operation: Operation,
+    request: &RunRequest,
 ) -> Result<bool, StoreError> {
+    let operation = request.operation;
     Ok(operation.always_approved()
+        || !request.options.window_override.is_empty()
         || (operation.may_be_gated() && policy(store, stack).await?.gate_changes))
 }
 
@@ -119,7 +122,7 @@ pub async fn request(
             "say why, in at most 500 characters".into(),
         ));
     }
-    if !is_gated(store, stack, request.operation).await? {
+    if !is_gated(store, stack, &request).await? {
         return Err(ApprovalError::Refused(format!(
             "{} on {stack} needs no approval: start it directly",
             request.operation

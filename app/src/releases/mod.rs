@@ -392,22 +392,25 @@ pub async fn check_release(id: String) -> Result<(), ReleaseError> {
     .map_err(refuse)
 }
 
-/// Ships the release when its gate is open; operators and up. Returns the run's id. An
-/// admin may ship it outside the stack's deploy window by saying why (`override_reason`).
+/// What shipping a release started: its run, or the approval it waits for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShipAnswer {
+    Run(String),
+    Approval(String),
+}
+
+/// Ships the release when its gate is open; operators and up. Where the stack gates changes
+/// behind approvals, or the run falls outside the deploy window (`override_reason` says why
+/// it cannot wait), an approval is requested instead and the run starts once it is approved.
 #[server(prefix = "/api", endpoint = "ship_release")]
 pub async fn ship_release(
     id: String,
     #[server(default)] override_reason: String,
-) -> Result<String, ReleaseError> {
+) -> Result<ShipAnswer, ReleaseError> {
     let operator = caller(Role::Operator).await?;
-    if !override_reason.trim().is_empty() && !operator.user.role.allows(Role::Admin) {
-        return Err(refuse(ReleaseError::Refused(
-            "only an admin ships outside the deploy window".into(),
-        )));
-    }
     let engine = engine_of(&operator)?;
     let console = &operator.console;
-    let (handle, stack) = service::ship(
+    let shipped = service::ship(
         (&console.store, &engine, &console.data_dir),
         &operator.actor,
         (&id, &override_reason),
@@ -415,13 +418,29 @@ pub async fn ship_release(
     )
     .await
     .map_err(refuse)?;
-    let run = handle.run.id.clone();
-    operator
-        .console
-        .runner
-        .start(handle, engine, stack)
-        .map_err(|error| refuse(ReleaseError::from(error)))?;
-    Ok(run)
+    match shipped {
+        service::Shipped::Started(handle, stack) => {
+            let run = handle.run.id.clone();
+            operator
+                .console
+                .runner
+                .start(*handle, engine, stack)
+                .map_err(|error| refuse(ReleaseError::from(error)))?;
+            Ok(ShipAnswer::Run(run))
+        }
+        service::Shipped::NeedsApproval(request) => {
+            let release = service::find(&console.store, &id).await.map_err(refuse)?;
+            let reason = if override_reason.trim().is_empty() {
+                format!("ship release {}", release.title())
+            } else {
+                override_reason.trim().to_owned()
+            };
+            crate::approvals::request_as(&operator, request, &release.stack, &reason)
+                .await
+                .map(ShipAnswer::Approval)
+                .map_err(|error| refuse(ReleaseError::Refused(error.to_string())))
+        }
+    }
 }
 
 /// Makes the caller's calendar link token (an earlier one stops working); everyone signed in.
@@ -766,10 +785,13 @@ pub fn ReleasePage() -> impl IntoView {
         |(id, ..)| get_release(id),
     );
     Effect::new(move |_| {
-        if let Some(Ok(run)) = ship.value().get() {
-            let navigate = leptos_router::hooks::use_navigate();
-            navigate(&format!("/runs/{run}"), Default::default());
-        }
+        let target = match ship.value().get() {
+            Some(Ok(ShipAnswer::Run(run))) => format!("/runs/{run}"),
+            Some(Ok(ShipAnswer::Approval(id))) => format!("/approvals/{id}"),
+            _ => return,
+        };
+        let navigate = leptos_router::hooks::use_navigate();
+        navigate(&target, Default::default());
     });
     view! {
         <Transition fallback=|| view! { <p class="muted">"Loading the release…"</p> }>
@@ -804,7 +826,6 @@ fn ReleaseView(
         <p data-testid="release-run">"Run: " <a href=format!("/runs/{}", release.run_id)>{release.run_id.clone()}</a></p>
     });
     let id = release.id.clone();
-    let is_admin = crate::auth::signed_in_user().is_some_and(|user| user.role.allows(Role::Admin));
     let actions = release.can_ship.then(|| {
         let (id_check, id_ship) = (id.clone(), id.clone());
         let gate = if closed.is_empty() {
@@ -823,7 +844,7 @@ fn ReleaseView(
                     </ActionForm>
                     <ActionForm action=ship attr:class="form-row">
                         <input type="hidden" name="id" value=id_ship />
-                        {is_admin.then(|| view! { <input name="override_reason" placeholder="outside the window? why (admins)" size="28" /> })}
+                        <input name="override_reason" placeholder="outside the window? why it cannot wait" size="32" />
                         <button class="button" type="submit" data-testid="ship-release">"Ship it"</button>
                     </ActionForm>
                 </div>

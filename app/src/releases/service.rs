@@ -932,15 +932,24 @@ fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
 
+/// What shipping did: started the release's run, or found that it needs an approval first
+/// (the stack gates changes, or the run falls outside the deploy window) — the request to ask
+/// for.
+pub enum Shipped {
+    Started(Box<crate::runs::recorder::RunHandle>, StackSummary),
+    NeedsApproval(RunRequest),
+}
+
 /// Ships the release: the automatic items evaluated again, refused while a required item
-/// is not passed (named), then its run started (which writes the settings first). Returns
-/// the run; the release is `running` until the run ends.
+/// is not passed (named); outside the deploy window only with a reason, as an approval
+/// request; then its run started (which writes the settings first, and marks the release
+/// `running` until it ends).
 pub async fn ship(
     (store, engine, data_dir): (&Store, &Engine, &Path),
     actor: &Actor,
     (release_id, window_override): (&str, &str),
     echo: bool,
-) -> Result<(crate::runs::recorder::RunHandle, StackSummary), ReleaseError> {
+) -> Result<Shipped, ReleaseError> {
     if window_override.chars().count() > 500 {
         return Err(ReleaseError::Refused(
             "an override's reason is at most 500 characters".into(),
@@ -951,15 +960,6 @@ pub async fn ship(
         return Err(ReleaseError::Refused(format!(
             "release {} is {}: it ships once",
             release.version, release.state
-        )));
-    }
-    if crate::approvals::service::policy(store, &release.stack)
-        .await?
-        .gate_changes
-    {
-        return Err(ReleaseError::Refused(format!(
-            "stack {} gates deploy, update and migrate behind approvals, which a release does not ask for yet: run the change through an approval",
-            release.stack
         )));
     }
     let release = check(store, engine, data_dir, release_id).await?;
@@ -976,26 +976,18 @@ pub async fn ship(
             ..RunOptions::default()
         },
     };
+    let outside = super::windows::refusal(&policy(store, &release.stack).await?, None);
+    if let (Some(why), true) = (&outside, window_override.trim().is_empty()) {
+        return Err(ReleaseError::Refused(format!(
+            "the release's run is {why}: say why it cannot wait to ask for an approval"
+        )));
+    }
+    if crate::approvals::service::is_gated(store, &release.stack, &request).await? {
+        return Ok(Shipped::NeedsApproval(request));
+    }
     let (handle, stack) =
         crate::runs::lock::start(store, &release.stack, request, actor, echo).await?;
-    let mut audited = Audited::begin(store).await?;
-    sqlx::query("UPDATE releases SET state = $1, run_id = $2 WHERE id = $3")
-        .bind(ReleaseState::Running.as_str())
-        .bind(&handle.run.id)
-        .bind(release_id)
-        .execute(audited.db())
-        .await
-        .map_err(StoreError::from)?;
-    audited
-        .append(
-            actor,
-            "release.shipped",
-            &release.stack,
-            json!({ "release": release_id, "version": release.version, "run": handle.run.id, "window_override": window_override.trim() }),
-        )
-        .await?;
-    audited.commit().await?;
-    Ok((handle, stack))
+    Ok(Shipped::Started(Box::new(handle), stack))
 }
 
 /// The required items of the release that do not pass, by title; what `lock::begin` checks

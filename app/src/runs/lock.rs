@@ -92,11 +92,7 @@ pub async fn begin(
         error: String::new(),
     };
     let holder = this_holder();
-    let gated = run.operation.always_approved()
-        || (run.operation.may_be_gated()
-            && crate::approvals::service::policy(store, &run.stack)
-                .await?
-                .gate_changes);
+    let gated = crate::approvals::service::is_gated(store, &run.stack, &run.request()).await?;
     if gated && run.options.approval.is_empty() {
         return Err(RunError::NeedsApproval(format!(
             "{} on {} needs an approval: ask for one on the console (or with `slipway rollback` / `slipway restore`); it starts once approved",
@@ -183,6 +179,37 @@ pub async fn begin(
     .execute(audited.db())
     .await
     .map_err(store_error)?;
+    // A release's run marks it running in the same transaction, whichever path started it.
+    if !run.options.release.is_empty() {
+        let marked = sqlx::query(
+            "UPDATE releases SET state = 'running', run_id = $1 WHERE id = $2 AND state = 'planned'",
+        )
+        .bind(&run.id)
+        .bind(&run.options.release)
+        .execute(audited.db())
+        .await
+        .map_err(store_error)?;
+        if marked.rows_affected() == 0 {
+            audited.rollback().await?;
+            return Err(RunError::Refused(format!(
+                "release {} is not waiting to ship",
+                run.options.release
+            )));
+        }
+        audited
+            .append(
+                actor,
+                "release.shipped",
+                &run.stack,
+                json!({
+                    "release": run.options.release,
+                    "run": run.id,
+                    "window_override": run.options.window_override,
+                    "approval": run.options.approval,
+                }),
+            )
+            .await?;
+    }
     audited
         .append(
             actor,
