@@ -702,6 +702,39 @@ pub async fn start_approved(
         },
         ..request
     };
+    // A release's automatic items are evaluated again: what passed when it was requested
+    // (a fresh backup, an image) may no longer hold.
+    if !request.options.release.is_empty() {
+        let checked = crate::releases::service::check(
+            store,
+            &engine,
+            &console.data_dir,
+            &request.options.release,
+        )
+        .await;
+        let closed = match checked {
+            Ok(release) if !release.state.is_open() => {
+                Some(format!("the release is {}", release.state))
+            }
+            Ok(release) if !release.closed_items().is_empty() => Some(format!(
+                "the release's gate closed: {}",
+                release.closed_items().join("; ")
+            )),
+            Ok(_) => None,
+            Err(error) => Some(error.to_string()),
+        };
+        if let Some(why) = closed {
+            close(
+                store,
+                id,
+                &approval.stack,
+                ApprovalStatus::Void,
+                &format!("void: {why}"),
+            )
+            .await?;
+            return Ok(ApprovalStatus::Void);
+        }
+    }
     match crate::runs::lock::start(store, &approval.stack, request, &actor, false).await {
         Ok((handle, stack)) => {
             console.runner.start(handle, engine, stack)?;
@@ -710,6 +743,18 @@ pub async fn start_approved(
         Err(crate::runs::RunError::Busy(why)) => {
             tracing::info!(approval = id, why, "approved run waits for its stack");
             Ok(ApprovalStatus::Approved)
+        }
+        // What can no longer start as approved is void, not retried.
+        Err(crate::runs::RunError::Refused(why)) => {
+            close(
+                store,
+                id,
+                &approval.stack,
+                ApprovalStatus::Void,
+                &format!("void: {why}"),
+            )
+            .await?;
+            Ok(ApprovalStatus::Void)
         }
         Err(error) => Err(error.into()),
     }

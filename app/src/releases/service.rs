@@ -972,7 +972,7 @@ pub async fn ship(
         target: String::new(),
         options: RunOptions {
             release: release.id.clone(),
-            window_override: window_override.trim().to_owned(),
+            window_override: String::new(),
             ..RunOptions::default()
         },
     };
@@ -982,6 +982,18 @@ pub async fn ship(
             "the release's run is {why}: say why it cannot wait to ask for an approval"
         )));
     }
+    // A reason only counts where the run falls outside the window.
+    let request = RunRequest {
+        options: RunOptions {
+            window_override: if outside.is_some() {
+                window_override.trim().to_owned()
+            } else {
+                String::new()
+            },
+            ..request.options
+        },
+        ..request
+    };
     if crate::approvals::service::is_gated(store, &release.stack, &request).await? {
         return Ok(Shipped::NeedsApproval(request));
     }

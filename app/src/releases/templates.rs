@@ -17,6 +17,7 @@ use super::timeline::{evidence_of, offset_label, TEMPLATE as TIMELINE};
 use super::ReleaseError;
 
 /// One checklist item as a template has it.
+#[derive(Debug)]
 pub struct ItemSpec {
     pub key: String,
     pub section: String,
@@ -27,6 +28,7 @@ pub struct ItemSpec {
 }
 
 /// One milestone as a template has it.
+#[derive(Debug)]
 pub struct MilestoneSpec {
     pub key: String,
     pub offset_minutes: i64,
@@ -144,6 +146,15 @@ pub fn parse_checklist(text: &str) -> Result<Vec<ItemSpec>, String> {
                 }
                 (true, Role::Operator)
             }
+            ["manual", _]
+                if CHECKLIST
+                    .iter()
+                    .any(|item| item.automatic && item.key == key) =>
+            {
+                return Err(format!(
+                    "{key} is the console's to evaluate: a manual item takes another key"
+                ))
+            }
             ["manual", role] => (false, role.parse::<Role>().map_err(|e| e.to_string())?),
             _ => return Err(format!("{kind:?} is not manual ROLE or automatic")),
         };
@@ -174,19 +185,25 @@ fn parse_offset(text: &str) -> Result<i64, String> {
     if rest == "-0" || rest == "+0" || rest.is_empty() {
         return Ok(0);
     }
-    let (sign, magnitude) = match rest.split_at(1) {
-        ("-", magnitude) => (-1, magnitude),
-        ("+", magnitude) => (1, magnitude),
-        _ => return Err(wrong()),
+    let (sign, magnitude) = if let Some(magnitude) = rest.strip_prefix('-') {
+        (-1, magnitude)
+    } else if let Some(magnitude) = rest.strip_prefix('+') {
+        (1, magnitude)
+    } else {
+        return Err(wrong());
     };
-    let (number, unit) = magnitude.split_at(magnitude.len().saturating_sub(1));
-    let number: i64 = number.parse().map_err(|_| wrong())?;
-    let minutes = match unit {
-        "m" => number,
-        "h" => number * 60,
-        "d" => number * 24 * 60,
-        _ => return Err(wrong()),
+    let (number, per_unit) = if let Some(number) = magnitude.strip_suffix('m') {
+        (number, 1)
+    } else if let Some(number) = magnitude.strip_suffix('h') {
+        (number, 60)
+    } else if let Some(number) = magnitude.strip_suffix('d') {
+        (number, 24 * 60)
+    } else {
+        return Err(wrong());
     };
+    // Digits only (no sign of their own), and at most 30 days.
+    let number: u32 = number.parse().map_err(|_| wrong())?;
+    let minutes = i64::from(number) * per_unit;
     if minutes > 30 * 24 * 60 {
         return Err(format!("{text} is more than 30 days from T-0"));
     }
@@ -345,5 +362,17 @@ mod tests {
         assert!(bad("qa | T+2h | QA | evidence | ").contains("no evidence"));
         assert!(bad("deploy | T-0 | Go | operator | ").contains("ticks itself"));
         assert!(bad("qa | soon | QA | operator | ").contains("is not an offset"));
+        for odd in ["Té5m", "T-5é", "T--99999999999d", "T+-5m", "T+99999999999m"] {
+            assert!(parse_offset(odd).is_err(), "{odd}");
+        }
+        assert_eq!(
+            parse_offset("T+31d").unwrap_err(),
+            "T+31d is more than 30 days from T-0"
+        );
+        assert!(
+            parse_checklist("migrations.backup | A | B | manual operator | required")
+                .unwrap_err()
+                .contains("the console's to evaluate")
+        );
     }
 }
