@@ -48,7 +48,7 @@ pub async fn calendar_feed(
         )
             .into_response();
     }
-    match app::releases::service::list(store).await {
+    match app::releases::service::list(store, stack).await {
         Ok(releases) => (
             [(header::CONTENT_TYPE, "text/calendar; charset=utf-8")],
             app::releases::calendar::feed(stack, &releases, &origin.0),

@@ -7,7 +7,7 @@ use app::auth::Role;
 
 use crate::helpers::{
     call, decide, requested_approval, run_to_exit, run_with_stdin, signed_in, wait_for_approval,
-    RunningConsole, SamplePortal, SteadyLoad,
+    with_flags, RunningConsole, SamplePortal, SteadyLoad,
 };
 
 /// The portal deployed at 1.0.0 and updated to 1.1.0, with a console on its store.
@@ -481,16 +481,14 @@ async fn an_emergency_rollback_restores_the_newest_verified_backup_and_broken_gl
     let portal = SamplePortal::add("slipemergency").await;
     portal.run("deploy", "1.0.0").await.assert_success();
     portal.sql("INSERT INTO customers (email) VALUES ('before@example.com')");
-    let mut backup = vec!["backup", "portal"];
-    backup.extend(portal.flags.iter().map(String::as_str));
-    run_to_exit(&backup, &[]).await.assert_success();
-    let mut list = vec!["backups", "portal", "--json"];
-    list.extend(portal.flags.iter().map(String::as_str));
+    run_to_exit(&with_flags(&["backup", "portal"], &portal.flags), &[])
+        .await
+        .assert_success();
+    let list = with_flags(&["backups", "portal", "--json"], &portal.flags);
     let listed: Vec<serde_json::Value> =
         serde_json::from_str(&run_to_exit(&list, &[]).await.stdout).unwrap();
     let backup_id = listed[0]["id"].as_str().unwrap().to_owned();
-    let mut verify = vec!["verify", "portal", &backup_id];
-    verify.extend(portal.flags.iter().map(String::as_str));
+    let verify = with_flags(&["verify", "portal", &backup_id], &portal.flags);
     run_to_exit(&verify, &[]).await.assert_success();
     portal.run("update", "1.1.0").await.assert_success();
     portal.run("migrate", "1.1.0").await.assert_success();

@@ -7,7 +7,7 @@ use std::time::Duration;
 use app::auth::Role;
 
 use crate::helpers::{
-    call, docker, run_to_exit, signed_in, RunningConsole, SamplePortal, SteadyLoad,
+    call, docker, run_to_exit, signed_in, with_flags, RunningConsole, SamplePortal, SteadyLoad,
 };
 
 /// The id of the running container of each service of the portal.
@@ -187,9 +187,14 @@ async fn a_flag_change_that_goes_bad_puts_the_env_file_and_the_containers_back()
     let before = containers(&portal);
 
     // The new frontend goes bad four seconds after it started: the change does not hold.
-    let mut args = vec!["flag", "portal", "FRONTEND_FAIL_AFTER", "4"];
-    args.extend(portal.flags.iter().map(String::as_str));
-    let set = run_to_exit(&args, &[]).await;
+    let set = run_to_exit(
+        &with_flags(
+            &["flag", "portal", "FRONTEND_FAIL_AFTER", "4"],
+            &portal.flags,
+        ),
+        &[],
+    )
+    .await;
     assert_eq!(set.code, Some(1), "{}", set.stdout);
     let said = format!("{}\n{}", set.stdout, set.stderr);
     assert!(said.contains("is back as it was"), "{said}");
@@ -209,9 +214,14 @@ async fn a_flag_change_that_goes_bad_puts_the_env_file_and_the_containers_back()
     // edit would ship with it. Nothing is written.
     let edited = format!("{env_before}CORS_ORIGIN=http://127.0.0.1:1\n");
     std::fs::write(portal.env_file(), &edited).unwrap();
-    let mut args = vec!["flag", "portal", "FEATURE_NEW_CHECKOUT", "true"];
-    args.extend(portal.flags.iter().map(String::as_str));
-    let refused = run_to_exit(&args, &[]).await;
+    let refused = run_to_exit(
+        &with_flags(
+            &["flag", "portal", "FEATURE_NEW_CHECKOUT", "true"],
+            &portal.flags,
+        ),
+        &[],
+    )
+    .await;
     assert_eq!(refused.code, Some(1), "{}", refused.stdout);
     assert!(
         refused
@@ -224,18 +234,18 @@ async fn a_flag_change_that_goes_bad_puts_the_env_file_and_the_containers_back()
     assert_eq!(containers(&portal), before);
 
     // From the command line as from the console: what is not a flag is refused by name.
-    let mut args = vec!["flag", "portal", "POSTGRES_PASSWORD", "x"];
-    args.extend(portal.flags.iter().map(String::as_str));
-    let refused = run_to_exit(&args, &[]).await;
+    let refused = run_to_exit(
+        &with_flags(&["flag", "portal", "POSTGRES_PASSWORD", "x"], &portal.flags),
+        &[],
+    )
+    .await;
     assert_eq!(refused.code, Some(1));
     assert!(
         refused.stderr.contains("is not a flag"),
         "{}",
         refused.stderr
     );
-    let mut list = vec!["flags", "portal"];
-    list.extend(portal.flags.iter().map(String::as_str));
-    let listed = run_to_exit(&list, &[]).await;
+    let listed = run_to_exit(&with_flags(&["flags", "portal"], &portal.flags), &[]).await;
     listed.assert_success();
     assert!(
         listed.stdout.contains("FEATURE_NEW_CHECKOUT") && listed.stdout.contains("backend"),

@@ -482,6 +482,13 @@ impl Drop for ProjectCleanup {
     }
 }
 
+/// `args` followed by a store's command-line flags.
+pub fn with_flags<'a>(args: &[&'a str], flags: &'a [String]) -> Vec<&'a str> {
+    let mut args = args.to_vec();
+    args.extend(flags.iter().map(String::as_str));
+    args
+}
+
 pub fn stack_add_args<'a>(
     flags: &'a [String],
     name: &'a str,

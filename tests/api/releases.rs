@@ -8,15 +8,9 @@ use std::time::Duration;
 use app::auth::Role;
 
 use crate::helpers::{
-    call, run_to_exit, run_with_stdin, signed_in, stack_add_args, Backend, RunningConsole,
-    SamplePortal, TestStore,
+    call, run_to_exit, run_with_stdin, signed_in, stack_add_args, with_flags, Backend,
+    RunningConsole, SamplePortal, TestStore,
 };
-
-fn with_flags<'a>(args: &[&'a str], flags: &'a [String]) -> Vec<&'a str> {
-    let mut args = args.to_vec();
-    args.extend(flags.iter().map(String::as_str));
-    args
-}
 
 async fn release(
     client: &reqwest::Client,

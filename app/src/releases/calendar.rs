@@ -82,11 +82,12 @@ fn at(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
         .map(|at| at.with_timezone(&chrono::Utc))
 }
 
-/// The stack's feed: for each release an event from T-0 to T+1h, and one per milestone.
+/// The stack's feed (`releases` are the stack's): for each release an event from T-0 to
+/// T+1h, and one per milestone.
 pub fn feed(stack: &str, releases: &[Release], console_url: &str) -> String {
     let mut calendar = Calendar::new();
     calendar.name(&format!("Slipway releases of {stack}"));
-    for release in releases.iter().filter(|release| release.stack == stack) {
+    for release in releases {
         let Some(t0) = at(&release.planned_at) else {
             continue;
         };

@@ -275,7 +275,9 @@ pub async fn releases() -> Result<Vec<Release>, ReleaseError> {
     )
     .await
     .map_err(refuse)?;
-    service::list(&reader.console.store).await.map_err(refuse)
+    service::list(&reader.console.store, "")
+        .await
+        .map_err(refuse)
 }
 
 /// One release with its checklist and what shipping it would do now.

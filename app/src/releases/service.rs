@@ -691,11 +691,12 @@ pub async fn find(store: &Store, id: &str) -> Result<Release, ReleaseError> {
     with_items(store, record).await
 }
 
-/// Releases, by planned time: the newest 200.
-pub async fn list(store: &Store) -> Result<Vec<Release>, ReleaseError> {
+/// Releases of `stack` (every stack when empty), by planned time: the newest 200.
+pub async fn list(store: &Store, stack: &str) -> Result<Vec<Release>, ReleaseError> {
     let records: Vec<ReleaseRecord> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM releases ORDER BY planned_at DESC LIMIT 200"
+        "SELECT {COLUMNS} FROM releases WHERE ($1 = '' OR stack = $1) ORDER BY planned_at DESC LIMIT 200"
     ))
+    .bind(stack)
     .fetch_all(store.pool())
     .await
     .map_err(StoreError::from)?;
