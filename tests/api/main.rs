@@ -15,3 +15,4 @@ mod sessions;
 mod stacks;
 mod startup_errors;
 mod store;
+mod updates;

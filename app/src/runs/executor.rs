@@ -325,7 +325,7 @@ impl<'a> StepContext<'a> {
                     .definition
                     .services
                     .iter()
-                    .filter(|s| s.role == ServiceRole::App)
+                    .filter(|s| s.role == ServiceRole::App && s.upstream.is_some())
                 {
                     let running = lifecycle::running_container(self.engine, project, &service.name)
                         .await
@@ -340,13 +340,14 @@ impl<'a> StepContext<'a> {
                 Ok(())
             }
             Step::Replace(service) => self.replace(service, log).await,
+            Step::ReplaceInPlace(service) => self.replace_in_place(service, log).await,
             Step::VerifyMigrations(service) => self.verify_migrations(service, log).await,
             Step::RemoveStoppedContainers => self.remove_stopped_containers(log).await,
             Step::RemoveUnusedImages => self.remove_unused_images(log).await,
             Step::CheckProbe => {
                 let Some(probe) = self.probe else {
                     return log
-                        .say("no rollout probe: the edge publishes no port")
+                        .say("no rollout probe: no edge publishes a port with the services' probes behind it")
                         .await;
                 };
                 // The new containers serve a while before the update counts as held.

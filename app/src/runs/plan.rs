@@ -21,6 +21,8 @@ pub(super) enum Step<'a> {
     RemoveStoppedContainers,
     RemoveUnusedImages,
     Replace(&'a ServiceDefinition),
+    /// No edge switches this service: its container is replaced where it stands.
+    ReplaceInPlace(&'a ServiceDefinition),
     BackUp(&'a ServiceDefinition, BackupReason),
     CheckBackup,
     /// The backup's own database (the service it was taken from) restored into a throwaway.
@@ -74,6 +76,9 @@ impl Step<'_> {
             Step::RemoveStoppedContainers => "Remove stopped containers".into(),
             Step::RemoveUnusedImages => "Remove unused images".into(),
             Step::Replace(service) => format!("Update {} beside the running one", service.name),
+            Step::ReplaceInPlace(service) => {
+                format!("Replace {} in place (no edge in front)", service.name)
+            }
             Step::CheckProbe => "Check the rollout probe".into(),
             Step::BackUp(service, _) => format!("Back up {}", service.name),
             Step::CheckBackup => "Check the backup's checksum".into(),
@@ -122,11 +127,25 @@ pub(super) fn plan<'a>(
     let backups =
         |reason| -> Vec<Step<'_>> { databases.iter().map(|s| Step::BackUp(s, reason)).collect() };
     // App containers made anew (another image) are new names: the edge is pointed at them.
-    let pin_edge = || {
-        order
+    let switched = order
+        .iter()
+        .any(|s| s.role == ServiceRole::Edge && s.switch.is_some());
+    let pin_edge = || switched.then_some(Step::PinEdge);
+    // Behind an edge that can switch it, a service is replaced beside the running container;
+    // any other is replaced in place, one at a time in dependency order.
+    let replace = |service: &'a ServiceDefinition| {
+        if switched && service.upstream.is_some() {
+            Step::Replace(service)
+        } else {
+            Step::ReplaceInPlace(service)
+        }
+    };
+    let replace_apps = || {
+        others
             .iter()
-            .any(|s| s.role == ServiceRole::Edge)
-            .then_some(Step::PinEdge)
+            .filter(|s| s.role == ServiceRole::App)
+            .map(|s| replace(s))
+            .collect::<Vec<_>>()
     };
     let steps = match operation {
         Operation::Start => std::iter::once(Step::Prepare)
@@ -259,13 +278,8 @@ pub(super) fn plan<'a>(
         // The definition's app images are pinned to the recorded ones (see [`pin`]): the
         // rest is an update's, without builds, and without a backup (no data changes).
         Operation::Rollback => {
-            let mut steps = vec![Step::PinEdge];
-            steps.extend(
-                others
-                    .iter()
-                    .filter(|s| s.role == ServiceRole::App)
-                    .map(|s| Step::Replace(s)),
-            );
+            let mut steps: Vec<Step<'_>> = pin_edge().into_iter().collect();
+            steps.extend(replace_apps());
             steps.extend([Step::CheckProbe, Step::RemoveReplaced, Step::RecordImages]);
             steps
         }
@@ -276,7 +290,7 @@ pub(super) fn plan<'a>(
             let readers: Vec<Step<'_>> = others
                 .iter()
                 .filter(|s| s.role == ServiceRole::App && s.variables.contains(target))
-                .map(|s| Step::Replace(s))
+                .map(|s| replace(s))
                 .collect();
             if !readers.is_empty() {
                 steps.extend(pin_edge());
@@ -292,13 +306,8 @@ pub(super) fn plan<'a>(
                 Vec::new()
             };
             steps.extend(builds(&order));
-            steps.push(Step::PinEdge);
-            steps.extend(
-                others
-                    .iter()
-                    .filter(|s| s.role == ServiceRole::App)
-                    .map(|s| Step::Replace(s)),
-            );
+            steps.extend(pin_edge());
+            steps.extend(replace_apps());
             steps.push(Step::CheckProbe);
             steps.push(Step::RemoveReplaced);
             steps.push(Step::RecordImages);
@@ -357,10 +366,10 @@ mod tests {
   backend:
     image: be
     depends_on: [database]
-    x-slipway: { role: app, migrate: [migrate], migrations_table: _migrations, rollback_migration: [down, \"{migration}\"] }
+    x-slipway: { role: app, upstream: \"http://{container}:4000\", migrate: [migrate], migrations_table: _migrations, rollback_migration: [down, \"{migration}\"] }
   frontend:
     build: ./web
-    x-slipway: { role: app }
+    x-slipway: { role: app, upstream: \"http://{container}:3000\" }
   seed:
     image: be
     depends_on: [backend]
@@ -368,7 +377,7 @@ mod tests {
   edge:
     image: edge
     depends_on: [backend, frontend]
-    x-slipway: { role: edge }
+    x-slipway: { role: edge, switch: [route, \"{service}\", \"{upstream}\"] }
 ";
 
     fn test_stack() -> StackDefinition {
@@ -468,6 +477,52 @@ mod tests {
     }
 
     #[test]
+    fn without_an_edge_an_update_replaces_each_app_service_in_place_and_leaves_the_store() {
+        let text = "services:
+  db:
+    image: postgres:16
+  web:
+    image: web:2
+    ports: [\"127.0.0.1:8080:8080\"]
+    depends_on: [db]
+  worker:
+    image: worker:2
+    depends_on: [web]
+  proxy:
+    image: nginx
+    x-slipway: { role: edge }
+";
+        let definition = crate::stacks::compose::parse(
+            std::path::Path::new("docker-compose.yml"),
+            text,
+            &MapEnvironment::new(),
+        )
+        .unwrap();
+        let steps: Vec<String> = plan(
+            Operation::Update,
+            "",
+            &RunOptions::default(),
+            &BackupPolicy::default(),
+            &definition,
+        )
+        .unwrap()
+        .iter()
+        .map(Step::name)
+        .collect();
+        assert_eq!(
+            steps,
+            [
+                "Replace web in place (no edge in front)",
+                "Replace worker in place (no edge in front)",
+                "Check the rollout probe",
+                "Remove the replaced containers",
+                "Record the running images",
+            ],
+            "an edge that cannot be switched is not pinned; the database is never replaced"
+        );
+    }
+
+    #[test]
     fn a_flag_replaces_only_the_app_services_that_read_it() {
         let text = "services:
   database:
@@ -477,11 +532,12 @@ mod tests {
   backend:
     image: be
     environment: { CHECKOUT: \"${FEATURE_CHECKOUT:-false}\" }
+    x-slipway: { upstream: \"http://{container}:4000\" }
   frontend:
     image: fe
   edge:
     image: edge
-    x-slipway: { role: edge }
+    x-slipway: { role: edge, switch: [route, \"{service}\", \"{upstream}\"] }
 ";
         let definition = crate::stacks::compose::parse(
             std::path::Path::new("docker-compose.yml"),

@@ -1,5 +1,6 @@
 //! The rollout probe: requests through the edge during an update, counted against an error
-//! budget, so an update that starts failing requests is put back.
+//! budget, so an update that starts failing requests is put back; and the outage probe,
+//! which measures how long a service replaced in place did not answer.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -31,20 +32,14 @@ impl RolloutProbe {
             .services
             .iter()
             .find(|s| s.role == ServiceRole::Edge)?;
-        let published = edge.ports.first()?;
-        let parts: Vec<&str> = published.split(':').collect();
-        let (host, port) = match parts.as_slice() {
-            [ip, host_port, _] => (ip.to_string(), host_port.to_string()),
-            [host_port, _] => ("127.0.0.1".to_owned(), host_port.to_string()),
-            _ => return None,
-        };
+        let address = edge.ports.iter().find_map(|port| published_address(port))?;
         let urls: Vec<String> = definition
             .services
             .iter()
             .filter(|s| s.role == ServiceRole::App)
             .filter_map(|s| {
                 Some(format!(
-                    "http://{host}:{port}{}{}",
+                    "http://{address}{}{}",
                     s.via_edge.as_ref()?,
                     s.probes.first()?.http
                 ))
@@ -111,6 +106,124 @@ impl RolloutProbe {
     }
 }
 
+/// Where this machine reaches a published TCP port (`[IP:]HOST_PORT:CONTAINER_PORT`): the
+/// address it is bound to, or loopback when it is bound to every address. Ports without a
+/// fixed host port, ranges, UDP and IPv6 bindings are not probed.
+pub(super) fn published_address(published: &str) -> Option<String> {
+    let (mapping, protocol) = published.split_once('/').unwrap_or((published, "tcp"));
+    if protocol != "tcp" || mapping.contains('[') {
+        return None;
+    }
+    let (ip, host_port) = match mapping.split(':').collect::<Vec<_>>().as_slice() {
+        [ip, host_port, _] => (*ip, *host_port),
+        [host_port, _] => ("", *host_port),
+        _ => return None,
+    };
+    let port: u16 = host_port.parse().ok()?;
+    let ip = if ip.is_empty() || ip == "0.0.0.0" {
+        "127.0.0.1"
+    } else {
+        ip
+    };
+    Some(format!("{ip}:{port}"))
+}
+
+/// How long a service replaced in place was not answering on its published port: requests
+/// from before the old container stops until the new one answers. Any HTTP answer counts
+/// (the service's own health is Docker's healthcheck); a refused or cut connection does not.
+pub(super) struct OutageProbe {
+    pub(super) address: String,
+    state: std::sync::Arc<std::sync::Mutex<Outage>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct Outage {
+    down_since: Option<tokio::time::Instant>,
+    total: std::time::Duration,
+    last_answer: Option<tokio::time::Instant>,
+}
+
+/// How often the outage probe asks, and how long one answer may take.
+const OUTAGE_EVERY: std::time::Duration = std::time::Duration::from_millis(25);
+const OUTAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl OutageProbe {
+    /// Starts probing `http://ADDRESS/` when the service answers there now; `None` when it
+    /// does not (not HTTP, or not up), so an outage cannot be measured.
+    pub(super) async fn start(address: String) -> Option<Self> {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .timeout(OUTAGE_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .ok()?;
+        let url = format!("http://{address}/");
+        client.get(&url).send().await.ok()?;
+        let state = std::sync::Arc::new(std::sync::Mutex::new(Outage::default()));
+        let task = tokio::spawn({
+            let state = state.clone();
+            async move {
+                let deadline = tokio::time::Instant::now() + PROBE_AT_MOST;
+                while tokio::time::Instant::now() < deadline {
+                    let answered = client.get(&url).send().await.is_ok();
+                    let now = tokio::time::Instant::now();
+                    {
+                        let mut outage = state
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner());
+                        if answered {
+                            if let Some(since) = outage.down_since.take() {
+                                outage.total += now - since;
+                            }
+                            outage.last_answer = Some(now);
+                        } else if outage.down_since.is_none() {
+                            outage.down_since = Some(now);
+                        }
+                    }
+                    tokio::time::sleep(OUTAGE_EVERY).await;
+                }
+            }
+        });
+        Some(Self {
+            address,
+            state,
+            task,
+        })
+    }
+
+    /// Waits (at most `within`) for an answer given after `since` — the new container's start —
+    /// and returns how long the service did not answer; `None` when it never answered again.
+    pub(super) async fn answered_again(
+        &self,
+        since: tokio::time::Instant,
+        within: std::time::Duration,
+    ) -> Option<std::time::Duration> {
+        let deadline = since + within;
+        loop {
+            {
+                let outage = self
+                    .state
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                if outage.last_answer.is_some_and(|at| at > since) {
+                    return Some(outage.total);
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(OUTAGE_EVERY).await;
+        }
+    }
+}
+
+impl Drop for OutageProbe {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// Past the error budget: more than 1 % of the requests failed, counted over at least a
 /// hundred, so one unlucky request at the very start is not a verdict.
 fn past_budget(failed: i64, total: i64) -> bool {
@@ -125,7 +238,29 @@ impl Drop for RolloutProbe {
 
 #[cfg(test)]
 mod tests {
-    use super::past_budget;
+    use super::{past_budget, published_address};
+
+    #[test]
+    fn a_published_port_is_probed_where_this_machine_reaches_it() {
+        let cases = [
+            ("127.0.0.1:18080:8080", Some("127.0.0.1:18080")),
+            ("18080:8080", Some("127.0.0.1:18080")),
+            ("0.0.0.0:18080:8080/tcp", Some("127.0.0.1:18080")),
+            ("10.0.0.5:80:8080", Some("10.0.0.5:80")),
+            ("8080", None),
+            ("127.0.0.1::8080", None),
+            ("53:53/udp", None),
+            ("9000-9001:9000-9001", None),
+            ("[::1]:18080:8080", None),
+        ];
+        for (published, expected) in cases {
+            assert_eq!(
+                published_address(published).as_deref(),
+                expected,
+                "{published}"
+            );
+        }
+    }
 
     #[test]
     fn the_error_budget_is_one_percent_of_at_least_a_hundred_requests() {

@@ -385,6 +385,50 @@ fn interpolate_values(
     Ok(())
 }
 
+/// Images of stores that keep data: a service running one without a role is `data`, so an
+/// update never replaces it.
+const DATA_IMAGES: &[&str] = &[
+    "postgres",
+    "postgresql",
+    "postgis",
+    "mysql",
+    "mariadb",
+    "mongo",
+    "mongodb",
+    "redis",
+    "valkey",
+    "memcached",
+    "elasticsearch",
+    "opensearch",
+    "rabbitmq",
+    "clickhouse-server",
+    "cassandra",
+    "couchdb",
+    "influxdb",
+    "minio",
+    "zookeeper",
+    "kafka",
+    "etcd",
+    "neo4j",
+];
+
+/// The role of a service whose file names none: `data` for a well-known store's image, `app`
+/// for everything else.
+fn default_role(image: Option<&str>) -> &'static str {
+    let repository = image
+        .map(|image| image.split('@').next().unwrap_or(image))
+        .map(|image| match image.rsplit_once(':') {
+            Some((name, tag)) if !tag.contains('/') => name,
+            _ => image,
+        })
+        .and_then(|name| name.rsplit('/').next());
+    if repository.is_some_and(|name| DATA_IMAGES.contains(&name)) {
+        "data"
+    } else {
+        "app"
+    }
+}
+
 fn service_definition(name: &str, service: Service) -> Result<ServiceDefinition, (String, String)> {
     let labels: BTreeMap<String, String> = match &service.labels {
         Labels::List(items) => items
@@ -406,7 +450,7 @@ fn service_definition(name: &str, service: Service) -> Result<ServiceDefinition,
     let role_text = settings
         .role
         .or_else(|| labels.get("slipway.role").cloned())
-        .unwrap_or_else(|| "app".to_owned());
+        .unwrap_or_else(|| default_role(service.image.as_deref()).to_owned());
     let role = role_text
         .parse::<ServiceRole>()
         .map_err(|message| ("x-slipway.role".to_owned(), message))?;
@@ -687,6 +731,28 @@ mod tests {
         assert!(
             message.starts_with("docker-compose.yml, line "),
             "{message}"
+        );
+    }
+
+    #[test]
+    fn a_well_known_store_without_a_role_is_data() {
+        let by_image = "services:\n  db:\n    image: docker.io/library/postgres:16-alpine\n  cache:\n    image: bitnami/redis\n  kv:\n    image: localhost:5000/valkey@sha256:abc\n  web:\n    image: nginx:1.27\n  queue_app:\n    image: myorg/redis-worker\n";
+        let roles: Vec<(String, ServiceRole)> = parse_text(by_image, &[])
+            .unwrap()
+            .services
+            .into_iter()
+            .map(|s| (s.name, s.role))
+            .collect();
+        assert_eq!(
+            roles,
+            [
+                ("db".to_owned(), ServiceRole::Data),
+                ("cache".to_owned(), ServiceRole::Data),
+                ("kv".to_owned(), ServiceRole::Data),
+                ("web".to_owned(), ServiceRole::App),
+                ("queue_app".to_owned(), ServiceRole::App),
+            ],
+            "a well-known store's image is data unless the file says otherwise"
         );
     }
 

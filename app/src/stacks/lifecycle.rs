@@ -251,17 +251,39 @@ const NEW_HEALTHY_WITHIN: Duration = Duration::from_secs(60);
 /// How long the old container keeps its in-flight requests after the edge switched away.
 const DRAIN: Duration = Duration::from_secs(1);
 
-/// A container started beside the one it replaces.
+/// A container made to replace a running one: beside it (behind an edge) or in its place.
 #[derive(Clone, Debug)]
 pub struct Replacement {
     pub old: ContainerStatus,
     pub new_id: String,
     pub new_name: String,
+    /// The old container is stopped before the new one starts (no edge in front): putting
+    /// it back stops the new one first, for the ports they share.
+    pub in_place: bool,
 }
 
 /// Starts a container of the service's current definition beside the running one, or says
 /// there is nothing to do (the running container is already current).
 pub async fn start_beside(
+    engine: &Engine,
+    project: &str,
+    service: &ServiceDefinition,
+    compose_dir: &Path,
+) -> Result<Option<Replacement>, StackError> {
+    let Some(replacement) = create_replacement(engine, project, service, compose_dir).await? else {
+        return Ok(None);
+    };
+    engine
+        .start_container(&replacement.new_id)
+        .await
+        .map_err(|error| explain(service, error))?;
+    Ok(Some(replacement))
+}
+
+/// Creates (does not start) a container of the service's current definition under the next
+/// container number, or says there is nothing to do (the running container is current).
+/// Made before anything stops, so a missing image or a refused definition changes nothing.
+pub async fn create_replacement(
     engine: &Engine,
     project: &str,
     service: &ServiceDefinition,
@@ -297,15 +319,26 @@ pub async fn start_beside(
         .create_container(&new_name, body)
         .await
         .map_err(|error| explain(service, error))?;
-    engine
-        .start_container(&new_id)
-        .await
-        .map_err(|error| explain(service, error))?;
     Ok(Some(Replacement {
         old,
         new_id,
         new_name,
+        in_place: false,
     }))
+}
+
+/// Stops the running container and starts its replacement in its place (the ports they
+/// publish cannot be held by both).
+pub async fn swap_in_place(
+    engine: &Engine,
+    service: &ServiceDefinition,
+    replacement: &Replacement,
+) -> Result<(), StackError> {
+    stop_replaced(engine, service, &replacement.old).await?;
+    engine
+        .start_container(&replacement.new_id)
+        .await
+        .map_err(|error| explain(service, error))
 }
 
 /// Waits until the new container is healthy; `Err` with the last health seen when it is not
@@ -421,16 +454,23 @@ pub async fn remove(engine: &Engine, id: &str) -> Result<(), StackError> {
     engine.remove_container(id).await.map_err(StackError::from)
 }
 
-/// Puts a replaced container back: started again, healthy, the edge switched back to it,
-/// and the new container removed. Returns what was done, for the run's lines.
+/// Puts a replaced container back: the new one stopped first when it took the old one's
+/// place, the old started again, healthy, the edge switched back to it when it is behind
+/// one, and the new container removed. Returns what was done, for the run's lines.
 pub async fn reinstate(
     engine: &Engine,
     project: &str,
-    edge: &ServiceDefinition,
+    edge: Option<&ServiceDefinition>,
     service: &ServiceDefinition,
     replacement: &Replacement,
 ) -> Result<String, StackError> {
     let old = &replacement.old;
+    if replacement.in_place {
+        engine
+            .stop_container(&replacement.new_id, stop_grace(service))
+            .await
+            .map_err(StackError::from)?;
+    }
     let stopped = containers_of(engine, project, &service.name)
         .await?
         .iter()
@@ -442,7 +482,12 @@ pub async fn reinstate(
             .map_err(StackError::from)?;
     }
     wait_new_healthy(engine, project, service, &old.id).await?;
-    switch_edge(engine, project, edge, service, &old.name).await?;
+    if !replacement.in_place {
+        let edge = edge.ok_or_else(|| {
+            StackError::Compose("the stack has no service with role edge to switch back".into())
+        })?;
+        switch_edge(engine, project, edge, service, &old.name).await?;
+    }
     remove(engine, &replacement.new_id).await?;
     Ok(format!(
         "{}: {} is back in service, {} removed",

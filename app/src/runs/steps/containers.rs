@@ -1,11 +1,16 @@
-//! Containers of an update: each app service replaced beside the running one, the edge
-//! switched, the old kept until the update holds and put back when it does not; and the
-//! running images recorded as the last-known-good.
+//! Containers of an update: each app service replaced beside the running one with the edge
+//! switched, or in its place where no edge is in front; the old kept until the update holds
+//! and put back when it does not; and the running images recorded as the last-known-good.
 
 use crate::runs::executor::{StepContext, StepLog};
+use crate::runs::probe::{published_address, OutageProbe};
 use crate::stacks::compose::ServiceDefinition;
 use crate::stacks::lifecycle;
 use crate::store::now_utc;
+
+/// How long a service replaced in place may take to answer on its port again, when its
+/// definition gives no `healthy_within`.
+const NOT_ANSWERING_AT_MOST: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl<'a> StepContext<'a> {
     /// New container beside the old, healthy within the bound, edge switched, old drained
@@ -62,6 +67,81 @@ impl<'a> StepContext<'a> {
         .await
     }
 
+    /// No edge in front: the new container is made first (a missing image stops nothing),
+    /// then the old one stops with its stop signal and grace period and the new one starts
+    /// in its place, healthy within the bound or the old one is put back. Where the service
+    /// publishes a port, the run says how long it was not answering there.
+    pub(in crate::runs) async fn replace_in_place(
+        &self,
+        service: &'a ServiceDefinition,
+        log: &StepLog<'_>,
+    ) -> Result<(), String> {
+        let project = self.stack.project.as_str();
+        let text = |error: crate::stacks::StackError| error.to_string();
+        let Some(mut replacement) =
+            lifecycle::create_replacement(self.engine, project, service, &self.compose_dir)
+                .await
+                .map_err(text)?
+        else {
+            return log.say(format!("{}: already current", service.name)).await;
+        };
+        replacement.in_place = true;
+        let (old, new_id, new_name) = (
+            replacement.old.name.clone(),
+            replacement.new_id.clone(),
+            replacement.new_name.clone(),
+        );
+        let address = service
+            .ports
+            .iter()
+            .find_map(|port| published_address(port));
+        let outage = match &address {
+            Some(address) => OutageProbe::start(address.clone()).await,
+            None => None,
+        };
+        self.replaced_list().push((service, replacement.clone()));
+        log.say(format!("created {new_name}; stopping {old} in its place"))
+            .await?;
+        lifecycle::swap_in_place(self.engine, service, &replacement)
+            .await
+            .map_err(|error| format!("{error}; {old} is put back"))?;
+        let started = tokio::time::Instant::now();
+        let took = lifecycle::wait_new_healthy(self.engine, project, service, &new_id)
+            .await
+            .map_err(|error| format!("{error}; {old} is put back"))?;
+        log.say(format!(
+            "{new_name} healthy after {:.1} s",
+            took.as_secs_f64()
+        ))
+        .await?;
+        let within = service.healthy_within.unwrap_or(NOT_ANSWERING_AT_MOST);
+        let said = match (&outage, &address) {
+            (Some(probe), _) => match probe.answered_again(started, within).await {
+                Some(down) => format!(
+                    "not answering on {} for {:.2} s; for zero downtime put Slipway's edge in front (x-slipway: {{ edge: managed }})",
+                    probe.address,
+                    down.as_secs_f64()
+                ),
+                None => {
+                    return Err(format!(
+                        "{new_name} does not answer on {} within {} s; {old} is put back",
+                        probe.address,
+                        within.as_secs()
+                    ))
+                }
+            },
+            (None, Some(address)) => {
+                format!("{address} did not answer HTTP before: its outage is not measured")
+            }
+            (None, None) => "it publishes no port".into(),
+        };
+        log.say(format!(
+            "{}: replaced in place (no edge in front), {said}",
+            service.name
+        ))
+        .await
+    }
+
     pub(in crate::runs) fn replaced_list(
         &self,
     ) -> std::sync::MutexGuard<'_, Vec<(&'a ServiceDefinition, lifecycle::Replacement)>> {
@@ -87,13 +167,7 @@ impl<'a> StepContext<'a> {
         if replaced.is_empty() {
             return;
         }
-        let edge = match self.edge() {
-            Ok(edge) => edge,
-            Err(error) => {
-                let _ = log.say(format!("nothing could be put back: {error}")).await;
-                return;
-            }
-        };
+        let edge = self.edge().ok();
         for (service, replacement) in replaced.iter().rev() {
             let line =
                 lifecycle::reinstate(self.engine, &self.stack.project, edge, service, replacement)
