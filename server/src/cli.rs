@@ -311,6 +311,16 @@ pub enum ApprovalCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum StackCommand {
+    /// Show whether Slipway's managed edge is in front of a stack's services, or turn it on
+    /// (`--managed true`) or off; the next deploy applies it.
+    Edge {
+        /// The stack's name.
+        name: String,
+        #[arg(long)]
+        managed: Option<bool>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Show a stack's approval policy, or change the parts given.
     Approvals {
         /// The stack's name.

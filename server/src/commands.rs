@@ -759,6 +759,35 @@ pub async fn wait_for_approval(id: &str, store_args: &StoreArgs) -> Result<Strin
     outcome
 }
 
+/// `slipway stack edge NAME [--managed B]`: the setting after the change, in words.
+pub async fn managed_edge(
+    name: &str,
+    managed: Option<bool>,
+    store_args: &StoreArgs,
+) -> Result<String, CommandError> {
+    let store = open_store(store_args).await?;
+    let outcome = match managed {
+        Some(managed) => {
+            app::stacks::service::set_managed_edge(&store, &Actor::command_line(), name, managed)
+                .await
+        }
+        None => app::stacks::service::find(&store, name).await,
+    };
+    store.close().await;
+    let stack = outcome?;
+    let in_file = app::stacks::service::definition(&stack)
+        .is_ok_and(|definition| app::stacks::managed_edge::is_in_front(&definition));
+    Ok(match (stack.managed_edge, in_file) {
+        (true, _) => format!("{name}: Slipway's edge is in front (deploy to apply a change)"),
+        (false, true) => {
+            format!("{name}: Slipway's edge is in front (the compose file asks for it)")
+        }
+        (false, false) => format!(
+            "{name}: no managed edge; updates replace services in place (deploy to apply a change)"
+        ),
+    })
+}
+
 /// `slipway stack approvals NAME [--required N] [--expires 60m] [--gate-changes B]`.
 pub async fn approval_policy(
     name: &str,

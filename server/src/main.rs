@@ -12,10 +12,10 @@ use server::cli::{
 };
 use server::commands::{
     add_stack, add_user, approval_policy, audit_head, backup_policy, create_release,
-    init_audit_key, list_approvals, list_backups, list_flags, print_logs, release_policy,
-    release_templates, request_approval, request_rollback, run_operation, ship_release,
-    show_release, stack_status, tick_release, verify_audit, wait_for_approval, LogsRequest,
-    PolicyChange, ReleasePolicyChange, RollbackChoice,
+    init_audit_key, list_approvals, list_backups, list_flags, managed_edge, print_logs,
+    release_policy, release_templates, request_approval, request_rollback, run_operation,
+    ship_release, show_release, stack_status, tick_release, verify_audit, wait_for_approval,
+    LogsRequest, PolicyChange, ReleasePolicyChange, RollbackChoice,
 };
 use server::startup::StartupError;
 use tracing_subscriber::EnvFilter;
@@ -287,6 +287,14 @@ fn main() -> ExitCode {
                     .map(Some)
                     .map_err(|e| e.to_string())
             }
+            Command::Stack(StackCommand::Edge {
+                name,
+                managed,
+                store,
+            }) => managed_edge(&name, managed, &store)
+                .await
+                .map(Some)
+                .map_err(|e| e.to_string()),
             Command::Stack(StackCommand::Approvals {
                 name,
                 required,

@@ -180,6 +180,13 @@ fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
         &[200, 409],
     ));
     calls.push(("run", Role::Viewer, pairs(&[("id", "no-such-run")]), &[404]));
+    // Without `managed` the edge is turned off, which any stack takes.
+    calls.push((
+        "set_managed_edge",
+        Role::Admin,
+        pairs(&[("stack", "matrix")]),
+        &[200],
+    ));
     calls.push((
         "approval",
         Role::Operator,

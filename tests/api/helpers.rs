@@ -789,43 +789,61 @@ pub async fn wait_for_approval(flags: &[String], id: &str) -> Exited {
     run_to_exit(&args, &[]).await
 }
 
-/// A steady load on one URL from 127.0.0.1: a new connection per request, bounded in count
-/// (20,000) and in time (until stopped, at most two minutes).
+/// A steady load on one URL from 127.0.0.1: concurrent clients, a new connection per
+/// request, each bounded in count (20,000) and all in time (two minutes).
 pub struct SteadyLoad {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    task: tokio::task::JoinHandle<(usize, usize)>,
+    tasks: Vec<tokio::task::JoinHandle<(usize, usize)>>,
 }
 
 impl SteadyLoad {
+    /// One client, a request every few milliseconds.
     pub fn start(url: String) -> Self {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let task = tokio::spawn({
-            let stop = stop.clone();
-            async move {
-                let client = reqwest::Client::builder()
-                    .pool_max_idle_per_host(0)
-                    .build()
-                    .unwrap();
-                let deadline = std::time::Instant::now() + Duration::from_secs(120);
-                let (mut failed, mut total) = (0, 0);
-                while !stop.load(std::sync::atomic::Ordering::SeqCst)
-                    && total < 20_000
-                    && std::time::Instant::now() < deadline
-                {
-                    let ok = matches!(client.get(&url).send().await, Ok(r) if r.status() == 200);
-                    total += 1;
-                    failed += usize::from(!ok);
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                (failed, total)
-            }
-        });
-        Self { stop, task }
+        Self::concurrent(url, 1, 0, Duration::from_millis(5))
+    }
+
+    /// `clients` clients, each pausing `pause` between requests; once stopped they still go
+    /// on until `at_least` requests were sent in all.
+    pub fn concurrent(url: String, clients: usize, at_least: usize, pause: Duration) -> Self {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let sent = std::sync::Arc::new(AtomicUsize::new(0));
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        let tasks = (0..clients)
+            .map(|_| {
+                let (stop, sent, url) = (stop.clone(), sent.clone(), url.clone());
+                tokio::spawn(async move {
+                    let client = reqwest::Client::builder()
+                        .pool_max_idle_per_host(0)
+                        .build()
+                        .unwrap();
+                    let (mut failed, mut total) = (0, 0);
+                    while !(stop.load(Ordering::SeqCst) && sent.load(Ordering::SeqCst) >= at_least)
+                        && total < 20_000
+                        && std::time::Instant::now() < deadline
+                    {
+                        let ok =
+                            matches!(client.get(&url).send().await, Ok(r) if r.status() == 200);
+                        total += 1;
+                        failed += usize::from(!ok);
+                        sent.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(pause).await;
+                    }
+                    (failed, total)
+                })
+            })
+            .collect();
+        Self { stop, tasks }
     }
 
     /// Stops the load; how many requests failed, of how many.
     pub async fn stop(self) -> (usize, usize) {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.task.await.expect("the load task")
+        let mut counts = (0, 0);
+        for task in self.tasks {
+            let (failed, total) = task.await.expect("a load task");
+            counts = (counts.0 + failed, counts.1 + total);
+        }
+        counts
     }
 }

@@ -12,6 +12,7 @@ struct PlainStack {
     flags: Vec<String>,
     project: String,
     port: String,
+    chat_port: String,
     env_dir: tempfile::TempDir,
     _store: TestStore,
     _cleanup: ProjectCleanup,
@@ -26,6 +27,7 @@ impl PlainStack {
             flags,
             project,
             port: free_port(),
+            chat_port: free_port(),
             env_dir: tempfile::tempdir().expect("temporary directory"),
             _store: store,
             _cleanup: cleanup,
@@ -58,7 +60,10 @@ impl PlainStack {
     fn set_version(&self, version: &str) {
         std::fs::write(
             self.env_file(),
-            format!("WEB_VERSION={version}\nWEB_PORT={}\n", self.port),
+            format!(
+                "WEB_VERSION={version}\nWEB_PORT={}\nCHAT_PORT={}\n",
+                self.port, self.chat_port
+            ),
         )
         .expect("write the env file");
     }
@@ -67,9 +72,47 @@ impl PlainStack {
         run_to_exit(&with_flags(&[verb, "plain"], &self.flags), &[]).await
     }
 
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// What the web service says about who asked: `peer` and `forwarded_for`.
+    async fn echo(&self) -> serde_json::Value {
+        reqwest::get(self.url("/_echo"))
+            .await
+            .expect("the web service answers")
+            .json()
+            .await
+            .expect("a JSON answer")
+    }
+
+    /// Names of a service's running containers.
+    fn running(&self, service: &str) -> Vec<String> {
+        docker(&[
+            "ps",
+            "--filter",
+            &format!("label=com.docker.compose.project={}", self.project),
+            "--filter",
+            &format!("label=com.docker.compose.service={service}"),
+            "--format",
+            "{{.Names}}",
+        ])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+    }
+
+    /// The host ports a service's running container publishes.
+    fn published(&self, service: &str) -> String {
+        self.running(service)
+            .first()
+            .map(|name| docker(&["port", name]))
+            .unwrap_or_default()
+    }
+
     /// The version the web service's page shows.
     async fn serving(&self) -> String {
-        let page = reqwest::get(format!("http://127.0.0.1:{}/", self.port))
+        let page = reqwest::get(self.url("/"))
             .await
             .expect("the web service answers")
             .text()
@@ -80,22 +123,6 @@ impl PlainStack {
             .and_then(|rest| rest.split('<').next())
             .unwrap_or_default()
             .to_owned()
-    }
-
-    /// Names of the web service's running containers.
-    fn running_web(&self) -> Vec<String> {
-        docker(&[
-            "ps",
-            "--filter",
-            &format!("label=com.docker.compose.project={}", self.project),
-            "--filter",
-            "label=com.docker.compose.service=web",
-            "--format",
-            "{{.Names}}",
-        ])
-        .lines()
-        .map(str::to_owned)
-        .collect()
     }
 }
 
@@ -134,7 +161,7 @@ async fn without_an_edge_update_replaces_in_place_says_how_long_and_keeps_the_ol
         "{said}"
     );
     assert_eq!(stack.serving().await, "1.1.0");
-    let web = stack.running_web();
+    let web = stack.running("web");
     assert_eq!(web.len(), 1, "one web container runs: {web:?}");
     let mounts = docker(&[
         "inspect",
@@ -164,7 +191,7 @@ async fn without_an_edge_update_replaces_in_place_says_how_long_and_keeps_the_ol
         broken.stdout
     );
     assert_eq!(stack.serving().await, "1.1.0");
-    assert_eq!(stack.running_web(), web, "the same container serves again");
+    assert_eq!(stack.running("web"), web, "the same container serves again");
 
     // Nothing changed: nothing is replaced.
     stack.set_version("1.1.0");
@@ -176,5 +203,125 @@ async fn without_an_edge_update_replaces_in_place_says_how_long_and_keeps_the_ol
         "{}",
         again.stdout
     );
-    assert_eq!(stack.running_web(), web);
+    assert_eq!(stack.running("web"), web);
+}
+
+#[tokio::test]
+async fn the_managed_edge_updates_without_dropping_a_request_keeps_websockets_and_the_client_address(
+) {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let stack = PlainStack::add("slipedge").await;
+    stack.run("deploy").await.assert_success();
+    let direct = stack.echo().await;
+    let client = direct["peer"].as_str().unwrap_or_default().to_owned();
+    assert!(!client.is_empty(), "{direct}");
+
+    let turned_on = run_to_exit(
+        &with_flags(
+            &["stack", "edge", "plain", "--managed", "true"],
+            &stack.flags,
+        ),
+        &[],
+    )
+    .await;
+    turned_on.assert_success();
+    assert!(
+        turned_on.stdout.contains("edge is in front"),
+        "{}",
+        turned_on.stdout
+    );
+    stack.run("deploy").await.assert_success();
+    assert_eq!(
+        stack.running("slipway-edge").len(),
+        1,
+        "the edge runs as a service of the project"
+    );
+    assert!(
+        stack.published("web").is_empty(),
+        "web is on the stack's network only: {}",
+        stack.published("web")
+    );
+    assert!(
+        stack
+            .published("slipway-edge")
+            .contains(&format!("127.0.0.1:{}", stack.port)),
+        "the edge publishes web's port: {}",
+        stack.published("slipway-edge")
+    );
+    assert_eq!(stack.serving().await, "1.0.0");
+    let through = stack.echo().await;
+    assert_eq!(
+        through["forwarded_for"].as_str(),
+        Some(client.as_str()),
+        "web learns the client address it saw without the edge: {through}"
+    );
+    assert_ne!(through["peer"].as_str(), Some(client.as_str()), "{through}");
+
+    // A WebSocket to chat, open across the update of web.
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/_ws", stack.chat_port))
+            .await
+            .expect("the edge passes the WebSocket upgrade");
+    socket.send(Message::Text("before".into())).await.unwrap();
+    let answer = socket.next().await.expect("an answer").unwrap();
+    assert_eq!(answer.to_text().unwrap(), "1.0.0 before");
+
+    stack.set_version("1.1.0");
+    let load = crate::helpers::SteadyLoad::concurrent(
+        stack.url("/"),
+        8,
+        3_000,
+        std::time::Duration::from_millis(1),
+    );
+    let updated = stack.run("update").await;
+    let (failed, total) = load.stop().await;
+    updated.assert_success();
+    assert!(
+        updated.stdout.contains("Update web beside the running one")
+            && updated.stdout.contains("web now goes to"),
+        "{}",
+        updated.stdout
+    );
+    assert_eq!(
+        failed, 0,
+        "{failed} of {total} requests failed during the update"
+    );
+    assert!(total >= 3_000, "the load ran ({total} requests)");
+    assert!(
+        updated.stdout.contains("rollout probe: 0 failed"),
+        "{}",
+        updated.stdout
+    );
+    assert_eq!(stack.serving().await, "1.1.0");
+
+    socket.send(Message::Text("after".into())).await.unwrap();
+    let answer = socket.next().await.expect("an answer").unwrap();
+    assert_eq!(
+        answer.to_text().unwrap(),
+        "1.0.0 after",
+        "the WebSocket to chat stayed open"
+    );
+
+    // Off again: a deploy puts the ports back on the services.
+    run_to_exit(
+        &with_flags(
+            &["stack", "edge", "plain", "--managed", "false"],
+            &stack.flags,
+        ),
+        &[],
+    )
+    .await
+    .assert_success();
+    stack.run("deploy").await.assert_success();
+    assert!(stack.running("slipway-edge").is_empty(), "the edge is gone");
+    assert!(
+        stack
+            .published("web")
+            .contains(&format!("127.0.0.1:{}", stack.port)),
+        "web publishes its port again: {}",
+        stack.published("web")
+    );
+    assert_eq!(stack.serving().await, "1.1.0");
 }

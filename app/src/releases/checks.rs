@@ -179,12 +179,8 @@ pub struct Subject<'a> {
 
 impl Subject<'_> {
     fn definition(&self) -> Result<StackDefinition, String> {
-        compose::load_with(
-            Path::new(&self.stack.compose_file),
-            self.stack.env_file.as_deref().map(Path::new),
-            self.sets,
-        )
-        .map_err(|error| error.to_string())
+        crate::stacks::service::definition_with(self.stack, self.sets)
+            .map_err(|error| error.to_string())
     }
 
     /// The env file's variables with the release's settings over them.

@@ -133,12 +133,8 @@ pub async fn create(
         None
     } else {
         Some(
-            crate::stacks::compose::load_with(
-                Path::new(&stack.compose_file),
-                stack.env_file.as_deref().map(Path::new),
-                &new.sets,
-            )
-            .map_err(|error| ReleaseError::Refused(error.to_string()))?,
+            crate::stacks::service::definition_with(&stack, &new.sets)
+                .map_err(|error| ReleaseError::Refused(error.to_string()))?,
         )
     };
     if let Some((name, _)) = new.sets.iter().find(|(name, _)| {
@@ -888,11 +884,7 @@ pub async fn plan(
         ),
         ..ReleasePlan::default()
     };
-    let definition = match crate::stacks::compose::load_with(
-        Path::new(&stack.compose_file),
-        stack.env_file.as_deref().map(Path::new),
-        &release.sets,
-    ) {
+    let definition = match crate::stacks::service::definition_with(&stack, &release.sets) {
         Ok(definition) => definition,
         Err(error) => {
             plan.problems.push(error.to_string());

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::stacks::compose::{self, ServiceDefinition, StackDefinition};
+use crate::stacks::compose::{ServiceDefinition, StackDefinition};
 use crate::stacks::engine::Engine;
 use crate::stacks::secrets;
 use crate::stacks::{lifecycle, ServiceRole, StackSummary};
@@ -155,7 +155,6 @@ async fn prepare(
     stack: &StackSummary,
     request: &super::RunRequest,
 ) -> Result<(StackDefinition, crate::backups::BackupPolicy), String> {
-    let env_file = stack.env_file.as_deref().map(Path::new);
     let target = request.target.as_str();
     let set = match request.operation {
         Operation::Flag => vec![(target.to_owned(), request.options.flag_value.clone())],
@@ -164,8 +163,8 @@ async fn prepare(
         }
         _ => Vec::new(),
     };
-    let definition = compose::load_with(Path::new(&stack.compose_file), env_file, &set)
-        .map_err(|error| error.to_string())?;
+    let definition =
+        crate::stacks::service::definition_with(stack, &set).map_err(|error| error.to_string())?;
     let definition = match request.operation {
         Operation::Rollback => {
             let recorded = super::queries::recorded_images(store, &stack.name, target)

@@ -26,23 +26,41 @@ pub(super) const SETTLE: std::time::Duration = std::time::Duration::from_secs(5)
 const PROBE_AT_MOST: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl RolloutProbe {
-    /// Probes every app service the edge publishes (its `via_edge` path and first probe).
+    /// Probes every app service the edge publishes: a team's edge on its first port under
+    /// the service's `via_edge` path and first probe; the managed edge on the port that
+    /// carries the service, at its first probe (which must pass) or at `/` (where any answer
+    /// but the edge's own 502 counts: the service's status codes are its own business).
     pub(super) fn start(definition: &StackDefinition) -> Option<Self> {
         let edge = definition
             .services
             .iter()
             .find(|s| s.role == ServiceRole::Edge)?;
-        let address = edge.ports.iter().find_map(|port| published_address(port))?;
-        let urls: Vec<String> = definition
+        let first = edge.ports.iter().find_map(|port| published_address(port));
+        let urls: Vec<(String, bool)> = definition
             .services
             .iter()
             .filter(|s| s.role == ServiceRole::App)
             .filter_map(|s| {
-                Some(format!(
-                    "http://{address}{}{}",
-                    s.via_edge.as_ref()?,
-                    s.probes.first()?.http
-                ))
+                let probe = s.probes.first().map(|probe| probe.http.as_str());
+                match s.published_by_edge.as_deref() {
+                    Some(port) => Some((
+                        format!(
+                            "http://{}{}",
+                            published_address(port)?,
+                            probe.unwrap_or("/")
+                        ),
+                        probe.is_none(),
+                    )),
+                    None => Some((
+                        format!(
+                            "http://{}{}{}",
+                            first.as_ref()?,
+                            s.via_edge.as_ref()?,
+                            probe?
+                        ),
+                        false,
+                    )),
+                }
             })
             .collect();
         if urls.is_empty() {
@@ -61,11 +79,17 @@ impl RolloutProbe {
                 return;
             };
             let deadline = tokio::time::Instant::now() + PROBE_AT_MOST;
-            for url in urls.iter().cycle() {
+            for (url, any_answer) in urls.iter().cycle() {
                 if tokio::time::Instant::now() >= deadline {
                     break;
                 }
-                let ok = matches!(client.get(url).send().await, Ok(answer) if answer.status().is_success());
+                let ok = match client.get(url).send().await {
+                    Ok(answer) if *any_answer => {
+                        answer.status() != reqwest::StatusCode::BAD_GATEWAY
+                    }
+                    Ok(answer) => answer.status().is_success(),
+                    Err(_) => false,
+                };
                 let total = t.fetch_add(1, Ordering::SeqCst) + 1;
                 if !ok {
                     let failed = f.fetch_add(1, Ordering::SeqCst) + 1;

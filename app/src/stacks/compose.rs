@@ -81,6 +81,11 @@ pub struct ServiceDefinition {
     pub release_check: Option<Vec<String>>,
     /// The variables its definition interpolates: who must be replaced when one changes.
     pub variables: BTreeSet<String>,
+    /// Whether Slipway's managed edge may take this service's published ports
+    /// (`x-slipway.behind_edge`, true unless the file says false: a TCP service that is not HTTP).
+    pub behind_edge: bool,
+    /// Behind the managed edge: the edge's published port that carries this service.
+    pub published_by_edge: Option<String>,
     /// The whole typed service, for creating its containers.
     pub compose: Service,
 }
@@ -133,6 +138,7 @@ struct SlipwaySettings {
     rollback_migration: Option<Vec<String>>,
     migrate_status: Option<Vec<String>>,
     release_check: Option<Vec<String>>,
+    behind_edge: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -274,6 +280,8 @@ pub fn parse(
     interpolate_values(&mut document, &mut Vec::new(), environment, &mut uses)
         .map_err(|(field, message)| invalid(&field, message))?;
     let flags = declared_flags(&document).map_err(|message| invalid("x-slipway.flags", message))?;
+    let managed_edge =
+        declared_edge(&document).map_err(|message| invalid("x-slipway.edge", message))?;
     let compose: Compose =
         serde_norway::from_value(document).map_err(|error| invalid("(file)", error.to_string()))?;
     if compose.services.0.is_empty() {
@@ -299,11 +307,31 @@ pub fn parse(
             ));
         }
     }
-    Ok(StackDefinition {
+    let mut definition = StackDefinition {
         services,
         volumes: compose.volumes.0.keys().cloned().collect(),
         flags,
-    })
+    };
+    if managed_edge {
+        super::managed_edge::put_in_front(&mut definition)
+            .map_err(|message| invalid("x-slipway.edge", message))?;
+    }
+    Ok(definition)
+}
+
+/// The top-level `x-slipway.edge`: `managed` puts Slipway's edge in front of the services.
+fn declared_edge(document: &Value) -> Result<bool, String> {
+    match document
+        .get("x-slipway")
+        .and_then(|settings| settings.get("edge"))
+    {
+        None => Ok(false),
+        Some(Value::String(mode)) if mode == "managed" => Ok(true),
+        Some(Value::String(mode)) if mode == "none" => Ok(false),
+        Some(other) => Err(format!(
+            "{other:?}: managed (Slipway's edge in front) or none"
+        )),
+    }
 }
 
 /// The top-level `x-slipway.flags`: names of variables that are feature flags.
@@ -429,7 +457,10 @@ fn default_role(image: Option<&str>) -> &'static str {
     }
 }
 
-fn service_definition(name: &str, service: Service) -> Result<ServiceDefinition, (String, String)> {
+pub(super) fn service_definition(
+    name: &str,
+    service: Service,
+) -> Result<ServiceDefinition, (String, String)> {
     let labels: BTreeMap<String, String> = match &service.labels {
         Labels::List(items) => items
             .iter()
@@ -529,6 +560,8 @@ fn service_definition(name: &str, service: Service) -> Result<ServiceDefinition,
         migrate_status: settings.migrate_status,
         release_check: settings.release_check,
         variables: BTreeSet::new(),
+        behind_edge: settings.behind_edge.unwrap_or(true),
+        published_by_edge: None,
         compose: service,
     })
 }

@@ -87,6 +87,18 @@ pub async fn prepare(
             .await
             .map_err(StackError::from)?;
     }
+    // A managed edge the definition no longer has (turned off) holds the ports the services
+    // take back: it goes first.
+    let edge = super::managed_edge::EDGE_SERVICE;
+    if definition.service(edge).is_none() {
+        for container in containers_of(engine, project, edge).await? {
+            engine
+                .stop_container(&container.id, DEFAULT_STOP_GRACE)
+                .await
+                .map_err(StackError::from)?;
+            remove(engine, &container.id).await?;
+        }
+    }
     Ok(())
 }
 

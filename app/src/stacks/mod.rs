@@ -23,6 +23,8 @@ pub mod env_file;
 #[cfg(feature = "ssr")]
 pub mod lifecycle;
 #[cfg(feature = "ssr")]
+pub mod managed_edge;
+#[cfg(feature = "ssr")]
 pub mod secrets;
 #[cfg(feature = "ssr")]
 pub mod service;
@@ -34,6 +36,9 @@ pub struct StackSummary {
     pub project: String,
     pub compose_file: String,
     pub env_file: Option<String>,
+    /// Slipway's edge in front of the services (an admin's setting; the compose file can ask
+    /// for it too).
+    pub managed_edge: bool,
 }
 
 /// One container as the engine reports it.
@@ -283,6 +288,21 @@ pub async fn get_stack_status(
     let engine = caller.console.engine.clone().map_err(reject)?;
     service::status(&caller.console.store, &engine, &name)
         .await
+        .map_err(reject)
+}
+
+/// Puts Slipway's managed edge in front of the stack's services, or takes it away; admins
+/// only. The next deploy applies it.
+#[server(prefix = "/api", endpoint = "set_managed_edge")]
+pub async fn set_managed_edge(
+    stack: String,
+    #[server(default)] managed: bool,
+) -> Result<bool, StackError> {
+    use crate::errors::reject;
+    let admin = crate::auth::guard::authorized(crate::auth::Role::Admin).await?;
+    service::set_managed_edge(&admin.console.store, &admin.actor, &stack, managed)
+        .await
+        .map(|stack| stack.managed_edge)
         .map_err(reject)
 }
 

@@ -7,8 +7,8 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use super::{
-    AddStack, ContainerStatus, Diagnostics, LogLine, ServiceStatus, StackDiagnostics, StackStatus,
-    StackSummary,
+    AddStack, ContainerStatus, Diagnostics, LogLine, ServiceStatus, SetManagedEdge,
+    StackDiagnostics, StackStatus, StackSummary,
 };
 use crate::auth::{signed_in_user, Role};
 use crate::components::{ticker, Table};
@@ -164,6 +164,7 @@ pub fn StackPage() -> impl IntoView {
         <StackBackupsSummary name=Signal::derive(name) />
         <crate::flags::FlagsSection stack=name() can_set=is_operator />
         {move || is_operator.then(|| view! { <crate::approvals::RollbackForm stack=name() /> })}
+        {move || is_admin.then(|| view! { <ManagedEdgeForm stack=name() /> })}
         {move || is_admin.then(|| view! { <crate::approvals::ApprovalPolicyForm stack=name() /> })}
         {move || is_admin.then(|| view! { <crate::releases::ReleasePolicyForm stack=name() /> })}
         {move || is_admin.then(|| view! { <crate::releases::ReleaseTemplateForm stack=name() /> })}
@@ -492,5 +493,50 @@ fn readable_time(rfc3339: &str) -> String {
     match rfc3339.get(..19) {
         Some(seconds) => format!("{} UTC", seconds.replacen('T', " ", 1)),
         None => rfc3339.to_owned(),
+    }
+}
+
+/// The managed edge, as an admin's form on the stack's page.
+#[component]
+fn ManagedEdgeForm(stack: String) -> impl IntoView {
+    let saved = ServerAction::<SetManagedEdge>::new();
+    let name = stack.clone();
+    let managed = Resource::new(
+        move || (name.clone(), saved.version().get()),
+        |(stack, _)| async move {
+            super::list_stacks().await.map(|stacks| {
+                stacks
+                    .into_iter()
+                    .any(|s| s.name == stack && s.managed_edge)
+            })
+        },
+    );
+    view! {
+        <section class="card" data-testid="managed-edge">
+            <h2>"Edge"</h2>
+            <p class="muted">
+                "With Slipway's edge in front, the edge publishes the app services' ports and an update starts each new container beside the old one and switches to it: no request is dropped. "
+                "Without it, an update replaces each service in place, with a short outage it measures. "
+                "The edge is one more hop per request, and the containers differ from what plain Compose starts. The next deploy applies a change."
+            </p>
+            <Transition fallback=|| ()>
+                {move || {
+                    let stack = stack.clone();
+                    Suspend::new(async move {
+                        managed.await.map(|managed| view! {
+                            <ActionForm action=saved attr:class="form-row">
+                                <input type="hidden" name="stack" value=stack />
+                                <label class="field check"><input name="managed" type="checkbox" value="true" checked=managed />" Slipway's edge in front"</label>
+                                <button class="button secondary" type="submit" data-testid="save-managed-edge">"Save"</button>
+                            </ActionForm>
+                        }).map_err(|error| error.to_string())
+                    })
+                }}
+            </Transition>
+            {move || saved.value().get().map(|saved| match saved {
+                Ok(_) => view! { <p class="muted" role="status">"Saved: deploy the stack to apply it."</p> }.into_any(),
+                Err(error) => view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any(),
+            })}
+        </section>
     }
 }

@@ -62,6 +62,7 @@ pub async fn add(
         project,
         compose_file: compose_file.display().to_string(),
         env_file: env_file.map(|path| path.display().to_string()),
+        managed_edge: false,
     };
     let now = now_utc();
     let mut audited = Audited::begin(store).await?;
@@ -102,44 +103,92 @@ pub async fn add(
     Ok(stack)
 }
 
-type Row = (String, String, String, String);
+type Row = (String, String, String, String, i64);
 
-fn from_row((name, project, compose_file, env_file): Row) -> StackSummary {
+const COLUMNS: &str = "name, project, compose_file, env_file, managed_edge";
+
+fn from_row((name, project, compose_file, env_file, managed_edge): Row) -> StackSummary {
     StackSummary {
         name,
         project,
         compose_file,
         env_file: (!env_file.is_empty()).then_some(env_file),
+        managed_edge: managed_edge != 0,
     }
 }
 
 pub async fn list(store: &Store) -> Result<Vec<StackSummary>, StackError> {
-    let rows: Vec<Row> =
-        sqlx::query_as("SELECT name, project, compose_file, env_file FROM stacks ORDER BY name")
-            .fetch_all(store.pool())
-            .await
-            .map_err(crate::store::StoreError::from)?;
+    let rows: Vec<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM stacks ORDER BY name"))
+        .fetch_all(store.pool())
+        .await
+        .map_err(crate::store::StoreError::from)?;
     Ok(rows.into_iter().map(from_row).collect())
 }
 
 pub async fn find(store: &Store, name: &str) -> Result<StackSummary, StackError> {
-    let row: Option<Row> =
-        sqlx::query_as("SELECT name, project, compose_file, env_file FROM stacks WHERE name = $1")
-            .bind(name)
-            .fetch_optional(store.pool())
-            .await
-            .map_err(crate::store::StoreError::from)?;
+    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM stacks WHERE name = $1"))
+        .bind(name)
+        .fetch_optional(store.pool())
+        .await
+        .map_err(crate::store::StoreError::from)?;
     row.map(from_row)
         .ok_or_else(|| StackError::NotFound(name.to_owned()))
 }
 
+/// Turns the managed edge on or off for the stack; the next deploy applies it. Refused when
+/// the edge cannot go in front of the stack's compose file, which is read first.
+pub async fn set_managed_edge(
+    store: &Store,
+    actor: &Actor,
+    name: &str,
+    managed: bool,
+) -> Result<StackSummary, StackError> {
+    let mut stack = find(store, name).await?;
+    stack.managed_edge = managed;
+    definition(&stack)?;
+    let mut audited = Audited::begin(store).await?;
+    sqlx::query("UPDATE stacks SET managed_edge = $1 WHERE name = $2")
+        .bind(i64::from(managed))
+        .bind(name)
+        .execute(audited.db())
+        .await
+        .map_err(crate::store::StoreError::from)?;
+    audited
+        .append(
+            actor,
+            "stack.edge_set",
+            name,
+            json!({ "managed_edge": managed }),
+        )
+        .await?;
+    audited.commit().await?;
+    Ok(stack)
+}
+
 /// Reads the stack's compose file as it is now.
 pub fn definition(stack: &StackSummary) -> Result<StackDefinition, StackError> {
-    compose::load(
-        Path::new(&stack.compose_file),
-        stack.env_file.as_deref().map(Path::new),
-    )
-    .map_err(|error| StackError::Compose(error.to_string()))
+    definition_with(stack, &[]).map_err(|error| StackError::Compose(error.to_string()))
+}
+
+/// Reads the stack's compose file with env-file variables set to other values (a flag, a
+/// release's settings), and the managed edge in front where the stack's setting puts it.
+pub fn definition_with(
+    stack: &StackSummary,
+    set: &[(String, String)],
+) -> Result<StackDefinition, compose::ComposeError> {
+    let compose_file = Path::new(&stack.compose_file);
+    let mut definition =
+        compose::load_with(compose_file, stack.env_file.as_deref().map(Path::new), set)?;
+    if stack.managed_edge {
+        super::managed_edge::put_in_front(&mut definition).map_err(|message| {
+            compose::ComposeError::Invalid {
+                path: compose_file.to_path_buf(),
+                field: "the stack's managed edge".into(),
+                message,
+            }
+        })?;
+    }
+    Ok(definition)
 }
 
 /// The compose file's services, each with the containers the engine runs for it.

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::runs::executor::{StepContext, StepLog};
-use crate::stacks::{compose, env_file, lifecycle};
+use crate::stacks::{env_file, lifecycle};
 
 impl StepContext<'_> {
     /// Writes the run's flag (its target) with its value; audited with the old and new value.
@@ -73,9 +73,8 @@ impl StepContext<'_> {
     /// definition as the files say now (with the image reference it runs), or the run would
     /// also apply an edit nobody asked to ship.
     async fn only_the_flag_changes(&self, replaced: &[String]) -> Result<(), String> {
-        let env_file = self.stack.env_file.as_deref().map(std::path::Path::new);
-        let now = compose::load(std::path::Path::new(&self.stack.compose_file), env_file)
-            .map_err(|error| error.to_string())?;
+        let now =
+            crate::stacks::service::definition(self.stack).map_err(|error| error.to_string())?;
         let now = crate::runs::plan::pin(
             &now,
             &crate::runs::executor::running_images(self.engine, self.stack).await?,

@@ -147,11 +147,9 @@ impl<'a> StepContext<'a> {
         log: &StepLog<'_>,
     ) -> Result<(), String> {
         let project = self.stack.project.as_str();
-        let env_file = self.stack.env_file.as_deref().map(std::path::Path::new);
         // The definition as the compose file has it: a rollback's own has the older images.
         let current =
-            crate::stacks::compose::load(std::path::Path::new(&self.stack.compose_file), env_file)
-                .map_err(|error| error.to_string())?;
+            crate::stacks::service::definition(self.stack).map_err(|error| error.to_string())?;
         let current = current
             .service(&service.name)
             .ok_or_else(|| format!("{} is no longer in the compose file", service.name))?;
