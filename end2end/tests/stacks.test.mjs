@@ -259,6 +259,54 @@ describe('a stack page', () => {
     await adminPage.context.close();
   });
 
+  test('an admin puts the managed edge in front of a stack that publishes its ports, not of one with its own edge', async () => {
+    // A web service that publishes its port and nothing for Slipway: never started here.
+    const plainDir = mkdtempSync(join(tmpdir(), 'slipway-e2e-plain-'));
+    writeFileSync(
+      join(plainDir, 'docker-compose.yml'),
+      ['services:', '  web:', '    image: slipway-portal-frontend:1.0.0', '    ports: ["127.0.0.1:18999:3000"]', ''].join('\n'),
+    );
+    // The same behind a proxy of the team's own.
+    writeFileSync(
+      join(plainDir, 'own-edge.yml'),
+      [
+        'services:',
+        '  web:',
+        '    image: slipway-portal-frontend:1.0.0',
+        '  edge:',
+        '    image: slipway-portal-edge:1.0.0',
+        '    ports: ["127.0.0.1:18998:8080"]',
+        '    x-slipway: { role: edge }',
+        '',
+      ].join('\n'),
+    );
+    for (const [name, file] of [['plainweb', 'docker-compose.yml'], ['ownedge', 'own-edge.yml']]) {
+      slipway(running.console.dataDir, [
+        'stack', 'add', name, '--project', `e2e${name}${process.pid}`, '--compose', join(plainDir, file),
+      ]);
+    }
+    const admin = USERS.find((user) => user.role === 'admin');
+    const { page, context, errors } = await signedInPage(running.browser, running.baseUrl, admin, {
+      path: '/stacks/ownedge',
+    });
+    await hydrated(page);
+    const form = page.locator('[data-testid="managed-edge"]');
+    await form.locator('input[name="managed"]').check();
+    await form.locator('[data-testid="save-managed-edge"]').click();
+    await form.locator('[role="alert"]', { hasText: 'its own edge (service edge)' }).waitFor();
+
+    await page.goto(`${running.baseUrl}/stacks/plainweb`);
+    await hydrated(page);
+    await form.locator('input[name="managed"]').check();
+    await form.locator('[data-testid="save-managed-edge"]').click();
+    await form.locator('[role="status"]', { hasText: 'deploy the stack to apply it' }).waitFor();
+    assert.match(slipway(running.console.dataDir, ['stack', 'edge', 'plainweb']), /edge is in front/);
+    assert.match(slipway(running.console.dataDir, ['stack', 'edge', 'ownedge']), /no managed edge/);
+    assert.deepEqual(errors, []);
+    await context.close();
+    rmSync(plainDir, { recursive: true, force: true });
+  });
+
   test('an operator cancels a deploy while it waits for health', async () => {
     slipway(running.console.dataDir, [
       'stack', 'add', 'stuck', '--project', stuckProject, '--compose', join(stuckDir, 'docker-compose.yml'),

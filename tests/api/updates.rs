@@ -314,7 +314,15 @@ async fn the_managed_edge_updates_without_dropping_a_request_keeps_websockets_an
     )
     .await
     .assert_success();
-    stack.run("deploy").await.assert_success();
+    let deployed = stack.run("deploy").await;
+    deployed.assert_success();
+    assert!(
+        deployed
+            .stdout
+            .contains("the managed edge is off, the services publish their ports again"),
+        "{}",
+        deployed.stdout
+    );
     assert!(stack.running("slipway-edge").is_empty(), "the edge is gone");
     assert!(
         stack

@@ -263,10 +263,13 @@ impl<'a> StepContext<'a> {
             Step::CheckEnv => self.check_env(log).await,
             Step::Build(service) => self.build(service, log).await,
             Step::Prepare => {
-                lifecycle::prepare(self.engine, self.definition, project)
+                for line in lifecycle::prepare(self.engine, self.definition, project)
                     .await
-                    .map_err(text)?;
-                log.say(format!("network {project}_default ready")).await
+                    .map_err(text)?
+                {
+                    log.say(line).await?;
+                }
+                Ok(())
             }
             Step::Start(service) => {
                 let started =

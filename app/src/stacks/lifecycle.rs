@@ -71,12 +71,14 @@ pub fn dependency_order(
     Ok(ordered)
 }
 
-/// The project's network and named volumes, created when missing.
+/// The project's network and named volumes, created when missing, and a managed edge the
+/// definition no longer has removed; what it did, for the run's lines.
 pub async fn prepare(
     engine: &Engine,
     definition: &StackDefinition,
     project: &str,
-) -> Result<(), StackError> {
+) -> Result<Vec<String>, StackError> {
+    let mut done = vec![format!("network {} ready", network_name(project))];
     engine
         .ensure_network(project, &network_name(project))
         .await
@@ -97,9 +99,13 @@ pub async fn prepare(
                 .await
                 .map_err(StackError::from)?;
             remove(engine, &container.id).await?;
+            done.push(format!(
+                "removed {}: the managed edge is off, the services publish their ports again",
+                container.name
+            ));
         }
     }
-    Ok(())
+    Ok(done)
 }
 
 /// What starting one service did.
@@ -428,7 +434,12 @@ pub async fn switch_edge(
         .await?
         .into_iter()
         .find(|c| c.state == "running")
-        .ok_or_else(|| StackError::Engine(format!("the edge {} is not running", edge.name)))?;
+        .ok_or_else(|| {
+            StackError::Engine(format!(
+                "the edge {} is not running; deploy or start the stack first",
+                edge.name
+            ))
+        })?;
     let (code, output) = engine
         .exec_status(&edge_container.id, command)
         .await
@@ -879,6 +890,14 @@ fn explain(service: &ServiceDefinition, error: EngineError) -> StackError {
             "service {} cannot publish its port ({}): it is already in use; stop what holds it or change the port in the compose file",
             service.name,
             service.ports.join(", ")
+        )
+    } else if matches!(error, EngineError::Missing(_))
+        && lowered.contains("image")
+        && service.name == super::managed_edge::EDGE_SERVICE
+    {
+        format!(
+            "the managed edge needs the image {}, which this engine does not have: run scripts/build-edge in Slipway's folder",
+            super::managed_edge::image()
         )
     } else if matches!(error, EngineError::Missing(_)) && lowered.contains("image") {
         format!(
