@@ -42,6 +42,12 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(30);
 const DRAIN_AT_MOST: Duration = Duration::from_secs(30);
 /// How long a stopping edge lets its requests in flight finish.
 const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long a looked-up container address is used before it is looked up again.
+const REMEMBER_ADDRESS: Duration = Duration::from_secs(2);
+/// How long a client may take to send a request's head.
+const HEADER_WITHIN: Duration = Duration::from_secs(30);
+/// Connections served at once on one port.
+const MAX_CONNECTIONS: usize = 4096;
 /// How long one connection to an upstream may take.
 const CONNECT_WITHIN: Duration = Duration::from_secs(5);
 
@@ -115,15 +121,50 @@ struct Edge {
     listeners: Vec<Listener>,
     routes: Mutex<HashMap<String, String>>,
     in_flight: Mutex<HashMap<String, usize>>,
+    /// Container → its address and when it was looked up: a lookup per request would cost
+    /// more than the rest of the hop.
+    addresses: Mutex<HashMap<String, (std::net::IpAddr, std::time::Instant)>>,
 }
 
 impl Edge {
-    /// The container that serves `service` now: its switched one, else the service's name.
-    fn current(&self, service: &str) -> String {
-        lock(&self.routes)
+    /// The container that serves `service` now (its switched one, else the service's name),
+    /// with the request counted as in flight to it under the same lock, so that a switch
+    /// never misses a request that is about to go to the container it replaced.
+    fn route(self: &Arc<Self>, service: &str) -> (String, InFlight) {
+        let routes = lock(&self.routes);
+        let container = routes
             .get(service)
             .cloned()
-            .unwrap_or_else(|| service.to_owned())
+            .unwrap_or_else(|| service.to_owned());
+        let in_flight = InFlight::new(self.clone(), container.clone());
+        drop(routes);
+        (container, in_flight)
+    }
+
+    /// The container's address when it was looked up within [`REMEMBER_ADDRESS`].
+    fn remembered(&self, container: &str) -> Option<std::net::IpAddr> {
+        lock(&self.addresses)
+            .get(container)
+            .filter(|(_, at)| at.elapsed() < REMEMBER_ADDRESS)
+            .map(|(ip, _)| *ip)
+    }
+
+    fn forget(&self, container: &str) {
+        lock(&self.addresses).remove(container);
+    }
+
+    /// Asks the network's DNS for the container's address, and remembers it.
+    async fn look_up(&self, container: &str, port: u16) -> Result<SocketAddr, String> {
+        let address = tokio::net::lookup_host((container, port))
+            .await
+            .map_err(|error| format!("{container}: {error}"))?
+            .next()
+            .ok_or_else(|| format!("{container} has no address"))?;
+        lock(&self.addresses).insert(
+            container.to_owned(),
+            (address.ip(), std::time::Instant::now()),
+        );
+        Ok(address)
     }
 
     fn in_flight_to(&self, container: &str) -> usize {
@@ -193,6 +234,7 @@ async fn serve(listeners: Vec<Listener>) -> Result<(), String> {
         listeners: listeners.clone(),
         routes: Mutex::new(HashMap::new()),
         in_flight: Mutex::new(HashMap::new()),
+        addresses: Mutex::new(HashMap::new()),
     });
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let connections = Arc::new(AtomicUsize::new(0));
@@ -250,13 +292,22 @@ async fn accept(
     connections: Arc<AtomicUsize>,
 ) {
     let listener = Arc::new(listener);
+    let capacity = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (stream, peer) = tokio::select! {
             accepted = socket.accept() => match accepted {
                 Ok(accepted) => accepted,
-                Err(_) => continue,
+                // Out of file descriptors, say: wait instead of spinning.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
             },
             _ = stopping.changed() => return,
+        };
+        // Beyond the cap a connection waits to be served, and so does the next accept.
+        let Ok(permit) = capacity.clone().acquire_owned().await else {
+            return;
         };
         let _ = stream.set_nodelay(true);
         let (edge, listener, mut stopping) = (edge.clone(), listener.clone(), stopping.clone());
@@ -266,7 +317,10 @@ async fn accept(
             let service = hyper::service::service_fn(move |request| {
                 forward(edge.clone(), listener.clone(), peer, request)
             });
+            // A client that sends no request head in time is let go (slow-loris).
             let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_WITHIN)
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();
             tokio::pin!(connection);
@@ -278,6 +332,7 @@ async fn accept(
                 }
             }
             connections.fetch_sub(1, Ordering::SeqCst);
+            drop(permit);
         });
     }
 }
@@ -289,13 +344,18 @@ async fn forward(
     peer: SocketAddr,
     mut request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
-    let container = edge.current(&listener.service);
-    let in_flight = InFlight::new(edge.clone(), container.clone());
-    let mut sender = match connect(&container, listener.target).await {
+    let (container, in_flight) = edge.route(&listener.service);
+    let mut sender = match connect(&edge, &container, listener.target).await {
         Ok(sender) => sender,
         Err(error) => return Ok(bad_gateway(&listener.service, &error)),
     };
-    let upgrading = request.headers().contains_key(UPGRADE);
+    // Only WebSocket is passed through: another upgrade (h2c) would let a client talk past
+    // the edge's headers.
+    let upgrading = request
+        .headers()
+        .get(UPGRADE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.eq_ignore_ascii_case("websocket"));
     let client_side = upgrading.then(|| hyper::upgrade::on(&mut request));
     forwarded_headers(request.headers_mut(), peer, upgrading);
     let mut response = match sender.send_request(request).await {
@@ -324,15 +384,25 @@ async fn forward(
     }))
 }
 
-/// A new HTTP/1.1 connection to `container:port`.
+/// A new HTTP/1.1 connection to `container:port`, at the address looked up for the container
+/// within the last moment; a refused connection to a remembered address is tried once more
+/// with a fresh lookup (the container may have been made anew under its name).
 async fn connect(
+    edge: &Edge,
     container: &str,
     port: u16,
 ) -> Result<hyper::client::conn::http1::SendRequest<Incoming>, String> {
-    let stream = tokio::time::timeout(CONNECT_WITHIN, TcpStream::connect((container, port)))
-        .await
-        .map_err(|_| format!("{container}:{port} did not accept within {CONNECT_WITHIN:?}"))?
-        .map_err(|error| format!("{container}:{port}: {error}"))?;
+    let remembered = edge.remembered(container);
+    let stream = match remembered {
+        Some(ip) => match tcp(container, SocketAddr::new(ip, port)).await {
+            Ok(stream) => stream,
+            Err(_) => {
+                edge.forget(container);
+                tcp(container, edge.look_up(container, port).await?).await?
+            }
+        },
+        None => tcp(container, edge.look_up(container, port).await?).await?,
+    };
     let _ = stream.set_nodelay(true);
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -341,6 +411,13 @@ async fn connect(
         let _ = connection.with_upgrades().await;
     });
     Ok(sender)
+}
+
+async fn tcp(container: &str, address: SocketAddr) -> Result<TcpStream, String> {
+    tokio::time::timeout(CONNECT_WITHIN, TcpStream::connect(address))
+        .await
+        .map_err(|_| format!("{container} ({address}) did not accept within {CONNECT_WITHIN:?}"))?
+        .map_err(|error| format!("{container} ({address}): {error}"))
 }
 
 fn bad_gateway(service: &str, error: &str) -> Response<ProxyBody> {
@@ -380,8 +457,14 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// The client's address appended to `X-Forwarded-For`; the scheme and the host it asked for.
+/// The client's address appended to `X-Forwarded-For`; the scheme (kept when a proxy before
+/// this one set it) and the host it asked for.
 fn forwarded_headers(headers: &mut HeaderMap, peer: SocketAddr, upgrading: bool) {
+    // A body framed by Transfer-Encoding is re-framed by this hop: a Content-Length beside
+    // it would cut the body short.
+    if headers.contains_key(hyper::header::TRANSFER_ENCODING) {
+        headers.remove(hyper::header::CONTENT_LENGTH);
+    }
     if !upgrading {
         strip_hop_by_hop(headers);
     }
@@ -396,13 +479,16 @@ fn forwarded_headers(headers: &mut HeaderMap, peer: SocketAddr, upgrading: bool)
     if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
         headers.insert(HeaderName::from_static("x-forwarded-for"), value);
     }
-    headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static("http"),
-    );
-    if let Some(host) = headers.get(HOST).cloned() {
-        headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+    if !headers.contains_key("x-forwarded-proto") {
+        headers.insert(
+            HeaderName::from_static("x-forwarded-proto"),
+            HeaderValue::from_static("http"),
+        );
     }
+    match headers.get(HOST).cloned() {
+        Some(host) => headers.insert(HeaderName::from_static("x-forwarded-host"), host),
+        None => headers.remove("x-forwarded-host"),
+    };
 }
 
 /// Answers `route SERVICE CONTAINER` lines on the control socket.
@@ -450,6 +536,7 @@ async fn switch(edge: &Arc<Edge>, service: &str, container: &str) -> Result<Stri
     for target in &targets {
         answers(container, *target).await?;
     }
+    edge.forget(container);
     let previous = lock(&edge.routes).insert(service.to_owned(), container.to_owned());
     let previous = previous.unwrap_or_else(|| service.to_owned());
     if previous == container {
@@ -582,10 +669,27 @@ mod tests {
         );
         headers.insert("x-secret-hop", HeaderValue::from_static("1"));
         headers.insert(HOST, HeaderValue::from_static("portal.example"));
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        headers.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        headers.insert("content-length", HeaderValue::from_static("5"));
         forwarded_headers(&mut headers, "172.18.0.1:5000".parse().unwrap(), false);
         assert_eq!(headers["x-forwarded-for"], "203.0.113.9, 172.18.0.1");
         assert_eq!(headers["x-forwarded-host"], "portal.example");
+        assert_eq!(
+            headers["x-forwarded-proto"], "https",
+            "the scheme a proxy before this one saw"
+        );
         assert!(!headers.contains_key("connection") && !headers.contains_key("x-secret-hop"));
+        assert!(
+            !headers.contains_key("transfer-encoding") && !headers.contains_key("content-length"),
+            "the body is framed again by this hop"
+        );
+
+        let mut spoofed = HeaderMap::new();
+        spoofed.insert("x-forwarded-host", HeaderValue::from_static("evil.example"));
+        forwarded_headers(&mut spoofed, "127.0.0.1:1".parse().unwrap(), false);
+        assert!(!spoofed.contains_key("x-forwarded-host"));
+        assert_eq!(spoofed["x-forwarded-proto"], "http");
 
         let mut upgrade = HeaderMap::new();
         upgrade.insert("connection", HeaderValue::from_static("Upgrade"));

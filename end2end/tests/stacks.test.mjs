@@ -117,8 +117,9 @@ describe('a stack page', () => {
       path: '/stacks/portal',
     });
     // Each button starts a run, followed on its own page, step by step.
-    // Stop: one step per service; Start: the network and volumes first, then each service.
-    for (const [button, state, stepCount] of [['stop-stack', 'exited', 5], ['start-stack', 'running', 6]]) {
+    // Stop: one step per service; Start: the network and volumes first, then each service,
+    // then the edge pointed at the app's containers.
+    for (const [button, state, stepCount] of [['stop-stack', 'exited', 5], ['start-stack', 'running', 7]]) {
       await page.goto(`${running.baseUrl}/stacks/portal`);
       await hydrated(page);
       await page.click(`[data-testid="${button}"]`);

@@ -775,17 +775,40 @@ pub async fn managed_edge(
     };
     store.close().await;
     let stack = outcome?;
-    let in_file = app::stacks::service::definition(&stack)
-        .is_ok_and(|definition| app::stacks::managed_edge::is_in_front(&definition));
-    Ok(match (stack.managed_edge, in_file) {
-        (true, _) => format!("{name}: Slipway's edge is in front (deploy to apply a change)"),
-        (false, true) => {
-            format!("{name}: Slipway's edge is in front (the compose file asks for it)")
+    let definition = app::stacks::service::definition(&stack)?;
+    if !app::stacks::managed_edge::is_in_front(&definition) {
+        return Ok(format!(
+            "{name}: no managed edge; updates replace services without an edge in place (deploy to apply a change)"
+        ));
+    }
+    let why = if stack.managed_edge {
+        "deploy to apply a change"
+    } else {
+        "the compose file asks for it"
+    };
+    let mut lines = vec![format!("{name}: Slipway's edge is in front ({why})")];
+    for service in &definition.services {
+        match (&service.published_by_edge, service.ports.is_empty()) {
+            (Some(port), _) => lines.push(format!(
+                "  {}: behind the edge, on {}",
+                service.name,
+                port.rsplit_once(':')
+                    .map_or("a port the engine picks", |(host, _)| host)
+            )),
+            (None, false) => lines.push(format!(
+                "  {}: keeps its own ports ({}){}",
+                service.name,
+                service.ports.join(", "),
+                if service.role == app::stacks::ServiceRole::App {
+                    ", replaced in place"
+                } else {
+                    ""
+                }
+            )),
+            (None, true) => {}
         }
-        (false, false) => format!(
-            "{name}: no managed edge; updates replace services in place (deploy to apply a change)"
-        ),
-    })
+    }
+    Ok(lines.join("\n"))
 }
 
 /// `slipway stack approvals NAME [--required N] [--expires 60m] [--gate-changes B]`.

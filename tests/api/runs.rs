@@ -1061,3 +1061,69 @@ async fn a_stopping_console_marks_a_run_it_cannot_finish_interrupted_and_frees_i
     );
     opened.close().await;
 }
+
+#[tokio::test]
+async fn a_database_made_anew_by_a_deploy_keeps_the_data_of_its_image_volume() {
+    // No named volume: the data lives in the anonymous volume of the image's VOLUME, as in
+    // many compose files. A changed definition makes the container anew; Compose carries
+    // that volume over, and so must Slipway.
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    let (dir, cleanup) = crate::helpers::add_compose_stack(
+        &flags,
+        "anon",
+        "services:\n  db:\n    image: slipway-portal-postgres:15\n    stop_signal: SIGINT\n    \
+         environment:\n      POSTGRES_USER: app\n      POSTGRES_PASSWORD: anon-test-password-0123\n      \
+         MARKER: ${MARKER:-one}\n    healthcheck:\n      test: [\"CMD\", \"/usr/local/bin/pg_isready\", \"-h\", \"127.0.0.1\", \"-U\", \"app\"]\n      \
+         interval: 1s\n      retries: 60\n",
+    )
+    .await;
+    let deploy = crate::helpers::with_flags(&["deploy", "anon"], &flags);
+    run_to_exit(&deploy, &[("MARKER", "one")])
+        .await
+        .assert_success();
+    let container = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        "label=com.docker.compose.service=db",
+        "--filter",
+        &format!("label=com.docker.compose.project={}", cleanup.0),
+    ]);
+    let sql = |container: &str, statement: &str| {
+        docker(&[
+            "exec",
+            "-e",
+            "PGPASSWORD=anon-test-password-0123",
+            container,
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "app",
+            "-d",
+            "app",
+            "-Atc",
+            statement,
+        ])
+    };
+    sql(
+        &container,
+        "CREATE TABLE kept (note TEXT); INSERT INTO kept VALUES ('before')",
+    );
+
+    let again = run_to_exit(&deploy, &[("MARKER", "two")]).await;
+    again.assert_success();
+    assert!(again.stdout.contains("db: created"), "{}", again.stdout);
+    let recreated = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        "label=com.docker.compose.service=db",
+        "--filter",
+        &format!("label=com.docker.compose.project={}", cleanup.0),
+    ]);
+    assert_ne!(recreated, container, "the container was made anew");
+    assert_eq!(sql(&recreated, "SELECT note FROM kept"), "before");
+    drop(dir);
+}

@@ -179,7 +179,7 @@ async fn without_an_edge_update_replaces_in_place_says_how_long_and_keeps_the_ol
     let broken = stack.run("update").await;
     assert_eq!(broken.code, Some(1), "{}\n{}", broken.stdout, broken.stderr);
     assert!(
-        broken.stderr.contains("did not become healthy") && broken.stderr.contains("is put back"),
+        broken.stderr.contains("did not become healthy") && broken.stderr.contains("putting"),
         "{}",
         broken.stderr
     );
@@ -228,7 +228,12 @@ async fn the_managed_edge_updates_without_dropping_a_request_keeps_websockets_an
     .await;
     turned_on.assert_success();
     assert!(
-        turned_on.stdout.contains("edge is in front"),
+        turned_on.stdout.contains("edge is in front")
+            && turned_on.stdout.contains(&format!(
+                "web: behind the edge, on 127.0.0.1:{}",
+                stack.port
+            ))
+            && !turned_on.stdout.contains("worker"),
         "{}",
         turned_on.stdout
     );
@@ -304,6 +309,23 @@ async fn the_managed_edge_updates_without_dropping_a_request_keeps_websockets_an
         "the WebSocket to chat stayed open"
     );
 
+    // A deploy that makes web's container anew (another version) points the edge at it.
+    stack.set_version("1.0.0");
+    let redeployed = stack.run("deploy").await;
+    redeployed.assert_success();
+    assert!(
+        redeployed
+            .stdout
+            .contains("Pin the edge to the running containers"),
+        "{}",
+        redeployed.stdout
+    );
+    assert_eq!(
+        stack.serving().await,
+        "1.0.0",
+        "the edge serves the new container"
+    );
+
     // Off again: a deploy puts the ports back on the services.
     run_to_exit(
         &with_flags(
@@ -314,6 +336,16 @@ async fn the_managed_edge_updates_without_dropping_a_request_keeps_websockets_an
     )
     .await
     .assert_success();
+    let too_soon = stack.run("update").await;
+    assert_eq!(too_soon.code, Some(1), "{}", too_soon.stdout);
+    assert!(
+        too_soon
+            .stderr
+            .contains("deploy the stack to give them back"),
+        "{}",
+        too_soon.stderr
+    );
+    assert_eq!(stack.serving().await, "1.0.0", "and nothing changed");
     let deployed = stack.run("deploy").await;
     deployed.assert_success();
     assert!(
@@ -331,5 +363,5 @@ async fn the_managed_edge_updates_without_dropping_a_request_keeps_websockets_an
         "web publishes its port again: {}",
         stack.published("web")
     );
-    assert_eq!(stack.serving().await, "1.1.0");
+    assert_eq!(stack.serving().await, "1.0.0");
 }

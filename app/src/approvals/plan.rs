@@ -82,6 +82,8 @@ pub async fn describe(
         newest_change(store, &stack.name).await?,
     );
     facts.insert("the options".into(), request.options.to_stored());
+    // Turning the managed edge on or off moves every published port: an approval covers it.
+    facts.insert("the managed edge".into(), stack.managed_edge.to_string());
     let mut plan = ApprovalPlan::default();
     let now_of = |service: &str| {
         running

@@ -127,14 +127,14 @@ pub(super) fn plan<'a>(
     let backups =
         |reason| -> Vec<Step<'_>> { databases.iter().map(|s| Step::BackUp(s, reason)).collect() };
     // App containers made anew (another image) are new names: the edge is pointed at them.
-    let switched = order
-        .iter()
-        .any(|s| s.role == ServiceRole::Edge && s.switch.is_some());
-    let pin_edge = || switched.then_some(Step::PinEdge);
-    // Behind an edge that can switch it, a service is replaced beside the running container;
-    // any other is replaced in place, one at a time in dependency order.
+    let pin_edge = || {
+        order
+            .iter()
+            .any(|s| s.role == ServiceRole::Edge && s.switch.is_some())
+            .then_some(Step::PinEdge)
+    };
     let replace = |service: &'a ServiceDefinition| {
-        if switched && service.upstream.is_some() {
+        if replaced_beside(definition, service) {
             Step::Replace(service)
         } else {
             Step::ReplaceInPlace(service)
@@ -150,6 +150,7 @@ pub(super) fn plan<'a>(
     let steps = match operation {
         Operation::Start => std::iter::once(Step::Prepare)
             .chain(order.iter().map(|s| Step::Start(s)))
+            .chain(pin_edge())
             .collect(),
         Operation::Stop => order.iter().rev().map(|s| Step::Stop(s)).collect(),
         Operation::Deploy => {
@@ -169,6 +170,9 @@ pub(super) fn plan<'a>(
             );
             steps.extend(others.iter().map(|s| Step::Start(s)));
             steps.push(Step::WaitReady(order.clone()));
+            // A container made anew has a new name; an edge still routing to the one it
+            // replaced would answer 502.
+            steps.extend(pin_edge());
             steps.push(Step::RecordImages);
             steps
         }
@@ -320,6 +324,16 @@ pub(super) fn plan<'a>(
     } else {
         std::iter::once(Step::ApplyRelease).chain(steps).collect()
     })
+}
+
+/// Behind an edge that can switch it, an app service is replaced beside its running
+/// container; any other is replaced in place, one at a time in dependency order.
+pub(super) fn replaced_beside(definition: &StackDefinition, service: &ServiceDefinition) -> bool {
+    service.upstream.is_some()
+        && definition
+            .services
+            .iter()
+            .any(|s| s.role == ServiceRole::Edge && s.switch.is_some())
 }
 
 /// The stack with each app service's image pinned to the image id a run recorded for it
@@ -699,6 +713,7 @@ mod tests {
                     "Start seed",
                     "Start edge",
                     "Wait until database, frontend, backend, seed, edge are healthy",
+                    "Pin the edge to the running containers",
                     "Record the running images",
                 ],
             ),
@@ -747,6 +762,7 @@ mod tests {
                     "Start backend",
                     "Start seed",
                     "Start edge",
+                    "Pin the edge to the running containers",
                 ],
             ),
             (

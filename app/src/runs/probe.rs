@@ -39,7 +39,8 @@ impl RolloutProbe {
         let urls: Vec<(String, bool)> = definition
             .services
             .iter()
-            .filter(|s| s.role == ServiceRole::App)
+            // A service replaced in place has an outage by design, measured on its own.
+            .filter(|s| s.role == ServiceRole::App && super::plan::replaced_beside(definition, s))
             .filter_map(|s| {
                 let probe = s.probes.first().map(|probe| probe.http.as_str());
                 match s.published_by_edge.as_deref() {

@@ -50,6 +50,9 @@ pub struct ServiceDefinition {
     /// How Slipway builds the service's image, when the file gives a build context.
     pub build: Option<BuildSpec>,
     pub role: ServiceRole,
+    /// Whether the file names the role (`x-slipway.role`, a `slipway.role` label); a role
+    /// inferred from the image is not written on containers (see `container_body`).
+    pub role_declared: bool,
     /// Published ports as written (`127.0.0.1:18080:8080`).
     pub ports: Vec<String>,
     pub depends_on: Vec<String>,
@@ -478,10 +481,11 @@ pub(super) fn service_definition(
             .map_err(|error| ("x-slipway".to_owned(), error.to_string()))?,
         None => SlipwaySettings::default(),
     };
-    let role_text = settings
+    let declared = settings
         .role
-        .or_else(|| labels.get("slipway.role").cloned())
-        .unwrap_or_else(|| default_role(service.image.as_deref()).to_owned());
+        .or_else(|| labels.get("slipway.role").cloned());
+    let role_declared = declared.is_some();
+    let role_text = declared.unwrap_or_else(|| default_role(service.image.as_deref()).to_owned());
     let role = role_text
         .parse::<ServiceRole>()
         .map_err(|message| ("x-slipway.role".to_owned(), message))?;
@@ -537,6 +541,7 @@ pub(super) fn service_definition(
         image: service.image.clone(),
         build,
         role,
+        role_declared,
         ports,
         depends_on,
         has_healthcheck: service.healthcheck.is_some(),

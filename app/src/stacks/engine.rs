@@ -235,6 +235,36 @@ impl Engine {
             .await
     }
 
+    /// Removes a container and keeps its volumes: a recreated container takes its anonymous
+    /// ones over, as Compose does.
+    pub async fn remove_container_keeping_volumes(&self, id: &str) -> Result<(), EngineError> {
+        let options = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(false)
+            .build();
+        self.call(self.docker.remove_container(id, Some(options)))
+            .await
+    }
+
+    /// The anonymous volumes mounted in a container (those the engine named, 64 hex digits —
+    /// an image's `VOLUME` that no compose file names), each with where it is mounted.
+    pub async fn anonymous_volumes(&self, id: &str) -> Result<Vec<(String, String)>, EngineError> {
+        let inspect = self
+            .call(
+                self.docker
+                    .inspect_container(id, None::<InspectContainerOptions>),
+            )
+            .await?;
+        Ok(inspect
+            .mounts
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|mount| mount.typ.as_deref() == Some("volume"))
+            .filter_map(|mount| Some((mount.name?, mount.destination?)))
+            .filter(|(name, _)| name.len() == 64 && name.chars().all(|c| c.is_ascii_hexdigit()))
+            .collect())
+    }
+
     /// Every container that carries `label`, whatever its value: its id and labels.
     pub async fn labelled(
         &self,

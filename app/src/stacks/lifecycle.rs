@@ -91,21 +91,32 @@ pub async fn prepare(
     }
     // A managed edge the definition no longer has (turned off) holds the ports the services
     // take back: it goes first.
-    let edge = super::managed_edge::EDGE_SERVICE;
-    if definition.service(edge).is_none() {
-        for container in containers_of(engine, project, edge).await? {
-            engine
-                .stop_container(&container.id, DEFAULT_STOP_GRACE)
-                .await
-                .map_err(StackError::from)?;
-            remove(engine, &container.id).await?;
-            done.push(format!(
-                "removed {}: the managed edge is off, the services publish their ports again",
-                container.name
-            ));
-        }
+    for container in managed_edge_left(engine, project, definition).await? {
+        engine
+            .stop_container(&container.id, DEFAULT_STOP_GRACE)
+            .await
+            .map_err(StackError::from)?;
+        remove(engine, &container.id).await?;
+        done.push(format!(
+            "removed {}: the managed edge is off, the services publish their ports again",
+            container.name
+        ));
     }
     Ok(done)
+}
+
+/// The containers of a managed edge the definition no longer has: turned off, not yet
+/// deployed; they hold the ports the services publish again.
+pub async fn managed_edge_left(
+    engine: &Engine,
+    project: &str,
+    definition: &StackDefinition,
+) -> Result<Vec<ContainerStatus>, StackError> {
+    let edge = super::managed_edge::EDGE_SERVICE;
+    if definition.service(edge).is_some() {
+        return Ok(Vec::new());
+    }
+    containers_of(engine, project, edge).await
 }
 
 /// What starting one service did.
@@ -144,10 +155,7 @@ pub async fn start_service(
         }
         stale => {
             if let Some(container) = stale {
-                engine
-                    .remove_container(&container.id)
-                    .await
-                    .map_err(StackError::from)?;
+                recreate_from(engine, service, container, &mut body).await?;
             }
             let id = engine
                 .create_container(&container_name(project, &service.name), body)
@@ -161,6 +169,40 @@ pub async fn start_service(
         .await
         .map_err(|error| explain(service, error))?;
     Ok(outcome)
+}
+
+/// Makes way for a new container of the service as Compose does: the old one stops with its
+/// stop signal and grace period (a database shuts down cleanly), and its anonymous volumes —
+/// an image's `VOLUME`, the data of a database whose file names no volume — are mounted in the
+/// new one instead of being deleted with it.
+async fn recreate_from(
+    engine: &Engine,
+    service: &ServiceDefinition,
+    old: &ContainerStatus,
+    body: &mut ContainerCreateBody,
+) -> Result<(), StackError> {
+    engine
+        .stop_container(&old.id, stop_grace(service))
+        .await
+        .map_err(StackError::from)?;
+    let carried = engine
+        .anonymous_volumes(&old.id)
+        .await
+        .map_err(StackError::from)?;
+    let host = body.host_config.get_or_insert_with(Default::default);
+    let binds = host.binds.get_or_insert_with(Vec::new);
+    for (volume, destination) in carried {
+        let mounted = binds
+            .iter()
+            .any(|bind| bind.split(':').nth(1) == Some(destination.as_str()));
+        if !mounted {
+            binds.push(format!("{volume}:{destination}"));
+        }
+    }
+    engine
+        .remove_container_keeping_volumes(&old.id)
+        .await
+        .map_err(StackError::from)
 }
 
 /// How long one image build may take, from sending the context to the last instruction.
@@ -353,10 +395,24 @@ pub async fn swap_in_place(
     replacement: &Replacement,
 ) -> Result<(), StackError> {
     stop_replaced(engine, service, &replacement.old).await?;
-    engine
-        .start_container(&replacement.new_id)
-        .await
-        .map_err(|error| explain(service, error))
+    // The engine may release the old container's ports a moment after it stopped.
+    let mut attempts = 0;
+    loop {
+        match engine.start_container(&replacement.new_id).await {
+            Ok(()) => return Ok(()),
+            Err(error) if attempts < 8 && port_taken(&error) => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(error) => return Err(explain(service, error)),
+        }
+    }
+}
+
+/// Whether the engine refused because a published port is held by something else.
+fn port_taken(error: &EngineError) -> bool {
+    let text = error.to_string().to_lowercase();
+    text.contains("port is already allocated") || text.contains("address already in use")
 }
 
 /// Waits until the new container is healthy; `Err` with the last health seen when it is not
@@ -488,17 +544,24 @@ pub async fn reinstate(
     replacement: &Replacement,
 ) -> Result<String, StackError> {
     let old = &replacement.old;
-    if replacement.in_place {
-        engine
+    // In place, the new container holds the ports: it goes first — removed by force when it
+    // does not stop — and whatever happens to it, the old one is started again.
+    if replacement.in_place
+        && engine
             .stop_container(&replacement.new_id, stop_grace(service))
             .await
-            .map_err(StackError::from)?;
+            .is_err()
+    {
+        let _ = remove(engine, &replacement.new_id).await;
     }
-    let stopped = containers_of(engine, project, &service.name)
-        .await?
-        .iter()
-        .any(|c| old.id.starts_with(&c.id) && c.state != "running");
-    if stopped {
+    let running = containers_of(engine, project, &service.name)
+        .await
+        .is_ok_and(|containers| {
+            containers
+                .iter()
+                .any(|c| old.id.starts_with(&c.id) && c.state == "running")
+        });
+    if !running {
         engine
             .start_container(&old.id)
             .await
@@ -883,9 +946,7 @@ fn definition_digest(body: &ContainerCreateBody, image_id: &str) -> String {
 fn explain(service: &ServiceDefinition, error: EngineError) -> StackError {
     let text = error.to_string();
     let lowered = text.to_lowercase();
-    let message = if lowered.contains("port is already allocated")
-        || lowered.contains("address already in use")
-    {
+    let message = if port_taken(&error) {
         format!(
             "service {} cannot publish its port ({}): it is already in use; stop what holds it or change the port in the compose file",
             service.name,
@@ -1035,7 +1096,15 @@ pub fn container_body(
         compose_dir.display().to_string(),
     );
     labels.insert("slipway.managed".into(), "true".into());
-    labels.insert("slipway.role".into(), service.role.as_str().into());
+    // The label is part of the definition's digest: a role inferred from the image is not
+    // written, so that containers made before roles were inferred (labelled `app`) are not
+    // recreated by the next deploy.
+    let labelled_role = if service.role_declared {
+        service.role
+    } else {
+        ServiceRole::App
+    };
+    labels.insert("slipway.role".into(), labelled_role.as_str().into());
 
     let restart_policy = compose.restart.as_deref().map(|name| RestartPolicy {
         name: Some(match name {
@@ -1090,6 +1159,25 @@ mod tests {
             Some(&root.join("portal.env")),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_role_inferred_from_the_image_is_not_written_on_the_container() {
+        // The label is part of the definition's digest: a container made before roles were
+        // inferred (labelled `app`) must not look changed to the next deploy.
+        let definition = super::super::compose::parse(
+            Path::new("docker-compose.yml"),
+            "services:\n  db:\n    image: postgres:16\n  cache:\n    image: redis\n    x-slipway: { role: data }\n",
+            &compose_lens::interpolation::MapEnvironment::new(),
+        )
+        .unwrap();
+        let labelled = |name: &str| {
+            let service = definition.service(name).unwrap();
+            let body = container_body("p", service, Path::new("/")).unwrap();
+            (service.role, body.labels.unwrap()["slipway.role"].clone())
+        };
+        assert_eq!(labelled("db"), (ServiceRole::Data, "app".to_owned()));
+        assert_eq!(labelled("cache"), (ServiceRole::Data, "data".to_owned()));
     }
 
     #[test]

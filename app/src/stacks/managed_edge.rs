@@ -57,7 +57,10 @@ pub fn put_in_front(definition: &mut StackDefinition) -> Result<(), String> {
             continue;
         };
         for (host, target) in mappings {
-            let listener = FIRST_LISTENER + listeners.len() as u16;
+            let listener = u16::try_from(listeners.len())
+                .ok()
+                .and_then(|taken| FIRST_LISTENER.checked_add(taken))
+                .ok_or("the services publish more ports than the edge can take")?;
             listeners.push(format!("{listener}={}:{target}", service.name));
             let port = match host {
                 Some(host) => format!("{host}:{listener}"),
@@ -93,6 +96,7 @@ pub fn put_in_front(definition: &mut StackDefinition) -> Result<(), String> {
     let mut edge = super::compose::service_definition(EDGE_SERVICE, compose)
         .map_err(|(field, message)| format!("the edge's {field}: {message}"))?;
     edge.role = ServiceRole::Edge;
+    edge.role_declared = true;
     edge.switch = Some(
         ["/slipway-edge", "route", "{service}", "{upstream}"]
             .map(str::to_owned)

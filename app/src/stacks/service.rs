@@ -145,7 +145,12 @@ pub async fn set_managed_edge(
 ) -> Result<StackSummary, StackError> {
     let mut stack = find(store, name).await?;
     stack.managed_edge = managed;
-    definition(&stack)?;
+    let definition = definition(&stack)?;
+    if !managed && super::managed_edge::is_in_front(&definition) {
+        return Err(StackError::Invalid(
+            "the compose file asks for the managed edge (x-slipway: { edge: managed }): remove that line to turn it off".into(),
+        ));
+    }
     let mut audited = Audited::begin(store).await?;
     sqlx::query("UPDATE stacks SET managed_edge = $1 WHERE name = $2")
         .bind(i64::from(managed))

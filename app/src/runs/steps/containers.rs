@@ -78,6 +78,12 @@ impl<'a> StepContext<'a> {
     ) -> Result<(), String> {
         let project = self.stack.project.as_str();
         let text = |error: crate::stacks::StackError| error.to_string();
+        let edge_left = lifecycle::managed_edge_left(self.engine, project, self.definition)
+            .await
+            .map_err(text)?;
+        if !edge_left.is_empty() {
+            return Err("the managed edge was turned off and still holds the services' ports: deploy the stack to give them back".into());
+        }
         let Some(mut replacement) =
             lifecycle::create_replacement(self.engine, project, service, &self.compose_dir)
                 .await
@@ -104,11 +110,11 @@ impl<'a> StepContext<'a> {
             .await?;
         lifecycle::swap_in_place(self.engine, service, &replacement)
             .await
-            .map_err(|error| format!("{error}; {old} is put back"))?;
+            .map_err(|error| format!("{error}; putting {old} back"))?;
         let started = tokio::time::Instant::now();
         let took = lifecycle::wait_new_healthy(self.engine, project, service, &new_id)
             .await
-            .map_err(|error| format!("{error}; {old} is put back"))?;
+            .map_err(|error| format!("{error}; putting {old} back"))?;
         log.say(format!(
             "{new_name} healthy after {:.1} s",
             took.as_secs_f64()
@@ -124,7 +130,7 @@ impl<'a> StepContext<'a> {
                 ),
                 None => {
                     return Err(format!(
-                        "{new_name} does not answer on {} within {} s; {old} is put back",
+                        "{new_name} does not answer on {} within {} s; putting {old} back",
                         probe.address,
                         within.as_secs()
                     ))
