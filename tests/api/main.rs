@@ -5,6 +5,7 @@ mod approvals;
 mod audit;
 mod auth;
 mod backups;
+mod compose;
 mod console;
 mod flags;
 mod helpers;

@@ -279,9 +279,40 @@ pub fn parse(
             line: error.location().map_or(0, |location| location.line()),
             message: error.to_string(),
         })?;
+    merge_keys(&mut document).map_err(|message| invalid("<<", message))?;
     let mut uses = BTreeMap::new();
     interpolate_values(&mut document, &mut Vec::new(), environment, &mut uses)
         .map_err(|(field, message)| invalid(&field, message))?;
+    let top_level = |kind: &str| document.get(kind).cloned().unwrap_or(Value::Null);
+    let (secrets, configs) = (top_level("secrets"), top_level("configs"));
+    if let Some(services) = document.get_mut("services").and_then(Value::as_mapping_mut) {
+        // A service with profiles starts only when one is active, and none is: it is not
+        // part of the stack, as with `docker compose up` without `--profile`.
+        services.retain(|_, service| {
+            service
+                .get("profiles")
+                .and_then(Value::as_sequence)
+                .is_none_or(|profiles| profiles.is_empty())
+        });
+        let dir = path.parent().unwrap_or(Path::new(""));
+        for (name, service) in services.iter_mut() {
+            let name = name.as_str().unwrap_or("?");
+            if let Some((field, why)) = super::fields::refused(service) {
+                return Err(invalid(&format!("services.{name}.{field}"), why));
+            }
+            normalise(service);
+            for (kind, definitions) in [("secrets", &secrets), ("configs", &configs)] {
+                file_mounts(service, kind, definitions, dir)
+                    .map_err(|why| invalid(&format!("services.{name}.{kind}"), why))?;
+            }
+            resolve_environment(service, dir, environment)
+                .map_err(|(field, why)| invalid(&format!("services.{name}.{field}"), why))?;
+        }
+    }
+    // Mounted into the services that name them (above); the typed model has no place for them.
+    if let Some(top) = document.as_mapping_mut() {
+        top.remove("configs");
+    }
     let flags = declared_flags(&document).map_err(|message| invalid("x-slipway.flags", message))?;
     let managed_edge =
         declared_edge(&document).map_err(|message| invalid("x-slipway.edge", message))?;
@@ -296,6 +327,16 @@ pub fn parse(
         let mut definition = service_definition(name, service)
             .map_err(|(field, message)| invalid(&format!("services.{name}.{field}"), message))?;
         definition.variables = uses.remove(name).unwrap_or_default();
+        // What only making the container would find (a port, a size, an unclosed quote) is
+        // refused now, when the stack is added.
+        if let Err(super::StackError::Compose(said)) = super::container::container_body(
+            "check",
+            &definition,
+            path.parent().unwrap_or(Path::new("")),
+        ) {
+            let (field, why) = said.split_once(": ").unwrap_or(("(service)", &said));
+            return Err(invalid(field, why.to_owned()));
+        }
         services.push(definition);
     }
     for service in &services {
@@ -320,6 +361,278 @@ pub fn parse(
             .map_err(|message| invalid("x-slipway.edge", message))?;
     }
     Ok(definition)
+}
+
+/// Merge keys (`<<: *defaults`, `<<: [*a, *b]`) as YAML 1.1 and Compose read them, also
+/// where a merged mapping has merge keys of its own (one level is resolved per pass).
+fn merge_keys(document: &mut Value) -> Result<(), String> {
+    fn has_merge_key(value: &Value) -> bool {
+        match value {
+            Value::Mapping(mapping) => {
+                mapping.contains_key("<<") || mapping.values().any(has_merge_key)
+            }
+            Value::Sequence(items) => items.iter().any(has_merge_key),
+            Value::Tagged(tagged) => has_merge_key(&tagged.value),
+            _ => false,
+        }
+    }
+    for _ in 0..16 {
+        if !has_merge_key(document) {
+            return Ok(());
+        }
+        document.apply_merge().map_err(|error| error.to_string())?;
+    }
+    Err("merge keys nest deeper than 16 levels".into())
+}
+
+/// Secrets and configs from files, mounted as Compose mounts them on one engine: the file
+/// bound read-only at `/run/secrets/NAME` (a secret) or `/NAME` (a config), or at the
+/// `target` the service gives. A missing file is refused by the engine when the container is
+/// made, never replaced by an empty folder.
+fn file_mounts(
+    service: &mut Value,
+    kind: &str,
+    definitions: &Value,
+    dir: &Path,
+) -> Result<(), String> {
+    let Some(fields) = service.as_mapping_mut() else {
+        return Ok(());
+    };
+    let Some(items) = fields.remove(kind) else {
+        return Ok(());
+    };
+    let Value::Sequence(items) = items else {
+        return Err("a list of names, or of {source, target}".into());
+    };
+    let mut mounts = Vec::new();
+    for item in items {
+        let (name, target) = match &item {
+            Value::String(name) => (name.clone(), None),
+            Value::Mapping(entry) => (
+                entry
+                    .get("source")
+                    .and_then(Value::as_str)
+                    .ok_or("each entry names its source")?
+                    .to_owned(),
+                entry
+                    .get("target")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+            ),
+            _ => return Err("a list of names, or of {source, target}".into()),
+        };
+        let file = definitions
+            .get(&name)
+            .ok_or_else(|| format!("{name} is not defined under the top-level {kind}"))?
+            .get("file")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                format!("{name}: only {kind} from a file are applied (environment and external ones are not yet)")
+            })?;
+        let target = match (kind, target) {
+            ("secrets", Some(target)) if !target.starts_with('/') => {
+                format!("/run/secrets/{target}")
+            }
+            (_, Some(target)) => target,
+            ("secrets", None) => format!("/run/secrets/{name}"),
+            (_, None) => format!("/{name}"),
+        };
+        let mut mount = serde_norway::Mapping::new();
+        for (key, value) in [
+            ("type", Value::String("bind".into())),
+            (
+                "source",
+                Value::String(dir.join(file).display().to_string()),
+            ),
+            ("target", Value::String(target)),
+            ("read_only", Value::Bool(true)),
+        ] {
+            mount.insert(Value::String(key.into()), value);
+        }
+        let mut bind = serde_norway::Mapping::new();
+        bind.insert(Value::String("create_host_path".into()), Value::Bool(false));
+        mount.insert(Value::String("bind".into()), Value::Mapping(bind));
+        mounts.push(Value::Mapping(mount));
+    }
+    match fields
+        .entry(Value::String("volumes".into()))
+        .or_insert_with(|| Value::Sequence(Vec::new()))
+    {
+        Value::Sequence(volumes) => volumes.extend(mounts),
+        _ => return Err("the service's volumes must be a list".into()),
+    }
+    Ok(())
+}
+
+/// Values as Compose types them after interpolation: ports and the like written as numbers
+/// (`expose: [3306]`) are text; `read_only: ${READONLY}` and `retries: ${RETRIES}` are a
+/// boolean and a number once interpolated; an empty `platform` (`${DOCKER_PLATFORM:-}`) is no
+/// platform.
+fn normalise(service: &mut Value) {
+    let Some(fields) = service.as_mapping_mut() else {
+        return;
+    };
+    if fields
+        .get("platform")
+        .and_then(Value::as_str)
+        .is_some_and(str::is_empty)
+    {
+        fields.remove("platform");
+    }
+    for flag in ["privileged", "read_only", "init", "tty", "stdin_open"] {
+        as_typed(fields.get_mut(flag));
+    }
+    if let Some(Value::Mapping(check)) = fields.get_mut("healthcheck") {
+        as_typed(check.get_mut("retries"));
+        as_typed(check.get_mut("disable"));
+    }
+    for field in ["ports", "expose", "dns", "cap_add", "cap_drop"] {
+        if let Some(Value::Sequence(items)) = service.get_mut(field) {
+            for item in items.iter_mut() {
+                if let Value::Number(number) = item {
+                    *item = Value::String(number.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// Interpolated text that is a boolean or a whole number, as that value.
+fn as_typed(value: Option<&mut Value>) {
+    let Some(value) = value else {
+        return;
+    };
+    let Value::String(text) = &*value else {
+        return;
+    };
+    let typed = match text.trim() {
+        "true" | "True" | "TRUE" => Value::Bool(true),
+        "false" | "False" | "FALSE" => Value::Bool(false),
+        number => match number.parse::<i64>() {
+            Ok(number) => Value::Number(number.into()),
+            Err(_) => return,
+        },
+    };
+    *value = typed;
+}
+
+/// The service's variables as Compose gives them to its container: each `env_file` read in
+/// order (a path, a list of paths, or of `{path, required}`; a missing file with `required:
+/// false` is skipped), then `environment` over them, where a name without a value takes the
+/// variable's value from the interpolation environment (and is left out when it has none).
+/// The result replaces both fields as one `environment` map.
+fn resolve_environment(
+    service: &mut Value,
+    dir: &Path,
+    variables: &MapEnvironment,
+) -> Result<(), (String, String)> {
+    use compose_lens::interpolation::EnvironmentProvider;
+    let Some(fields) = service.as_mapping_mut() else {
+        return Ok(());
+    };
+    let mut merged = serde_norway::Mapping::new();
+    let env_file = fields.remove("env_file");
+    for (file, required) in
+        env_files(env_file.as_ref()).map_err(|why| ("env_file".to_owned(), why))?
+    {
+        let path = dir.join(&file);
+        if !required && !path.exists() {
+            continue;
+        }
+        let entries =
+            env_file_entries(&path).map_err(|error| ("env_file".to_owned(), error.to_string()))?;
+        for (name, value) in entries {
+            merged.insert(Value::String(name), Value::String(value));
+        }
+    }
+    let from_variables = |name: &str| variables.get(name).map(|value| value.value().to_owned());
+    match fields.get("environment") {
+        Some(Value::Sequence(items)) => {
+            for item in items {
+                let Some(item) = item.as_str() else {
+                    return Err((
+                        "environment".into(),
+                        "each item is NAME=VALUE or NAME".into(),
+                    ));
+                };
+                match item.split_once('=') {
+                    Some((name, value)) => {
+                        merged.insert(Value::String(name.into()), Value::String(value.into()));
+                    }
+                    None => match from_variables(item) {
+                        Some(value) => {
+                            merged.insert(Value::String(item.into()), Value::String(value));
+                        }
+                        None => {
+                            merged.shift_remove(item);
+                        }
+                    },
+                }
+            }
+        }
+        Some(Value::Mapping(map)) => {
+            for (name, value) in map {
+                let Some(name) = name.as_str() else {
+                    return Err((
+                        "environment".into(),
+                        "a variable's name must be text".into(),
+                    ));
+                };
+                let value = match value {
+                    Value::Null => from_variables(name),
+                    Value::String(text) => Some(text.clone()),
+                    Value::Number(number) => Some(number.to_string()),
+                    Value::Bool(flag) => Some(flag.to_string()),
+                    _ => {
+                        return Err((
+                            format!("environment.{name}"),
+                            "a value is text, a number or true/false".into(),
+                        ))
+                    }
+                };
+                match value {
+                    Some(value) => {
+                        merged.insert(Value::String(name.into()), Value::String(value));
+                    }
+                    None => {
+                        merged.shift_remove(name);
+                    }
+                }
+            }
+        }
+        Some(Value::Null) | None => {}
+        Some(_) => {
+            return Err((
+                "environment".into(),
+                "a list of NAME=VALUE or a map of names to values".into(),
+            ))
+        }
+    }
+    if env_file.is_some() || fields.contains_key("environment") {
+        fields.insert(Value::String("environment".into()), Value::Mapping(merged));
+    }
+    Ok(())
+}
+
+/// `env_file` in any of its forms, as (path, required).
+pub(super) fn env_files(value: Option<&Value>) -> Result<Vec<(String, bool)>, String> {
+    let item = |value: &Value| match value {
+        Value::String(path) => Some((path.clone(), true)),
+        Value::Mapping(entry) => Some((
+            entry.get("path")?.as_str()?.to_owned(),
+            entry
+                .get("required")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
+        )),
+        _ => None,
+    };
+    let files = match value {
+        None | Some(Value::Null) => Some(Vec::new()),
+        Some(Value::Sequence(items)) => items.iter().map(item).collect(),
+        Some(single) => item(single).map(|file| vec![file]),
+    };
+    files.ok_or_else(|| "a path, or a list of paths or of {path, required}".into())
 }
 
 /// The top-level `x-slipway.edge`: `managed` puts Slipway's edge in front of the services.
@@ -645,6 +958,106 @@ mod tests {
     }
 
     #[test]
+    fn env_files_in_every_form_then_the_environment_over_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.env"), "FROM_A=a\nSHARED=a\n").unwrap();
+        std::fs::write(dir.path().join("b.env"), "SHARED=b\n").unwrap();
+        let file = dir.path().join("docker-compose.yml");
+        let read = |text: &str| {
+            parse(&file, text, &env(&[("PASSED", "through")])).map(|definition| {
+                crate::stacks::lifecycle::environment_lines(&definition.services[0].compose)
+            })
+        };
+        assert_eq!(
+            read("services:\n  web:\n    image: w\n    env_file:\n      - a.env\n      - path: b.env\n      - path: missing.env\n        required: false\n    environment: [KEPT=1, PASSED, UNSET]\n").unwrap(),
+            ["FROM_A=a", "SHARED=b", "KEPT=1", "PASSED=through"],
+            "later files win, a missing optional file is skipped, a bare name is passed through or left out"
+        );
+        assert_eq!(
+            read("services:\n  web:\n    image: w\n    env_file: a.env\n    environment: { SHARED: env, PORT: 3000, ON: true, PASSED: }\n").unwrap(),
+            ["FROM_A=a", "SHARED=env", "PORT=3000", "ON=true", "PASSED=through"]
+        );
+        let missing = read("services:\n  web:\n    image: w\n    env_file: nowhere.env\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.contains("services.web.env_file") && missing.contains("nowhere.env"),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn what_making_the_container_would_refuse_is_refused_when_the_file_is_read() {
+        for (text, field) in [
+            (
+                "services:\n  web:\n    image: w\n    ports: [\"80:http\"]\n",
+                "services.web.ports",
+            ),
+            (
+                "services:\n  web:\n    image: w\n    command: echo \"open\n",
+                "services.web.command",
+            ),
+            (
+                "services:\n  web:\n    image: w\n    restart: sometimes\n",
+                "services.web.restart",
+            ),
+            (
+                "services:\n  web:\n    image: w\n    shm_size: lots\n",
+                "services.web.shm_size",
+            ),
+            (
+                "services:\n  web:\n    image: w\n    imagee: typo\n",
+                "services.web.imagee",
+            ),
+            (
+                "services:\n  web:\n    image: w\n    secrets: [token]\n",
+                "services.web.secrets",
+            ),
+        ] {
+            let said = parse_text(text, &[]).unwrap_err().to_string();
+            assert!(said.contains(field), "{text}: {said}");
+        }
+    }
+
+    #[test]
+    fn secrets_and_configs_from_files_are_mounted_read_only_where_compose_mounts_them() {
+        let definition = parse_text(
+            "services:\n  web:\n    image: w\n    secrets: [token, { source: cert, target: tls.pem }]\n    configs: [{ source: app, target: /etc/app.conf }, app]\nsecrets:\n  token: { file: ./token.txt }\n  cert: { file: /srv/cert.pem }\nconfigs:\n  app: { file: app.conf }\n",
+            &[],
+        )
+        .unwrap();
+        let body = crate::stacks::lifecycle::container_body(
+            "p",
+            &definition.services[0],
+            Path::new("/srv/p"),
+        )
+        .unwrap();
+        let mounts: Vec<(String, String, bool)> = body
+            .host_config
+            .unwrap()
+            .mounts
+            .unwrap()
+            .into_iter()
+            .map(|m| {
+                (
+                    m.source.unwrap(),
+                    m.target.unwrap(),
+                    m.read_only.unwrap_or(false),
+                )
+            })
+            .collect();
+        assert_eq!(
+            mounts,
+            [
+                ("/srv/p/token.txt".into(), "/run/secrets/token".into(), true),
+                ("/srv/cert.pem".into(), "/run/secrets/tls.pem".into(), true),
+                ("/srv/p/app.conf".into(), "/etc/app.conf".into(), true),
+                ("/srv/p/app.conf".into(), "/app".into(), true),
+            ]
+        );
+    }
+
+    #[test]
     fn the_sample_portal_reads_with_its_settings() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/portal");
         let definition = load(
@@ -855,4 +1268,99 @@ mod tests {
         let message = parse_text("volumes: {}\n", &[]).unwrap_err().to_string();
         assert!(message.contains("no services"), "{message}");
     }
+
+    /// Compose files written by others (`../shared/compose-corpus`, never copied here): each
+    /// is read as Compose reads it, or refused naming the service, the field and why.
+    #[test]
+    fn the_corpus_is_read_or_refused_by_name() {
+        let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/compose-corpus");
+        let expected: &[(&str, &str)] = &CORPUS;
+        let mut seen = Vec::new();
+        for (folder, outcome) in expected {
+            let dir = corpus.join(folder);
+            let file = ["compose.yaml", "compose.yml", "docker-compose.yml"]
+                .iter()
+                .map(|name| dir.join(name))
+                .find(|path| path.is_file())
+                .unwrap_or_else(|| panic!("{folder} has a compose file"));
+            let env_file = dir.join(".env");
+            let read = load(&file, env_file.is_file().then_some(env_file.as_path()));
+            let said = match &read {
+                Ok(definition) => format!("read: {} services", definition.services.len()),
+                Err(error) => error.to_string(),
+            };
+            seen.push(format!("{folder}: {said}"));
+            assert!(
+                said.contains(outcome),
+                "{folder}: expected {outcome:?}, got {said}"
+            );
+        }
+        let folders = std::fs::read_dir(&corpus)
+            .unwrap()
+            .filter(|entry| entry.as_ref().is_ok_and(|e| e.path().is_dir()))
+            .count();
+        assert_eq!(
+            folders,
+            expected.len(),
+            "every folder of the corpus is listed:\n{}",
+            seen.join("\n")
+        );
+    }
+
+    /// Each corpus folder and what reading it gives: `read: N services`, or the field that is
+    /// refused (and the rest of the message says why).
+    const CORPUS: [(&str, &str); 22] = [
+        ("awesome-compose--aspnet-mssql", "read: 2 services"),
+        (
+            "awesome-compose--elasticsearch-logstash-kibana",
+            "services.elasticsearch.container_name:",
+        ),
+        ("awesome-compose--minecraft", "read: 1 services"),
+        (
+            "awesome-compose--nginx-flask-mysql",
+            "services.db.networks:",
+        ),
+        ("awesome-compose--nginx-golang", "read: 2 services"),
+        ("awesome-compose--nginx-golang-mysql", "read: 3 services"),
+        ("awesome-compose--nginx-wsgi-flask", "read: 2 services"),
+        (
+            "awesome-compose--pihole-cloudflared-DoH",
+            "services.cloudflared.container_name:",
+        ),
+        ("awesome-compose--plex", "services.plex.container_name:"),
+        (
+            "awesome-compose--postgresql-pgadmin",
+            "services.postgres.container_name:",
+        ),
+        (
+            "awesome-compose--react-express-mongodb",
+            "services.frontend.networks:",
+        ),
+        (
+            "awesome-compose--react-express-mysql",
+            "services.backend.networks:",
+        ),
+        (
+            "awesome-compose--react-java-mysql",
+            "services.backend.networks:",
+        ),
+        (
+            "awesome-compose--react-rust-postgres",
+            "services.frontend.networks:",
+        ),
+        ("awesome-compose--traefik-golang", "read: 2 services"),
+        (
+            "awesome-compose--wasmedge-kafka-mysql",
+            "services.etl.platform:",
+        ),
+        (
+            "awesome-compose--wireguard",
+            "services.wireguard.container_name:",
+        ),
+        ("awesome-compose--wordpress-mysql", "read: 2 services"),
+        ("example-voting-app", "services.vote.networks:"),
+        ("mattermost", "services.postgres.pids_limit:"),
+        ("n8n", "read: 6 services"),
+        ("sentry", "read: 28 services"),
+    ];
 }

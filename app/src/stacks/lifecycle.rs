@@ -3,33 +3,27 @@
 //! `docker compose ps` sees the same stack), started in dependency order, each waiting for
 //! the dependencies it asks to be healthy.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
-use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, NetworkingConfig, PortBinding,
-    RestartPolicy, RestartPolicyNameEnum,
-};
-use docker_compose_types::{
-    Command, DependsOnOptions, Entrypoint, Environment, HealthcheckTest, Ports, Volumes,
-};
+use bollard::models::ContainerCreateBody;
+use docker_compose_types::{DependsOnOptions, Environment};
 
 use super::compose::{ServiceDefinition, StackDefinition};
-use super::engine::{
-    Engine, EngineError, LogsFrom, CONFIG_HASH_LABEL, PROJECT_LABEL, SERVICE_LABEL,
-};
+pub use super::container::container_body;
+use super::engine::{Engine, EngineError, LogsFrom, CONFIG_HASH_LABEL};
 use super::{ContainerStatus, ServiceRole, StackError};
 
 /// How long a dependency may take to become healthy.
 const HEALTHY_WITHIN: Duration = Duration::from_secs(120);
 const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
 
-fn network_name(project: &str) -> String {
+pub(super) fn network_name(project: &str) -> String {
     format!("{project}_default")
 }
 
-fn volume_name(project: &str, volume: &str) -> String {
+pub(super) fn volume_name(project: &str, volume: &str) -> String {
     format!("{project}_{volume}")
 }
 
@@ -972,182 +966,6 @@ fn explain(service: &ServiceDefinition, error: EngineError) -> StackError {
     StackError::Engine(message)
 }
 
-/// The container a service's compose definition asks for.
-pub fn container_body(
-    project: &str,
-    service: &ServiceDefinition,
-    compose_dir: &Path,
-) -> Result<ContainerCreateBody, StackError> {
-    let compose = &service.compose;
-    let unsupported = |what: &str| {
-        StackError::Compose(format!(
-            "services.{}: {what} is not supported yet",
-            service.name
-        ))
-    };
-    let image = service.image_name(project);
-
-    let env = environment_lines(compose);
-    let words = |line: &str| {
-        line.split_whitespace()
-            .map(str::to_owned)
-            .collect::<Vec<_>>()
-    };
-    let cmd = compose.command.as_ref().map(|command| match command {
-        Command::Simple(line) => words(line),
-        Command::Args(args) => args.clone(),
-    });
-    let entrypoint = compose
-        .entrypoint
-        .as_ref()
-        .map(|entrypoint| match entrypoint {
-            Entrypoint::Simple(line) => words(line),
-            Entrypoint::List(args) => args.clone(),
-        });
-
-    let mut exposed = Vec::new();
-    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
-    let Ports::Short(ports) = &compose.ports else {
-        return Err(unsupported("the long port syntax"));
-    };
-    for port in ports {
-        let (spec, protocol) = port.split_once('/').unwrap_or((port, "tcp"));
-        let parts: Vec<&str> = spec.split(':').collect();
-        let (host_ip, host_port, container_port) = match parts.as_slice() {
-            [container] => (None, None, *container),
-            [host, container] => (None, Some(*host), *container),
-            [ip, host, container] => (Some(*ip), Some(*host), *container),
-            _ => {
-                return Err(StackError::Compose(format!(
-                    "services.{}.ports: cannot read {port:?}",
-                    service.name
-                )))
-            }
-        };
-        let key = format!("{container_port}/{protocol}");
-        exposed.push(key.clone());
-        bindings
-            .entry(key)
-            .or_insert_with(|| Some(Vec::new()))
-            .get_or_insert_with(Vec::new)
-            .push(PortBinding {
-                host_ip: host_ip.map(str::to_owned),
-                host_port: host_port.map(str::to_owned),
-            });
-    }
-
-    let mut binds = Vec::new();
-    for volume in &compose.volumes {
-        let Volumes::Simple(spec) = volume else {
-            return Err(unsupported("the long volume syntax"));
-        };
-        let (source, rest) = spec
-            .split_once(':')
-            .ok_or_else(|| unsupported("an anonymous volume"))?;
-        let source =
-            if source.starts_with('.') || source.starts_with('/') || source.starts_with('~') {
-                compose_dir.join(source).display().to_string()
-            } else {
-                volume_name(project, source)
-            };
-        binds.push(format!("{source}:{rest}"));
-    }
-
-    let healthcheck = match &compose.healthcheck {
-        Some(check) if !check.disable => {
-            let duration = |text: &Option<String>| {
-                text.as_deref()
-                    .and_then(|t| humantime::parse_duration(t).ok())
-                    .map(|d| d.as_nanos() as i64)
-            };
-            Some(HealthConfig {
-                test: check.test.as_ref().map(|test| match test {
-                    HealthcheckTest::Single(line) => vec!["CMD-SHELL".to_owned(), line.clone()],
-                    HealthcheckTest::Multiple(args) => args.clone(),
-                }),
-                interval: duration(&check.interval),
-                timeout: duration(&check.timeout),
-                retries: Some(check.retries).filter(|r| *r > 0),
-                start_period: duration(&check.start_period),
-                start_interval: None,
-            })
-        }
-        _ => None,
-    };
-
-    let mut labels: HashMap<String, String> = match &compose.labels {
-        docker_compose_types::Labels::List(items) => items
-            .iter()
-            .map(|item| {
-                let (k, v) = item.split_once('=').unwrap_or((item, ""));
-                (k.to_owned(), v.to_owned())
-            })
-            .collect(),
-        docker_compose_types::Labels::Map(map) => {
-            map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-        }
-    };
-    labels.insert(PROJECT_LABEL.into(), project.into());
-    labels.insert(SERVICE_LABEL.into(), service.name.clone());
-    labels.insert("com.docker.compose.container-number".into(), "1".into());
-    labels.insert("com.docker.compose.oneoff".into(), "False".into());
-    labels.insert(
-        "com.docker.compose.project.working_dir".into(),
-        compose_dir.display().to_string(),
-    );
-    labels.insert("slipway.managed".into(), "true".into());
-    // The label is part of the definition's digest: a role inferred from the image is not
-    // written, so that containers made before roles were inferred (labelled `app`) are not
-    // recreated by the next deploy.
-    let labelled_role = if service.role_declared {
-        service.role
-    } else {
-        ServiceRole::App
-    };
-    labels.insert("slipway.role".into(), labelled_role.as_str().into());
-
-    let restart_policy = compose.restart.as_deref().map(|name| RestartPolicy {
-        name: Some(match name {
-            "always" => RestartPolicyNameEnum::ALWAYS,
-            "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
-            "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
-            _ => RestartPolicyNameEnum::NO,
-        }),
-        maximum_retry_count: None,
-    });
-    let network = network_name(project);
-    Ok(ContainerCreateBody {
-        image: Some(image),
-        env: Some(env),
-        cmd,
-        entrypoint,
-        labels: Some(labels),
-        exposed_ports: (!exposed.is_empty()).then_some(exposed),
-        healthcheck,
-        stop_signal: compose.stop_signal.clone(),
-        user: compose.user.clone(),
-        working_dir: compose.working_dir.clone(),
-        hostname: compose.hostname.clone(),
-        host_config: Some(HostConfig {
-            port_bindings: (!bindings.is_empty()).then_some(bindings),
-            binds: (!binds.is_empty()).then_some(binds),
-            restart_policy,
-            network_mode: Some(network.clone()),
-            ..Default::default()
-        }),
-        networking_config: Some(NetworkingConfig {
-            endpoints_config: Some(HashMap::from([(
-                network,
-                EndpointSettings {
-                    aliases: Some(vec![service.name.clone()]),
-                    ..Default::default()
-                },
-            )])),
-        }),
-        ..Default::default()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1283,6 +1101,7 @@ mod tests {
         assert_eq!(binding.host_ip.as_deref(), Some("127.0.0.1"));
         assert_eq!(binding.host_port.as_deref(), Some("18080"));
         let labels = body.labels.unwrap();
+        use super::super::engine::{PROJECT_LABEL, SERVICE_LABEL};
         assert_eq!(labels[PROJECT_LABEL], "shop");
         assert_eq!(labels[SERVICE_LABEL], "edge");
         let database = container_body(

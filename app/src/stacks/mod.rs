@@ -17,9 +17,13 @@ pub use pages::{StackOverview, StackPage, StacksPage};
 #[cfg(feature = "ssr")]
 pub mod compose;
 #[cfg(feature = "ssr")]
+mod container;
+#[cfg(feature = "ssr")]
 pub mod engine;
 #[cfg(feature = "ssr")]
 pub mod env_file;
+#[cfg(feature = "ssr")]
+pub mod fields;
 #[cfg(feature = "ssr")]
 pub mod lifecycle;
 #[cfg(feature = "ssr")]

@@ -53,10 +53,15 @@ pub fn secret_values(
     compose_file: &Path,
     env_file: Option<&Path>,
 ) -> Result<Vec<String>, ComposeError> {
-    let from_env_file = env_file
-        .map(env_file_entries)
-        .transpose()?
-        .unwrap_or_default()
+    // The stack's env file and the services' own (`env_file:`), read the same way.
+    let mut env_files: Vec<std::path::PathBuf> =
+        env_file.map(Path::to_path_buf).into_iter().collect();
+    env_files.extend(service_env_files(compose_file)?);
+    let mut entries = Vec::new();
+    for path in &env_files {
+        entries.extend(env_file_entries(path)?);
+    }
+    let from_env_file = entries
         .into_iter()
         .filter(|(name, value)| is_secret_name(name) || value.len() >= CREDENTIAL_LIKE)
         .map(|(_, value)| value);
@@ -104,16 +109,39 @@ fn encoded_forms(value: &str) -> Vec<String> {
 /// `NAME → value` of every service's `environment:` in the compose file as written (map or
 /// `NAME=value` list), leaving out values that refer to variables: those are masked
 /// through the env file or the process.
-fn compose_literals(compose_file: &Path) -> Result<Vec<(String, String)>, ComposeError> {
+/// The compose file as YAML, read for what it names rather than what it runs.
+fn raw_document(compose_file: &Path) -> Result<Value, ComposeError> {
     let text = std::fs::read_to_string(compose_file).map_err(|source| ComposeError::Read {
         path: compose_file.to_path_buf(),
         source,
     })?;
-    let document: Value = serde_norway::from_str(&text).map_err(|error| ComposeError::Syntax {
+    serde_norway::from_str(&text).map_err(|error| ComposeError::Syntax {
         path: compose_file.to_path_buf(),
         line: error.location().map_or(0, |location| location.line()),
         message: "the file is not YAML".into(),
-    })?;
+    })
+}
+
+/// The env files the services name (`env_file:`) that exist, relative to the compose file's
+/// folder; a path built from variables is the stack's business, not a secret's source.
+fn service_env_files(compose_file: &Path) -> Result<Vec<std::path::PathBuf>, ComposeError> {
+    let document = raw_document(compose_file)?;
+    let dir = compose_file.parent().unwrap_or(Path::new(""));
+    Ok(document
+        .get("services")
+        .and_then(Value::as_mapping)
+        .into_iter()
+        .flat_map(|services| services.values())
+        .filter_map(|service| super::compose::env_files(service.get("env_file")).ok())
+        .flatten()
+        .filter(|(path, _)| !path.contains('$'))
+        .map(|(path, _)| dir.join(path))
+        .filter(|path| path.is_file())
+        .collect())
+}
+
+fn compose_literals(compose_file: &Path) -> Result<Vec<(String, String)>, ComposeError> {
+    let document = raw_document(compose_file)?;
     let services = document.get("services").and_then(Value::as_mapping);
     let environments = services
         .into_iter()
