@@ -365,3 +365,51 @@ async fn the_managed_edge_updates_without_dropping_a_request_keeps_websockets_an
     );
     assert_eq!(stack.serving().await, "1.0.0");
 }
+
+#[tokio::test]
+async fn a_service_with_a_container_name_keeps_it_across_updates_and_put_backs() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    let (_dir, cleanup) = crate::helpers::add_compose_stack(
+        &flags,
+        "named",
+        "services:\n  web:\n    image: slipway-portal-frontend:${WEB_VERSION:-1.0.0}\n    \
+         container_name: ${FIXED_NAME:-unset}\n    healthcheck:\n      \
+         test: [\"CMD\", \"/portal\", \"probe\", \"http://127.0.0.1:3000/_health\"]\n      \
+         interval: 1s\n      retries: 5\n",
+    )
+    .await;
+    let fixed = format!("{}-fixed", cleanup.0);
+    let run = |verb: &'static str, version: &'static str| {
+        let args = with_flags(&[verb, "named"], &flags);
+        let fixed = fixed.clone();
+        async move { run_to_exit(&args, &[("WEB_VERSION", version), ("FIXED_NAME", &fixed)]).await }
+    };
+    let image_of = |name: &str| {
+        docker(&[
+            "inspect",
+            "--format",
+            "{{.Config.Image}} {{.State.Status}}",
+            name,
+        ])
+    };
+    run("deploy", "1.0.0").await.assert_success();
+    assert_eq!(image_of(&fixed), "slipway-portal-frontend:1.0.0 running");
+
+    let updated = run("update", "1.1.0").await;
+    updated.assert_success();
+    assert!(
+        updated.stdout.contains("Replace web in place"),
+        "a fixed name cannot stand beside itself: {}",
+        updated.stdout
+    );
+    assert_eq!(image_of(&fixed), "slipway-portal-frontend:1.1.0 running");
+
+    let broken = run("update", "broken").await;
+    assert_eq!(broken.code, Some(1), "{}", broken.stdout);
+    assert_eq!(
+        image_of(&fixed),
+        "slipway-portal-frontend:1.1.0 running",
+        "the old container is back under its name"
+    );
+}

@@ -327,9 +327,12 @@ pub(super) fn plan<'a>(
 }
 
 /// Behind an edge that can switch it, an app service is replaced beside its running
-/// container; any other is replaced in place, one at a time in dependency order.
+/// container; any other (or one with a fixed `container_name`) is replaced in place, one at a
+/// time in dependency order.
 pub(super) fn replaced_beside(definition: &StackDefinition, service: &ServiceDefinition) -> bool {
+    // A fixed `container_name` cannot stand beside itself.
     service.upstream.is_some()
+        && service.compose.container_name.is_none()
         && definition
             .services
             .iter()

@@ -1313,7 +1313,7 @@ mod tests {
         ("awesome-compose--aspnet-mssql", "read: 2 services"),
         (
             "awesome-compose--elasticsearch-logstash-kibana",
-            "services.elasticsearch.container_name:",
+            "services.elasticsearch.networks:",
         ),
         ("awesome-compose--minecraft", "read: 1 services"),
         (
@@ -1325,13 +1325,10 @@ mod tests {
         ("awesome-compose--nginx-wsgi-flask", "read: 2 services"),
         (
             "awesome-compose--pihole-cloudflared-DoH",
-            "services.cloudflared.container_name:",
+            "services.cloudflared.networks:",
         ),
-        ("awesome-compose--plex", "services.plex.container_name:"),
-        (
-            "awesome-compose--postgresql-pgadmin",
-            "services.postgres.container_name:",
-        ),
+        ("awesome-compose--plex", "read: 1 services"),
+        ("awesome-compose--postgresql-pgadmin", "read: 2 services"),
         (
             "awesome-compose--react-express-mongodb",
             "services.frontend.networks:",
@@ -1353,10 +1350,7 @@ mod tests {
             "awesome-compose--wasmedge-kafka-mysql",
             "services.etl.platform:",
         ),
-        (
-            "awesome-compose--wireguard",
-            "services.wireguard.container_name:",
-        ),
+        ("awesome-compose--wireguard", "read: 1 services"),
         ("awesome-compose--wordpress-mysql", "read: 2 services"),
         ("example-voting-app", "services.vote.networks:"),
         ("mattermost", "services.postgres.pids_limit:"),

@@ -235,6 +235,14 @@ impl Engine {
             .await
     }
 
+    /// Gives a container another name.
+    pub async fn rename_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
+        let options = bollard::query_parameters::RenameContainerOptionsBuilder::default()
+            .name(name)
+            .build();
+        self.call(self.docker.rename_container(id, options)).await
+    }
+
     /// Removes a container and keeps its volumes: a recreated container takes its anonymous
     /// ones over, as Compose does.
     pub async fn remove_container_keeping_volumes(&self, id: &str) -> Result<(), EngineError> {

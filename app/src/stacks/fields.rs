@@ -53,34 +53,67 @@ const APPLIED: &[&str] = &[
     "pull_policy",
     "secrets",
     "configs",
+    "container_name",
     "platform",
 ];
 
 /// Fields of the Compose Specification Slipway does not apply, each with the reason.
 const REFUSED: &[(&str, &str)] = &[
-    ("container_name", "Slipway names containers PROJECT-SERVICE-N so that an update can start the new container beside the old one; remove it"),
     ("extends", "extends is not resolved yet"),
-    ("links", "links are legacy: services reach each other by name on the stack's network; remove it"),
-    ("external_links", "links are legacy: services reach each other by name on the stack's network; remove it"),
+    (
+        "links",
+        "links are legacy: services reach each other by name on the stack's network; remove it",
+    ),
+    (
+        "external_links",
+        "links are legacy: services reach each other by name on the stack's network; remove it",
+    ),
     ("volumes_from", "volumes_from is not applied yet"),
     ("runtime", "another container runtime is not applied yet"),
     ("scale", "one container per service: scale is not applied"),
     ("pids_limit", "pids_limit is not applied yet"),
-    ("cpus", "cpus is not applied yet; use deploy.resources.limits.cpus"),
+    (
+        "cpus",
+        "cpus is not applied yet; use deploy.resources.limits.cpus",
+    ),
     ("cpu_shares", "cpu_shares is not applied yet"),
-    ("cpu_count", "CPU settings other than deploy.resources are not applied yet"),
-    ("cpu_percent", "CPU settings other than deploy.resources are not applied yet"),
-    ("cpu_period", "CPU settings other than deploy.resources are not applied yet"),
-    ("cpu_quota", "CPU settings other than deploy.resources are not applied yet"),
-    ("cpu_rt_runtime", "CPU settings other than deploy.resources are not applied yet"),
-    ("cpu_rt_period", "CPU settings other than deploy.resources are not applied yet"),
-    ("cpuset", "CPU settings other than deploy.resources are not applied yet"),
+    (
+        "cpu_count",
+        "CPU settings other than deploy.resources are not applied yet",
+    ),
+    (
+        "cpu_percent",
+        "CPU settings other than deploy.resources are not applied yet",
+    ),
+    (
+        "cpu_period",
+        "CPU settings other than deploy.resources are not applied yet",
+    ),
+    (
+        "cpu_quota",
+        "CPU settings other than deploy.resources are not applied yet",
+    ),
+    (
+        "cpu_rt_runtime",
+        "CPU settings other than deploy.resources are not applied yet",
+    ),
+    (
+        "cpu_rt_period",
+        "CPU settings other than deploy.resources are not applied yet",
+    ),
+    (
+        "cpuset",
+        "CPU settings other than deploy.resources are not applied yet",
+    ),
     ("mem_swappiness", "mem_swappiness is not applied yet"),
     ("memswap_limit", "memswap_limit is not applied yet"),
     ("oom_kill_disable", "OOM settings are not applied yet"),
     ("oom_score_adj", "OOM settings are not applied yet"),
     ("blkio_config", "blkio_config is not applied yet"),
-    ("device_cgroup_rules", "device_cgroup_rules is not applied yet"),
+    (
+        "device_cgroup_rules",
+        "device_cgroup_rules is not applied yet",
+    ),
     ("cgroup", "cgroup is not applied yet"),
     ("cgroup_parent", "cgroup_parent is not applied yet"),
     ("group_add", "group_add is not applied yet"),
@@ -90,10 +123,16 @@ const REFUSED: &[(&str, &str)] = &[
     ("mac_address", "mac_address is not applied yet"),
     ("storage_opt", "storage_opt is not applied yet"),
     ("gpus", "GPUs are not applied yet"),
-    ("credential_spec", "credential_spec is for Windows containers"),
+    (
+        "credential_spec",
+        "credential_spec is for Windows containers",
+    ),
     ("annotations", "annotations are not applied yet"),
     ("attach", "attach is not applied yet"),
-    ("develop", "develop (watch) is for `docker compose watch`, not a release console"),
+    (
+        "develop",
+        "develop (watch) is for `docker compose watch`, not a release console",
+    ),
     ("post_start", "lifecycle hooks are not applied yet"),
     ("pre_stop", "lifecycle hooks are not applied yet"),
     ("label_file", "label_file is not applied yet"),
@@ -221,7 +260,6 @@ mod tests {
         let cases = [
             ("image: a\nplatform: linux/arm64\n", "platform"),
             ("image: a\nattach: false\n", "attach"),
-            ("image: a\ncontainer_name: web\n", "container_name"),
             ("image: a\nnetworks: [backend]\n", "networks"),
             ("image: a\nnetwork_mode: \"service:db\"\n", "network_mode"),
             ("image: a\ndeploy: { replicas: 3 }\n", "deploy"),

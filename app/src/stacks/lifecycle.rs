@@ -152,7 +152,14 @@ pub async fn start_service(
                 recreate_from(engine, service, container, &mut body).await?;
             }
             let id = engine
-                .create_container(&container_name(project, &service.name), body)
+                .create_container(
+                    &service
+                        .compose
+                        .container_name
+                        .clone()
+                        .unwrap_or_else(|| container_name(project, &service.name)),
+                    body,
+                )
                 .await
                 .map_err(|error| explain(service, error))?;
             (id, Started::Created)
@@ -314,6 +321,9 @@ pub struct Replacement {
     /// The old container is stopped before the new one starts (no edge in front): putting
     /// it back stops the new one first, for the ports they share.
     pub in_place: bool,
+    /// The old container gave its name (`container_name`) to the new one: putting it back
+    /// gives the name back.
+    pub renamed: bool,
 }
 
 /// Starts a container of the service's current definition beside the running one, or says
@@ -361,7 +371,6 @@ pub async fn create_replacement(
         .max()
         .unwrap_or(0)
         + 1;
-    let new_name = format!("{project}-{}-{number}", service.name);
     if let Some(labels) = body.labels.as_mut() {
         labels.insert(CONFIG_HASH_LABEL.into(), hash);
         labels.insert(
@@ -369,15 +378,33 @@ pub async fn create_replacement(
             number.to_string(),
         );
     }
-    let new_id = engine
-        .create_container(&new_name, body)
-        .await
-        .map_err(|error| explain(service, error))?;
+    // A `container_name` is the new container's too: the old one gives it up first (and
+    // takes it back if the new one cannot be made).
+    let (new_name, renamed) = match &service.compose.container_name {
+        Some(fixed) => {
+            engine
+                .rename_container(&old.id, &format!("{fixed}-replaced-{number}"))
+                .await
+                .map_err(StackError::from)?;
+            (fixed.clone(), true)
+        }
+        None => (format!("{project}-{}-{number}", service.name), false),
+    };
+    let new_id = match engine.create_container(&new_name, body).await {
+        Ok(id) => id,
+        Err(error) => {
+            if renamed {
+                let _ = engine.rename_container(&old.id, &old.name).await;
+            }
+            return Err(explain(service, error));
+        }
+    };
     Ok(Some(Replacement {
         old,
         new_id,
         new_name,
         in_place: false,
+        renamed,
     }))
 }
 
@@ -569,6 +596,12 @@ pub async fn reinstate(
         switch_edge(engine, project, edge, service, &old.name).await?;
     }
     remove(engine, &replacement.new_id).await?;
+    if replacement.renamed {
+        engine
+            .rename_container(&old.id, &old.name)
+            .await
+            .map_err(StackError::from)?;
+    }
     Ok(format!(
         "{}: {} is back in service, {} removed",
         service.name, old.name, replacement.new_name
