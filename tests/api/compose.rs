@@ -97,6 +97,39 @@ fn view(container: &str, project: &str) -> BTreeMap<String, Value> {
         .collect();
     mounts.sort_by_key(|mount| mount["Destination"].to_string());
     view.insert("Mounts".into(), Value::Array(mounts));
+    // Each network the container is on, with the names it answers to there (not the engine's
+    // own alias, the container's short id).
+    let networks: BTreeMap<&String, Vec<&str>> = inspected["NetworkSettings"]["Networks"]
+        .as_object()
+        .map(|networks| {
+            networks
+                .iter()
+                .map(|(name, endpoint)| {
+                    let mut aliases: Vec<&str> = endpoint["Aliases"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .filter(|alias| !inspected["Id"].as_str().unwrap_or("-").starts_with(alias))
+                        .collect();
+                    aliases.sort_unstable();
+                    (name, aliases)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    view.insert("Networks".into(), json!(networks));
+    let internal: BTreeMap<&String, String> = networks
+        .keys()
+        .map(|name| {
+            let network = name.replace("PROJECT", project);
+            (
+                *name,
+                docker(&["network", "inspect", "--format", "{{.Internal}}", &network]),
+            )
+        })
+        .collect();
+    view.insert("NetworkInternal".into(), json!(internal));
     view
 }
 

@@ -27,6 +27,8 @@ pub struct StackDefinition {
     pub volumes: Vec<String>,
     /// Variables the file names as feature flags besides `FEATURE_*` (`x-slipway.flags`).
     pub flags: Vec<String>,
+    /// The networks the file declares at the top level.
+    pub networks: Vec<super::networks::NetworkDefinition>,
 }
 
 impl StackDefinition {
@@ -89,6 +91,8 @@ pub struct ServiceDefinition {
     pub behind_edge: bool,
     /// Behind the managed edge: the edge's published port that carries this service.
     pub published_by_edge: Option<String>,
+    /// The networks the service is on, the first the one its container is made on.
+    pub networks: Vec<super::networks::ServiceNetwork>,
     /// The whole typed service, for creating its containers.
     pub compose: Service,
 }
@@ -211,24 +215,74 @@ fn environment_with(
     Ok(environment)
 }
 
-/// The env file's variables, in file order.
+/// Stands for `$` while dotenvy reads a file: its own substitution would read the console's
+/// whole process environment (its database address, its settings) into a stack's values.
+const DOLLAR: char = '\u{E000}';
+
+/// The env file's variables, in file order. `${VAR}` in a value is taken from the lines
+/// before it and from the process variables a stack may read, as Compose does; never from
+/// the console's own settings.
 pub fn env_file_entries(path: &Path) -> Result<Vec<(String, String)>, ComposeError> {
-    let entries = dotenvy::from_path_iter(path).map_err(|error| env_file_error(path, error))?;
-    entries
-        .map(|entry| entry.map_err(|error| env_file_error(path, error)))
-        .collect()
+    let text = std::fs::read_to_string(path).map_err(|source| ComposeError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let guarded = text.replace('$', &DOLLAR.to_string());
+    let mut known = MapEnvironment::new();
+    for (name, value) in super::secrets::process_variables() {
+        known.insert(name, value);
+    }
+    let mut entries = Vec::new();
+    for entry in dotenvy::from_read_iter(guarded.as_bytes()) {
+        let (name, value) = entry.map_err(|error| env_file_error(path, error, &guarded))?;
+        let value = value.replace(DOLLAR, "$");
+        let value = if value.contains('$') {
+            substitute(&value, &known)
+                .map(|(resolved, _)| resolved)
+                .map_err(|message| ComposeError::Invalid {
+                    path: path.to_path_buf(),
+                    field: name.clone(),
+                    message,
+                })?
+        } else {
+            value
+        };
+        known.insert_sensitive(name.clone(), value.clone());
+        entries.push((name, value));
+    }
+    Ok(entries)
+}
+
+/// `text` with Compose's interpolation done, and the names of the variables it read.
+fn substitute(text: &str, environment: &MapEnvironment) -> Result<(String, Vec<String>), String> {
+    let Some(span) = SourceSpan::new(SourceId::new(1), 0, text.len()) else {
+        return Err("the value is too long to read".into());
+    };
+    let result = interpolate(InterpolationInput::new(text, span), environment);
+    if let Some(error) = result
+        .diagnostics()
+        .iter()
+        .find(|diagnostic| diagnostic.severity() == Severity::Error)
+    {
+        return Err(error.message().to_owned());
+    }
+    let names = result
+        .substitutions()
+        .iter()
+        .map(|substitution| substitution.name().to_owned())
+        .collect();
+    Ok((result.resolved().to_owned(), names))
 }
 
 /// An env file that cannot be read, named by file and line and never by a value: the
 /// parser's own text carries the rest of the file, secrets and all.
-fn env_file_error(path: &Path, error: dotenvy::Error) -> ComposeError {
+fn env_file_error(path: &Path, error: dotenvy::Error, text: &str) -> ComposeError {
     match error {
         dotenvy::Error::Io(source) => ComposeError::Read {
             path: path.to_path_buf(),
             source,
         },
         dotenvy::Error::LineParse(rest, _) => {
-            let text = std::fs::read_to_string(path).unwrap_or_default();
             let line = text
                 .find(rest.as_str())
                 .map_or(0, |at| text[..at].matches('\n').count() + 1);
@@ -283,6 +337,20 @@ pub fn parse(
     let mut uses = BTreeMap::new();
     interpolate_values(&mut document, &mut Vec::new(), environment, &mut uses)
         .map_err(|(field, message)| invalid(&field, message))?;
+    // Named volumes are made as PROJECT_NAME; one that is external or named otherwise would
+    // be replaced by a new, empty one.
+    if let Some(Value::Mapping(volumes)) = document.get("volumes") {
+        for (name, settings) in volumes {
+            for field in ["external", "name", "driver", "driver_opts"] {
+                if settings.get(field).is_some() {
+                    return Err(invalid(
+                        &format!("volumes.{}.{field}", name.as_str().unwrap_or("?")),
+                        "not applied yet: Slipway makes each named volume as PROJECT_NAME with the local driver".into(),
+                    ));
+                }
+            }
+        }
+    }
     let top_level = |kind: &str| document.get(kind).cloned().unwrap_or(Value::Null);
     let (secrets, configs) = (top_level("secrets"), top_level("configs"));
     if let Some(services) = document.get_mut("services").and_then(Value::as_mapping_mut) {
@@ -305,8 +373,10 @@ pub fn parse(
                 file_mounts(service, kind, definitions, dir)
                     .map_err(|why| invalid(&format!("services.{name}.{kind}"), why))?;
             }
-            resolve_environment(service, dir, environment)
+            let passed = resolve_environment(service, dir, environment)
                 .map_err(|(field, why)| invalid(&format!("services.{name}.{field}"), why))?;
+            // A bare name reads the variable as much as `${NAME}` does (flags, releases).
+            uses.entry(name.to_owned()).or_default().extend(passed);
         }
     }
     // Mounted into the services that name them (above); the typed model has no place for them.
@@ -321,12 +391,15 @@ pub fn parse(
     if compose.services.0.is_empty() {
         return Err(invalid("services", "the file defines no services".into()));
     }
+    let networks = super::networks::declared(&compose.networks);
     let mut services = Vec::new();
     for (name, service) in &compose.services.0 {
         let service = service.clone().unwrap_or_default();
         let mut definition = service_definition(name, service)
             .map_err(|(field, message)| invalid(&format!("services.{name}.{field}"), message))?;
         definition.variables = uses.remove(name).unwrap_or_default();
+        definition.networks = super::networks::of_service(&definition.compose, &networks)
+            .map_err(|why| invalid(&format!("services.{name}.networks"), why))?;
         // What only making the container would find (a port, a size, an unclosed quote) is
         // refused now, when the stack is added.
         if let Err(super::StackError::Compose(said)) = super::container::container_body(
@@ -355,6 +428,7 @@ pub fn parse(
         services,
         volumes: compose.volumes.0.keys().cloned().collect(),
         flags,
+        networks,
     };
     if managed_edge {
         super::managed_edge::put_in_front(&mut definition)
@@ -365,7 +439,7 @@ pub fn parse(
 
 /// Merge keys (`<<: *defaults`, `<<: [*a, *b]`) as YAML 1.1 and Compose read them, also
 /// where a merged mapping has merge keys of its own (one level is resolved per pass).
-fn merge_keys(document: &mut Value) -> Result<(), String> {
+pub(super) fn merge_keys(document: &mut Value) -> Result<(), String> {
     fn has_merge_key(value: &Value) -> bool {
         match value {
             Value::Mapping(mapping) => {
@@ -519,17 +593,19 @@ fn as_typed(value: Option<&mut Value>) {
 /// The service's variables as Compose gives them to its container: each `env_file` read in
 /// order (a path, a list of paths, or of `{path, required}`; a missing file with `required:
 /// false` is skipped), then `environment` over them, where a name without a value takes the
-/// variable's value from the interpolation environment (and is left out when it has none).
-/// The result replaces both fields as one `environment` map.
+/// variable's value from the interpolation environment (and is left as the env file has it
+/// when it has none). The result replaces both fields as one `environment` map; the names
+/// taken from the interpolation environment are returned.
 fn resolve_environment(
     service: &mut Value,
     dir: &Path,
     variables: &MapEnvironment,
-) -> Result<(), (String, String)> {
+) -> Result<Vec<String>, (String, String)> {
     use compose_lens::interpolation::EnvironmentProvider;
     let Some(fields) = service.as_mapping_mut() else {
-        return Ok(());
+        return Ok(Vec::new());
     };
+    let mut passed = Vec::new();
     let mut merged = serde_norway::Mapping::new();
     let env_file = fields.remove("env_file");
     for (file, required) in
@@ -545,7 +621,10 @@ fn resolve_environment(
             merged.insert(Value::String(name), Value::String(value));
         }
     }
-    let from_variables = |name: &str| variables.get(name).map(|value| value.value().to_owned());
+    let mut from_variables = |name: &str| {
+        passed.push(name.to_owned());
+        variables.get(name).map(|value| value.value().to_owned())
+    };
     match fields.get("environment") {
         Some(Value::Sequence(items)) => {
             for item in items {
@@ -555,18 +634,13 @@ fn resolve_environment(
                         "each item is NAME=VALUE or NAME".into(),
                     ));
                 };
-                match item.split_once('=') {
-                    Some((name, value)) => {
-                        merged.insert(Value::String(name.into()), Value::String(value.into()));
-                    }
-                    None => match from_variables(item) {
-                        Some(value) => {
-                            merged.insert(Value::String(item.into()), Value::String(value));
-                        }
-                        None => {
-                            merged.shift_remove(item);
-                        }
-                    },
+                // A bare name that is unset leaves the env file's value (if any), as Compose.
+                let (name, value) = match item.split_once('=') {
+                    Some((name, value)) => (name, Some(value.to_owned())),
+                    None => (item, from_variables(item)),
+                };
+                if let Some(value) = value {
+                    merged.insert(Value::String(name.into()), Value::String(value));
                 }
             }
         }
@@ -581,7 +655,11 @@ fn resolve_environment(
                 let value = match value {
                     Value::Null => from_variables(name),
                     Value::String(text) => Some(text.clone()),
-                    Value::Number(number) => Some(number.to_string()),
+                    // 17.0 is written 17, as before.
+                    Value::Number(number) => Some(match number.as_f64() {
+                        Some(float) if !number.is_i64() && !number.is_u64() => float.to_string(),
+                        _ => number.to_string(),
+                    }),
                     Value::Bool(flag) => Some(flag.to_string()),
                     _ => {
                         return Err((
@@ -590,13 +668,8 @@ fn resolve_environment(
                         ))
                     }
                 };
-                match value {
-                    Some(value) => {
-                        merged.insert(Value::String(name.into()), Value::String(value));
-                    }
-                    None => {
-                        merged.shift_remove(name);
-                    }
+                if let Some(value) = value {
+                    merged.insert(Value::String(name.into()), Value::String(value));
                 }
             }
         }
@@ -611,7 +684,7 @@ fn resolve_environment(
     if env_file.is_some() || fields.contains_key("environment") {
         fields.insert(Value::String("environment".into()), Value::Mapping(merged));
     }
-    Ok(())
+    Ok(passed)
 }
 
 /// `env_file` in any of its forms, as (path, required).
@@ -683,28 +756,14 @@ fn interpolate_values(
 ) -> Result<(), (String, String)> {
     match value {
         Value::String(text) if text.contains('$') => {
-            let Some(span) = SourceSpan::new(SourceId::new(1), 0, text.len()) else {
-                return Err((path.join("."), "the value is too long to read".into()));
-            };
-            let result = interpolate(InterpolationInput::new(text, span), environment);
-            if let Some(error) = result
-                .diagnostics()
-                .iter()
-                .find(|diagnostic| diagnostic.severity() == Severity::Error)
-            {
-                return Err((path.join("."), error.message().to_owned()));
-            }
+            let (resolved, names) =
+                substitute(text, environment).map_err(|message| (path.join("."), message))?;
             if let [section, service, ..] = path.as_slice() {
                 if section == "services" {
-                    uses.entry(service.clone()).or_default().extend(
-                        result
-                            .substitutions()
-                            .iter()
-                            .map(|substitution| substitution.name().to_owned()),
-                    );
+                    uses.entry(service.clone()).or_default().extend(names);
                 }
             }
-            *text = result.resolved().to_owned();
+            *text = resolved;
         }
         Value::Sequence(items) => {
             for (index, item) in items.iter_mut().enumerate() {
@@ -880,6 +939,7 @@ pub(super) fn service_definition(
         variables: BTreeSet::new(),
         behind_edge: settings.behind_edge.unwrap_or(true),
         published_by_edge: None,
+        networks: Vec::new(),
         compose: service,
     })
 }
@@ -1313,38 +1373,23 @@ mod tests {
         ("awesome-compose--aspnet-mssql", "read: 2 services"),
         (
             "awesome-compose--elasticsearch-logstash-kibana",
-            "services.elasticsearch.networks:",
+            "read: 3 services",
         ),
         ("awesome-compose--minecraft", "read: 1 services"),
-        (
-            "awesome-compose--nginx-flask-mysql",
-            "services.db.networks:",
-        ),
+        ("awesome-compose--nginx-flask-mysql", "read: 3 services"),
         ("awesome-compose--nginx-golang", "read: 2 services"),
         ("awesome-compose--nginx-golang-mysql", "read: 3 services"),
         ("awesome-compose--nginx-wsgi-flask", "read: 2 services"),
         (
             "awesome-compose--pihole-cloudflared-DoH",
-            "services.cloudflared.networks:",
+            "read: 2 services",
         ),
         ("awesome-compose--plex", "read: 1 services"),
         ("awesome-compose--postgresql-pgadmin", "read: 2 services"),
-        (
-            "awesome-compose--react-express-mongodb",
-            "services.frontend.networks:",
-        ),
-        (
-            "awesome-compose--react-express-mysql",
-            "services.backend.networks:",
-        ),
-        (
-            "awesome-compose--react-java-mysql",
-            "services.backend.networks:",
-        ),
-        (
-            "awesome-compose--react-rust-postgres",
-            "services.frontend.networks:",
-        ),
+        ("awesome-compose--react-express-mongodb", "read: 3 services"),
+        ("awesome-compose--react-express-mysql", "read: 3 services"),
+        ("awesome-compose--react-java-mysql", "read: 3 services"),
+        ("awesome-compose--react-rust-postgres", "read: 3 services"),
         ("awesome-compose--traefik-golang", "read: 2 services"),
         (
             "awesome-compose--wasmedge-kafka-mysql",
@@ -1352,9 +1397,9 @@ mod tests {
         ),
         ("awesome-compose--wireguard", "read: 1 services"),
         ("awesome-compose--wordpress-mysql", "read: 2 services"),
-        ("example-voting-app", "services.vote.networks:"),
+        ("example-voting-app", "read: 5 services"),
         ("mattermost", "services.postgres.pids_limit:"),
         ("n8n", "read: 6 services"),
-        ("sentry", "read: 28 services"),
+        ("sentry", "volumes.sentry-data.external:"),
     ];
 }

@@ -69,20 +69,26 @@ pub fn container_body(
         ..Default::default()
     };
     host_settings(compose, &mut host).map_err(|(field, why)| refuse(&field, why))?;
-    let network = network_name(project);
+    // Made on its first network; `lifecycle` joins the others once the container exists.
+    let first = service.networks.first();
+    let network = first.map_or_else(
+        || network_name(project),
+        |network| network.engine_name(project),
+    );
+    let endpoint = first.map_or_else(
+        || EndpointSettings {
+            aliases: Some(vec![service.name.clone()]),
+            ..Default::default()
+        },
+        |network| network.endpoint(&service.name),
+    );
     let (network_mode, networking_config) = match compose.network_mode.as_deref() {
         // Checked when the file was read: host, none or bridge.
         Some(mode) => (mode.to_owned(), None),
         None => (
             network.clone(),
             Some(NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(
-                    network,
-                    EndpointSettings {
-                        aliases: Some(vec![service.name.clone()]),
-                        ..Default::default()
-                    },
-                )])),
+                endpoints_config: Some(HashMap::from([(network, endpoint)])),
             }),
         ),
     };
@@ -113,9 +119,17 @@ fn unbalanced() -> String {
     "a quote is not closed".into()
 }
 
-/// A command line split as a POSIX shell splits it (quotes and backslashes), as Compose does.
+/// A command line split as a POSIX shell splits it (quotes and backslashes), as Compose does;
+/// `#` starts no comment there.
 fn words(line: &str) -> Option<Vec<String>> {
-    shlex::split(line)
+    const HASH: char = '\u{E001}';
+    let words = shlex::split(&line.replace('#', &HASH.to_string()))?;
+    Some(
+        words
+            .into_iter()
+            .map(|word| word.replace(HASH, "#"))
+            .collect(),
+    )
 }
 
 /// Published ports (every short form, ranges, `/udp`, the long syntax, a host IP) as the
@@ -176,14 +190,11 @@ fn short_port(port: &str) -> Option<Vec<(Option<String>, Option<String>, String,
         None => (None, spec),
     };
     let parts: Vec<&str> = rest.split(':').collect();
+    // An empty host port (`127.0.0.1::80`) stays as written: the engine picks one.
     let (host_ip, host_port, container) = match (host_ip, parts.as_slice()) {
         (None, [container]) => (None, None, *container),
-        (ip, [host, container]) => (ip, Some(*host).filter(|h| !h.is_empty()), *container),
-        (None, [ip, host, container]) => (
-            Some((*ip).to_owned()),
-            Some(*host).filter(|h| !h.is_empty()),
-            *container,
-        ),
+        (ip, [host, container]) => (ip, Some(*host), *container),
+        (None, [ip, host, container]) => (Some((*ip).to_owned()), Some(*host), *container),
         _ => return None,
     };
     let range = |text: &str| -> Option<(u16, u16)> {
@@ -203,13 +214,15 @@ fn short_port(port: &str) -> Option<Vec<(Option<String>, Option<String>, String,
         return Some(vec![(
             host_ip,
             host_port.map(str::to_owned),
-            from.to_string(),
+            container.to_owned(),
             protocol.to_owned(),
         )]);
     }
     let hosts: Option<Vec<String>> = match host_port.map(range) {
         None => None,
-        Some(Some((host_from, host_to))) if host_to - host_from == to - from => {
+        Some(Some((host_from, host_to)))
+            if host_from <= host_to && host_to - host_from == to - from =>
+        {
             Some((host_from..=host_to).map(|port| port.to_string()).collect())
         }
         Some(_) => return None,
@@ -245,8 +258,12 @@ fn storage(project: &str, compose: &Service, compose_dir: &Path) -> Result<Stora
             Volumes::Simple(spec) => match spec.split_once(':') {
                 None => storage.anonymous.push(spec.clone()),
                 Some((source, rest)) => {
-                    let source = if is_path(source) {
+                    // As written before long syntax was applied (`DIR/./data`): the same
+                    // bind string keeps the container's definition digest.
+                    let source = if source.starts_with('~') {
                         host_path(source, compose_dir)
+                    } else if is_path(source) {
+                        compose_dir.join(source).display().to_string()
                     } else {
                         volume_name(project, source)
                     };
@@ -356,8 +373,9 @@ fn restart_policy(compose: &Service) -> Result<Option<RestartPolicy>, String> {
             RestartPolicyNameEnum::ON_FAILURE,
             Some(
                 count
-                    .parse::<i64>()
-                    .map_err(|_| format!("{text:?}: on-failure:N takes a number"))?,
+                    .parse::<u32>()
+                    .map(i64::from)
+                    .map_err(|_| format!("{text:?}: on-failure:N takes a number of retries"))?,
             ),
         ),
         Some(_) => return Err(format!("{text:?} is not a restart policy")),
@@ -436,13 +454,17 @@ fn host_settings(compose: &Service, host: &mut HostConfig) -> Result<(), (String
                 host.memory = Some(size("deploy.resources.limits.memory", memory)?);
             }
             if let Some(cpus) = &limits.cpus {
-                let cpus: f64 = cpus.parse().map_err(|_| {
-                    (
-                        "deploy.resources.limits.cpus".to_owned(),
-                        format!("{cpus:?} is not a number of CPUs"),
-                    )
-                })?;
-                host.nano_cpus = Some((cpus * 1e9) as i64);
+                let cpus: f64 = cpus
+                    .parse()
+                    .ok()
+                    .filter(|cpus: &f64| cpus.is_finite() && *cpus > 0.0 && *cpus < 1e6)
+                    .ok_or_else(|| {
+                        (
+                            "deploy.resources.limits.cpus".to_owned(),
+                            format!("{cpus:?} is not a number of CPUs"),
+                        )
+                    })?;
+                host.nano_cpus = Some((cpus * 1e9).round() as i64);
             }
         }
         if let Some(memory) = resources
@@ -616,6 +638,18 @@ fn labels(
         ServiceRole::App
     };
     labels.insert("slipway.role".into(), labelled_role.as_str().into());
+    // The networks joined after creation are part of the definition too (its digest).
+    if service.networks.len() > 1 {
+        labels.insert(
+            "slipway.networks".into(),
+            service
+                .networks
+                .iter()
+                .map(|network| network.engine_name(project))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
     labels
 }
 
@@ -654,7 +688,7 @@ mod tests {
         );
         assert_eq!(
             one("127.0.0.1::80"),
-            Some(vec![mapping(Some("127.0.0.1"), None, "80", "tcp")])
+            Some(vec![mapping(Some("127.0.0.1"), Some(""), "80", "tcp")])
         );
         assert_eq!(
             one("[::1]:8080:80"),
@@ -671,7 +705,14 @@ mod tests {
             one("9000-9005:80"),
             Some(vec![mapping(None, Some("9000-9005"), "80", "tcp")])
         );
-        for wrong in ["http", "1:2:3:4", "9000-9001:8000-8005", "80-70"] {
+        for wrong in [
+            "http",
+            "1:2:3:4",
+            "9000-9001:8000-8005",
+            "80-70",
+            "9001-9000:8000-8001",
+            "1-0:0-65535",
+        ] {
             assert_eq!(one(wrong), None, "{wrong}");
         }
     }
@@ -687,5 +728,13 @@ mod tests {
             ])
         );
         assert_eq!(words(r#"echo "open"#), None);
+        assert_eq!(
+            words("redis-server --requirepass #secret"),
+            Some(vec![
+                "redis-server".into(),
+                "--requirepass".into(),
+                "#secret".into()
+            ])
+        );
     }
 }

@@ -133,8 +133,8 @@ impl Engine {
         })
     }
 
-    /// Creates the project's network unless it exists, with Compose's labels.
-    pub async fn ensure_network(&self, project: &str, name: &str) -> Result<(), EngineError> {
+    /// Whether the engine has a network of this name.
+    pub async fn network_exists(&self, name: &str) -> Result<bool, EngineError> {
         match self
             .call(
                 self.docker
@@ -142,25 +142,35 @@ impl Engine {
             )
             .await
         {
-            Ok(_) => return Ok(()),
-            Err(EngineError::Missing(_)) => {}
-            Err(error) => return Err(error),
+            Ok(_) => Ok(true),
+            Err(EngineError::Missing(_)) => Ok(false),
+            Err(error) => Err(error),
         }
-        let request = NetworkCreateRequest {
-            name: name.to_owned(),
-            driver: Some("bridge".into()),
-            labels: Some(HashMap::from([
-                (PROJECT_LABEL.to_owned(), project.to_owned()),
-                (
-                    "com.docker.compose.network".to_owned(),
-                    "default".to_owned(),
-                ),
-            ])),
-            ..Default::default()
-        };
+    }
+
+    /// Creates a network unless one of its name exists.
+    pub async fn ensure_network(&self, request: NetworkCreateRequest) -> Result<(), EngineError> {
+        if self.network_exists(&request.name).await? {
+            return Ok(());
+        }
         self.call(self.docker.create_network(request))
             .await
             .map(|_| ())
+    }
+
+    /// Joins a container to another network.
+    pub async fn connect_network(
+        &self,
+        network: &str,
+        container: &str,
+        endpoint: bollard::models::EndpointSettings,
+    ) -> Result<(), EngineError> {
+        let request = bollard::models::NetworkConnectRequest {
+            container: container.to_owned(),
+            endpoint_config: Some(endpoint),
+        };
+        self.call(self.docker.connect_network(network, request))
+            .await
     }
 
     /// Creates a named volume of the project unless it exists (creating is idempotent).

@@ -140,6 +140,16 @@ const REFUSED: &[(&str, &str)] = &[
     ("provider", "providers are not applied"),
     ("models", "models are not applied"),
     ("net", "`net` is Compose file format 1; use network_mode"),
+    ("dns_search", "dns_search is not applied yet"),
+    ("volume_driver", "volume_driver is not applied yet"),
+    (
+        "log_driver",
+        "log_driver is Compose file format 1; use logging.driver",
+    ),
+    (
+        "log_opt",
+        "log_opt is Compose file format 1; use logging.options",
+    ),
 ];
 
 /// The first field of `service` that Slipway would not apply as Compose does: `(field, why)`.
@@ -180,26 +190,19 @@ fn refused_value(key: &str, value: &Value) -> Option<String> {
                 format!("{mode:?} is not applied yet: Slipway applies host, none and bridge")
             })
         }
-        "networks" => {
-            let names: Vec<&str> = match value {
-                Value::Sequence(items) => items.iter().filter_map(Value::as_str).collect(),
-                Value::Mapping(map) => map.keys().filter_map(Value::as_str).collect(),
-                _ => Vec::new(),
-            };
-            names.iter().any(|name| *name != "default").then(|| {
-                "Slipway runs a stack's services on one network, PROJECT_default; named networks are not applied yet".to_owned()
-            })
-        }
         "deploy" => {
             let Value::Mapping(deploy) = value else {
                 return None;
             };
             deploy.iter().find_map(|(key, value)| match key.as_str() {
                 Some("resources") => resources_refused(value),
-                Some("replicas") if value.as_i64().is_some_and(|n| n > 1) => {
-                    Some("replicas > 1: one container per service on a single engine".to_owned())
+                Some("replicas") if value.as_i64() != Some(1) => Some(
+                    "one container per service on a single engine: replicas must be 1".to_owned(),
+                ),
+                Some("replicas" | "labels") => None,
+                Some("restart_policy") => {
+                    Some("deploy.restart_policy is not applied yet; use restart".to_owned())
                 }
-                Some("replicas" | "labels" | "restart_policy") => None,
                 Some(other) => Some(format!("deploy.{other} is for a swarm, not one engine")),
                 None => None,
             })
@@ -260,7 +263,6 @@ mod tests {
         let cases = [
             ("image: a\nplatform: linux/arm64\n", "platform"),
             ("image: a\nattach: false\n", "attach"),
-            ("image: a\nnetworks: [backend]\n", "networks"),
             ("image: a\nnetwork_mode: \"service:db\"\n", "network_mode"),
             ("image: a\ndeploy: { replicas: 3 }\n", "deploy"),
             (

@@ -65,18 +65,57 @@ pub fn dependency_order(
     Ok(ordered)
 }
 
-/// The project's network and named volumes, created when missing, and a managed edge the
-/// definition no longer has removed; what it did, for the run's lines.
+/// The networks the services are on and the named volumes, created when missing (an external
+/// network must exist), and a managed edge the definition no longer has removed; what it
+/// did, for the run's lines.
 pub async fn prepare(
     engine: &Engine,
     definition: &StackDefinition,
     project: &str,
 ) -> Result<Vec<String>, StackError> {
-    let mut done = vec![format!("network {} ready", network_name(project))];
-    engine
-        .ensure_network(project, &network_name(project))
-        .await
-        .map_err(StackError::from)?;
+    let mut done = Vec::new();
+    let mut used: Vec<super::networks::ServiceNetwork> = Vec::new();
+    for service in &definition.services {
+        let networks = if service.networks.is_empty() {
+            vec![super::networks::ServiceNetwork {
+                key: super::networks::DEFAULT.into(),
+                fixed_name: None,
+                aliases: Vec::new(),
+                ipv4_address: None,
+            }]
+        } else {
+            service.networks.clone()
+        };
+        for network in networks {
+            if !used.iter().any(|seen| seen.key == network.key) {
+                used.push(network);
+            }
+        }
+    }
+    for network in &used {
+        let name = network.engine_name(project);
+        let declared = definition
+            .networks
+            .iter()
+            .find(|declared| declared.key == network.key);
+        if declared.is_some_and(|declared| declared.external_name().is_some()) {
+            if !engine
+                .network_exists(&name)
+                .await
+                .map_err(StackError::from)?
+            {
+                return Err(StackError::Engine(format!(
+                    "network {name} is external and does not exist: create it first (docker network create {name})"
+                )));
+            }
+        } else {
+            engine
+                .ensure_network(super::networks::create_request(project, network, declared))
+                .await
+                .map_err(StackError::from)?;
+        }
+        done.push(format!("network {name} ready"));
+    }
     for volume in &definition.volumes {
         engine
             .ensure_volume(project, volume, &volume_name(project, volume))
@@ -151,15 +190,12 @@ pub async fn start_service(
             if let Some(container) = stale {
                 recreate_from(engine, service, container, &mut body).await?;
             }
-            let id = engine
-                .create_container(
-                    &service
-                        .compose
-                        .container_name
-                        .clone()
-                        .unwrap_or_else(|| container_name(project, &service.name)),
-                    body,
-                )
+            let name = service
+                .compose
+                .container_name
+                .clone()
+                .unwrap_or_else(|| container_name(project, &service.name));
+            let id = create_on_networks(engine, project, service, &name, body)
                 .await
                 .map_err(|error| explain(service, error))?;
             (id, Started::Created)
@@ -170,6 +206,39 @@ pub async fn start_service(
         .await
         .map_err(|error| explain(service, error))?;
     Ok(outcome)
+}
+
+/// Creates a container of the service on its first network and joins it to the others, as
+/// Compose does; a container that cannot join them all is removed again.
+async fn create_on_networks(
+    engine: &Engine,
+    project: &str,
+    service: &ServiceDefinition,
+    name: &str,
+    body: ContainerCreateBody,
+) -> Result<String, EngineError> {
+    let one_off = body
+        .labels
+        .as_ref()
+        .and_then(|labels| labels.get("com.docker.compose.oneoff"))
+        .is_some_and(|value| value == "True");
+    let id = engine.create_container(name, body).await?;
+    for network in super::networks::others(service) {
+        let mut endpoint = network.endpoint(&service.name);
+        // As `docker compose run` does: a one-off does not answer to the service's names.
+        if one_off {
+            endpoint.aliases = None;
+            endpoint.ipam_config = None;
+        }
+        if let Err(error) = engine
+            .connect_network(&network.engine_name(project), &id, endpoint)
+            .await
+        {
+            let _ = engine.remove_container(&id).await;
+            return Err(error);
+        }
+    }
+    Ok(id)
 }
 
 /// Makes way for a new container of the service as Compose does: the old one stops with its
@@ -390,7 +459,7 @@ pub async fn create_replacement(
         }
         None => (format!("{project}-{}-{number}", service.name), false),
     };
-    let new_id = match engine.create_container(&new_name, body).await {
+    let new_id = match create_on_networks(engine, project, service, &new_name, body).await {
         Ok(id) => id,
         Err(error) => {
             if renamed {
@@ -711,6 +780,8 @@ where
     {
         for endpoint in endpoints.values_mut() {
             endpoint.aliases = None;
+            // The service's fixed address is its running container's.
+            endpoint.ipam_config = None;
         }
     }
     adjust(&mut body);
@@ -719,8 +790,7 @@ where
         service.name,
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
-    let id = engine
-        .create_container(&name, body)
+    let id = create_on_networks(engine, project, service, &name, body)
         .await
         .map_err(|error| explain(service, error))?;
     let outcome = async {

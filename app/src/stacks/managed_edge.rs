@@ -43,10 +43,18 @@ pub fn put_in_front(definition: &mut StackDefinition) -> Result<(), String> {
         ));
     }
     let (mut listeners, mut published, mut behind) = (Vec::new(), Vec::new(), Vec::new());
+    // The edge reaches each service on a network they share.
+    let mut networks: Vec<super::networks::ServiceNetwork> = Vec::new();
     for service in definition
         .services
         .iter_mut()
-        .filter(|s| s.role == ServiceRole::App && s.behind_edge && !s.ports.is_empty())
+        // A service on the host's network (or none) is not reachable from the edge's.
+        .filter(|s| {
+            s.role == ServiceRole::App
+                && s.behind_edge
+                && !s.ports.is_empty()
+                && s.compose.network_mode.is_none()
+        })
     {
         let Some(mappings) = service
             .ports
@@ -75,6 +83,15 @@ pub fn put_in_front(definition: &mut StackDefinition) -> Result<(), String> {
         service.compose.ports = docker_compose_types::Ports::Short(Vec::new());
         service.upstream = Some("{container}".into());
         behind.push(service.name.clone());
+        for network in &service.networks {
+            if !networks.iter().any(|seen| seen.key == network.key) {
+                networks.push(super::networks::ServiceNetwork {
+                    aliases: Vec::new(),
+                    ipv4_address: None,
+                    ..network.clone()
+                });
+            }
+        }
     }
     if behind.is_empty() {
         return Err("no app service publishes a TCP port for the edge to take over".into());
@@ -97,6 +114,7 @@ pub fn put_in_front(definition: &mut StackDefinition) -> Result<(), String> {
         .map_err(|(field, message)| format!("the edge's {field}: {message}"))?;
     edge.role = ServiceRole::Edge;
     edge.role_declared = true;
+    edge.networks = networks;
     edge.switch = Some(
         ["/slipway-edge", "route", "{service}", "{upstream}"]
             .map(str::to_owned)

@@ -29,6 +29,8 @@ pub mod lifecycle;
 #[cfg(feature = "ssr")]
 pub mod managed_edge;
 #[cfg(feature = "ssr")]
+pub mod networks;
+#[cfg(feature = "ssr")]
 pub mod secrets;
 #[cfg(feature = "ssr")]
 pub mod service;

@@ -115,11 +115,19 @@ fn raw_document(compose_file: &Path) -> Result<Value, ComposeError> {
         path: compose_file.to_path_buf(),
         source,
     })?;
-    serde_norway::from_str(&text).map_err(|error| ComposeError::Syntax {
+    let mut document: Value =
+        serde_norway::from_str(&text).map_err(|error| ComposeError::Syntax {
+            path: compose_file.to_path_buf(),
+            line: error.location().map_or(0, |location| location.line()),
+            message: "the file is not YAML".into(),
+        })?;
+    // What a service takes through `<<: *defaults` is its own: its env files, its literals.
+    super::compose::merge_keys(&mut document).map_err(|message| ComposeError::Invalid {
         path: compose_file.to_path_buf(),
-        line: error.location().map_or(0, |location| location.line()),
-        message: "the file is not YAML".into(),
-    })
+        field: "<<".into(),
+        message,
+    })?;
+    Ok(document)
 }
 
 /// The env files the services name (`env_file:`) that exist, relative to the compose file's
