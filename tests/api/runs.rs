@@ -1082,14 +1082,17 @@ async fn a_database_made_anew_by_a_deploy_keeps_the_data_of_its_image_volume() {
     run_to_exit(&deploy, &[("MARKER", "one")])
         .await
         .assert_success();
-    let container = docker(&[
-        "ps",
-        "-q",
-        "--filter",
-        "label=com.docker.compose.service=db",
-        "--filter",
-        &format!("label=com.docker.compose.project={}", cleanup.0),
-    ]);
+    let running_db = || {
+        docker(&[
+            "ps",
+            "-q",
+            "--filter",
+            "label=com.docker.compose.service=db",
+            "--filter",
+            &format!("label=com.docker.compose.project={}", cleanup.0),
+        ])
+    };
+    let container = running_db();
     let sql = |container: &str, statement: &str| {
         docker(&[
             "exec",
@@ -1115,14 +1118,7 @@ async fn a_database_made_anew_by_a_deploy_keeps_the_data_of_its_image_volume() {
     let again = run_to_exit(&deploy, &[("MARKER", "two")]).await;
     again.assert_success();
     assert!(again.stdout.contains("db: created"), "{}", again.stdout);
-    let recreated = docker(&[
-        "ps",
-        "-q",
-        "--filter",
-        "label=com.docker.compose.service=db",
-        "--filter",
-        &format!("label=com.docker.compose.project={}", cleanup.0),
-    ]);
+    let recreated = running_db();
     assert_ne!(recreated, container, "the container was made anew");
     assert_eq!(sql(&recreated, "SELECT note FROM kept"), "before");
     drop(dir);

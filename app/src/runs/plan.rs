@@ -410,6 +410,21 @@ mod tests {
         steps_with(operation, &RunOptions::default(), &BackupPolicy::default())
     }
 
+    /// The names of the steps of `operation` on `definition`, default options and policy.
+    fn step_names(operation: Operation, definition: &StackDefinition) -> Vec<String> {
+        plan(
+            operation,
+            "",
+            &RunOptions::default(),
+            &BackupPolicy::default(),
+            definition,
+        )
+        .expect("a plan")
+        .iter()
+        .map(Step::name)
+        .collect()
+    }
+
     fn steps_with(
         operation: Operation,
         options: &RunOptions,
@@ -441,17 +456,7 @@ mod tests {
             Some("pg"),
             "data is not an app"
         );
-        let steps: Vec<String> = plan(
-            Operation::Rollback,
-            "",
-            &RunOptions::default(),
-            &BackupPolicy::default(),
-            &pinned,
-        )
-        .unwrap()
-        .iter()
-        .map(Step::name)
-        .collect();
+        let steps = step_names(Operation::Rollback, &pinned);
         assert_eq!(
             steps,
             [
@@ -515,17 +520,7 @@ mod tests {
             &MapEnvironment::new(),
         )
         .unwrap();
-        let steps: Vec<String> = plan(
-            Operation::Update,
-            "",
-            &RunOptions::default(),
-            &BackupPolicy::default(),
-            &definition,
-        )
-        .unwrap()
-        .iter()
-        .map(Step::name)
-        .collect();
+        let steps = step_names(Operation::Update, &definition);
         assert_eq!(
             steps,
             [
