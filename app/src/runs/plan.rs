@@ -330,9 +330,13 @@ pub(super) fn plan<'a>(
 /// container; any other (or one with a fixed `container_name`) is replaced in place, one at a
 /// time in dependency order.
 pub(super) fn replaced_beside(definition: &StackDefinition, service: &ServiceDefinition) -> bool {
-    // A fixed `container_name` cannot stand beside itself.
+    // A fixed `container_name` or address cannot stand beside itself.
     service.upstream.is_some()
         && service.compose.container_name.is_none()
+        && service
+            .networks
+            .iter()
+            .all(|network| network.ipv4_address.is_none())
         && definition
             .services
             .iter()

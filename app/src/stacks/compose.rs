@@ -218,6 +218,8 @@ fn environment_with(
 /// Stands for `$` while dotenvy reads a file: its own substitution would read the console's
 /// whole process environment (its database address, its settings) into a stack's values.
 const DOLLAR: char = '\u{E000}';
+/// Stands for an escaped `\$` (a literal dollar) while dotenvy reads a file.
+const ESCAPED_DOLLAR: char = '\u{E002}';
 
 /// The env file's variables, in file order. `${VAR}` in a value is taken from the lines
 /// before it and from the process variables a stack may read, as Compose does; never from
@@ -227,7 +229,26 @@ pub fn env_file_entries(path: &Path) -> Result<Vec<(String, String)>, ComposeErr
         path: path.to_path_buf(),
         source,
     })?;
-    let guarded = text.replace('$', &DOLLAR.to_string());
+    if text.contains([DOLLAR, ESCAPED_DOLLAR]) {
+        return Err(ComposeError::Invalid {
+            path: path.to_path_buf(),
+            field: "(file)".into(),
+            message: "the file holds a private-use character Slipway reserves".into(),
+        });
+    }
+    // Values written between single quotes are literal, as with Compose.
+    let literal: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|line| {
+            let line = line.trim_start();
+            let line = line.strip_prefix("export ").unwrap_or(line);
+            let (name, value) = line.split_once('=')?;
+            value.trim_start().starts_with('\'').then_some(name.trim())
+        })
+        .collect();
+    let guarded = text
+        .replace("\\$", &ESCAPED_DOLLAR.to_string())
+        .replace('$', &DOLLAR.to_string());
     let mut known = MapEnvironment::new();
     for (name, value) in super::secrets::process_variables() {
         known.insert(name, value);
@@ -235,8 +256,13 @@ pub fn env_file_entries(path: &Path) -> Result<Vec<(String, String)>, ComposeErr
     let mut entries = Vec::new();
     for entry in dotenvy::from_read_iter(guarded.as_bytes()) {
         let (name, value) = entry.map_err(|error| env_file_error(path, error, &guarded))?;
-        let value = value.replace(DOLLAR, "$");
-        let value = if value.contains('$') {
+        let value = if literal.contains(name.as_str()) {
+            value.replace(ESCAPED_DOLLAR, "\\$").replace(DOLLAR, "$")
+        } else {
+            // `\$` is a dollar sign: `$$` to the interpolation below.
+            value.replace(ESCAPED_DOLLAR, "$$").replace(DOLLAR, "$")
+        };
+        let value = if value.contains('$') && !literal.contains(name.as_str()) {
             substitute(&value, &known)
                 .map(|(resolved, _)| resolved)
                 .map_err(|message| ComposeError::Invalid {
@@ -1043,6 +1069,30 @@ mod tests {
         assert!(
             missing.contains("services.web.env_file") && missing.contains("nowhere.env"),
             "{missing}"
+        );
+    }
+
+    #[test]
+    fn env_files_substitute_from_earlier_lines_never_from_the_consoles_settings() {
+        // A console setting (SLIPWAY_*) set in this process must not reach a stack.
+        std::env::set_var("SLIPWAY_ENV_FILE_TEST", "the-console-secret");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("app.env");
+        std::fs::write(
+            &file,
+            "A=one\nB=${A}-two\nC='${A} stays'\nD=\"price \\$5\"\nE=${SLIPWAY_ENV_FILE_TEST:-none}\nF='a\\$b'\n",
+        )
+        .unwrap();
+        assert_eq!(
+            env_file_entries(&file).unwrap(),
+            [
+                ("A".into(), "one".into()),
+                ("B".into(), "one-two".into()),
+                ("C".into(), "${A} stays".into()),
+                ("D".into(), "price $5".into()),
+                ("E".into(), "none".into()),
+                ("F".into(), "a\\$b".into()),
+            ]
         );
     }
 

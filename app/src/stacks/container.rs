@@ -645,7 +645,14 @@ fn labels(
             service
                 .networks
                 .iter()
-                .map(|network| network.engine_name(project))
+                .map(|network| {
+                    format!(
+                        "{}|{}|{}",
+                        network.engine_name(project),
+                        network.aliases.join(" "),
+                        network.ipv4_address.as_deref().unwrap_or_default()
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(","),
         );

@@ -178,7 +178,12 @@ pub fn refused(service: &Value) -> Option<(String, String)> {
             return Some((key.to_owned(), why));
         }
     }
-    None
+    (fields.contains_key("network_mode") && fields.contains_key("networks")).then(|| {
+        (
+            "networks".to_owned(),
+            "network_mode and networks cannot both be set".to_owned(),
+        )
+    })
 }
 
 /// An applied field whose value Slipway cannot apply on one engine.
@@ -270,6 +275,10 @@ mod tests {
                 "deploy",
             ),
             ("image: a\npull_policy: always\n", "pull_policy"),
+            (
+                "image: a\nnetwork_mode: host\nnetworks: [front]\n",
+                "networks",
+            ),
             ("image: a\nimagee: typo\n", "imagee"),
         ];
         for (yaml, field) in cases {

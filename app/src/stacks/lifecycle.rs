@@ -73,6 +73,37 @@ pub async fn prepare(
     definition: &StackDefinition,
     project: &str,
 ) -> Result<Vec<String>, StackError> {
+    let mut done = ensure_networks(engine, definition, project).await?;
+    for volume in &definition.volumes {
+        engine
+            .ensure_volume(project, volume, &volume_name(project, volume))
+            .await
+            .map_err(StackError::from)?;
+    }
+    // A managed edge the definition no longer has (turned off) holds the ports the services
+    // take back: it goes first.
+    for container in managed_edge_left(engine, project, definition).await? {
+        engine
+            .stop_container(&container.id, DEFAULT_STOP_GRACE)
+            .await
+            .map_err(StackError::from)?;
+        remove(engine, &container.id).await?;
+        done.push(format!(
+            "removed {}: the managed edge is off, the services publish their ports again",
+            container.name
+        ));
+    }
+    Ok(done)
+}
+
+/// The networks the services are on, created when missing (an external one must exist);
+/// what it did, for the run's lines. Updates call it too: a changed definition may name a
+/// network that does not exist yet.
+pub async fn ensure_networks(
+    engine: &Engine,
+    definition: &StackDefinition,
+    project: &str,
+) -> Result<Vec<String>, StackError> {
     let mut done = Vec::new();
     let mut used: Vec<super::networks::ServiceNetwork> = Vec::new();
     for service in &definition.services {
@@ -115,25 +146,6 @@ pub async fn prepare(
                 .map_err(StackError::from)?;
         }
         done.push(format!("network {name} ready"));
-    }
-    for volume in &definition.volumes {
-        engine
-            .ensure_volume(project, volume, &volume_name(project, volume))
-            .await
-            .map_err(StackError::from)?;
-    }
-    // A managed edge the definition no longer has (turned off) holds the ports the services
-    // take back: it goes first.
-    for container in managed_edge_left(engine, project, definition).await? {
-        engine
-            .stop_container(&container.id, DEFAULT_STOP_GRACE)
-            .await
-            .map_err(StackError::from)?;
-        remove(engine, &container.id).await?;
-        done.push(format!(
-            "removed {}: the managed edge is off, the services publish their ports again",
-            container.name
-        ));
     }
     Ok(done)
 }
@@ -462,10 +474,21 @@ pub async fn create_replacement(
     let new_id = match create_on_networks(engine, project, service, &new_name, body).await {
         Ok(id) => id,
         Err(error) => {
+            let mut refused = explain(service, error);
             if renamed {
-                let _ = engine.rename_container(&old.id, &old.name).await;
+                if let Err(rename) = engine.rename_container(&old.id, &old.name).await {
+                    refused = StackError::Engine(format!(
+                        "{refused}; {} is still named {}-replaced-{number}: {rename}",
+                        old.name,
+                        service
+                            .compose
+                            .container_name
+                            .as_deref()
+                            .unwrap_or_default()
+                    ));
+                }
             }
-            return Err(explain(service, error));
+            return Err(refused);
         }
     };
     Ok(Some(Replacement {
@@ -664,7 +687,11 @@ pub async fn reinstate(
         })?;
         switch_edge(engine, project, edge, service, &old.name).await?;
     }
-    remove(engine, &replacement.new_id).await?;
+    // Already gone when it would not stop above.
+    match engine.remove_container(&replacement.new_id).await {
+        Ok(()) | Err(EngineError::Missing(_)) => {}
+        Err(error) => return Err(error.into()),
+    }
     if replacement.renamed {
         engine
             .rename_container(&old.id, &old.name)

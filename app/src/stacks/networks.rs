@@ -132,6 +132,31 @@ pub fn of_service(
                     .external_name()
                     .or_else(|| network.settings.name.clone())
             });
+            // The name goes into the engine's URLs: a plain network name only.
+            if let Some(name) = &fixed_name {
+                let plain = name.starts_with(|c: char| c.is_ascii_alphanumeric())
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+                if !plain {
+                    return Err(format!("{name:?} is not a network name"));
+                }
+            }
+            if settings.ipv6_address.is_some() {
+                return Err(format!("{key}.ipv6_address is not applied yet"));
+            }
+            if let Some(settings) = declaration.map(|network| &network.settings) {
+                if settings.enable_ipv6 {
+                    return Err(format!("networks.{key}.enable_ipv6 is not applied yet"));
+                }
+                if settings
+                    .ipam
+                    .as_ref()
+                    .is_some_and(|ipam| ipam.driver.is_some())
+                {
+                    return Err(format!("networks.{key}.ipam.driver is not applied yet"));
+                }
+            }
             Ok(ServiceNetwork {
                 key,
                 fixed_name,

@@ -24,6 +24,9 @@ impl<'a> StepContext<'a> {
         let project = self.stack.project.as_str();
         let text = |error: crate::stacks::StackError| error.to_string();
         let edge = self.edge()?;
+        lifecycle::ensure_networks(self.engine, self.definition, project)
+            .await
+            .map_err(text)?;
         let Some(replacement) =
             lifecycle::start_beside(self.engine, project, service, &self.compose_dir)
                 .await
@@ -84,6 +87,9 @@ impl<'a> StepContext<'a> {
         if !edge_left.is_empty() {
             return Err("the managed edge was turned off and still holds the services' ports: deploy the stack to give them back".into());
         }
+        lifecycle::ensure_networks(self.engine, self.definition, project)
+            .await
+            .map_err(text)?;
         let Some(mut replacement) =
             lifecycle::create_replacement(self.engine, project, service, &self.compose_dir)
                 .await
