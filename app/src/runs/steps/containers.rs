@@ -103,6 +103,8 @@ impl<'a> StepContext<'a> {
             replacement.new_id.clone(),
             replacement.new_name.clone(),
         );
+        // Tracked at once: from here on a failure puts the old one back (and its name).
+        self.replaced_list().push((service, replacement.clone()));
         let address = service
             .ports
             .iter()
@@ -111,7 +113,6 @@ impl<'a> StepContext<'a> {
             Some(address) => OutageProbe::start(address.clone()).await,
             None => None,
         };
-        self.replaced_list().push((service, replacement.clone()));
         log.say(format!("created {new_name}; stopping {old} in its place"))
             .await?;
         lifecycle::swap_in_place(self.engine, service, &replacement)
