@@ -235,15 +235,7 @@ pub async fn describe(
                 if release.sets.is_empty() {
                     "the compose and env files as they are".to_owned()
                 } else {
-                    format!(
-                        "writes {} to the env file first",
-                        release
-                            .sets
-                            .iter()
-                            .map(|(name, value)| format!("{name}={value}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
+                    format!("writes {} to the env file first", release.sets_text())
                 }
             ));
             let window = crate::releases::service::policy(store, &stack.name).await?;

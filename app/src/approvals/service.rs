@@ -621,6 +621,24 @@ pub async fn expire_due(store: &Store) -> Result<usize, StoreError> {
 }
 
 /// Closes a waiting or approved request as expired or void, with why; audited.
+/// Closes an approved request that can no longer start as approved (never retried).
+async fn void(
+    store: &Store,
+    id: &str,
+    stack: &str,
+    why: &str,
+) -> Result<ApprovalStatus, ApprovalError> {
+    close(
+        store,
+        id,
+        stack,
+        ApprovalStatus::Void,
+        &format!("void: {why}"),
+    )
+    .await?;
+    Ok(ApprovalStatus::Void)
+}
+
 async fn close(
     store: &Store,
     id: &str,
@@ -724,15 +742,7 @@ pub async fn start_approved(
             Err(error) => Some(error.to_string()),
         };
         if let Some(why) = closed {
-            close(
-                store,
-                id,
-                &approval.stack,
-                ApprovalStatus::Void,
-                &format!("void: {why}"),
-            )
-            .await?;
-            return Ok(ApprovalStatus::Void);
+            return void(store, id, &approval.stack, &why).await;
         }
     }
     match crate::runs::lock::start(store, &approval.stack, request, &actor, false).await {
@@ -745,17 +755,7 @@ pub async fn start_approved(
             Ok(ApprovalStatus::Approved)
         }
         // What can no longer start as approved is void, not retried.
-        Err(crate::runs::RunError::Refused(why)) => {
-            close(
-                store,
-                id,
-                &approval.stack,
-                ApprovalStatus::Void,
-                &format!("void: {why}"),
-            )
-            .await?;
-            Ok(ApprovalStatus::Void)
-        }
+        Err(crate::runs::RunError::Refused(why)) => void(store, id, &approval.stack, &why).await,
         Err(error) => Err(error.into()),
     }
 }

@@ -189,6 +189,15 @@ pub struct Release {
 }
 
 impl Release {
+    /// The settings it writes, as `VAR=VALUE, …`.
+    pub fn sets_text(&self) -> String {
+        self.sets
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The required items that do not pass, by title: what keeps the gate closed.
     pub fn closed_items(&self) -> Vec<String> {
         self.items

@@ -871,15 +871,7 @@ pub async fn plan(
             if release.sets.is_empty() {
                 String::new()
             } else {
-                format!(
-                    " after writing {} to the env file",
-                    release
-                        .sets
-                        .iter()
-                        .map(|(name, value)| format!("{name}={value}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
+                format!(" after writing {} to the env file", release.sets_text())
             }
         ),
         ..ReleasePlan::default()
