@@ -35,6 +35,25 @@ pub enum Command {
     Stack(StackCommand),
     #[command(flatten)]
     Run(RunCommand),
+    /// Print the model Slipway would run for a compose file, as `docker compose config`
+    /// prints it, without adding a stack; a file Slipway refuses is refused with the reason.
+    Config {
+        /// The compose file.
+        #[arg(long)]
+        compose: PathBuf,
+        /// The env file its variables come from.
+        #[arg(long)]
+        env_file: Option<PathBuf>,
+        /// A profile to activate (repeat for more).
+        #[arg(long)]
+        profile: Vec<String>,
+        /// The Compose project name; by default the compose file's folder's.
+        #[arg(long)]
+        project: Option<String>,
+        /// Print secret values instead of masking them.
+        #[arg(long)]
+        unmasked: bool,
+    },
     /// Print what a stack's containers wrote: every service's, or one's.
     Logs {
         /// The stack's name.
@@ -311,6 +330,24 @@ pub enum ApprovalCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum StackCommand {
+    /// Print the model Slipway runs for a stack (its profiles active), as `docker compose
+    /// config` prints it, secrets masked.
+    Config {
+        /// The stack's name.
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Show the Compose profiles active for a stack, or set them (`--set a,b`; `--set ""`
+    /// for none); the next deploy applies them.
+    Profiles {
+        /// The stack's name.
+        name: String,
+        #[arg(long, value_delimiter = ',')]
+        set: Option<Vec<String>>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Show whether Slipway's managed edge is in front of a stack's services, or turn it on
     /// (`--managed true`) or off; the next deploy applies it.
     Edge {

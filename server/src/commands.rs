@@ -760,6 +760,81 @@ pub async fn wait_for_approval(id: &str, store_args: &StoreArgs) -> Result<Strin
 }
 
 /// `slipway stack edge NAME [--managed B]`: the setting after the change, in words.
+/// `slipway config`: the model for a compose file that is not a stack yet.
+pub fn compose_config(
+    compose_file: &Path,
+    env_file: Option<&Path>,
+    profiles: &[String],
+    project: Option<String>,
+    unmasked: bool,
+) -> Result<String, CommandError> {
+    let compose_error = |error: app::stacks::compose::ComposeError| {
+        CommandError::from(StackError::Compose(error.to_string()))
+    };
+    let project = project.unwrap_or_else(|| default_project(compose_file));
+    let model = app::stacks::compose::config(compose_file, env_file, profiles, &project)
+        .map_err(compose_error)?;
+    if unmasked {
+        return Ok(model);
+    }
+    let secrets =
+        app::stacks::secrets::secret_values(compose_file, env_file).map_err(compose_error)?;
+    Ok(app::stacks::secrets::redact(&model, &secrets))
+}
+
+/// Compose's project name for a file: its folder's name, lower case, with only the letters,
+/// digits, dashes and underscores Compose keeps.
+fn default_project(compose_file: &Path) -> String {
+    let folder = std::fs::canonicalize(compose_file)
+        .ok()
+        .and_then(|path| path.parent()?.file_name()?.to_str().map(str::to_owned))
+        .unwrap_or_default();
+    folder
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
+}
+
+/// `slipway stack config NAME`.
+pub async fn stack_config(name: &str, store_args: &StoreArgs) -> Result<String, CommandError> {
+    let store = open_store(store_args).await?;
+    let stack = app::stacks::service::find(&store, name).await;
+    store.close().await;
+    Ok(app::stacks::service::config(&stack?)?)
+}
+
+/// `slipway stack profiles NAME [--set a,b]`.
+pub async fn stack_profiles(
+    name: &str,
+    set: Option<Vec<String>>,
+    store_args: &StoreArgs,
+) -> Result<String, CommandError> {
+    let store = open_store(store_args).await?;
+    let outcome = match set {
+        Some(profiles) => {
+            app::stacks::service::set_profiles(&store, &Actor::command_line(), name, &profiles)
+                .await
+        }
+        None => app::stacks::service::find(&store, name).await,
+    };
+    store.close().await;
+    let stack = outcome?;
+    let named = app::stacks::service::definition(&stack)?.profiles;
+    let list = |profiles: Vec<String>| {
+        if profiles.is_empty() {
+            "none".to_owned()
+        } else {
+            profiles.join(", ")
+        }
+    };
+    Ok(format!(
+        "{name}: active profiles: {}; the compose file names: {}",
+        list(stack.profiles),
+        list(named.into_iter().collect())
+    ))
+}
+
 pub async fn managed_edge(
     name: &str,
     managed: Option<bool>,

@@ -11,11 +11,12 @@ use server::cli::{
     UserCommand,
 };
 use server::commands::{
-    add_stack, add_user, approval_policy, audit_head, backup_policy, create_release,
-    init_audit_key, list_approvals, list_backups, list_flags, managed_edge, print_logs,
-    release_policy, release_templates, request_approval, request_rollback, run_operation,
-    ship_release, show_release, stack_status, tick_release, verify_audit, wait_for_approval,
-    LogsRequest, PolicyChange, ReleasePolicyChange, RollbackChoice,
+    add_stack, add_user, approval_policy, audit_head, backup_policy, compose_config,
+    create_release, init_audit_key, list_approvals, list_backups, list_flags, managed_edge,
+    print_logs, release_policy, release_templates, request_approval, request_rollback,
+    run_operation, ship_release, show_release, stack_config, stack_profiles, stack_status,
+    tick_release, verify_audit, wait_for_approval, LogsRequest, PolicyChange, ReleasePolicyChange,
+    RollbackChoice,
 };
 use server::startup::StartupError;
 use tracing_subscriber::EnvFilter;
@@ -283,6 +284,25 @@ fn main() -> ExitCode {
                 .map_err(|e| e.to_string()),
             Command::Approval(ApprovalCommand::Wait { id, store }) => {
                 wait_for_approval(&id, &store)
+                    .await
+                    .map(Some)
+                    .map_err(|e| e.to_string())
+            }
+            Command::Config {
+                compose,
+                env_file,
+                profile,
+                project,
+                unmasked,
+            } => compose_config(&compose, env_file.as_deref(), &profile, project, unmasked)
+                .map(Some)
+                .map_err(|e| e.to_string()),
+            Command::Stack(StackCommand::Config { name, store }) => stack_config(&name, &store)
+                .await
+                .map(Some)
+                .map_err(|e| e.to_string()),
+            Command::Stack(StackCommand::Profiles { name, set, store }) => {
+                stack_profiles(&name, set, &store)
                     .await
                     .map(Some)
                     .map_err(|e| e.to_string())

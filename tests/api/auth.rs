@@ -116,6 +116,17 @@ fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
         ),
         ("stack_status", Role::Viewer, pairs(&[("name", "matrix")])),
         (
+            "stack_config",
+            Role::Operator,
+            pairs(&[("stack", "matrix")]),
+        ),
+        // Without `profiles` none is active, which any stack takes.
+        (
+            "set_stack_profiles",
+            Role::Admin,
+            pairs(&[("stack", "matrix")]),
+        ),
+        (
             "stack_logs",
             Role::Viewer,
             pairs(&[

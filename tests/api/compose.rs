@@ -2,6 +2,7 @@
 //! deployed by Debian's docker-compose and by Slipway gives the same container.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde_json::{json, Value};
 
@@ -70,6 +71,7 @@ fn view(container: &str, project: &str) -> BTreeMap<String, Value> {
         "Tmpfs",
         "LogConfig",
         "Memory",
+        "PidsLimit",
         "RestartPolicy",
         "PortBindings",
         "Privileged",
@@ -207,4 +209,300 @@ async fn a_deployed_service_carries_every_field_as_docker_compose_sets_it() {
         "the command is split as a shell splits it: {}",
         ours["Cmd"]
     );
+}
+
+/// How Debian's docker-compose 1.29 reads a corpus folder, `None` when it refuses the file.
+/// It checks that build folders exist, so the copy gets the ones it names; it predates the
+/// top-level `name:`, which the copy drops (the project is named on the command line), and
+/// `depends_on.<service>.restart`, which the copy drops too (and [`comparable`] on both sides).
+fn docker_compose_config(folder: &Path, file: &str, project: &str) -> Option<serde_norway::Value> {
+    let text = std::fs::read_to_string(folder.join(file)).unwrap();
+    let without_name: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.starts_with("name:") && line.trim() != "restart: true")
+        .collect();
+    std::fs::write(folder.join(file), without_name.join("\n")).unwrap();
+    for _ in 0..20 {
+        let output = std::process::Command::new("docker-compose")
+            .args(["-p", project, "-f", file, "config"])
+            .current_dir(folder)
+            .output()
+            .expect("docker-compose runs");
+        if output.status.success() {
+            return Some(serde_norway::from_slice(&output.stdout).unwrap());
+        }
+        let said = String::from_utf8_lossy(&output.stderr);
+        let missing = said
+            .strip_prefix("build path ")
+            .and_then(|rest| rest.split_once(" either does not exist"));
+        match missing {
+            Some((path, _)) => std::fs::create_dir_all(path).unwrap(),
+            None => return None,
+        }
+    }
+    None
+}
+
+/// Both printed models in one shape, so that they compare field by field. The documented
+/// differences of docker-compose 1.29: it prints every service whatever its profiles (Slipway
+/// leaves out those of inactive profiles), keeps `command`, `entrypoint` and a healthcheck's
+/// `test` as written (a string), writes volumes in the short syntax (`SRC:DST:rw`) and ports
+/// without `protocol: tcp`, writes numbers where Compose has text (`expose`, published ports),
+/// does not print `bind.create_host_path`, `name:` or `version:` the same way, writes
+/// durations its own way (`1m` for `60s`), prints an empty `platform` (which Slipway drops:
+/// no platform) and a pass-through variable that is unset as `NAME: null` (Slipway leaves it
+/// out: neither sets it in the container).
+fn comparable(model: &serde_norway::Value) -> serde_json::Value {
+    use serde_norway::Value as Yaml;
+    fn scalars_as_text(value: &Yaml) -> serde_json::Value {
+        match value {
+            Yaml::Null => serde_json::Value::Null,
+            Yaml::Bool(flag) => json!(flag.to_string()),
+            Yaml::Number(number) => json!(number.to_string()),
+            Yaml::String(text) => json!(text),
+            Yaml::Sequence(items) => items.iter().map(scalars_as_text).collect(),
+            Yaml::Mapping(map) => serde_json::Value::Object(
+                map.iter()
+                    .map(|(key, item)| {
+                        (
+                            key.as_str().unwrap_or("?").to_owned(),
+                            scalars_as_text(item),
+                        )
+                    })
+                    .collect(),
+            ),
+            Yaml::Tagged(tagged) => scalars_as_text(&tagged.value),
+        }
+    }
+    let mut model = scalars_as_text(model);
+    let top = model.as_object_mut().unwrap();
+    top.retain(|key, _| !key.starts_with("x-") && key != "version" && key != "name");
+    let services = top["services"].as_object_mut().unwrap();
+    services.retain(|_, service| service.get("profiles").is_none());
+    for service in services.values_mut() {
+        let fields = service.as_object_mut().unwrap();
+        let dropped =
+            |key: &str, value: &Value| key.starts_with("x-") || (key == "platform" && value == "");
+        fields.retain(|key, value| !dropped(key, value));
+        if let Some(environment) = fields.get_mut("environment").and_then(Value::as_object_mut) {
+            environment.retain(|_, value| !value.is_null());
+        }
+        let durations = ["interval", "timeout", "start_period", "start_interval"];
+        for (field, value) in fields
+            .get_mut("healthcheck")
+            .and_then(Value::as_object_mut)
+            .into_iter()
+            .flatten()
+        {
+            if let (true, Value::String(text)) = (durations.contains(&field.as_str()), &*value) {
+                *value = json!(seconds(text));
+            }
+        }
+        for dependency in fields
+            .get_mut("depends_on")
+            .and_then(Value::as_object_mut)
+            .into_iter()
+            .flat_map(|map| map.values_mut())
+        {
+            if let Some(dependency) = dependency.as_object_mut() {
+                dependency.remove("restart");
+            }
+        }
+        for field in ["command", "entrypoint"] {
+            if let Some(Value::String(line)) = fields.get(field) {
+                fields.insert(field.into(), json!(shlex::split(line).unwrap()));
+            }
+        }
+        if let Some(Value::String(line)) = fields.get("healthcheck").map(|check| &check["test"]) {
+            let test = json!(["CMD-SHELL", line]);
+            fields.get_mut("healthcheck").unwrap()["test"] = test;
+        }
+        for port in fields
+            .get_mut("ports")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            // A port with a host address is printed in the short syntax.
+            if let Value::String(spec) = port {
+                let (mapping, protocol) = spec.split_once('/').unwrap_or((spec, "tcp"));
+                let parts: Vec<&str> = mapping.split(':').collect();
+                *port = match parts.as_slice() {
+                    [ip, published, target] => json!({
+                        "host_ip": ip, "published": published, "target": target, "protocol": protocol
+                    }),
+                    _ => panic!("a port docker-compose prints: {spec}"),
+                };
+            }
+            let port = port.as_object_mut().unwrap();
+            port.entry("protocol").or_insert(json!("tcp"));
+        }
+        for volume in fields
+            .get_mut("volumes")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            if let Value::String(spec) = volume {
+                let parts: Vec<&str> = spec.split(':').collect();
+                let (source, target, mode) = match parts.as_slice() {
+                    [target] => (None, *target, ""),
+                    [source, target] => (Some(*source), *target, ""),
+                    [source, target, mode] => (Some(*source), *target, *mode),
+                    _ => panic!("a volume docker-compose prints: {spec}"),
+                };
+                let kind = if source.is_some_and(|s| s.starts_with('/')) {
+                    "bind"
+                } else {
+                    "volume"
+                };
+                let mut long = json!({ "type": kind, "target": target });
+                if let Some(source) = source {
+                    long["source"] = json!(source);
+                }
+                if mode.split(',').any(|option| option == "ro") {
+                    long["read_only"] = json!("true");
+                }
+                *volume = long;
+            } else if let Some(long) = volume.as_object_mut() {
+                long.remove("bind");
+                if long.get("read_only") == Some(&json!("false")) {
+                    long.remove("read_only");
+                }
+            }
+        }
+    }
+    model
+}
+
+/// A Compose duration (`1m30s`, `90s`, `500ms`) in seconds.
+fn seconds(text: &str) -> f64 {
+    let (mut total, mut number) = (0.0, String::new());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let mut unit = c.to_string();
+        while let Some(next) = chars.peek().filter(|next| next.is_ascii_alphabetic()) {
+            unit.push(*next);
+            chars.next();
+        }
+        let scale = match unit.as_str() {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            "us" => 0.000_001,
+            other => panic!("a duration unit: {other} in {text}"),
+        };
+        total += number.parse::<f64>().unwrap() * scale;
+        number.clear();
+    }
+    total
+}
+
+/// Why Slipway refuses a corpus file: the field its message must name.
+const REFUSED: &[(&str, &str)] = &[("awesome-compose--wasmedge-kafka-mysql", "platform")];
+
+/// Every file of the corpus is printed by `slipway config` as docker-compose 1.29 prints it
+/// (where that version accepts the file), or refused by name.
+#[test]
+fn the_corpus_prints_as_docker_compose_config_or_is_refused_by_name() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/compose-corpus");
+    let scratch = tempfile::tempdir().unwrap();
+    let mut folders: Vec<_> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.is_dir())
+        .collect();
+    folders.sort();
+    assert_eq!(folders.len(), 22, "the corpus at {}", corpus.display());
+    let (mut compared, mut refused, mut table) = (0, 0, Vec::new());
+    let mut differences = Vec::new();
+    for original in folders {
+        let name = original.file_name().unwrap().to_str().unwrap().to_owned();
+        let folder = scratch.path().join(&name);
+        copy_folder(&original, &folder);
+        let file = ["compose.yaml", "compose.yml", "docker-compose.yml"]
+            .into_iter()
+            .find(|file| folder.join(file).exists())
+            .unwrap();
+        provide_secret_files(&folder.join(file));
+        let env_file = folder.join(".env");
+        let env_file = env_file.exists().then_some(env_file.as_path());
+        let project = name.to_lowercase();
+        let ours = app::stacks::compose::config(&folder.join(file), env_file, &[], &project);
+        let expected_refusal = REFUSED.iter().find(|(folder, _)| *folder == name);
+        let ours = match (ours, expected_refusal) {
+            (Err(error), Some((_, field))) => {
+                let said = error.to_string();
+                assert!(
+                    said.contains(field),
+                    "{name}: refused for another reason: {said}"
+                );
+                refused += 1;
+                table.push(format!("{name}: refused: {said}"));
+                continue;
+            }
+            (Err(error), None) => panic!("{name}: refused: {error}"),
+            (Ok(_), Some((_, field))) => panic!("{name}: read, though {field} is refused"),
+            (Ok(model), None) => model,
+        };
+        let ours: serde_norway::Value = serde_norway::from_str(&ours).unwrap();
+        let Some(theirs) = docker_compose_config(&folder, file, &project) else {
+            table.push(format!("{name}: read; docker-compose 1.29 refuses it"));
+            continue;
+        };
+        let (ours, theirs) = (comparable(&ours), comparable(&theirs));
+        if ours != theirs {
+            differences.push(format!(
+                "{name}: slipway config differs from docker-compose config:\n{}\n{}",
+                serde_json::to_string_pretty(&ours).unwrap(),
+                serde_json::to_string_pretty(&theirs).unwrap()
+            ));
+            continue;
+        }
+        compared += 1;
+        table.push(format!("{name}: read, equal to docker-compose config"));
+    }
+    assert!(differences.is_empty(), "{}", differences.join("\n\n"));
+    println!("{}", table.join("\n"));
+    assert_eq!((compared, refused), (21, 1), "{}", table.join("\n"));
+}
+
+/// The corpus holds compose files only: the secret and config files they name, which their
+/// repositories hold, are made in the copy (Slipway refuses a file whose secret is missing).
+fn provide_secret_files(compose_file: &Path) {
+    let text = std::fs::read_to_string(compose_file).unwrap();
+    let model: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    for kind in ["secrets", "configs"] {
+        let Some(serde_norway::Value::Mapping(entries)) = model.get(kind) else {
+            continue;
+        };
+        for file in entries
+            .values()
+            .filter_map(|entry| entry.get("file")?.as_str())
+        {
+            let path = compose_file.parent().unwrap().join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            if !path.exists() {
+                std::fs::write(&path, "made by the test\n").unwrap();
+            }
+        }
+    }
+}
+
+fn copy_folder(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_folder(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }

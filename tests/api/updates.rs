@@ -20,6 +20,11 @@ struct PlainStack {
 
 impl PlainStack {
     async fn add(prefix: &str) -> Self {
+        Self::add_fixture(prefix, "plain").await
+    }
+
+    /// A fixture of `tests/fixtures` that takes the same settings as the plain one.
+    async fn add_fixture(prefix: &str, fixture: &str) -> Self {
         let (project, cleanup) = throwaway_project(prefix);
         let store = TestStore::new(Backend::Sqlite).await;
         let flags = store.serve_flags();
@@ -34,7 +39,7 @@ impl PlainStack {
         };
         stack.set_version("1.0.0");
         let compose = crate::helpers::fixture_dir()
-            .join("../plain/docker-compose.yml")
+            .join(format!("../{fixture}/docker-compose.yml"))
             .display()
             .to_string();
         let env_file = stack.env_file();
@@ -58,10 +63,15 @@ impl PlainStack {
 
     /// What a team does to ship a new version: the tag changed in the env file.
     fn set_version(&self, version: &str) {
+        self.write_env(version, "");
+    }
+
+    /// The settings with `more` lines after them.
+    fn write_env(&self, version: &str, more: &str) {
         std::fs::write(
             self.env_file(),
             format!(
-                "WEB_VERSION={version}\nWEB_PORT={}\nCHAT_PORT={}\n",
+                "WEB_VERSION={version}\nWEB_PORT={}\nCHAT_PORT={}\n{more}",
                 self.port, self.chat_port
             ),
         )
@@ -411,5 +421,69 @@ async fn a_service_with_a_container_name_keeps_it_across_updates_and_put_backs()
         image_of(&fixed),
         "slipway-portal-frontend:1.1.0 running",
         "the old container is back under its name"
+    );
+}
+
+/// When a container started, as the engine says.
+fn started_at(container: &str) -> String {
+    docker(&["inspect", "--format", "{{.State.StartedAt}}", container])
+}
+
+#[tokio::test]
+async fn depends_on_waits_for_a_job_to_complete_skips_what_is_not_required_and_restarts_with_a_replaced_service(
+) {
+    let stack = PlainStack::add_fixture("slipdeps", "depends").await;
+    stack.run("deploy").await.assert_success();
+    let setup = docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=com.docker.compose.project={}", stack.project),
+        "--filter",
+        "label=com.docker.compose.service=setup",
+        "--format",
+        "{{.ID}}",
+    ]);
+    let state = docker(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        setup.trim(),
+    ]);
+    assert_eq!(
+        state, "exited 0",
+        "the job ran to completion before web started"
+    );
+    assert_eq!(stack.serving().await, "1.0.0");
+    let worker = stack.running("worker");
+    assert_eq!(worker.len(), 1, "{worker:?}");
+    let worker_started = started_at(&worker[0]);
+
+    stack.set_version("1.1.0");
+    let updated = stack.run("update").await;
+    updated.assert_success();
+    assert!(
+        updated
+            .stdout
+            .contains("worker: restarted, as web was replaced (depends_on restart: true)"),
+        "{}",
+        updated.stdout
+    );
+    assert_eq!(stack.serving().await, "1.1.0");
+    assert_eq!(stack.running("worker"), worker, "restarted, not replaced");
+    assert_ne!(
+        started_at(&worker[0]),
+        worker_started,
+        "the worker started again"
+    );
+
+    // A job that fails stops what waits for it, with its exit code.
+    stack.write_env("1.1.0", "SETUP_FINDS=1\n");
+    let failed = stack.run("deploy").await;
+    assert_eq!(failed.code, Some(1), "{}\n{}", failed.stdout, failed.stderr);
+    assert!(
+        failed.stderr.contains("job setup exited with code 1"),
+        "{}",
+        failed.stderr
     );
 }

@@ -84,6 +84,8 @@ pub async fn describe(
     facts.insert("the options".into(), request.options.to_stored());
     // Turning the managed edge on or off moves every published port: an approval covers it.
     facts.insert("the managed edge".into(), stack.managed_edge.to_string());
+    // So does a profile: it adds or takes away services.
+    facts.insert("the active profiles".into(), stack.profiles.join(" "));
     let mut plan = ApprovalPlan::default();
     let now_of = |service: &str| {
         running

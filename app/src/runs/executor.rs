@@ -387,6 +387,7 @@ impl<'a> StepContext<'a> {
             Step::RecordImages => self.record_images(log).await,
             Step::SetFlag => self.set_flag(log).await,
             Step::ApplyRelease => self.apply_release(log).await,
+            Step::RestartDependents => self.restart_dependents(log).await,
             Step::Notify => self.notify_emergency(log).await,
         }
     }

@@ -44,6 +44,8 @@ pub(super) enum Step<'a> {
     Notify,
     /// A release's settings written to the env file before its run changes anything.
     ApplyRelease,
+    /// The services that restart with one that was replaced (`depends_on: {X: {restart: true}}`).
+    RestartDependents,
 }
 
 impl Step<'_> {
@@ -100,6 +102,9 @@ impl Step<'_> {
             Step::SetFlag => "Write the flag to the env file".into(),
             Step::Notify => "Notify: the emergency rollback is done".into(),
             Step::ApplyRelease => "Write the release's settings to the env file".into(),
+            Step::RestartDependents => {
+                "Restart the services that restart with a replaced one".into()
+            }
         }
     }
 }
@@ -140,11 +145,24 @@ pub(super) fn plan<'a>(
             Step::ReplaceInPlace(service)
         }
     };
+    // Compose restarts a service whose dependency it names with `restart: true` once that
+    // dependency is replaced.
+    let restart_dependents = || {
+        order
+            .iter()
+            .any(|s| {
+                s.depends_on
+                    .iter()
+                    .any(|name| s.dependency(name).restart == Some(true))
+            })
+            .then_some(Step::RestartDependents)
+    };
     let replace_apps = || {
         others
             .iter()
             .filter(|s| s.role == ServiceRole::App)
             .map(|s| replace(s))
+            .chain(restart_dependents())
             .collect::<Vec<_>>()
     };
     let steps = match operation {
@@ -295,6 +313,7 @@ pub(super) fn plan<'a>(
                 .iter()
                 .filter(|s| s.role == ServiceRole::App && s.variables.contains(target))
                 .map(|s| replace(s))
+                .chain(restart_dependents())
                 .collect();
             if !readers.is_empty() {
                 steps.extend(pin_edge());

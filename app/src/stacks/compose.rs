@@ -11,7 +11,8 @@ use compose_lens::diagnostic::Severity;
 use compose_lens::interpolation::{interpolate, InterpolationInput, MapEnvironment};
 use compose_lens::source::{SourceId, SourceSpan};
 use docker_compose_types::{
-    BuildArgs, BuildStep, Command, Compose, DependsOnOptions, Labels, Ports, Service,
+    BuildArgs, BuildStep, Command, Compose, ComposeVolume, DependsOnOptions, ExternalVolume,
+    Labels, Ports, Service,
 };
 use serde::Deserialize;
 use serde_norway::Value;
@@ -24,11 +25,13 @@ pub struct StackDefinition {
     /// Services in file order.
     pub services: Vec<ServiceDefinition>,
     /// Named volumes the file declares.
-    pub volumes: Vec<String>,
+    pub volumes: Vec<VolumeDefinition>,
     /// Variables the file names as feature flags besides `FEATURE_*` (`x-slipway.flags`).
     pub flags: Vec<String>,
     /// The networks the file declares at the top level.
     pub networks: Vec<super::networks::NetworkDefinition>,
+    /// Every profile the file's services name, active or not.
+    pub profiles: BTreeSet<String>,
 }
 
 impl StackDefinition {
@@ -41,6 +44,48 @@ impl StackDefinition {
 
     pub fn service(&self, name: &str) -> Option<&ServiceDefinition> {
         self.services.iter().find(|service| service.name == name)
+    }
+}
+
+/// A named volume the file declares at the top level.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VolumeDefinition {
+    /// The name the file uses for it.
+    pub key: String,
+    /// The engine's name when it is not `PROJECT_KEY` (`name:`, or an external volume).
+    pub fixed_name: Option<String>,
+    /// Made outside the stack (`external: true`): Slipway never makes it, and a deploy stops
+    /// with the reason when it does not exist.
+    pub external: bool,
+}
+
+impl VolumeDefinition {
+    fn declared(key: &str, settings: &docker_compose_types::MapOrEmpty<ComposeVolume>) -> Self {
+        let settings = match settings {
+            docker_compose_types::MapOrEmpty::Map(settings) => Some(settings),
+            docker_compose_types::MapOrEmpty::Empty => None,
+        };
+        let external = settings.and_then(|settings| settings.external.as_ref());
+        let (external, external_name) = match external {
+            Some(ExternalVolume::Bool(external)) => (*external, None),
+            // The legacy form `external: { name: N }`.
+            Some(ExternalVolume::Name { name }) => (true, Some(name.clone())),
+            None => (false, None),
+        };
+        let name = settings.and_then(|settings| settings.name.clone());
+        VolumeDefinition {
+            key: key.to_owned(),
+            fixed_name: name
+                .or(external_name)
+                .or_else(|| external.then(|| key.to_owned())),
+            external,
+        }
+    }
+
+    pub fn engine_name(&self, project: &str) -> String {
+        self.fixed_name
+            .clone()
+            .unwrap_or_else(|| format!("{project}_{}", self.key))
     }
 }
 
@@ -93,6 +138,10 @@ pub struct ServiceDefinition {
     pub published_by_edge: Option<String>,
     /// The networks the service is on, the first the one its container is made on.
     pub networks: Vec<super::networks::ServiceNetwork>,
+    /// The engine's names of the named volumes that are not `PROJECT_KEY`, by key.
+    pub fixed_volume_names: BTreeMap<String, String>,
+    /// `pids_limit`, which the typed service has no field for.
+    pub pids_limit: Option<i64>,
     /// The whole typed service, for creating its containers.
     pub compose: Service,
 }
@@ -108,6 +157,16 @@ pub struct BuildSpec {
 }
 
 impl ServiceDefinition {
+    /// How the service depends on another it names in `depends_on`: its condition
+    /// (`service_started` for the list form), `restart` and `required`.
+    pub fn dependency(&self, name: &str) -> docker_compose_types::DependsCondition {
+        match &self.compose.depends_on {
+            DependsOnOptions::Conditional(map) => map.get(name).cloned(),
+            DependsOnOptions::Simple(_) => None,
+        }
+        .unwrap_or_else(|| docker_compose_types::DependsCondition::new("service_started"))
+    }
+
     /// The image the service's containers run: `image:` if given, else the name Compose gives
     /// a built image (`PROJECT_SERVICE`, as Debian's docker-compose names it).
     pub fn image_name(&self, project: &str) -> String {
@@ -172,7 +231,7 @@ pub enum ComposeError {
 /// Reads and checks a compose file; `env_file` and then the process variables this process
 /// may pass on (see [`super::secrets::process_variables`]) supply the variables.
 pub fn load(compose_file: &Path, env_file: Option<&Path>) -> Result<StackDefinition, ComposeError> {
-    load_with(compose_file, env_file, &[])
+    load_with(compose_file, env_file, &[], &[])
 }
 
 /// Reads a compose file as [`load`] does, with env-file variables set to other values: the
@@ -181,13 +240,44 @@ pub fn load_with(
     compose_file: &Path,
     env_file: Option<&Path>,
     set: &[(String, String)],
+    profiles: &[String],
 ) -> Result<StackDefinition, ComposeError> {
-    let text = std::fs::read_to_string(compose_file).map_err(|source| ComposeError::Read {
+    let text = read_text(compose_file)?;
+    let environment = environment_with(env_file, set)?;
+    parse_active(compose_file, &text, &environment, profiles)
+}
+
+fn read_text(compose_file: &Path) -> Result<String, ComposeError> {
+    std::fs::read_to_string(compose_file).map_err(|source| ComposeError::Read {
         path: compose_file.to_path_buf(),
         source,
-    })?;
-    let environment = environment_with(env_file, set)?;
-    parse(compose_file, &text, &environment)
+    })
+}
+
+/// The model Slipway runs for the file, as YAML in the long syntax `docker compose config`
+/// prints (see [`super::config`]); a file Slipway refuses is refused here with the same
+/// reason. `project` names the containers' Compose project.
+pub fn config(
+    compose_file: &Path,
+    env_file: Option<&Path>,
+    profiles: &[String],
+    project: &str,
+) -> Result<String, ComposeError> {
+    // Paths in the model are absolute, as Compose prints them.
+    let compose_file =
+        &std::fs::canonicalize(compose_file).map_err(|source| ComposeError::Read {
+            path: compose_file.to_path_buf(),
+            source,
+        })?;
+    let text = read_text(compose_file)?;
+    let environment = environment(env_file)?;
+    parse_active(compose_file, &text, &environment, profiles)?;
+    let document = read_document(compose_file, &text, &environment, profiles)?;
+    let dir = compose_file.parent().unwrap_or(Path::new(""));
+    let model = super::config::long_form(document.value, dir, project)
+        .map_err(|why| invalid_field(compose_file, "(file)", why))?;
+    serde_norway::to_string(&model)
+        .map_err(|error| invalid_field(compose_file, "(file)", error.to_string()))
 }
 
 /// The variables for interpolation: the env file's, then those of the process's that it
@@ -342,17 +432,39 @@ fn env_file_error(path: &Path, error: dotenvy::Error, text: &str) -> ComposeErro
     }
 }
 
-/// Parses compose text; `path` only names the file in errors.
+/// Parses compose text with no profile active; `path` only names the file in errors.
 pub fn parse(
     path: &Path,
     text: &str,
     environment: &MapEnvironment,
 ) -> Result<StackDefinition, ComposeError> {
-    let invalid = |field: &str, message: String| ComposeError::Invalid {
+    parse_active(path, text, environment, &[])
+}
+
+fn invalid_field(path: &Path, field: &str, message: String) -> ComposeError {
+    ComposeError::Invalid {
         path: path.to_path_buf(),
         field: field.to_owned(),
         message,
-    };
+    }
+}
+
+/// The file as Compose reads it before Slipway types it: merge keys expanded, values
+/// interpolated, the services of inactive profiles left out, each service's values typed
+/// and its environment resolved; with, per service, the variables it reads.
+struct Document {
+    value: Value,
+    uses: BTreeMap<String, BTreeSet<String>>,
+    profiles: BTreeSet<String>,
+}
+
+fn read_document(
+    path: &Path,
+    text: &str,
+    environment: &MapEnvironment,
+    profiles: &[String],
+) -> Result<Document, ComposeError> {
+    let invalid = |field: &str, message: String| invalid_field(path, field, message);
     let mut document: Value =
         serde_norway::from_str(text).map_err(|error| ComposeError::Syntax {
             path: path.to_path_buf(),
@@ -363,30 +475,40 @@ pub fn parse(
     let mut uses = BTreeMap::new();
     interpolate_values(&mut document, &mut Vec::new(), environment, &mut uses)
         .map_err(|(field, message)| invalid(&field, message))?;
-    // Named volumes are made as PROJECT_NAME; one that is external or named otherwise would
-    // be replaced by a new, empty one.
+    // Named volumes are made with the local driver, as PROJECT_NAME or by their `name:`; one
+    // an external one names is used as it is.
     if let Some(Value::Mapping(volumes)) = document.get("volumes") {
         for (name, settings) in volumes {
-            for field in ["external", "name", "driver", "driver_opts"] {
+            for field in ["driver", "driver_opts", "labels"] {
                 if settings.get(field).is_some() {
                     return Err(invalid(
                         &format!("volumes.{}.{field}", name.as_str().unwrap_or("?")),
-                        "not applied yet: Slipway makes each named volume as PROJECT_NAME with the local driver".into(),
+                        "not applied yet: Slipway makes named volumes with the local driver and no options".into(),
                     ));
                 }
             }
         }
     }
-    let top_level = |kind: &str| document.get(kind).cloned().unwrap_or(Value::Null);
-    let (secrets, configs) = (top_level("secrets"), top_level("configs"));
+    let mut named_profiles = BTreeSet::new();
     if let Some(services) = document.get_mut("services").and_then(Value::as_mapping_mut) {
-        // A service with profiles starts only when one is active, and none is: it is not
-        // part of the stack, as with `docker compose up` without `--profile`.
+        for service in services.values() {
+            if let Some(Value::Sequence(listed)) = service.get("profiles") {
+                named_profiles.extend(listed.iter().filter_map(Value::as_str).map(str::to_owned));
+            }
+        }
+        // A service with profiles starts only when one of them is active, as with
+        // `docker compose --profile P up`.
         services.retain(|_, service| {
             service
                 .get("profiles")
                 .and_then(Value::as_sequence)
-                .is_none_or(|profiles| profiles.is_empty())
+                .is_none_or(|listed| {
+                    listed.is_empty()
+                        || listed
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .any(|profile| profiles.iter().any(|active| active == profile))
+                })
         });
         let dir = path.parent().unwrap_or(Path::new(""));
         for (name, service) in services.iter_mut() {
@@ -395,14 +517,57 @@ pub fn parse(
                 return Err(invalid(&format!("services.{name}.{field}"), why));
             }
             normalise(service);
+            let mut passed = resolve_environment(service, dir, environment)
+                .map_err(|(field, why)| invalid(&format!("services.{name}.{field}"), why))?;
+            passed.extend(resolve_build_args(service, environment));
+            // A bare name reads the variable as much as `${NAME}` does (flags, releases).
+            uses.entry(name.to_owned()).or_default().extend(passed);
+        }
+    }
+    Ok(Document {
+        value: document,
+        uses,
+        profiles: named_profiles,
+    })
+}
+
+/// Parses compose text with the given profiles active.
+pub fn parse_active(
+    path: &Path,
+    text: &str,
+    environment: &MapEnvironment,
+    profiles: &[String],
+) -> Result<StackDefinition, ComposeError> {
+    let invalid = |field: &str, message: String| invalid_field(path, field, message);
+    let Document {
+        value: mut document,
+        mut uses,
+        profiles: named_profiles,
+    } = read_document(path, text, environment, profiles)?;
+    let top_level = |kind: &str| document.get(kind).cloned().unwrap_or(Value::Null);
+    let (secrets, configs) = (top_level("secrets"), top_level("configs"));
+    let mut pids_limits = BTreeMap::new();
+    if let Some(services) = document.get_mut("services").and_then(Value::as_mapping_mut) {
+        let dir = path.parent().unwrap_or(Path::new(""));
+        for (name, service) in services.iter_mut() {
+            let name = name.as_str().unwrap_or("?");
+            // The typed model has no place for it (it would take it for an `x-` field).
+            if let Some(limit) = service
+                .as_mapping_mut()
+                .and_then(|s| s.remove("pids_limit"))
+            {
+                let limit = limit.as_i64().ok_or_else(|| {
+                    invalid(
+                        &format!("services.{name}.pids_limit"),
+                        "a whole number of processes (-1 for no limit)".into(),
+                    )
+                })?;
+                pids_limits.insert(name.to_owned(), limit);
+            }
             for (kind, definitions) in [("secrets", &secrets), ("configs", &configs)] {
                 file_mounts(service, kind, definitions, dir)
                     .map_err(|why| invalid(&format!("services.{name}.{kind}"), why))?;
             }
-            let passed = resolve_environment(service, dir, environment)
-                .map_err(|(field, why)| invalid(&format!("services.{name}.{field}"), why))?;
-            // A bare name reads the variable as much as `${NAME}` does (flags, releases).
-            uses.entry(name.to_owned()).or_default().extend(passed);
         }
     }
     // Mounted into the services that name them (above); the typed model has no place for them.
@@ -418,12 +583,23 @@ pub fn parse(
         return Err(invalid("services", "the file defines no services".into()));
     }
     let networks = super::networks::declared(&compose.networks);
+    let volumes: Vec<VolumeDefinition> = compose
+        .volumes
+        .0
+        .iter()
+        .map(|(key, settings)| VolumeDefinition::declared(key, settings))
+        .collect();
     let mut services = Vec::new();
     for (name, service) in &compose.services.0 {
         let service = service.clone().unwrap_or_default();
         let mut definition = service_definition(name, service)
             .map_err(|(field, message)| invalid(&format!("services.{name}.{field}"), message))?;
         definition.variables = uses.remove(name).unwrap_or_default();
+        definition.pids_limit = pids_limits.remove(name);
+        definition.fixed_volume_names = volumes
+            .iter()
+            .filter_map(|volume| Some((volume.key.clone(), volume.fixed_name.clone()?)))
+            .collect();
         definition.networks = super::networks::of_service(&definition.compose, &networks)
             .map_err(|why| invalid(&format!("services.{name}.networks"), why))?;
         // What only making the container would find (a port, a size, an unclosed quote) is
@@ -438,23 +614,52 @@ pub fn parse(
         }
         services.push(definition);
     }
-    for service in &services {
-        if let Some(missing) = service
+    let names: BTreeSet<String> = services.iter().map(|s| s.name.clone()).collect();
+    for service in &mut services {
+        // `required: false`: a dependency the file does not define (or an inactive profile
+        // leaves out) is not waited for, as Compose.
+        let missing: Vec<String> = service
             .depends_on
             .iter()
-            .find(|dep| !compose.services.0.contains_key(*dep))
-        {
-            return Err(invalid(
-                &format!("services.{}.depends_on", service.name),
-                format!("there is no service {missing:?}"),
-            ));
+            .filter(|dependency| !names.contains(*dependency))
+            .cloned()
+            .collect();
+        for dependency in missing {
+            if service.dependency(&dependency).required.unwrap_or(true) {
+                let inactive = if named_profiles.is_empty() {
+                    ""
+                } else {
+                    " (a service only in a profile that is not active is not defined)"
+                };
+                return Err(invalid(
+                    &format!("services.{}.depends_on", service.name),
+                    format!("there is no service {dependency:?}{inactive}"),
+                ));
+            }
+            service.depends_on.retain(|name| *name != dependency);
+        }
+    }
+    // A service others wait for to complete is a one-shot job, unless the file says otherwise.
+    let jobs: BTreeSet<String> = services
+        .iter()
+        .flat_map(|service| {
+            service.depends_on.iter().filter(|name| {
+                service.dependency(name).condition == "service_completed_successfully"
+            })
+        })
+        .cloned()
+        .collect();
+    for service in &mut services {
+        if jobs.contains(&service.name) && !service.role_declared {
+            service.role = ServiceRole::Job;
         }
     }
     let mut definition = StackDefinition {
         services,
-        volumes: compose.volumes.0.keys().cloned().collect(),
+        volumes,
         flags,
         networks,
+        profiles: named_profiles,
     };
     if managed_edge {
         super::managed_edge::put_in_front(&mut definition)
@@ -529,6 +734,12 @@ fn file_mounts(
             .ok_or_else(|| {
                 format!("{name}: only {kind} from a file are applied (environment and external ones are not yet)")
             })?;
+        // As Compose refuses to start it: a missing file would be an empty folder in the
+        // container where the secret should be.
+        let source = super::container::host_path(file, dir);
+        if !Path::new(&source).is_file() {
+            return Err(format!("{name}: the file {file} does not exist"));
+        }
         let target = match (kind, target) {
             ("secrets", Some(target)) if !target.starts_with('/') => {
                 format!("/run/secrets/{target}")
@@ -540,10 +751,7 @@ fn file_mounts(
         let mut mount = serde_norway::Mapping::new();
         for (key, value) in [
             ("type", Value::String("bind".into())),
-            (
-                "source",
-                Value::String(dir.join(file).display().to_string()),
-            ),
+            ("source", Value::String(source.clone())),
             ("target", Value::String(target)),
             ("read_only", Value::Bool(true)),
         ] {
@@ -579,7 +787,14 @@ fn normalise(service: &mut Value) {
     {
         fields.remove("platform");
     }
-    for flag in ["privileged", "read_only", "init", "tty", "stdin_open"] {
+    for flag in [
+        "privileged",
+        "read_only",
+        "init",
+        "tty",
+        "stdin_open",
+        "pids_limit",
+    ] {
         as_typed(fields.get_mut(flag));
     }
     if let Some(Value::Mapping(check)) = fields.get_mut("healthcheck") {
@@ -711,6 +926,51 @@ fn resolve_environment(
         fields.insert(Value::String("environment".into()), Value::Mapping(merged));
     }
     Ok(passed)
+}
+
+/// Build arguments given by name only (`args: [SENTRY_IMAGE]`) take the variable's value, as
+/// Compose passes them; one that is unset is not passed (the Dockerfile's default holds). The
+/// names read are returned.
+fn resolve_build_args(service: &mut Value, variables: &MapEnvironment) -> Vec<String> {
+    use compose_lens::interpolation::EnvironmentProvider;
+    let mut passed = Vec::new();
+    let mut lookup = |name: &str| {
+        passed.push(name.to_owned());
+        variables.get(name).map(|value| value.value().to_owned())
+    };
+    match service
+        .get_mut("build")
+        .and_then(|build| build.get_mut("args"))
+    {
+        Some(Value::Sequence(items)) => {
+            items.retain_mut(|item| match item {
+                Value::String(text) if !text.contains('=') => match lookup(text) {
+                    Some(value) => {
+                        *text = format!("{text}={value}");
+                        true
+                    }
+                    None => false,
+                },
+                _ => true,
+            });
+        }
+        Some(Value::Mapping(map)) => {
+            map.retain(|name, value| {
+                if !value.is_null() {
+                    return true;
+                }
+                match name.as_str().and_then(&mut lookup) {
+                    Some(found) => {
+                        *value = Value::String(found);
+                        true
+                    }
+                    None => false,
+                }
+            });
+        }
+        _ => {}
+    }
+    passed
 }
 
 /// `env_file` in any of its forms, as (path, required).
@@ -966,6 +1226,8 @@ pub(super) fn service_definition(
         behind_edge: settings.behind_edge.unwrap_or(true),
         published_by_edge: None,
         networks: Vec::new(),
+        fixed_volume_names: BTreeMap::new(),
+        pids_limit: None,
         compose: service,
     })
 }
@@ -1131,17 +1393,21 @@ mod tests {
 
     #[test]
     fn secrets_and_configs_from_files_are_mounted_read_only_where_compose_mounts_them() {
-        let definition = parse_text(
-            "services:\n  web:\n    image: w\n    secrets: [token, { source: cert, target: tls.pem }]\n    configs: [{ source: app, target: /etc/app.conf }, app]\nsecrets:\n  token: { file: ./token.txt }\n  cert: { file: /srv/cert.pem }\nconfigs:\n  app: { file: app.conf }\n",
-            &[],
-        )
-        .unwrap();
-        let body = crate::stacks::lifecycle::container_body(
-            "p",
-            &definition.services[0],
-            Path::new("/srv/p"),
-        )
-        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (cert_dir, srv) = (tempfile::tempdir().unwrap(), dir.path());
+        let cert = cert_dir.path().join("cert.pem");
+        for file in [srv.join("token.txt"), srv.join("app.conf"), cert.clone()] {
+            std::fs::write(file, "x").unwrap();
+        }
+        let text = format!(
+            "services:\n  web:\n    image: w\n    secrets: [token, {{ source: cert, target: tls.pem }}]\n    configs: [{{ source: app, target: /etc/app.conf }}, app]\nsecrets:\n  token: {{ file: ./token.txt }}\n  cert: {{ file: {} }}\nconfigs:\n  app: {{ file: app.conf }}\n",
+            cert.display()
+        );
+        let compose_file = srv.join("docker-compose.yml");
+        let definition = parse(&compose_file, &text, &env(&[])).unwrap();
+        let body =
+            crate::stacks::lifecycle::container_body("p", &definition.services[0], srv).unwrap();
+        let at = |file: &str| srv.join(file).display().to_string();
         let mounts: Vec<(String, String, bool)> = body
             .host_config
             .unwrap()
@@ -1159,11 +1425,24 @@ mod tests {
         assert_eq!(
             mounts,
             [
-                ("/srv/p/token.txt".into(), "/run/secrets/token".into(), true),
-                ("/srv/cert.pem".into(), "/run/secrets/tls.pem".into(), true),
-                ("/srv/p/app.conf".into(), "/etc/app.conf".into(), true),
-                ("/srv/p/app.conf".into(), "/app".into(), true),
+                (at("token.txt"), "/run/secrets/token".into(), true),
+                (
+                    cert.display().to_string(),
+                    "/run/secrets/tls.pem".into(),
+                    true
+                ),
+                (at("app.conf"), "/etc/app.conf".into(), true),
+                (at("app.conf"), "/app".into(), true),
             ]
+        );
+        std::fs::remove_file(srv.join("token.txt")).unwrap();
+        let missing = parse(&compose_file, &text, &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.contains("services.web.secrets")
+                && missing.contains("./token.txt does not exist"),
+            "{missing}"
         );
     }
 
@@ -1202,13 +1481,51 @@ mod tests {
             definition.service("edge").unwrap().ports,
             ["127.0.0.1:18080:8080"]
         );
-        assert_eq!(definition.volumes, ["database"]);
+        let volumes: Vec<&str> = definition.volumes.iter().map(|v| v.key.as_str()).collect();
+        assert_eq!(volumes, ["database"]);
+    }
+
+    #[test]
+    fn profiles_start_their_services_only_when_active_and_optional_dependencies_may_be_missing() {
+        let text = "services:\n  web:\n    image: w\n    depends_on:\n      debug: { condition: service_started, required: false }\n      setup: { condition: service_completed_successfully }\n  setup:\n    image: s\n  debug:\n    image: d\n    profiles: [debug]\n  seed:\n    image: s\n    profiles: [seed, demo]\n";
+        let names = |profiles: &[&str]| {
+            let profiles: Vec<String> = profiles.iter().map(|p| p.to_string()).collect();
+            let definition = parse_active(Path::new("c.yml"), text, &env(&[]), &profiles).unwrap();
+            let names: Vec<String> = definition.services.iter().map(|s| s.name.clone()).collect();
+            (names, definition)
+        };
+        let (none, definition) = names(&[]);
+        assert_eq!(none, ["web", "setup"]);
+        assert_eq!(
+            definition.profiles.iter().collect::<Vec<_>>(),
+            ["debug", "demo", "seed"]
+        );
+        let web = definition.service("web").unwrap();
+        assert_eq!(
+            web.depends_on,
+            ["setup"],
+            "debug is not required and not defined"
+        );
+        assert_eq!(definition.service("setup").unwrap().role, ServiceRole::Job);
+        let (with_debug, definition) = names(&["debug"]);
+        assert_eq!(with_debug, ["web", "setup", "debug"]);
+        assert_eq!(
+            definition.service("web").unwrap().depends_on,
+            ["debug", "setup"]
+        );
+        assert_eq!(names(&["demo"]).0, ["web", "setup", "seed"]);
+        let required = "services:\n  web:\n    image: w\n    depends_on: [debug]\n  debug:\n    image: d\n    profiles: [debug]\n";
+        let error = parse_text(required, &[]).unwrap_err().to_string();
+        assert!(
+            error.contains("services.web.depends_on") && error.contains("not active"),
+            "{error}"
+        );
     }
 
     #[test]
     fn build_contexts_read_in_both_forms() {
-        let text = "services:\n  web:\n    build: ./web\n  api:\n    image: api:${TAG:-2}\n    build:\n      context: ./api\n      dockerfile: Containerfile\n      target: runtime\n      args: [\"VERSION=${TAG:-2}\", \"EMPTY\"]\n";
-        let definition = parse_text(text, &[]).unwrap();
+        let text = "services:\n  web:\n    build: ./web\n  api:\n    image: api:${TAG:-2}\n    build:\n      context: ./api\n      dockerfile: Containerfile\n      target: runtime\n      args: [\"VERSION=${TAG:-2}\", \"UNSET\", \"PASSED\"]\n";
+        let definition = parse_text(text, &[("PASSED", "from the environment")]).unwrap();
         let web = definition.service("web").unwrap();
         assert_eq!(
             web.build,
@@ -1226,7 +1543,11 @@ mod tests {
             ("Containerfile", Some("runtime"))
         );
         assert_eq!(build.args["VERSION"], "2");
-        assert_eq!(build.args["EMPTY"], "");
+        // A name alone takes the variable's value; unset, it is not passed at all (the
+        // Dockerfile's default holds), as Compose.
+        assert_eq!(build.args["PASSED"], "from the environment");
+        assert!(!build.args.contains_key("UNSET"), "{:?}", build.args);
+        assert!(api.variables.contains("PASSED"));
         assert_eq!(api.image_name("shop"), "api:2");
         let inline = "services:\n  web:\n    build:\n      context: .\n      dockerfile_inline: FROM scratch\n";
         let error = parse_text(inline, &[]).unwrap_err().to_string();
@@ -1378,78 +1699,4 @@ mod tests {
         let message = parse_text("volumes: {}\n", &[]).unwrap_err().to_string();
         assert!(message.contains("no services"), "{message}");
     }
-
-    /// Compose files written by others (`../shared/compose-corpus`, never copied here): each
-    /// is read as Compose reads it, or refused naming the service, the field and why.
-    #[test]
-    fn the_corpus_is_read_or_refused_by_name() {
-        let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/compose-corpus");
-        let expected: &[(&str, &str)] = &CORPUS;
-        let mut seen = Vec::new();
-        for (folder, outcome) in expected {
-            let dir = corpus.join(folder);
-            let file = ["compose.yaml", "compose.yml", "docker-compose.yml"]
-                .iter()
-                .map(|name| dir.join(name))
-                .find(|path| path.is_file())
-                .unwrap_or_else(|| panic!("{folder} has a compose file"));
-            let env_file = dir.join(".env");
-            let read = load(&file, env_file.is_file().then_some(env_file.as_path()));
-            let said = match &read {
-                Ok(definition) => format!("read: {} services", definition.services.len()),
-                Err(error) => error.to_string(),
-            };
-            seen.push(format!("{folder}: {said}"));
-            assert!(
-                said.contains(outcome),
-                "{folder}: expected {outcome:?}, got {said}"
-            );
-        }
-        let folders = std::fs::read_dir(&corpus)
-            .unwrap()
-            .filter(|entry| entry.as_ref().is_ok_and(|e| e.path().is_dir()))
-            .count();
-        assert_eq!(
-            folders,
-            expected.len(),
-            "every folder of the corpus is listed:\n{}",
-            seen.join("\n")
-        );
-    }
-
-    /// Each corpus folder and what reading it gives: `read: N services`, or the field that is
-    /// refused (and the rest of the message says why).
-    const CORPUS: [(&str, &str); 22] = [
-        ("awesome-compose--aspnet-mssql", "read: 2 services"),
-        (
-            "awesome-compose--elasticsearch-logstash-kibana",
-            "read: 3 services",
-        ),
-        ("awesome-compose--minecraft", "read: 1 services"),
-        ("awesome-compose--nginx-flask-mysql", "read: 3 services"),
-        ("awesome-compose--nginx-golang", "read: 2 services"),
-        ("awesome-compose--nginx-golang-mysql", "read: 3 services"),
-        ("awesome-compose--nginx-wsgi-flask", "read: 2 services"),
-        (
-            "awesome-compose--pihole-cloudflared-DoH",
-            "read: 2 services",
-        ),
-        ("awesome-compose--plex", "read: 1 services"),
-        ("awesome-compose--postgresql-pgadmin", "read: 2 services"),
-        ("awesome-compose--react-express-mongodb", "read: 3 services"),
-        ("awesome-compose--react-express-mysql", "read: 3 services"),
-        ("awesome-compose--react-java-mysql", "read: 3 services"),
-        ("awesome-compose--react-rust-postgres", "read: 3 services"),
-        ("awesome-compose--traefik-golang", "read: 2 services"),
-        (
-            "awesome-compose--wasmedge-kafka-mysql",
-            "services.etl.platform:",
-        ),
-        ("awesome-compose--wireguard", "read: 1 services"),
-        ("awesome-compose--wordpress-mysql", "read: 2 services"),
-        ("example-voting-app", "read: 5 services"),
-        ("mattermost", "services.postgres.pids_limit:"),
-        ("n8n", "read: 6 services"),
-        ("sentry", "volumes.sentry-data.external:"),
-    ];
 }

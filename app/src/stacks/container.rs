@@ -60,7 +60,7 @@ pub fn container_body(
             exposed.push(key);
         }
     }
-    let storage = storage(project, compose, compose_dir).map_err(|why| refuse("volumes", why))?;
+    let storage = storage(project, service, compose_dir).map_err(|why| refuse("volumes", why))?;
     let mut host = HostConfig {
         port_bindings: (!bindings.is_empty()).then_some(bindings),
         binds: (!storage.binds.is_empty()).then_some(storage.binds),
@@ -69,6 +69,7 @@ pub fn container_body(
         ..Default::default()
     };
     host_settings(compose, &mut host).map_err(|(field, why)| refuse(&field, why))?;
+    host.pids_limit = service.pids_limit;
     // Made on its first network; `lifecycle` joins the others once the container exists.
     let first = service.networks.first();
     let network = first.map_or_else(
@@ -121,7 +122,7 @@ fn unbalanced() -> String {
 
 /// A command line split as a POSIX shell splits it (quotes and backslashes), as Compose does;
 /// `#` starts no comment there.
-fn words(line: &str) -> Option<Vec<String>> {
+pub(super) fn words(line: &str) -> Option<Vec<String>> {
     const HASH: char = '\u{E001}';
     let words = shlex::split(&line.replace('#', &HASH.to_string()))?;
     Some(
@@ -179,7 +180,9 @@ fn published(
 /// One short-syntax port as (host IP, host port, container port, protocol) mappings: a
 /// container range maps one to one onto a host range of the same length.
 #[allow(clippy::type_complexity)]
-fn short_port(port: &str) -> Option<Vec<(Option<String>, Option<String>, String, String)>> {
+pub(super) fn short_port(
+    port: &str,
+) -> Option<Vec<(Option<String>, Option<String>, String, String)>> {
     let (spec, protocol) = port.split_once('/').unwrap_or((port, "tcp"));
     // An IPv6 host address is written in brackets: [::1]:8080:80.
     let (host_ip, rest) = match spec.strip_prefix('[') {
@@ -251,7 +254,16 @@ struct Storage {
     anonymous: Vec<String>,
 }
 
-fn storage(project: &str, compose: &Service, compose_dir: &Path) -> Result<Storage, String> {
+fn storage(
+    project: &str,
+    service: &ServiceDefinition,
+    compose_dir: &Path,
+) -> Result<Storage, String> {
+    let volume_name = |name: &str| match service.fixed_volume_names.get(name) {
+        Some(fixed) => fixed.clone(),
+        None => volume_name(project, name),
+    };
+    let compose = &service.compose;
     let mut storage = Storage::default();
     for volume in &compose.volumes {
         match volume {
@@ -265,7 +277,7 @@ fn storage(project: &str, compose: &Service, compose_dir: &Path) -> Result<Stora
                     } else if is_path(source) {
                         compose_dir.join(source).display().to_string()
                     } else {
-                        volume_name(project, source)
+                        volume_name(source)
                     };
                     storage.binds.push(format!("{source}:{rest}"));
                 }
@@ -304,10 +316,7 @@ fn storage(project: &str, compose: &Service, compose_dir: &Path) -> Result<Stora
                     }
                     "volume" => Mount {
                         target,
-                        source: volume
-                            .source
-                            .as_deref()
-                            .map(|name| volume_name(project, name)),
+                        source: volume.source.as_deref().map(volume_name),
                         typ: Some(MountType::VOLUME),
                         read_only,
                         volume_options: volume
@@ -339,13 +348,13 @@ fn storage(project: &str, compose: &Service, compose_dir: &Path) -> Result<Stora
 }
 
 /// A bind source, not a volume's name: Compose's rule.
-fn is_path(source: &str) -> bool {
+pub(super) fn is_path(source: &str) -> bool {
     source.starts_with('.') || source.starts_with('/') || source.starts_with('~')
 }
 
 /// A bind source as the engine needs it: `~` is the home folder of the process reading the
 /// file (as with Compose), a relative path is relative to the compose file's folder.
-fn host_path(source: &str, compose_dir: &Path) -> String {
+pub(super) fn host_path(source: &str, compose_dir: &Path) -> String {
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
     if source == "~" {
         return home;

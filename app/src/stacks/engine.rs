@@ -193,6 +193,15 @@ impl Engine {
             .map(|_| ())
     }
 
+    /// Whether a volume of that name exists.
+    pub async fn volume_exists(&self, name: &str) -> Result<bool, EngineError> {
+        match self.call(self.docker.inspect_volume(name)).await {
+            Ok(_) => Ok(true),
+            Err(EngineError::Missing(_)) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
     /// Creates a container and returns its id.
     pub async fn create_container(
         &self,

@@ -40,6 +40,7 @@ const APPLIED: &[&str] = &[
     "shm_size",
     "devices",
     "pid",
+    "pids_limit",
     "ipc",
     "logging",
     "deploy",
@@ -71,7 +72,6 @@ const REFUSED: &[(&str, &str)] = &[
     ("volumes_from", "volumes_from is not applied yet"),
     ("runtime", "another container runtime is not applied yet"),
     ("scale", "one container per service: scale is not applied"),
-    ("pids_limit", "pids_limit is not applied yet"),
     (
         "cpus",
         "cpus is not applied yet; use deploy.resources.limits.cpus",

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bollard::models::ContainerCreateBody;
-use docker_compose_types::{DependsOnOptions, Environment};
+use docker_compose_types::Environment;
 
 use super::compose::{ServiceDefinition, StackDefinition};
 pub use super::container::container_body;
@@ -75,8 +75,22 @@ pub async fn prepare(
 ) -> Result<Vec<String>, StackError> {
     let mut done = ensure_networks(engine, definition, project).await?;
     for volume in &definition.volumes {
+        let name = volume.engine_name(project);
+        if volume.external {
+            if !engine
+                .volume_exists(&name)
+                .await
+                .map_err(StackError::from)?
+            {
+                return Err(StackError::Invalid(format!(
+                    "the external volume {name:?} (volumes.{}) does not exist: make it first (docker volume create {name}), as Compose requires",
+                    volume.key
+                )));
+            }
+            continue;
+        }
         engine
-            .ensure_volume(project, volume, &volume_name(project, volume))
+            .ensure_volume(project, &volume.key, &name)
             .await
             .map_err(StackError::from)?;
     }
@@ -182,8 +196,14 @@ pub async fn start_service(
     service: &ServiceDefinition,
     compose_dir: &Path,
 ) -> Result<Started, StackError> {
-    for dependency in healthy_dependencies(service) {
-        wait_healthy(engine, project, &dependency).await?;
+    for dependency in &service.depends_on {
+        match service.dependency(dependency).condition.as_str() {
+            "service_healthy" => wait_healthy(engine, project, dependency).await?,
+            "service_completed_successfully" => {
+                wait_job(engine, project, dependency, JOB_WITHIN).await?
+            }
+            _ => {}
+        }
     }
     let mut body = container_body(project, service, compose_dir)?;
     let hash = config_hash(engine, &body).await;
@@ -860,7 +880,8 @@ pub async fn wait_ready(
     service: &ServiceDefinition,
 ) -> Result<(), StackError> {
     if service.role == ServiceRole::Job {
-        wait_job(engine, project, service).await
+        let within = service.healthy_within.unwrap_or(JOB_WITHIN);
+        wait_job(engine, project, &service.name, within).await
     } else if service.has_healthcheck {
         wait_healthy(engine, project, &service.name).await
     } else {
@@ -883,10 +904,9 @@ const JOB_WITHIN: Duration = Duration::from_secs(10 * 60);
 async fn wait_job(
     engine: &Engine,
     project: &str,
-    service: &ServiceDefinition,
+    name: &str,
+    within: Duration,
 ) -> Result<(), StackError> {
-    let within = service.healthy_within.unwrap_or(JOB_WITHIN);
-    let name = &service.name;
     let containers = containers_of(engine, project, name).await?;
     // The newest container is this run's.
     let job = containers
@@ -910,6 +930,31 @@ async fn wait_job(
             "job {name} exited with code {code}; its logs say why"
         )))
     }
+}
+
+/// Stops and starts the service's running containers as they are, as `docker compose restart`
+/// does; whether one was running.
+pub async fn restart_service(
+    engine: &Engine,
+    project: &str,
+    service: &ServiceDefinition,
+) -> Result<bool, StackError> {
+    let mut restarted = false;
+    for container in containers_of(engine, project, &service.name).await? {
+        if container.state != "running" {
+            continue;
+        }
+        engine
+            .stop_container(&container.id, stop_grace(service))
+            .await
+            .map_err(StackError::from)?;
+        engine
+            .start_container(&container.id)
+            .await
+            .map_err(StackError::from)?;
+        restarted = true;
+    }
+    Ok(restarted)
 }
 
 /// The service's `stop_grace_period`, or Compose's default of 10 s.
@@ -955,17 +1000,6 @@ async fn containers_of(
         .into_iter()
         .filter(|container| container.service == service)
         .collect())
-}
-
-fn healthy_dependencies(service: &ServiceDefinition) -> Vec<String> {
-    match &service.compose.depends_on {
-        DependsOnOptions::Conditional(map) => map
-            .iter()
-            .filter(|(_, condition)| condition.condition == "service_healthy")
-            .map(|(name, _)| name.clone())
-            .collect(),
-        DependsOnOptions::Simple(_) => Vec::new(),
-    }
 }
 
 async fn wait_healthy(engine: &Engine, project: &str, service: &str) -> Result<(), StackError> {

@@ -17,6 +17,8 @@ pub use pages::{StackOverview, StackPage, StacksPage};
 #[cfg(feature = "ssr")]
 pub mod compose;
 #[cfg(feature = "ssr")]
+mod config;
+#[cfg(feature = "ssr")]
 mod container;
 #[cfg(feature = "ssr")]
 pub mod engine;
@@ -45,6 +47,9 @@ pub struct StackSummary {
     /// Slipway's edge in front of the services (an admin's setting; the compose file can ask
     /// for it too).
     pub managed_edge: bool,
+    /// The Compose profiles active for the stack (an admin's setting): services that name a
+    /// profile run only when it is active, as with `docker compose --profile P up`.
+    pub profiles: Vec<String>,
 }
 
 /// One container as the engine reports it.
@@ -310,6 +315,38 @@ pub async fn set_managed_edge(
         .await
         .map(|stack| stack.managed_edge)
         .map_err(reject)
+}
+
+/// Sets the Compose profiles active for the stack (names separated by spaces or commas; empty
+/// for none); admins only. The next deploy applies them.
+#[server(prefix = "/api", endpoint = "set_stack_profiles")]
+pub async fn set_stack_profiles(
+    stack: String,
+    #[server(default)] profiles: String,
+) -> Result<Vec<String>, StackError> {
+    use crate::errors::reject;
+    let admin = crate::auth::guard::authorized(crate::auth::Role::Admin).await?;
+    let profiles: Vec<String> = profiles
+        .split([' ', ','])
+        .filter(|profile| !profile.is_empty())
+        .map(str::to_owned)
+        .collect();
+    service::set_profiles(&admin.console.store, &admin.actor, &stack, &profiles)
+        .await
+        .map(|stack| stack.profiles)
+        .map_err(reject)
+}
+
+/// The model Slipway runs for the stack, as `docker compose config` prints it, secrets
+/// masked; operators and up (it shows the services' settings).
+#[server(prefix = "/api", endpoint = "stack_config")]
+pub async fn stack_config(stack: String) -> Result<String, StackError> {
+    use crate::errors::reject;
+    let caller = crate::auth::guard::authorized(crate::auth::Role::Operator).await?;
+    let stack = service::find(&caller.console.store, &stack)
+        .await
+        .map_err(reject)?;
+    service::config(&stack).map_err(reject)
 }
 
 #[server(prefix = "/api", endpoint = "add_stack")]

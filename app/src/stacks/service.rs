@@ -63,6 +63,7 @@ pub async fn add(
         compose_file: compose_file.display().to_string(),
         env_file: env_file.map(|path| path.display().to_string()),
         managed_edge: false,
+        profiles: Vec::new(),
     };
     let now = now_utc();
     let mut audited = Audited::begin(store).await?;
@@ -103,17 +104,18 @@ pub async fn add(
     Ok(stack)
 }
 
-type Row = (String, String, String, String, i64);
+type Row = (String, String, String, String, i64, String);
 
-const COLUMNS: &str = "name, project, compose_file, env_file, managed_edge";
+const COLUMNS: &str = "name, project, compose_file, env_file, managed_edge, profiles";
 
-fn from_row((name, project, compose_file, env_file, managed_edge): Row) -> StackSummary {
+fn from_row((name, project, compose_file, env_file, managed_edge, profiles): Row) -> StackSummary {
     StackSummary {
         name,
         project,
         compose_file,
         env_file: (!env_file.is_empty()).then_some(env_file),
         managed_edge: managed_edge != 0,
+        profiles: profiles.split_whitespace().map(str::to_owned).collect(),
     }
 }
 
@@ -151,23 +153,78 @@ pub async fn set_managed_edge(
             "the compose file asks for the managed edge (x-slipway: { edge: managed }): remove that line to turn it off".into(),
         ));
     }
+    save_settings(
+        store,
+        actor,
+        &stack,
+        "stack.edge_set",
+        json!({ "managed_edge": managed }),
+    )
+    .await?;
+    Ok(stack)
+}
+
+/// Sets the Compose profiles active for the stack; the next deploy starts the services they
+/// add (and leaves alone those they take away until the stack is stopped). Each must be a
+/// profile the compose file names, and the file must read with them.
+pub async fn set_profiles(
+    store: &Store,
+    actor: &Actor,
+    name: &str,
+    profiles: &[String],
+) -> Result<StackSummary, StackError> {
+    let mut stack = find(store, name).await?;
+    let mut chosen: Vec<String> = profiles
+        .iter()
+        .map(|profile| profile.trim().to_owned())
+        .filter(|profile| !profile.is_empty())
+        .collect();
+    chosen.sort();
+    chosen.dedup();
+    let named = definition(&stack)?.profiles;
+    if let Some(unknown) = chosen.iter().find(|profile| !named.contains(*profile)) {
+        return Err(StackError::Invalid(format!(
+            "the compose file names no profile {unknown:?} (it names: {})",
+            if named.is_empty() {
+                "none".to_owned()
+            } else {
+                named.iter().cloned().collect::<Vec<_>>().join(", ")
+            }
+        )));
+    }
+    stack.profiles = chosen;
+    definition(&stack)?;
+    save_settings(
+        store,
+        actor,
+        &stack,
+        "stack.profiles_set",
+        json!({ "profiles": stack.profiles }),
+    )
+    .await?;
+    Ok(stack)
+}
+
+/// Writes the stack's settings (the managed edge, the active profiles) and the audit entry
+/// that says which changed, in one transaction.
+async fn save_settings(
+    store: &Store,
+    actor: &Actor,
+    stack: &StackSummary,
+    action: &str,
+    detail: serde_json::Value,
+) -> Result<(), StackError> {
     let mut audited = Audited::begin(store).await?;
-    sqlx::query("UPDATE stacks SET managed_edge = $1 WHERE name = $2")
-        .bind(i64::from(managed))
-        .bind(name)
+    sqlx::query("UPDATE stacks SET managed_edge = $1, profiles = $2 WHERE name = $3")
+        .bind(i64::from(stack.managed_edge))
+        .bind(stack.profiles.join(" "))
+        .bind(&stack.name)
         .execute(audited.db())
         .await
         .map_err(crate::store::StoreError::from)?;
-    audited
-        .append(
-            actor,
-            "stack.edge_set",
-            name,
-            json!({ "managed_edge": managed }),
-        )
-        .await?;
+    audited.append(actor, action, &stack.name, detail).await?;
     audited.commit().await?;
-    Ok(stack)
+    Ok(())
 }
 
 /// Reads the stack's compose file as it is now.
@@ -182,8 +239,12 @@ pub fn definition_with(
     set: &[(String, String)],
 ) -> Result<StackDefinition, compose::ComposeError> {
     let compose_file = Path::new(&stack.compose_file);
-    let mut definition =
-        compose::load_with(compose_file, stack.env_file.as_deref().map(Path::new), set)?;
+    let mut definition = compose::load_with(
+        compose_file,
+        stack.env_file.as_deref().map(Path::new),
+        set,
+        &stack.profiles,
+    )?;
     if stack.managed_edge {
         super::managed_edge::put_in_front(&mut definition).map_err(|message| {
             compose::ComposeError::Invalid {
@@ -194,6 +255,16 @@ pub fn definition_with(
         })?;
     }
     Ok(definition)
+}
+
+/// The model Slipway runs for the stack in the long syntax `docker compose config` prints,
+/// with the stack's profiles active and every secret masked (see [`secrets::secret_values`]).
+pub fn config(stack: &StackSummary) -> Result<String, StackError> {
+    let compose_file = Path::new(&stack.compose_file);
+    let env_file = stack.env_file.as_deref().map(Path::new);
+    let model = compose::config(compose_file, env_file, &stack.profiles, &stack.project)
+        .map_err(|error| StackError::Compose(error.to_string()))?;
+    Ok(secrets::redact(&model, &secrets_of(stack)?))
 }
 
 /// The compose file's services, each with the containers the engine runs for it.

@@ -155,6 +155,40 @@ impl<'a> StepContext<'a> {
         .await
     }
 
+    /// `depends_on: { X: { restart: true } }`: as Compose does, a service is restarted once
+    /// a service it names that way was replaced, unless it was replaced itself.
+    pub(in crate::runs) async fn restart_dependents(
+        &self,
+        log: &StepLog<'_>,
+    ) -> Result<(), String> {
+        let replaced: Vec<String> = self
+            .replaced_list()
+            .iter()
+            .map(|(service, _)| service.name.clone())
+            .collect();
+        for service in &self.definition.services {
+            if replaced.contains(&service.name) {
+                continue;
+            }
+            let Some(cause) = service.depends_on.iter().find(|name| {
+                replaced.contains(name) && service.dependency(name).restart == Some(true)
+            }) else {
+                continue;
+            };
+            let restarted = lifecycle::restart_service(self.engine, &self.stack.project, service)
+                .await
+                .map_err(|error| error.to_string())?;
+            if restarted {
+                log.say(format!(
+                    "{}: restarted, as {cause} was replaced (depends_on restart: true)",
+                    service.name
+                ))
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
     pub(in crate::runs) fn replaced_list(
         &self,
     ) -> std::sync::MutexGuard<'_, Vec<(&'a ServiceDefinition, lifecycle::Replacement)>> {
