@@ -308,6 +308,65 @@ describe('a stack page', () => {
     rmSync(plainDir, { recursive: true, force: true });
   });
 
+  test('an admin reads the compose model and activates a profile; a viewer sees no model', async () => {
+    // A file with a service only in the `debug` profile and a secret in its env file.
+    const dir = mkdtempSync(join(tmpdir(), 'slipway-e2e-profiles-'));
+    writeFileSync(
+      join(dir, 'docker-compose.yml'),
+      [
+        'services:',
+        '  web:',
+        '    image: slipway-portal-frontend:1.0.0',
+        '    command: frontend --note "two words"',
+        '    environment: [API_TOKEN]',
+        '  debugger:',
+        '    image: slipway-portal-frontend:1.0.0',
+        '    profiles: [debug]',
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(join(dir, 'app.env'), 'API_TOKEN=a-token-nobody-may-read-4711\n');
+    slipway(running.console.dataDir, [
+      'stack', 'add', 'profiled', '--project', `e2eprofiled${process.pid}`,
+      '--compose', join(dir, 'docker-compose.yml'), '--env-file', join(dir, 'app.env'),
+    ]);
+    const admin = USERS.find((user) => user.role === 'admin');
+    const { page, context, errors } = await signedInPage(running.browser, running.baseUrl, admin, {
+      path: '/stacks/profiled',
+    });
+    await hydrated(page);
+    const card = page.locator('[data-testid="compose-model"]');
+    await card.locator('[data-testid="show-compose-model"]').click();
+    const model = card.locator('[data-testid="compose-model-text"]');
+    await model.waitFor();
+    let text = await model.innerText();
+    assert.match(text, /- frontend\n\s*- --note\n\s*- two words/);
+    assert.doesNotMatch(text, /debugger/);
+    assert.doesNotMatch(text, /a-token-nobody-may-read-4711/);
+
+    await card.locator('[data-testid="profiles"]').fill('nosuch');
+    await card.locator('[data-testid="save-profiles"]').click();
+    await card.locator('[role="alert"]', { hasText: 'names no profile "nosuch" (it names: debug)' }).waitFor();
+    await card.locator('[data-testid="profiles"]').fill('debug');
+    await card.locator('[data-testid="save-profiles"]').click();
+    await card.locator('[role="status"]', { hasText: 'deploy the stack to apply it' }).waitFor();
+    await card.locator('[data-testid="show-compose-model"]').click();
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid="compose-model-text"]')?.innerText.includes('debugger'),
+    );
+    assert.match(slipway(running.console.dataDir, ['stack', 'profiles', 'profiled']), /active profiles: debug;/);
+    assert.deepEqual(errors, []);
+    await context.close();
+
+    const viewer = USERS.find((user) => user.role === 'viewer');
+    const seen = await signedInPage(running.browser, running.baseUrl, viewer, { path: '/stacks/profiled' });
+    await hydrated(seen.page);
+    await seen.page.locator('h1', { hasText: 'profiled' }).waitFor();
+    assert.equal(await seen.page.locator('[data-testid="compose-model"]').count(), 0);
+    await seen.context.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   test('an operator cancels a deploy while it waits for health', async () => {
     slipway(running.console.dataDir, [
       'stack', 'add', 'stuck', '--project', stuckProject, '--compose', join(stuckDir, 'docker-compose.yml'),

@@ -506,3 +506,106 @@ fn copy_folder(from: &Path, to: &Path) {
         }
     }
 }
+
+/// `slipway config` prints the model of a file that is not a stack yet, secrets masked unless
+/// asked; a malformed file of each kind is refused with the file, the line where the parser
+/// knows it and the reason, never a panic and never a secret's value.
+#[tokio::test]
+async fn slipway_config_prints_the_model_and_refuses_each_kind_of_malformed_file_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "s3cret-value-nobody-may-read-0042";
+    std::fs::write(
+        dir.path().join("app.env"),
+        format!("DB_PASSWORD={secret}\nTAG=1.2\n"),
+    )
+    .unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let env_file = dir.path().join("app.env").display().to_string();
+    let good = write(
+        "good.yml",
+        "services:\n  web:\n    image: shop:${TAG}\n    environment: [DB_PASSWORD]\n    ports: [\"127.0.0.1:8080:80\"]\n    volumes: [\"./data:/data:ro\"]\n",
+    );
+    let config = |file: &str, more: &[&str]| {
+        let mut args = vec!["config", "--compose", file, "--env-file", env_file.as_str()];
+        args.extend_from_slice(more);
+        args.into_iter().map(str::to_owned).collect::<Vec<String>>()
+    };
+    let args = config(&good, &["--project", "shop"]);
+    let printed = run_to_exit(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]).await;
+    printed.assert_success();
+    let model: serde_norway::Value = serde_norway::from_str(&printed.stdout).unwrap();
+    let web = &model["services"]["web"];
+    assert_eq!(model["name"], "shop");
+    assert_eq!(web["image"], "shop:1.2");
+    assert_eq!(web["ports"][0]["host_ip"], "127.0.0.1");
+    assert_eq!(web["ports"][0]["target"], 80);
+    let data = dir.path().join("data").display().to_string();
+    assert_eq!(web["volumes"][0]["source"], data.as_str());
+    assert_eq!(web["volumes"][0]["read_only"], true);
+    assert!(!printed.stdout.contains(secret), "{}", printed.stdout);
+    let args = config(&good, &["--unmasked"]);
+    let unmasked = run_to_exit(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]).await;
+    unmasked.assert_success();
+    assert!(
+        unmasked.stdout.contains(secret),
+        "asked for: {}",
+        unmasked.stdout
+    );
+
+    let malformed = [
+        ("tabs.yml", "services:\n\tweb:\n    image: x\n", "line 2"),
+        (
+            "duplicate.yml",
+            "services:\n  web:\n    image: x\n    image: y\n",
+            "duplicate entry with key \"image\"",
+        ),
+        (
+            "port.yml",
+            "services:\n  web:\n    image: x\n    ports: [\"80:http\"]\n",
+            "services.web.ports",
+        ),
+        (
+            "unknown.yml",
+            "services:\n  web:\n    image: x\n    colour: red\n",
+            "services.web.colour: this is not a field of the Compose Specification",
+        ),
+        (
+            "required.yml",
+            "services:\n  web:\n    image: ${IMAGE:?set the image}\n    environment: [DB_PASSWORD]\n",
+            "services.web.image",
+        ),
+        (
+            "env-file.yml",
+            "services:\n  web:\n    image: x\n    env_file: missing.env\n",
+            "services.web.env_file",
+        ),
+        (
+            "secret-file.yml",
+            "services:\n  web:\n    image: x\n    secrets: [db]\nsecrets:\n  db:\n    file: ./missing.txt\n",
+            "services.web.secrets: db: the file ./missing.txt does not exist",
+        ),
+    ];
+    for (name, text, reason) in malformed {
+        let file = write(name, text);
+        let args = config(&file, &[]);
+        let refused = run_to_exit(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]).await;
+        assert_eq!(
+            refused.code,
+            Some(1),
+            "{name}: {}\n{}",
+            refused.stdout,
+            refused.stderr
+        );
+        assert!(
+            refused.stderr.contains(&file) && refused.stderr.contains(reason),
+            "{name}: the file and {reason:?}: {}",
+            refused.stderr
+        );
+        assert!(!refused.stderr.contains("panicked"), "{}", refused.stderr);
+        assert!(!refused.stderr.contains(secret), "{}", refused.stderr);
+    }
+}

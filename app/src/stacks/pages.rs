@@ -8,7 +8,7 @@ use leptos_router::hooks::use_params_map;
 
 use super::{
     AddStack, ContainerStatus, Diagnostics, LogLine, ServiceStatus, SetManagedEdge,
-    StackDiagnostics, StackStatus, StackSummary,
+    SetStackProfiles, StackConfig, StackDiagnostics, StackError, StackStatus, StackSummary,
 };
 use crate::auth::{signed_in_user, Role};
 use crate::components::{ticker, Table};
@@ -165,6 +165,7 @@ pub fn StackPage() -> impl IntoView {
         <crate::flags::FlagsSection stack=name() can_set=is_operator />
         {move || is_operator.then(|| view! { <crate::approvals::RollbackForm stack=name() /> })}
         {move || is_admin.then(|| view! { <ManagedEdgeForm stack=name() /> })}
+        {move || is_operator.then(|| view! { <ComposeModel stack=name() is_admin /> })}
         {move || is_admin.then(|| view! { <crate::approvals::ApprovalPolicyForm stack=name() /> })}
         {move || is_admin.then(|| view! { <crate::releases::ReleasePolicyForm stack=name() /> })}
         {move || is_admin.then(|| view! { <crate::releases::ReleaseTemplateForm stack=name() /> })}
@@ -533,8 +534,79 @@ fn ManagedEdgeForm(stack: String) -> impl IntoView {
                     })
                 }}
             </Transition>
-            {move || saved.value().get().map(|saved| match saved {
-                Ok(_) => view! { <p class="muted" role="status">"Saved: deploy the stack to apply it."</p> }.into_any(),
+            {move || saved.value().get().map(saved_note)}
+        </section>
+    }
+}
+
+/// What saving one of the stack's settings said.
+fn saved_note<T>(saved: Result<T, StackError>) -> AnyView {
+    match saved {
+        Ok(_) => {
+            view! { <p class="muted" role="status">"Saved: deploy the stack to apply it."</p> }
+                .into_any()
+        }
+        Err(error) => view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any(),
+    }
+}
+
+/// The model Slipway runs for the stack, on demand, as `docker compose config` prints it
+/// (secrets masked); admins choose the active Compose profiles here.
+#[component]
+fn ComposeModel(stack: String, is_admin: bool) -> impl IntoView {
+    let show = ServerAction::<StackConfig>::new();
+    let saved = ServerAction::<SetStackProfiles>::new();
+    let name = stack.clone();
+    let active = Resource::new(
+        move || (name.clone(), saved.version().get()),
+        |(stack, _)| async move {
+            super::list_stacks().await.map(|stacks| {
+                stacks
+                    .into_iter()
+                    .find(|s| s.name == stack)
+                    .map(|s| s.profiles.join(" "))
+                    .unwrap_or_default()
+            })
+        },
+    );
+    let profiles_form = move |stack: String| {
+        view! {
+            <Transition fallback=|| ()>
+                {move || {
+                    let stack = stack.clone();
+                    Suspend::new(async move {
+                        active.await.map(|active| view! {
+                            <ActionForm action=saved attr:class="form-row">
+                                <input type="hidden" name="stack" value=stack />
+                                <label class="field">"Active profiles (space-separated)"
+                                    <input name="profiles" value=active data-testid="profiles" />
+                                </label>
+                                <button class="button secondary" type="submit" data-testid="save-profiles">"Save"</button>
+                            </ActionForm>
+                        }).map_err(|error| error.to_string())
+                    })
+                }}
+            </Transition>
+            {move || saved.value().get().map(saved_note)}
+        }
+    };
+    let for_profiles = stack.clone();
+    view! {
+        <section class="card" data-testid="compose-model">
+            <div class="card-head">
+                <h2>"Compose model"</h2>
+                <ActionForm action=show attr:class="inline">
+                    <input type="hidden" name="stack" value=stack />
+                    <button class="button secondary" type="submit" data-testid="show-compose-model">"Show"</button>
+                </ActionForm>
+            </div>
+            <p class="muted">
+                "What Slipway runs: the compose file with its variables, env files, defaults and active profiles applied, in the long syntax "
+                <code>"docker compose config"</code>" prints. Secrets are masked."
+            </p>
+            {is_admin.then(|| profiles_form(for_profiles))}
+            {move || show.value().get().map(|model| match model {
+                Ok(model) => view! { <pre class="log" data-testid="compose-model-text">{model}</pre> }.into_any(),
                 Err(error) => view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any(),
             })}
         </section>
