@@ -609,3 +609,73 @@ async fn slipway_config_prints_the_model_and_refuses_each_kind_of_malformed_file
         assert!(!refused.stderr.contains(secret), "{}", refused.stderr);
     }
 }
+
+/// `extends` (of another file's service, whose paths are relative to that file, and of this
+/// file's) resolves as docker-compose 1.29 resolves it; `include` (which that version
+/// predates) adds another file's resources with their paths made absolute, and a name both
+/// files define is refused.
+#[test]
+fn extends_resolves_as_docker_compose_does_and_include_adds_another_files_services() {
+    let scratch = tempfile::tempdir().unwrap();
+    let root = scratch.path().join("extends");
+    copy_folder(&fixture_dir().join("../extends"), &root);
+    let app = root.join("app");
+    let ours =
+        app::stacks::compose::config(&app.join("docker-compose.yml"), None, &[], "app").unwrap();
+    let ours: serde_norway::Value = serde_norway::from_str(&ours).unwrap();
+    let theirs = docker_compose_config(&app, "docker-compose.yml", "app")
+        .expect("docker-compose reads the extends fixture");
+    assert_eq!(comparable(&ours), comparable(&theirs));
+    assert_eq!(
+        ours["services"]["worker"]["command"],
+        serde_norway::from_str::<serde_norway::Value>("[work]").unwrap()
+    );
+
+    let included =
+        app::stacks::compose::config(&app.join("with-include.yml"), None, &[], "app").unwrap();
+    let included: serde_norway::Value = serde_norway::from_str(&included).unwrap();
+    let services = &included["services"];
+    let names: Vec<&str> = services
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .filter_map(|name| name.as_str())
+        .collect();
+    assert_eq!(names, ["web", "api", "jobs"]);
+    assert_eq!(services["api"]["environment"]["API_LEVEL"], "debug");
+    let at = |path: &str| root.join(path).display().to_string();
+    assert_eq!(
+        services["api"]["volumes"][0]["source"],
+        at("app/api-data").as_str()
+    );
+    assert_eq!(
+        services["jobs"]["build"]["context"],
+        at("common/ctx").as_str()
+    );
+    assert_eq!(
+        services["jobs"]["volumes"][0]["source"],
+        at("common/data").as_str()
+    );
+
+    std::fs::write(
+        app.join("conflict.yml"),
+        "include: [included.yml]\nservices:\n  api:\n    image: mine\n",
+    )
+    .unwrap();
+    let conflict = app::stacks::compose::config(&app.join("conflict.yml"), None, &[], "app")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        conflict.contains("services.api") && conflict.contains("also defined by the included"),
+        "{conflict}"
+    );
+    std::fs::write(
+        app.join("loop.yml"),
+        "include: [loop.yml]\nservices:\n  a:\n    image: a\n",
+    )
+    .unwrap();
+    let looped = app::stacks::compose::config(&app.join("loop.yml"), None, &[], "app")
+        .unwrap_err()
+        .to_string();
+    assert!(looped.contains("includes itself"), "{looped}");
+}

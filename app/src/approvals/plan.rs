@@ -60,6 +60,21 @@ pub async fn describe(
         "the compose file".into(),
         sha256_of_file(&stack.compose_file),
     );
+    // What the files resolve to: the files they include or extend, the services' own env
+    // files, the active profiles. A change to any of them changes what would ship.
+    let model = crate::stacks::compose::config(
+        std::path::Path::new(&stack.compose_file),
+        stack.env_file.as_deref().map(std::path::Path::new),
+        &stack.profiles,
+        &stack.project,
+    );
+    facts.insert(
+        "the compose model".into(),
+        model.map_or_else(
+            |error| format!("unreadable: {error}"),
+            |model| hex::encode(Sha256::digest(model)),
+        ),
+    );
     facts.insert(
         "the env file".into(),
         stack

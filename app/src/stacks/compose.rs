@@ -465,16 +465,9 @@ fn read_document(
     profiles: &[String],
 ) -> Result<Document, ComposeError> {
     let invalid = |field: &str, message: String| invalid_field(path, field, message);
-    let mut document: Value =
-        serde_norway::from_str(text).map_err(|error| ComposeError::Syntax {
-            path: path.to_path_buf(),
-            line: error.location().map_or(0, |location| location.line()),
-            message: error.to_string(),
-        })?;
-    merge_keys(&mut document).map_err(|message| invalid("<<", message))?;
     let mut uses = BTreeMap::new();
-    interpolate_values(&mut document, &mut Vec::new(), environment, &mut uses)
-        .map_err(|(field, message)| invalid(&field, message))?;
+    let mut document = interpolated_file(path, text, environment, &mut uses)?;
+    super::includes::resolve(&mut document, path, environment, &mut uses)?;
     // Named volumes are made with the local driver, as PROJECT_NAME or by their `name:`; one
     // an external one names is used as it is.
     if let Some(Value::Mapping(volumes)) = document.get("volumes") {
@@ -529,6 +522,27 @@ fn read_document(
         uses,
         profiles: named_profiles,
     })
+}
+
+/// A compose file's YAML with merge keys expanded and every value interpolated; `uses`
+/// gathers, per service, the variables its values name.
+pub(super) fn interpolated_file(
+    path: &Path,
+    text: &str,
+    environment: &MapEnvironment,
+    uses: &mut BTreeMap<String, BTreeSet<String>>,
+) -> Result<Value, ComposeError> {
+    let invalid = |field: &str, message: String| invalid_field(path, field, message);
+    let mut document: Value =
+        serde_norway::from_str(text).map_err(|error| ComposeError::Syntax {
+            path: path.to_path_buf(),
+            line: error.location().map_or(0, |location| location.line()),
+            message: error.to_string(),
+        })?;
+    merge_keys(&mut document).map_err(|message| invalid("<<", message))?;
+    interpolate_values(&mut document, &mut Vec::new(), environment, uses)
+        .map_err(|(field, message)| invalid(&field, message))?;
+    Ok(document)
 }
 
 /// Parses compose text with the given profiles active.

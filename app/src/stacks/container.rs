@@ -362,14 +362,19 @@ pub(super) fn host_path(source: &str, compose_dir: &Path) -> String {
     if let Some(rest) = source.strip_prefix("~/") {
         return Path::new(&home).join(rest).display().to_string();
     }
-    // `./data` is `DIR/data`, as Compose writes it.
-    compose_dir
-        .join(source)
-        .components()
-        .filter(|part| *part != std::path::Component::CurDir)
-        .collect::<std::path::PathBuf>()
-        .display()
-        .to_string()
+    // `./data` is `DIR/data` and `../common/data` is `PARENT/common/data`, as Compose writes
+    // them.
+    let mut path = std::path::PathBuf::new();
+    for part in compose_dir.join(source).components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                path.pop();
+            }
+            other => path.push(other),
+        }
+    }
+    path.display().to_string()
 }
 
 /// `restart`: every policy, `on-failure[:N]`.

@@ -55,12 +55,13 @@ const APPLIED: &[&str] = &[
     "secrets",
     "configs",
     "container_name",
+    // Resolved before the fields are checked (see `includes`).
+    "extends",
     "platform",
 ];
 
 /// Fields of the Compose Specification Slipway does not apply, each with the reason.
 const REFUSED: &[(&str, &str)] = &[
-    ("extends", "extends is not resolved yet"),
     (
         "links",
         "links are legacy: services reach each other by name on the stack's network; remove it",

@@ -27,6 +27,8 @@ pub mod env_file;
 #[cfg(feature = "ssr")]
 pub mod fields;
 #[cfg(feature = "ssr")]
+mod includes;
+#[cfg(feature = "ssr")]
 pub mod lifecycle;
 #[cfg(feature = "ssr")]
 pub mod managed_edge;

@@ -130,29 +130,72 @@ fn raw_document(compose_file: &Path) -> Result<Value, ComposeError> {
     Ok(document)
 }
 
-/// The env files the services name (`env_file:`) that exist, relative to the compose file's
-/// folder; a path built from variables is the stack's business, not a secret's source.
+/// The compose file and every file it draws on (`include:`, `extends: { file }`) that exists,
+/// each with its YAML: their services' env files and literals are the stack's too.
+fn compose_files(compose_file: &Path) -> Result<Vec<(std::path::PathBuf, Value)>, ComposeError> {
+    let mut files: Vec<(std::path::PathBuf, Value)> = Vec::new();
+    let mut next = vec![compose_file.to_path_buf()];
+    while let Some(file) = next.pop() {
+        if files.iter().any(|(seen, _)| *seen == file) || files.len() >= 32 {
+            continue;
+        }
+        let document = raw_document(&file)?;
+        let dir = file.parent().unwrap_or(Path::new("")).to_path_buf();
+        let included = document
+            .get("include")
+            .and_then(|entries| super::includes::included_files(entries).ok())
+            .unwrap_or_default();
+        let extended = document
+            .get("services")
+            .and_then(Value::as_mapping)
+            .into_iter()
+            .flat_map(|services| services.values())
+            .filter_map(|service| service.get("extends")?.get("file")?.as_str())
+            .map(str::to_owned);
+        next.extend(
+            included
+                .into_iter()
+                .chain(extended)
+                .filter(|path| !path.contains('$'))
+                .map(|path| dir.join(path))
+                .filter(|path| path.is_file()),
+        );
+        files.push((file, document));
+    }
+    Ok(files)
+}
+
+/// The env files the services name (`env_file:`) that exist, relative to their compose
+/// file's folder; a path built from variables is the stack's business, not a secret's source.
 fn service_env_files(compose_file: &Path) -> Result<Vec<std::path::PathBuf>, ComposeError> {
-    let document = raw_document(compose_file)?;
-    let dir = compose_file.parent().unwrap_or(Path::new(""));
-    Ok(document
-        .get("services")
-        .and_then(Value::as_mapping)
-        .into_iter()
-        .flat_map(|services| services.values())
-        .filter_map(|service| super::compose::env_files(service.get("env_file")).ok())
-        .flatten()
-        .filter(|(path, _)| !path.contains('$'))
-        .map(|(path, _)| dir.join(path))
-        .filter(|path| path.is_file())
-        .collect())
+    let mut env_files = Vec::new();
+    for (file, document) in compose_files(compose_file)? {
+        let dir = file.parent().unwrap_or(Path::new(""));
+        env_files.extend(
+            document
+                .get("services")
+                .and_then(Value::as_mapping)
+                .into_iter()
+                .flat_map(|services| services.values())
+                .filter_map(|service| super::compose::env_files(service.get("env_file")).ok())
+                .flatten()
+                .filter(|(path, _)| !path.contains('$'))
+                .map(|(path, _)| dir.join(path))
+                .filter(|path| path.is_file()),
+        );
+    }
+    Ok(env_files)
 }
 
 fn compose_literals(compose_file: &Path) -> Result<Vec<(String, String)>, ComposeError> {
-    let document = raw_document(compose_file)?;
-    let services = document.get("services").and_then(Value::as_mapping);
-    let environments = services
+    let documents: Vec<Value> = compose_files(compose_file)?
         .into_iter()
+        .map(|(_, document)| document)
+        .collect();
+    let services = documents
+        .iter()
+        .filter_map(|document| document.get("services").and_then(Value::as_mapping));
+    let environments = services
         .flat_map(|services| services.values())
         .filter_map(|service| service.get("environment"));
     let mut literals = Vec::new();
@@ -249,6 +292,41 @@ mod tests {
         assert!(
             is_secret_name("jwt_secret") && is_secret_name("API_KEY") && !is_secret_name("PORT")
         );
+    }
+
+    #[test]
+    fn what_included_and_extended_files_hold_is_masked_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, other) = (dir.path(), dir.path().join("other"));
+        std::fs::create_dir(&other).unwrap();
+        let compose = root.join("docker-compose.yml");
+        std::fs::write(
+            &compose,
+            "include: [other/included.yml]\nservices:\n  web:\n    extends: { file: other/base.yml, service: base }\n",
+        )
+        .unwrap();
+        std::fs::write(
+            other.join("included.yml"),
+            "services:\n  api:\n    image: api\n    env_file: api.env\n",
+        )
+        .unwrap();
+        std::fs::write(
+            other.join("api.env"),
+            "DB_PASSWORD=included-env-file-secret\n",
+        )
+        .unwrap();
+        std::fs::write(
+            other.join("base.yml"),
+            "services:\n  base:\n    image: b\n    environment: { API_TOKEN: extended-literal-secret }\n",
+        )
+        .unwrap();
+        let secrets = secret_values(&compose, None).unwrap();
+        for value in ["included-env-file-secret", "extended-literal-secret"] {
+            assert!(
+                secrets.iter().any(|secret| secret == value),
+                "{value}: {secrets:?}"
+            );
+        }
     }
 
     #[test]
