@@ -209,6 +209,50 @@ async fn a_deployed_service_carries_every_field_as_docker_compose_sets_it() {
         "the command is split as a shell splits it: {}",
         ours["Cmd"]
     );
+
+    // Compose's own labels, so that docker-compose sees the containers as its own.
+    let container = web_container(&project);
+    let label = |name: &str| {
+        docker(&[
+            "inspect",
+            "--format",
+            &format!("{{{{index .Config.Labels \"{name}\"}}}}"),
+            &container,
+        ])
+    };
+    assert_eq!(label("com.docker.compose.project"), project);
+    assert_eq!(label("com.docker.compose.service"), "web");
+    assert_eq!(label("com.docker.compose.container-number"), "1");
+    assert_eq!(
+        label("com.docker.compose.project.working_dir"),
+        fixture.canonicalize().unwrap().display().to_string()
+    );
+    assert_eq!(
+        label("com.docker.compose.project.config_files"),
+        fixture
+            .join("docker-compose.yml")
+            .canonicalize()
+            .unwrap()
+            .display()
+            .to_string()
+    );
+    let hash = label("com.docker.compose.config-hash");
+    assert!(
+        hash.len() == 16 && hash == label("slipway.config-hash"),
+        "{hash}"
+    );
+    let listed = std::process::Command::new("docker-compose")
+        .env("DOCKER_HOST", "unix:///var/run/docker.sock")
+        .envs(variables)
+        .args(["-p", &project, "-f", &compose_file, "ps", "-q", "web"])
+        .output()
+        .expect("docker-compose runs");
+    let listed = String::from_utf8_lossy(&listed.stdout).trim().to_owned();
+    let id = docker(&["inspect", "--format", "{{.Id}}", &container]);
+    assert_eq!(
+        listed, id,
+        "docker-compose ps finds the container Slipway made"
+    );
 }
 
 /// How Debian's docker-compose 1.29 reads a corpus folder, `None` when it refuses the file.

@@ -462,7 +462,8 @@ impl TinyStack {
                 // Never sent to the engine: .dockerignore excludes it.
                 std::fs::write(dir.path().join("web/secret.env"), "TOKEN=do-not-ship\n").unwrap();
                 std::fs::write(dir.path().join("web/.dockerignore"), "secret.env\n").unwrap();
-                "build:\n      context: ./web\n      args:\n        GREETING: built-by-slipway"
+                // Every build field the classic builder applies.
+                "build:\n      context: ./web\n      args:\n        GREETING: built-by-slipway\n      labels: [team=payments]\n      network: none\n      shm_size: 64m\n      no_cache: true\n      cache_from: [slipway-portal-frontend:1.0.0]"
             }
             None => "image: slipway-portal-frontend:1.0.0",
         };
@@ -704,8 +705,9 @@ async fn deploy_builds_an_image_from_its_build_context_and_rebuilds_it_when_it_c
     deployed.assert_success();
     for expected in [
         "Build the image of web",
-        // The builder adds Compose's project and service labels as two steps of its own.
-        "Step 1/7 : FROM slipway-portal-frontend:1.0.0",
+        // The builder adds the labels (the build's and Compose's project and service) as
+        // steps of its own.
+        "Step 1/8 : FROM slipway-portal-frontend:1.0.0",
         &format!("Successfully tagged {image}:latest"),
         &format!("built {image} in"),
         "web: ready",
@@ -726,6 +728,17 @@ async fn deploy_builds_an_image_from_its_build_context_and_rebuilds_it_when_it_c
         ]),
         "built-by-slipway",
         "build arguments reach the build"
+    );
+    assert_eq!(
+        docker(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"team\"}}",
+            &image
+        ]),
+        "payments",
+        "the build's labels are the image's"
     );
     assert_eq!(
         docker(&[

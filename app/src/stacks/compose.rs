@@ -11,8 +11,7 @@ use compose_lens::diagnostic::Severity;
 use compose_lens::interpolation::{interpolate, InterpolationInput, MapEnvironment};
 use compose_lens::source::{SourceId, SourceSpan};
 use docker_compose_types::{
-    BuildArgs, BuildStep, Command, Compose, ComposeVolume, DependsOnOptions, ExternalVolume,
-    Labels, Ports, Service,
+    Command, Compose, ComposeVolume, DependsOnOptions, ExternalVolume, Labels, Ports, Service,
 };
 use serde::Deserialize;
 use serde_norway::Value;
@@ -140,6 +139,8 @@ pub struct ServiceDefinition {
     pub networks: Vec<super::networks::ServiceNetwork>,
     /// The engine's names of the named volumes that are not `PROJECT_KEY`, by key.
     pub fixed_volume_names: BTreeMap<String, String>,
+    /// The compose file the service is read from (Compose's `config_files` label).
+    pub compose_file: PathBuf,
     /// `pids_limit`, which the typed service has no field for.
     pub pids_limit: Option<i64>,
     /// The whole typed service, for creating its containers.
@@ -154,6 +155,17 @@ pub struct BuildSpec {
     pub dockerfile: String,
     pub args: BTreeMap<String, String>,
     pub target: Option<String>,
+    /// Labels the built image carries.
+    pub labels: BTreeMap<String, String>,
+    /// The network the build's RUN instructions use (`host`, `none`, a network's name).
+    pub network: Option<String>,
+    /// `/dev/shm` of the build's containers, in bytes.
+    pub shm_size: Option<i64>,
+    /// Images whose layers the build may reuse.
+    pub cache_from: Vec<String>,
+    pub no_cache: bool,
+    /// Pull a newer base image first (needs a registry).
+    pub pull: bool,
 }
 
 impl ServiceDefinition {
@@ -560,7 +572,7 @@ pub fn parse_active(
     } = read_document(path, text, environment, profiles)?;
     let top_level = |kind: &str| document.get(kind).cloned().unwrap_or(Value::Null);
     let (secrets, configs) = (top_level("secrets"), top_level("configs"));
-    let mut pids_limits = BTreeMap::new();
+    let (mut pids_limits, mut builds) = (BTreeMap::new(), BTreeMap::new());
     if let Some(services) = document.get_mut("services").and_then(Value::as_mapping_mut) {
         let dir = path.parent().unwrap_or(Path::new(""));
         for (name, service) in services.iter_mut() {
@@ -577,6 +589,12 @@ pub fn parse_active(
                     )
                 })?;
                 pids_limits.insert(name.to_owned(), limit);
+            }
+            // Read here, where the fields the typed model lacks (`no_cache`, `pull`) are.
+            if let Some(build) = service.as_mapping_mut().and_then(|s| s.remove("build")) {
+                let spec = build_spec(build)
+                    .map_err(|(field, why)| invalid(&format!("services.{name}.{field}"), why))?;
+                builds.insert(name.to_owned(), spec);
             }
             for (kind, definitions) in [("secrets", &secrets), ("configs", &configs)] {
                 file_mounts(service, kind, definitions, dir)
@@ -606,10 +624,12 @@ pub fn parse_active(
     let mut services = Vec::new();
     for (name, service) in &compose.services.0 {
         let service = service.clone().unwrap_or_default();
-        let mut definition = service_definition(name, service)
+        let build = builds.remove(name.as_str());
+        let mut definition = service_definition(name, service, build)
             .map_err(|(field, message)| invalid(&format!("services.{name}.{field}"), message))?;
         definition.variables = uses.remove(name).unwrap_or_default();
         definition.pids_limit = pids_limits.remove(name);
+        definition.compose_file = path.to_path_buf();
         definition.fixed_volume_names = volumes
             .iter()
             .filter_map(|volume| Some((volume.key.clone(), volume.fixed_name.clone()?)))
@@ -1135,6 +1155,7 @@ fn default_role(image: Option<&str>) -> &'static str {
 pub(super) fn service_definition(
     name: &str,
     service: Service,
+    build: Option<BuildSpec>,
 ) -> Result<ServiceDefinition, (String, String)> {
     let labels: BTreeMap<String, String> = match &service.labels {
         Labels::List(items) => items
@@ -1193,7 +1214,7 @@ pub(super) fn service_definition(
             })
         })
         .transpose()?;
-    if service.image.is_none() && service.build_.is_none() {
+    if service.image.is_none() && build.is_none() {
         return Err((
             "image".into(),
             "a service needs an image or a build context".into(),
@@ -1207,7 +1228,6 @@ pub(super) fn service_definition(
         DependsOnOptions::Simple(names) => names.clone(),
         DependsOnOptions::Conditional(map) => map.keys().cloned().collect(),
     };
-    let build = service.build_.as_ref().map(build_spec).transpose()?;
     Ok(ServiceDefinition {
         name: name.to_owned(),
         image: service.image.clone(),
@@ -1241,6 +1261,7 @@ pub(super) fn service_definition(
         published_by_edge: None,
         networks: Vec::new(),
         fixed_volume_names: BTreeMap::new(),
+        compose_file: PathBuf::new(),
         pids_limit: None,
         compose: service,
     })
@@ -1261,45 +1282,133 @@ fn checked_table_name(table: Option<String>) -> Result<Option<String>, (String, 
     }
 }
 
-/// `build:` in either form; a field Slipway cannot honour is named, never ignored.
-fn build_spec(build: &BuildStep) -> Result<BuildSpec, (String, String)> {
-    let advanced = match build {
-        BuildStep::Simple(context) => {
+/// Fields of `build:` that only BuildKit applies: Slipway builds with the engine's classic
+/// builder (a local base image needs no registry), so each is refused by name.
+const BUILDKIT_ONLY: [&str; 11] = [
+    "dockerfile_inline",
+    "ssh",
+    "secrets",
+    "tags",
+    "platforms",
+    "isolation",
+    "privileged",
+    "additional_contexts",
+    "cache_to",
+    "entitlements",
+    "ulimits",
+];
+
+/// `build:` in its long form as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WrittenBuild {
+    #[serde(default = "this_folder")]
+    context: String,
+    dockerfile: Option<String>,
+    args: Option<Value>,
+    target: Option<String>,
+    labels: Option<Value>,
+    network: Option<String>,
+    shm_size: Option<Value>,
+    #[serde(default)]
+    cache_from: Vec<String>,
+    #[serde(default)]
+    no_cache: bool,
+    #[serde(default)]
+    pull: bool,
+}
+
+fn this_folder() -> String {
+    ".".into()
+}
+
+/// `build:` in either form (its arguments by name already resolved); a field Slipway cannot
+/// honour is named, never ignored.
+fn build_spec(build: Value) -> Result<BuildSpec, (String, String)> {
+    let mut build = match build {
+        Value::String(context) => {
             return Ok(BuildSpec {
-                context: context.clone(),
+                context,
                 dockerfile: "Dockerfile".into(),
                 ..BuildSpec::default()
             })
         }
-        BuildStep::Advanced(advanced) => advanced,
+        Value::Mapping(build) => build,
+        _ => return Err(("build".into(), "a build context, or its long form".into())),
     };
-    if advanced.dockerfile_inline.is_some() {
+    if let Some(field) = BUILDKIT_ONLY
+        .iter()
+        .find(|field| build.contains_key(**field))
+    {
         return Err((
-            "build.dockerfile_inline".into(),
-            "is not supported yet; put the Dockerfile in the build context".into(),
+            format!("build.{field}"),
+            "needs BuildKit; Slipway builds with the engine's classic builder".into(),
         ));
     }
-    let pair = |item: &str| match item.split_once('=') {
-        Some((name, value)) => (name.to_owned(), value.to_owned()),
-        None => (item.to_owned(), String::new()),
-    };
-    let args = match &advanced.args {
-        None => BTreeMap::new(),
-        Some(BuildArgs::Simple(item)) => BTreeMap::from([pair(item)]),
-        Some(BuildArgs::List(items)) => items.iter().map(|item| pair(item)).collect(),
-        Some(BuildArgs::KvPair(map)) => map
-            .iter()
-            .map(|(name, value)| (name.clone(), value.clone()))
-            .collect(),
+    for flag in ["no_cache", "pull"] {
+        as_typed(build.get_mut(flag));
+    }
+    let written: WrittenBuild = serde_norway::from_value(Value::Mapping(build))
+        .map_err(|error| ("build".to_owned(), error.to_string()))?;
+    let named =
+        |field: &str, value: Option<Value>| -> Result<BTreeMap<String, String>, (String, String)> {
+            let wrong = || {
+                (
+                    format!("build.{field}"),
+                    "a list of NAME=VALUE or a map".to_owned(),
+                )
+            };
+            match value {
+                None => Ok(BTreeMap::new()),
+                Some(Value::Sequence(items)) => items
+                    .iter()
+                    .map(|item| {
+                        let item = item.as_str().ok_or_else(wrong)?;
+                        let (name, value) = item.split_once('=').unwrap_or((item, ""));
+                        Ok((name.to_owned(), value.to_owned()))
+                    })
+                    .collect(),
+                Some(Value::Mapping(map)) => map
+                    .iter()
+                    .map(|(name, value)| {
+                        let name = name.as_str().ok_or_else(wrong)?.to_owned();
+                        let value = match value {
+                            Value::String(text) => text.clone(),
+                            Value::Number(number) => number.to_string(),
+                            Value::Bool(flag) => flag.to_string(),
+                            _ => return Err(wrong()),
+                        };
+                        Ok((name, value))
+                    })
+                    .collect(),
+                Some(_) => Err(wrong()),
+            }
+        };
+    let shm_size = match written.shm_size {
+        None => None,
+        Some(size) => {
+            let bytes = match &size {
+                Value::Number(number) => number.as_i64(),
+                Value::String(text) => super::container::bytes(text),
+                _ => None,
+            };
+            Some(bytes.filter(|bytes| i32::try_from(*bytes).is_ok()).ok_or((
+                "build.shm_size".to_owned(),
+                "a size such as 64m, under 2 GiB".to_owned(),
+            ))?)
+        }
     };
     Ok(BuildSpec {
-        context: advanced.context.clone(),
-        dockerfile: advanced
-            .dockerfile
-            .clone()
-            .unwrap_or_else(|| "Dockerfile".into()),
-        args,
-        target: advanced.target.clone(),
+        context: written.context,
+        dockerfile: written.dockerfile.unwrap_or_else(|| "Dockerfile".into()),
+        args: named("args", written.args)?,
+        target: written.target,
+        labels: named("labels", written.labels)?,
+        network: written.network,
+        shm_size,
+        cache_from: written.cache_from,
+        no_cache: written.no_cache,
+        pull: written.pull,
     })
 }
 
@@ -1566,9 +1675,21 @@ mod tests {
         let inline = "services:\n  web:\n    build:\n      context: .\n      dockerfile_inline: FROM scratch\n";
         let error = parse_text(inline, &[]).unwrap_err().to_string();
         assert!(
-            error.contains("services.web.build.dockerfile_inline"),
+            error.contains("services.web.build.dockerfile_inline") && error.contains("BuildKit"),
             "{error}"
         );
+        for (field, why) in [
+            ("ssh: [default]", "services.web.build.ssh: needs BuildKit"),
+            (
+                "shm_size: 3g",
+                "services.web.build.shm_size: a size such as 64m",
+            ),
+            ("colour: red", "unknown field `colour`"),
+        ] {
+            let text = format!("services:\n  web:\n    build:\n      context: .\n      {field}\n");
+            let error = parse_text(&text, &[]).unwrap_err().to_string();
+            assert!(error.contains(why), "{field}: {error}");
+        }
     }
 
     #[test]

@@ -572,7 +572,7 @@ fn host_settings(compose: &Service, host: &mut HostConfig) -> Result<(), (String
 }
 
 /// A size as Compose writes it (`512`, `64k`, `1.5G`, `2gb`; powers of 1024) in bytes.
-fn bytes(text: &str) -> Option<i64> {
+pub(super) fn bytes(text: &str) -> Option<i64> {
     let text = text.trim().to_ascii_lowercase();
     let digits_end = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

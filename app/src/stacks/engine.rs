@@ -533,16 +533,35 @@ impl Engine {
         service: &str,
         context: Vec<u8>,
     ) -> impl Stream<Item = Result<String, EngineError>> + 'a {
-        let labels = HashMap::from([(PROJECT_LABEL, project), (SERVICE_LABEL, service)]);
+        let mut labels: HashMap<&str, &str> = spec
+            .labels
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        labels.extend([(PROJECT_LABEL, project), (SERVICE_LABEL, service)]);
         let mut options = BuildImageOptionsBuilder::new()
             .dockerfile(&spec.dockerfile)
             .t(tag)
             .labels(&labels)
             .rm(true)
             .forcerm(true)
+            .nocache(spec.no_cache)
             .buildargs(&spec.args.clone().into_iter().collect::<HashMap<_, _>>());
         if let Some(target) = &spec.target {
             options = options.target(target);
+        }
+        if let Some(network) = &spec.network {
+            options = options.networkmode(network);
+        }
+        // Checked when the file is read: under 2 GiB.
+        if let Some(size) = spec.shm_size.and_then(|size| i32::try_from(size).ok()) {
+            options = options.shmsize(size);
+        }
+        if !spec.cache_from.is_empty() {
+            options = options.cachefrom(&spec.cache_from);
+        }
+        if spec.pull {
+            options = options.pull("1");
         }
         self.docker
             .build_image(

@@ -207,9 +207,7 @@ pub async fn start_service(
     }
     let mut body = container_body(project, service, compose_dir)?;
     let hash = config_hash(engine, &body).await;
-    if let Some(labels) = body.labels.as_mut() {
-        labels.insert(CONFIG_HASH_LABEL.into(), hash.clone());
-    }
+    stamp(&mut body, service, &hash);
     let existing = containers_of(engine, project, &service.name).await?;
     let (id, outcome) = match existing.first() {
         Some(container) if container.config_hash == hash || container.config_hash.is_empty() => {
@@ -472,8 +470,8 @@ pub async fn create_replacement(
         .max()
         .unwrap_or(0)
         + 1;
+    stamp(&mut body, service, &hash);
     if let Some(labels) = body.labels.as_mut() {
-        labels.insert(CONFIG_HASH_LABEL.into(), hash);
         labels.insert(
             "com.docker.compose.container-number".into(),
             number.to_string(),
@@ -1080,6 +1078,19 @@ pub async fn runs_as_defined(
 /// A digest of everything a container is created from, the image's id included, so a tag
 /// that now names another image (a rebuild) means a new container. serde_json sorts object
 /// keys, so the same definition always gives the same digest.
+/// The labels written once the definition's digest is taken: the digest itself (Slipway's and
+/// Compose's own label) and the compose file the container comes from, as Compose writes it.
+fn stamp(body: &mut ContainerCreateBody, service: &ServiceDefinition, hash: &str) {
+    if let Some(labels) = body.labels.as_mut() {
+        labels.insert(CONFIG_HASH_LABEL.into(), hash.to_owned());
+        labels.insert("com.docker.compose.config-hash".into(), hash.to_owned());
+        labels.insert(
+            "com.docker.compose.project.config_files".into(),
+            service.compose_file.display().to_string(),
+        );
+    }
+}
+
 async fn config_hash(engine: &Engine, body: &ContainerCreateBody) -> String {
     let image_id = match body.image.as_deref() {
         // A missing image is reported when the container is created.

@@ -110,7 +110,7 @@ pub fn put_in_front(definition: &mut StackDefinition) -> Result<(), String> {
         },
     }))
     .map_err(|error| format!("the edge's definition: {error}"))?;
-    let mut edge = super::compose::service_definition(EDGE_SERVICE, compose)
+    let mut edge = super::compose::service_definition(EDGE_SERVICE, compose, None)
         .map_err(|(field, message)| format!("the edge's {field}: {message}"))?;
     edge.role = ServiceRole::Edge;
     edge.role_declared = true;
