@@ -135,20 +135,12 @@ impl RolloutProbe {
 /// address it is bound to, or loopback when it is bound to every address. Ports without a
 /// fixed host port, ranges, UDP and IPv6 bindings are not probed.
 pub(super) fn published_address(published: &str) -> Option<String> {
-    let (mapping, protocol) = published.split_once('/').unwrap_or((published, "tcp"));
-    if protocol != "tcp" || mapping.contains('[') {
-        return None;
-    }
-    let (ip, host_port) = match mapping.split(':').collect::<Vec<_>>().as_slice() {
-        [ip, host_port, _] => (*ip, *host_port),
-        [host_port, _] => ("", *host_port),
-        _ => return None,
-    };
-    let port: u16 = host_port.parse().ok()?;
-    let ip = if ip.is_empty() || ip == "0.0.0.0" {
-        "127.0.0.1"
-    } else {
-        ip
+    let (ip, host_port, _) = crate::stacks::lifecycle::single_tcp_port(published)?;
+    let port: u16 = host_port?.parse().ok()?;
+    let ip = match ip.as_deref() {
+        None | Some("0.0.0.0") => "127.0.0.1".to_owned(),
+        Some(ip) if ip.contains(':') => return None,
+        Some(ip) => ip.to_owned(),
     };
     Some(format!("{ip}:{port}"))
 }

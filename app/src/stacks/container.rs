@@ -133,6 +133,19 @@ pub(super) fn words(line: &str) -> Option<Vec<String>> {
     )
 }
 
+/// A short-syntax port that publishes one TCP port: (host IP, host port, container port);
+/// `None` for UDP and ranges.
+pub fn single_tcp_port(port: &str) -> Option<(Option<String>, Option<String>, u16)> {
+    match short_port(port)?.as_slice() {
+        [(ip, host, container, protocol)]
+            if protocol == "tcp" && !host.as_deref().unwrap_or_default().contains('-') =>
+        {
+            Some((ip.clone(), host.clone(), container.parse().ok()?))
+        }
+        _ => None,
+    }
+}
+
 /// Published ports (every short form, ranges, `/udp`, the long syntax, a host IP) as the
 /// exposed ports and their bindings.
 #[allow(clippy::type_complexity)]

@@ -11,7 +11,7 @@ use bollard::models::ContainerCreateBody;
 use docker_compose_types::Environment;
 
 use super::compose::{ServiceDefinition, StackDefinition};
-pub use super::container::container_body;
+pub use super::container::{container_body, single_tcp_port};
 use super::engine::{Engine, EngineError, LogsFrom, CONFIG_HASH_LABEL};
 use super::{ContainerStatus, ServiceRole, StackError};
 

@@ -126,19 +126,20 @@ pub fn put_in_front(definition: &mut StackDefinition) -> Result<(), String> {
 
 /// `[IP:]HOST_PORT:CONTAINER_PORT[/tcp]` or `CONTAINER_PORT` as (what goes before the
 /// container port, the container port); `None` for UDP and ranges.
-fn tcp_mapping(port: &str) -> Option<(Option<&str>, u16)> {
-    let (mapping, protocol) = port.split_once('/').unwrap_or((port, "tcp"));
-    if protocol != "tcp" {
-        return None;
-    }
-    let (host, target) = match mapping.rsplit_once(':') {
-        Some((host, target)) => (Some(host), target),
-        None => (None, mapping),
+fn tcp_mapping(port: &str) -> Option<(Option<String>, u16)> {
+    let (ip, host_port, target) = super::container::single_tcp_port(port)?;
+    let ip = ip.map(|ip| {
+        if ip.contains(':') {
+            format!("[{ip}]")
+        } else {
+            ip
+        }
+    });
+    let host = match (ip, host_port) {
+        (Some(ip), host_port) => Some(format!("{ip}:{}", host_port.unwrap_or_default())),
+        (None, host_port) => host_port,
     };
-    if host.is_some_and(|host| host.rsplit(':').next().unwrap_or(host).contains('-')) {
-        return None;
-    }
-    Some((host, target.parse().ok()?))
+    Some((host, target))
 }
 
 #[cfg(test)]
