@@ -64,7 +64,7 @@ pub const SECTIONS: &[Section] = &[
         label: "History",
         purpose: "Every release and run that reached a stack, newest first.",
         min_role: Role::Viewer,
-        available: false,
+        available: true,
     },
     Section {
         path: "/approvals",

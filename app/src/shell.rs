@@ -14,6 +14,7 @@ use crate::auth::{
 };
 use crate::backups::BackupsPage;
 use crate::errors::set_response_status;
+use crate::history::HistoryPage;
 use crate::releases::{ReleasePage, ReleasesPage};
 use crate::runs::{RunPage, RunsPage};
 use crate::sections::{section_for, visible_to};
@@ -111,7 +112,11 @@ pub fn App() -> impl IntoView {
                         ssr=SsrMode::Async
                         view=|| view! { <Guarded path="/backups">{|| view! { <BackupsPage /> }}</Guarded> }
                     />
-                    <Route path=StaticSegment("history") view=|| view! { <Pending path="/history" /> } />
+                    <Route
+                        path=StaticSegment("history")
+                        ssr=SsrMode::Async
+                        view=|| view! { <Guarded path="/history">{|| view! { <HistoryPage /> }}</Guarded> }
+                    />
                     <Route
                         path=StaticSegment("approvals")
                         ssr=SsrMode::Async

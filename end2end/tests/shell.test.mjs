@@ -28,12 +28,12 @@ describe('the console shell', () => {
     const { page, context } = await signedInPage(running.browser, running.baseUrl, admin);
     // A marker on window survives client-side navigation and dies with a full reload.
     await page.evaluate(() => { window.__sameDocument = true; });
-    await page.locator('nav.nav a', { hasText: 'History' }).click();
-    await page.waitForURL(`${running.baseUrl}/history`);
-    assert.equal(await page.locator('main h1').innerText(), 'History');
+    await page.locator('nav.nav a', { hasText: 'Health' }).click();
+    await page.waitForURL(`${running.baseUrl}/health`);
+    assert.equal(await page.locator('main h1').innerText(), 'Health');
     assert.match(await page.locator('[data-testid="not-available"]').innerText(), /Not available yet/);
-    assert.equal(await page.locator('nav.nav a[aria-current="page"]').innerText(), 'History');
-    assert.equal(await page.title(), 'History · Slipway');
+    assert.equal(await page.locator('nav.nav a[aria-current="page"]').innerText(), 'Health');
+    assert.equal(await page.title(), 'Health · Slipway');
     assert.equal(await page.evaluate(() => window.__sameDocument), true);
     await context.close();
   });

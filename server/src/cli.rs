@@ -35,6 +35,34 @@ pub enum Command {
     Stack(StackCommand),
     #[command(flatten)]
     Run(RunCommand),
+    /// Print the history: every run that touched a stack, newest first, filtered.
+    History {
+        #[arg(long, default_value = "")]
+        stack: String,
+        /// deploy, update, migrate, rollback, …
+        #[arg(long, default_value = "")]
+        operation: String,
+        /// succeeded, failed, cancelled, interrupted or running.
+        #[arg(long, default_value = "")]
+        outcome: String,
+        /// Who started or approved the run.
+        #[arg(long, default_value = "")]
+        person: String,
+        /// From this day (YYYY-MM-DD, UTC).
+        #[arg(long, default_value = "")]
+        since: String,
+        /// Until the end of this day.
+        #[arg(long, default_value = "")]
+        until: String,
+        /// Text in the version of the release the run shipped.
+        #[arg(long, default_value = "")]
+        version: String,
+        /// Print every matching run as CSV instead of the newest page as lines.
+        #[arg(long)]
+        csv: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Print the model Slipway would run for a compose file, as `docker compose config`
     /// prints it, without adding a stack; a file Slipway refuses is refused with the reason.
     Config {

@@ -32,6 +32,8 @@ pub enum CommandError {
     #[error("{0}")]
     Backup(#[from] app::backups::BackupError),
     #[error("{0}")]
+    History(#[from] app::history::HistoryError),
+    #[error("{0}")]
     Approval(#[from] app::approvals::ApprovalError),
     #[error("{0}")]
     Flag(#[from] app::flags::FlagError),
@@ -760,6 +762,66 @@ pub async fn wait_for_approval(id: &str, store_args: &StoreArgs) -> Result<Strin
 }
 
 /// `slipway stack edge NAME [--managed B]`: the setting after the change, in words.
+/// `slipway history`: the newest page as lines, or every matching run as CSV.
+pub async fn print_history(
+    filter: &app::history::HistoryFilter,
+    csv: bool,
+    store_args: &StoreArgs,
+) -> Result<String, CommandError> {
+    let store = open_store(store_args).await?;
+    let outcome = if csv {
+        app::history::service::csv(&store, filter).await
+    } else {
+        app::history::service::page(&store, filter)
+            .await
+            .map(|page| history_lines(&page))
+    };
+    store.close().await;
+    Ok(outcome?.trim_end().to_owned())
+}
+
+fn history_lines(page: &app::history::HistoryList) -> String {
+    if page.entries.is_empty() {
+        return "nothing matches".into();
+    }
+    let mut lines = Vec::new();
+    for entry in &page.entries {
+        let release = if entry.release_version.is_empty() {
+            String::new()
+        } else {
+            format!(" of release {}", entry.release_version)
+        };
+        let approved = if entry.approved_by.is_empty() {
+            String::new()
+        } else {
+            format!(", approved by {}", entry.approved_by.join(", "))
+        };
+        let took = entry
+            .duration_seconds
+            .map(|seconds| format!(" in {seconds:.1} s"))
+            .unwrap_or_default();
+        lines.push(format!(
+            "{}  {}  {}{release}  {}{took}  by {}{approved}  (run {})",
+            entry.started_at,
+            entry.stack,
+            entry.operation,
+            entry.status,
+            entry.requested_by,
+            entry.run_id
+        ));
+        for change in &entry.images {
+            lines.push(format!("    {change}"));
+        }
+    }
+    if page.next.is_some() {
+        lines.push(format!(
+            "(the newest {}; narrow the filters or use --csv for all)",
+            page.entries.len()
+        ));
+    }
+    lines.join("\n")
+}
+
 /// `slipway config`: the model for a compose file that is not a stack yet.
 pub fn compose_config(
     compose_file: &Path,
@@ -768,18 +830,19 @@ pub fn compose_config(
     project: Option<String>,
     unmasked: bool,
 ) -> Result<String, CommandError> {
-    let compose_error = |error: app::stacks::compose::ComposeError| {
-        CommandError::from(StackError::Compose(error.to_string()))
+    let compose_error = |error: app::stacks::compose::ComposeError, secrets: &[String]| {
+        let said = app::stacks::secrets::redact(&error.to_string(), secrets);
+        CommandError::from(StackError::Compose(said))
     };
     let project = project.unwrap_or_else(|| default_project(compose_file));
-    let model = app::stacks::compose::config(compose_file, env_file, profiles, &project)
-        .map_err(compose_error)?;
-    if unmasked {
-        return Ok(model);
-    }
-    let secrets =
-        app::stacks::secrets::secret_values(compose_file, env_file).map_err(compose_error)?;
-    Ok(app::stacks::secrets::redact(&model, &secrets))
+    let secrets = if unmasked {
+        Vec::new()
+    } else {
+        app::stacks::secrets::secret_values(compose_file, env_file)
+            .map_err(|error| compose_error(error, &[]))?
+    };
+    app::stacks::compose::config(compose_file, env_file, profiles, &project, &secrets)
+        .map_err(|error| compose_error(error, &secrets))
 }
 
 /// Compose's project name for a file: its folder's name, lower case, with only the letters,

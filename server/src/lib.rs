@@ -4,6 +4,7 @@
 pub mod calendar;
 pub mod cli;
 pub mod commands;
+pub mod exports;
 pub mod live;
 pub mod serve;
 pub mod startup;

@@ -48,7 +48,7 @@ pub async fn run_events(
     Query(After { after }): Query<After>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refused) = viewer(&session, &console).await {
+    if let Err(refused) = viewer(&session, &console, Activity::Background).await {
         return refused;
     }
     let signed_out = signed_out(session, console.clone());
@@ -81,7 +81,7 @@ pub async fn log_events(
     Path(name): Path<String>,
     Query(filter): Query<LogFilter>,
 ) -> Response {
-    if let Err(refused) = viewer(&session, &console).await {
+    if let Err(refused) = viewer(&session, &console, Activity::Background).await {
         return refused;
     }
     let signed_out = signed_out(session, console.clone());
@@ -99,8 +99,13 @@ pub async fn log_events(
 
 /// Lets signed-in viewers and up through; anyone else gets the refusal to send. Opening a
 /// stream is the page's doing, not a person's: it does not keep the session from idling.
-async fn viewer(session: &Session, console: &ConsoleContext) -> Result<(), Response> {
-    let user = authenticate(session, console, Activity::Background)
+/// Lets a signed-in viewer (or more) through; anyone else gets the refusal as a response.
+pub(crate) async fn viewer(
+    session: &Session,
+    console: &ConsoleContext,
+    activity: Activity,
+) -> Result<(), Response> {
+    let user = authenticate(session, console, activity)
         .await
         .map_err(|error| refusal(error.status(), &error.to_string()))?;
     authorize(&user, Role::Viewer).map_err(|error| refusal(error.status(), &error.to_string()))
@@ -186,7 +191,7 @@ fn failure(message: &str) -> Event {
     Event::default().event("failure").data(message)
 }
 
-fn refusal(status: u16, message: &str) -> Response {
+pub(crate) fn refusal(status: u16, message: &str) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, format!("{message}\n")).into_response()
 }

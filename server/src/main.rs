@@ -13,10 +13,10 @@ use server::cli::{
 use server::commands::{
     add_stack, add_user, approval_policy, audit_head, backup_policy, compose_config,
     create_release, init_audit_key, list_approvals, list_backups, list_flags, managed_edge,
-    print_logs, release_policy, release_templates, request_approval, request_rollback,
-    run_operation, ship_release, show_release, stack_config, stack_profiles, stack_status,
-    tick_release, verify_audit, wait_for_approval, LogsRequest, PolicyChange, ReleasePolicyChange,
-    RollbackChoice,
+    print_history, print_logs, release_policy, release_templates, request_approval,
+    request_rollback, run_operation, ship_release, show_release, stack_config, stack_profiles,
+    stack_status, tick_release, verify_audit, wait_for_approval, LogsRequest, PolicyChange,
+    ReleasePolicyChange, RollbackChoice,
 };
 use server::startup::StartupError;
 use tracing_subscriber::EnvFilter;
@@ -284,6 +284,32 @@ fn main() -> ExitCode {
                 .map_err(|e| e.to_string()),
             Command::Approval(ApprovalCommand::Wait { id, store }) => {
                 wait_for_approval(&id, &store)
+                    .await
+                    .map(Some)
+                    .map_err(|e| e.to_string())
+            }
+            Command::History {
+                stack,
+                operation,
+                outcome,
+                person,
+                since,
+                until,
+                version,
+                csv,
+                store,
+            } => {
+                let filter = app::history::HistoryFilter {
+                    stack,
+                    operation,
+                    outcome,
+                    person,
+                    since,
+                    until,
+                    version,
+                    before: String::new(),
+                };
+                print_history(&filter, csv, &store)
                     .await
                     .map(Some)
                     .map_err(|e| e.to_string())

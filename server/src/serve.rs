@@ -197,6 +197,10 @@ pub fn router(state: ServerState) -> Router {
             crate::calendar::CALENDAR_PATH,
             get(crate::calendar::calendar_feed),
         )
+        .route(
+            crate::exports::HISTORY_CSV_PATH,
+            get(crate::exports::history_csv),
+        )
         .route(&events_path("{id}"), get(run_events))
         .route(&log_events_path("{name}"), get(log_events))
         .leptos_routes_with_context(&state, routes, provide_console.clone(), {

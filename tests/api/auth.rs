@@ -45,6 +45,11 @@ fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
         ),
         ("users", Role::Admin, vec![]),
         ("stacks", Role::Viewer, vec![]),
+        (
+            "history",
+            Role::Viewer,
+            pairs(&[("filter[stack]", "matrix")]),
+        ),
         ("backups", Role::Viewer, pairs(&[("stack", "")])),
         ("backups_version", Role::Viewer, pairs(&[("stack", "")])),
         (

@@ -477,7 +477,7 @@ fn the_corpus_prints_as_docker_compose_config_or_is_refused_by_name() {
         let env_file = folder.join(".env");
         let env_file = env_file.exists().then_some(env_file.as_path());
         let project = name.to_lowercase();
-        let ours = app::stacks::compose::config(&folder.join(file), env_file, &[], &project);
+        let ours = app::stacks::compose::config(&folder.join(file), env_file, &[], &project, &[]);
         let expected_refusal = REFUSED.iter().find(|(folder, _)| *folder == name);
         let ours = match (ours, expected_refusal) {
             (Err(error), Some((_, field))) => {
@@ -664,8 +664,8 @@ fn extends_resolves_as_docker_compose_does_and_include_adds_another_files_servic
     let root = scratch.path().join("extends");
     copy_folder(&fixture_dir().join("../extends"), &root);
     let app = root.join("app");
-    let ours =
-        app::stacks::compose::config(&app.join("docker-compose.yml"), None, &[], "app").unwrap();
+    let ours = app::stacks::compose::config(&app.join("docker-compose.yml"), None, &[], "app", &[])
+        .unwrap();
     let ours: serde_norway::Value = serde_norway::from_str(&ours).unwrap();
     let theirs = docker_compose_config(&app, "docker-compose.yml", "app")
         .expect("docker-compose reads the extends fixture");
@@ -676,7 +676,7 @@ fn extends_resolves_as_docker_compose_does_and_include_adds_another_files_servic
     );
 
     let included =
-        app::stacks::compose::config(&app.join("with-include.yml"), None, &[], "app").unwrap();
+        app::stacks::compose::config(&app.join("with-include.yml"), None, &[], "app", &[]).unwrap();
     let included: serde_norway::Value = serde_norway::from_str(&included).unwrap();
     let services = &included["services"];
     let names: Vec<&str> = services
@@ -706,7 +706,7 @@ fn extends_resolves_as_docker_compose_does_and_include_adds_another_files_servic
         "include: [included.yml]\nservices:\n  api:\n    image: mine\n",
     )
     .unwrap();
-    let conflict = app::stacks::compose::config(&app.join("conflict.yml"), None, &[], "app")
+    let conflict = app::stacks::compose::config(&app.join("conflict.yml"), None, &[], "app", &[])
         .unwrap_err()
         .to_string();
     assert!(
@@ -718,7 +718,7 @@ fn extends_resolves_as_docker_compose_does_and_include_adds_another_files_servic
         "include: [loop.yml]\nservices:\n  a:\n    image: a\n",
     )
     .unwrap();
-    let looped = app::stacks::compose::config(&app.join("loop.yml"), None, &[], "app")
+    let looped = app::stacks::compose::config(&app.join("loop.yml"), None, &[], "app", &[])
         .unwrap_err()
         .to_string();
     assert!(looped.contains("includes itself"), "{looped}");

@@ -9,6 +9,7 @@ mod compose;
 mod console;
 mod flags;
 mod helpers;
+mod history;
 mod portal;
 mod releases;
 mod runs;

@@ -67,6 +67,7 @@ pub async fn describe(
         stack.env_file.as_deref().map(std::path::Path::new),
         &stack.profiles,
         &stack.project,
+        &[],
     );
     facts.insert(
         "the compose model".into(),

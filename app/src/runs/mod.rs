@@ -645,7 +645,7 @@ fn RunList(list: Vec<RunSummary>) -> impl IntoView {
 }
 
 /// The badge of a run's or a step's status, by its text form (the two enums share it).
-fn status_class(status: &str) -> &'static str {
+pub(crate) fn status_class(status: &str) -> &'static str {
     if status == StepStatus::Succeeded.as_str() {
         "status on"
     } else if status == StepStatus::Running.as_str() || status == StepStatus::Pending.as_str() {

@@ -313,11 +313,11 @@ pub(super) fn plan<'a>(
                 .iter()
                 .filter(|s| s.role == ServiceRole::App && s.variables.contains(target))
                 .map(|s| replace(s))
-                .chain(restart_dependents())
                 .collect();
             if !readers.is_empty() {
                 steps.extend(pin_edge());
                 steps.extend(readers);
+                steps.extend(restart_dependents());
                 steps.extend([Step::CheckProbe, Step::RemoveReplaced, Step::RecordImages]);
             }
             steps

@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use compose_lens::diagnostic::Severity;
-use compose_lens::interpolation::{interpolate, InterpolationInput, MapEnvironment};
+use compose_lens::interpolation::{
+    interpolate, EnvironmentProvider, InterpolationInput, MapEnvironment,
+};
 use compose_lens::source::{SourceId, SourceSpan};
 use docker_compose_types::{
     Command, Compose, ComposeVolume, DependsOnOptions, ExternalVolume, Labels, Ports, Service,
@@ -260,10 +262,36 @@ pub fn load_with(
 }
 
 fn read_text(compose_file: &Path) -> Result<String, ComposeError> {
-    std::fs::read_to_string(compose_file).map_err(|source| ComposeError::Read {
-        path: compose_file.to_path_buf(),
+    read_small(compose_file)
+}
+
+/// A compose or env file is text of a few kilobytes: larger than this, it is not one.
+const LARGEST_FILE: u64 = 4 * 1024 * 1024;
+
+/// Reads a regular file of at most [`LARGEST_FILE`] bytes: a device, a pipe or a huge file
+/// named where a compose or env file belongs is refused, never read without end.
+pub(super) fn read_small(path: &Path) -> Result<String, ComposeError> {
+    use std::io::Read;
+    let refused = |why: &str| ComposeError::Read {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(why.to_owned()),
+    };
+    let read = |source| ComposeError::Read {
+        path: path.to_path_buf(),
         source,
-    })
+    };
+    let file = std::fs::File::open(path).map_err(read)?;
+    if !file.metadata().map_err(read)?.is_file() {
+        return Err(refused("not a regular file"));
+    }
+    let mut text = String::new();
+    file.take(LARGEST_FILE + 1)
+        .read_to_string(&mut text)
+        .map_err(read)?;
+    if text.len() as u64 > LARGEST_FILE {
+        return Err(refused("larger than 4 MiB"));
+    }
+    Ok(text)
 }
 
 /// The model Slipway runs for the file, as YAML in the long syntax `docker compose config`
@@ -274,22 +302,71 @@ pub fn config(
     env_file: Option<&Path>,
     profiles: &[String],
     project: &str,
+    secrets: &[String],
 ) -> Result<String, ComposeError> {
-    // Paths in the model are absolute, as Compose prints them.
-    let compose_file =
-        &std::fs::canonicalize(compose_file).map_err(|source| ComposeError::Read {
-            path: compose_file.to_path_buf(),
-            source,
-        })?;
+    // Paths in the model are absolute, as Compose prints them, and as a deploy reads them
+    // (`..` taken lexically, symbolic links not followed).
+    let compose_file = &std::path::absolute(compose_file).map_err(|source| ComposeError::Read {
+        path: compose_file.to_path_buf(),
+        source,
+    })?;
     let text = read_text(compose_file)?;
     let environment = environment(env_file)?;
     parse_active(compose_file, &text, &environment, profiles)?;
     let document = read_document(compose_file, &text, &environment, profiles)?;
     let dir = compose_file.parent().unwrap_or(Path::new(""));
-    let model = super::config::long_form(document.value, dir, project)
+    let model = super::config::long_form(document.value, dir, project, secrets)
         .map_err(|why| invalid_field(compose_file, "(file)", why))?;
     serde_norway::to_string(&model)
         .map_err(|error| invalid_field(compose_file, "(file)", error.to_string()))
+}
+
+/// Where a stack's secrets may be, as the resolved model has them (every profile active):
+/// the env files its services read, and the values of their environment, build arguments
+/// and labels by name.
+pub struct SecretSources {
+    pub env_files: Vec<PathBuf>,
+    pub values: Vec<(String, String)>,
+}
+
+pub fn secret_sources(
+    compose_file: &Path,
+    env_file: Option<&Path>,
+) -> Result<SecretSources, ComposeError> {
+    let text = read_text(compose_file)?;
+    let environment = environment(env_file)?;
+    let every: Vec<String> = read_document(compose_file, &text, &environment, &[])?
+        .profiles
+        .into_iter()
+        .collect();
+    let document = read_document(compose_file, &text, &environment, &every)?;
+    let mut values = Vec::new();
+    let services = document.value.get("services").and_then(Value::as_mapping);
+    for service in services.into_iter().flat_map(|services| services.values()) {
+        let fields = [
+            service.get("environment"),
+            service.get("build").and_then(|build| build.get("args")),
+            service.get("labels"),
+        ];
+        for named in fields
+            .into_iter()
+            .flatten()
+            .filter_map(super::includes::as_named)
+        {
+            values.extend(named.into_iter().filter_map(|(name, value)| {
+                let text = match value {
+                    Value::String(text) => text,
+                    Value::Number(number) => number.to_string(),
+                    _ => return None,
+                };
+                Some((name.as_str()?.to_owned(), text))
+            }));
+        }
+    }
+    Ok(SecretSources {
+        env_files: document.env_files,
+        values,
+    })
 }
 
 /// The variables for interpolation: the env file's, then those of the process's that it
@@ -327,10 +404,7 @@ const ESCAPED_DOLLAR: char = '\u{E002}';
 /// before it and from the process variables a stack may read, as Compose does; never from
 /// the console's own settings.
 pub fn env_file_entries(path: &Path) -> Result<Vec<(String, String)>, ComposeError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ComposeError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = read_small(path)?;
     if text.contains([DOLLAR, ESCAPED_DOLLAR]) {
         return Err(ComposeError::Invalid {
             path: path.to_path_buf(),
@@ -468,6 +542,8 @@ struct Document {
     value: Value,
     uses: BTreeMap<String, BTreeSet<String>>,
     profiles: BTreeSet<String>,
+    /// The services' env files that were read.
+    env_files: Vec<PathBuf>,
 }
 
 fn read_document(
@@ -494,7 +570,24 @@ fn read_document(
             }
         }
     }
+    // As with Compose: profiles named for the stack (`--profile`) win over COMPOSE_PROFILES.
+    let from_variables: Vec<String> = match environment.get("COMPOSE_PROFILES") {
+        Some(set) if profiles.is_empty() => set
+            .value()
+            .split(',')
+            .map(str::trim)
+            .filter(|profile| !profile.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    };
+    let profiles = if profiles.is_empty() {
+        from_variables.as_slice()
+    } else {
+        profiles
+    };
     let mut named_profiles = BTreeSet::new();
+    let mut env_files = Vec::new();
     if let Some(services) = document.get_mut("services").and_then(Value::as_mapping_mut) {
         for service in services.values() {
             if let Some(Value::Sequence(listed)) = service.get("profiles") {
@@ -522,7 +615,7 @@ fn read_document(
                 return Err(invalid(&format!("services.{name}.{field}"), why));
             }
             normalise(service);
-            let mut passed = resolve_environment(service, dir, environment)
+            let mut passed = resolve_environment(service, dir, environment, &mut env_files)
                 .map_err(|(field, why)| invalid(&format!("services.{name}.{field}"), why))?;
             passed.extend(resolve_build_args(service, environment));
             // A bare name reads the variable as much as `${NAME}` does (flags, releases).
@@ -533,6 +626,7 @@ fn read_document(
         value: document,
         uses,
         profiles: named_profiles,
+        env_files,
     })
 }
 
@@ -569,6 +663,7 @@ pub fn parse_active(
         value: mut document,
         mut uses,
         profiles: named_profiles,
+        ..
     } = read_document(path, text, environment, profiles)?;
     let top_level = |kind: &str| document.get(kind).cloned().unwrap_or(Value::Null);
     let (secrets, configs) = (top_level("secrets"), top_level("configs"));
@@ -875,8 +970,8 @@ fn resolve_environment(
     service: &mut Value,
     dir: &Path,
     variables: &MapEnvironment,
+    read: &mut Vec<PathBuf>,
 ) -> Result<Vec<String>, (String, String)> {
-    use compose_lens::interpolation::EnvironmentProvider;
     let Some(fields) = service.as_mapping_mut() else {
         return Ok(Vec::new());
     };
@@ -886,12 +981,13 @@ fn resolve_environment(
     for (file, required) in
         env_files(env_file.as_ref()).map_err(|why| ("env_file".to_owned(), why))?
     {
-        let path = dir.join(&file);
+        let path = PathBuf::from(super::container::host_path(&file, dir));
         if !required && !path.exists() {
             continue;
         }
         let entries =
             env_file_entries(&path).map_err(|error| ("env_file".to_owned(), error.to_string()))?;
+        read.push(path);
         for (name, value) in entries {
             merged.insert(Value::String(name), Value::String(value));
         }
@@ -966,7 +1062,6 @@ fn resolve_environment(
 /// Compose passes them; one that is unset is not passed (the Dockerfile's default holds). The
 /// names read are returned.
 fn resolve_build_args(service: &mut Value, variables: &MapEnvironment) -> Vec<String> {
-    use compose_lens::interpolation::EnvironmentProvider;
     let mut passed = Vec::new();
     let mut lookup = |name: &str| {
         passed.push(name.to_owned());
@@ -1608,6 +1703,76 @@ mod tests {
         assert_eq!(volumes, ["database"]);
     }
 
+    /// The printed model masks a secret however YAML or `$$` would write it, and so do the
+    /// errors; files reached through a variable's path count as the stack's.
+    #[test]
+    fn the_printed_model_masks_secrets_in_every_written_form() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir(root.join("conf")).unwrap();
+        std::fs::write(
+            root.join("stack.env"),
+            "DB_PASSWORD='pa$w0rd-with-a-dollar'\nCONF=./conf\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("conf/app.env"),
+            "DATABASE_URL=postgres://app:hunter2-in-a-url@db/app\n",
+        )
+        .unwrap();
+        let compose = root.join("docker-compose.yml");
+        std::fs::write(
+            &compose,
+            "services:\n  web:\n    image: web\n    env_file: ${CONF}/app.env\n    environment:\n      DB_PASSWORD: ${DB_PASSWORD}\n      TLS_KEY: \"-----BEGIN KEY-----\\nfirst-line-of-the-key\\nsecond-line-of-the-key\"\n      APP_SECRET: \"it's-a-secret-with-a-quote-0123456789\"\n",
+        )
+        .unwrap();
+        let env_file = root.join("stack.env");
+        let secrets = super::super::secrets::secret_values(&compose, Some(&env_file)).unwrap();
+        let printed = config(&compose, Some(&env_file), &[], "shop", &secrets).unwrap();
+        for leak in [
+            "w0rd",
+            "first-line",
+            "second-line",
+            "it's-a",
+            "it''s-a",
+            "hunter2",
+        ] {
+            assert!(!printed.contains(leak), "{leak} in\n{printed}");
+        }
+        assert!(printed.contains("DB_PASSWORD: ••••"), "{printed}");
+        let unmasked = config(&compose, Some(&env_file), &[], "shop", &[]).unwrap();
+        assert!(unmasked.contains("pa$$w0rd-with-a-dollar"), "{unmasked}");
+    }
+
+    /// What Compose would read differently, or without end, is refused.
+    #[test]
+    fn included_env_files_and_devices_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir(root.join("other")).unwrap();
+        std::fs::write(root.join("other/.env"), "TAG=2\n").unwrap();
+        std::fs::write(
+            root.join("other/more.yml"),
+            "services:\n  api:\n    image: api\n",
+        )
+        .unwrap();
+        let refused = |text: &str, pairs: &[(&str, &str)]| {
+            let compose = root.join("docker-compose.yml");
+            std::fs::write(&compose, text).unwrap();
+            parse(&compose, text, &env(pairs)).unwrap_err().to_string()
+        };
+        let message = refused(
+            "include: [other/more.yml]\nservices:\n  web:\n    image: web\n",
+            &[],
+        );
+        assert!(message.contains("its folder has a .env"), "{message}");
+        let message = refused(
+            "include: [/dev/zero]\nservices:\n  web:\n    image: web\n",
+            &[],
+        );
+        assert!(message.contains("not a regular file"), "{message}");
+    }
+
     #[test]
     fn profiles_start_their_services_only_when_active_and_optional_dependencies_may_be_missing() {
         let text = "services:\n  web:\n    image: w\n    depends_on:\n      debug: { condition: service_started, required: false }\n      setup: { condition: service_completed_successfully }\n  setup:\n    image: s\n  debug:\n    image: d\n    profiles: [debug]\n  seed:\n    image: s\n    profiles: [seed, demo]\n";
@@ -1630,6 +1795,19 @@ mod tests {
             "debug is not required and not defined"
         );
         assert_eq!(definition.service("setup").unwrap().role, ServiceRole::Job);
+        // COMPOSE_PROFILES activates them when the stack names none, as with Compose.
+        let with_variable = parse(
+            Path::new("c.yml"),
+            text,
+            &env(&[("COMPOSE_PROFILES", "seed, debug")]),
+        )
+        .unwrap();
+        let names_of: Vec<&str> = with_variable
+            .services
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(names_of, ["web", "setup", "debug", "seed"]);
         let (with_debug, definition) = names(&["debug"]);
         assert_eq!(with_debug, ["web", "setup", "debug"]);
         assert_eq!(

@@ -2,7 +2,8 @@
 //! done, env files read into `environment`, merge keys expanded, the services of inactive
 //! profiles left out, short syntax written in the long syntax, paths made absolute and `~`
 //! expanded. `slipway config` and the stack page show it; a `$` in a value is written `$$`,
-//! so the output reads back as the same model.
+//! so the output reads back as the same model. Secrets are masked in the values themselves,
+//! before anything changes how they are written (`$$`, YAML's quoting and block scalars).
 
 use std::path::Path;
 
@@ -11,8 +12,14 @@ use serde_norway::{Mapping, Value};
 use super::container::{host_path, is_path, short_port, words};
 
 /// The long form of a document read by `compose::read_document`; `dir` is the compose
-/// file's folder, `project` the name its containers are labelled with.
-pub(super) fn long_form(mut document: Value, dir: &Path, project: &str) -> Result<Value, String> {
+/// file's folder, `project` the name its containers are labelled with; every one of
+/// `secrets` is masked wherever it appears in a value.
+pub(super) fn long_form(
+    mut document: Value,
+    dir: &Path,
+    project: &str,
+    secrets: &[String],
+) -> Result<Value, String> {
     let top = document
         .as_mapping_mut()
         .ok_or("the file is not a mapping")?;
@@ -45,7 +52,7 @@ pub(super) fn long_form(mut document: Value, dir: &Path, project: &str) -> Resul
             }
         }
     }
-    escape_dollars(&mut document);
+    written_form(&mut document, secrets);
     Ok(document)
 }
 
@@ -237,12 +244,19 @@ fn short_volume(spec: &str, dir: &Path) -> Mapping {
     entry
 }
 
-/// Every `$` in a value as `$$`, so the printed model interpolates back to itself.
-fn escape_dollars(value: &mut Value) {
+/// Every value with its secrets masked, then every `$` as `$$`, so the printed model
+/// interpolates back to itself.
+fn written_form(value: &mut Value, secrets: &[String]) {
     match value {
-        Value::String(text) if text.contains('$') => *text = text.replace('$', "$$"),
-        Value::Sequence(items) => items.iter_mut().for_each(escape_dollars),
-        Value::Mapping(map) => map.iter_mut().for_each(|(_, item)| escape_dollars(item)),
+        Value::String(text) => {
+            *text = super::secrets::redact(text, secrets).replace('$', "$$");
+        }
+        Value::Sequence(items) => items
+            .iter_mut()
+            .for_each(|item| written_form(item, secrets)),
+        Value::Mapping(map) => map
+            .iter_mut()
+            .for_each(|(_, item)| written_form(item, secrets)),
         _ => {}
     }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use compose_lens::interpolation::MapEnvironment;
 use serde_norway::{Mapping, Value};
 
-use super::compose::{interpolated_file, ComposeError};
+use super::compose::{interpolated_file, read_small, ComposeError};
 use super::container::{host_path, is_path};
 
 /// Resources an included file adds to the model.
@@ -74,10 +74,16 @@ fn include(
                 format!("{file} includes itself, directly or through others"),
             ));
         }
-        let written = std::fs::read_to_string(&included).map_err(|source| ComposeError::Read {
-            path: included.clone(),
-            source,
-        })?;
+        let folder = included.parent().unwrap_or(Path::new(""));
+        // Compose reads an included file with the `.env` of its own folder.
+        if folder != dir && folder.join(".env").exists() {
+            return Err(invalid(
+                path,
+                "include",
+                format!("{file}: its folder has a .env, which Compose would read for it; not applied yet (move its variables to the stack's env file)"),
+            ));
+        }
+        let written = read_small(&included)?;
         let mut model = interpolated_file(&included, &written, environment, uses)?;
         chain.push(included.clone());
         include(&mut model, &included, environment, uses, chain)?;
@@ -113,7 +119,7 @@ fn include(
 
 /// `include:` as the paths it names; the options that give an included file a folder or env
 /// file of its own are refused by name.
-pub(super) fn included_files(entries: &Value) -> Result<Vec<String>, String> {
+fn included_files(entries: &Value) -> Result<Vec<String>, String> {
     let Value::Sequence(entries) = entries else {
         return Err("a list of files, or of { path }".into());
     };
@@ -234,13 +240,11 @@ fn extended(
         }
         Some(file) => {
             let other = PathBuf::from(host_path(&file, path.parent().unwrap_or(Path::new(""))));
-            let written = std::fs::read_to_string(&other).map_err(|source| ComposeError::Read {
-                path: other.clone(),
-                source,
-            })?;
+            let written = read_small(&other)?;
+            // The other file's variables, by its services: its bases' are credited to them.
             let mut read = Uses::new();
             let model = interpolated_file(&other, &written, environment, &mut read)?;
-            let mut base = extended(&model, &other, &base_name, environment, uses, chain)?;
+            let mut base = extended(&model, &other, &base_name, environment, &mut read, chain)?;
             let folder = other.parent().unwrap_or(Path::new(""));
             service_paths(&mut base, folder);
             // The base's variables are the service's too: a flag it reads replaces it.
@@ -287,8 +291,9 @@ fn merged(base: Value, local: Value, field: &str) -> Value {
         }
         (Value::Sequence(mut base), Value::Sequence(local)) => {
             if BY_TARGET.contains(&field) {
-                let replaced: BTreeSet<String> = local.iter().map(target_of).collect();
-                base.retain(|item| !replaced.contains(&target_of(item)));
+                let key = |item: &Value| unique_key(field, item);
+                let replaced: BTreeSet<String> = local.iter().map(key).collect();
+                base.retain(|item| !replaced.contains(&key(item)));
             }
             base.extend(local);
             Value::Sequence(base)
@@ -298,7 +303,7 @@ fn merged(base: Value, local: Value, field: &str) -> Value {
 }
 
 /// `[NAME=value, …]` or a mapping, as a mapping.
-fn as_named(value: &Value) -> Option<Mapping> {
+pub(super) fn as_named(value: &Value) -> Option<Mapping> {
     match value {
         Value::Mapping(map) => Some(map.clone()),
         Value::Sequence(items) => Some(
@@ -315,20 +320,39 @@ fn as_named(value: &Value) -> Option<Mapping> {
     }
 }
 
-/// What makes a port, volume, secret or config entry unique: its target in the container.
-fn target_of(item: &Value) -> String {
-    match item {
-        Value::Mapping(fields) => fields
-            .get("target")
-            .or_else(|| fields.get("source"))
-            .map(|target| serde_norway::to_string(target).unwrap_or_default())
-            .unwrap_or_default(),
-        // `SRC:DST[:MODE]` for volumes, `[IP:]HOST:CONTAINER[/proto]` for ports: the whole text.
-        Value::String(spec) => match spec.split(':').collect::<Vec<_>>().as_slice() {
-            [_, target, ..] if spec.starts_with(['.', '/', '~']) => (*target).to_owned(),
+/// What makes an entry of `field` unique, as Compose's merge has it: a volume's, secret's or
+/// config's target in the container; a port's address, published port, target and protocol.
+fn unique_key(field: &str, item: &Value) -> String {
+    let scalar = |value: Option<&Value>| match value {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Number(number)) => number.to_string(),
+        _ => String::new(),
+    };
+    match (field, item) {
+        ("ports", Value::Mapping(port)) => {
+            let protocol = scalar(port.get("protocol"));
+            let protocol = if protocol.is_empty() {
+                "tcp".into()
+            } else {
+                protocol
+            };
+            let (ip, published) = (scalar(port.get("host_ip")), scalar(port.get("published")));
+            let address = match (ip.is_empty(), published.is_empty()) {
+                (_, true) => String::new(),
+                (true, false) => format!("{published}:"),
+                (false, false) => format!("{ip}:{published}:"),
+            };
+            format!("{address}{}/{protocol}", scalar(port.get("target")))
+        }
+        ("ports", Value::String(spec)) if spec.contains('/') => spec.clone(),
+        ("ports", Value::String(spec)) => format!("{spec}/tcp"),
+        (_, Value::Mapping(entry)) => scalar(entry.get("target").or_else(|| entry.get("source"))),
+        // `SRC:DST[:MODE]` or `DST` for a volume; a secret's or config's name.
+        (_, Value::String(spec)) => match spec.split(':').collect::<Vec<_>>().as_slice() {
+            [_, target, ..] => (*target).to_owned(),
             _ => spec.clone(),
         },
-        other => serde_norway::to_string(other).unwrap_or_default(),
+        _ => serde_norway::to_string(item).unwrap_or_default(),
     }
 }
 

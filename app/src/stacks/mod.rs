@@ -348,7 +348,11 @@ pub async fn stack_config(stack: String) -> Result<String, StackError> {
     let stack = service::find(&caller.console.store, &stack)
         .await
         .map_err(reject)?;
-    service::config(&stack).map_err(reject)
+    // Reading files is blocking work: it does not hold up the console's other requests.
+    tokio::task::spawn_blocking(move || service::config(&stack))
+        .await
+        .map_err(|_| reject(StackError::Unavailable))?
+        .map_err(reject)
 }
 
 #[server(prefix = "/api", endpoint = "add_stack")]

@@ -6,7 +6,6 @@ use std::sync::OnceLock;
 
 use base64::Engine as _;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
-use serde_norway::Value;
 
 use super::compose::{env_file_entries, ComposeError};
 
@@ -45,18 +44,22 @@ pub fn is_secret_name(name: &str) -> bool {
 }
 
 /// Values that must never be shown, longest first: every value of a variable whose name
-/// says it is a secret (env file, the compose file's own `environment:` literals, the
-/// process environment), and every other env-file value long enough to be a credential;
-/// each also URL-encoded, base64-encoded and JSON-escaped. Fails closed: an env file or a
-/// compose file that cannot be read is an error, never a shorter list.
+/// says it is a secret (env files, the services' environment, build arguments and labels as
+/// the resolved model has them — included and extended files too —, the process
+/// environment), and every other env-file value long enough to be a credential; each also
+/// URL-encoded, base64-encoded and JSON-escaped. Fails closed: an env file or a compose file
+/// that cannot be read is an error, never a shorter list.
 pub fn secret_values(
     compose_file: &Path,
     env_file: Option<&Path>,
 ) -> Result<Vec<String>, ComposeError> {
-    // The stack's env file and the services' own (`env_file:`), read the same way.
+    let sources = super::compose::secret_sources(compose_file, env_file)?;
+    // The stack's env file and every env file a service read, wherever its path led.
     let mut env_files: Vec<std::path::PathBuf> =
         env_file.map(Path::to_path_buf).into_iter().collect();
-    env_files.extend(service_env_files(compose_file)?);
+    env_files.extend(sources.env_files);
+    env_files.sort();
+    env_files.dedup();
     let mut entries = Vec::new();
     for path in &env_files {
         entries.extend(env_file_entries(path)?);
@@ -65,7 +68,8 @@ pub fn secret_values(
         .into_iter()
         .filter(|(name, value)| is_secret_name(name) || value.len() >= CREDENTIAL_LIKE)
         .map(|(_, value)| value);
-    let from_compose = compose_literals(compose_file)?
+    let from_compose = sources
+        .values
         .into_iter()
         .filter(|(name, _)| is_secret_name(name))
         .map(|(_, value)| value);
@@ -104,124 +108,6 @@ fn encoded_forms(value: &str) -> Vec<String> {
     forms.extend(base64_forms);
     forms.retain(|form| form.len() >= SHORTEST_MASKED);
     forms
-}
-
-/// `NAME → value` of every service's `environment:` in the compose file as written (map or
-/// `NAME=value` list), leaving out values that refer to variables: those are masked
-/// through the env file or the process.
-/// The compose file as YAML, read for what it names rather than what it runs.
-fn raw_document(compose_file: &Path) -> Result<Value, ComposeError> {
-    let text = std::fs::read_to_string(compose_file).map_err(|source| ComposeError::Read {
-        path: compose_file.to_path_buf(),
-        source,
-    })?;
-    let mut document: Value =
-        serde_norway::from_str(&text).map_err(|error| ComposeError::Syntax {
-            path: compose_file.to_path_buf(),
-            line: error.location().map_or(0, |location| location.line()),
-            message: "the file is not YAML".into(),
-        })?;
-    // What a service takes through `<<: *defaults` is its own: its env files, its literals.
-    super::compose::merge_keys(&mut document).map_err(|message| ComposeError::Invalid {
-        path: compose_file.to_path_buf(),
-        field: "<<".into(),
-        message,
-    })?;
-    Ok(document)
-}
-
-/// The compose file and every file it draws on (`include:`, `extends: { file }`) that exists,
-/// each with its YAML: their services' env files and literals are the stack's too.
-fn compose_files(compose_file: &Path) -> Result<Vec<(std::path::PathBuf, Value)>, ComposeError> {
-    let mut files: Vec<(std::path::PathBuf, Value)> = Vec::new();
-    let mut next = vec![compose_file.to_path_buf()];
-    while let Some(file) = next.pop() {
-        if files.iter().any(|(seen, _)| *seen == file) || files.len() >= 32 {
-            continue;
-        }
-        let document = raw_document(&file)?;
-        let dir = file.parent().unwrap_or(Path::new("")).to_path_buf();
-        let included = document
-            .get("include")
-            .and_then(|entries| super::includes::included_files(entries).ok())
-            .unwrap_or_default();
-        let extended = document
-            .get("services")
-            .and_then(Value::as_mapping)
-            .into_iter()
-            .flat_map(|services| services.values())
-            .filter_map(|service| service.get("extends")?.get("file")?.as_str())
-            .map(str::to_owned);
-        next.extend(
-            included
-                .into_iter()
-                .chain(extended)
-                .filter(|path| !path.contains('$'))
-                .map(|path| dir.join(path))
-                .filter(|path| path.is_file()),
-        );
-        files.push((file, document));
-    }
-    Ok(files)
-}
-
-/// The env files the services name (`env_file:`) that exist, relative to their compose
-/// file's folder; a path built from variables is the stack's business, not a secret's source.
-fn service_env_files(compose_file: &Path) -> Result<Vec<std::path::PathBuf>, ComposeError> {
-    let mut env_files = Vec::new();
-    for (file, document) in compose_files(compose_file)? {
-        let dir = file.parent().unwrap_or(Path::new(""));
-        env_files.extend(
-            document
-                .get("services")
-                .and_then(Value::as_mapping)
-                .into_iter()
-                .flat_map(|services| services.values())
-                .filter_map(|service| super::compose::env_files(service.get("env_file")).ok())
-                .flatten()
-                .filter(|(path, _)| !path.contains('$'))
-                .map(|(path, _)| dir.join(path))
-                .filter(|path| path.is_file()),
-        );
-    }
-    Ok(env_files)
-}
-
-fn compose_literals(compose_file: &Path) -> Result<Vec<(String, String)>, ComposeError> {
-    let documents: Vec<Value> = compose_files(compose_file)?
-        .into_iter()
-        .map(|(_, document)| document)
-        .collect();
-    let services = documents
-        .iter()
-        .filter_map(|document| document.get("services").and_then(Value::as_mapping));
-    let environments = services
-        .flat_map(|services| services.values())
-        .filter_map(|service| service.get("environment"));
-    let mut literals = Vec::new();
-    for environment in environments {
-        match environment {
-            Value::Mapping(map) => literals.extend(
-                map.iter()
-                    .filter_map(|(name, value)| Some((name.as_str()?.to_owned(), scalar(value)?))),
-            ),
-            Value::Sequence(items) => literals.extend(items.iter().filter_map(|item| {
-                let (name, value) = item.as_str()?.split_once('=')?;
-                Some((name.to_owned(), value.to_owned()))
-            })),
-            _ => {}
-        }
-    }
-    literals.retain(|(_, value)| !value.contains('$'));
-    Ok(literals)
-}
-
-fn scalar(value: &Value) -> Option<String> {
-    match value {
-        Value::String(text) => Some(text.clone()),
-        Value::Number(number) => Some(number.to_string()),
-        _ => None,
-    }
 }
 
 /// `text` with every secret replaced by a mask.

@@ -153,10 +153,11 @@ pub async fn set_managed_edge(
             "the compose file asks for the managed edge (x-slipway: { edge: managed }): remove that line to turn it off".into(),
         ));
     }
-    save_settings(
+    save_setting(
         store,
         actor,
-        &stack,
+        &stack.name,
+        Setting::ManagedEdge(managed),
         "stack.edge_set",
         json!({ "managed_edge": managed }),
     )
@@ -194,10 +195,11 @@ pub async fn set_profiles(
     }
     stack.profiles = chosen;
     definition(&stack)?;
-    save_settings(
+    save_setting(
         store,
         actor,
-        &stack,
+        &stack.name,
+        Setting::Profiles(stack.profiles.join(" ")),
         "stack.profiles_set",
         json!({ "profiles": stack.profiles }),
     )
@@ -205,24 +207,38 @@ pub async fn set_profiles(
     Ok(stack)
 }
 
-/// Writes the stack's settings (the managed edge, the active profiles) and the audit entry
-/// that says which changed, in one transaction.
-async fn save_settings(
+/// One of the stack's settings, with its stored value.
+enum Setting {
+    ManagedEdge(bool),
+    Profiles(String),
+}
+
+/// Writes one setting of the stack (only its column: another changed at the same time
+/// stays) and the audit entry that says so, in one transaction.
+async fn save_setting(
     store: &Store,
     actor: &Actor,
-    stack: &StackSummary,
+    name: &str,
+    setting: Setting,
     action: &str,
     detail: serde_json::Value,
 ) -> Result<(), StackError> {
     let mut audited = Audited::begin(store).await?;
-    sqlx::query("UPDATE stacks SET managed_edge = $1, profiles = $2 WHERE name = $3")
-        .bind(i64::from(stack.managed_edge))
-        .bind(stack.profiles.join(" "))
-        .bind(&stack.name)
+    let update = match setting {
+        Setting::ManagedEdge(managed) => {
+            sqlx::query("UPDATE stacks SET managed_edge = $1 WHERE name = $2")
+                .bind(i64::from(managed))
+        }
+        Setting::Profiles(profiles) => {
+            sqlx::query("UPDATE stacks SET profiles = $1 WHERE name = $2").bind(profiles)
+        }
+    };
+    update
+        .bind(name)
         .execute(audited.db())
         .await
         .map_err(crate::store::StoreError::from)?;
-    audited.append(actor, action, &stack.name, detail).await?;
+    audited.append(actor, action, name, detail).await?;
     audited.commit().await?;
     Ok(())
 }
@@ -262,9 +278,15 @@ pub fn definition_with(
 pub fn config(stack: &StackSummary) -> Result<String, StackError> {
     let compose_file = Path::new(&stack.compose_file);
     let env_file = stack.env_file.as_deref().map(Path::new);
-    let model = compose::config(compose_file, env_file, &stack.profiles, &stack.project)
-        .map_err(|error| StackError::Compose(error.to_string()))?;
-    Ok(secrets::redact(&model, &secrets_of(stack)?))
+    let secrets = secrets_of(stack)?;
+    compose::config(
+        compose_file,
+        env_file,
+        &stack.profiles,
+        &stack.project,
+        &secrets,
+    )
+    .map_err(|error| StackError::Compose(secrets::redact(&error.to_string(), &secrets)))
 }
 
 /// The compose file's services, each with the containers the engine runs for it.

@@ -1,0 +1,298 @@
+//! History for stakeholders: every run that touched a stack, newest first — when, what
+//! (operation, release version, the images it changed), who started and who approved it,
+//! outcome and duration — filtered by stack, operation, outcome, person, dates and version,
+//! a page at a time, and exported as CSV (`/history.csv`, `slipway history --csv`).
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+use serde::{Deserialize, Serialize};
+
+use crate::components::Table;
+
+#[cfg(feature = "ssr")]
+pub mod service;
+
+/// What the history shows; every field empty shows everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryFilter {
+    #[serde(default)]
+    pub stack: String,
+    /// `deploy`, `update`, … (an [`crate::runs::Operation`]).
+    #[serde(default)]
+    pub operation: String,
+    /// `succeeded`, `failed`, … (a [`crate::runs::RunStatus`]).
+    #[serde(default)]
+    pub outcome: String,
+    /// Who started or approved the run.
+    #[serde(default)]
+    pub person: String,
+    /// From this day (`YYYY-MM-DD`, UTC).
+    #[serde(default)]
+    pub since: String,
+    /// Until the end of this day.
+    #[serde(default)]
+    pub until: String,
+    /// Text in the version of the release the run shipped.
+    #[serde(default)]
+    pub version: String,
+    /// Where the page starts: the `next` of the page before.
+    #[serde(default)]
+    pub before: String,
+}
+
+impl HistoryFilter {
+    /// The filter as the query of a link (without the cursor).
+    pub fn query(&self) -> String {
+        [
+            ("stack", &self.stack),
+            ("operation", &self.operation),
+            ("outcome", &self.outcome),
+            ("person", &self.person),
+            ("since", &self.since),
+            ("until", &self.until),
+            ("version", &self.version),
+        ]
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(name, value)| format!("{name}={}", encode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+    }
+}
+
+/// A query value percent-encoded.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (byte as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// One service whose image a run changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageChange {
+    pub service: String,
+    /// Empty when the service did not run before.
+    pub from: String,
+    pub to: String,
+}
+
+impl std::fmt::Display for ImageChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let from = if self.from.is_empty() {
+            "—"
+        } else {
+            &self.from
+        };
+        write!(f, "{}: {from} → {}", self.service, self.to)
+    }
+}
+
+/// One run as the history tells it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub run_id: String,
+    pub stack: String,
+    pub operation: String,
+    pub status: String,
+    pub requested_by: String,
+    pub approved_by: Vec<String>,
+    /// The release the run shipped, when a release started it.
+    pub release_id: String,
+    pub release_version: String,
+    pub started_at: String,
+    /// Empty while the run goes on.
+    pub finished_at: String,
+    pub duration_seconds: Option<f64>,
+    /// The services whose image the run changed, from → to.
+    pub images: Vec<ImageChange>,
+    pub error: String,
+}
+
+/// A page of the history and where the next one starts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryList {
+    pub entries: Vec<HistoryEntry>,
+    pub next: Option<String>,
+}
+
+/// Why the history could not be shown, in words the browser may show.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum HistoryError {
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    /// A filter that cannot be used; the message says which and why.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("The console's database did not answer. Try again in a moment.")]
+    Unavailable,
+    #[error("The console could not be reached: {0}")]
+    Transport(String),
+}
+
+impl crate::errors::UserFacing for HistoryError {
+    fn status(&self) -> u16 {
+        match self {
+            HistoryError::Auth(error) => error.status(),
+            HistoryError::Invalid(_) => 422,
+            HistoryError::Unavailable | HistoryError::Transport(_) => 503,
+        }
+    }
+}
+
+crate::server_fn_error!(HistoryError);
+
+#[cfg(feature = "ssr")]
+impl From<crate::store::StoreError> for HistoryError {
+    fn from(error: crate::store::StoreError) -> Self {
+        tracing::error!(error = %error, cause = ?error, "store failure in history");
+        HistoryError::Unavailable
+    }
+}
+
+/// One page of the filtered history; viewers and up.
+#[server(prefix = "/api", endpoint = "history")]
+pub async fn history(
+    #[server(default)] filter: HistoryFilter,
+) -> Result<HistoryList, HistoryError> {
+    use crate::errors::reject;
+    let caller = crate::auth::guard::authorized(crate::auth::Role::Viewer).await?;
+    service::page(&caller.console.store, &filter)
+        .await
+        .map_err(reject)
+}
+
+const OPERATIONS: [&str; 13] = [
+    "", "deploy", "update", "migrate", "rollback", "restore", "flag", "start", "stop", "backup",
+    "verify", "prune", "cleanup",
+];
+const OUTCOMES: [&str; 6] = [
+    "",
+    "succeeded",
+    "failed",
+    "cancelled",
+    "interrupted",
+    "running",
+];
+
+/// The History page: a filter form (a plain GET form: it works without JavaScript), the
+/// entries, a link to the next page and the CSV export of the filtered view.
+#[component]
+pub fn HistoryPage() -> impl IntoView {
+    let query = use_query_map();
+    let filter = move || {
+        query.with(|q| {
+            let get = |name: &str| q.get(name).unwrap_or_default();
+            HistoryFilter {
+                stack: get("stack"),
+                operation: get("operation"),
+                outcome: get("outcome"),
+                person: get("person"),
+                since: get("since"),
+                until: get("until"),
+                version: get("version"),
+                before: get("before"),
+            }
+        })
+    };
+    let page = Resource::new(filter, history);
+    let field = move |name: &'static str| move || query.with(|q| q.get(name).unwrap_or_default());
+    let choice = move |name: &'static str, options: &'static [&'static str]| {
+        let current = field(name);
+        view! {
+            <select name=name>
+                {options
+                    .iter()
+                    .map(|option| {
+                        let shown = if option.is_empty() { "any" } else { option };
+                        view! { <option value=*option selected=move || current() == *option>{shown}</option> }
+                    })
+                    .collect_view()}
+            </select>
+        }
+    };
+    view! {
+        <Title text="History" />
+        <h1>"History"</h1>
+        <p class="lead">"Every run that touched a stack, newest first: what shipped, who started and who approved it, and how it ended."</p>
+        <form class="filters card" method="get" action="/history" data-testid="history-filters">
+            <label>"Stack" <input name="stack" prop:value=field("stack") /></label>
+            <label>"Operation" {choice("operation", &OPERATIONS)}</label>
+            <label>"Outcome" {choice("outcome", &OUTCOMES)}</label>
+            <label>"Person" <input name="person" prop:value=field("person") /></label>
+            <label>"Since" <input name="since" type="date" prop:value=field("since") /></label>
+            <label>"Until" <input name="until" type="date" prop:value=field("until") /></label>
+            <label>"Version" <input name="version" prop:value=field("version") /></label>
+            <button class="button" type="submit" data-testid="filter-history">"Filter"</button>
+            <a class="button secondary" href="/history">"Everything"</a>
+            <a class="button secondary" data-testid="history-csv" href=move || format!("/history.csv?{}", filter().query())>"CSV"</a>
+        </form>
+        <Transition fallback=|| view! { <p class="muted">"Loading the history…"</p> }>
+            {move || Suspend::new(async move {
+                match page.await {
+                    Ok(page) if page.entries.is_empty() => view! {
+                        <p class="muted card" data-testid="history-empty">"Nothing matches."</p>
+                    }.into_any(),
+                    Ok(page) => {
+                        let next = page.next.clone().map(|cursor| {
+                            let query = filter().query();
+                            let joiner = if query.is_empty() { "" } else { "&" };
+                            format!("/history?{query}{joiner}before={}", encode(&cursor))
+                        });
+                        view! {
+                            <HistoryTable entries=page.entries />
+                            {next.map(|href| view! { <a class="button secondary" data-testid="history-older" href=href>"Older"</a> })}
+                        }.into_any()
+                    }
+                    Err(error) => view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn HistoryTable(entries: Vec<HistoryEntry>) -> impl IntoView {
+    view! {
+        <section class="card">
+            <Table testid="history-table" headers=&["When", "Stack", "What", "Changed", "By", "Approved by", "Outcome", "Took"]>
+                {entries
+                    .into_iter()
+                    .map(|entry| {
+                        let what = if entry.release_version.is_empty() {
+                            entry.operation.clone()
+                        } else {
+                            format!("{} of release {}", entry.operation, entry.release_version)
+                        };
+                        let changed = if entry.images.is_empty() {
+                            "—".to_owned()
+                        } else {
+                            entry.images.iter().map(ImageChange::to_string).collect::<Vec<_>>().join("; ")
+                        };
+                        let approved = if entry.approved_by.is_empty() { "—".to_owned() } else { entry.approved_by.join(", ") };
+                        let status_class = crate::runs::status_class(&entry.status);
+                        let took = entry.duration_seconds.map(|seconds| format!("{seconds:.1} s")).unwrap_or_else(|| "—".into());
+                        view! {
+                            <tr data-run=entry.run_id.clone()>
+                                <td class="nowrap"><a href=format!("/runs/{}", entry.run_id)>{entry.started_at}</a></td>
+                                <td>{entry.stack}</td>
+                                <td>{what}</td>
+                                <td><code class="detail">{changed}</code></td>
+                                <td>{entry.requested_by}</td>
+                                <td>{approved}</td>
+                                <td><span class=status_class title=entry.error>{entry.status}</span></td>
+                                <td class="nowrap">{took}</td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
+            </Table>
+        </section>
+    }
+}

@@ -1,0 +1,413 @@
+//! The history on a seeded store of 10,000 runs, on SQLite and PostgreSQL: filters return
+//! the right runs, keyset pages stay stable while new runs arrive, the CSV parses back, and
+//! the export is for signed-in viewers only.
+
+use app::auth::Role;
+use app::history::{service, HistoryEntry, HistoryFilter};
+use app::store::Store;
+
+use crate::helpers::{client, signed_in, Backend, RunningConsole, TestStore, BACKENDS};
+
+const STACKS: [&str; 3] = ["alpha", "beta", "gamma"];
+const OPERATIONS: [&str; 4] = ["deploy", "update", "rollback", "migrate"];
+const OUTCOMES: [&str; 3] = ["succeeded", "failed", "succeeded"];
+const PEOPLE: [&str; 3] = ["ada", "bob", "cy"];
+
+/// One seeded run as the test knows it.
+#[derive(Clone, Debug)]
+struct Seeded {
+    id: String,
+    stack: &'static str,
+    operation: &'static str,
+    status: &'static str,
+    requested_by: &'static str,
+    started_at: String,
+    approved_by_dee: bool,
+    version: Option<String>,
+    image: Option<String>,
+}
+
+fn seeded(n: usize) -> Seeded {
+    // One run a minute from 2026-01-01; ids sort like their number.
+    let start = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap()
+        + chrono::Duration::minutes(n as i64);
+    // Stack, outcome, operation and person vary independently of each other.
+    let status = OUTCOMES[(n / 3) % 3];
+    let operation = OPERATIONS[(n / 9) % 4];
+    Seeded {
+        id: format!("run-{n:06}"),
+        stack: STACKS[n % 3],
+        operation,
+        status,
+        requested_by: PEOPLE[(n / 2) % 3],
+        started_at: start.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        approved_by_dee: n.is_multiple_of(50),
+        version: (n % 100 == 7).then(|| format!("2.{}.0", n / 100)),
+        image: (status == "succeeded" && operation != "migrate").then(|| format!("shop:{n}")),
+    }
+}
+
+async fn insert(store: &Store, runs: &[Seeded]) {
+    let mut tx = store.pool().begin().await.unwrap();
+    for run in runs {
+        // An error with a comma, a quote and a line break: the CSV must carry it whole.
+        let error = if run.status == "failed" {
+            format!("step \"Start web\" failed, {}\nsee the lines", run.id)
+        } else {
+            String::new()
+        };
+        sqlx::query(
+            "INSERT INTO runs (id, stack, operation, status, requested_by, holder, started_at, \
+             finished_at, error, cancel_requested, created_at) \
+             VALUES ($1, $2, $3, $4, $5, '', $6, $6, $7, 0, $6)",
+        )
+        .bind(&run.id)
+        .bind(run.stack)
+        .bind(run.operation)
+        .bind(run.status)
+        .bind(run.requested_by)
+        .bind(&run.started_at)
+        .bind(&error)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        if let Some(version) = &run.version {
+            sqlx::query(
+                "INSERT INTO releases (id, stack, version, sets, operation, planned_at, owner, notes, \
+                 state, run_id, created_by, created_at) \
+                 VALUES ($1, $2, $3, '', $4, $5, 'ada', '', 'shipped', $6, 'ada', $5)",
+            )
+            .bind(format!("release-{}", run.id))
+            .bind(run.stack)
+            .bind(version)
+            .bind(run.operation)
+            .bind(&run.started_at)
+            .bind(&run.id)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        if run.approved_by_dee {
+            let approval = format!("approval-{}", run.id);
+            sqlx::query(
+                "INSERT INTO approvals (id, stack, operation, target, options, reason, requested_by, \
+                 requester_id, requester_session, plan, facts, digest, required, status, status_note, \
+                 run_id, created_at, expires_at) \
+                 VALUES ($1, $2, $3, '', '', 'seeded', $4, '', '', '', '', '', 1, 'used', '', $5, $6, $6)",
+            )
+            .bind(&approval)
+            .bind(run.stack)
+            .bind(run.operation)
+            .bind(run.requested_by)
+            .bind(&run.id)
+            .bind(&run.started_at)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO approval_decisions (approval_id, user_id, user_name, decision, comment, decided_at) \
+                 VALUES ($1, 'dee-id', 'dee', 'approved', '', $2)",
+            )
+            .bind(&approval)
+            .bind(&run.started_at)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        if let Some(image) = &run.image {
+            sqlx::query(
+                "INSERT INTO run_images (run_id, service, image, image_id, created_at) \
+                 VALUES ($1, 'web', $2, $3, $4)",
+            )
+            .bind(&run.id)
+            .bind(image)
+            .bind(format!("sha256:{:0>64}", run.id.trim_start_matches("run-")))
+            .bind(&run.started_at)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+    }
+    tx.commit().await.unwrap();
+}
+
+/// Every page of the filtered history, following the cursor.
+async fn every_page(store: &Store, filter: &HistoryFilter) -> Vec<HistoryEntry> {
+    let mut filter = filter.clone();
+    let mut all = Vec::new();
+    loop {
+        let page = service::page(store, &filter).await.unwrap();
+        assert!(page.entries.len() <= service::PAGE);
+        all.extend(page.entries);
+        match page.next {
+            Some(next) => filter.before = next,
+            None => return all,
+        }
+    }
+}
+
+/// The seeded runs a filter should return, newest first.
+fn expected(runs: &[Seeded], keep: impl Fn(&Seeded) -> bool) -> Vec<String> {
+    runs.iter()
+        .rev()
+        .filter(|run| keep(run))
+        .map(|run| run.id.clone())
+        .collect()
+}
+
+fn ids(entries: &[HistoryEntry]) -> Vec<String> {
+    entries.iter().map(|entry| entry.run_id.clone()).collect()
+}
+
+#[tokio::test]
+async fn the_history_filters_pages_and_exports_ten_thousand_runs_on_both_stores() {
+    for backend in BACKENDS {
+        let test_store = TestStore::new(backend).await;
+        let store = test_store.open().await;
+        let runs: Vec<Seeded> = (0..10_000).map(seeded).collect();
+        insert(&store, &runs).await;
+
+        // Stack and outcome, every page.
+        let filter = HistoryFilter {
+            stack: "beta".into(),
+            outcome: "failed".into(),
+            ..HistoryFilter::default()
+        };
+        let beta_failed = every_page(&store, &filter).await;
+        assert_eq!(
+            ids(&beta_failed),
+            expected(&runs, |run| run.stack == "beta" && run.status == "failed"),
+            "{backend:?}"
+        );
+        assert!(beta_failed.len() > 1_000, "{}", beta_failed.len());
+
+        // A person: who started it or who approved it.
+        let filter = HistoryFilter {
+            person: "dee".into(),
+            ..HistoryFilter::default()
+        };
+        let dee = every_page(&store, &filter).await;
+        assert_eq!(
+            ids(&dee),
+            expected(&runs, |run| run.approved_by_dee),
+            "{backend:?}"
+        );
+        assert!(dee.iter().all(|entry| entry.approved_by == ["dee"]));
+        let filter = HistoryFilter {
+            person: "bob".into(),
+            operation: "rollback".into(),
+            ..HistoryFilter::default()
+        };
+        assert_eq!(
+            ids(&every_page(&store, &filter).await),
+            expected(&runs, |run| run.requested_by == "bob"
+                && run.operation == "rollback"),
+        );
+
+        // Dates (until is inclusive) and text in the release's version.
+        let filter = HistoryFilter {
+            since: "2026-01-03".into(),
+            until: "2026-01-04".into(),
+            ..HistoryFilter::default()
+        };
+        assert_eq!(
+            ids(&every_page(&store, &filter).await),
+            expected(&runs, |run| run.started_at.as_str() >= "2026-01-03"
+                && run.started_at.as_str() < "2026-01-05"),
+        );
+        let filter = HistoryFilter {
+            version: "2.1".into(),
+            ..HistoryFilter::default()
+        };
+        let released = every_page(&store, &filter).await;
+        assert_eq!(
+            ids(&released),
+            expected(&runs, |run| run
+                .version
+                .as_deref()
+                .is_some_and(|version| version.contains("2.1"))),
+        );
+        assert!(released
+            .iter()
+            .all(|entry| entry.release_version.contains("2.1")));
+        // `%` and `_` are text, not patterns.
+        let filter = HistoryFilter {
+            version: "%".into(),
+            ..HistoryFilter::default()
+        };
+        assert!(service::page(&store, &filter)
+            .await
+            .unwrap()
+            .entries
+            .is_empty());
+
+        // From → to images: the stack's previous recorded images.
+        let newest = service::page(&store, &HistoryFilter::default())
+            .await
+            .unwrap();
+        let with_images = newest
+            .entries
+            .iter()
+            .find(|entry| !entry.images.is_empty())
+            .expect("a recent run changed images");
+        let run = runs
+            .iter()
+            .find(|run| run.id == with_images.run_id)
+            .unwrap();
+        let before = runs
+            .iter()
+            .rev()
+            .filter(|other| other.stack == run.stack && other.started_at < run.started_at)
+            .find_map(|other| other.image.clone())
+            .unwrap();
+        let change = &with_images.images[0];
+        assert!(
+            change.from.starts_with(&format!("{before} (")),
+            "{change:?}"
+        );
+        assert!(
+            change
+                .to
+                .starts_with(&format!("{} (", run.image.clone().unwrap())),
+            "{change:?}"
+        );
+
+        // Pages stay stable while new runs arrive: the second page continues the first.
+        let filter = HistoryFilter {
+            stack: "alpha".into(),
+            ..HistoryFilter::default()
+        };
+        let all_alpha = expected(&runs, |run| run.stack == "alpha");
+        let first = service::page(&store, &filter).await.unwrap();
+        let newer: Vec<Seeded> = (10_000..10_006).map(seeded).collect();
+        insert(&store, &newer).await;
+        let second = service::page(
+            &store,
+            &HistoryFilter {
+                before: first.next.clone().unwrap(),
+                ..filter.clone()
+            },
+        )
+        .await
+        .unwrap();
+        let mut seen = ids(&first.entries);
+        seen.extend(ids(&second.entries));
+        assert_eq!(seen, all_alpha[..2 * service::PAGE].to_vec());
+
+        // Bad filters are refused with the reason.
+        for (filter, reason) in [
+            (
+                HistoryFilter {
+                    since: "yesterday".into(),
+                    ..HistoryFilter::default()
+                },
+                "since: a date",
+            ),
+            (
+                HistoryFilter {
+                    operation: "explode".into(),
+                    ..HistoryFilter::default()
+                },
+                "unknown operation",
+            ),
+            (
+                HistoryFilter {
+                    outcome: "great".into(),
+                    ..HistoryFilter::default()
+                },
+                "unknown outcome",
+            ),
+            (
+                HistoryFilter {
+                    before: "nonsense".into(),
+                    ..HistoryFilter::default()
+                },
+                "cursor",
+            ),
+        ] {
+            let refused = service::page(&store, &filter)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(refused.contains(reason), "{refused}");
+        }
+
+        // The CSV of a filtered view parses back to the same runs, fields whole.
+        let filter = HistoryFilter {
+            stack: "gamma".into(),
+            outcome: "failed".into(),
+            ..HistoryFilter::default()
+        };
+        let text = service::csv(&store, &filter).await.unwrap();
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let headers = reader.headers().unwrap().clone();
+        assert_eq!(&headers[0], "run");
+        let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        let parsed: Vec<String> = records.iter().map(|record| record[0].to_owned()).collect();
+        let mut all = runs.clone();
+        all.extend(newer.clone());
+        assert_eq!(
+            parsed,
+            expected(&all, |run| run.stack == "gamma" && run.status == "failed")
+        );
+        let error_column = headers.iter().position(|name| name == "error").unwrap();
+        assert_eq!(
+            &records[0][error_column],
+            format!("step \"Start web\" failed, {}\nsee the lines", parsed[0])
+        );
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn the_csv_export_is_for_signed_in_viewers() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let password = store.add_user("vera", Role::Viewer).await;
+    let opened = store.open().await;
+    insert(&opened, &(0..5).map(seeded).collect::<Vec<_>>()).await;
+    opened.close().await;
+    let console = RunningConsole::start(&store).await;
+
+    let anonymous = client()
+        .get(console.url("/history.csv?stack=alpha"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        anonymous.status() == 401 || anonymous.status().is_redirection(),
+        "{}",
+        anonymous.status()
+    );
+
+    let viewer = signed_in(&console, "vera", &password).await;
+    let export = viewer
+        .get(console.url("/history.csv?stack=alpha"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.status(), 200);
+    assert!(export
+        .headers()
+        .get("content-disposition")
+        .is_some_and(|value| value.to_str().unwrap().contains("attachment")));
+    let text = export.text().await.unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let stacks: Vec<String> = reader
+        .records()
+        .map(|record| record.unwrap()[1].to_owned())
+        .collect();
+    assert_eq!(stacks, ["alpha", "alpha"]);
+
+    let page = viewer
+        .get(console.url("/history?stack=alpha"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("run-000003") && !html.contains("run-000004"),
+        "{html}"
+    );
+    console.terminate().await;
+}
