@@ -39,6 +39,10 @@ describe('the history', () => {
     await hydrated(page);
     const rows = page.locator('[data-testid="history-table"] tbody tr');
     assert.equal(await rows.count(), 3);
+    // Starting and stopping are not changes: the delivery metrics count none, over 13 weeks.
+    const delivery = page.locator('[data-testid="delivery-table"]');
+    assert.match(await delivery.innerText(), /Deployment frequency\s+0\.0 \/ week \(0\)/);
+    assert.equal(await page.locator('[data-testid="delivery-chart"] rect').count(), 2 * 13);
 
     const filters = page.locator('[data-testid="history-filters"]');
     await filters.locator('input[name="stack"]').fill('histbad');

@@ -63,6 +63,13 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Print the delivery metrics (DORA) of a stack, or of all, over 30 and 90 days.
+    Delivery {
+        #[arg(long, default_value = "")]
+        stack: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Print the model Slipway would run for a compose file, as `docker compose config`
     /// prints it, without adding a stack; a file Slipway refuses is refused with the reason.
     Config {

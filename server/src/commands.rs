@@ -761,7 +761,29 @@ pub async fn wait_for_approval(id: &str, store_args: &StoreArgs) -> Result<Strin
     outcome
 }
 
-/// `slipway stack edge NAME [--managed B]`: the setting after the change, in words.
+/// `slipway delivery`: each metric for 30 and 90 days, and how it is computed.
+pub async fn print_delivery(stack: &str, store_args: &StoreArgs) -> Result<String, CommandError> {
+    use app::history::{delivery, metric_text, DEFINITIONS};
+    let store = open_store(store_args).await?;
+    let windows = delivery::report(&store, stack).await;
+    store.close().await;
+    let windows = windows?;
+    let scope = if stack.trim().is_empty() {
+        "all stacks"
+    } else {
+        stack.trim()
+    };
+    let mut lines = vec![format!("{scope}: 30 days | 90 days")];
+    for (metric, (name, how)) in DEFINITIONS.iter().enumerate() {
+        let cells: Vec<String> = windows
+            .iter()
+            .map(|window| metric_text(metric, window))
+            .collect();
+        lines.push(format!("{name}: {}\n    {how}", cells.join(" | ")));
+    }
+    Ok(lines.join("\n"))
+}
+
 /// `slipway history`: the newest page as lines, or every matching run as CSV.
 pub async fn print_history(
     filter: &app::history::HistoryFilter,
@@ -898,6 +920,7 @@ pub async fn stack_profiles(
     ))
 }
 
+/// `slipway stack edge NAME [--managed B]`: the setting after the change, in words.
 pub async fn managed_edge(
     name: &str,
     managed: Option<bool>,

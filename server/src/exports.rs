@@ -14,6 +14,10 @@ use crate::live::{refusal, viewer};
 
 pub const HISTORY_CSV_PATH: &str = "/history.csv";
 
+/// One export at a time: a large one reads many rows, and the console's other requests
+/// (runs writing their lines among them) must not wait behind several.
+static EXPORTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 pub async fn history_csv(
     State(console): State<ConsoleContext>,
     session: Session,
@@ -22,6 +26,12 @@ pub async fn history_csv(
     if let Err(refused) = viewer(&session, &console, Activity::Person).await {
         return refused;
     }
+    let Ok(_turn) = EXPORTING.try_acquire() else {
+        return refusal(
+            429,
+            "Another export is being written. Try again in a moment.",
+        );
+    };
     match app::history::service::csv(&console.store, &filter).await {
         Ok(text) => (
             [

@@ -97,9 +97,9 @@ pub async fn log_events(
     }
 }
 
-/// Lets signed-in viewers and up through; anyone else gets the refusal to send. Opening a
-/// stream is the page's doing, not a person's: it does not keep the session from idling.
-/// Lets a signed-in viewer (or more) through; anyone else gets the refusal as a response.
+/// Lets signed-in viewers and up through; anyone else gets the refusal to send. `activity`
+/// says whether the request is a person's (keeps the session from idling) or a page's own,
+/// such as opening a stream.
 pub(crate) async fn viewer(
     session: &Session,
     console: &ConsoleContext,

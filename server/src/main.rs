@@ -13,7 +13,7 @@ use server::cli::{
 use server::commands::{
     add_stack, add_user, approval_policy, audit_head, backup_policy, compose_config,
     create_release, init_audit_key, list_approvals, list_backups, list_flags, managed_edge,
-    print_history, print_logs, release_policy, release_templates, request_approval,
+    print_delivery, print_history, print_logs, release_policy, release_templates, request_approval,
     request_rollback, run_operation, ship_release, show_release, stack_config, stack_profiles,
     stack_status, tick_release, verify_audit, wait_for_approval, LogsRequest, PolicyChange,
     ReleasePolicyChange, RollbackChoice,
@@ -314,6 +314,10 @@ fn main() -> ExitCode {
                     .map(Some)
                     .map_err(|e| e.to_string())
             }
+            Command::Delivery { stack, store } => print_delivery(&stack, &store)
+                .await
+                .map(Some)
+                .map_err(|e| e.to_string()),
             Command::Config {
                 compose,
                 env_file,

@@ -50,6 +50,11 @@ fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
             Role::Viewer,
             pairs(&[("filter[stack]", "matrix")]),
         ),
+        (
+            "delivery_report",
+            Role::Viewer,
+            pairs(&[("stack", "matrix")]),
+        ),
         ("backups", Role::Viewer, pairs(&[("stack", "")])),
         ("backups_version", Role::Viewer, pairs(&[("stack", "")])),
         (

@@ -471,6 +471,10 @@ impl Drop for ProjectCleanup {
             docker(&["rm", "-f", "-v", id]);
         }
         docker(&["network", "rm", &format!("{}_default", self.0)]);
+        // The networks a file declares (`PROJECT_front`) carry the project's label.
+        for network in docker(&["network", "ls", "-q", "--filter", &label]).split_whitespace() {
+            docker(&["network", "rm", network]);
+        }
         for volume in docker(&["volume", "ls", "-q", "--filter", &label]).split_whitespace() {
             docker(&["volume", "rm", "-f", volume]);
         }

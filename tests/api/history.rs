@@ -365,6 +365,16 @@ async fn the_csv_export_is_for_signed_in_viewers() {
     let password = store.add_user("vera", Role::Viewer).await;
     let opened = store.open().await;
     insert(&opened, &(0..5).map(seeded).collect::<Vec<_>>()).await;
+    // A version a spreadsheet would run as a formula.
+    sqlx::query(
+        "INSERT INTO releases (id, stack, version, sets, operation, planned_at, owner, notes, \
+         state, run_id, created_by, created_at) \
+         VALUES ('formula', 'alpha', '=HYPERLINK(\"x\")', '', 'deploy', '', 'ada', '', 'shipped', \
+         'run-000003', 'ada', '')",
+    )
+    .execute(opened.pool())
+    .await
+    .unwrap();
     opened.close().await;
     let console = RunningConsole::start(&store).await;
 
@@ -392,11 +402,13 @@ async fn the_csv_export_is_for_signed_in_viewers() {
         .is_some_and(|value| value.to_str().unwrap().contains("attachment")));
     let text = export.text().await.unwrap();
     let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let stacks: Vec<String> = reader
-        .records()
-        .map(|record| record.unwrap()[1].to_owned())
-        .collect();
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let stacks: Vec<&str> = records.iter().map(|record| &record[1]).collect();
     assert_eq!(stacks, ["alpha", "alpha"]);
+    assert_eq!(
+        &records[0][9], "'=HYPERLINK(\"x\")",
+        "written as text, not a formula"
+    );
 
     let page = viewer
         .get(console.url("/history?stack=alpha"))
@@ -409,5 +421,166 @@ async fn the_csv_export_is_for_signed_in_viewers() {
         html.contains("run-000003") && !html.contains("run-000004"),
         "{html}"
     );
+    // The delivery metrics and their chart are in the page itself (no JavaScript needed).
+    assert!(
+        html.contains("Deployment frequency") && html.contains("data-testid=\"delivery-chart\""),
+        "{html}"
+    );
     console.terminate().await;
+}
+
+/// A run for the delivery metrics: stack, operation, outcome, when it ended (it started a
+/// minute before), and when what it shipped was made (a release's creation or an image's build).
+struct Change {
+    stack: &'static str,
+    operation: &'static str,
+    status: &'static str,
+    finished: &'static str,
+    released: Option<&'static str>,
+    built: Option<&'static str>,
+}
+
+async fn insert_changes(store: &Store, changes: &[Change]) {
+    for (n, change) in changes.iter().enumerate() {
+        let finished = chrono::DateTime::parse_from_rfc3339(change.finished).unwrap();
+        let started = (finished - chrono::Duration::minutes(1))
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
+        let id = format!("change-{n}");
+        sqlx::query(
+            "INSERT INTO runs (id, stack, operation, status, requested_by, holder, started_at, \
+             finished_at, error, cancel_requested, created_at) \
+             VALUES ($1, $2, $3, $4, 'ada', '', $5, $6, '', 0, $5)",
+        )
+        .bind(&id)
+        .bind(change.stack)
+        .bind(change.operation)
+        .bind(change.status)
+        .bind(&started)
+        .bind(change.finished)
+        .execute(store.pool())
+        .await
+        .unwrap();
+        if let Some(released) = change.released {
+            sqlx::query(
+                "INSERT INTO releases (id, stack, version, sets, operation, planned_at, owner, notes, \
+                 state, run_id, created_by, created_at) \
+                 VALUES ($1, $2, '1.0', '', $3, $4, 'ada', '', 'shipped', $5, 'ada', $4)",
+            )
+            .bind(format!("release-{n}"))
+            .bind(change.stack)
+            .bind(change.operation)
+            .bind(released)
+            .bind(&id)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+        if let Some(built) = change.built {
+            sqlx::query(
+                "INSERT INTO run_images (run_id, service, image, image_id, created_at, built_at) \
+                 VALUES ($1, 'web', 'web:1', 'sha256:1', $2, $3)",
+            )
+            .bind(&id)
+            .bind(change.finished)
+            .bind(built)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn delivery_metrics_equal_hand_computed_values_on_both_stores() {
+    use app::history::delivery::metrics;
+    let change = |stack, operation, status, finished| Change {
+        stack,
+        operation,
+        status,
+        finished,
+        released: None,
+        built: None,
+    };
+    let changes = [
+        // 50 days before: only in the 90 days. Lead time 24 h from its release.
+        Change {
+            released: Some("2026-01-09T10:00:00.000Z"),
+            ..change("shop", "deploy", "succeeded", "2026-01-10T10:00:00.000Z")
+        },
+        // Lead time 2 h from its release.
+        Change {
+            released: Some("2026-02-01T08:00:00.000Z"),
+            ..change("shop", "deploy", "succeeded", "2026-02-01T10:00:00.000Z")
+        },
+        // A failed change, restored half an hour later by a rollback.
+        change("shop", "update", "failed", "2026-02-03T10:00:00.000Z"),
+        change("shop", "rollback", "succeeded", "2026-02-03T10:30:00.000Z"),
+        // Succeeded but rolled back an hour later: a failed change too. Lead 6 h from its image.
+        Change {
+            built: Some("2026-02-10T06:00:00.000Z"),
+            ..change("shop", "update", "succeeded", "2026-02-10T12:00:00.000Z")
+        },
+        change("shop", "rollback", "succeeded", "2026-02-10T13:00:00.000Z"),
+        // No release, no labelled image: no lead time.
+        change("shop", "migrate", "succeeded", "2026-02-20T09:00:00.000Z"),
+        // Not a change.
+        change("shop", "backup", "succeeded", "2026-02-21T09:00:00.000Z"),
+        // Another stack: lead 24 h from its image.
+        Change {
+            built: Some("2026-02-14T00:00:00.000Z"),
+            ..change("other", "deploy", "succeeded", "2026-02-15T00:00:00.000Z")
+        },
+    ];
+    let now = chrono::DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    for backend in BACKENDS {
+        let test_store = TestStore::new(backend).await;
+        let store = test_store.open().await;
+        insert_changes(&store, &changes).await;
+
+        let all = metrics(&store, "", 30, now).await.unwrap();
+        assert_eq!(
+            (all.changes, all.deployments, all.failed_changes),
+            (5, 4, 2),
+            "{backend:?}"
+        );
+        assert!((all.per_week - 4.0 / (30.0 / 7.0)).abs() < 1e-9);
+        assert_eq!((all.lead_time_hours, all.lead_time_samples), (Some(6.0), 3));
+        assert_eq!(all.failure_rate, Some(0.4));
+        assert_eq!(
+            (all.time_to_restore_hours, all.restore_samples),
+            (Some(0.75), 2)
+        );
+        assert_eq!(all.weekly.len(), 5);
+        assert_eq!(
+            all.weekly.iter().map(|week| week.deployments).sum::<i64>(),
+            4
+        );
+        assert_eq!(all.weekly.iter().map(|week| week.failed).sum::<i64>(), 2);
+
+        let shop = metrics(&store, "shop", 30, now).await.unwrap();
+        assert_eq!(
+            (shop.changes, shop.deployments, shop.failed_changes),
+            (4, 3, 2)
+        );
+        assert_eq!(shop.lead_time_hours, Some(4.0));
+        assert_eq!(shop.failure_rate, Some(0.5));
+
+        let quarter = metrics(&store, "", 90, now).await.unwrap();
+        assert_eq!((quarter.changes, quarter.deployments), (6, 5));
+        assert_eq!(
+            (quarter.lead_time_hours, quarter.lead_time_samples),
+            (Some(15.0), 4)
+        );
+        assert_eq!(quarter.failure_rate, Some(2.0 / 6.0));
+
+        let empty = metrics(&store, "nothing", 30, now).await.unwrap();
+        assert_eq!(
+            (empty.changes, empty.failure_rate, empty.lead_time_hours),
+            (0, None, None)
+        );
+        store.close().await;
+    }
 }

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::components::Table;
 
 #[cfg(feature = "ssr")]
+pub mod delivery;
+#[cfg(feature = "ssr")]
 pub mod service;
 
 /// What the history shows; every field empty shows everything.
@@ -122,6 +124,59 @@ pub struct HistoryList {
     pub next: Option<String>,
 }
 
+/// Delivery metrics (DORA) of one stack, or of all (`stack` empty), over `days`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryMetrics {
+    pub stack: String,
+    pub days: i64,
+    /// Deploy, update and migrate runs that ended.
+    pub changes: i64,
+    /// Those that succeeded.
+    pub deployments: i64,
+    pub per_week: f64,
+    /// Median, over the changes whose start is known.
+    pub lead_time_hours: Option<f64>,
+    pub lead_time_samples: i64,
+    pub failed_changes: i64,
+    pub failure_rate: Option<f64>,
+    /// Median, over the failed changes that were restored.
+    pub time_to_restore_hours: Option<f64>,
+    pub restore_samples: i64,
+    /// Successful and failed changes per week, oldest first.
+    pub weekly: Vec<WeekOfChanges>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeekOfChanges {
+    /// The week's first day, `YYYY-MM-DD`.
+    pub starts: String,
+    pub deployments: i64,
+    pub failed: i64,
+}
+
+/// How each delivery metric is computed, as the page and `slipway delivery` say it.
+pub const DEFINITIONS: [(&str, &str); 4] = [
+    (
+        "Deployment frequency",
+        "deploy, update and migrate runs that succeeded, per week",
+    ),
+    (
+        "Lead time for changes",
+        "median, from the newest changed image's build (its org.opencontainers.image.created label), else the release's creation, to the end of the run that shipped it",
+    ),
+    (
+        "Change failure rate",
+        "changes (deploy, update, migrate) that failed, or that the stack's next run rolled back or restored, over all changes",
+    ),
+    (
+        "Time to restore",
+        "median, from a failed change's end to the end of the stack's next run that succeeded",
+    ),
+];
+
+/// The windows the delivery metrics are shown for, in days.
+pub const WINDOWS: [i64; 2] = [30, 90];
+
 /// Why the history could not be shown, in words the browser may show.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum HistoryError {
@@ -168,6 +223,18 @@ pub async fn history(
         .map_err(reject)
 }
 
+/// Delivery metrics of one stack (`""`: all) over 30 and 90 days; viewers and up.
+#[server(prefix = "/api", endpoint = "delivery_report")]
+pub async fn delivery_report(
+    #[server(default)] stack: String,
+) -> Result<Vec<DeliveryMetrics>, HistoryError> {
+    use crate::errors::reject;
+    let caller = crate::auth::guard::authorized(crate::auth::Role::Viewer).await?;
+    delivery::report(&caller.console.store, &stack)
+        .await
+        .map_err(reject)
+}
+
 const OPERATIONS: [&str; 13] = [
     "", "deploy", "update", "migrate", "rollback", "restore", "flag", "start", "stop", "backup",
     "verify", "prune", "cleanup",
@@ -206,7 +273,7 @@ pub fn HistoryPage() -> impl IntoView {
     let choice = move |name: &'static str, options: &'static [&'static str]| {
         let current = field(name);
         view! {
-            <select name=name>
+            <select name=name prop:value=current>
                 {options
                     .iter()
                     .map(|option| {
@@ -222,17 +289,18 @@ pub fn HistoryPage() -> impl IntoView {
         <h1>"History"</h1>
         <p class="lead">"Every run that touched a stack, newest first: what shipped, who started and who approved it, and how it ended."</p>
         <form class="filters card" method="get" action="/history" data-testid="history-filters">
-            <label>"Stack" <input name="stack" prop:value=field("stack") /></label>
+            <label>"Stack" <input name="stack" value=field("stack") prop:value=field("stack") /></label>
             <label>"Operation" {choice("operation", &OPERATIONS)}</label>
             <label>"Outcome" {choice("outcome", &OUTCOMES)}</label>
-            <label>"Person" <input name="person" prop:value=field("person") /></label>
-            <label>"Since" <input name="since" type="date" prop:value=field("since") /></label>
-            <label>"Until" <input name="until" type="date" prop:value=field("until") /></label>
-            <label>"Version" <input name="version" prop:value=field("version") /></label>
+            <label>"Person" <input name="person" value=field("person") prop:value=field("person") /></label>
+            <label>"Since" <input name="since" type="date" value=field("since") prop:value=field("since") /></label>
+            <label>"Until" <input name="until" type="date" value=field("until") prop:value=field("until") /></label>
+            <label>"Version" <input name="version" value=field("version") prop:value=field("version") /></label>
             <button class="button" type="submit" data-testid="filter-history">"Filter"</button>
             <a class="button secondary" href="/history">"Everything"</a>
             <a class="button secondary" data-testid="history-csv" href=move || format!("/history.csv?{}", filter().query())>"CSV"</a>
         </form>
+        <Delivery stack=Signal::derive(move || filter().stack) />
         <Transition fallback=|| view! { <p class="muted">"Loading the history…"</p> }>
             {move || Suspend::new(async move {
                 match page.await {
@@ -254,6 +322,140 @@ pub fn HistoryPage() -> impl IntoView {
                 }
             })}
         </Transition>
+    }
+}
+
+/// The delivery metrics of the filtered stack (or all) for each window, how each is computed,
+/// and a chart of the 90 days' weekly changes: server-rendered SVG, readable without
+/// JavaScript, the numbers in the table beside it.
+#[component]
+fn Delivery(stack: Signal<String>) -> impl IntoView {
+    let metrics = Resource::new(move || stack.get(), delivery_report);
+    view! {
+        <section class="card" data-testid="delivery">
+            <h2>{move || if stack.get().is_empty() { "Delivery, all stacks".to_owned() } else { format!("Delivery, {}", stack.get()) }}</h2>
+            <Transition fallback=|| view! { <p class="muted">"Counting…"</p> }>
+                {move || Suspend::new(async move {
+                    match metrics.await {
+                        Ok(windows) => view! { <DeliveryView windows /> }.into_any(),
+                        Err(error) => view! { <p class="error">{error.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+fn hours(value: Option<f64>, samples: i64) -> String {
+    match value {
+        Some(hours) if hours < 1.0 => format!("{:.0} min (of {samples})", hours * 60.0),
+        Some(hours) => format!("{hours:.1} h (of {samples})"),
+        None => "—".into(),
+    }
+}
+
+/// The value of the metric numbered as in [`DEFINITIONS`] for one window, in words.
+pub fn metric_text(metric: usize, window: &DeliveryMetrics) -> String {
+    match metric {
+        0 => format!("{:.1} / week ({})", window.per_week, window.deployments),
+        1 => hours(window.lead_time_hours, window.lead_time_samples),
+        2 => window.failure_rate.map_or_else(
+            || "—".into(),
+            |rate| {
+                format!(
+                    "{:.0} % ({} of {})",
+                    rate * 100.0,
+                    window.failed_changes,
+                    window.changes
+                )
+            },
+        ),
+        _ => hours(window.time_to_restore_hours, window.restore_samples),
+    }
+}
+
+#[component]
+fn DeliveryView(windows: Vec<DeliveryMetrics>) -> impl IntoView {
+    let longest = windows.last().cloned();
+    view! {
+        <Table testid="delivery-table" headers=&["Metric", "30 days", "90 days", "How it is computed"]>
+            {DEFINITIONS
+                .iter()
+                .enumerate()
+                .map(|(metric, (name, how))| {
+                    view! {
+                        <tr>
+                            <td>{*name}</td>
+                            {windows.iter().map(|window| view! { <td class="nowrap">{metric_text(metric, window)}</td> }).collect_view()}
+                            <td class="muted">{*how}</td>
+                        </tr>
+                    }
+                })
+                .collect_view()}
+        </Table>
+        {longest.map(|window| view! { <WeeklyChart weeks=window.weekly /> })}
+    }
+}
+
+/// Bars of the changes that succeeded each week (failed ones stacked above, in red) and the
+/// trend line of the three weeks' average.
+#[component]
+fn WeeklyChart(weeks: Vec<WeekOfChanges>) -> impl IntoView {
+    const BAR: f64 = 24.0;
+    const HEIGHT: f64 = 90.0;
+    let most = weeks
+        .iter()
+        .map(|week| week.deployments + week.failed)
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let scale = |count: f64| count / most * (HEIGHT - 10.0);
+    let width = BAR * weeks.len() as f64;
+    let trend: String = weeks
+        .iter()
+        .enumerate()
+        .map(|(at, _)| {
+            let window = &weeks[at.saturating_sub(2)..=at];
+            let average = window.iter().map(|week| week.deployments).sum::<i64>() as f64
+                / window.len() as f64;
+            format!(
+                "{:.1},{:.1}",
+                BAR * at as f64 + BAR / 2.0,
+                HEIGHT - scale(average)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let label = weeks
+        .iter()
+        .map(|week| {
+            format!(
+                "week of {}: {} succeeded, {} failed",
+                week.starts, week.deployments, week.failed
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    view! {
+        <svg class="chart" data-testid="delivery-chart" viewBox=format!("0 0 {width} {HEIGHT}") width=width height=HEIGHT role="img" aria-label=label>
+            {weeks
+                .iter()
+                .enumerate()
+                .map(|(at, week)| {
+                    let x = BAR * at as f64 + 3.0;
+                    let succeeded = scale(week.deployments as f64);
+                    let failed = scale(week.failed as f64);
+                    view! {
+                        <g>
+                            <title>{format!("week of {}: {} succeeded, {} failed", week.starts, week.deployments, week.failed)}</title>
+                            <rect class="bar" x=x y=HEIGHT - succeeded width=BAR - 6.0 height=succeeded />
+                            <rect class="bar failed" x=x y=HEIGHT - succeeded - failed width=BAR - 6.0 height=failed />
+                        </g>
+                    }
+                })
+                .collect_view()}
+            <polyline class="trend" points=trend />
+        </svg>
     }
 }
 

@@ -13,8 +13,11 @@ use crate::store::Store;
 
 /// Entries on one page.
 pub const PAGE: usize = 50;
-/// Entries in one CSV export at most.
-pub const EXPORT_AT_MOST: usize = 100_000;
+/// Entries in one CSV export at most: a narrower filter gets the rest.
+pub const EXPORT_AT_MOST: usize = 10_000;
+
+/// Ids looked up at once (`IN (…)`): well under SQLite's and PostgreSQL's placeholder limits.
+const IDS_AT_ONCE: usize = 500;
 
 type EntryRow = (
     String,
@@ -181,13 +184,13 @@ impl Query {
         }
         let version = filter.version.trim();
         if !version.is_empty() {
+            // `%` and `_` are text here; `!` escapes them the same way on both stores.
             let escaped = version
-                .to_lowercase()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
+                .replace('!', "!!")
+                .replace('%', "!%")
+                .replace('_', "!_");
             query.add(
-                "LOWER(releases.version) LIKE {} ESCAPE '\\'",
+                "LOWER(releases.version) LIKE LOWER({}) ESCAPE '!'",
                 &[&format!("%{escaped}%")],
             );
         }
@@ -197,8 +200,8 @@ impl Query {
                 HistoryError::Invalid("the page cursor is not one Slipway made".into())
             })?;
             query.add(
-                "(runs.started_at < {} OR (runs.started_at = {} AND runs.id < {}))",
-                &[started_at, started_at, run_id],
+                "(runs.started_at, runs.id) < ({}, {})",
+                &[started_at, run_id],
             );
         }
         Ok(query)
@@ -245,27 +248,39 @@ fn placeholders(count: usize) -> String {
         .join(", ")
 }
 
+/// Rows of `sql` (whose `{}` is the placeholder list) for the ids, [`IDS_AT_ONCE`] at a time.
+async fn for_ids<Row>(store: &Store, sql: &str, ids: &[String]) -> Result<Vec<Row>, HistoryError>
+where
+    Row: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+{
+    let mut rows = Vec::new();
+    for chunk in ids.chunks(IDS_AT_ONCE) {
+        let sql = sql.replace("{}", &placeholders(chunk.len()));
+        let mut select = sqlx::query_as::<_, Row>(&sql);
+        for id in chunk {
+            select = select.bind(id);
+        }
+        rows.extend(select.fetch_all(store.pool()).await.map_err(store_error)?);
+    }
+    Ok(rows)
+}
+
 /// Who approved each run, by run.
 async fn approvers(
     store: &Store,
     ids: &[String],
 ) -> Result<BTreeMap<String, Vec<String>>, HistoryError> {
-    if ids.is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    let sql = format!(
+    let rows: Vec<(String, String)> = for_ids(
+        store,
         "SELECT approvals.run_id, approval_decisions.user_name FROM approvals \
          JOIN approval_decisions ON approval_decisions.approval_id = approvals.id \
          WHERE approval_decisions.decision = 'approved' AND approvals.run_id IN ({}) \
          ORDER BY approval_decisions.decided_at",
-        placeholders(ids.len())
-    );
-    let mut select = sqlx::query_as::<_, (String, String)>(&sql);
-    for id in ids {
-        select = select.bind(id);
-    }
+        ids,
+    )
+    .await?;
     let mut approvers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (run_id, name) in select.fetch_all(store.pool()).await.map_err(store_error)? {
+    for (run_id, name) in rows {
         approvers.entry(run_id).or_default().push(name);
     }
     Ok(approvers)
@@ -276,21 +291,14 @@ async fn images(
     store: &Store,
     ids: &[String],
 ) -> Result<BTreeMap<String, BTreeMap<String, String>>, HistoryError> {
-    if ids.is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    let sql = format!(
+    let rows: Vec<(String, String, String, String)> = for_ids(
+        store,
         "SELECT run_id, service, image, image_id FROM run_images WHERE run_id IN ({})",
-        placeholders(ids.len())
-    );
-    let mut select = sqlx::query_as::<_, (String, String, String, String)>(&sql);
-    for id in ids {
-        select = select.bind(id);
-    }
+        ids,
+    )
+    .await?;
     let mut images: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    for (run_id, service, image, image_id) in
-        select.fetch_all(store.pool()).await.map_err(store_error)?
-    {
+    for (run_id, service, image, image_id) in rows {
         images
             .entry(run_id)
             .or_default()
@@ -313,7 +321,7 @@ async fn images_before(
     let rows: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT service, image, image_id FROM run_images WHERE run_id = (\
          SELECT runs.id FROM runs WHERE runs.stack = $1 \
-         AND (runs.started_at < $2 OR (runs.started_at = $2 AND runs.id < $3)) \
+         AND (runs.started_at, runs.id) < ($2, $3) \
          AND EXISTS (SELECT 1 FROM run_images WHERE run_images.run_id = runs.id) \
          ORDER BY runs.started_at DESC, runs.id DESC LIMIT 1)",
     )
@@ -354,6 +362,15 @@ pub async fn csv(store: &Store, filter: &HistoryFilter) -> Result<String, Histor
             "error",
         ])
         .map_err(failed)?;
+    // A cell a spreadsheet would take for a formula (a release's version, an error) is
+    // written as text.
+    let cell = |text: String| {
+        if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            format!("'{text}")
+        } else {
+            text
+        }
+    };
     for entry in entries {
         let images = entry
             .images
@@ -362,23 +379,26 @@ pub async fn csv(store: &Store, filter: &HistoryFilter) -> Result<String, Histor
             .collect::<Vec<_>>()
             .join("; ");
         writer
-            .write_record([
-                entry.run_id,
-                entry.stack,
-                entry.operation,
-                entry.status,
-                entry.started_at,
-                entry.finished_at,
-                entry
-                    .duration_seconds
-                    .map(|seconds| format!("{seconds:.1}"))
-                    .unwrap_or_default(),
-                entry.requested_by,
-                entry.approved_by.join("; "),
-                entry.release_version,
-                images,
-                entry.error,
-            ])
+            .write_record(
+                [
+                    entry.run_id,
+                    entry.stack,
+                    entry.operation,
+                    entry.status,
+                    entry.started_at,
+                    entry.finished_at,
+                    entry
+                        .duration_seconds
+                        .map(|seconds| format!("{seconds:.1}"))
+                        .unwrap_or_default(),
+                    entry.requested_by,
+                    entry.approved_by.join("; "),
+                    entry.release_version,
+                    images,
+                    entry.error,
+                ]
+                .map(cell),
+            )
             .map_err(failed)?;
     }
     let bytes = writer

@@ -280,10 +280,11 @@ pub(super) fn read_small(path: &Path) -> Result<String, ComposeError> {
         path: path.to_path_buf(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(read)?;
-    if !file.metadata().map_err(read)?.is_file() {
+    // Checked before opening: opening a named pipe would wait for a writer.
+    if !std::fs::metadata(path).map_err(read)?.is_file() {
         return Err(refused("not a regular file"));
     }
+    let file = std::fs::File::open(path).map_err(read)?;
     let mut text = String::new();
     file.take(LARGEST_FILE + 1)
         .read_to_string(&mut text)
@@ -335,11 +336,11 @@ pub fn secret_sources(
 ) -> Result<SecretSources, ComposeError> {
     let text = read_text(compose_file)?;
     let environment = environment(env_file)?;
-    let every: Vec<String> = read_document(compose_file, &text, &environment, &[])?
-        .profiles
-        .into_iter()
-        .collect();
-    let document = read_document(compose_file, &text, &environment, &every)?;
+    let active = read_document(compose_file, &text, &environment, &[])?;
+    let every: Vec<String> = active.profiles.iter().cloned().collect();
+    // With every profile, when the services of inactive ones read too; a service of a
+    // profile the stack does not use must not stop its runs.
+    let document = read_document(compose_file, &text, &environment, &every).unwrap_or(active);
     let mut values = Vec::new();
     let services = document.value.get("services").and_then(Value::as_mapping);
     for service in services.into_iter().flat_map(|services| services.values()) {
@@ -929,6 +930,16 @@ fn normalise(service: &mut Value) {
     if let Some(Value::Mapping(check)) = fields.get_mut("healthcheck") {
         as_typed(check.get_mut("retries"));
         as_typed(check.get_mut("disable"));
+    }
+    // A label's value written as a number or boolean is its text, as Compose reads it.
+    if let Some(Value::Mapping(labels)) = service.get_mut("labels") {
+        for (_, value) in labels.iter_mut() {
+            match value {
+                Value::Number(number) => *value = Value::String(number.to_string()),
+                Value::Bool(flag) => *value = Value::String(flag.to_string()),
+                _ => {}
+            }
+        }
     }
     for field in ["ports", "expose", "dns", "cap_add", "cap_drop"] {
         if let Some(Value::Sequence(items)) = service.get_mut(field) {
@@ -1723,13 +1734,14 @@ mod tests {
         let compose = root.join("docker-compose.yml");
         std::fs::write(
             &compose,
-            "services:\n  web:\n    image: web\n    env_file: ${CONF}/app.env\n    environment:\n      DB_PASSWORD: ${DB_PASSWORD}\n      TLS_KEY: \"-----BEGIN KEY-----\\nfirst-line-of-the-key\\nsecond-line-of-the-key\"\n      APP_SECRET: \"it's-a-secret-with-a-quote-0123456789\"\n",
+            "services:\n  web:\n    image: web\n    env_file: ${CONF}/app.env\n    environment:\n      DB_PASSWORD: ${DB_PASSWORD}\n      TLS_KEY: \"-----BEGIN KEY-----\\nfirst-line-of-the-key\\nsecond-line-of-the-key\"\n      APP_SECRET: \"it's-a-secret-with-a-quote-0123456789\"\n    labels:\n      API_TOKEN: 123456789012\n",
         )
         .unwrap();
         let env_file = root.join("stack.env");
         let secrets = super::super::secrets::secret_values(&compose, Some(&env_file)).unwrap();
         let printed = config(&compose, Some(&env_file), &[], "shop", &secrets).unwrap();
         for leak in [
+            "123456789012",
             "w0rd",
             "first-line",
             "second-line",

@@ -247,16 +247,35 @@ fn short_volume(spec: &str, dir: &Path) -> Mapping {
 /// Every value with its secrets masked, then every `$` as `$$`, so the printed model
 /// interpolates back to itself.
 fn written_form(value: &mut Value, secrets: &[String]) {
+    let masked = |text: &str| super::secrets::redact(text, secrets);
     match value {
-        Value::String(text) => {
-            *text = super::secrets::redact(text, secrets).replace('$', "$$");
+        Value::String(text) => *text = masked(text).replace('$', "$$"),
+        // A secret written as a number (`API_TOKEN: 123456789012`) is text once masked.
+        Value::Number(_) | Value::Bool(_) => {
+            let written = serde_norway::to_string(&*value).unwrap_or_default();
+            let written = written.trim_end();
+            if masked(written) != written {
+                *value = Value::String(masked(written));
+            }
         }
         Value::Sequence(items) => items
             .iter_mut()
             .for_each(|item| written_form(item, secrets)),
-        Value::Mapping(map) => map
-            .iter_mut()
-            .for_each(|(_, item)| written_form(item, secrets)),
-        _ => {}
+        Value::Mapping(map) => {
+            // Keys are never interpolated: masked, not escaped.
+            *map = std::mem::take(map)
+                .into_iter()
+                .map(|(key, mut item)| {
+                    written_form(&mut item, secrets);
+                    let key = match key {
+                        Value::String(name) => Value::String(masked(&name)),
+                        other => other,
+                    };
+                    (key, item)
+                })
+                .collect();
+        }
+        Value::Tagged(tagged) => written_form(&mut tagged.value, secrets),
+        Value::Null => {}
     }
 }

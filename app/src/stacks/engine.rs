@@ -520,6 +520,17 @@ impl Engine {
         Ok(inspected.id.unwrap_or_default())
     }
 
+    /// When the image was built, as its `org.opencontainers.image.created` label says; empty
+    /// when it has no such label.
+    pub async fn image_built_at(&self, image: &str) -> Result<String, EngineError> {
+        let inspected = self.call(self.docker.inspect_image(image)).await?;
+        Ok(inspected
+            .config
+            .and_then(|config| config.labels)
+            .and_then(|labels| labels.get("org.opencontainers.image.created").cloned())
+            .unwrap_or_default())
+    }
+
     /// Builds `tag` from a tar archive of the build context with the engine's classic
     /// builder (a local base image needs no registry) and yields the builder's output line
     /// by line; a failed instruction ends the stream with its message. No deadline per call:

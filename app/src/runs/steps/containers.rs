@@ -233,12 +233,19 @@ impl<'a> StepContext<'a> {
     pub(in crate::runs) async fn record_images(&self, log: &StepLog<'_>) -> Result<(), String> {
         let containers = self.containers().await?;
         for container in containers.iter().filter(|c| c.state == "running") {
-            sqlx::query("INSERT INTO run_images (run_id, service, image, image_id, created_at) VALUES ($1, $2, $3, $4, $5)")
+            // The start of the change's lead time; an image without the label has none.
+            let built_at = self
+                .engine
+                .image_built_at(&container.image_id)
+                .await
+                .unwrap_or_default();
+            sqlx::query("INSERT INTO run_images (run_id, service, image, image_id, created_at, built_at) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(&log.handle.run.id)
                 .bind(&container.service)
                 .bind(&container.image)
                 .bind(&container.image_id)
                 .bind(now_utc())
+                .bind(built_at)
                 .execute(log.handle.store.pool())
                 .await
                 .map_err(|e| e.to_string())?;
