@@ -497,21 +497,35 @@ fn readable_time(rfc3339: &str) -> String {
     }
 }
 
+/// One of the stack's settings as stored, read again after each save (`saved`, the saving
+/// action's version).
+fn stack_setting<T>(
+    stack: String,
+    saved: RwSignal<usize>,
+    pick: fn(&StackSummary) -> T,
+) -> Resource<Result<T, StackError>>
+where
+    T: Clone + Default + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    Resource::new(
+        move || (stack.clone(), saved.get()),
+        move |(stack, _)| async move {
+            super::list_stacks().await.map(|stacks| {
+                stacks
+                    .iter()
+                    .find(|s| s.name == stack)
+                    .map(pick)
+                    .unwrap_or_default()
+            })
+        },
+    )
+}
+
 /// The managed edge, as an admin's form on the stack's page.
 #[component]
 fn ManagedEdgeForm(stack: String) -> impl IntoView {
     let saved = ServerAction::<SetManagedEdge>::new();
-    let name = stack.clone();
-    let managed = Resource::new(
-        move || (name.clone(), saved.version().get()),
-        |(stack, _)| async move {
-            super::list_stacks().await.map(|stacks| {
-                stacks
-                    .into_iter()
-                    .any(|s| s.name == stack && s.managed_edge)
-            })
-        },
-    );
+    let managed = stack_setting(stack.clone(), saved.version(), |s| s.managed_edge);
     view! {
         <section class="card" data-testid="managed-edge">
             <h2>"Edge"</h2>
@@ -556,19 +570,7 @@ fn saved_note<T>(saved: Result<T, StackError>) -> AnyView {
 fn ComposeModel(stack: String, is_admin: bool) -> impl IntoView {
     let show = ServerAction::<StackConfig>::new();
     let saved = ServerAction::<SetStackProfiles>::new();
-    let name = stack.clone();
-    let active = Resource::new(
-        move || (name.clone(), saved.version().get()),
-        |(stack, _)| async move {
-            super::list_stacks().await.map(|stacks| {
-                stacks
-                    .into_iter()
-                    .find(|s| s.name == stack)
-                    .map(|s| s.profiles.join(" "))
-                    .unwrap_or_default()
-            })
-        },
-    );
+    let active = stack_setting(stack.clone(), saved.version(), |s| s.profiles.join(" "));
     let profiles_form = move |stack: String| {
         view! {
             <Transition fallback=|| ()>
