@@ -336,7 +336,14 @@ pub fn secret_sources(
 ) -> Result<SecretSources, ComposeError> {
     let text = read_text(compose_file)?;
     let environment = environment(env_file)?;
-    let active = read_document(compose_file, &text, &environment, &[])?;
+    let active = match read_document(compose_file, &text, &environment, &[]) {
+        Ok(active) => active,
+        // A file it names that cannot be read: nothing could be masked.
+        Err(error @ ComposeError::Read { .. }) => return Err(error),
+        // A file that does not read yet (a required variable unset, a refused field) runs
+        // nothing, but its lines and checks still show: what it writes is masked as written.
+        Err(_) => return written_secret_sources(compose_file, &text),
+    };
     let every: Vec<String> = active.profiles.iter().cloned().collect();
     // With every profile, when the services of inactive ones read too; a service of a
     // profile the stack does not use must not stop its runs.
@@ -368,6 +375,59 @@ pub fn secret_sources(
         env_files: document.env_files,
         values,
     })
+}
+
+/// Where secrets are in a file that does not read as a model: every `NAME: value` and
+/// `NAME=value` it writes, and the env files its services name by a plain path. YAML that
+/// does not parse is an error (nothing could be masked).
+fn written_secret_sources(compose_file: &Path, text: &str) -> Result<SecretSources, ComposeError> {
+    fn walk(value: &Value, values: &mut Vec<(String, String)>) {
+        match value {
+            Value::Mapping(map) => {
+                for (key, item) in map {
+                    match (key.as_str(), item) {
+                        (Some(name), Value::String(text)) => {
+                            values.push((name.to_owned(), text.clone()))
+                        }
+                        (Some(name), Value::Number(number)) => {
+                            values.push((name.to_owned(), number.to_string()))
+                        }
+                        _ => walk(item, values),
+                    }
+                }
+            }
+            Value::Sequence(items) => {
+                for item in items {
+                    match item.as_str().and_then(|text| text.split_once('=')) {
+                        Some((name, text)) => values.push((name.to_owned(), text.to_owned())),
+                        None => walk(item, values),
+                    }
+                }
+            }
+            Value::Tagged(tagged) => walk(&tagged.value, values),
+            _ => {}
+        }
+    }
+    let document: Value = serde_norway::from_str(text).map_err(|error| ComposeError::Syntax {
+        path: compose_file.to_path_buf(),
+        line: error.location().map_or(0, |location| location.line()),
+        message: error.to_string(),
+    })?;
+    let mut values = Vec::new();
+    walk(&document, &mut values);
+    let dir = compose_file.parent().unwrap_or(Path::new(""));
+    let env_files = document
+        .get("services")
+        .and_then(Value::as_mapping)
+        .into_iter()
+        .flat_map(|services| services.values())
+        .filter_map(|service| env_files(service.get("env_file")).ok())
+        .flatten()
+        .filter(|(path, _)| !path.contains('$'))
+        .map(|(path, _)| PathBuf::from(super::container::host_path(&path, dir)))
+        .filter(|path| path.is_file())
+        .collect();
+    Ok(SecretSources { env_files, values })
 }
 
 /// The variables for interpolation: the env file's, then those of the process's that it
@@ -1754,6 +1814,17 @@ mod tests {
         assert!(printed.contains("DB_PASSWORD: ••••"), "{printed}");
         let unmasked = config(&compose, Some(&env_file), &[], "shop", &[]).unwrap();
         assert!(unmasked.contains("pa$$w0rd-with-a-dollar"), "{unmasked}");
+    }
+
+    /// A service tied to others cannot be a base of `extends`, as Compose refuses.
+    #[test]
+    fn a_base_with_dependencies_is_refused() {
+        let text = "services:\n  db:\n    image: db\n  base:\n    image: b\n    depends_on: [db]\n  web:\n    extends: base\n";
+        let error = parse_text(text, &[]).unwrap_err().to_string();
+        assert!(
+            error.contains("services.web.extends") && error.contains("it has depends_on"),
+            "{error}"
+        );
     }
 
     /// What Compose would read differently, or without end, is refused.

@@ -254,7 +254,30 @@ fn extended(
         }
     };
     chain.pop();
+    if let Some(why) = not_a_base(&base) {
+        return Err(invalid(
+            path,
+            &field("extends"),
+            format!("{base_name:?} cannot be extended: {why}, as Compose refuses"),
+        ));
+    }
     Ok(merged(base, service, ""))
+}
+
+/// Why a service cannot be a base (Compose's rule): what ties it to other services.
+fn not_a_base(base: &Value) -> Option<String> {
+    for field in ["depends_on", "links", "volumes_from"] {
+        if base.get(field).is_some() {
+            return Some(format!("it has {field}"));
+        }
+    }
+    ["network_mode", "ipc", "pid"]
+        .into_iter()
+        .find_map(|field| {
+            let mode = base.get(field)?.as_str()?;
+            (mode.starts_with("service:") || mode.starts_with("container:"))
+                .then(|| format!("its {field} is another service's"))
+        })
 }
 
 /// `local` over `base` by Compose's merge rules: mappings merge, sequences append, `command`,

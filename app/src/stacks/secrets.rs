@@ -181,6 +181,31 @@ mod tests {
     }
 
     #[test]
+    fn a_file_that_does_not_read_yet_is_masked_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let compose = dir.path().join("docker-compose.yml");
+        std::fs::write(
+            &compose,
+            "services:\n  web:\n    image: ${IMAGE:?set the image}\n    environment:\n      DB_PASSWORD: literal-secret-value\n      - API_TOKEN=another-literal-secret\n",
+        )
+        .unwrap();
+        // Not YAML that reads (a list item among mapping entries): nothing could be masked.
+        assert!(secret_values(&compose, None).is_err());
+        std::fs::write(
+            &compose,
+            "services:\n  web:\n    image: ${IMAGE:?set the image}\n    environment:\n      DB_PASSWORD: literal-secret-value\n  api:\n    image: api\n    environment: [API_TOKEN=another-literal-secret]\n",
+        )
+        .unwrap();
+        let secrets = secret_values(&compose, None).unwrap();
+        for value in ["literal-secret-value", "another-literal-secret"] {
+            assert!(
+                secrets.iter().any(|secret| secret == value),
+                "{value}: {secrets:?}"
+            );
+        }
+    }
+
+    #[test]
     fn what_included_and_extended_files_hold_is_masked_too() {
         let dir = tempfile::tempdir().unwrap();
         let (root, other) = (dir.path(), dir.path().join("other"));
