@@ -310,7 +310,7 @@ async fn images(
 /// `portal:1.1.0 (3f2a9c1b04de)`: the tag says what was meant, the id what ran.
 fn image_text(image: &str, image_id: &str) -> String {
     let id = image_id.trim_start_matches("sha256:");
-    format!("{image} ({})", &id[..id.len().min(12)])
+    format!("{image} ({})", id.chars().take(12).collect::<String>())
 }
 
 /// The images the stack ran before the entry's run: those its newest earlier run recorded.
