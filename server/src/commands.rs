@@ -773,7 +773,11 @@ pub async fn print_delivery(stack: &str, store_args: &StoreArgs) -> Result<Strin
     } else {
         stack.trim()
     };
-    let mut lines = vec![format!("{scope}: 30 days | 90 days")];
+    let windows_in_days: Vec<String> = app::history::WINDOWS
+        .iter()
+        .map(|days| format!("{days} days"))
+        .collect();
+    let mut lines = vec![format!("{scope}: {}", windows_in_days.join(" | "))];
     for (metric, (name, how)) in DEFINITIONS.iter().enumerate() {
         let cells: Vec<String> = windows
             .iter()
@@ -856,7 +860,10 @@ pub fn compose_config(
         let said = app::stacks::secrets::redact(&error.to_string(), secrets);
         CommandError::from(StackError::Compose(said))
     };
-    let project = project.unwrap_or_else(|| default_project(compose_file));
+    let project = match project {
+        Some(project) => project,
+        None => default_project(compose_file)?,
+    };
     let secrets = if unmasked {
         Vec::new()
     } else {
@@ -869,16 +876,23 @@ pub fn compose_config(
 
 /// Compose's project name for a file: its folder's name, lower case, with only the letters,
 /// digits, dashes and underscores Compose keeps.
-fn default_project(compose_file: &Path) -> String {
-    let folder = std::fs::canonicalize(compose_file)
+fn default_project(compose_file: &Path) -> Result<String, CommandError> {
+    let folder = std::path::absolute(compose_file)
         .ok()
         .and_then(|path| path.parent()?.file_name()?.to_str().map(str::to_owned))
         .unwrap_or_default();
-    folder
+    let project: String = folder
         .to_lowercase()
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect()
+        .collect();
+    if project.is_empty() {
+        return Err(StackError::Invalid(
+            "the compose file's folder gives no project name: name one with --project".into(),
+        )
+        .into());
+    }
+    Ok(project)
 }
 
 /// `slipway stack config NAME`.

@@ -350,6 +350,12 @@ async fn the_history_filters_pages_and_exports_ten_thousand_runs_on_both_stores(
             parsed,
             expected(&all, |run| run.stack == "gamma" && run.status == "failed")
         );
+        // Every run at once is more than an export holds: refused with the way out.
+        let everything = service::csv(&store, &HistoryFilter::default())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(everything.contains("narrow the filters"), "{everything}");
         let error_column = headers.iter().position(|name| name == "error").unwrap();
         assert_eq!(
             &records[0][error_column],
@@ -521,6 +527,8 @@ async fn delivery_metrics_equal_hand_computed_values_on_both_stores() {
             built: Some("2026-02-10T06:00:00.000Z"),
             ..change("shop", "update", "succeeded", "2026-02-10T12:00:00.000Z")
         },
+        // A run that changes nothing between the change and its rollback does not hide it.
+        change("shop", "backup", "succeeded", "2026-02-10T12:30:00.000Z"),
         change("shop", "rollback", "succeeded", "2026-02-10T13:00:00.000Z"),
         // No release, no labelled image: no lead time.
         change("shop", "migrate", "succeeded", "2026-02-20T09:00:00.000Z"),
@@ -554,11 +562,13 @@ async fn delivery_metrics_equal_hand_computed_values_on_both_stores() {
             (Some(0.75), 2)
         );
         assert_eq!(all.weekly.len(), 5);
+        // Each change in one bar: 3 held, 2 failed (one rolled back); the newest week ends now.
         assert_eq!(
             all.weekly.iter().map(|week| week.deployments).sum::<i64>(),
-            4
+            3
         );
         assert_eq!(all.weekly.iter().map(|week| week.failed).sum::<i64>(), 2);
+        assert_eq!(all.weekly.last().unwrap().starts, "2026-02-22");
 
         let shop = metrics(&store, "shop", 30, now).await.unwrap();
         assert_eq!(

@@ -1,12 +1,14 @@
 //! Delivery metrics (DORA) from the runs in the store, per stack or over all stacks, for a
 //! window of days ending now. How each is computed is said in [`super::DEFINITIONS`]:
 //!
-//! - a change is a deploy, update or migrate run that ended;
+//! - a change is a deploy, update or migrate run that succeeded or failed (a cancelled or
+//!   interrupted one changed nothing it kept), counted in the window it ended in;
 //! - deployment frequency: changes that succeeded, per week;
-//! - lead time: from the newest changed image's build (its `org.opencontainers.image.created`
-//!   label), else the release's creation, to the end of the change that shipped it (median);
-//! - change failure rate: changes that failed, or that the stack's next run rolled back or
-//!   restored, over all changes;
+//! - lead time: from the newest build among the images the change changed (their
+//!   `org.opencontainers.image.created` label), else the release's creation, to the end of
+//!   the change that shipped it (median);
+//! - change failure rate: changes that failed, or that were rolled back or restored before
+//!   the stack's next change, over all changes;
 //! - time to restore: from a failed change's end to the end of the stack's next run that
 //!   succeeded (median).
 
@@ -18,6 +20,7 @@ use super::{DeliveryMetrics, HistoryError, WeekOfChanges};
 use crate::store::Store;
 
 type RunRow = (String, String, String, String, String, String);
+type ImageRow = (String, String, String, String);
 
 /// One ended run of the window as the metrics see it.
 struct Ended {
@@ -66,11 +69,11 @@ pub async fn metrics(
     let store_error =
         |error: sqlx::Error| HistoryError::from(crate::store::StoreError::from(error));
     let rows: Vec<RunRow> = sqlx::query_as(
-        "SELECT runs.stack, runs.operation, runs.status, runs.finished_at, \
-         COALESCE(releases.created_at, ''), \
-         COALESCE((SELECT MAX(run_images.built_at) FROM run_images WHERE run_images.run_id = runs.id), '') \
+        "SELECT runs.id, runs.stack, runs.operation, runs.status, runs.finished_at, \
+         COALESCE(releases.created_at, '') \
          FROM runs LEFT JOIN releases ON releases.run_id = runs.id \
-         WHERE runs.started_at >= $1 AND ($2 = '' OR runs.stack = $2) AND runs.finished_at <> '' \
+         WHERE runs.finished_at >= $1 AND ($2 = '' OR runs.stack = $2) \
+         AND runs.status IN ('succeeded', 'failed') \
          ORDER BY runs.stack, runs.finished_at, runs.id",
     )
     .bind(&from)
@@ -78,17 +81,52 @@ pub async fn metrics(
     .fetch_all(store.pool())
     .await
     .map_err(store_error)?;
+    // The images each run of the window left running, and what ran before the window.
+    let recorded: Vec<ImageRow> = sqlx::query_as(
+        "SELECT run_images.run_id, run_images.service, run_images.image_id, run_images.built_at \
+         FROM run_images JOIN runs ON runs.id = run_images.run_id \
+         WHERE runs.finished_at >= $1 AND ($2 = '' OR runs.stack = $2)",
+    )
+    .bind(&from)
+    .bind(stack)
+    .fetch_all(store.pool())
+    .await
+    .map_err(store_error)?;
+    let mut images: BTreeMap<String, BTreeMap<String, (String, String)>> = BTreeMap::new();
+    for (run_id, service, image_id, built_at) in recorded {
+        images
+            .entry(run_id)
+            .or_default()
+            .insert(service, (image_id, built_at));
+    }
     let mut by_stack: BTreeMap<String, Vec<Ended>> = BTreeMap::new();
-    for (stack, operation, status, finished_at, released_at, built_at) in rows {
+    let mut running: BTreeMap<String, BTreeMap<String, (String, String)>> = BTreeMap::new();
+    for (id, stack, operation, status, finished_at, released_at) in rows {
         let Some(finished) = parsed(&finished_at) else {
             continue;
         };
-        let made = parsed(&built_at).or_else(|| parsed(&released_at));
+        if !running.contains_key(&stack) {
+            let before = images_before(store, &stack, &from).await?;
+            running.insert(stack.clone(), before);
+        }
+        let previous = running.entry(stack.clone()).or_default();
+        // Built when the newest of the images it changed was built.
+        let mut made = None;
+        if let Some(now_running) = images.remove(&id) {
+            made = now_running
+                .iter()
+                .filter(|(service, (image_id, _))| {
+                    previous.get(*service).map(|(before, _)| before) != Some(image_id)
+                })
+                .filter_map(|(_, (_, built_at))| parsed(built_at))
+                .max();
+            *previous = now_running;
+        }
         by_stack.entry(stack).or_default().push(Ended {
             operation,
             succeeded: status == "succeeded",
             finished,
-            made,
+            made: made.or_else(|| parsed(&released_at)),
         });
     }
     Ok(compute(
@@ -97,6 +135,31 @@ pub async fn metrics(
         days,
         since,
     ))
+}
+
+/// The images the stack's newest run that recorded some left running, of those that ended
+/// before `until`.
+async fn images_before(
+    store: &Store,
+    stack: &str,
+    until: &str,
+) -> Result<BTreeMap<String, (String, String)>, HistoryError> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT service, image_id, built_at FROM run_images WHERE run_id = (\
+         SELECT runs.id FROM runs WHERE runs.stack = $1 AND runs.finished_at < $2 \
+         AND runs.finished_at <> '' \
+         AND EXISTS (SELECT 1 FROM run_images WHERE run_images.run_id = runs.id) \
+         ORDER BY runs.finished_at DESC, runs.id DESC LIMIT 1)",
+    )
+    .bind(stack)
+    .bind(until)
+    .fetch_all(store.pool())
+    .await
+    .map_err(|error| HistoryError::from(crate::store::StoreError::from(error)))?;
+    Ok(rows
+        .into_iter()
+        .map(|(service, image_id, built_at)| (service, (image_id, built_at)))
+        .collect())
 }
 
 /// The metrics of runs given per stack, each stack's in the order they ended.
@@ -108,10 +171,11 @@ fn compute<'a>(
 ) -> DeliveryMetrics {
     let weeks = usize::try_from((days + 6) / 7).unwrap_or(1).max(1);
     let mut weekly = vec![(0_i64, 0_i64); weeks];
+    // Weeks counted back from the window's end: the newest bar is a whole week.
+    let end = since + Duration::days(days);
     let week_of = |at: DateTime<Utc>| {
-        usize::try_from((at - since).num_days() / 7)
-            .unwrap_or(0)
-            .min(weeks - 1)
+        let back = usize::try_from((end - at).num_days() / 7).unwrap_or(0);
+        weeks - 1 - back.min(weeks - 1)
     };
     let (mut changes, mut deployments, mut failed) = (0_i64, 0_i64, 0_i64);
     let (mut lead_times, mut restores) = (Vec::new(), Vec::new());
@@ -121,18 +185,27 @@ fn compute<'a>(
                 continue;
             }
             changes += 1;
-            let next = runs.get(at + 1);
-            let change_failed = !run.succeeded || next.is_some_and(Ended::puts_back);
+            // Rolled back or restored before the stack's next change: runs in between that
+            // change nothing (a backup, a flag) do not hide it.
+            let put_back = runs[at + 1..]
+                .iter()
+                .find(|later| later.is_change() || later.puts_back())
+                .is_some_and(Ended::puts_back);
+            let change_failed = !run.succeeded || put_back;
             if run.succeeded {
                 deployments += 1;
-                weekly[week_of(run.finished)].0 += 1;
                 if let Some(made) = run.made.filter(|made| *made <= run.finished) {
                     lead_times.push((run.finished - made).num_seconds() as f64 / 3600.0);
                 }
             }
+            // Each change in one bar: failed (rolled back included) or succeeded.
+            if change_failed {
+                weekly[week_of(run.finished)].1 += 1;
+            } else {
+                weekly[week_of(run.finished)].0 += 1;
+            }
             if change_failed {
                 failed += 1;
-                weekly[week_of(run.finished)].1 += 1;
                 // Restored when the stack's next run that succeeds ends: a rollback, a
                 // restore or a change that works.
                 let restored = runs[at + 1..]
@@ -160,7 +233,7 @@ fn compute<'a>(
             .into_iter()
             .enumerate()
             .map(|(week, (deployments, failed))| WeekOfChanges {
-                starts: (since + Duration::days(7 * week as i64))
+                starts: (end - Duration::days(7 * (weeks - week) as i64))
                     .format("%Y-%m-%d")
                     .to_string(),
                 deployments,

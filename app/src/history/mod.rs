@@ -162,11 +162,11 @@ pub const DEFINITIONS: [(&str, &str); 4] = [
     ),
     (
         "Lead time for changes",
-        "median, from the newest changed image's build (its org.opencontainers.image.created label), else the release's creation, to the end of the run that shipped it",
+        "median, from the newest build among the images the change changed (their org.opencontainers.image.created label), else the release's creation, to the end of the run that shipped it",
     ),
     (
         "Change failure rate",
-        "changes (deploy, update, migrate) that failed, or that the stack's next run rolled back or restored, over all changes",
+        "changes (deploy, update, migrate runs that succeeded or failed) that failed, or were rolled back or restored before the stack's next change, over all changes",
     ),
     (
         "Time to restore",

@@ -342,7 +342,12 @@ async fn images_before(
 pub async fn csv(store: &Store, filter: &HistoryFilter) -> Result<String, HistoryError> {
     let mut filter = filter.clone();
     filter.before.clear();
-    let entries = entries(store, &filter, EXPORT_AT_MOST).await?;
+    let entries = entries(store, &filter, EXPORT_AT_MOST + 1).await?;
+    if entries.len() > EXPORT_AT_MOST {
+        return Err(HistoryError::Invalid(format!(
+            "more than {EXPORT_AT_MOST} runs match: narrow the filters (a stack, an outcome, dates) and export each part"
+        )));
+    }
     let mut writer = ::csv::Writer::from_writer(Vec::new());
     let failed =
         |error: ::csv::Error| HistoryError::Invalid(format!("cannot write the CSV: {error}"));

@@ -208,6 +208,7 @@ fn short_volume(spec: &str, dir: &Path) -> Mapping {
         [target] => (None, *target, ""),
         [source, target] => (Some(*source), *target, ""),
         [source, target, mode, ..] => (Some(*source), *target, *mode),
+        // `splitn` yields at least the whole text.
         [] => (None, spec, ""),
     };
     let kind = match source {

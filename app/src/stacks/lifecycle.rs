@@ -1075,9 +1075,6 @@ pub async fn runs_as_defined(
     }))
 }
 
-/// A digest of everything a container is created from, the image's id included, so a tag
-/// that now names another image (a rebuild) means a new container. serde_json sorts object
-/// keys, so the same definition always gives the same digest.
 /// The labels written once the definition's digest is taken: the digest itself (Slipway's and
 /// Compose's own label) and the compose file the container comes from, as Compose writes it.
 fn stamp(body: &mut ContainerCreateBody, service: &ServiceDefinition, hash: &str) {
@@ -1091,6 +1088,9 @@ fn stamp(body: &mut ContainerCreateBody, service: &ServiceDefinition, hash: &str
     }
 }
 
+/// A digest of everything a container is created from, the image's id included, so a tag
+/// that now names another image (a rebuild) means a new container. serde_json sorts object
+/// keys, so the same definition always gives the same digest.
 async fn config_hash(engine: &Engine, body: &ContainerCreateBody) -> String {
     let image_id = match body.image.as_deref() {
         // A missing image is reported when the container is created.
