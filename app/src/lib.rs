@@ -11,6 +11,7 @@ pub mod errors;
 pub mod flags;
 pub mod history;
 pub mod live;
+pub mod notifications;
 pub mod releases;
 pub mod runs;
 pub mod sections;

@@ -81,6 +81,13 @@ pub const SECTIONS: &[Section] = &[
         available: true,
     },
     Section {
+        path: "/notifications",
+        label: "Notifications",
+        purpose: "Slack, Teams and signed webhooks told of runs, approvals and rollbacks, with each delivery's log.",
+        min_role: Role::Admin,
+        available: true,
+    },
+    Section {
         path: "/admin",
         label: "Admin",
         purpose: "Users, roles, stacks and settings.",

@@ -15,6 +15,7 @@ use crate::auth::{
 use crate::backups::BackupsPage;
 use crate::errors::set_response_status;
 use crate::history::HistoryPage;
+use crate::notifications::{ChannelPage, NotificationsPage};
 use crate::releases::{ReleasePage, ReleasesPage};
 use crate::runs::{RunPage, RunsPage};
 use crate::sections::{section_for, visible_to};
@@ -131,6 +132,16 @@ pub fn App() -> impl IntoView {
                         path=StaticSegment("audit")
                         ssr=SsrMode::Async
                         view=|| view! { <Guarded path="/audit">{|| view! { <AuditPage /> }}</Guarded> }
+                    />
+                    <Route
+                        path=StaticSegment("notifications")
+                        ssr=SsrMode::Async
+                        view=|| view! { <Guarded path="/notifications">{|| view! { <NotificationsPage /> }}</Guarded> }
+                    />
+                    <Route
+                        path=(StaticSegment("notifications"), ParamSegment("id"))
+                        ssr=SsrMode::Async
+                        view=|| view! { <Guarded path="/notifications">{|| view! { <ChannelPage /> }}</Guarded> }
                     />
                     <Route
                         path=StaticSegment("admin")

@@ -608,6 +608,15 @@ pub struct ServeArgs {
     #[arg(long, env = "SLIPWAY_RUN_GRACE", default_value = "2m", value_parser = parse_duration)]
     pub run_grace: Duration,
 
+    /// The pause before a notification that failed is sent again; it doubles with each
+    /// further attempt (up to ten minutes), and the sixth failure gives up.
+    #[arg(long, env = "SLIPWAY_NOTIFICATION_RETRY", default_value = "5s", value_parser = parse_duration)]
+    pub notification_retry: Duration,
+
+    /// How long a receiver may take to answer one notification.
+    #[arg(long, env = "SLIPWAY_NOTIFICATION_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub notification_timeout: Duration,
+
     /// Built web assets (CSS, WASM); by default `site` next to the binary's target folder.
     #[arg(long, env = "SLIPWAY_SITE_ROOT")]
     pub site_root: Option<PathBuf>,

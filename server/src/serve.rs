@@ -150,6 +150,14 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
         });
     }
     let scheduler = tokio::spawn(console_jobs(state.console.clone()));
+    let notifications = tokio::spawn(app::notifications::sender::run(
+        store.clone(),
+        app::notifications::sender::SenderSettings {
+            first_pause: args.notification_retry,
+            timeout: args.notification_timeout,
+            ..app::notifications::sender::SenderSettings::new(&public.origin)
+        },
+    ));
     let router = router(state);
     tracing::info!(
         url = %format!("http://{addr}"),
@@ -177,6 +185,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
     sweeper.abort();
     head_exporter.abort();
     scheduler.abort();
+    notifications.abort();
     log_audit_head(&store).await;
     store.close().await;
     tracing::info!("console stopped");

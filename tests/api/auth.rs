@@ -45,6 +45,7 @@ fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
         ),
         ("users", Role::Admin, vec![]),
         ("stacks", Role::Viewer, vec![]),
+        ("notification_channels", Role::Admin, vec![]),
         (
             "history",
             Role::Viewer,
@@ -306,6 +307,36 @@ fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
         ]),
         &[422],
     ));
+    // Notification channels: no such channel once let in; a bad address refused (422).
+    for function in [
+        "notification_channel",
+        "send_test_notification",
+        "remove_notification_channel",
+    ] {
+        calls.push((
+            function,
+            Role::Admin,
+            pairs(&[("id", "no-such-channel")]),
+            &[404],
+        ));
+    }
+    calls.push((
+        "set_notification_channel_enabled",
+        Role::Admin,
+        pairs(&[("id", "no-such-channel"), ("enabled", "false")]),
+        &[404],
+    ));
+    calls.push((
+        "add_notification_channel",
+        Role::Admin,
+        pairs(&[
+            ("name", "matrix"),
+            ("kind", "slack"),
+            ("address", "not an address"),
+            ("events[]", "run.failed"),
+        ]),
+        &[422],
+    ));
     calls.push((
         "cancel_run",
         Role::Operator,
@@ -331,7 +362,7 @@ fn portal_env() -> String {
 }
 
 /// Pages with the least role that may open them.
-const PAGES: [(&str, Role); 9] = [
+const PAGES: [(&str, Role); 10] = [
     ("/", Role::Viewer),
     ("/stacks", Role::Viewer),
     ("/stacks/matrix", Role::Viewer),
@@ -340,6 +371,7 @@ const PAGES: [(&str, Role); 9] = [
     ("/history", Role::Viewer),
     ("/approvals", Role::Operator),
     ("/audit", Role::Approver),
+    ("/notifications", Role::Admin),
     ("/admin", Role::Admin),
 ];
 

@@ -10,6 +10,7 @@ mod console;
 mod flags;
 mod helpers;
 mod history;
+mod notifications;
 mod portal;
 mod releases;
 mod runs;

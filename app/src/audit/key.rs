@@ -128,10 +128,20 @@ impl AuditKey {
 
     /// HMAC-SHA256 of `message` under the key, hex.
     pub fn sign(&self, message: &[u8]) -> String {
+        hex::encode(self.mac(message))
+    }
+
+    /// A key of its own for another `purpose` (sealing notification addresses), derived
+    /// from this one: whoever lacks the audit key file cannot derive it from the store.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        self.mac(format!("slipway derived key: {purpose}").as_bytes())
+    }
+
+    fn mac(&self, message: &[u8]) -> [u8; 32] {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
             .expect("HMAC takes any key length");
         mac.update(message);
-        hex::encode(mac.finalize().into_bytes())
+        mac.finalize().into_bytes().into()
     }
 }
 

@@ -120,6 +120,8 @@ impl Audited {
             .bind(&event.hash)
             .execute(&mut *self.tx)
             .await?;
+        // What the team is told of goes out with the change and its entry, or not at all.
+        crate::notifications::outbox::enqueue(&mut self.tx, &event).await?;
         Ok(event)
     }
 
