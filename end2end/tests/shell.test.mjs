@@ -7,7 +7,7 @@ import { USERS, hydrated, signedInPage, useConsoleAndBrowser } from '../support.
 
 const ALL_SECTIONS = [
   'Overview', 'Stacks', 'Releases', 'Runs', 'Health',
-  'Backups', 'History', 'Approvals', 'Audit', 'Admin',
+  'Backups', 'History', 'Approvals', 'Audit', 'Notifications', 'Admin',
 ];
 const admin = USERS.find((user) => user.role === 'admin');
 

@@ -63,6 +63,9 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Manage where the console tells the team what happened: Slack, Teams, signed webhooks.
+    #[command(subcommand)]
+    Channel(ChannelCommand),
     /// Print the delivery metrics (DORA) of a stack, or of all, over 30 and 90 days.
     Delivery {
         #[arg(long, default_value = "")]
@@ -284,6 +287,42 @@ impl RunCommand {
             RunCommand::Prune(args) => (Operation::Prune, args),
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChannelCommand {
+    /// The channels, with the messages waiting and given up on.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Add a channel. The webhook address is read from standard input, never taken as an
+    /// argument (other users of the machine see arguments); a signed webhook's secret is
+    /// printed this once.
+    Add {
+        name: String,
+        /// slack, teams or webhook.
+        #[arg(long)]
+        kind: String,
+        /// The events it wants, separated by commas: run.started, run.succeeded, run.failed,
+        /// approval.requested, approval.decided, backup.failed, rollback.emergency.
+        #[arg(long, value_delimiter = ',', required = true)]
+        events: Vec<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Queue a test message for a channel; the console's sender delivers it.
+    Test {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// A channel's delivery log, newest first.
+    Log {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

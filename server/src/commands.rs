@@ -39,6 +39,8 @@ pub enum CommandError {
     Flag(#[from] app::flags::FlagError),
     #[error("{0}")]
     Release(#[from] app::releases::ReleaseError),
+    #[error("{0}")]
+    Notification(#[from] app::notifications::NotificationError),
 }
 
 /// `slipway user add NAME --role ROLE`: the password comes from standard input, unechoed
@@ -70,8 +72,13 @@ fn read_new_password() -> Result<String, CommandError> {
 
 /// A password: asked once on a terminal, else one line from standard input.
 fn read_password() -> Result<String, CommandError> {
+    read_secret("Password: ")
+}
+
+/// A secret asked once on a terminal (not echoed), else one line from standard input.
+fn read_secret(prompt: &str) -> Result<String, CommandError> {
     if std::io::stdin().is_terminal() {
-        return rpassword::prompt_password("Password: ").map_err(CommandError::Input);
+        return rpassword::prompt_password(prompt).map_err(CommandError::Input);
     }
     read_password_line()
 }
@@ -1213,4 +1220,110 @@ pub async fn ship_release(
     .await;
     store.close().await;
     outcome
+}
+
+/// `slipway channel …`: notification channels, as the Notifications page manages them.
+pub async fn channel(command: crate::cli::ChannelCommand) -> Result<String, CommandError> {
+    use crate::cli::ChannelCommand;
+    use app::notifications::service;
+    let actor = Actor::command_line();
+    match command {
+        ChannelCommand::List { store } => {
+            let store = open_store(&store).await?;
+            let channels = service::channels(&store).await;
+            store.close().await;
+            let lines: Vec<String> = channels?
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}  {}  {}  {}  {}  waiting {}  given up {}",
+                        c.name,
+                        c.kind.as_str(),
+                        c.address_hint,
+                        c.events.join(","),
+                        if c.enabled { "on" } else { "off" },
+                        c.pending,
+                        c.failed
+                    )
+                })
+                .collect();
+            Ok(if lines.is_empty() {
+                "no channel yet".to_owned()
+            } else {
+                lines.join("\n")
+            })
+        }
+        ChannelCommand::Add {
+            name,
+            kind,
+            events,
+            store,
+        } => {
+            let address = read_secret("Webhook address: ")?;
+            let store = open_store(&store).await?;
+            let request = service::NewChannel {
+                name: name.clone(),
+                kind,
+                address,
+                events,
+            };
+            let added = service::add(&store, &actor, &request).await;
+            store.close().await;
+            let added = added?;
+            Ok(if added.signing_secret.is_empty() {
+                format!("added channel {name}")
+            } else {
+                format!(
+                    "added channel {name}\nsigning secret (shown this once; give it to the receiver): {}",
+                    added.signing_secret
+                )
+            })
+        }
+        ChannelCommand::Test { name, store } => {
+            let store = open_store(&store).await?;
+            let queued = async {
+                let id = service::id_of(&store, &name).await?;
+                service::send_test(&store, &actor, &id).await
+            }
+            .await;
+            store.close().await;
+            queued?;
+            Ok(format!(
+                "a test message for {name} is queued; the console sends it (see `slipway channel log {name}`)"
+            ))
+        }
+        ChannelCommand::Log { name, store } => {
+            let store = open_store(&store).await?;
+            let detail = async {
+                let id = service::id_of(&store, &name).await?;
+                service::detail(&store, &id).await
+            }
+            .await;
+            store.close().await;
+            let lines: Vec<String> = detail?
+                .deliveries
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{}  {}  {}  {} after {} attempt(s){}",
+                        d.created_at,
+                        d.event,
+                        d.title,
+                        d.status,
+                        d.attempts,
+                        if d.last_error.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", d.last_error)
+                        }
+                    )
+                })
+                .collect();
+            Ok(if lines.is_empty() {
+                "nothing sent yet".to_owned()
+            } else {
+                lines.join("\n")
+            })
+        }
+    }
 }

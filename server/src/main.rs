@@ -314,6 +314,10 @@ fn main() -> ExitCode {
                     .map(Some)
                     .map_err(|e| e.to_string())
             }
+            Command::Channel(command) => server::commands::channel(command)
+                .await
+                .map(Some)
+                .map_err(|e| e.to_string()),
             Command::Delivery { stack, store } => print_delivery(&stack, &store)
                 .await
                 .map(Some)

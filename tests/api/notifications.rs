@@ -15,8 +15,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 
 use crate::helpers::{
-    call, run_to_exit, signed_in, stack_add_args, throwaway_project, RunningConsole, TestStore,
-    BACKENDS,
+    call, run_to_exit, run_with_stdin, signed_in, stack_add_args, throwaway_project,
+    RunningConsole, TestStore, BACKENDS,
 };
 
 /// The run's secret: the image tag is read from it, so the run's error would show it.
@@ -495,6 +495,78 @@ async fn a_failed_run_is_told_to_slack_teams_and_a_signed_webhook_and_bad_receiv
             );
         }
         opened.close().await;
+
+        // The command line: the address from standard input, never an argument.
+        let with_store = |args: &[&'static str]| -> Vec<String> {
+            args.iter()
+                .map(|a| a.to_string())
+                .chain(flags.iter().cloned())
+                .collect()
+        };
+        let args = with_store(&[
+            "channel",
+            "add",
+            "cli-hook",
+            "--kind",
+            "webhook",
+            "--events",
+            "run.failed,approval.requested",
+        ]);
+        let added = run_with_stdin(
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            &format!("{base}/generic/cli-hook-secret\n"),
+        )
+        .await;
+        added.assert_success();
+        assert!(
+            added.stdout.contains("signing secret (shown this once"),
+            "{}",
+            added.stdout
+        );
+        let args = with_store(&[
+            "channel",
+            "add",
+            "ftp",
+            "--kind",
+            "slack",
+            "--events",
+            "run.failed",
+        ]);
+        let refused = run_with_stdin(
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            "ftp://files.example/x\n",
+        )
+        .await;
+        assert_eq!(refused.code, Some(1));
+        assert!(
+            refused.stderr.contains("must start with https://"),
+            "{}",
+            refused.stderr
+        );
+        let args = with_store(&["channel", "list"]);
+        let listed = run_to_exit(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]).await;
+        assert!(
+            listed
+                .stdout
+                .contains("cli-hook  webhook  http://127.0.0.1:")
+                && !listed.stdout.contains("cli-hook-secret"),
+            "{}",
+            listed.stdout
+        );
+        let args = with_store(&["channel", "test", "cli-hook"]);
+        run_to_exit(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[])
+            .await
+            .assert_success();
+        for _ in 0..100 {
+            if !receiver.at("/generic/cli-hook-secret").is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            receiver.at("/generic/cli-hook-secret")[0].json()["event"],
+            "test"
+        );
         console.terminate().await;
     }
 }

@@ -224,6 +224,17 @@ async fn find(store: &Store, id: &str) -> Result<Channel, NotificationError> {
     row.map(channel).ok_or(NotificationError::NotFound)
 }
 
+/// The id of the channel named `name` (or whose id it is), for the command line.
+pub async fn id_of(store: &Store, name: &str) -> Result<String, NotificationError> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT id FROM notification_channels WHERE name = $1 OR id = $1")
+            .bind(name)
+            .fetch_optional(store.pool())
+            .await
+            .map_err(StoreError::from)?;
+    row.map(|(id,)| id).ok_or(NotificationError::NotFound)
+}
+
 pub async fn detail(store: &Store, id: &str) -> Result<ChannelDetail, NotificationError> {
     let channel = find(store, id).await?;
     let deliveries = super::outbox::deliveries(store, id, LOG_LENGTH).await?;
