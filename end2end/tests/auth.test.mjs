@@ -7,7 +7,7 @@ const NAVIGATION = {
   viewer: ['Overview', 'Stacks', 'Releases', 'Runs', 'Health', 'Backups', 'History'],
   operator: ['Overview', 'Stacks', 'Releases', 'Runs', 'Health', 'Backups', 'History', 'Approvals'],
   approver: ['Overview', 'Stacks', 'Releases', 'Runs', 'Health', 'Backups', 'History', 'Approvals', 'Audit'],
-  admin: ['Overview', 'Stacks', 'Releases', 'Runs', 'Health', 'Backups', 'History', 'Approvals', 'Audit', 'Admin'],
+  admin: ['Overview', 'Stacks', 'Releases', 'Runs', 'Health', 'Backups', 'History', 'Approvals', 'Audit', 'Notifications', 'Admin'],
 };
 
 describe('signing in', () => {
