@@ -77,3 +77,23 @@ ensure_docker_engine() {
   echo "dockerd did not answer within 60 s; see target/dockerd.log" >&2
   return 1
 }
+
+# A fresh PostgreSQL cluster on a free loopback port, for this script only: sets PG_URL (the
+# `postgres` database as user slipway); `stop_throwaway_postgres` stops and removes it.
+start_throwaway_postgres() {
+  PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+  PG_DIR=$(mktemp -d /tmp/slipway-pg.XXXXXX)
+  local port
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$PG_DIR"
+  say "starting PostgreSQL on 127.0.0.1:$port"
+  as_postgres "$PG_BIN/initdb" -D "$PG_DIR/data" -U slipway --auth=trust -E UTF8 >/dev/null
+  as_postgres "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w \
+    -o "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+  PG_URL="postgres://slipway@127.0.0.1:$port/postgres"
+}
+stop_throwaway_postgres() {
+  as_postgres "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$PG_DIR"
+}
+as_postgres() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }

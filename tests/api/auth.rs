@@ -56,6 +56,12 @@ fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
             Role::Viewer,
             pairs(&[("stack", "matrix")]),
         ),
+        ("running_now", Role::Viewer, pairs(&[("stack", "matrix")])),
+        (
+            "release_runs",
+            Role::Viewer,
+            pairs(&[("release", "no-such-release")]),
+        ),
         ("backups", Role::Viewer, pairs(&[("stack", "")])),
         ("backups_version", Role::Viewer, pairs(&[("stack", "")])),
         (

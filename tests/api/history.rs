@@ -594,3 +594,151 @@ async fn delivery_metrics_equal_hand_computed_values_on_both_stores() {
         store.close().await;
     }
 }
+
+/// One run of the test's own: id, stack, operation, outcome, minute of 2026-03-01 it started,
+/// the release it shipped, the images it recorded (service, image, id).
+type Run<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    u32,
+    Option<&'a str>,
+    &'a [(&'a str, &'a str, &'a str)],
+);
+
+async fn insert_runs(store: &Store, runs: &[Run<'_>]) {
+    for (id, stack, operation, status, minute, release, images) in runs {
+        let at = format!("2026-03-01T10:{minute:02}:00.000Z");
+        sqlx::query(
+            "INSERT INTO runs (id, stack, operation, status, requested_by, holder, started_at, \
+             finished_at, error, cancel_requested, created_at) \
+             VALUES ($1, $2, $3, $4, 'ada', '', $5, $5, '', 0, $5)",
+        )
+        .bind(id)
+        .bind(stack)
+        .bind(operation)
+        .bind(status)
+        .bind(&at)
+        .execute(store.pool())
+        .await
+        .unwrap();
+        if let Some(version) = release {
+            sqlx::query(
+                "INSERT INTO releases (id, stack, version, sets, operation, planned_at, owner, notes, \
+                 state, run_id, created_by, created_at) \
+                 VALUES ($1, $2, $3, '', $4, $5, 'ada', '', 'shipped', $6, 'ada', $5)",
+            )
+            .bind(format!("release-{version}"))
+            .bind(stack)
+            .bind(version)
+            .bind(operation)
+            .bind(&at)
+            .bind(id)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+        for (service, image, image_id) in images.iter() {
+            sqlx::query(
+                "INSERT INTO run_images (run_id, service, image, image_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(id)
+            .bind(service)
+            .bind(image)
+            .bind(image_id)
+            .bind(&at)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_release_lists_its_runs_and_a_stack_says_what_runs_since_when_on_both_stores() {
+    const V1: &[(&str, &str, &str)] = &[
+        ("web", "shop:1", "sha256:aaa"),
+        ("db", "postgres:16", "sha256:ddd"),
+    ];
+    const V2: &[(&str, &str, &str)] = &[
+        ("web", "shop:2", "sha256:bbb"),
+        ("db", "postgres:16", "sha256:ddd"),
+    ];
+    for backend in BACKENDS {
+        let test_store = TestStore::new(backend).await;
+        let store = test_store.open().await;
+        insert_runs(
+            &store,
+            &[
+                ("r1", "alpha", "deploy", "succeeded", 1, Some("1.0.0"), V1),
+                ("other", "beta", "deploy", "succeeded", 2, Some("9.0.0"), V2),
+                // A flag changes no image: the line of web's image goes on through it.
+                ("r2", "alpha", "flag", "succeeded", 3, None, V1),
+                ("r3", "alpha", "update", "succeeded", 4, Some("2.0.0"), V2),
+                ("r4", "alpha", "update", "failed", 5, None, &[]),
+                ("r5", "alpha", "rollback", "succeeded", 6, None, V1),
+            ],
+        )
+        .await;
+
+        let runs = |release: &'static str| {
+            let store = store.clone();
+            async move {
+                service::release_runs(&store, release)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|entry| entry.run_id)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            runs("release-1.0.0").await,
+            ["r2", "r1"],
+            "{backend:?}: until the next release"
+        );
+        assert_eq!(
+            runs("release-2.0.0").await,
+            ["r5", "r4", "r3"],
+            "{backend:?}: the last goes on"
+        );
+        assert!(runs("no-such-release").await.is_empty());
+
+        let now = service::running_now(&store, "alpha").await.unwrap();
+        let by_service: Vec<(&str, &str, &str, &str, &str)> = now
+            .iter()
+            .map(|s| {
+                (
+                    s.service.as_str(),
+                    s.image.as_str(),
+                    s.run_id.as_str(),
+                    s.release_version.as_str(),
+                    s.since.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            by_service,
+            [
+                // The database's image has not changed since the first deploy and its release.
+                (
+                    "db",
+                    "postgres:16",
+                    "r1",
+                    "1.0.0",
+                    "2026-03-01T10:01:00.000Z"
+                ),
+                // Web runs 1's image again since the rollback, which shipped no release.
+                ("web", "shop:1", "r5", "", "2026-03-01T10:06:00.000Z"),
+            ],
+            "{backend:?}"
+        );
+        assert!(service::running_now(&store, "nothing")
+            .await
+            .unwrap()
+            .is_empty());
+        store.close().await;
+    }
+}

@@ -48,13 +48,47 @@ fn parsed(text: &str) -> Option<DateTime<Utc>> {
 }
 
 /// The metrics of one stack (`""`: every stack) for each of [`super::WINDOWS`], ending now.
+/// The runs are read once, for the longest window. A report is kept and shared by every
+/// viewer until an audited change (every run's end is one) or ten minutes pass: counting
+/// many runs again for each page view would make the page as slow as the history is long.
 pub async fn report(store: &Store, stack: &str) -> Result<Vec<DeliveryMetrics>, HistoryError> {
+    let stack = stack.trim();
+    let key = (store.shown_location().to_owned(), stack.to_owned());
     let now = Utc::now();
-    let mut windows = Vec::new();
-    for days in super::WINDOWS {
-        windows.push(metrics(store, stack.trim(), days, now).await?);
+    let (audit_seq,): (i64,) = sqlx::query_as("SELECT seq FROM audit_head WHERE id = 1")
+        .fetch_one(store.pool())
+        .await
+        .map_err(|error| HistoryError::from(crate::store::StoreError::from(error)))?;
+    let fresh_for = Duration::minutes(10);
+    if let Some((seq, at, windows)) = reports().lock().expect("report cache").get(&key) {
+        if *seq == audit_seq && now - *at < fresh_for {
+            return Ok(windows.clone());
+        }
     }
+    let longest = super::WINDOWS.iter().copied().max().unwrap_or(90);
+    let ended = ended_since(store, stack, now - Duration::days(longest)).await?;
+    let windows: Vec<DeliveryMetrics> = super::WINDOWS
+        .iter()
+        .map(|&days| {
+            let since = now - Duration::days(days);
+            let within = ended
+                .values()
+                .map(|runs| &runs[runs.partition_point(|run| run.finished < since)..]);
+            compute(within, stack, days, since)
+        })
+        .collect();
+    reports()
+        .lock()
+        .expect("report cache")
+        .insert(key, (audit_seq, now, windows.clone()));
     Ok(windows)
+}
+
+type Reports = BTreeMap<(String, String), (i64, DateTime<Utc>, Vec<DeliveryMetrics>)>;
+
+fn reports() -> &'static std::sync::Mutex<Reports> {
+    static REPORTS: std::sync::OnceLock<std::sync::Mutex<Reports>> = std::sync::OnceLock::new();
+    REPORTS.get_or_init(Default::default)
 }
 
 /// The metrics of one stack (`""`: every stack) over the `days` before `now`.
@@ -65,6 +99,22 @@ pub async fn metrics(
     now: DateTime<Utc>,
 ) -> Result<DeliveryMetrics, HistoryError> {
     let since = now - Duration::days(days);
+    let ended = ended_since(store, stack, since).await?;
+    Ok(compute(
+        ended.values().map(Vec::as_slice),
+        stack,
+        days,
+        since,
+    ))
+}
+
+/// The runs of one stack (`""`: every stack) that ended since `since`, per stack in the order
+/// they ended, each with when what it shipped was made.
+async fn ended_since(
+    store: &Store,
+    stack: &str,
+    since: DateTime<Utc>,
+) -> Result<BTreeMap<String, Vec<Ended>>, HistoryError> {
     let from = since.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
     let store_error =
         |error: sqlx::Error| HistoryError::from(crate::store::StoreError::from(error));
@@ -129,12 +179,7 @@ pub async fn metrics(
             made: made.or_else(|| parsed(&released_at)),
         });
     }
-    Ok(compute(
-        by_stack.values().map(Vec::as_slice),
-        stack,
-        days,
-        since,
-    ))
+    Ok(by_stack)
 }
 
 /// The images the stack's newest run that recorded some left running, of those that ended

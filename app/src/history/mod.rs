@@ -117,6 +117,44 @@ pub struct HistoryEntry {
     pub error: String,
 }
 
+/// What a service of a stack runs now, since when, and which run (and release) put it there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningService {
+    pub service: String,
+    pub image: String,
+    pub image_id: String,
+    /// When the run that put the image there ended.
+    pub since: String,
+    pub run_id: String,
+    pub operation: String,
+    pub release_id: String,
+    pub release_version: String,
+}
+
+impl RunningService {
+    #[cfg(feature = "ssr")]
+    fn from_row(
+        service: String,
+        image_id: String,
+        run_id: String,
+        operation: String,
+        since: String,
+        release_id: String,
+        release_version: String,
+    ) -> Self {
+        Self {
+            service,
+            image: String::new(),
+            image_id,
+            since,
+            run_id,
+            operation,
+            release_id,
+            release_version,
+        }
+    }
+}
+
 /// A page of the history and where the next one starts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HistoryList {
@@ -233,6 +271,87 @@ pub async fn delivery_report(
     delivery::report(&caller.console.store, &stack)
         .await
         .map_err(reject)
+}
+
+/// The runs of a release: the one that shipped it and those after it until the next
+/// release; viewers and up.
+#[server(prefix = "/api", endpoint = "release_runs")]
+pub async fn release_runs(release: String) -> Result<Vec<HistoryEntry>, HistoryError> {
+    use crate::errors::reject;
+    let caller = crate::auth::guard::authorized(crate::auth::Role::Viewer).await?;
+    service::release_runs(&caller.console.store, &release)
+        .await
+        .map_err(reject)
+}
+
+/// What each service of a stack runs now and since when; viewers and up.
+#[server(prefix = "/api", endpoint = "running_now")]
+pub async fn running_now(stack: String) -> Result<Vec<RunningService>, HistoryError> {
+    use crate::errors::reject;
+    let caller = crate::auth::guard::authorized(crate::auth::Role::Viewer).await?;
+    service::running_now(&caller.console.store, &stack)
+        .await
+        .map_err(reject)
+}
+
+/// A release's runs, on its page.
+#[component]
+pub fn ReleaseRuns(release: String) -> impl IntoView {
+    let runs = Resource::new(move || release.clone(), release_runs);
+    view! {
+        <section class="card" data-testid="release-runs">
+            <h2>"Runs"</h2>
+            <p class="muted">"The run that shipped this release, and what the stack went through after it until the next release."</p>
+            <Transition fallback=|| view! { <p class="muted">"Loading the runs…"</p> }>
+                {move || Suspend::new(async move {
+                    match runs.await {
+                        Ok(entries) if entries.is_empty() => view! { <p class="muted">"Not shipped yet."</p> }.into_any(),
+                        Ok(entries) => view! { <HistoryTable entries /> }.into_any(),
+                        Err(error) => view! { <p class="error">{error.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+/// What each service of a stack runs and since when, on the stack's page.
+#[component]
+pub fn RunningNow(stack: String) -> impl IntoView {
+    let running = Resource::new(move || stack.clone(), running_now);
+    view! {
+        <section class="card" data-testid="running-now">
+            <h2>"Running now"</h2>
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match running.await {
+                        Ok(services) if services.is_empty() => view! { <p class="muted">"No run has recorded what runs here yet."</p> }.into_any(),
+                        Ok(services) => view! {
+                            <Table testid="running-now-table" headers=&["Service", "Image", "Since", "Put there by"]>
+                                {services.into_iter().map(|now| {
+                                    let by = format!("{} run {}", now.operation, now.run_id.chars().take(8).collect::<String>());
+                                    view! {
+                                        <tr data-service=now.service.clone()>
+                                            <td>{now.service.clone()}</td>
+                                            <td><code>{now.image.clone()}</code> " " <span class="muted">{now.image_id.trim_start_matches("sha256:").chars().take(12).collect::<String>()}</span></td>
+                                            <td class="nowrap">{now.since.clone()}</td>
+                                            <td>
+                                                <a href=format!("/runs/{}", now.run_id)>{by}</a>
+                                                {(!now.release_id.is_empty()).then(|| view! {
+                                                    ", release " <a href=format!("/releases/{}", now.release_id)>{now.release_version.clone()}</a>
+                                                })}
+                                            </td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </Table>
+                        }.into_any(),
+                        Err(error) => view! { <p class="error">{error.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
 }
 
 const OPERATIONS: [&str; 13] = [

@@ -52,14 +52,128 @@ fn cursor(started_at: &str, run_id: &str) -> String {
     format!("{started_at}~{run_id}")
 }
 
-/// The filtered entries, newest first, at most `limit`, with who approved them and the
-/// images they changed.
+/// The filtered entries, newest first, at most `limit`.
 pub async fn entries(
     store: &Store,
     filter: &HistoryFilter,
     limit: usize,
 ) -> Result<Vec<HistoryEntry>, HistoryError> {
-    let query = Query::of(filter)?;
+    entries_where(store, Query::of(filter)?, limit).await
+}
+
+/// What happened to a release: the run that shipped it and the stack's runs after it until
+/// the next release's run (a rollback, a flag, a restore), newest first, at most a page.
+pub async fn release_runs(store: &Store, release: &str) -> Result<Vec<HistoryEntry>, HistoryError> {
+    let shipped: Option<(String, String, String)> = sqlx::query_as(
+        "SELECT releases.stack, runs.started_at, runs.id FROM releases \
+         JOIN runs ON runs.id = releases.run_id WHERE releases.id = $1",
+    )
+    .bind(release)
+    .fetch_optional(store.pool())
+    .await
+    .map_err(store_error)?;
+    let Some((stack, started_at, run_id)) = shipped else {
+        return Ok(Vec::new());
+    };
+    let next: Option<(String, String)> = sqlx::query_as(
+        "SELECT runs.started_at, runs.id FROM releases JOIN runs ON runs.id = releases.run_id \
+         WHERE releases.stack = $1 AND (runs.started_at, runs.id) > ($2, $3) \
+         ORDER BY runs.started_at, runs.id LIMIT 1",
+    )
+    .bind(&stack)
+    .bind(&started_at)
+    .bind(&run_id)
+    .fetch_optional(store.pool())
+    .await
+    .map_err(store_error)?;
+    let mut query = Query {
+        conditions: Vec::new(),
+        values: Vec::new(),
+    };
+    query.add("runs.stack = {}", &[&stack]);
+    query.add(
+        "(runs.started_at, runs.id) >= ({}, {})",
+        &[&started_at, &run_id],
+    );
+    if let Some((next_started_at, next_id)) = &next {
+        query.add(
+            "(runs.started_at, runs.id) < ({}, {})",
+            &[next_started_at, next_id],
+        );
+    }
+    entries_where(store, query, PAGE).await
+}
+
+/// What each service of a stack runs now and since when: the image the newest successful
+/// run recorded, and the oldest run of the unbroken line of runs that recorded the same image
+/// (a flag or a restart after it changed nothing), with that run's release.
+pub async fn running_now(
+    store: &Store,
+    stack: &str,
+) -> Result<Vec<super::RunningService>, HistoryError> {
+    let rows: Vec<(String, String, String, String, String, String, String, String)> =
+        sqlx::query_as(
+            "SELECT run_images.service, run_images.image, run_images.image_id, runs.id, \
+             runs.operation, runs.finished_at, COALESCE(releases.id, ''), COALESCE(releases.version, '') \
+             FROM runs JOIN run_images ON run_images.run_id = runs.id \
+             LEFT JOIN releases ON releases.run_id = runs.id \
+             WHERE runs.stack = $1 AND runs.status = 'succeeded' \
+             ORDER BY runs.started_at DESC, runs.id DESC LIMIT 2000",
+        )
+        .bind(stack)
+        .fetch_all(store.pool())
+        .await
+        .map_err(store_error)?;
+    let mut running: BTreeMap<String, super::RunningService> = BTreeMap::new();
+    let mut line_ended: std::collections::BTreeSet<String> = Default::default();
+    for (service, image, image_id, run_id, operation, since, release_id, release_version) in rows {
+        if line_ended.contains(&service) {
+            continue;
+        }
+        match running.get_mut(&service) {
+            // An older run with the same image: the line goes on, further back.
+            Some(now) if now.image_id == image_id => {
+                *now = super::RunningService {
+                    image: now.image.clone(),
+                    ..super::RunningService::from_row(
+                        service,
+                        image_id,
+                        run_id,
+                        operation,
+                        since,
+                        release_id,
+                        release_version,
+                    )
+                };
+            }
+            Some(_) => {
+                line_ended.insert(service);
+            }
+            None => {
+                let mut now = super::RunningService::from_row(
+                    service.clone(),
+                    image_id,
+                    run_id,
+                    operation,
+                    since,
+                    release_id,
+                    release_version,
+                );
+                now.image = image;
+                running.insert(service, now);
+            }
+        }
+    }
+    Ok(running.into_values().collect())
+}
+
+/// The entries `query` selects, newest first, at most `limit`, with who approved them and
+/// the images they changed.
+async fn entries_where(
+    store: &Store,
+    query: Query,
+    limit: usize,
+) -> Result<Vec<HistoryEntry>, HistoryError> {
     let sql = format!(
         "SELECT runs.id, runs.stack, runs.operation, runs.status, runs.requested_by, \
          runs.started_at, runs.finished_at, runs.error, COALESCE(releases.id, ''), \

@@ -896,6 +896,7 @@ fn ReleaseView(
             })}
         </section>
         {timeline}
+        {(!release.run_id.is_empty()).then(|| view! { <crate::history::ReleaseRuns release=release.id.clone() /> })}
         <section class="card" data-testid="checklist">
             <h2>"Checklist"</h2>
             {sections.into_iter().map(|(section, items)| view! {

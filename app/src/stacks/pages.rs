@@ -161,6 +161,7 @@ pub fn StackPage() -> impl IntoView {
             })}
         </Transition>
         <crate::approvals::BrokenGlassBanner stack=Signal::derive(name) />
+        <crate::history::RunningNow stack=name() />
         <StackBackupsSummary name=Signal::derive(name) />
         <crate::flags::FlagsSection stack=name() can_set=is_operator />
         {move || is_operator.then(|| view! { <crate::approvals::RollbackForm stack=name() /> })}
