@@ -111,7 +111,17 @@ pub async fn running_now(
     store: &Store,
     stack: &str,
 ) -> Result<Vec<super::RunningService>, HistoryError> {
-    let rows: Vec<(String, String, String, String, String, String, String, String)> =
+    type RunningRow = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+    );
+    let rows: Vec<RunningRow> =
         sqlx::query_as(
             "SELECT run_images.service, run_images.image, run_images.image_id, runs.id, \
              runs.operation, runs.finished_at, COALESCE(releases.id, ''), COALESCE(releases.version, '') \
