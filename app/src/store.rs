@@ -242,9 +242,12 @@ pub fn now_epoch() -> i64 {
 
 /// The current time as the store keeps it: UTC, millisecond precision, sortable as text.
 pub fn now_utc() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+    utc_text(chrono::Utc::now())
+}
+
+/// A time in the store's text form, which sorts as time does.
+pub fn utc_text(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 /// Makes sure the directory exists and that files can be created in it, so that the

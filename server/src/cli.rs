@@ -648,9 +648,14 @@ pub struct ServeArgs {
     pub run_grace: Duration,
 
     /// The pause before a notification that failed is sent again; it doubles with each
-    /// further attempt (up to ten minutes), and the sixth failure gives up.
+    /// further attempt, up to ten minutes.
     #[arg(long, env = "SLIPWAY_NOTIFICATION_RETRY", default_value = "5s", value_parser = parse_duration)]
     pub notification_retry: Duration,
+
+    /// Attempts at a notification before it is given up on (the default's last comes about
+    /// half an hour after the first).
+    #[arg(long, env = "SLIPWAY_NOTIFICATION_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(i64).range(1..=50))]
+    pub notification_attempts: i64,
 
     /// How long a receiver may take to answer one notification.
     #[arg(long, env = "SLIPWAY_NOTIFICATION_TIMEOUT", default_value = "10s", value_parser = parse_duration)]

@@ -70,11 +70,6 @@ fn read_new_password() -> Result<String, CommandError> {
     read_password_line()
 }
 
-/// A password: asked once on a terminal, else one line from standard input.
-fn read_password() -> Result<String, CommandError> {
-    read_secret("Password: ")
-}
-
 /// A secret asked once on a terminal (not echoed), else one line from standard input.
 fn read_secret(prompt: &str) -> Result<String, CommandError> {
     if std::io::stdin().is_terminal() {
@@ -411,7 +406,7 @@ async fn command_line_person(
     store: &app::store::Store,
     name: &str,
 ) -> Result<app::approvals::service::Person, CommandError> {
-    let password = read_password()?;
+    let password = read_secret("Password: ")?;
     let user = service::check_password(store, name, password, "cli", "approval.password_failed")
         .await
         .map_err(|error| match error {

@@ -154,6 +154,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
         store.clone(),
         app::notifications::sender::SenderSettings {
             first_pause: args.notification_retry,
+            attempts: args.notification_attempts,
             timeout: args.notification_timeout,
             ..app::notifications::sender::SenderSettings::new(&public.origin)
         },

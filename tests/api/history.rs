@@ -499,7 +499,20 @@ async fn insert_changes(store: &Store, changes: &[Change]) {
 
 #[tokio::test]
 async fn delivery_metrics_equal_hand_computed_values_on_both_stores() {
-    use app::history::delivery::metrics;
+    use app::history::delivery::report_at;
+    // One window of the report the console shows, counted afresh at `now`.
+    async fn metrics(
+        store: &Store,
+        stack: &str,
+        days: i64,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<app::history::DeliveryMetrics, app::history::HistoryError> {
+        let windows = report_at(store, stack, now).await?;
+        Ok(windows
+            .into_iter()
+            .find(|window| window.days == days)
+            .expect("a window of those days"))
+    }
     let change = |stack, operation, status, finished| Change {
         stack,
         operation,
@@ -595,8 +608,9 @@ async fn delivery_metrics_equal_hand_computed_values_on_both_stores() {
     }
 }
 
-/// One run of the test's own: id, stack, operation, outcome, minute of 2026-03-01 it started,
-/// the release it shipped, the images it recorded (service, image, id).
+/// One run of the test's own: id, stack, operation, outcome, minute of 2026-03-01 10:00 it
+/// started (it ends 30 s later), the release it shipped, the images it recorded (service,
+/// image, id).
 type Run<'a> = (
     &'a str,
     &'a str,
@@ -610,16 +624,18 @@ type Run<'a> = (
 async fn insert_runs(store: &Store, runs: &[Run<'_>]) {
     for (id, stack, operation, status, minute, release, images) in runs {
         let at = format!("2026-03-01T10:{minute:02}:00.000Z");
+        let ended = format!("2026-03-01T10:{minute:02}:30.000Z");
         sqlx::query(
             "INSERT INTO runs (id, stack, operation, status, requested_by, holder, started_at, \
              finished_at, error, cancel_requested, created_at) \
-             VALUES ($1, $2, $3, $4, 'ada', '', $5, $5, '', 0, $5)",
+             VALUES ($1, $2, $3, $4, 'ada', '', $5, $6, '', 0, $5)",
         )
         .bind(id)
         .bind(stack)
         .bind(operation)
         .bind(status)
         .bind(&at)
+        .bind(&ended)
         .execute(store.pool())
         .await
         .unwrap();
@@ -648,7 +664,7 @@ async fn insert_runs(store: &Store, runs: &[Run<'_>]) {
             .bind(service)
             .bind(image)
             .bind(image_id)
-            .bind(&at)
+            .bind(&ended)
             .execute(store.pool())
             .await
             .unwrap();
@@ -661,9 +677,15 @@ async fn a_release_lists_its_runs_and_a_stack_says_what_runs_since_when_on_both_
     const V1: &[(&str, &str, &str)] = &[
         ("web", "shop:1", "sha256:aaa"),
         ("db", "postgres:16", "sha256:ddd"),
+        ("worker", "shop-worker:1", "sha256:www"),
     ];
+    // 2.1.0 has no worker any more; the rollback puts web back, not the worker.
     const V2: &[(&str, &str, &str)] = &[
         ("web", "shop:2", "sha256:bbb"),
+        ("db", "postgres:16", "sha256:ddd"),
+    ];
+    const BACK: &[(&str, &str, &str)] = &[
+        ("web", "shop:1", "sha256:aaa"),
         ("db", "postgres:16", "sha256:ddd"),
     ];
     for backend in BACKENDS {
@@ -676,9 +698,12 @@ async fn a_release_lists_its_runs_and_a_stack_says_what_runs_since_when_on_both_
                 ("other", "beta", "deploy", "succeeded", 2, Some("9.0.0"), V2),
                 // A flag changes no image: the line of web's image goes on through it.
                 ("r2", "alpha", "flag", "succeeded", 3, None, V1),
-                ("r3", "alpha", "update", "succeeded", 4, Some("2.0.0"), V2),
-                ("r4", "alpha", "update", "failed", 5, None, &[]),
-                ("r5", "alpha", "rollback", "succeeded", 6, None, V1),
+                ("b1", "alpha", "backup", "succeeded", 4, None, &[]),
+                // A release whose run failed replaced nothing.
+                ("r3", "alpha", "update", "failed", 5, Some("2.0.0"), &[]),
+                ("r4", "alpha", "update", "succeeded", 6, Some("2.1.0"), V2),
+                ("r5", "alpha", "update", "failed", 7, None, &[]),
+                ("r6", "alpha", "rollback", "succeeded", 8, None, BACK),
             ],
         )
         .await;
@@ -696,49 +721,65 @@ async fn a_release_lists_its_runs_and_a_stack_says_what_runs_since_when_on_both_
         };
         assert_eq!(
             runs("release-1.0.0").await,
-            ["r2", "r1"],
-            "{backend:?}: until the next release"
+            ["r3", "r2", "r1"],
+            "{backend:?}: until 2.1.0 shipped, no backup"
         );
+        assert_eq!(runs("release-2.0.0").await, ["r3"], "{backend:?}");
         assert_eq!(
-            runs("release-2.0.0").await,
-            ["r5", "r4", "r3"],
+            runs("release-2.1.0").await,
+            ["r6", "r5", "r4"],
             "{backend:?}: the last goes on"
         );
         assert!(runs("no-such-release").await.is_empty());
 
-        let now = service::running_now(&store, "alpha").await.unwrap();
-        let by_service: Vec<(&str, &str, &str, &str, &str)> = now
-            .iter()
-            .map(|s| {
-                (
-                    s.service.as_str(),
-                    s.image.as_str(),
-                    s.run_id.as_str(),
-                    s.release_version.as_str(),
-                    s.since.as_str(),
-                )
-            })
-            .collect();
+        let running = |stack: &'static str| {
+            let store = store.clone();
+            async move {
+                service::running_now(&store, stack)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|s| (s.service, s.image, s.run_id, s.release_version, s.since))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let text = |items: [(&str, &str, &str, &str, &str); 2]| {
+            items
+                .map(|(a, b, c, d, e)| {
+                    (
+                        a.to_owned(),
+                        b.to_owned(),
+                        c.to_owned(),
+                        d.to_owned(),
+                        e.to_owned(),
+                    )
+                })
+                .to_vec()
+        };
         assert_eq!(
-            by_service,
-            [
+            running("alpha").await,
+            text([
                 // The database's image has not changed since the first deploy and its release.
                 (
                     "db",
                     "postgres:16",
                     "r1",
                     "1.0.0",
-                    "2026-03-01T10:01:00.000Z"
+                    "2026-03-01T10:01:30.000Z"
                 ),
-                // Web runs 1's image again since the rollback, which shipped no release.
-                ("web", "shop:1", "r5", "", "2026-03-01T10:06:00.000Z"),
-            ],
+                // Web runs 1's image again since the rollback ended, which shipped no release;
+                // the worker 2.1.0 left out runs no more.
+                ("web", "shop:1", "r6", "", "2026-03-01T10:08:30.000Z"),
+            ]),
             "{backend:?}"
         );
-        assert!(service::running_now(&store, "nothing")
-            .await
-            .unwrap()
-            .is_empty());
+        assert!(running("nothing").await.is_empty());
+        insert_runs(
+            &store,
+            &[("s1", "alpha", "stop", "succeeded", 9, None, &[])],
+        )
+        .await;
+        assert!(running("alpha").await.is_empty(), "{backend:?}: stopped");
         store.close().await;
     }
 }

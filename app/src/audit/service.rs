@@ -120,8 +120,19 @@ impl Audited {
             .bind(&event.hash)
             .execute(&mut *self.tx)
             .await?;
-        // What the team is told of goes out with the change and its entry, or not at all.
-        crate::notifications::outbox::enqueue(&mut self.tx, &event).await?;
+        // What the team is told of goes out with the change and its entry, or not at all. In
+        // a savepoint of its own: a message that cannot be written is logged, and never
+        // undoes the change it tells of (a run that could not end would keep its stack).
+        if crate::notifications::outbox::may_tell_of(&event.action) {
+            let mut savepoint = sqlx::Connection::begin(&mut *self.tx).await?;
+            match crate::notifications::outbox::enqueue(&mut savepoint, &event).await {
+                Ok(()) => savepoint.commit().await?,
+                Err(error) => {
+                    tracing::error!(error = %error, cause = ?error, action = event.action, "a notification could not be queued");
+                    savepoint.rollback().await?;
+                }
+            }
+        }
         Ok(event)
     }
 

@@ -48,41 +48,47 @@ fn parsed(text: &str) -> Option<DateTime<Utc>> {
 }
 
 /// The metrics of one stack (`""`: every stack) for each of [`super::WINDOWS`], ending now.
-/// The runs are read once, for the longest window. A report is kept and shared by every
-/// viewer until an audited change (every run's end is one) or ten minutes pass: counting
-/// many runs again for each page view would make the page as slow as the history is long.
+/// A report is kept and shared by every viewer until an audited change (every run's end is
+/// one) or ten minutes pass: counting many runs again for each page view would make the page
+/// as slow as the history is long. Only reports of all stacks and of stacks that exist are
+/// kept, so a caller cannot fill the memory with names.
 pub async fn report(store: &Store, stack: &str) -> Result<Vec<DeliveryMetrics>, HistoryError> {
     let stack = stack.trim();
-    let key = (store.shown_location().to_owned(), stack.to_owned());
     let now = Utc::now();
+    let store_error =
+        |error: sqlx::Error| HistoryError::from(crate::store::StoreError::from(error));
     let (audit_seq,): (i64,) = sqlx::query_as("SELECT seq FROM audit_head WHERE id = 1")
         .fetch_one(store.pool())
         .await
-        .map_err(|error| HistoryError::from(crate::store::StoreError::from(error)))?;
-    let fresh_for = Duration::minutes(10);
-    if let Some((seq, at, windows)) = reports().lock().expect("report cache").get(&key) {
-        if *seq == audit_seq && now - *at < fresh_for {
-            return Ok(windows.clone());
+        .map_err(store_error)?;
+    let key = (store.shown_location().to_owned(), stack.to_owned());
+    let fresh = |(seq, at, _): &(i64, DateTime<Utc>, Vec<DeliveryMetrics>)| {
+        *seq == audit_seq && now - *at < KEPT_FOR
+    };
+    if let Some(kept) = reports().lock().expect("report cache").get(&key) {
+        if fresh(kept) {
+            return Ok(kept.2.clone());
         }
     }
-    let longest = super::WINDOWS.iter().copied().max().unwrap_or(90);
-    let ended = ended_since(store, stack, now - Duration::days(longest)).await?;
-    let windows: Vec<DeliveryMetrics> = super::WINDOWS
-        .iter()
-        .map(|&days| {
-            let since = now - Duration::days(days);
-            let within = ended
-                .values()
-                .map(|runs| &runs[runs.partition_point(|run| run.finished < since)..]);
-            compute(within, stack, days, since)
-        })
-        .collect();
-    reports()
-        .lock()
-        .expect("report cache")
-        .insert(key, (audit_seq, now, windows.clone()));
+    let windows = report_at(store, stack, now).await?;
+    let known: Option<(String,)> = sqlx::query_as("SELECT name FROM stacks WHERE name = $1")
+        .bind(stack)
+        .fetch_optional(store.pool())
+        .await
+        .map_err(store_error)?;
+    if stack.is_empty() || known.is_some() {
+        let mut kept = reports().lock().expect("report cache");
+        kept.retain(|_, report| fresh(report));
+        if kept.len() < KEPT_AT_MOST {
+            kept.insert(key, (audit_seq, now, windows.clone()));
+        }
+    }
     Ok(windows)
 }
+
+/// How long a report is kept at most, and how many are.
+const KEPT_FOR: Duration = Duration::minutes(10);
+const KEPT_AT_MOST: usize = 1_000;
 
 type Reports = BTreeMap<(String, String), (i64, DateTime<Utc>, Vec<DeliveryMetrics>)>;
 
@@ -91,21 +97,25 @@ fn reports() -> &'static std::sync::Mutex<Reports> {
     REPORTS.get_or_init(Default::default)
 }
 
-/// The metrics of one stack (`""`: every stack) over the `days` before `now`.
-pub async fn metrics(
+/// The metrics of one stack (`""`: every stack) for each of [`super::WINDOWS`], ending at
+/// `now`, counted afresh: the runs are read once, for the longest window.
+pub async fn report_at(
     store: &Store,
     stack: &str,
-    days: i64,
     now: DateTime<Utc>,
-) -> Result<DeliveryMetrics, HistoryError> {
-    let since = now - Duration::days(days);
-    let ended = ended_since(store, stack, since).await?;
-    Ok(compute(
-        ended.values().map(Vec::as_slice),
-        stack,
-        days,
-        since,
-    ))
+) -> Result<Vec<DeliveryMetrics>, HistoryError> {
+    let longest = super::WINDOWS.iter().copied().max().unwrap_or(90);
+    let ended = ended_since(store, stack, now - Duration::days(longest)).await?;
+    Ok(super::WINDOWS
+        .iter()
+        .map(|&days| {
+            let since = now - Duration::days(days);
+            let within = ended
+                .values()
+                .map(|runs| &runs[runs.partition_point(|run| run.finished < since)..]);
+            compute(within, stack, days, since)
+        })
+        .collect())
 }
 
 /// The runs of one stack (`""`: every stack) that ended since `since`, per stack in the order
@@ -115,7 +125,7 @@ async fn ended_since(
     stack: &str,
     since: DateTime<Utc>,
 ) -> Result<BTreeMap<String, Vec<Ended>>, HistoryError> {
-    let from = since.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let from = crate::store::utc_text(since);
     let store_error =
         |error: sqlx::Error| HistoryError::from(crate::store::StoreError::from(error));
     let rows: Vec<RunRow> = sqlx::query_as(
@@ -179,6 +189,10 @@ async fn ended_since(
             made: made.or_else(|| parsed(&released_at)),
         });
     }
+    // In the order they ended, as times (the text order is the same for the store's own).
+    for runs in by_stack.values_mut() {
+        runs.sort_by_key(|run| run.finished);
+    }
     Ok(by_stack)
 }
 
@@ -192,7 +206,7 @@ async fn images_before(
     let rows: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT service, image_id, built_at FROM run_images WHERE run_id = (\
          SELECT runs.id FROM runs WHERE runs.stack = $1 AND runs.finished_at < $2 \
-         AND runs.finished_at <> '' \
+         AND runs.finished_at <> '' AND runs.status IN ('succeeded', 'failed') \
          AND EXISTS (SELECT 1 FROM run_images WHERE run_images.run_id = runs.id) \
          ORDER BY runs.finished_at DESC, runs.id DESC LIMIT 1)",
     )

@@ -131,30 +131,6 @@ pub struct RunningService {
     pub release_version: String,
 }
 
-impl RunningService {
-    #[cfg(feature = "ssr")]
-    fn from_row(
-        service: String,
-        image_id: String,
-        run_id: String,
-        operation: String,
-        since: String,
-        release_id: String,
-        release_version: String,
-    ) -> Self {
-        Self {
-            service,
-            image: String::new(),
-            image_id,
-            since,
-            run_id,
-            operation,
-            release_id,
-            release_version,
-        }
-    }
-}
-
 /// A page of the history and where the next one starts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HistoryList {
@@ -301,7 +277,7 @@ pub fn ReleaseRuns(release: String) -> impl IntoView {
     view! {
         <section class="card" data-testid="release-runs">
             <h2>"Runs"</h2>
-            <p class="muted">"The run that shipped this release, and what the stack went through after it until the next release."</p>
+            <p class="muted">"The run that shipped this release, and what changed the stack after it until the next release shipped (backups, drills and prunes left out)."</p>
             <Transition fallback=|| view! { <p class="muted">"Loading the runs…"</p> }>
                 {move || Suspend::new(async move {
                     match runs.await {
@@ -325,7 +301,7 @@ pub fn RunningNow(stack: String) -> impl IntoView {
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match running.await {
-                        Ok(services) if services.is_empty() => view! { <p class="muted">"No run has recorded what runs here yet."</p> }.into_any(),
+                        Ok(services) if services.is_empty() => view! { <p class="muted">"Nothing runs: the stack was stopped, or no run has recorded its images yet."</p> }.into_any(),
                         Ok(services) => view! {
                             <Table testid="running-now-table" headers=&["Service", "Image", "Since", "Put there by"]>
                                 {services.into_iter().map(|now| {

@@ -61,8 +61,9 @@ pub async fn entries(
     entries_where(store, Query::of(filter)?, limit).await
 }
 
-/// What happened to a release: the run that shipped it and the stack's runs after it until
-/// the next release's run (a rollback, a flag, a restore), newest first, at most a page.
+/// What happened to a release: the run that shipped it and the stack's runs after it that
+/// change what runs (not backups, drills or prunes) until the next release that shipped,
+/// newest first — a page of them, and the shipping run always.
 pub async fn release_runs(store: &Store, release: &str) -> Result<Vec<HistoryEntry>, HistoryError> {
     let shipped: Option<(String, String, String)> = sqlx::query_as(
         "SELECT releases.stack, runs.started_at, runs.id FROM releases \
@@ -75,10 +76,11 @@ pub async fn release_runs(store: &Store, release: &str) -> Result<Vec<HistoryEnt
     let Some((stack, started_at, run_id)) = shipped else {
         return Ok(Vec::new());
     };
+    // A later release whose run failed or was cancelled did not replace this one.
     let next: Option<(String, String)> = sqlx::query_as(
         "SELECT runs.started_at, runs.id FROM releases JOIN runs ON runs.id = releases.run_id \
          WHERE releases.stack = $1 AND (runs.started_at, runs.id) > ($2, $3) \
-         ORDER BY runs.started_at, runs.id LIMIT 1",
+         AND runs.status = 'succeeded' ORDER BY runs.started_at, runs.id LIMIT 1",
     )
     .bind(&stack)
     .bind(&started_at)
@@ -86,14 +88,15 @@ pub async fn release_runs(store: &Store, release: &str) -> Result<Vec<HistoryEnt
     .fetch_optional(store.pool())
     .await
     .map_err(store_error)?;
-    let mut query = Query {
-        conditions: Vec::new(),
-        values: Vec::new(),
-    };
+    let mut query = Query::new();
     query.add("runs.stack = {}", &[&stack]);
     query.add(
-        "(runs.started_at, runs.id) >= ({}, {})",
+        "(runs.started_at, runs.id) > ({}, {})",
         &[&started_at, &run_id],
+    );
+    query.add(
+        "runs.operation NOT IN ({}, {}, {})",
+        &["backup", "verify", "prune"],
     );
     if let Some((next_started_at, next_id)) = &next {
         query.add(
@@ -101,80 +104,89 @@ pub async fn release_runs(store: &Store, release: &str) -> Result<Vec<HistoryEnt
             &[next_started_at, next_id],
         );
     }
-    entries_where(store, query, PAGE).await
+    let mut entries = entries_where(store, query, PAGE - 1).await?;
+    let mut ship = Query::new();
+    ship.add("runs.id = {}", &[&run_id]);
+    entries.extend(entries_where(store, ship, 1).await?);
+    Ok(entries)
 }
 
-/// What each service of a stack runs now and since when: the image the newest successful
-/// run recorded, and the oldest run of the unbroken line of runs that recorded the same image
-/// (a flag or a restart after it changed nothing), with that run's release.
+/// What each service of a stack runs now and since when. The services are those the newest
+/// successful run that recorded images left running — none when a successful stop came after
+/// it. For each, since when: the end of the oldest successful run after the last one that
+/// recorded another image for it (a flag or a restart in between changed nothing), and that
+/// run's release.
 pub async fn running_now(
     store: &Store,
     stack: &str,
 ) -> Result<Vec<super::RunningService>, HistoryError> {
-    type RunningRow = (
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-    );
-    let rows: Vec<RunningRow> =
-        sqlx::query_as(
-            "SELECT run_images.service, run_images.image, run_images.image_id, runs.id, \
-             runs.operation, runs.finished_at, COALESCE(releases.id, ''), COALESCE(releases.version, '') \
-             FROM runs JOIN run_images ON run_images.run_id = runs.id \
-             LEFT JOIN releases ON releases.run_id = runs.id \
-             WHERE runs.stack = $1 AND runs.status = 'succeeded' \
-             ORDER BY runs.started_at DESC, runs.id DESC LIMIT 2000",
+    let newest: Option<(String, String, String)> = sqlx::query_as(
+        "SELECT runs.id, runs.started_at, runs.operation FROM runs WHERE runs.stack = $1 \
+         AND runs.status = 'succeeded' AND (runs.operation = 'stop' \
+         OR EXISTS (SELECT 1 FROM run_images WHERE run_images.run_id = runs.id)) \
+         ORDER BY runs.started_at DESC, runs.id DESC LIMIT 1",
+    )
+    .bind(stack)
+    .fetch_optional(store.pool())
+    .await
+    .map_err(store_error)?;
+    let Some((newest_id, _, operation)) = newest else {
+        return Ok(Vec::new());
+    };
+    if operation == "stop" {
+        return Ok(Vec::new());
+    }
+    let current: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT service, image, image_id FROM run_images WHERE run_id = $1 ORDER BY service",
+    )
+    .bind(&newest_id)
+    .fetch_all(store.pool())
+    .await
+    .map_err(store_error)?;
+    let mut running = Vec::new();
+    for (service, image, image_id) in current {
+        let changed: Option<(String, String)> = sqlx::query_as(
+            "SELECT runs.started_at, runs.id FROM runs JOIN run_images ON run_images.run_id = runs.id \
+             WHERE runs.stack = $1 AND runs.status = 'succeeded' AND run_images.service = $2 \
+             AND run_images.image_id <> $3 ORDER BY runs.started_at DESC, runs.id DESC LIMIT 1",
         )
         .bind(stack)
-        .fetch_all(store.pool())
+        .bind(&service)
+        .bind(&image_id)
+        .fetch_optional(store.pool())
         .await
         .map_err(store_error)?;
-    let mut running: BTreeMap<String, super::RunningService> = BTreeMap::new();
-    let mut line_ended: std::collections::BTreeSet<String> = Default::default();
-    for (service, image, image_id, run_id, operation, since, release_id, release_version) in rows {
-        if line_ended.contains(&service) {
-            continue;
-        }
-        match running.get_mut(&service) {
-            // An older run with the same image: the line goes on, further back.
-            Some(now) if now.image_id == image_id => {
-                *now = super::RunningService {
-                    image: now.image.clone(),
-                    ..super::RunningService::from_row(
-                        service,
-                        image_id,
-                        run_id,
-                        operation,
-                        since,
-                        release_id,
-                        release_version,
-                    )
-                };
-            }
-            Some(_) => {
-                line_ended.insert(service);
-            }
-            None => {
-                let mut now = super::RunningService::from_row(
-                    service.clone(),
-                    image_id,
-                    run_id,
-                    operation,
-                    since,
-                    release_id,
-                    release_version,
-                );
-                now.image = image;
-                running.insert(service, now);
-            }
+        let (after_started, after_id) = changed.unwrap_or_default();
+        let first: Option<(String, String, String, String, String)> = sqlx::query_as(
+            "SELECT runs.id, runs.operation, runs.finished_at, COALESCE(releases.id, ''), \
+             COALESCE(releases.version, '') FROM runs JOIN run_images ON run_images.run_id = runs.id \
+             LEFT JOIN releases ON releases.run_id = runs.id \
+             WHERE runs.stack = $1 AND runs.status = 'succeeded' AND run_images.service = $2 \
+             AND run_images.image_id = $3 AND (runs.started_at, runs.id) > ($4, $5) \
+             ORDER BY runs.started_at, runs.id LIMIT 1",
+        )
+        .bind(stack)
+        .bind(&service)
+        .bind(&image_id)
+        .bind(&after_started)
+        .bind(&after_id)
+        .fetch_optional(store.pool())
+        .await
+        .map_err(store_error)?;
+        if let Some((run_id, operation, since, release_id, release_version)) = first {
+            running.push(super::RunningService {
+                service,
+                image,
+                image_id,
+                since,
+                run_id,
+                operation,
+                release_id,
+                release_version,
+            });
         }
     }
-    Ok(running.into_values().collect())
+    Ok(running)
 }
 
 /// The entries `query` selects, newest first, at most `limit`, with who approved them and
@@ -268,11 +280,15 @@ struct Query {
 }
 
 impl Query {
-    fn of(filter: &HistoryFilter) -> Result<Self, HistoryError> {
-        let mut query = Query {
+    fn new() -> Self {
+        Query {
             conditions: Vec::new(),
             values: Vec::new(),
-        };
+        }
+    }
+
+    fn of(filter: &HistoryFilter) -> Result<Self, HistoryError> {
+        let mut query = Query::new();
         let stack = filter.stack.trim();
         if !stack.is_empty() {
             query.add("runs.stack = {}", &[stack]);

@@ -15,6 +15,8 @@ use super::{ChannelKind, Event};
 
 /// Longest outcome a message carries (a run's error can be long).
 const OUTCOME_CHARS: usize = 400;
+/// Slack refuses a section field or a message text longer than this.
+const SLACK_FIELD_CHARS: usize = 2_000;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
@@ -83,18 +85,24 @@ impl Message {
 
     /// Slack's incoming webhook: `text` for notifications and old clients, `blocks` to read.
     /// Text is escaped as Slack asks (`&`, `<`, `>`), so no value can mention `@channel` or
-    /// make a link of its own.
+    /// make a link of its own, then shortened to Slack's limits (escaping lengthens it).
     fn slack(&self, public_url: &str) -> Value {
         let link = self.link(public_url);
         let fields: Vec<Value> = self
             .facts()
             .into_iter()
             .map(|(name, value)| {
-                json!({ "type": "mrkdwn", "text": format!("*{name}*\n{}", slack_escape(value)) })
+                let text = format!("*{name}*\n{}", slack_escape(value));
+                json!({ "type": "mrkdwn", "text": shortened(&text, SLACK_FIELD_CHARS) })
             })
             .collect();
+        let summary = format!(
+            "{}: {}",
+            slack_escape(&self.title),
+            slack_escape(&self.outcome)
+        );
         json!({
-            "text": format!("{}: {} <{}|Open in Slipway>", slack_escape(&self.title), slack_escape(&self.outcome), slack_escape(&link)),
+            "text": format!("{} <{}|Open in Slipway>", shortened(&summary, SLACK_FIELD_CHARS), slack_escape(&link)),
             "blocks": [
                 { "type": "header", "text": { "type": "plain_text", "text": shortened(&self.title, 150) } },
                 { "type": "section", "fields": fields },
@@ -105,13 +113,18 @@ impl Message {
         })
     }
 
-    /// Teams' incoming webhook (and its Workflows successor): one Adaptive Card.
+    /// Teams' incoming webhook (and its Workflows successor): one Adaptive Card. Every value
+    /// is a `TextRun`, which Teams shows as plain text: a run error or a reason cannot make a
+    /// link of its own (a `TextBlock` or a `FactSet` would read it as Markdown).
     fn teams(&self, public_url: &str) -> Value {
-        let facts: Vec<Value> = self
-            .facts()
-            .into_iter()
-            .map(|(title, value)| json!({ "title": title, "value": value }))
-            .collect();
+        let run = |text: &str, bold: bool| json!({ "type": "TextRun", "text": text, "weight": if bold { "Bolder" } else { "Default" } });
+        let mut body = vec![json!({
+            "type": "RichTextBlock",
+            "inlines": [{ "type": "TextRun", "text": self.title, "size": "Large", "weight": "Bolder" }]
+        })];
+        body.extend(self.facts().into_iter().map(|(name, value)| {
+            json!({ "type": "RichTextBlock", "inlines": [run(&format!("{name}: "), true), run(value, false)] })
+        }));
         json!({
             "type": "message",
             "attachments": [{
@@ -121,10 +134,7 @@ impl Message {
                     "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
                     "type": "AdaptiveCard",
                     "version": "1.4",
-                    "body": [
-                        { "type": "TextBlock", "size": "Large", "weight": "Bolder", "wrap": true, "text": self.title },
-                        { "type": "FactSet", "facts": facts }
-                    ],
+                    "body": body,
                     "actions": [
                         { "type": "Action.OpenUrl", "title": "Open in Slipway", "url": self.link(public_url) }
                     ]
@@ -236,18 +246,16 @@ pub async fn describe(
             let Some(approval) = ApprovalFacts::read(db, &event.target).await? else {
                 return Ok(None);
             };
-            let decision = event
-                .action
-                .trim_start_matches("approval.")
-                .replace('_', " ");
+            let decision = match event.action.as_str() {
+                "approval.approved" => "Approved",
+                "approval.rejected" => "Rejected",
+                _ => "Approved by breaking the glass",
+            };
             Message {
                 event: Event::ApprovalDecided.as_str().into(),
-                title: format!(
-                    "Approval {decision}: {} of {}",
-                    approval.operation, approval.stack
-                ),
+                title: format!("{decision}: {} of {}", approval.operation, approval.stack),
                 outcome: format!(
-                    "{decision} by {}; the request is now {}",
+                    "decided by {}; the request is now {}",
                     event.actor,
                     text("status")
                 ),
@@ -395,6 +403,25 @@ mod tests {
     }
 
     #[test]
+    fn a_long_outcome_full_of_escapes_stays_within_slacks_limits() {
+        let mut message = failed_update();
+        // The longest outcome, each character escaped to five: past the limit unless cut.
+        message.outcome = "&".repeat(OUTCOME_CHARS);
+        assert!(slack_escape(&message.outcome).chars().count() > SLACK_FIELD_CHARS - 10);
+        let body = message.body(ChannelKind::Slack, "https://c.example", "d1");
+        for field in body["blocks"][1]["fields"].as_array().unwrap() {
+            assert!(field["text"].as_str().unwrap().chars().count() <= SLACK_FIELD_CHARS);
+        }
+        let text = body["text"].as_str().unwrap();
+        assert!(
+            text.chars().count() <= SLACK_FIELD_CHARS + 60,
+            "{}",
+            text.len()
+        );
+        assert!(!text.contains("&&"), "escaped");
+    }
+
+    #[test]
     fn teams_gets_an_adaptive_card_and_the_webhook_plain_json() {
         let message = failed_update();
         let card = message.body(ChannelKind::Teams, "https://c.example", "d1");
@@ -404,7 +431,21 @@ mod tests {
             "application/vnd.microsoft.card.adaptive"
         );
         assert_eq!(content["type"], "AdaptiveCard");
-        assert_eq!(content["body"][1]["facts"][0]["value"], "portal");
+        assert_eq!(
+            content["body"][0]["inlines"][0]["text"],
+            "Update of portal failed"
+        );
+        assert_eq!(content["body"][1]["inlines"][1]["text"], "portal");
+        let outcome = &content["body"][4]["inlines"];
+        assert_eq!(
+            (outcome[0]["text"].as_str(), outcome[1]["text"].as_str()),
+            (Some("Outcome: "), Some("failed: <!channel> & friends"))
+        );
+        assert!(content["body"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|block| block["type"] == "RichTextBlock"));
         assert_eq!(content["actions"][0]["url"], "https://c.example/runs/r1");
         let plain = message.body(ChannelKind::Webhook, "https://c.example", "d1");
         assert_eq!(plain["delivery"], "d1");

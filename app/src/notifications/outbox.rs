@@ -20,12 +20,14 @@ const TOLD: [&str; 8] = [
     "approval.break_glass",
 ];
 
+/// Whether an audited action may be told of to some channel.
+pub fn may_tell_of(action: &str) -> bool {
+    TOLD.contains(&action)
+}
+
 /// Queues the message `event` tells of for every enabled channel that wants it, on the
 /// audited change's own connection. Called by the audit trail's append.
 pub async fn enqueue(db: &mut sqlx::AnyConnection, event: &AuditEvent) -> Result<(), StoreError> {
-    if !TOLD.contains(&event.action.as_str()) {
-        return Ok(());
-    }
     let channels: Vec<(String, String)> =
         sqlx::query_as("SELECT id, events FROM notification_channels WHERE enabled = 1")
             .fetch_all(&mut *db)
@@ -79,21 +81,38 @@ pub struct Claimed {
 /// Takes up to `limit` messages that are due, each leased until `lease_until`: another
 /// sender (another console on the same store) leaves a leased message alone, and a message
 /// whose sender died is due again when the lease passes.
+/// Channels in `busy` are skipped, and no more than `per_channel` of one channel are taken.
 pub async fn claim_due(
     store: &Store,
-    limit: i64,
+    limit: usize,
+    busy: &[String],
+    per_channel: usize,
     lease_until: &str,
 ) -> Result<Vec<Claimed>, StoreError> {
-    let due: Vec<(String, String, String, i64, String)> = sqlx::query_as(
+    let skipped = if busy.is_empty() {
+        String::new()
+    } else {
+        let placeholders: Vec<String> = (0..busy.len()).map(|n| format!("${}", n + 3)).collect();
+        format!("AND channel_id NOT IN ({})", placeholders.join(", "))
+    };
+    let sql = format!(
         "SELECT id, channel_id, message, attempts, next_attempt_at FROM notification_outbox \
-         WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2",
-    )
-    .bind(now_utc())
-    .bind(limit)
-    .fetch_all(store.pool())
-    .await?;
-    let mut claimed = Vec::new();
+         WHERE status = 'pending' AND next_attempt_at <= $1 {skipped} \
+         ORDER BY next_attempt_at LIMIT $2"
+    );
+    let mut select = sqlx::query_as::<_, (String, String, String, i64, String)>(&sql)
+        .bind(now_utc())
+        .bind(i64::try_from(limit * per_channel).unwrap_or(i64::MAX));
+    for channel in busy {
+        select = select.bind(channel);
+    }
+    let due = select.fetch_all(store.pool()).await?;
+    let mut claimed: Vec<Claimed> = Vec::new();
     for (id, channel, message, attempts, due_at) in due {
+        let taken_for_channel = claimed.iter().filter(|c| c.channel == channel).count();
+        if claimed.len() >= limit || taken_for_channel >= per_channel {
+            continue;
+        }
         let taken = sqlx::query(
             "UPDATE notification_outbox SET next_attempt_at = $1 \
              WHERE id = $2 AND status = 'pending' AND next_attempt_at = $3",

@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::header::CONTENT_TYPE;
 use tokio::task::JoinSet;
 
-use crate::store::Store;
+use crate::store::{utc_text, Store};
 
 use super::message::{signature, Message};
 use super::outbox::{self, Attempt, Claimed};
@@ -16,6 +16,8 @@ use super::{service, ChannelKind};
 
 /// Messages being sent at once, over all channels.
 const IN_FLIGHT: usize = 16;
+/// Messages being sent at once to one channel: a receiver that hangs holds no more.
+const IN_FLIGHT_PER_CHANNEL: usize = 2;
 /// How often the outbox is read for due messages.
 const POLL: Duration = Duration::from_millis(500);
 /// The longest pause between two attempts.
@@ -42,7 +44,7 @@ impl SenderSettings {
         Self {
             public_url: public_url.to_owned(),
             first_pause: Duration::from_secs(5),
-            attempts: 6,
+            attempts: 10,
             timeout: Duration::from_secs(10),
         }
     }
@@ -56,12 +58,10 @@ impl SenderSettings {
     }
 }
 
-/// Store time `after` from now, in the store's text form (it sorts as time does).
+/// Store time `after` from now.
 fn from_now(after: Duration) -> String {
     let after = chrono::Duration::from_std(after).unwrap_or(chrono::Duration::zero());
-    (chrono::Utc::now() + after)
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+    utc_text(chrono::Utc::now() + after)
 }
 
 /// Runs until the console stops (the task is aborted then: a message in flight stays leased
@@ -81,21 +81,36 @@ pub async fn run(store: Store, settings: SenderSettings) {
             return;
         }
     };
-    let mut in_flight = JoinSet::new();
-    let mut pruned_at = std::time::Instant::now() - Duration::from_secs(3600);
+    // Each task hands back its channel when it ends.
+    let mut in_flight: JoinSet<String> = JoinSet::new();
+    let mut per_channel: std::collections::HashMap<String, usize> = Default::default();
+    let mut pruned_at: Option<std::time::Instant> = None;
     loop {
-        while in_flight.try_join_next().is_some() {}
+        while let Some(Ok(channel)) = in_flight.try_join_next() {
+            if let Some(count) = per_channel.get_mut(&channel) {
+                *count = count.saturating_sub(1);
+            }
+        }
+        per_channel.retain(|_, count| *count > 0);
         let room = IN_FLIGHT.saturating_sub(in_flight.len());
         if room > 0 {
+            let busy: Vec<String> = per_channel
+                .iter()
+                .filter(|(_, count)| **count >= IN_FLIGHT_PER_CHANNEL)
+                .map(|(channel, _)| channel.clone())
+                .collect();
             // A lease longer than an attempt can take.
             let lease = from_now(settings.timeout + Duration::from_secs(30));
-            match outbox::claim_due(&store, room as i64, &lease).await {
+            match outbox::claim_due(&store, room, &busy, IN_FLIGHT_PER_CHANNEL, &lease).await {
                 Ok(claimed) => {
                     for message in claimed {
+                        *per_channel.entry(message.channel.clone()).or_default() += 1;
                         let (store, client, settings) =
                             (store.clone(), client.clone(), settings.clone());
                         in_flight.spawn(async move {
+                            let channel = message.channel.clone();
                             deliver(&store, &client, &settings, message).await;
+                            channel
                         });
                     }
                 }
@@ -104,11 +119,9 @@ pub async fn run(store: Store, settings: SenderSettings) {
                 }
             }
         }
-        if pruned_at.elapsed() > Duration::from_secs(3600) {
-            pruned_at = std::time::Instant::now();
-            let before = (chrono::Utc::now() - KEPT_FOR)
-                .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-                .to_string();
+        if pruned_at.is_none_or(|at| at.elapsed() > Duration::from_secs(3600)) {
+            pruned_at = Some(std::time::Instant::now());
+            let before = utc_text(chrono::Utc::now() - KEPT_FOR);
             if let Err(error) = outbox::prune(&store, &before).await {
                 tracing::warn!(error = %error, "could not prune the notification log");
             }
@@ -207,7 +220,7 @@ async fn attempt(
     }
     let response = request.body(body).send().await.map_err(|error| Failure {
         status: 0,
-        error: said(&error, settings.timeout),
+        error: said(error, settings.timeout),
         retry: true,
     })?;
     let status = response.status();
@@ -218,13 +231,18 @@ async fn attempt(
     Err(Failure {
         status: i64::from(status.as_u16()),
         error: format!("the receiver answered {status}{excerpt}"),
-        // A receiver that refuses the message itself will refuse it again.
-        retry: !matches!(status.as_u16(), 400 | 401 | 403 | 404 | 410 | 413 | 422),
+        // A receiver that refuses the message itself will refuse it again, and a redirect is
+        // never followed.
+        retry: !matches!(
+            status.as_u16(),
+            300..=399 | 400 | 401 | 403 | 404 | 410 | 413 | 422
+        ),
     })
 }
 
 /// A transport error in words, without the address (it is the channel's secret).
-fn said(error: &reqwest::Error, timeout: Duration) -> String {
+fn said(error: reqwest::Error, timeout: Duration) -> String {
+    let error = error.without_url();
     if error.is_timeout() {
         return format!("no answer within {}", humantime::format_duration(timeout));
     }
@@ -232,7 +250,7 @@ fn said(error: &reqwest::Error, timeout: Duration) -> String {
         return "could not connect to the receiver".to_owned();
     }
     let mut words = "the request failed".to_owned();
-    let mut source = std::error::Error::source(error);
+    let mut source = std::error::Error::source(&error);
     while let Some(cause) = source {
         words.push_str(&format!(": {cause}"));
         source = cause.source();
@@ -267,9 +285,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pauses_double_up_to_ten_minutes() {
+    fn pauses_double_up_to_ten_minutes_and_the_last_attempt_comes_after_half_an_hour() {
         let settings = SenderSettings::new("https://c.example");
-        let pauses: Vec<u64> = (1..=9).map(|n| settings.pause_after(n).as_secs()).collect();
+        let pauses: Vec<u64> = (1..settings.attempts)
+            .map(|n| settings.pause_after(n).as_secs())
+            .collect();
         assert_eq!(pauses, [5, 10, 20, 40, 80, 160, 320, 600, 600]);
+        assert_eq!(
+            pauses.iter().sum::<u64>(),
+            1835,
+            "a receiver down for 30 minutes loses nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_request_is_told_without_its_address() {
+        // Nothing listens on port 9 of loopback; the address carries a secret path.
+        let client = reqwest::Client::new();
+        let error = client
+            .post("http://127.0.0.1:9/services/T0/B0/secret-token")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("secret-token"),
+            "reqwest names the address"
+        );
+        let words = said(error, Duration::from_secs(10));
+        assert!(
+            !words.contains("secret-token") && !words.contains("127.0.0.1:9"),
+            "{words}"
+        );
     }
 }

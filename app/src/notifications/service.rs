@@ -122,11 +122,11 @@ pub async fn add(
         String::new()
     };
     let hint = address_hint(&address);
-    let address_sealed = seal::seal(store, &id, address.as_str())?;
+    let address_sealed = seal::seal(store, &address_seal(&id, kind), address.as_str())?;
     let signing_sealed = if signing_secret.is_empty() {
         String::new()
     } else {
-        seal::seal(store, &id, &signing_secret)?
+        seal::seal(store, &signing_seal(&id), &signing_secret)?
     };
     let mut audited = Audited::begin(store).await?;
     let taken: Option<(String,)> =
@@ -339,16 +339,28 @@ pub async fn destination(store: &Store, id: &str) -> Result<Option<Destination>,
     let Some((kind, address, signing, enabled)) = row else {
         return Ok(None);
     };
+    // A kind this version does not know would be sent as something else: refused.
+    let kind = ChannelKind::parse(&kind).ok_or(SealError::Broken)?;
     Ok(Some(Destination {
-        kind: ChannelKind::parse(&kind).unwrap_or(ChannelKind::Webhook),
-        address: seal::open(store, id, &address)?,
+        kind,
+        address: seal::open(store, &address_seal(id, kind), &address)?,
         signing_secret: if signing.is_empty() {
             String::new()
         } else {
-            seal::open(store, id, &signing)?
+            seal::open(store, &signing_seal(id), &signing)?
         },
         enabled: enabled != 0,
     }))
+}
+
+/// What a sealed address is bound to: its channel and the kind it is sent as, so that it
+/// opens for no other row, field or kind.
+fn address_seal(id: &str, kind: ChannelKind) -> String {
+    format!("address\0{id}\0{}", kind.as_str())
+}
+
+fn signing_seal(id: &str) -> String {
+    format!("signing\0{id}")
 }
 
 #[cfg(test)]
