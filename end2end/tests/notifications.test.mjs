@@ -45,7 +45,7 @@ describe('notifications', () => {
     await row.waitFor();
     const shown = await row.innerText();
     assert.match(shown, /webhook[\s\S]*http:\/\/127\.0\.0\.1:\d+\/…cret/);
-    assert.match(shown, /run\.failed, approval\.requested, backup\.failed, rollback\.emergency/);
+    assert.match(shown, /run\.failed, approval\.requested, backup\.failed, backup\.unverified, rollback\.emergency/);
     assert.doesNotMatch(shown, /e2e-address-secret/);
 
     await row.locator('a').click();

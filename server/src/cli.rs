@@ -305,7 +305,8 @@ pub enum ChannelCommand {
         #[arg(long)]
         kind: String,
         /// The events it wants, separated by commas: run.started, run.succeeded, run.failed,
-        /// approval.requested, approval.decided, backup.failed, rollback.emergency.
+        /// approval.requested, approval.decided, backup.failed, backup.unverified,
+        /// rollback.emergency, release.milestone_due, release.milestone_overdue.
         #[arg(long, value_delimiter = ',', required = true)]
         events: Vec<String>,
         #[command(flatten)]

@@ -290,7 +290,8 @@ async fn sweep(sessions: SqlSessionStore, store: app::store::Store) {
 
 /// What the console starts on its own, at start and then every [`CONSOLE_JOBS`]: the
 /// scheduled backups that are due (a missed one runs once), and approved runs whose stack
-/// was busy; requests past their time are closed as expired.
+/// was busy; requests past their time are closed as expired; release milestones due or
+/// overdue and backups unproven for a day are told of.
 async fn console_jobs(console: ConsoleContext) {
     let mut tick = tokio::time::interval(CONSOLE_JOBS);
     loop {
@@ -306,6 +307,9 @@ async fn console_jobs(console: ConsoleContext) {
         }
         if let Err(error) = app::approvals::service::start_waiting_runs(&console).await {
             tracing::warn!(error = %error, "could not look at approved runs");
+        }
+        if let Err(error) = app::notifications::reminders::remind(&console.store).await {
+            tracing::warn!(error = %error, "could not look for milestones and backups to tell of");
         }
     }
 }

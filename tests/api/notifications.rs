@@ -689,3 +689,128 @@ async fn approvals_are_told_in_the_transaction_of_the_change_on_both_stores() {
         store.close().await;
     }
 }
+
+/// Milestones whose time came and the newest backup unproven for a day are told of once each:
+/// a second look tells nothing new.
+#[tokio::test]
+async fn due_milestones_and_an_unproven_newest_backup_are_told_once_on_both_stores() {
+    use app::audit::service::Actor;
+    use app::notifications::{reminders, service};
+    let now = chrono::Utc::now();
+    let at = |minutes: i64| app::store::utc_text(now + chrono::Duration::minutes(minutes));
+    for backend in BACKENDS {
+        let test_store = TestStore::new(backend).await;
+        let store = test_store.open().await;
+        let request = service::NewChannel {
+            name: "release-room".into(),
+            kind: "slack".into(),
+            address: "https://hooks.example/room".into(),
+            events: vec![
+                "release.milestone_due".into(),
+                "release.milestone_overdue".into(),
+                "backup.unverified".into(),
+            ],
+        };
+        service::add(&store, &Actor::system(), &request)
+            .await
+            .unwrap();
+        // T-0 in ten minutes: T-15m came five minutes ago, T-30m forty minutes ago (overdue),
+        // T-60m is done by its evidence (no checklist item is open), T-24h is too far back.
+        sqlx::query(
+            "INSERT INTO releases (id, stack, version, sets, operation, planned_at, owner, notes, \
+             state, run_id, created_by, created_at) \
+             VALUES ('rel-1', 'alpha', '2.4.0', '', 'update', $1, 'ada', '', 'planned', '', 'ada', $2)",
+        )
+        .bind(at(10))
+        .bind(at(-2000))
+        .execute(store.pool())
+        .await
+        .unwrap();
+        for (position, (key, offset)) in [
+            ("announce", -1440),
+            ("checklist", -60),
+            ("backup", -30),
+            ("notify-start", -15),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            sqlx::query(
+                "INSERT INTO release_milestones (release_id, position, milestone_key, offset_minutes, \
+                 action, role, notes, state, marked_by, marked_at, reason) \
+                 VALUES ('rel-1', $1, $2, $3, $4, 'operator', '', 'due', '', '', '')",
+            )
+            .bind(position as i64)
+            .bind(key)
+            .bind(offset)
+            .bind(format!("do {key}"))
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+        // alpha's newest backup is a day old and unproven (an older one too: not told);
+        // beta's newest is proven; gamma's is unproven for two hours only.
+        for (id, stack, finished, verification) in [
+            ("b-old", "alpha", -3 * 1440, "unverified"),
+            ("b-new", "alpha", -25 * 60, "unverified"),
+            ("b-beta", "beta", -3 * 1440, "verified"),
+            ("b-gamma", "gamma", -120, "unverified"),
+        ] {
+            sqlx::query(
+                "INSERT INTO backups (id, stack, service, file, size_bytes, sha256, started_at, \
+                 finished_at, requested_by, reason, run_id, migration_head, images, verification, created_at) \
+                 VALUES ($1, $2, 'db', '/x', 1, '', $3, $4, 'slipway', 'scheduled', '', '', '{}', $5, $3)",
+            )
+            .bind(id)
+            .bind(stack)
+            .bind(at(finished - 1))
+            .bind(at(finished))
+            .bind(verification)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+
+        assert_eq!(
+            reminders::remind_at(&store, now).await.unwrap(),
+            3,
+            "{backend:?}"
+        );
+        assert_eq!(
+            reminders::remind_at(&store, now).await.unwrap(),
+            0,
+            "{backend:?}: told once"
+        );
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT event, message FROM notification_outbox ORDER BY event")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        let told: Vec<(String, String)> = rows
+            .iter()
+            .map(|(event, message)| {
+                let message: Value = serde_json::from_str(message).unwrap();
+                (event.clone(), message["title"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        assert_eq!(
+            told,
+            [
+                (
+                    "backup.unverified".to_owned(),
+                    "The newest backup of alpha is not proven".to_owned()
+                ),
+                (
+                    "release.milestone_due".to_owned(),
+                    "Due now: do notify-start (T-15m of alpha 2.4.0)".to_owned()
+                ),
+                (
+                    "release.milestone_overdue".to_owned(),
+                    "Overdue: do backup (T-30m of alpha 2.4.0)".to_owned()
+                ),
+            ],
+            "{backend:?}"
+        );
+        store.close().await;
+    }
+}

@@ -16,6 +16,8 @@ pub mod message;
 #[cfg(feature = "ssr")]
 pub mod outbox;
 #[cfg(feature = "ssr")]
+pub mod reminders;
+#[cfg(feature = "ssr")]
 mod seal;
 #[cfg(feature = "ssr")]
 pub mod sender;
@@ -67,21 +69,29 @@ pub enum Event {
     ApprovalRequested,
     ApprovalDecided,
     BackupFailed,
+    /// A stack's newest backup has gone a day without a restore drill.
+    BackupUnverified,
     EmergencyRollback,
+    /// A release's milestone whose time has come, and one still open 15 minutes later.
+    MilestoneDue,
+    MilestoneOverdue,
     /// An admin's "Send test": goes to that one channel whatever it wants.
     Test,
 }
 
 impl Event {
     /// The events a channel may choose.
-    pub const CHOICES: [Event; 7] = [
+    pub const CHOICES: [Event; 10] = [
         Event::RunStarted,
         Event::RunSucceeded,
         Event::RunFailed,
         Event::ApprovalRequested,
         Event::ApprovalDecided,
         Event::BackupFailed,
+        Event::BackupUnverified,
         Event::EmergencyRollback,
+        Event::MilestoneDue,
+        Event::MilestoneOverdue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -92,7 +102,10 @@ impl Event {
             Event::ApprovalRequested => "approval.requested",
             Event::ApprovalDecided => "approval.decided",
             Event::BackupFailed => "backup.failed",
+            Event::BackupUnverified => "backup.unverified",
             Event::EmergencyRollback => "rollback.emergency",
+            Event::MilestoneDue => "release.milestone_due",
+            Event::MilestoneOverdue => "release.milestone_overdue",
             Event::Test => "test",
         }
     }
@@ -105,7 +118,10 @@ impl Event {
             Event::ApprovalRequested => "Approval requested",
             Event::ApprovalDecided => "Approval decided",
             Event::BackupFailed => "Backup or restore drill failed",
+            Event::BackupUnverified => "Newest backup unproven for a day",
             Event::EmergencyRollback => "Emergency rollback done",
+            Event::MilestoneDue => "Release milestone due",
+            Event::MilestoneOverdue => "Release milestone overdue",
             Event::Test => "Test message",
         }
     }
@@ -314,7 +330,7 @@ pub fn NotificationsPage() -> impl IntoView {
                     <legend>"Events"</legend>
                     {Event::CHOICES.iter().map(|event| view! {
                         <label class="choice">
-                            <input type="checkbox" name="events[]" value=event.as_str() checked=matches!(event, Event::RunFailed | Event::EmergencyRollback | Event::BackupFailed) />
+                            <input type="checkbox" name="events[]" value=event.as_str() checked=matches!(event, Event::RunFailed | Event::EmergencyRollback | Event::BackupFailed | Event::BackupUnverified) />
                             {event.label()}
                         </label>
                     }).collect_view()}

@@ -28,19 +28,40 @@ pub fn may_tell_of(action: &str) -> bool {
 /// Queues the message `event` tells of for every enabled channel that wants it, on the
 /// audited change's own connection. Called by the audit trail's append.
 pub async fn enqueue(db: &mut sqlx::AnyConnection, event: &AuditEvent) -> Result<(), StoreError> {
-    let channels: Vec<(String, String)> =
-        sqlx::query_as("SELECT id, events FROM notification_channels WHERE enabled = 1")
-            .fetch_all(&mut *db)
-            .await?;
+    let channels = enabled_channels(db).await?;
     if channels.is_empty() {
         return Ok(());
     }
     let Some(message) = message::describe(db, event).await? else {
         return Ok(());
     };
+    queue_for(db, channels, &message).await
+}
+
+/// Queues `message` for every enabled channel that wants its event.
+pub async fn fan_out(db: &mut sqlx::AnyConnection, message: &Message) -> Result<(), StoreError> {
+    let channels = enabled_channels(db).await?;
+    queue_for(db, channels, message).await
+}
+
+async fn enabled_channels(
+    db: &mut sqlx::AnyConnection,
+) -> Result<Vec<(String, String)>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT id, events FROM notification_channels WHERE enabled = 1")
+            .fetch_all(&mut *db)
+            .await?,
+    )
+}
+
+async fn queue_for(
+    db: &mut sqlx::AnyConnection,
+    channels: Vec<(String, String)>,
+    message: &Message,
+) -> Result<(), StoreError> {
     for (channel, events) in channels {
         if events.split(',').any(|wanted| wanted == message.event) {
-            insert(db, &channel, &message).await?;
+            insert(db, &channel, message).await?;
         }
     }
     Ok(())
