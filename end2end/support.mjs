@@ -52,10 +52,10 @@ export function slipway(dataDir, args, { env = {}, input } = {}) {
   return result.stdout;
 }
 
-/** Starts `slipway serve` on port 0 with one user per role; resolves once it listens. */
-export async function startConsole({ env: extraEnv = {} } = {}) {
+/** Starts `slipway serve` on port 0 with `users` (one per role); resolves once it listens. */
+export async function startConsole({ env: extraEnv = {}, users = USERS } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'slipway-e2e-'));
-  for (const user of USERS) addUser(join(dataDir, 'data'), user);
+  for (const user of users) addUser(join(dataDir, 'data'), user);
   const env = { ...process.env, RUST_LOG: 'info', ...extraEnv };
   delete env.DATABASE_URL;
   delete env.SLIPWAY_ADDR;

@@ -17,6 +17,8 @@ pub struct ConsoleContext {
     /// The Docker engine, one client for every request (`DOCKER_HOST`, or the local socket);
     /// an address that cannot be used is told to each request that needs the engine.
     pub engine: Result<crate::stacks::engine::Engine, crate::stacks::StackError>,
+    /// The one-time link that creates the first admin, while none exists.
+    pub setup: crate::auth::setup::SetupLink,
 }
 
 /// The console's context inside a server function or a render.

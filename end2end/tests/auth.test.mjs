@@ -87,3 +87,31 @@ describe('signing in', () => {
     await context.close();
   });
 });
+
+describe('the first admin', () => {
+  const running = useConsoleAndBrowser({ users: [] });
+
+  test('a newcomer creates the first admin with the setup link the console printed', async () => {
+    const match = /setup_link=(http:\/\/\S+\/sign-in\?setup=[0-9a-f]{64})/.exec(running.console.log.join(''));
+    assert.ok(match, 'the console printed a setup link');
+    const context = await running.browser.newContext();
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (error) => errors.push(error));
+    await page.goto(match[1]);
+    await hydrated(page);
+    await page.fill('[data-testid="first-admin-name"]', 'founder');
+    await page.fill('[data-testid="first-admin-password"]', 'founder-password-123');
+    await page.click('[data-testid="create-first-admin"]');
+    assert.match(await page.locator('[data-testid="first-admin-created"]').innerText(), /founder is the admin now/);
+
+    await page.fill('input[name="name"][autocomplete="username"]:not([data-testid])', 'founder');
+    await page.fill('input[name="password"][autocomplete="current-password"]', 'founder-password-123');
+    await page.click('[data-testid="sign-in"]');
+    await page.waitForURL(`${running.baseUrl}/`);
+    await hydrated(page);
+    assert.equal(await page.locator('[data-testid="role"]').textContent(), 'admin');
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+});

@@ -103,15 +103,16 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
         );
     }
     app::auth::password::warm_up().await;
-    if app::auth::users::list(&store)
-        .await
-        .map(|users| users.is_empty())
-        .unwrap_or(false)
-    {
-        tracing::warn!(
-            "no users yet: create the first admin with `slipway user add NAME --role admin` \
-             (the password is read from standard input)"
-        );
+    // No admin yet: a one-time link creates one in the browser.
+    let setup = app::auth::setup::SetupLink::default();
+    match setup.offer(&store).await {
+        Ok(Some(token)) => tracing::warn!(
+            setup_link = %format!("{}/sign-in?setup={token}", public.origin),
+            "no admin yet: open the setup link within an hour to create the first admin in the \
+             browser (it works once), or run `slipway user add NAME --role admin`"
+        ),
+        Ok(None) => {}
+        Err(error) => tracing::warn!(error = %error, "could not tell whether an admin exists"),
     }
     let sweeper = tokio::spawn(sweep(SqlSessionStore::new(store.clone()), store.clone()));
     let head_exporter = tokio::spawn(export_audit_head(store.clone()));
@@ -129,6 +130,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
             },
             runner: runner.clone(),
             engine: app::stacks::engine::Engine::connect().map_err(Into::into),
+            setup,
         },
         public_origin: PublicOrigin(public.origin.clone()),
         stopping: Stopping(stopping),

@@ -433,6 +433,9 @@ async fn every_server_function_and_page_obeys_the_role_matrix() {
         .map(|(name, ..)| name.to_owned())
         .collect();
     covered.insert("sign_in".into());
+    // The setup link's door: refused here for everyone (admins exist, no link was made);
+    // `the_setup_link_creates_the_first_admin_once` checks it.
+    covered.insert("create_first_admin".into());
     assert_eq!(
         registered, covered,
         "a server function is missing from the matrix"
@@ -1148,4 +1151,100 @@ async fn a_password_typed_into_the_name_field_is_stored_nowhere() {
         audit.iter().any(|(actor, _, _)| actor == "una"),
         "an existing account is named: {audit:?}"
     );
+}
+
+#[tokio::test]
+async fn the_setup_link_creates_the_first_admin_once_and_only_while_none_exists() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    // A viewer is no admin: the console still offers the link.
+    store.add_user("vera", Role::Viewer).await;
+    let console = RunningConsole::start(&store).await;
+    let link = console
+        .logged
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|line| {
+            let start = line.find("/sign-in?setup=")?;
+            Some(
+                line[start + "/sign-in?setup=".len()..]
+                    .chars()
+                    .take_while(char::is_ascii_hexdigit)
+                    .collect::<String>(),
+            )
+        })
+        .expect("the console printed a setup link");
+    assert_eq!(link.len(), 64);
+    let page = console
+        .page(&client(), &format!("/sign-in?setup={link}"))
+        .await;
+    assert!(page.contains("Create the first admin"), "{page}");
+
+    let create = |token: String, name: &'static str| {
+        let console_url = console.url("/api/create_first_admin");
+        async move {
+            client()
+                .post(console_url)
+                .form(&[
+                    ("token", token.as_str()),
+                    ("name", name),
+                    ("password", "first-admin-password"),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // A wrong token is refused before any password work; so is a forged cross-site post.
+    let wrong = create("0".repeat(64), "mallory").await;
+    assert_eq!(wrong.status(), 403);
+    assert!(wrong.text().await.unwrap().contains("SetupLinkInvalid"));
+    let cross_site = client()
+        .post(console.url("/api/create_first_admin"))
+        .header("origin", "https://evil.example")
+        .form(&[
+            ("token", link.as_str()),
+            ("name", "mallory"),
+            ("password", "first-admin-password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), 403);
+
+    let created = create(link.clone(), "ada").await;
+    assert_eq!(created.status(), 200, "{}", created.text().await.unwrap());
+    let admin = signed_in(&console, "ada", "first-admin-password").await;
+    assert_eq!(console.page_status(&admin, "/admin").await, 200);
+    // Used once: the same link makes no second admin.
+    let again = create(link.clone(), "mallory").await;
+    assert_eq!(again.status(), 403);
+    let opened = store.open().await;
+    let admins: Vec<(String, String)> =
+        sqlx::query_as("SELECT name, role FROM users WHERE role = 'admin'")
+            .fetch_all(opened.pool())
+            .await
+            .unwrap();
+    assert_eq!(admins, [("ada".to_owned(), "admin".to_owned())]);
+    let audited: Vec<(String, String)> = sqlx::query_as(
+        "SELECT actor, detail FROM audit_events WHERE action = 'user.added' AND target = 'ada'",
+    )
+    .fetch_all(opened.pool())
+    .await
+    .unwrap();
+    assert_eq!(audited.len(), 1);
+    assert_eq!(audited[0].0, "setup-link");
+    assert!(!audited[0].1.contains(&link), "the token is never audited");
+    opened.close().await;
+    console.terminate().await;
+
+    // With an admin, a console makes no link at all.
+    let console = RunningConsole::start(&store).await;
+    assert!(!console
+        .logged
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|line| line.contains("setup=")));
+    console.terminate().await;
 }

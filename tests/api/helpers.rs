@@ -129,6 +129,8 @@ pub struct RunningConsole {
     pub base_url: String,
     pub child: Child,
     pub stderr: tokio::task::JoinHandle<Vec<String>>,
+    /// What the process has logged so far.
+    pub logged: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl RunningConsole {
@@ -148,11 +150,12 @@ impl RunningConsole {
         let mut child = command.spawn().expect("start slipway");
         let stderr = child.stderr.take().expect("piped stderr");
         let (url_tx, url_rx) = tokio::sync::oneshot::channel();
+        let logged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = logged.clone();
         // Keep reading stderr for the whole life of the process, so it never blocks on a
         // full pipe; the lines come back when the test asks for them.
         let reader = tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
-            let mut seen = Vec::new();
             let mut url_tx = Some(url_tx);
             while let Ok(Some(line)) = lines.next_line().await {
                 if line.contains("console listening") {
@@ -160,9 +163,10 @@ impl RunningConsole {
                         let _ = tx.send(url);
                     }
                 }
-                seen.push(line);
+                seen.lock().unwrap().push(line);
             }
-            seen
+            let all = seen.lock().unwrap().clone();
+            all
         });
         let base_url = tokio::time::timeout(Duration::from_secs(30), url_rx)
             .await
@@ -172,6 +176,7 @@ impl RunningConsole {
             base_url,
             child,
             stderr: reader,
+            logged,
         }
     }
 

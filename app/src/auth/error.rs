@@ -24,6 +24,8 @@ pub enum AuthError {
     Conflict(String),
     #[error("There is no such user.")]
     UnknownUser,
+    #[error("This setup link does not work: it was used, it is more than an hour old, or the console started again since (it prints a new one while no admin exists).")]
+    SetupLinkInvalid,
     #[error("The console's database did not answer. Try again in a moment.")]
     Unavailable,
     /// Too many sign-ins waiting for their password check at once.
@@ -37,7 +39,7 @@ impl UserFacing for AuthError {
     fn status(&self) -> u16 {
         match self {
             AuthError::NotSignedIn | AuthError::SignInFailed => 401,
-            AuthError::Forbidden { .. } => 403,
+            AuthError::Forbidden { .. } | AuthError::SetupLinkInvalid => 403,
             AuthError::UnknownUser => 404,
             AuthError::Conflict(_) => 409,
             AuthError::Invalid(_) => 422,

@@ -25,6 +25,8 @@ pub mod service;
 #[cfg(feature = "ssr")]
 pub mod session_store;
 #[cfg(feature = "ssr")]
+pub mod setup;
+#[cfg(feature = "ssr")]
 pub mod users;
 
 /// The sign-in page's address; the only page open without a session.
@@ -77,6 +79,24 @@ pub async fn sign_in(name: String, password: String) -> Result<CurrentUser, Auth
     let (console, session) = guard::console_and_session().await.map_err(reject)?;
     let client = guard::client_addr().await;
     service::sign_in(&console, &session, &name, password, &client)
+        .await
+        .map_err(reject)
+}
+
+/// Creates the first admin with the console's one-time setup link; open to anyone who holds
+/// the link (the second open door, after sign-in).
+#[server(prefix = "/api", endpoint = "create_first_admin")]
+pub async fn create_first_admin(
+    token: String,
+    name: String,
+    password: String,
+) -> Result<UserSummary, AuthError> {
+    use crate::errors::reject;
+    let (console, _) = guard::console_and_session().await.map_err(reject)?;
+    let client = guard::client_addr().await;
+    console
+        .setup
+        .create_admin(&console.store, &token, &name, password, &client)
         .await
         .map_err(reject)
 }

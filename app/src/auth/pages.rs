@@ -20,8 +20,14 @@ pub fn SignInPage() -> impl IntoView {
         }
     });
     let error = move || action.value().get().and_then(Result::err);
+    let setup_token = move || {
+        query
+            .with(|q| q.get("setup"))
+            .filter(|token| !token.is_empty())
+    };
     view! {
         <Title text="Sign in" />
+        {move || setup_token().map(|token| view! { <FirstAdminForm token /> })}
         <section class="card signin">
             <h1>"Sign in"</h1>
             <p class="muted">"Use the name and password an admin gave you."</p>
@@ -44,6 +50,34 @@ pub fn SignInPage() -> impl IntoView {
                 "Passwords have at least " {MIN_PASSWORD_CHARS}
                 " characters. Five wrong attempts lock the account for a while."
             </p>
+        </section>
+    }
+}
+
+/// The first admin, created with the console's one-time setup link.
+#[component]
+fn FirstAdminForm(token: String) -> impl IntoView {
+    let create = ServerAction::<super::CreateFirstAdmin>::new();
+    view! {
+        <section class="card signin" data-testid="first-admin">
+            <h1>"Create the first admin"</h1>
+            <p class="muted">"No admin exists yet. This link, printed by the console when it started, works once and for an hour."</p>
+            <ActionForm action=create>
+                <input type="hidden" name="token" value=token />
+                <label class="field">"Name" <input name="name" autocomplete="username" required data-testid="first-admin-name" /></label>
+                <label class="field">
+                    "Password"
+                    <input name="password" type="password" autocomplete="new-password" required minlength=MIN_PASSWORD_CHARS data-testid="first-admin-password" />
+                </label>
+                <button class="button wide" type="submit" data-testid="create-first-admin">"Create the admin"</button>
+            </ActionForm>
+            {move || match create.value().get() {
+                Some(Ok(user)) => Some(view! {
+                    <p class="notice" role="status" data-testid="first-admin-created">{format!("{} is the admin now: sign in below.", user.name)}</p>
+                }.into_any()),
+                Some(Err(error)) => Some(view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any()),
+                None => None,
+            }}
         </section>
     }
 }
