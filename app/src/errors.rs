@@ -80,7 +80,15 @@ macro_rules! read_error {
         }
 
         $crate::server_fn_error!($error);
+        $crate::store_unavailable!($error, $domain);
+    };
+}
 
+/// Implements `From<StoreError>` for a domain error with an `Unavailable` variant: the cause
+/// goes to the log, named by `$domain`; the browser hears that the store did not answer.
+#[macro_export]
+macro_rules! store_unavailable {
+    ($error:ident, $domain:literal) => {
         #[cfg(feature = "ssr")]
         impl From<$crate::store::StoreError> for $error {
             fn from(error: $crate::store::StoreError) -> Self {

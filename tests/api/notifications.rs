@@ -608,18 +608,37 @@ async fn approvals_are_told_in_the_transaction_of_the_change_on_both_stores() {
             client_addr: "127.0.0.1".into(),
         };
 
+        // One audited change, committed or undone.
+        let audited = |actor: Actor,
+                       action: &'static str,
+                       target: &'static str,
+                       detail: Value,
+                       keep: bool| {
+            let store = store.clone();
+            async move {
+                let mut audited = Audited::begin(&store).await.unwrap();
+                audited
+                    .append(&actor, action, target, detail)
+                    .await
+                    .unwrap();
+                if keep {
+                    audited.commit().await.unwrap();
+                } else {
+                    audited.rollback().await.unwrap();
+                }
+            }
+        };
+        let requested = || serde_json::json!({ "approval": "ap-1" });
+
         // Undone: nothing is told.
-        let mut audited = Audited::begin(&store).await.unwrap();
-        audited
-            .append(
-                &ada,
-                "approval.requested",
-                "alpha",
-                serde_json::json!({ "approval": "ap-1" }),
-            )
-            .await
-            .unwrap();
-        audited.rollback().await.unwrap();
+        audited(
+            ada.clone(),
+            "approval.requested",
+            "alpha",
+            requested(),
+            false,
+        )
+        .await;
         let queued = |store: app::store::Store| async move {
             let rows: Vec<(String, String, String)> = sqlx::query_as(
                 "SELECT channel_id, event, message FROM notification_outbox ORDER BY created_at, event",
@@ -631,28 +650,15 @@ async fn approvals_are_told_in_the_transaction_of_the_change_on_both_stores() {
         };
         assert!(queued(store.clone()).await.is_empty(), "{backend:?}");
 
-        let mut audited = Audited::begin(&store).await.unwrap();
-        audited
-            .append(
-                &ada,
-                "approval.requested",
-                "alpha",
-                serde_json::json!({ "approval": "ap-1" }),
-            )
-            .await
-            .unwrap();
-        audited.commit().await.unwrap();
-        let mut audited = Audited::begin(&store).await.unwrap();
-        audited
-            .append(
-                &dee,
-                "approval.approved",
-                "ap-1",
-                serde_json::json!({ "status": "approved" }),
-            )
-            .await
-            .unwrap();
-        audited.commit().await.unwrap();
+        audited(ada, "approval.requested", "alpha", requested(), true).await;
+        audited(
+            dee,
+            "approval.approved",
+            "ap-1",
+            serde_json::json!({ "status": "approved" }),
+            true,
+        )
+        .await;
 
         let rows = queued(store.clone()).await;
         assert_eq!(rows.len(), 2, "{backend:?}: {rows:?}");

@@ -206,13 +206,7 @@ impl UserFacing for ApprovalError {
 
 crate::server_fn_error!(ApprovalError);
 
-#[cfg(feature = "ssr")]
-impl From<crate::store::StoreError> for ApprovalError {
-    fn from(error: crate::store::StoreError) -> Self {
-        tracing::error!(error = %error, cause = ?error, "store failure in approvals");
-        ApprovalError::Unavailable
-    }
-}
+crate::store_unavailable!(ApprovalError, "approvals");
 
 /// Any of this domain's failures as the browser sees it (status and all).
 #[cfg(feature = "ssr")]

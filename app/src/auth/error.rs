@@ -54,13 +54,7 @@ impl UserFacing for AuthError {
 
 crate::server_fn_error!(AuthError);
 
-#[cfg(feature = "ssr")]
-impl From<crate::store::StoreError> for AuthError {
-    fn from(error: crate::store::StoreError) -> Self {
-        tracing::error!(error = %error, cause = ?error, "store failure in auth");
-        AuthError::Unavailable
-    }
-}
+crate::store_unavailable!(AuthError, "auth");
 
 #[cfg(feature = "ssr")]
 impl From<sqlx::Error> for AuthError {

@@ -262,13 +262,7 @@ impl crate::errors::UserFacing for BackupError {
 
 crate::server_fn_error!(BackupError);
 
-#[cfg(feature = "ssr")]
-impl From<crate::store::StoreError> for BackupError {
-    fn from(error: crate::store::StoreError) -> Self {
-        tracing::error!(error = %error, cause = ?error, "store failure in backups");
-        BackupError::Unavailable
-    }
-}
+crate::store_unavailable!(BackupError, "backups");
 
 /// The backups of one stack, or of every stack when `stack` is empty, newest first;
 /// `state` keeps only those in one verification state.

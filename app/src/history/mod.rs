@@ -217,13 +217,7 @@ impl crate::errors::UserFacing for HistoryError {
 
 crate::server_fn_error!(HistoryError);
 
-#[cfg(feature = "ssr")]
-impl From<crate::store::StoreError> for HistoryError {
-    fn from(error: crate::store::StoreError) -> Self {
-        tracing::error!(error = %error, cause = ?error, "store failure in history");
-        HistoryError::Unavailable
-    }
-}
+crate::store_unavailable!(HistoryError, "history");
 
 /// One page of the filtered history; viewers and up.
 #[server(prefix = "/api", endpoint = "history")]

@@ -216,13 +216,7 @@ impl crate::errors::UserFacing for NotificationError {
 
 crate::server_fn_error!(NotificationError);
 
-#[cfg(feature = "ssr")]
-impl From<crate::store::StoreError> for NotificationError {
-    fn from(error: crate::store::StoreError) -> Self {
-        tracing::error!(error = %error, cause = ?error, "store failure in notifications");
-        NotificationError::Unavailable
-    }
-}
+crate::store_unavailable!(NotificationError, "notifications");
 
 /// Every channel; admins only.
 #[server(prefix = "/api", endpoint = "notification_channels")]

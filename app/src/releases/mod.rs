@@ -250,13 +250,7 @@ impl UserFacing for ReleaseError {
 
 crate::server_fn_error!(ReleaseError);
 
-#[cfg(feature = "ssr")]
-impl From<crate::store::StoreError> for ReleaseError {
-    fn from(error: crate::store::StoreError) -> Self {
-        tracing::error!(error = %error, cause = ?error, "store failure in releases");
-        ReleaseError::Unavailable
-    }
-}
+crate::store_unavailable!(ReleaseError, "releases");
 
 #[cfg(feature = "ssr")]
 fn refuse(error: impl Into<ReleaseError>) -> ReleaseError {

@@ -439,13 +439,7 @@ impl UserFacing for RunError {
 
 crate::server_fn_error!(RunError);
 
-#[cfg(feature = "ssr")]
-impl From<crate::store::StoreError> for RunError {
-    fn from(error: crate::store::StoreError) -> Self {
-        tracing::error!(error = %error, cause = ?error, "store failure in runs");
-        RunError::Unavailable
-    }
-}
+crate::store_unavailable!(RunError, "runs");
 
 /// Starts a run of `operation` on the stack and returns its id at once; operators and up.
 /// An operation that needs an approval is refused here (it is requested on the Approvals

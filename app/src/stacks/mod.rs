@@ -268,13 +268,7 @@ impl From<engine::EngineError> for StackError {
     }
 }
 
-#[cfg(feature = "ssr")]
-impl From<crate::store::StoreError> for StackError {
-    fn from(error: crate::store::StoreError) -> Self {
-        tracing::error!(error = %error, cause = ?error, "store failure in stacks");
-        StackError::Unavailable
-    }
-}
+crate::store_unavailable!(StackError, "stacks");
 
 #[server(prefix = "/api", endpoint = "stacks")]
 pub async fn list_stacks() -> Result<Vec<StackSummary>, StackError> {
