@@ -102,14 +102,19 @@ pub struct Claimed {
 /// Takes up to `limit` messages that are due, each leased until `lease_until`: another
 /// sender (another console on the same store) leaves a leased message alone, and a message
 /// whose sender died is due again when the lease passes.
-/// Channels in `busy` are skipped, and no more than `per_channel` of one channel are taken.
+/// A channel never has more than `per_channel` in flight, counting those `in_flight` holds.
 pub async fn claim_due(
     store: &Store,
     limit: usize,
-    busy: &[String],
+    in_flight: &std::collections::HashMap<String, usize>,
     per_channel: usize,
     lease_until: &str,
 ) -> Result<Vec<Claimed>, StoreError> {
+    let busy: Vec<&String> = in_flight
+        .iter()
+        .filter(|(_, count)| **count >= per_channel)
+        .map(|(channel, _)| channel)
+        .collect();
     let skipped = if busy.is_empty() {
         String::new()
     } else {
@@ -124,14 +129,15 @@ pub async fn claim_due(
     let mut select = sqlx::query_as::<_, (String, String, String, i64, String)>(&sql)
         .bind(now_utc())
         .bind(i64::try_from(limit * per_channel).unwrap_or(i64::MAX));
-    for channel in busy {
-        select = select.bind(channel);
+    for channel in &busy {
+        select = select.bind(*channel);
     }
     let due = select.fetch_all(store.pool()).await?;
     let mut claimed: Vec<Claimed> = Vec::new();
     for (id, channel, message, attempts, due_at) in due {
-        let taken_for_channel = claimed.iter().filter(|c| c.channel == channel).count();
-        if claimed.len() >= limit || taken_for_channel >= per_channel {
+        let held = in_flight.get(&channel).copied().unwrap_or(0)
+            + claimed.iter().filter(|c| c.channel == channel).count();
+        if claimed.len() >= limit || held >= per_channel {
             continue;
         }
         let taken = sqlx::query(

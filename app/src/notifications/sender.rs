@@ -81,37 +81,41 @@ pub async fn run(store: Store, settings: SenderSettings) {
             return;
         }
     };
-    // Each task hands back its channel when it ends.
-    let mut in_flight: JoinSet<String> = JoinSet::new();
+    let mut in_flight: JoinSet<()> = JoinSet::new();
+    // Which channel each task sends to, and how many each channel has in flight.
+    let mut channel_of: std::collections::HashMap<tokio::task::Id, String> = Default::default();
     let mut per_channel: std::collections::HashMap<String, usize> = Default::default();
     let mut pruned_at: Option<std::time::Instant> = None;
     loop {
-        while let Some(Ok(channel)) = in_flight.try_join_next() {
-            if let Some(count) = per_channel.get_mut(&channel) {
+        while let Some(ended) = in_flight.try_join_next_with_id() {
+            let id = match ended {
+                Ok((id, ())) => id,
+                Err(error) => {
+                    tracing::error!(error = %error, "a notification's delivery ended abruptly");
+                    error.id()
+                }
+            };
+            if let Some(count) = channel_of.remove(&id).and_then(|c| per_channel.get_mut(&c)) {
                 *count = count.saturating_sub(1);
             }
         }
         per_channel.retain(|_, count| *count > 0);
         let room = IN_FLIGHT.saturating_sub(in_flight.len());
         if room > 0 {
-            let busy: Vec<String> = per_channel
-                .iter()
-                .filter(|(_, count)| **count >= IN_FLIGHT_PER_CHANNEL)
-                .map(|(channel, _)| channel.clone())
-                .collect();
             // A lease longer than an attempt can take.
             let lease = from_now(settings.timeout + Duration::from_secs(30));
-            match outbox::claim_due(&store, room, &busy, IN_FLIGHT_PER_CHANNEL, &lease).await {
+            match outbox::claim_due(&store, room, &per_channel, IN_FLIGHT_PER_CHANNEL, &lease).await
+            {
                 Ok(claimed) => {
                     for message in claimed {
                         *per_channel.entry(message.channel.clone()).or_default() += 1;
+                        let channel = message.channel.clone();
                         let (store, client, settings) =
                             (store.clone(), client.clone(), settings.clone());
-                        in_flight.spawn(async move {
-                            let channel = message.channel.clone();
+                        let task = in_flight.spawn(async move {
                             deliver(&store, &client, &settings, message).await;
-                            channel
                         });
+                        channel_of.insert(task.id(), channel);
                     }
                 }
                 Err(error) => {
