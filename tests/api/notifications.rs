@@ -284,6 +284,13 @@ async fn a_failed_run_is_told_to_slack_teams_and_a_signed_webhook_and_bad_receiv
             has_delivery(d, "run.failed", "sent")
         })
         .await;
+        // Sent at the same time as the others: it may reach the receiver a moment later.
+        for _ in 0..50 {
+            if !receiver.at("/hang").is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let stuck = channel(&admin, &console, &hanging).await;
         let started_message = deliveries(&stuck)
             .into_iter()

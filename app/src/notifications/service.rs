@@ -236,8 +236,9 @@ pub async fn id_of(store: &Store, name: &str) -> Result<String, NotificationErro
 }
 
 pub async fn detail(store: &Store, id: &str) -> Result<ChannelDetail, NotificationError> {
-    let channel = find(store, id).await?;
+    // The log first: the counts, read after it, include every message it shows as it stands.
     let deliveries = super::outbox::deliveries(store, id, LOG_LENGTH).await?;
+    let channel = find(store, id).await?;
     Ok(ChannelDetail {
         channel,
         deliveries,
