@@ -134,7 +134,6 @@ pub async fn request(
     let (plan, facts) = describe(store, engine, &summary, &request).await?;
     let policy = policy(store, stack).await?;
     let now = chrono::Utc::now();
-    let stamp = |at: chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
     let approval = Approval {
         id: uuid::Uuid::new_v4().to_string(),
         stack: stack.to_owned(),
@@ -148,8 +147,8 @@ pub async fn request(
         required: policy.required,
         plan,
         digest: digest(&facts),
-        created_at: stamp(now),
-        expires_at: stamp(now + chrono::Duration::minutes(policy.expires_minutes)),
+        created_at: crate::store::utc_text(now),
+        expires_at: crate::store::utc_text(now + chrono::Duration::minutes(policy.expires_minutes)),
         run_id: String::new(),
         decisions: Vec::new(),
         break_glass: String::new(),

@@ -192,8 +192,8 @@ async fn attempt(
         Ok(Some(destination)) if destination.enabled => destination,
         Ok(Some(_)) => return Err(Failure::final_("the channel was turned off")),
         Ok(None) => return Err(Failure::final_("the channel was removed")),
-        Err(super::seal::SealError::Broken) => {
-            return Err(Failure::final_(super::seal::SealError::Broken.to_string()))
+        Err(broken @ super::seal::SealError::Broken) => {
+            return Err(Failure::final_(broken.to_string()))
         }
         Err(error) => {
             return Err(Failure {

@@ -92,7 +92,7 @@ pub fn parse_time(text: &str) -> Result<String, ReleaseError> {
                 "{text:?} is not a time such as 2026-12-01 14:00 (UTC) or 2026-12-01T14:00:00+01:00"
             ))
         })?;
-    Ok(parsed.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+    Ok(crate::store::utc_text(parsed))
 }
 
 /// Plans a release with the template's checklist; audited as `release.planned`.
@@ -367,10 +367,6 @@ struct MilestoneRecord {
     reason: String,
 }
 
-fn stamp(at: chrono::DateTime<chrono::Utc>) -> String {
-    at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-}
-
 /// The release's milestones with their planned times and where each stands: marked by a
 /// person, or read from the evidence of the checklist, the backups and the release's run.
 async fn timeline(
@@ -484,7 +480,7 @@ async fn timeline(
                 action: row.action,
                 role: row.role.parse().unwrap_or(Role::Admin),
                 notes: row.notes,
-                planned_at: stamp(planned),
+                planned_at: crate::store::utc_text(planned),
                 state,
                 by,
                 at,
