@@ -13,6 +13,14 @@ pub fn ticker(period: std::time::Duration) -> ReadSignal<u64> {
     tick
 }
 
+/// `2026-11-28T17:54:58.315499977Z` as `2026-11-28 17:54:58 UTC`.
+pub fn readable_time(rfc3339: &str) -> String {
+    match rfc3339.get(..19) {
+        Some(seconds) => format!("{} UTC", seconds.replacen('T', " ", 1)),
+        None => rfc3339.to_owned(),
+    }
+}
+
 /// A table with one header row; the rows come as children.
 #[component]
 pub fn Table(

@@ -9,6 +9,7 @@ pub mod backups;
 pub mod components;
 pub mod errors;
 pub mod flags;
+pub mod health;
 pub mod history;
 pub mod live;
 pub mod notifications;

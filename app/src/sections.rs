@@ -1,5 +1,4 @@
-//! The console's sections as the navigation lists them. A section whose feature has
-//! not been built yet says so on its page instead of showing anything invented.
+//! The console's sections as the navigation lists them.
 
 use crate::auth::Role;
 
@@ -10,8 +9,6 @@ pub struct Section {
     pub label: &'static str,
     /// What the section is for, in one sentence.
     pub purpose: &'static str,
-    /// Whether the section does its job yet.
-    pub available: bool,
     /// The least role that sees the section.
     pub min_role: Role,
 }
@@ -22,77 +19,66 @@ pub const SECTIONS: &[Section] = &[
         label: "Overview",
         purpose: "The state of the console and of the stacks it manages.",
         min_role: Role::Viewer,
-        available: true,
     },
     Section {
         path: "/stacks",
         label: "Stacks",
         purpose: "Compose applications under Slipway's care: services, containers, logs.",
         min_role: Role::Viewer,
-        available: true,
     },
     Section {
         path: "/releases",
         label: "Releases",
         purpose: "What is being shipped, when, by whom, with its checklist and timeline.",
         min_role: Role::Viewer,
-        available: true,
     },
     Section {
         path: "/runs",
         label: "Runs",
         purpose: "Deploys, updates, migrations and rollbacks, step by step and live.",
         min_role: Role::Viewer,
-        available: true,
     },
     Section {
         path: "/health",
         label: "Health",
         purpose: "Probe results for every service, over time.",
         min_role: Role::Viewer,
-        available: false,
     },
     Section {
         path: "/backups",
         label: "Backups",
         purpose: "Database dumps, their checksums and the restore drills that prove them.",
         min_role: Role::Viewer,
-        available: true,
     },
     Section {
         path: "/history",
         label: "History",
         purpose: "Every release and run that reached a stack, newest first.",
         min_role: Role::Viewer,
-        available: true,
     },
     Section {
         path: "/approvals",
         label: "Approvals",
         purpose: "Deploys and rollbacks waiting for a second person's decision.",
         min_role: Role::Operator,
-        available: true,
     },
     Section {
         path: "/audit",
         label: "Audit",
         purpose: "The append-only, hash-chained record of who changed what.",
         min_role: Role::Approver,
-        available: true,
     },
     Section {
         path: "/notifications",
         label: "Notifications",
         purpose: "Slack, Teams and signed webhooks told of runs, approvals and rollbacks, with each delivery's log.",
         min_role: Role::Admin,
-        available: true,
     },
     Section {
         path: "/admin",
         label: "Admin",
         purpose: "Users, roles, stacks and settings.",
         min_role: Role::Admin,
-        available: true,
     },
 ];
 

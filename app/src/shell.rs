@@ -14,6 +14,7 @@ use crate::auth::{
 };
 use crate::backups::BackupsPage;
 use crate::errors::set_response_status;
+use crate::health::{HealthPage, ServiceHealthPage};
 use crate::history::HistoryPage;
 use crate::notifications::{ChannelPage, NotificationsPage};
 use crate::releases::{ReleasePage, ReleasesPage};
@@ -107,7 +108,16 @@ pub fn App() -> impl IntoView {
                         ssr=SsrMode::Async
                         view=|| view! { <Guarded path="/runs">{|| view! { <RunPage /> }}</Guarded> }
                     />
-                    <Route path=StaticSegment("health") view=|| view! { <Pending path="/health" /> } />
+                    <Route
+                        path=StaticSegment("health")
+                        ssr=SsrMode::Async
+                        view=|| view! { <Guarded path="/health">{|| view! { <HealthPage /> }}</Guarded> }
+                    />
+                    <Route
+                        path=(StaticSegment("health"), ParamSegment("stack"), ParamSegment("service"))
+                        ssr=SsrMode::Async
+                        view=|| view! { <Guarded path="/health">{|| view! { <ServiceHealthPage /> }}</Guarded> }
+                    />
                     <Route
                         path=StaticSegment("backups")
                         ssr=SsrMode::Async
@@ -198,26 +208,6 @@ fn Guarded(path: &'static str, children: ChildrenFn) -> impl IntoView {
             view! { <Forbidden label=section.label needed=section.min_role.as_str() /> }.into_any()
         }
     }
-}
-
-/// A section whose feature is not built yet: it says what it is for and nothing more.
-#[component]
-fn Pending(path: &'static str) -> impl IntoView {
-    let Some(section) = section_for(path) else {
-        return NotFound().into_any();
-    };
-    view! {
-        <Guarded path>
-            <Title text=section.label />
-            <h1>{section.label}</h1>
-            <p class="lead">{section.purpose}</p>
-            <div class="notice" data-testid="not-available">
-                <strong>"Not available yet."</strong>
-                " This section has no feature behind it in this version of Slipway, so it shows no data."
-            </div>
-        </Guarded>
-    }
-    .into_any()
 }
 
 #[component]

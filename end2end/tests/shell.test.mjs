@@ -31,7 +31,7 @@ describe('the console shell', () => {
     await page.locator('nav.nav a', { hasText: 'Health' }).click();
     await page.waitForURL(`${running.baseUrl}/health`);
     assert.equal(await page.locator('main h1').innerText(), 'Health');
-    assert.match(await page.locator('[data-testid="not-available"]').innerText(), /Not available yet/);
+    await page.locator('p.lead', { hasText: 'container and HTTP probes' }).waitFor();
     assert.equal(await page.locator('nav.nav a[aria-current="page"]').innerText(), 'Health');
     assert.equal(await page.title(), 'Health · Slipway');
     assert.equal(await page.evaluate(() => window.__sameDocument), true);

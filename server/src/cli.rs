@@ -110,6 +110,17 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Show every probe of a stack with its newest result (checking once now when no
+    /// console probed the stack lately); exit 1 when one fails.
+    Health {
+        /// The stack's name.
+        name: String,
+        /// Print JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Show a stack's services and the containers that run them.
     Status {
         /// The stack's name.
@@ -423,6 +434,15 @@ pub enum StackCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Show how often the console probes a stack, or set it (`--every 15s`).
+    Probes {
+        /// The stack's name.
+        name: String,
+        #[arg(long, value_parser = parse_duration)]
+        every: Option<Duration>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Show whether Slipway's managed edge is in front of a stack's services, or turn it on
     /// (`--managed true`) or off; the next deploy applies it.
     Edge {
@@ -661,6 +681,11 @@ pub struct ServeArgs {
     /// How long a receiver may take to answer one notification.
     #[arg(long, env = "SLIPWAY_NOTIFICATION_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub notification_timeout: Duration,
+
+    /// A file holding the bearer token (16 characters or more) that `GET /metrics` asks for;
+    /// without one the metrics endpoint is off.
+    #[arg(long, env = "SLIPWAY_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<PathBuf>,
 
     /// Built web assets (CSS, WASM); by default `site` next to the binary's target folder.
     #[arg(long, env = "SLIPWAY_SITE_ROOT")]

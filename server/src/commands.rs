@@ -41,6 +41,8 @@ pub enum CommandError {
     Release(#[from] app::releases::ReleaseError),
     #[error("{0}")]
     Notification(#[from] app::notifications::NotificationError),
+    #[error("{0}")]
+    Health(#[from] app::health::HealthError),
 }
 
 /// `slipway user add NAME --role ROLE`: the password comes from standard input, unechoed
@@ -1321,4 +1323,111 @@ pub async fn channel(command: crate::cli::ChannelCommand) -> Result<String, Comm
             })
         }
     }
+}
+
+/// `slipway stack probes NAME [--every D]`: how often the console probes the stack.
+pub async fn probe_interval(
+    name: &str,
+    every: Option<std::time::Duration>,
+    store_args: &StoreArgs,
+) -> Result<String, CommandError> {
+    let store = open_store(store_args).await?;
+    let outcome = match every {
+        Some(every) => {
+            app::health::service::set_interval(&store, &Actor::command_line(), name, every).await
+        }
+        None => match app::stacks::service::find(&store, name).await {
+            Ok(_) => app::health::service::interval(&store, name)
+                .await
+                .map_err(app::health::HealthError::from),
+            Err(error) => Err(app::health::HealthError::NotFound(error.to_string())),
+        },
+    };
+    store.close().await;
+    Ok(format!("{name}: probed every {} s", outcome?.as_secs()))
+}
+
+/// `slipway health NAME [--json]`: every probe's newest result, and whether all pass. When no
+/// console has probed the stack within two of its intervals, the checks run once now.
+pub async fn health_report(
+    name: &str,
+    json: bool,
+    store_args: &StoreArgs,
+) -> Result<(String, bool), CommandError> {
+    let store = open_store(store_args).await?;
+    let outcome = health_now(&store, name).await;
+    store.close().await;
+    let stack = outcome?;
+    let healthy = stack.failing() == 0;
+    if json {
+        return Ok((
+            serde_json::to_string_pretty(&stack).unwrap_or_default(),
+            healthy,
+        ));
+    }
+    let mut lines = vec![format!(
+        "{name}: {} (probed every {} s)",
+        stack.summary(),
+        stack.every_seconds
+    )];
+    for probe in &stack.probes {
+        lines.push(format!(
+            "  {} {} {} since {} ({} ms): {}",
+            probe.service,
+            probe.probe,
+            if probe.ok { "passing" } else { "FAILING" },
+            probe.since,
+            probe.latency_ms,
+            probe.detail
+        ));
+    }
+    Ok((lines.join("\n"), healthy))
+}
+
+async fn health_now(
+    store: &app::store::Store,
+    name: &str,
+) -> Result<app::health::StackHealth, CommandError> {
+    use app::health::{scheduler, service};
+    let now = chrono::Utc::now();
+    let stack = newest_view(service::now_view(store, name, now).await?, name)?;
+    // Results count while a console keeps them fresh and nothing changed the stack since.
+    let lately = app::store::utc_text(now - chrono::Duration::seconds(2 * stack.every_seconds + 5));
+    let changed: Option<(String,)> = sqlx::query_as(
+        "SELECT finished_at FROM runs WHERE stack = $1 AND finished_at <> '' \
+         ORDER BY finished_at DESC LIMIT 1",
+    )
+    .bind(name)
+    .fetch_optional(store.pool())
+    .await
+    .map_err(app::store::StoreError::from)
+    .map_err(app::health::HealthError::from)?;
+    let changed = changed.map(|(at,)| at).unwrap_or_default();
+    let fresh = stack
+        .probes
+        .iter()
+        .all(|probe| probe.last_at > lately && probe.last_at > changed);
+    if fresh && !stack.probes.is_empty() {
+        return Ok(stack);
+    }
+    let plan = scheduler::plan_of(store, name)
+        .await
+        .map_err(app::health::HealthError::Invalid)?;
+    let engine = app::stacks::engine::Engine::connect().map_err(StackError::from)?;
+    scheduler::probe_once(store, &engine, &plan)
+        .await
+        .map_err(app::health::HealthError::Invalid)?;
+    newest_view(
+        service::now_view(store, name, chrono::Utc::now()).await?,
+        name,
+    )
+}
+
+fn newest_view(
+    view: Vec<app::health::StackHealth>,
+    name: &str,
+) -> Result<app::health::StackHealth, CommandError> {
+    view.into_iter()
+        .next()
+        .ok_or_else(|| app::health::HealthError::NotFound(name.to_owned()).into())
 }

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod commands;
 pub mod exports;
 pub mod live;
+pub mod metrics;
 pub mod serve;
 pub mod startup;
 pub mod web;

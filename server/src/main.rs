@@ -41,6 +41,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // `slipway health` prints its report when a check fails too, then exits 1.
+    let mut unhealthy = false;
     let outcome: Result<Option<String>, String> = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => server::serve::serve(args)
@@ -335,6 +337,21 @@ fn main() -> ExitCode {
                 .await
                 .map(Some)
                 .map_err(|e| e.to_string()),
+            Command::Health { name, json, store } => {
+                server::commands::health_report(&name, json, &store)
+                    .await
+                    .map(|(report, healthy)| {
+                        unhealthy = !healthy;
+                        Some(report)
+                    })
+                    .map_err(|e| e.to_string())
+            }
+            Command::Stack(StackCommand::Probes { name, every, store }) => {
+                server::commands::probe_interval(&name, every, &store)
+                    .await
+                    .map(Some)
+                    .map_err(|e| e.to_string())
+            }
             Command::Stack(StackCommand::Profiles { name, set, store }) => {
                 stack_profiles(&name, set, &store)
                     .await
@@ -402,7 +419,11 @@ fn main() -> ExitCode {
             if let Some(message) = message {
                 println!("{message}");
             }
-            ExitCode::SUCCESS
+            if unhealthy {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(message) => {
             eprintln!("slipway: {message}");

@@ -46,6 +46,7 @@ pub struct ServerState {
     pub console: ConsoleContext,
     pub public_origin: PublicOrigin,
     pub stopping: Stopping,
+    pub metrics: crate::metrics::MetricsToken,
     #[from_ref(skip)]
     pub https: bool,
 }
@@ -77,6 +78,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
             source,
         })?;
     let public = public_url(&args, addr)?;
+    let metrics = crate::metrics::MetricsToken::read(args.metrics_token_file.as_deref())?;
     // The console's own settings never reach a stack's compose file.
     app::stacks::secrets::read_process_variables(app::stacks::secrets::ProcessVariables::AllowList);
     if public.insecure {
@@ -134,6 +136,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
         },
         public_origin: PublicOrigin(public.origin.clone()),
         stopping: Stopping(stopping),
+        metrics,
         https: public.https,
     };
     // A restore drill's throwaway database outlives a console that died during the drill;
@@ -152,6 +155,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
         });
     }
     let scheduler = tokio::spawn(console_jobs(state.console.clone()));
+    let prober = state
+        .console
+        .engine
+        .clone()
+        .ok()
+        .map(|engine| tokio::spawn(app::health::scheduler::run(store.clone(), engine)));
     let notifications = tokio::spawn(app::notifications::sender::run(
         store.clone(),
         app::notifications::sender::SenderSettings {
@@ -188,6 +197,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
     sweeper.abort();
     head_exporter.abort();
     scheduler.abort();
+    if let Some(prober) = prober {
+        prober.abort();
+    }
     notifications.abort();
     log_audit_head(&store).await;
     store.close().await;
@@ -205,6 +217,7 @@ pub fn router(state: ServerState) -> Router {
     let sessions = session_layer(&state);
     Router::new()
         .route("/healthz", get(healthz))
+        .route(crate::metrics::METRICS_PATH, get(crate::metrics::metrics))
         .route(
             crate::calendar::CALENDAR_PATH,
             get(crate::calendar::calendar_feed),

@@ -39,6 +39,11 @@ pub enum StartupError {
          (SLIPWAY_INSECURE_HTTP=true) to accept the risk"
     )]
     PlainHttpToNetwork { addr: SocketAddr },
+    #[error("cannot use the metrics token file {}: {reason}", path.display())]
+    MetricsToken {
+        path: std::path::PathBuf,
+        reason: String,
+    },
 }
 
 /// Where the console keeps its state, from the flags.

@@ -103,6 +103,7 @@ fn is_page(request: &Request) -> bool {
         && !path.starts_with("/api/")
         && !path.starts_with("/pkg/")
         && path != "/healthz"
+        && path != crate::metrics::METRICS_PATH
         && !last_segment.contains('.')
 }
 

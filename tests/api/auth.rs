@@ -57,6 +57,12 @@ fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
             pairs(&[("stack", "matrix")]),
         ),
         ("running_now", Role::Viewer, pairs(&[("stack", "matrix")])),
+        ("health", Role::Viewer, pairs(&[("stack", "matrix")])),
+        (
+            "set_probe_interval",
+            Role::Admin,
+            pairs(&[("stack", "matrix"), ("seconds", "15")]),
+        ),
         (
             "release_runs",
             Role::Viewer,
@@ -208,6 +214,13 @@ fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
         &[200, 409],
     ));
     calls.push(("run", Role::Viewer, pairs(&[("id", "no-such-run")]), &[404]));
+    // Nothing probed the matrix stack: no results for its service.
+    calls.push((
+        "service_health",
+        Role::Viewer,
+        pairs(&[("stack", "matrix"), ("service", "web")]),
+        &[404],
+    ));
     // Without `managed` the edge is turned off, which any stack takes.
     calls.push((
         "set_managed_edge",
@@ -368,13 +381,14 @@ fn portal_env() -> String {
 }
 
 /// Pages with the least role that may open them.
-const PAGES: [(&str, Role); 10] = [
+const PAGES: [(&str, Role); 11] = [
     ("/", Role::Viewer),
     ("/stacks", Role::Viewer),
     ("/stacks/matrix", Role::Viewer),
     ("/runs", Role::Viewer),
     ("/backups", Role::Viewer),
     ("/history", Role::Viewer),
+    ("/health", Role::Viewer),
     ("/approvals", Role::Operator),
     ("/audit", Role::Approver),
     ("/notifications", Role::Admin),

@@ -8,6 +8,7 @@ mod backups;
 mod compose;
 mod console;
 mod flags;
+mod health;
 mod helpers;
 mod history;
 mod notifications;

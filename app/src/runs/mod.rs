@@ -24,7 +24,7 @@ pub mod lock;
 #[cfg(feature = "ssr")]
 mod plan;
 #[cfg(feature = "ssr")]
-mod probe;
+pub(crate) mod probe;
 #[cfg(feature = "ssr")]
 pub mod queries;
 #[cfg(feature = "ssr")]

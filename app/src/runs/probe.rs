@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use crate::stacks::compose::StackDefinition;
+use crate::stacks::compose::{ServiceDefinition, StackDefinition};
 use crate::stacks::ServiceRole;
 
 /// Requests through the edge during an update, each on a new connection, counting failures.
@@ -31,11 +31,6 @@ impl RolloutProbe {
     /// carries the service, at its first probe (which must pass) or at `/` (where any answer
     /// but the edge's own 502 counts: the service's status codes are its own business).
     pub(super) fn start(definition: &StackDefinition) -> Option<Self> {
-        let edge = definition
-            .services
-            .iter()
-            .find(|s| s.role == ServiceRole::Edge)?;
-        let first = edge.ports.iter().find_map(|port| published_address(port));
         let urls: Vec<(String, bool)> = definition
             .services
             .iter()
@@ -43,24 +38,13 @@ impl RolloutProbe {
             .filter(|s| s.role == ServiceRole::App && super::plan::replaced_beside(definition, s))
             .filter_map(|s| {
                 let probe = s.probes.first().map(|probe| probe.http.as_str());
-                match s.published_by_edge.as_deref() {
-                    Some(port) => Some((
-                        format!(
-                            "http://{}{}",
-                            published_address(port)?,
-                            probe.unwrap_or("/")
-                        ),
-                        probe.is_none(),
-                    )),
-                    None => Some((
-                        format!(
-                            "http://{}{}{}",
-                            first.as_ref()?,
-                            s.via_edge.as_ref()?,
-                            probe?
-                        ),
-                        false,
-                    )),
+                let (base, managed) = edge_base(definition, s)?;
+                match (managed, probe) {
+                    (true, probe) => {
+                        Some((format!("{base}{}", probe.unwrap_or("/")), probe.is_none()))
+                    }
+                    (false, Some(probe)) => Some((format!("{base}{probe}"), false)),
+                    (false, None) => None,
                 }
             })
             .collect();
@@ -131,10 +115,33 @@ impl RolloutProbe {
     }
 }
 
+/// Where the console reaches a service through the stack's edge, as `http://HOST:PORT[PREFIX]`,
+/// and whether it is the managed edge's own port for the service (`true`) or the team's edge
+/// under the service's `via_edge` prefix. Always a published port: the console never sends
+/// traffic to a container's bridge address, which a remote or rootless engine does not route
+/// and which would skip the path users' requests take.
+pub fn edge_base(
+    definition: &StackDefinition,
+    service: &ServiceDefinition,
+) -> Option<(String, bool)> {
+    if let Some(port) = service.published_by_edge.as_deref() {
+        return Some((format!("http://{}", published_address(port)?), true));
+    }
+    let edge = definition
+        .services
+        .iter()
+        .find(|s| s.role == ServiceRole::Edge)?;
+    let first = edge.ports.iter().find_map(|port| published_address(port))?;
+    Some((
+        format!("http://{first}{}", service.via_edge.as_ref()?),
+        false,
+    ))
+}
+
 /// Where this machine reaches a published TCP port (`[IP:]HOST_PORT:CONTAINER_PORT`): the
 /// address it is bound to, or loopback when it is bound to every address. Ports without a
 /// fixed host port, ranges, UDP and IPv6 bindings are not probed.
-pub(super) fn published_address(published: &str) -> Option<String> {
+pub fn published_address(published: &str) -> Option<String> {
     let (ip, host_port, _) = crate::stacks::lifecycle::single_tcp_port(published)?;
     let port: u16 = host_port?.parse().ok()?;
     let ip = match ip.as_deref() {

@@ -194,11 +194,32 @@ impl ServiceDefinition {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Probe {
-    /// The path requested on the service.
+    /// The path requested on the service, or a whole `http(s)://` URL.
     pub http: String,
     /// JSON fields that must equal these values, e.g. `.services.salesforce: ok`.
     #[serde(default)]
     pub json: BTreeMap<String, String>,
+    /// The status the answer must have; any 2xx without one.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Text the answer's body must contain.
+    #[serde(default)]
+    pub contains: Option<String>,
+    /// How long the answer may take (`2s`, `500ms`); [`Probe::DEFAULT_WITHIN`] without one.
+    #[serde(default)]
+    pub within: Option<String>,
+}
+
+impl Probe {
+    pub const DEFAULT_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+    /// The latency limit, which is also the probe's timeout (checked when the file is read).
+    pub fn within(&self) -> std::time::Duration {
+        self.within
+            .as_deref()
+            .and_then(|text| humantime::parse_duration(text).ok())
+            .unwrap_or(Self::DEFAULT_WITHIN)
+    }
 }
 
 /// `x-slipway` as written.
@@ -1380,6 +1401,35 @@ pub(super) fn service_definition(
             })
         })
         .transpose()?;
+    for probe in &settings.probes {
+        let within = probe.within.as_deref().map(humantime::parse_duration);
+        if matches!(within, Some(Err(_)))
+            || within
+                .and_then(Result::ok)
+                .is_some_and(|d| d.is_zero() || d > std::time::Duration::from_secs(60))
+        {
+            return Err((
+                "x-slipway.probes".to_owned(),
+                format!(
+                    "within {:?} of probe {} is not a duration from 1ms to 60s",
+                    probe.within.as_deref().unwrap_or_default(),
+                    probe.http
+                ),
+            ));
+        }
+        if !(probe.http.starts_with('/')
+            || probe.http.starts_with("http://")
+            || probe.http.starts_with("https://"))
+        {
+            return Err((
+                "x-slipway.probes".to_owned(),
+                format!(
+                    "probe {:?} is neither a path (/health) nor an http(s):// URL",
+                    probe.http
+                ),
+            ));
+        }
+    }
     if service.image.is_none() && build.is_none() {
         return Err((
             "image".into(),

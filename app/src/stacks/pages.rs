@@ -484,17 +484,9 @@ fn ContainerRow(service: String, role: &'static str, container: ContainerStatus)
             <td><span class=health_class>{container.health}</span></td>
             <td><code>{container.image}</code> " " <code class="muted small">{container.image_id}</code></td>
             <td>{container.ports.join(", ")}</td>
-            <td class="nowrap">{container.started_at.as_deref().map(readable_time).unwrap_or_default()}</td>
+            <td class="nowrap">{container.started_at.as_deref().map(crate::components::readable_time).unwrap_or_default()}</td>
             <td>{container.restarts}</td>
         </tr>
-    }
-}
-
-/// `2026-11-28T17:54:58.315499977Z` as `2026-11-28 17:54:58 UTC`.
-fn readable_time(rfc3339: &str) -> String {
-    match rfc3339.get(..19) {
-        Some(seconds) => format!("{} UTC", seconds.replacen('T', " ", 1)),
-        None => rfc3339.to_owned(),
     }
 }
 

@@ -65,6 +65,7 @@ pub fn OverviewPage() -> impl IntoView {
             "Slipway runs your team's release procedure: checklist, deployment, verification, rollback, backups and the record of all of it."
         </p>
         <ConsoleCard />
+        <crate::health::HealthSummary />
         <crate::stacks::StackOverview />
     }
 }
