@@ -45,7 +45,8 @@ function addUser(dataDir, { name, role, password }) {
 export function slipway(dataDir, args, { env = {}, input } = {}) {
   const result = spawnSync(slipwayBin, [...args, '--data-dir', dataDir], {
     encoding: 'utf8',
-    env: { ...process.env, ...env },
+    // A change is not watched unless a test sets a stack's window.
+    env: { ...process.env, SLIPWAY_WATCH_DEFAULT: '0s', ...env },
     input,
   });
   if (result.status !== 0) throw new Error(`slipway ${args.join(' ')} failed: ${result.stderr}`);
@@ -56,7 +57,7 @@ export function slipway(dataDir, args, { env = {}, input } = {}) {
 export async function startConsole({ env: extraEnv = {}, users = USERS } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'slipway-e2e-'));
   for (const user of users) addUser(join(dataDir, 'data'), user);
-  const env = { ...process.env, RUST_LOG: 'info', ...extraEnv };
+  const env = { ...process.env, RUST_LOG: 'info', SLIPWAY_WATCH_DEFAULT: '0s', ...extraEnv };
   delete env.DATABASE_URL;
   delete env.SLIPWAY_ADDR;
   const child = spawn(slipwayBin, ['serve', '--addr', '127.0.0.1:0', '--data-dir', join(dataDir, 'data')], {

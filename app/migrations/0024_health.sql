@@ -41,8 +41,18 @@ CREATE TABLE health_state (
     PRIMARY KEY (stack, service, probe)
 );
 
--- How often a stack is probed; a stack without a row is probed every 15 seconds.
-CREATE TABLE health_settings (
+-- A stack's health policy (an admin's): how often it is probed, how long a change is watched
+-- after its verification, and what a failed verification does (`alert` or `rollback`). A
+-- stack without a row has the defaults: every 15 s, 5 minutes, alert.
+CREATE TABLE health_policies (
     stack TEXT PRIMARY KEY,
-    every_seconds BIGINT NOT NULL
+    every_seconds BIGINT NOT NULL,
+    watch_seconds BIGINT NOT NULL,
+    on_failed_verification TEXT NOT NULL,
+    set_by TEXT NOT NULL,
+    set_at TEXT NOT NULL
 );
+
+-- What a run's verification found: '' (the run has none), passed, failed (the change
+-- stayed, the team was told) or rolled back (the previous images serve again).
+ALTER TABLE runs ADD COLUMN verification TEXT NOT NULL DEFAULT '';

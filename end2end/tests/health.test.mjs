@@ -26,7 +26,7 @@ describe('the Health page', () => {
   before(() => {
     const dataDir = running.console.dataDir;
     slipway(dataDir, ['stack', 'add', 'portal', '--project', project, '--compose', `${fixture}/docker-compose.yml`, '--env-file', portalEnv]);
-    slipway(dataDir, ['stack', 'probes', 'portal', '--every', '2s']);
+    slipway(dataDir, ['stack', 'health', 'portal', '--every', '2s', '--watch', '0s']);
     slipway(dataDir, ['deploy', 'portal'], { env: { PORTAL_VERSION: '1.0.0' } });
   });
 

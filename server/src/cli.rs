@@ -317,7 +317,8 @@ pub enum ChannelCommand {
         kind: String,
         /// The events it wants, separated by commas: run.started, run.succeeded, run.failed,
         /// approval.requested, approval.decided, backup.failed, backup.unverified,
-        /// rollback.emergency, release.milestone_due, release.milestone_overdue.
+        /// rollback.emergency, verification.failed, rollback.automatic, release.milestone_due,
+        /// release.milestone_overdue.
         #[arg(long, value_delimiter = ',', required = true)]
         events: Vec<String>,
         #[command(flatten)]
@@ -434,12 +435,18 @@ pub enum StackCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Show how often the console probes a stack, or set it (`--every 15s`).
-    Probes {
+    /// Show a stack's health policy, or set it: how often the console probes it, how long a
+    /// change is watched after its verification (`0s`: not), and whether a failed
+    /// verification of an update puts the previous version back (`rollback`) or only alerts.
+    Health {
         /// The stack's name.
         name: String,
         #[arg(long, value_parser = parse_duration)]
         every: Option<Duration>,
+        #[arg(long, value_parser = humantime::parse_duration)]
+        watch: Option<Duration>,
+        #[arg(long, value_parser = ["alert", "rollback"])]
+        on_failed_verification: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -623,6 +630,11 @@ pub struct StoreArgs {
     /// directory by default.
     #[arg(long, env = "SLIPWAY_BACKUP_DIR")]
     pub backup_dir: Option<PathBuf>,
+
+    /// How long a change is watched after its verification on a stack without a health
+    /// policy of its own (`slipway stack health`); `0s`: verified once, not watched.
+    #[arg(long, env = "SLIPWAY_WATCH_DEFAULT", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub watch_default: Duration,
 }
 
 #[derive(Clone, Debug, Args)]

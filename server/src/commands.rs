@@ -1325,26 +1325,54 @@ pub async fn channel(command: crate::cli::ChannelCommand) -> Result<String, Comm
     }
 }
 
-/// `slipway stack probes NAME [--every D]`: how often the console probes the stack.
-pub async fn probe_interval(
+/// What `slipway stack health` changes; nothing named shows the policy.
+pub struct HealthPolicyChange {
+    pub every: Option<std::time::Duration>,
+    pub watch: Option<std::time::Duration>,
+    pub on_failed_verification: Option<String>,
+}
+
+/// `slipway stack health NAME [--every D] [--watch D] [--on-failed-verification X]`: the
+/// stack's health policy after the change, in words.
+pub async fn health_policy(
     name: &str,
-    every: Option<std::time::Duration>,
+    change: HealthPolicyChange,
     store_args: &StoreArgs,
 ) -> Result<String, CommandError> {
+    use app::health::{service, HealthError, OnFailedVerification};
     let store = open_store(store_args).await?;
-    let outcome = match every {
-        Some(every) => {
-            app::health::service::set_interval(&store, &Actor::command_line(), name, every).await
+    let outcome = async {
+        app::stacks::service::find(&store, name).await?;
+        let mut policy = service::policy(&store, name)
+            .await
+            .map_err(HealthError::from)?;
+        if change.every.is_none()
+            && change.watch.is_none()
+            && change.on_failed_verification.is_none()
+        {
+            return Ok(policy);
         }
-        None => match app::stacks::service::find(&store, name).await {
-            Ok(_) => app::health::service::interval(&store, name)
-                .await
-                .map_err(app::health::HealthError::from),
-            Err(error) => Err(app::health::HealthError::NotFound(error.to_string())),
-        },
-    };
+        let seconds =
+            |duration: std::time::Duration| i64::try_from(duration.as_secs()).unwrap_or(i64::MAX);
+        if let Some(every) = change.every {
+            policy.every_seconds = seconds(every);
+        }
+        if let Some(watch) = change.watch {
+            policy.watch_seconds = seconds(watch);
+        }
+        if let Some(choice) = change.on_failed_verification.as_deref() {
+            policy.on_failed_verification = OnFailedVerification::parse(choice).unwrap_or_default();
+        }
+        Ok::<_, CommandError>(
+            service::set_policy(&store, &Actor::command_line(), name, policy).await?,
+        )
+    }
+    .await;
     store.close().await;
-    Ok(format!("{name}: probed every {} s", outcome?.as_secs()))
+    Ok(format!(
+        "{name}: {}",
+        app::health::policy_in_words(&outcome?)
+    ))
 }
 
 /// `slipway health NAME [--json]`: every probe's newest result, and whether all pass. When no
@@ -1368,7 +1396,7 @@ pub async fn health_report(
     let mut lines = vec![format!(
         "{name}: {} (probed every {} s)",
         stack.summary(),
-        stack.every_seconds
+        stack.policy.every_seconds
     )];
     for probe in &stack.probes {
         lines.push(format!(
@@ -1392,7 +1420,8 @@ async fn health_now(
     let now = chrono::Utc::now();
     let stack = newest_view(service::now_view(store, name, now).await?, name)?;
     // Results count while a console keeps them fresh and nothing changed the stack since.
-    let lately = app::store::utc_text(now - chrono::Duration::seconds(2 * stack.every_seconds + 5));
+    let lately =
+        app::store::utc_text(now - chrono::Duration::seconds(2 * stack.policy.every_seconds + 5));
     let changed: Option<(String,)> = sqlx::query_as(
         "SELECT finished_at FROM runs WHERE stack = $1 AND finished_at <> '' \
          ORDER BY finished_at DESC LIMIT 1",

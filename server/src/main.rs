@@ -346,12 +346,24 @@ fn main() -> ExitCode {
                     })
                     .map_err(|e| e.to_string())
             }
-            Command::Stack(StackCommand::Probes { name, every, store }) => {
-                server::commands::probe_interval(&name, every, &store)
-                    .await
-                    .map(Some)
-                    .map_err(|e| e.to_string())
-            }
+            Command::Stack(StackCommand::Health {
+                name,
+                every,
+                watch,
+                on_failed_verification,
+                store,
+            }) => server::commands::health_policy(
+                &name,
+                server::commands::HealthPolicyChange {
+                    every,
+                    watch,
+                    on_failed_verification,
+                },
+                &store,
+            )
+            .await
+            .map(Some)
+            .map_err(|e| e.to_string()),
             Command::Stack(StackCommand::Profiles { name, set, store }) => {
                 stack_profiles(&name, set, &store)
                     .await

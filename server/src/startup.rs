@@ -57,6 +57,7 @@ pub fn store_location(args: &StoreArgs) -> StoreLocation {
 
 /// Opens the store, migrates it and loads the audit key (created on first use).
 pub async fn open_store(args: &StoreArgs) -> Result<Store, StartupError> {
+    app::health::service::set_default_watch(args.watch_default);
     let store = Store::open(&store_location(args)).await?;
     Ok(app::audit::service::with_key(store, &audit_key_file(args)).await?)
 }

@@ -59,9 +59,14 @@ fn server_functions(target_id: &str, caller: &str) -> Vec<Call> {
         ("running_now", Role::Viewer, pairs(&[("stack", "matrix")])),
         ("health", Role::Viewer, pairs(&[("stack", "matrix")])),
         (
-            "set_probe_interval",
+            "set_health_policy",
             Role::Admin,
-            pairs(&[("stack", "matrix"), ("seconds", "15")]),
+            pairs(&[
+                ("stack", "matrix"),
+                ("every_seconds", "15"),
+                ("watch_seconds", "0"),
+                ("on_failed_verification", "alert"),
+            ]),
         ),
         (
             "release_runs",

@@ -171,7 +171,7 @@ async fn the_console_probes_a_stack_and_bad_endpoints_fail_with_a_reason_on_both
             .await
             .assert_success();
         run_to_exit(
-            &with_flags(&["stack", "probes", "hw", "--every", "2s"], &flags),
+            &with_flags(&["stack", "health", "hw", "--every", "2s"], &flags),
             &[],
         )
         .await
@@ -222,7 +222,7 @@ async fn the_console_probes_a_stack_and_bad_endpoints_fail_with_a_reason_on_both
         }
         let stack = StackHealth {
             stack: "hw".into(),
-            every_seconds: 2,
+            policy: app::health::HealthPolicy::default(),
             probes: web.probes.clone(),
         };
         let container = probe(&stack, "container");
@@ -299,12 +299,17 @@ async fn the_console_probes_a_stack_and_bad_endpoints_fail_with_a_reason_on_both
         assert!(service_page.contains("Recent results"));
         assert_eq!(console.page_status(&client, "/health/hw/nope").await, 404);
 
-        // Only an admin sets the interval.
+        // Only an admin sets the policy.
         let refused = call(
             &client,
             &console,
-            "set_probe_interval",
-            &[("stack", "hw"), ("seconds", "5")],
+            "set_health_policy",
+            &[
+                ("stack", "hw"),
+                ("every_seconds", "5"),
+                ("watch_seconds", "0"),
+                ("on_failed_verification", "rollback"),
+            ],
         )
         .await;
         assert_eq!(refused.status(), 403);
@@ -424,7 +429,7 @@ async fn the_console_probes_a_stack_and_bad_endpoints_fail_with_a_reason_on_both
 
 #[tokio::test]
 async fn a_failing_salesforce_fails_the_portal_integration_check() {
-    let portal = SamplePortal::add("slipwayhealthportal").await;
+    let portal = SamplePortal::add("sliphp").await;
     portal.run("deploy", "1.0.0").await.assert_success();
     let said = run_to_exit(&with_flags(&["health", "portal"], &portal.flags), &[]).await;
     assert_eq!(said.code, Some(0), "{}{}", said.stdout, said.stderr);
@@ -531,4 +536,262 @@ async fn the_series_keeps_its_size_bound_over_five_simulated_weeks_on_both_store
             )
         );
     }
+}
+
+/// The portal's `/_health` (the frontend's) through its edge, asked every 50 ms until
+/// stopped: when each answer came and whether it was a 200.
+struct HealthWatcher {
+    seen: Arc<std::sync::Mutex<Vec<(tokio::time::Instant, bool)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HealthWatcher {
+    fn start(url: String) -> Self {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let task = tokio::spawn({
+            let seen = seen.clone();
+            async move {
+                let client = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(1))
+                    .pool_max_idle_per_host(0)
+                    .build()
+                    .unwrap();
+                // Bounded: never longer than five minutes, whatever the test does.
+                for _ in 0..6000 {
+                    let ok = client
+                        .get(&url)
+                        .send()
+                        .await
+                        .is_ok_and(|answer| answer.status() == 200);
+                    seen.lock().unwrap().push((tokio::time::Instant::now(), ok));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        });
+        Self { seen, task }
+    }
+
+    /// From the first failed answer to the first of the answers that passed ever since.
+    fn outage(self) -> Option<Duration> {
+        self.task.abort();
+        let seen = self.seen.lock().unwrap().clone();
+        let first_failed = seen.iter().position(|(_, ok)| !ok)?;
+        let last_failed = seen.iter().rposition(|(_, ok)| !ok)?;
+        let back = seen.get(last_failed + 1)?;
+        Some(back.0 - seen[first_failed].0)
+    }
+}
+
+/// A run's lines, for a failure's message.
+async fn run_lines(store: &TestStore, run: &str) -> String {
+    let db = store.open().await;
+    let lines: Vec<(String,)> =
+        sqlx::query_as("SELECT text FROM run_lines WHERE run_id = $1 ORDER BY seq")
+            .bind(run)
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    lines.into_iter().map(|(text,)| text + "\n").collect()
+}
+
+async fn run_row(store: &TestStore, operation: &str) -> (String, String, String) {
+    let db = store.open().await;
+    sqlx::query_as(
+        "SELECT id, status, verification FROM runs WHERE operation = $1 \
+         ORDER BY started_at DESC LIMIT 1",
+    )
+    .bind(operation)
+    .fetch_one(db.pool())
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_update_that_goes_bad_after_its_checks_is_rolled_back_within_10_s_of_the_first_failure()
+{
+    let portal = SamplePortal::add("slipvrb").await;
+    fn policy<'a>(args: &[&'a str]) -> Vec<&'a str> {
+        let mut all = vec!["stack", "health", "portal"];
+        all.extend_from_slice(args);
+        all
+    }
+    run_to_exit(&with_flags(&policy(&["--watch", "3s"]), &portal.flags), &[])
+        .await
+        .assert_success();
+    let deployed = portal.run("deploy", "1.0.0").await;
+    deployed.assert_success();
+    assert!(deployed
+        .stdout
+        .contains("Verify: every container and probe passes"));
+    let (deploy, _, verification) = run_row(&portal.store, "deploy").await;
+    assert_eq!(
+        verification,
+        "passed",
+        "{}",
+        run_lines(&portal.store, &deploy).await
+    );
+
+    let set = run_to_exit(
+        &with_flags(
+            &policy(&["--watch", "90s", "--on-failed-verification", "rollback"]),
+            &portal.flags,
+        ),
+        &[],
+    )
+    .await;
+    set.assert_success();
+    assert!(
+        set.stdout
+            .contains("puts the previous version back (set by cli:"),
+        "{}",
+        set.stdout
+    );
+
+    // The new frontend answers its health check for 30 s, long enough to pass the rollout
+    // probe and the verification, then fails it during the watch window.
+    let watcher = HealthWatcher::start(portal.url("/_health"));
+    let env = [
+        ("PORTAL_PORT", portal.port.as_str()),
+        ("PORTAL_VERSION", "1.1.0"),
+        ("FRONTEND_FAIL_AFTER", "30"),
+    ];
+    let update = run_to_exit(&with_flags(&["update", "portal"], &portal.flags), &env).await;
+    let outage = watcher
+        .outage()
+        .expect("the new frontend failed and the old one came back");
+    assert_ne!(update.code, Some(0), "{}", update.stdout);
+    assert!(
+        update
+            .stderr
+            .contains("verification failed: frontend http /_health failed after"),
+        "{}",
+        update.stderr
+    );
+    assert!(
+        update
+            .stdout
+            .contains("AUTOMATIC ROLLBACK: the previous version serves again"),
+        "{}",
+        update.stdout
+    );
+    println!(
+        "from the first failed request to the previous version serving: {outage:?}\n{}",
+        run_lines(&portal.store, &run_row(&portal.store, "update").await.0).await
+    );
+    assert!(outage < Duration::from_secs(10), "{outage:?}");
+
+    // 1.0.0 serves again, and the record says why and on whose authority.
+    assert_eq!(portal.health().await["version"], "1.0.0");
+    let (run, status, verification) = run_row(&portal.store, "update").await;
+    assert_eq!(
+        (status.as_str(), verification.as_str()),
+        ("failed", "rolled back")
+    );
+    let db = portal.store.open().await;
+    let (detail,): (String,) =
+        sqlx::query_as("SELECT detail FROM audit_events WHERE action = 'rollback.automatic'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    let detail: Value = serde_json::from_str(&detail).unwrap();
+    assert_eq!(detail["run"], run.as_str());
+    assert!(detail["policy_set_by"]
+        .as_str()
+        .unwrap()
+        .starts_with("cli:"));
+    assert!(
+        detail["recovered_ms"].as_u64().unwrap() < 10_000,
+        "{detail}"
+    );
+    let history = app::history::service::page(&db, &app::history::HistoryFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(history.entries[0].verification, "rolled back");
+}
+
+#[tokio::test]
+async fn an_error_spike_after_an_update_fails_its_verification_and_the_team_is_told() {
+    let portal = SamplePortal::add("slipvsp").await;
+    portal.run("deploy", "1.0.0").await.assert_success();
+    run_to_exit(
+        &with_flags(
+            &["stack", "health", "portal", "--watch", "20s"],
+            &portal.flags,
+        ),
+        &[],
+    )
+    .await
+    .assert_success();
+    // A channel that wants failed verifications: no console sends it, so it waits in the outbox.
+    crate::helpers::run_with_stdin(
+        &with_flags(
+            &[
+                "channel",
+                "add",
+                "ops",
+                "--kind",
+                "webhook",
+                "--events",
+                "verification.failed",
+            ],
+            &portal.flags,
+        ),
+        "http://127.0.0.1:9/hook\n",
+    )
+    .await
+    .assert_success();
+
+    // While the update is watched, the new backend logs forty errors.
+    let db = portal.store.open().await;
+    let fail_url = portal.url("/api/_fail");
+    let spike = tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let watching: Option<(String,)> = sqlx::query_as(
+                "SELECT run_steps.status FROM run_steps JOIN runs ON runs.id = run_steps.run_id \
+                 WHERE runs.operation = 'update' AND run_steps.name LIKE 'Watch%' \
+                 AND run_steps.status = 'running'",
+            )
+            .fetch_optional(db.pool())
+            .await
+            .unwrap();
+            if watching.is_some() {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the watch never began"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        for _ in 0..40 {
+            let _ = reqwest::get(&fail_url).await;
+        }
+    });
+    let update = portal.run("update", "1.1.0").await;
+    spike.await.unwrap();
+    update.assert_success();
+    assert!(update.stdout.contains("error spike: "), "{}", update.stdout);
+    assert!(
+        update
+            .stdout
+            .contains("VERIFICATION FAILED: the change stays (on failed verification: alert)"),
+        "{}",
+        update.stdout
+    );
+    // The change stayed: 1.1.0 serves.
+    assert_eq!(portal.health().await["version"], "1.1.0");
+    let (_, status, verification) = run_row(&portal.store, "update").await;
+    assert_eq!(
+        (status.as_str(), verification.as_str()),
+        ("succeeded", "failed")
+    );
+    let db = portal.store.open().await;
+    let (events,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM notification_outbox WHERE event = 'verification.failed'",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(events, 1);
 }

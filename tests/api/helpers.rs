@@ -226,6 +226,8 @@ pub fn console_command(store: &TestStore) -> Command {
         .args(["--addr", "127.0.0.1:0"])
         .args(store.serve_flags())
         .env("RUST_LOG", "info")
+        // A change is not watched unless the test sets a stack's window (tests/api/health.rs).
+        .env("SLIPWAY_WATCH_DEFAULT", "0s")
         .env_remove("DATABASE_URL")
         .env_remove("SLIPWAY_ADDR")
         .env_remove("SLIPWAY_DATA_DIR")
@@ -283,6 +285,7 @@ async fn run(args: &[&str], env: &[(&str, &str)], input: Option<&str>) -> Exited
         .env_remove("SLIPWAY_ADDR")
         .env_remove("SLIPWAY_DATA_DIR")
         .env_remove("RUST_LOG")
+        .env("SLIPWAY_WATCH_DEFAULT", "0s")
         .envs(env.iter().copied())
         .stdin(if input.is_some() {
             Stdio::piped()

@@ -61,7 +61,7 @@ pub struct ProbeHealth {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StackHealth {
     pub stack: String,
-    pub every_seconds: i64,
+    pub policy: HealthPolicy,
     /// Empty while the stack does not run (never deployed, or stopped).
     pub probes: Vec<ProbeHealth>,
 }
@@ -99,6 +99,58 @@ pub struct ServiceProbes {
     pub service: String,
     pub probes: Vec<ProbeHealth>,
     pub recent: Vec<Sample>,
+}
+
+/// What a failed verification does to the change it verified.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFailedVerification {
+    /// The change stays; the run says why and the team is told.
+    #[default]
+    Alert,
+    /// An update (or a flag's change) puts the previous containers back the zero-downtime
+    /// way; the admin who set the policy approved that in advance.
+    Rollback,
+}
+
+impl OnFailedVerification {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnFailedVerification::Alert => "alert",
+            OnFailedVerification::Rollback => "rollback",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [OnFailedVerification::Alert, OnFailedVerification::Rollback]
+            .into_iter()
+            .find(|choice| choice.as_str() == text)
+    }
+}
+
+/// A stack's health policy (an admin's setting).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthPolicy {
+    /// How often the console probes the stack.
+    pub every_seconds: i64,
+    /// How long a change's probes and error rate are watched after its verification; 0: not.
+    pub watch_seconds: i64,
+    pub on_failed_verification: OnFailedVerification,
+    /// Who set it and when; empty for the defaults.
+    pub set_by: String,
+    pub set_at: String,
+}
+
+impl Default for HealthPolicy {
+    fn default() -> Self {
+        Self {
+            every_seconds: 15,
+            watch_seconds: 300,
+            on_failed_verification: OnFailedVerification::Alert,
+            set_by: String::new(),
+            set_at: String::new(),
+        }
+    }
 }
 
 /// Why health could not be shown or set, in words the browser may show.
@@ -150,20 +202,30 @@ pub async fn service_health(stack: String, service: String) -> Result<ServicePro
         .map_err(reject)
 }
 
-/// Sets how often a stack is probed, in seconds; admins only.
-#[server(prefix = "/api", endpoint = "set_probe_interval")]
-pub async fn set_probe_interval(stack: String, seconds: u64) -> Result<u64, HealthError> {
+/// Sets a stack's health policy; admins only.
+#[server(prefix = "/api", endpoint = "set_health_policy")]
+pub async fn set_health_policy(
+    stack: String,
+    every_seconds: i64,
+    watch_seconds: i64,
+    on_failed_verification: String,
+) -> Result<HealthPolicy, HealthError> {
     use crate::errors::reject;
     let admin = crate::auth::guard::authorized(crate::auth::Role::Admin).await?;
-    service::set_interval(
-        &admin.console.store,
-        &admin.actor,
-        &stack,
-        std::time::Duration::from_secs(seconds),
-    )
-    .await
-    .map(|every| every.as_secs())
-    .map_err(reject)
+    let on_failed = OnFailedVerification::parse(&on_failed_verification).ok_or_else(|| {
+        reject(HealthError::Invalid(
+            "on failed verification: alert or rollback".into(),
+        ))
+    })?;
+    let policy = HealthPolicy {
+        every_seconds,
+        watch_seconds,
+        on_failed_verification: on_failed,
+        ..HealthPolicy::default()
+    };
+    service::set_policy(&admin.console.store, &admin.actor, &stack, policy)
+        .await
+        .map_err(reject)
 }
 
 /// Evidence as the Health page's table shows it: the first 120 characters (all of it on the
@@ -234,9 +296,9 @@ fn StackSection(stack: StackHealth, admin: bool) -> impl IntoView {
                 <h2>{stack.stack.clone()}</h2>
                 <span class=format!("health-state {state}") data-testid="health-summary">{stack.summary()}</span>
             </div>
-            <p class="muted">{format!("Probed every {} s.", stack.every_seconds)}</p>
+            <p class="muted" data-testid="health-policy">{policy_in_words(&stack.policy)}</p>
             {(!stack.probes.is_empty()).then(|| view! { <ProbeTable probes=stack.probes.clone() link=true /> })}
-            {admin.then(|| view! { <IntervalForm stack=name every=stack.every_seconds /> })}
+            {admin.then(|| view! { <PolicyForm stack=name policy=stack.policy.clone() /> })}
         </section>
     }
 }
@@ -331,20 +393,60 @@ pub fn Sparkline(bars: Vec<SparkBar>) -> impl IntoView {
     }
 }
 
-/// An admin's form: how often the stack is probed.
+/// `Probed every 15 s. A change is watched for 300 s after its verification; a failed
+/// verification alerts (set by ada at …).`
+pub fn policy_in_words(policy: &HealthPolicy) -> String {
+    let watch = match policy.watch_seconds {
+        0 => "A change is verified once, not watched".to_owned(),
+        seconds => format!("A change is watched for {seconds} s after its verification"),
+    };
+    let on_failed = match policy.on_failed_verification {
+        OnFailedVerification::Alert => "a failed verification alerts the team",
+        OnFailedVerification::Rollback => {
+            "a failed verification of an update puts the previous version back"
+        }
+    };
+    let by = if policy.set_by.is_empty() {
+        " (the defaults)".to_owned()
+    } else {
+        format!(
+            " (set by {} at {})",
+            policy.set_by,
+            readable_time(&policy.set_at)
+        )
+    };
+    format!(
+        "Probed every {} s. {watch}; {on_failed}{by}.",
+        policy.every_seconds
+    )
+}
+
+/// An admin's form: the stack's health policy.
 #[component]
-fn IntervalForm(stack: String, every: i64) -> impl IntoView {
-    let set = ServerAction::<SetProbeInterval>::new();
+fn PolicyForm(stack: String, policy: HealthPolicy) -> impl IntoView {
+    let set = ServerAction::<SetHealthPolicy>::new();
+    let rollback = policy.on_failed_verification == OnFailedVerification::Rollback;
     view! {
-        <ActionForm action=set attr:class="inline-form" attr:data-testid="probe-interval-form">
+        <ActionForm action=set attr:class="inline-form" attr:data-testid="health-policy-form">
             <input type="hidden" name="stack" value=stack />
             <label>
-                "Probe every (seconds) "
-                <input type="number" name="seconds" min="2" max="3600" value=every required />
+                "Probe every (s) "
+                <input type="number" name="every_seconds" min="2" max="3600" value=policy.every_seconds required />
+            </label>
+            <label>
+                "Watch a change for (s) "
+                <input type="number" name="watch_seconds" min="0" max="3600" value=policy.watch_seconds required />
+            </label>
+            <label>
+                "On failed verification "
+                <select name="on_failed_verification">
+                    <option value="alert" selected=!rollback>"alert"</option>
+                    <option value="rollback" selected=rollback>"roll back an update"</option>
+                </select>
             </label>
             <button class="button" type="submit">"Save"</button>
             {move || set.value().get().map(|answer| match answer {
-                Ok(seconds) => view! { <span class="muted">{format!("Saved: every {seconds} s.")}</span> }.into_any(),
+                Ok(policy) => view! { <span class="muted">{format!("Saved. {}", policy_in_words(&policy))}</span> }.into_any(),
                 Err(error) => view! { <span class="error">{error.to_string()}</span> }.into_any(),
             })}
         </ActionForm>

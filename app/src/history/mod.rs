@@ -115,6 +115,9 @@ pub struct HistoryEntry {
     /// The services whose image the run changed, from → to.
     pub images: Vec<ImageChange>,
     pub error: String,
+    /// What the run's verification found: passed, failed, rolled back; empty without one.
+    #[serde(default)]
+    pub verification: String,
 }
 
 /// What a service of a stack runs now, since when, and which run (and release) put it there.
@@ -552,7 +555,7 @@ fn WeeklyChart(weeks: Vec<WeekOfChanges>) -> impl IntoView {
 fn HistoryTable(entries: Vec<HistoryEntry>) -> impl IntoView {
     view! {
         <section class="card">
-            <Table testid="history-table" headers=&["When", "Stack", "What", "Changed", "By", "Approved by", "Outcome", "Took"]>
+            <Table testid="history-table" headers=&["When", "Stack", "What", "Changed", "By", "Approved by", "Outcome", "Verification", "Took"]>
                 {entries
                     .into_iter()
                     .map(|entry| {
@@ -578,6 +581,7 @@ fn HistoryTable(entries: Vec<HistoryEntry>) -> impl IntoView {
                                 <td>{entry.requested_by}</td>
                                 <td>{approved}</td>
                                 <td><span class=status_class title=entry.error>{entry.status}</span></td>
+                                <td class="nowrap" data-testid="history-verification">{crate::runs::verification_in_words(&entry.verification)}</td>
                                 <td class="nowrap">{took}</td>
                             </tr>
                         }

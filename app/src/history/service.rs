@@ -30,6 +30,7 @@ type EntryRow = (
     String,
     String,
     String,
+    String,
 );
 
 /// One page of the filtered history, after the filter's cursor when it has one.
@@ -199,7 +200,7 @@ async fn entries_where(
     let sql = format!(
         "SELECT runs.id, runs.stack, runs.operation, runs.status, runs.requested_by, \
          runs.started_at, runs.finished_at, runs.error, COALESCE(releases.id, ''), \
-         COALESCE(releases.version, '') \
+         COALESCE(releases.version, ''), runs.verification \
          FROM runs LEFT JOIN releases ON releases.run_id = runs.id \
          {} ORDER BY runs.started_at DESC, runs.id DESC LIMIT {}",
         query.clause(),
@@ -248,6 +249,7 @@ fn entry_from_row(
         error,
         release_id,
         release_version,
+        verification,
     ): EntryRow,
 ) -> HistoryEntry {
     let seconds = |at: &str| DateTime::parse_from_rfc3339(at).ok();
@@ -269,6 +271,7 @@ fn entry_from_row(
         duration_seconds,
         images: Vec::new(),
         error,
+        verification,
     }
 }
 
@@ -497,6 +500,7 @@ pub async fn csv(store: &Store, filter: &HistoryFilter) -> Result<String, Histor
             "stack",
             "operation",
             "outcome",
+            "verification",
             "started",
             "finished",
             "seconds",
@@ -530,6 +534,7 @@ pub async fn csv(store: &Store, filter: &HistoryFilter) -> Result<String, Histor
                     entry.stack,
                     entry.operation,
                     entry.status,
+                    entry.verification,
                     entry.started_at,
                     entry.finished_at,
                     entry

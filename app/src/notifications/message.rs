@@ -227,6 +227,34 @@ pub async fn describe(
             message.title = format!("EMERGENCY ROLLBACK of {} done", message.stack);
             message
         }
+        "run.verification_failed" | "rollback.automatic" => {
+            let Some(run) = RunFacts::read(db, &text("run")).await? else {
+                return Ok(None);
+            };
+            let who = run.requested_by.clone();
+            let operation = run.operation.clone();
+            let (kind, title, outcome) = if event.action == "rollback.automatic" {
+                let seconds = detail["recovered_ms"].as_u64().unwrap_or_default() as f64 / 1000.0;
+                (
+                    Event::AutomaticRollback,
+                    format!("AUTOMATIC ROLLBACK of {}", run.stack),
+                    format!(
+                        "the previous version serves again {seconds:.1} s after the failed check: {} (policy set by {})",
+                        text("reason"),
+                        text("policy_set_by")
+                    ),
+                )
+            } else {
+                (
+                    Event::VerificationFailed,
+                    format!("Verification failed: {operation} of {}", run.stack),
+                    format!("{}; the change stays", text("reason")),
+                )
+            };
+            let mut message = run.message(kind, "verification failed", &who, outcome);
+            message.title = title;
+            message
+        }
         "approval.requested" => {
             let Some(approval) = ApprovalFacts::read(db, &text("approval")).await? else {
                 return Ok(None);

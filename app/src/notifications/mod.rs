@@ -72,6 +72,10 @@ pub enum Event {
     /// A stack's newest backup has gone a day without a restore drill.
     BackupUnverified,
     EmergencyRollback,
+    /// A change's verification failed and the change stayed.
+    VerificationFailed,
+    /// A change's verification failed and the stack's policy put the previous version back.
+    AutomaticRollback,
     /// A release's milestone whose time has come, and one still open 15 minutes later.
     MilestoneDue,
     MilestoneOverdue,
@@ -81,7 +85,7 @@ pub enum Event {
 
 impl Event {
     /// The events a channel may choose.
-    pub const CHOICES: [Event; 10] = [
+    pub const CHOICES: [Event; 12] = [
         Event::RunStarted,
         Event::RunSucceeded,
         Event::RunFailed,
@@ -90,6 +94,8 @@ impl Event {
         Event::BackupFailed,
         Event::BackupUnverified,
         Event::EmergencyRollback,
+        Event::VerificationFailed,
+        Event::AutomaticRollback,
         Event::MilestoneDue,
         Event::MilestoneOverdue,
     ];
@@ -104,6 +110,8 @@ impl Event {
             Event::BackupFailed => "backup.failed",
             Event::BackupUnverified => "backup.unverified",
             Event::EmergencyRollback => "rollback.emergency",
+            Event::VerificationFailed => "verification.failed",
+            Event::AutomaticRollback => "rollback.automatic",
             Event::MilestoneDue => "release.milestone_due",
             Event::MilestoneOverdue => "release.milestone_overdue",
             Event::Test => "test",
@@ -120,6 +128,8 @@ impl Event {
             Event::BackupFailed => "Backup or restore drill failed",
             Event::BackupUnverified => "Newest backup unproven for a day",
             Event::EmergencyRollback => "Emergency rollback done",
+            Event::VerificationFailed => "Verification failed",
+            Event::AutomaticRollback => "Automatic rollback done",
             Event::MilestoneDue => "Release milestone due",
             Event::MilestoneOverdue => "Release milestone overdue",
             Event::Test => "Test message",

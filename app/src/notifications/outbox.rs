@@ -9,10 +9,12 @@ use super::message::{self, Message};
 use super::Delivery;
 
 /// The audit actions that may tell of something; every other append costs nothing here.
-const TOLD: [&str; 8] = [
+const TOLD: [&str; 10] = [
     "run.started",
     "run.finished",
     "run.interrupted",
+    "run.verification_failed",
+    "rollback.automatic",
     "rollback.emergency_done",
     "approval.requested",
     "approval.approved",

@@ -43,6 +43,9 @@ async fn run_steps(
 ) -> Result<(), RunEnd> {
     let request = handle.run.request();
     let (definition, policy) = prepare(&handle.store, engine, stack, &request).await?;
+    let health = crate::health::service::policy(&handle.store, &stack.name)
+        .await
+        .map_err(|error| error.to_string())?;
     let steps = plan(
         request.operation,
         &request.target,
@@ -67,6 +70,9 @@ async fn run_steps(
         taken: std::sync::Mutex::new(None),
         env_written: std::sync::Mutex::new(None),
         restored: std::sync::atomic::AtomicBool::new(false),
+        health,
+        verification_failed: std::sync::atomic::AtomicBool::new(false),
+        rolled_back: std::sync::Mutex::new(None),
         definition: &definition,
         compose_dir: Path::new(&stack.compose_file)
             .parent()
@@ -250,6 +256,13 @@ pub(super) struct StepContext<'a> {
     /// Whether the live database was restored: an emergency rollback that ends early before
     /// that starts the containers it stopped as they were, not the older images.
     pub(super) restored: std::sync::atomic::AtomicBool,
+    /// The stack's health policy: its watch window and what a failed verification does.
+    pub(super) health: crate::health::HealthPolicy,
+    /// The verification failed and the change stays (the watch is skipped).
+    pub(super) verification_failed: std::sync::atomic::AtomicBool,
+    /// The verification failed and the policy puts the previous version back: when the
+    /// failure was seen and why, reported once the previous containers serve.
+    pub(super) rolled_back: std::sync::Mutex<Option<(tokio::time::Instant, String)>>,
     pub(super) definition: &'a StackDefinition,
     pub(super) compose_dir: std::path::PathBuf,
 }
@@ -388,6 +401,8 @@ impl<'a> StepContext<'a> {
             Step::SetFlag => self.set_flag(log).await,
             Step::ApplyRelease => self.apply_release(log).await,
             Step::RestartDependents => self.restart_dependents(log).await,
+            Step::Verify => self.verify(log).await,
+            Step::Watch => self.watch(log).await,
             Step::Notify => self.notify_emergency(log).await,
         }
     }
@@ -397,6 +412,7 @@ impl<'a> StepContext<'a> {
     /// left as they are).
     async fn put_back(&self, log: &StepLog<'_>) {
         self.restore_replaced(log).await;
+        self.report_rollback(log).await;
         self.put_env_back(log).await;
         let run = &log.handle.run;
         let restored = self.restored.load(std::sync::atomic::Ordering::SeqCst);

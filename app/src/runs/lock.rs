@@ -90,6 +90,7 @@ pub async fn begin(
         started_at: now.clone(),
         finished_at: String::new(),
         error: String::new(),
+        verification: String::new(),
     };
     let holder = this_holder();
     let gated = crate::approvals::service::is_gated(store, &run.stack, &run.request()).await?;

@@ -281,6 +281,22 @@ status_enum! {
     }
 }
 
+/// What a run's verification found, as `runs.verification` keeps it (empty: the run has
+/// none): every check passed through the watch window; a check failed and the change stayed;
+/// a check failed and the previous version was put back.
+pub const VERIFICATION_PASSED: &str = "passed";
+pub const VERIFICATION_FAILED: &str = "failed";
+pub const VERIFICATION_ROLLED_BACK: &str = "rolled back";
+
+/// A run's verification as pages show it: `—` without one.
+pub fn verification_in_words(verification: &str) -> String {
+    if verification.is_empty() {
+        "—".to_owned()
+    } else {
+        verification.to_owned()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunSummary {
     pub id: String,
@@ -297,6 +313,10 @@ pub struct RunSummary {
     /// Empty while the run goes on.
     pub finished_at: String,
     pub error: String,
+    /// What its verification found (see [`VERIFICATION_PASSED`] and the others); empty
+    /// while it has not ended, or for a run without one.
+    #[serde(default)]
+    pub verification: String,
 }
 
 impl RunSummary {
@@ -726,6 +746,7 @@ fn RunView(detail: RunDetail) -> impl IntoView {
         )
     });
     let error = move || live.run.with(|run| run.error.clone());
+    let verification = move || live.run.with(|run| run.verification.clone());
     view! {
         // As markup, not elements: a meta refresh created by script would reload the page.
         {live.run.with_untracked(|run| run.status == RunStatus::Running).then(|| view! {
@@ -735,6 +756,12 @@ fn RunView(detail: RunDetail) -> impl IntoView {
         <p class="lead" data-testid="run-status" data-status=status>
             <span class=move || status_class(status())>{status}</span>
             {started}
+            {move || {
+                let verification = verification();
+                (!verification.is_empty()).then(|| view! {
+                    <span data-testid="run-verification" data-verification=verification.clone()>" · verification " {verification.clone()}</span>
+                })
+            }}
             {move || {
                 let error = error();
                 (!error.is_empty()).then(|| view! { <span class="error">" · " {error}</span> })
@@ -828,6 +855,7 @@ mod tests {
                 started_at: String::new(),
                 finished_at: String::new(),
                 error: String::new(),
+                verification: String::new(),
             }),
             steps: RwSignal::new(Vec::new()),
             lines: RwSignal::new(vec![line(1), line(2)]),

@@ -36,6 +36,10 @@ pub(super) enum Step<'a> {
     UndoMigrations(&'a ServiceDefinition),
     Prune,
     CheckProbe,
+    /// Every check of the stack once: its containers and its HTTP probes.
+    Verify,
+    /// The checks and the app services' error rate watched for the stack's window.
+    Watch,
     RemoveReplaced,
     RecordImages,
     /// A flag's new value written to the env file (the previous file kept beside it).
@@ -52,7 +56,10 @@ impl Step<'_> {
     /// Steps that only wait (for health, for a build) stop at once when the run is cancelled;
     /// the others change the stack and finish first.
     pub(super) fn is_a_wait(&self) -> bool {
-        matches!(self, Step::WaitReady(_) | Step::Build(_) | Step::CheckProbe)
+        matches!(
+            self,
+            Step::WaitReady(_) | Step::Build(_) | Step::CheckProbe | Step::Verify | Step::Watch
+        )
     }
 
     pub(super) fn name(&self) -> String {
@@ -82,6 +89,8 @@ impl Step<'_> {
                 format!("Replace {} in place (no edge in front)", service.name)
             }
             Step::CheckProbe => "Check the rollout probe".into(),
+            Step::Verify => "Verify: every container and probe passes".into(),
+            Step::Watch => "Watch the probes and the error rate".into(),
             Step::BackUp(service, _) => format!("Back up {}", service.name),
             Step::CheckBackup => "Check the backup's checksum".into(),
             Step::RestoreDrill => "Restore the backup into a throwaway database".into(),
@@ -165,6 +174,17 @@ pub(super) fn plan<'a>(
             .chain(restart_dependents())
             .collect::<Vec<_>>()
     };
+    // A change that replaced containers keeps the replaced ones until it has held: through
+    // the rollout probe, the verification and the watch window (a failure puts them back).
+    let held = || {
+        [
+            Step::CheckProbe,
+            Step::Verify,
+            Step::Watch,
+            Step::RemoveReplaced,
+            Step::RecordImages,
+        ]
+    };
     let steps = match operation {
         Operation::Start => std::iter::once(Step::Prepare)
             .chain(order.iter().map(|s| Step::Start(s)))
@@ -191,7 +211,7 @@ pub(super) fn plan<'a>(
             // A container made anew has a new name; an edge still routing to the one it
             // replaced would answer 502.
             steps.extend(pin_edge());
-            steps.push(Step::RecordImages);
+            steps.extend([Step::RecordImages, Step::Verify, Step::Watch]);
             steps
         }
         Operation::Cleanup => vec![Step::RemoveStoppedContainers, Step::RemoveUnusedImages],
@@ -231,7 +251,7 @@ pub(super) fn plan<'a>(
             }));
             steps.push(Step::WaitReady(order.clone()));
             steps.extend(pin_edge());
-            steps.push(Step::RecordImages);
+            steps.extend([Step::RecordImages, Step::Verify, Step::Watch]);
             steps
         }
         Operation::Migrate => {
@@ -248,7 +268,7 @@ pub(super) fn plan<'a>(
                 }
             }
             steps.extend(others.iter().map(|s| Step::Start(s)));
-            steps.push(Step::WaitReady(order.clone()));
+            steps.extend([Step::WaitReady(order.clone()), Step::Verify, Step::Watch]);
             steps
         }
         // Everything stops, the chosen backup is restored (after a backup of what is there
@@ -269,7 +289,7 @@ pub(super) fn plan<'a>(
             steps.extend(others.iter().map(|s| Step::Start(s)));
             steps.push(Step::WaitReady(order.clone()));
             steps.extend(pin_edge());
-            steps.extend([Step::RecordImages, Step::Notify]);
+            steps.extend([Step::RecordImages, Step::Notify, Step::Verify, Step::Watch]);
             steps
         }
         // With down migrations the schema changes under the app: the app services stop, the
@@ -294,7 +314,7 @@ pub(super) fn plan<'a>(
             steps.extend(others.iter().map(|s| Step::Start(s)));
             steps.push(Step::WaitReady(order.clone()));
             steps.extend(pin_edge());
-            steps.push(Step::RecordImages);
+            steps.extend([Step::RecordImages, Step::Verify, Step::Watch]);
             steps
         }
         // The definition's app images are pinned to the recorded ones (see [`pin`]): the
@@ -302,7 +322,7 @@ pub(super) fn plan<'a>(
         Operation::Rollback => {
             let mut steps: Vec<Step<'_>> = pin_edge().into_iter().collect();
             steps.extend(replace_apps());
-            steps.extend([Step::CheckProbe, Step::RemoveReplaced, Step::RecordImages]);
+            steps.extend(held());
             steps
         }
         // Only the app services whose definition names the flag are replaced; the others
@@ -318,7 +338,7 @@ pub(super) fn plan<'a>(
                 steps.extend(pin_edge());
                 steps.extend(readers);
                 steps.extend(restart_dependents());
-                steps.extend([Step::CheckProbe, Step::RemoveReplaced, Step::RecordImages]);
+                steps.extend(held());
             }
             steps
         }
@@ -331,9 +351,7 @@ pub(super) fn plan<'a>(
             steps.extend(builds(&order));
             steps.extend(pin_edge());
             steps.extend(replace_apps());
-            steps.push(Step::CheckProbe);
-            steps.push(Step::RemoveReplaced);
-            steps.push(Step::RecordImages);
+            steps.extend(held());
             steps
         }
     };
@@ -487,6 +505,8 @@ mod tests {
                 "Update frontend beside the running one",
                 "Update backend beside the running one",
                 "Check the rollout probe",
+                "Verify: every container and probe passes",
+                "Watch the probes and the error rate",
                 "Remove the replaced containers",
                 "Record the running images",
             ]
@@ -517,6 +537,8 @@ mod tests {
                 "Wait until database, frontend, backend, seed, edge are healthy",
                 "Pin the edge to the running containers",
                 "Record the running images",
+                "Verify: every container and probe passes",
+                "Watch the probes and the error rate",
             ]
         );
     }
@@ -550,6 +572,8 @@ mod tests {
                 "Replace web in place (no edge in front)",
                 "Replace worker in place (no edge in front)",
                 "Check the rollout probe",
+                "Verify: every container and probe passes",
+                "Watch the probes and the error rate",
                 "Remove the replaced containers",
                 "Record the running images",
             ],
@@ -604,6 +628,8 @@ mod tests {
                 "Pin the edge to the running containers",
                 "Update backend beside the running one",
                 "Check the rollout probe",
+                "Verify: every container and probe passes",
+                "Watch the probes and the error rate",
                 "Remove the replaced containers",
                 "Record the running images",
             ]
@@ -640,6 +666,8 @@ mod tests {
                 "Pin the edge to the running containers",
                 "Record the running images",
                 "Notify: the emergency rollback is done",
+                "Verify: every container and probe passes",
+                "Watch the probes and the error rate",
             ]
         );
     }
@@ -670,6 +698,8 @@ mod tests {
             steps.push("Wait until database, frontend, backend, seed, edge are healthy".into());
             steps.push("Pin the edge to the running containers".into());
             steps.push("Record the running images".into());
+            steps.push("Verify: every container and probe passes".into());
+            steps.push("Watch the probes and the error rate".into());
             steps
         };
         assert_eq!(
@@ -736,6 +766,8 @@ mod tests {
                     "Wait until database, frontend, backend, seed, edge are healthy",
                     "Pin the edge to the running containers",
                     "Record the running images",
+                    "Verify: every container and probe passes",
+                    "Watch the probes and the error rate",
                 ],
             ),
             (
@@ -747,6 +779,8 @@ mod tests {
                     "Update frontend beside the running one",
                     "Update backend beside the running one",
                     "Check the rollout probe",
+                    "Verify: every container and probe passes",
+                    "Watch the probes and the error rate",
                     "Remove the replaced containers",
                     "Record the running images",
                 ],
@@ -768,6 +802,8 @@ mod tests {
                     "Start seed",
                     "Start edge",
                     "Wait until database, frontend, backend, seed, edge are healthy",
+                    "Verify: every container and probe passes",
+                    "Watch the probes and the error rate",
                 ],
             ),
             (
@@ -819,7 +855,12 @@ mod tests {
         .collect();
         assert_eq!(
             waits,
-            ["Build the image of frontend", "Check the rollout probe"]
+            [
+                "Build the image of frontend",
+                "Check the rollout probe",
+                "Verify: every container and probe passes",
+                "Watch the probes and the error rate"
+            ]
         );
     }
 }

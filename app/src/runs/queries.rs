@@ -16,12 +16,25 @@ type RunRow = (
     String,
     String,
     String,
+    String,
 );
-const RUN_COLUMNS: &str =
-    "id, stack, operation, target, options, status, requested_by, started_at, finished_at, error";
+const RUN_COLUMNS: &str = "id, stack, operation, target, options, status, requested_by, \
+     started_at, finished_at, error, verification";
 
 fn run_from_row(
-    (id, stack, operation, target, options, status, requested_by, started_at, finished_at, error): RunRow,
+    (
+        id,
+        stack,
+        operation,
+        target,
+        options,
+        status,
+        requested_by,
+        started_at,
+        finished_at,
+        error,
+        verification,
+    ): RunRow,
 ) -> RunSummary {
     RunSummary {
         id,
@@ -35,6 +48,7 @@ fn run_from_row(
         started_at,
         finished_at,
         error,
+        verification,
     }
 }
 

@@ -142,6 +142,17 @@ impl RunHandle {
     }
 
     /// Records what the run did in the audit trail, as done for whoever asked for the run.
+    /// What the run's verification found (see `steps::PASSED`, `FAILED`, `ROLLED_BACK`).
+    pub(super) async fn set_verification(&self, result: &str) -> Result<(), RunError> {
+        sqlx::query("UPDATE runs SET verification = $1 WHERE id = $2")
+            .bind(result)
+            .bind(&self.run.id)
+            .execute(self.store.pool())
+            .await
+            .map_err(crate::store::StoreError::from)?;
+        Ok(())
+    }
+
     pub(super) async fn audit(
         &self,
         action: &str,

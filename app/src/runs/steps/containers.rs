@@ -214,19 +214,42 @@ impl<'a> StepContext<'a> {
         if replaced.is_empty() {
             return;
         }
-        let edge = self.edge().ok();
-        for (service, replacement) in replaced.iter().rev() {
-            let line =
-                lifecycle::reinstate(self.engine, &self.stack.project, edge, service, replacement)
-                    .await
-                    .unwrap_or_else(|error| {
-                        format!(
-                            "{}: could not put {} back: {error}",
-                            service.name, replacement.old.name
-                        )
-                    });
+        // Services behind the edge come back at once, each on its own: the previous version
+        // serves again as soon as the slowest of them is healthy, not after all in a row.
+        let (in_place, beside): (Vec<_>, Vec<_>) = replaced
+            .iter()
+            .partition(|(_, replacement)| replacement.in_place);
+        let lines = futures::future::join_all(
+            beside
+                .into_iter()
+                .map(|(service, replacement)| self.reinstate(service, replacement)),
+        )
+        .await;
+        for line in lines {
             let _ = log.say(line).await;
         }
+        // In place, one at a time in reverse: a service's dependencies are back before it.
+        for (service, replacement) in in_place.into_iter().rev() {
+            let line = self.reinstate(service, replacement).await;
+            let _ = log.say(line).await;
+        }
+    }
+
+    /// Puts one replaced container back; the line says what happened.
+    async fn reinstate(
+        &self,
+        service: &ServiceDefinition,
+        replacement: &lifecycle::Replacement,
+    ) -> String {
+        let edge = self.edge().ok();
+        lifecycle::reinstate(self.engine, &self.stack.project, edge, service, replacement)
+            .await
+            .unwrap_or_else(|error| {
+                format!(
+                    "{}: could not put {} back: {error}",
+                    service.name, replacement.old.name
+                )
+            })
     }
 
     /// The image ids now running become this run's record: the stack's last-known-good.

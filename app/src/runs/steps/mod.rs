@@ -8,5 +8,6 @@ mod emergency;
 mod env;
 mod flags;
 mod migrations;
+mod verification;
 
 pub use migrations::migrations_since_run;
