@@ -78,13 +78,16 @@ ensure_docker_engine() {
   return 1
 }
 
+# A TCP port free on 127.0.0.1 right now.
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
 # A fresh PostgreSQL cluster on a free loopback port, for this script only: sets PG_URL (the
 # `postgres` database as user slipway); `stop_throwaway_postgres` stops and removes it.
 start_throwaway_postgres() {
   PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
   PG_DIR=$(mktemp -d /tmp/slipway-pg.XXXXXX)
   local port
-  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  port=$(free_port)
   [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$PG_DIR"
   say "starting PostgreSQL on 127.0.0.1:$port"
   as_postgres "$PG_BIN/initdb" -D "$PG_DIR/data" -U slipway --auth=trust -E UTF8 >/dev/null

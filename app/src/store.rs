@@ -245,6 +245,21 @@ pub fn now_utc() -> String {
     utc_text(chrono::Utc::now())
 }
 
+/// Text as the store keeps what others wrote (a command's output, an answer's body): control
+/// characters — a NUL, which PostgreSQL's text refuses; a terminal's escape — shown as
+/// `\u{fffd}`; tabs kept.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// A time in the store's text form, which sorts as time does.
 pub fn utc_text(at: chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
@@ -282,7 +297,15 @@ pub fn redact_url(raw: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{printable, redact_url};
+
+    #[test]
+    fn text_from_others_is_stored_without_control_characters() {
+        assert_eq!(
+            printable("a\0b\x1b[31mred\tok é"),
+            "a\u{fffd}b\u{fffd}[31mred\tok é"
+        );
+    }
 
     #[test]
     fn a_password_never_survives_redaction() {

@@ -155,13 +155,9 @@ async fn check_http(client: &reqwest::Client, plan: &Plan, target: &Target) -> F
     finding(plan, target, verdict)
 }
 
-/// A verdict as stored: the evidence with the stack's secrets masked and control characters
-/// (a NUL, which PostgreSQL's text refuses, or a terminal escape) shown as `\u{fffd}`.
+/// A verdict as stored: the evidence with the stack's secrets masked, printable.
 fn finding(plan: &Plan, target: &Target, mut verdict: Verdict) -> Finding {
-    verdict.detail = secrets::redact(&verdict.detail, &plan.secrets)
-        .chars()
-        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
-        .collect();
+    verdict.detail = crate::store::printable(&secrets::redact(&verdict.detail, &plan.secrets));
     Finding {
         service: target.service.clone(),
         probe: target.name.clone(),

@@ -88,7 +88,7 @@ impl RunHandle {
 
     /// Stores one line of step `step`'s output.
     pub async fn line(&self, step: i64, text: &str) -> Result<(), RunError> {
-        let text = secrets::redact(text, &self.secrets);
+        let text = crate::store::printable(&secrets::redact(text, &self.secrets));
         let text = text.as_str();
         let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
         sqlx::query(
