@@ -44,7 +44,7 @@ describe('the Health page', () => {
     await page.evaluate(() => { window.__sameDocument = true; });
     const portal = page.locator('[data-testid="health-stack"][data-stack="portal"]');
     await portal.and(page.locator('[data-state="healthy"]')).waitFor({ timeout: 60_000 });
-    assert.match(await portal.locator('[data-testid="health-summary"]').innerText(), /^healthy: all 9 checks pass$/);
+    assert.match(await portal.locator('[data-testid="health-summary"]').innerText(), /^healthy: all 11 checks pass$/);
     const frontend = portal.locator('[data-testid="health-probe"][data-service="frontend"][data-probe="container"]');
     assert.equal(await frontend.getAttribute('data-state'), 'passing');
     assert.equal(await frontend.locator('rect.bar.failed').count(), 0);
@@ -53,7 +53,7 @@ describe('the Health page', () => {
     assert.equal(stopped.status, 0, stopped.stderr);
     await frontend.and(page.locator('[data-state="failing"]')).waitFor({ timeout: 30_000 });
     assert.match(await frontend.locator('[data-testid="health-detail"]').innerText(), /frontend-1 is exited/);
-    assert.match(await portal.locator('[data-testid="health-summary"]').innerText(), /^failing: \d of 9 checks fail$/);
+    assert.match(await portal.locator('[data-testid="health-summary"]').innerText(), /^failing: \d of 11 checks fail$/);
     // The newest ten-minute bar now holds failed checks: drawn whole, in red.
     const bars = frontend.locator('[data-testid="sparkline"] rect');
     const newest = bars.last();

@@ -171,7 +171,10 @@ describe('a stack page', () => {
     await page.waitForSelector('[data-testid="run-status"][data-status="succeeded"]', { timeout: 120_000 });
     assert.equal(streams.length, 1, `one event stream: ${streams}`);
     assert.ok(runFetches <= 1, `the run was fetched ${runFetches} times`);
-    assert.equal(await page.locator('[data-testid="run-steps"] tbody tr[data-status="succeeded"]').count(), 7);
+    // Backup, pin, two replacements, rollout probe, verification, watch, removal, record.
+    assert.equal(await page.locator('[data-testid="run-steps"] tbody tr[data-status="succeeded"]').count(), 9);
+    assert.match(await page.locator('[data-testid="run-lines"]').innerText(), /all \d+ checks passed/);
+    await page.locator('[data-testid="run-verification"][data-verification="passed"]').waitFor();
     assert.match(await page.locator('[data-testid="run-lines"]').innerText(), /rollout probe: 0 failed of \d+ requests/);
     await page.screenshot({ path: resolve(import.meta.dirname, '..', '..', 'target', 'screenshots', 'run.png') });
 
@@ -184,7 +187,7 @@ describe('a stack page', () => {
     await plain.fill('input[name="password"]', operator.password);
     await Promise.all([plain.waitForURL(runUrl), plain.click('[data-testid="sign-in"]')]);
     assert.ok(await plain.locator('[data-testid="run-steps"]').isVisible());
-    assert.equal(await plain.locator('[data-testid="run-steps"] tbody tr[data-status="succeeded"]').count(), 7);
+    assert.equal(await plain.locator('[data-testid="run-steps"] tbody tr[data-status="succeeded"]').count(), 9);
     assert.match(await plain.locator('[data-testid="run-lines"]').innerText(), /rollout probe: 0 failed/);
     await noScript.close();
     assert.deepEqual(errors, []);

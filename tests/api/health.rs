@@ -435,13 +435,27 @@ async fn a_failing_salesforce_fails_the_portal_integration_check() {
     assert_eq!(said.code, Some(0), "{}{}", said.stdout, said.stderr);
     assert!(
         said.stdout
-            .starts_with("portal: healthy: all 9 checks pass"),
+            .starts_with("portal: healthy: all 11 checks pass"),
         "{}",
         said.stdout
     );
     assert!(said
         .stdout
         .contains("backend http /auth/health-check passing"));
+    // The database and the cache are asked from inside their containers.
+    assert!(
+        said.stdout.contains("database postgres passing")
+            && said
+                .stdout
+                .contains("connections in use; migration head 20240115_create_invoices"),
+        "{}",
+        said.stdout
+    );
+    assert!(
+        said.stdout.contains("cache redis passing") && said.stdout.contains(": PONG; "),
+        "{}",
+        said.stdout
+    );
 
     // Salesforce goes down: the integration check fails and says which field and why.
     let env = [

@@ -308,7 +308,7 @@ fn ProbeTable(probes: Vec<ProbeHealth>, link: bool) -> impl IntoView {
     view! {
         <Table
             testid="health-probes"
-            headers=&["Service", "Check", "State", "Since", "Evidence", "Latency", "24 h", "7 d", "Last 24 hours"]
+            headers=&["Service", "Check", "State, since", "Evidence", "Latency", "Uptime 24 h · 7 d", "Last 24 hours"]
         >
             {probes
                 .into_iter()
@@ -323,12 +323,14 @@ fn ProbeTable(probes: Vec<ProbeHealth>, link: bool) -> impl IntoView {
                         <tr data-testid="health-probe" data-service=probe.service.clone() data-probe=probe.probe.clone() data-state=state>
                             <td>{service}</td>
                             <td><code class="nowrap">{probe.probe.clone()}</code></td>
-                            <td><span class=format!("health-state {state}")>{state}</span></td>
-                            <td class="nowrap"><time datetime=probe.since.clone()>{readable_time(&probe.since)}</time></td>
+                            <td>
+                                <span class=format!("health-state {state}")>{state}</span>
+                                <br />
+                                <time class="muted small nowrap" datetime=probe.since.clone()>{readable_time(&probe.since)}</time>
+                            </td>
                             <td class="evidence" data-testid="health-detail" title=probe.detail.clone()>{shortened(&probe.detail)}</td>
                             <td class="nowrap">{latency(&probe.probe, probe.latency_ms)}</td>
-                            <td class="nowrap">{percent(probe.uptime_24h)}</td>
-                            <td class="nowrap">{percent(probe.uptime_7d)}</td>
+                            <td class="nowrap">{format!("{} · {}", percent(probe.uptime_24h), percent(probe.uptime_7d))}</td>
                             <td><Sparkline bars=probe.spark.clone() /></td>
                         </tr>
                     }

@@ -1,5 +1,6 @@
-//! What the console checks on a stack — each long-running service's container, and the HTTP
-//! probes its compose file names — and each check's verdict with its evidence.
+//! What the console checks on a stack — each long-running service's container, a PostgreSQL
+//! service's database and a Redis service's server from inside their containers, and the
+//! HTTP probes its compose file names — and each check's verdict with its evidence.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -9,6 +10,10 @@ use crate::stacks::{ContainerStatus, ServiceRole};
 
 /// The probe every long-running service has.
 pub const CONTAINER: &str = "container";
+/// An in-container check (psql, redis-cli) never takes longer than this.
+const EXEC_WITHIN: Duration = Duration::from_secs(5);
+/// More connections in use than this share of `max_connections` fails the check.
+const CONNECTIONS_AT_MOST: f64 = 0.9;
 /// A body is read this far at most: enough for any health answer, bounded for one that is not.
 const BODY_AT_MOST: usize = 1024 * 1024;
 /// How much of an answer's body the evidence keeps.
@@ -26,6 +31,11 @@ pub struct Target {
 #[derive(Clone, Debug)]
 pub enum Kind {
     Container,
+    /// A PostgreSQL service (`x-slipway.backup: pg_dump`): ready, connections in use against
+    /// `max_connections`, the migration head when the stack names its migrations table.
+    Postgres,
+    /// A Redis service (its image is `redis…`): `PING`, memory in use.
+    Redis,
     /// The URL the console requests, or why it has none.
     Http(Result<String, String>, Probe),
 }
@@ -63,6 +73,19 @@ pub fn targets(definition: &StackDefinition) -> Vec<Target> {
             name: CONTAINER.to_owned(),
             kind: Kind::Container,
         });
+        if service.backup.as_deref() == Some("pg_dump") {
+            targets.push(Target {
+                service: service.name.clone(),
+                name: "postgres".to_owned(),
+                kind: Kind::Postgres,
+            });
+        } else if is_redis(service) {
+            targets.push(Target {
+                service: service.name.clone(),
+                name: "redis".to_owned(),
+                kind: Kind::Redis,
+            });
+        }
         for probe in &service.probes {
             targets.push(Target {
                 service: service.name.clone(),
@@ -99,6 +122,138 @@ fn url_of(
                 service.name
             )
         })
+}
+
+/// Whether the service runs Redis: a word of its image's name (without registry, path and
+/// tag) is `redis` — `redis:7`, `bitnami/redis`, `redis-stack`, `acme-cache-redis`.
+fn is_redis(service: &ServiceDefinition) -> bool {
+    service.image.as_deref().is_some_and(|image| {
+        let name = image.rsplit('/').next().unwrap_or(image);
+        let name = name.split([':', '@']).next().unwrap_or(name);
+        name.split(['-', '_', '.']).any(|word| word == "redis")
+    })
+}
+
+/// The running container of `service` in `containers`, for the checks made inside it.
+pub fn running_of<'a>(
+    service: &str,
+    containers: &'a [ContainerStatus],
+) -> Option<&'a ContainerStatus> {
+    containers
+        .iter()
+        .find(|c| c.service == service && c.state == "running")
+}
+
+/// The PostgreSQL check, inside the service's running container: the server answers a query,
+/// fewer than 90 % of `max_connections` are in use, and (when the stack names its migrations
+/// table) the newest migration recorded.
+pub async fn postgres_verdict(
+    engine: &crate::stacks::engine::Engine,
+    container: Option<&ContainerStatus>,
+    definition: &StackDefinition,
+) -> Verdict {
+    let Some(container) = container else {
+        return Verdict::failed("no running container to ask", 0);
+    };
+    let started = Instant::now();
+    let asked = tokio::time::timeout(EXEC_WITHIN, async {
+        let counts = crate::stacks::lifecycle::psql(
+            engine,
+            &container.id,
+            "SELECT count(*) FROM pg_stat_activity; SHOW max_connections",
+        )
+        .await?;
+        let head = crate::stacks::lifecycle::migration_head(engine, &container.id, definition)
+            .await
+            .transpose()?;
+        Ok::<_, String>((counts, head))
+    })
+    .await;
+    let latency_ms = elapsed_ms(started);
+    let (counts, head) = match asked {
+        Err(_) => {
+            return Verdict::failed(
+                format!("no answer within {}", shown(EXEC_WITHIN)),
+                latency_ms,
+            )
+        }
+        Ok(Err(reason)) => return Verdict::failed(reason, latency_ms),
+        Ok(Ok(answer)) => answer,
+    };
+    let numbers: Vec<f64> = counts
+        .lines()
+        .filter_map(|line| line.trim().parse().ok())
+        .collect();
+    let [used, most] = numbers[..] else {
+        return Verdict::failed(format!("unexpected answer: {}", counts.trim()), latency_ms);
+    };
+    let connections = format!("{used} of {most} connections in use");
+    let head = head.map_or(String::new(), |head| format!("; migration head {head}"));
+    if used > most * CONNECTIONS_AT_MOST {
+        return Verdict::failed(format!("{connections}: over 90 %{head}"), latency_ms);
+    }
+    Verdict {
+        ok: true,
+        latency_ms,
+        detail: format!("ready: {connections}{head}"),
+    }
+}
+
+/// The Redis check, inside the service's running container: `PING` answers `PONG`, and the
+/// memory in use is said (against `maxmemory` when one is set).
+pub async fn redis_verdict(
+    engine: &crate::stacks::engine::Engine,
+    container: Option<&ContainerStatus>,
+) -> Verdict {
+    let Some(container) = container else {
+        return Verdict::failed("no running container to ask", 0);
+    };
+    let started = Instant::now();
+    let cli = |args: &[&str]| {
+        let command = std::iter::once("redis-cli")
+            .chain(args.iter().copied())
+            .map(str::to_owned)
+            .collect();
+        engine.exec_status(&container.id, command)
+    };
+    let asked = tokio::time::timeout(EXEC_WITHIN, async {
+        let ping = cli(&["PING"]).await.map_err(|error| error.to_string())?;
+        let memory = cli(&["INFO", "memory"])
+            .await
+            .map_err(|error| error.to_string())?;
+        Ok::<_, String>((ping, memory))
+    })
+    .await;
+    let latency_ms = elapsed_ms(started);
+    let ((code, ping), (_, memory)) = match asked {
+        Err(_) => {
+            return Verdict::failed(
+                format!("no answer within {}", shown(EXEC_WITHIN)),
+                latency_ms,
+            )
+        }
+        Ok(Err(reason)) => return Verdict::failed(reason, latency_ms),
+        Ok(Ok(answer)) => answer,
+    };
+    if code != 0 || ping.trim() != "PONG" {
+        return Verdict::failed(format!("PING answered {:?}", ping.trim()), latency_ms);
+    }
+    let field = |name: &str| {
+        memory
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+            .map(|value| value.trim().to_owned())
+    };
+    let used = field("used_memory_human").unwrap_or_else(|| "?".into());
+    let limit = match field("maxmemory_human").as_deref() {
+        None | Some("0B") => String::new(),
+        Some(limit) => format!(" of {limit}"),
+    };
+    Verdict {
+        ok: true,
+        latency_ms,
+        detail: format!("PONG; {used}{limit} memory in use"),
+    }
 }
 
 /// The container check: at least one container of the service runs, none that runs is

@@ -17,10 +17,12 @@ use crate::stacks::{secrets, ContainerStatus};
 use crate::store::Store;
 
 use super::probes::{self, Kind, Target, Verdict};
-use super::series::{self, Finding};
+use super::series::{self, Finding, Round};
 
 /// Checks in flight at once, over every stack.
 const AT_ONCE: usize = 64;
+/// How often the findings gathered are written: one transaction for all of them.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// How often the stacks, their compose files and their intervals are read again: a stack
 /// added or a setting changed is probed within this.
 const REREAD_EVERY: Duration = Duration::from_secs(10);
@@ -35,6 +37,7 @@ pub struct Plan {
     pub stack: String,
     project: String,
     every: Duration,
+    definition: crate::stacks::compose::StackDefinition,
     targets: Vec<Target>,
     /// What evidence must never show (the stack's secrets).
     secrets: Vec<String>,
@@ -61,6 +64,7 @@ pub async fn plan_of(store: &Store, name: &str) -> Result<Plan, String> {
             project: stack.project,
             every,
             targets: probes::targets(&definition),
+            definition,
             secrets,
         })
     })
@@ -112,12 +116,19 @@ async fn check_containers(
     if !running {
         return (Vec::new(), BTreeMap::new(), false);
     }
-    let findings = container_targets(plan)
-        .map(|target| {
-            let verdict = probes::container_verdict(&target.service, &containers, restarts_before);
+    let checks = container_targets(plan).map(|target| {
+        let containers = &containers;
+        async move {
+            let running = probes::running_of(&target.service, containers);
+            let verdict = match target.kind {
+                Kind::Postgres => probes::postgres_verdict(engine, running, &plan.definition).await,
+                Kind::Redis => probes::redis_verdict(engine, running).await,
+                _ => probes::container_verdict(&target.service, containers, restarts_before),
+            };
             finding(plan, target, verdict)
-        })
-        .collect();
+        }
+    });
+    let findings = join_all(checks).await;
     let restarts = containers
         .iter()
         .map(|c| (c.id.clone(), c.restarts))
@@ -139,10 +150,11 @@ async fn meant_to_run(store: &Store, stack: &str) -> bool {
     newest.is_some_and(|(operation,)| operation != "stop")
 }
 
+/// The checks answered from the stack's containers: their state, and those made inside them.
 fn container_targets(plan: &Plan) -> impl Iterator<Item = &Target> {
     plan.targets
         .iter()
-        .filter(|target| matches!(target.kind, Kind::Container))
+        .filter(|target| !matches!(target.kind, Kind::Http(..)))
 }
 
 /// An HTTP probe's check.
@@ -150,7 +162,7 @@ async fn check_http(client: &reqwest::Client, plan: &Plan, target: &Target) -> F
     let verdict = match &target.kind {
         Kind::Http(Ok(url), probe) => probes::http_verdict(client, url, probe).await,
         Kind::Http(Err(reason), _) => Verdict::failed(reason.clone(), 0),
-        Kind::Container => Verdict::failed("not an HTTP probe", 0),
+        _ => Verdict::failed("not an HTTP probe", 0),
     };
     finding(plan, target, verdict)
 }
@@ -205,14 +217,11 @@ enum Unit {
     Http(String, usize),
 }
 
-/// What a finished check hands back to the loop.
-enum Done {
-    Containers {
-        stack: String,
-        restarts: BTreeMap<String, i64>,
-        running: bool,
-    },
-    Http,
+/// What a finished check hands back to the loop: what it found, and after a containers'
+/// check the restart counts seen and whether the stack runs.
+struct Done {
+    round: Round,
+    containers: Option<(BTreeMap<String, i64>, bool)>,
 }
 
 /// Probes every stack until the console stops (the task is aborted).
@@ -229,6 +238,11 @@ pub async fn run(store: Store, engine: Engine) {
     let mut restarts: HashMap<String, BTreeMap<String, i64>> = HashMap::new();
     let mut running: HashSet<String> = HashSet::new();
     let mut tasks: JoinSet<Done> = JoinSet::new();
+    // Findings not yet written, written together once a second.
+    let mut pending: Vec<Round> = Vec::new();
+    let mut flushed_at = Instant::now();
+    // Stacks known not to run, whose state is already forgotten.
+    let mut known_idle: HashSet<String> = HashSet::new();
     let mut reread_at = Instant::now();
     let mut pruned_at: Option<Instant> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -236,19 +250,28 @@ pub async fn run(store: Store, engine: Engine) {
         tick.tick().await;
         while let Some(ended) = tasks.try_join_next_with_id() {
             let id = match ended {
-                Ok((id, done)) => {
-                    if let Done::Containers {
-                        stack,
-                        restarts: seen,
-                        running: runs,
-                    } = done
-                    {
+                Ok((id, Done { round, containers })) => {
+                    let stack = round.stack.clone();
+                    if let Some((seen, runs)) = containers {
                         restarts.insert(stack.clone(), seen);
                         if runs {
-                            running.insert(stack);
-                        } else {
-                            running.remove(&stack);
+                            running.insert(stack.clone());
+                        } else if running.remove(&stack) || !known_idle.contains(&stack) {
+                            // Stopped: its state goes, with what was still to be written.
+                            pending.retain(|waiting| waiting.stack != stack);
+                            if let Err(error) = series::forget_state(&store, &stack).await {
+                                tracing::warn!(error = %error, cause = ?error, stack, "could not record health");
+                            }
                         }
+                        if runs {
+                            known_idle.remove(&stack);
+                        } else {
+                            known_idle.insert(stack.clone());
+                        }
+                    }
+                    // A probe's answer that comes after its stack stopped is not kept.
+                    if running.contains(&stack) && !round.findings.is_empty() {
+                        pending.push(round);
                     }
                     id
                 }
@@ -262,6 +285,13 @@ pub async fn run(store: Store, engine: Engine) {
             }
         }
         let now = Instant::now();
+        if now.duration_since(flushed_at) >= FLUSH_EVERY && !pending.is_empty() {
+            flushed_at = now;
+            if let Err(error) = series::record_rounds(&store, &pending).await {
+                tracing::warn!(error = %error, cause = ?error, "could not record health");
+            }
+            pending.clear();
+        }
         if now >= reread_at {
             reread_at = now + REREAD_EVERY;
             plans = reread(&store, &plans).await;
@@ -317,7 +347,7 @@ fn unit_stack(unit: &Unit) -> &str {
     }
 }
 
-/// Runs one check and records what it found.
+/// Runs one check; the loop stores what it found.
 async fn check(
     store: &Store,
     engine: &Engine,
@@ -326,35 +356,25 @@ async fn check(
     unit: &Unit,
     restarts_before: &BTreeMap<String, i64>,
 ) -> Done {
-    let (findings, done) = match unit {
+    let (findings, containers) = match unit {
         Unit::Containers(_) => {
             let (findings, restarts, running) =
                 check_containers(store, engine, plan, restarts_before).await;
-            if !running {
-                if let Err(error) = series::forget_state(store, &plan.stack).await {
-                    tracing::warn!(error = %error, cause = ?error, stack = plan.stack, "could not record health");
-                }
-            }
-            (
-                findings,
-                Done::Containers {
-                    stack: plan.stack.clone(),
-                    restarts,
-                    running,
-                },
-            )
+            (findings, Some((restarts, running)))
         }
         Unit::Http(_, index) => (
             vec![check_http(client, plan, &plan.targets[*index]).await],
-            Done::Http,
+            None,
         ),
     };
-    if !findings.is_empty() {
-        if let Err(error) = series::record(store, &plan.stack, Utc::now(), &findings).await {
-            tracing::warn!(error = %error, cause = ?error, stack = plan.stack, "could not record health");
-        }
+    Done {
+        round: Round {
+            stack: plan.stack.clone(),
+            at: Utc::now(),
+            findings,
+        },
+        containers,
     }
-    done
 }
 
 /// Every stack's plan read again; a stack whose files cannot be read keeps its last plan

@@ -30,17 +30,51 @@ fn minute_of(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M").to_string()
 }
 
-/// Stores one round of a stack's findings taken at `at`, in one transaction: the raw rows, the
-/// minute counts, and each probe's state (its `since` moves only when it turns).
+/// A stack's findings taken at one time.
+#[derive(Clone, Debug)]
+pub struct Round {
+    pub stack: String,
+    pub at: DateTime<Utc>,
+    pub findings: Vec<Finding>,
+}
+
+/// Stores one round of a stack's findings taken at `at` (see [`record_rounds`]).
 pub async fn record(
     store: &Store,
     stack: &str,
     at: DateTime<Utc>,
     findings: &[Finding],
 ) -> Result<(), StoreError> {
-    let at_text = utc_text(at);
-    let minute = minute_of(at);
+    let round = Round {
+        stack: stack.to_owned(),
+        at,
+        findings: findings.to_vec(),
+    };
+    record_rounds(store, std::slice::from_ref(&round)).await
+}
+
+/// Stores rounds in one transaction (the prober gathers a second's worth: one commit, not
+/// one per check): the raw rows, the minute counts, and each probe's state (its `since`
+/// moves only when it turns).
+pub async fn record_rounds(store: &Store, rounds: &[Round]) -> Result<(), StoreError> {
     let mut tx = store.pool().begin().await?;
+    for round in rounds {
+        record_round(&mut tx, round).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn record_round(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    Round {
+        stack,
+        at,
+        findings,
+    }: &Round,
+) -> Result<(), StoreError> {
+    let at_text = utc_text(*at);
+    let minute = minute_of(*at);
     for finding in findings {
         let ok = i64::from(finding.verdict.ok);
         sqlx::query(
@@ -54,7 +88,7 @@ pub async fn record(
         .bind(ok)
         .bind(finding.verdict.latency_ms)
         .bind(&finding.verdict.detail)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         sqlx::query(
             "INSERT INTO health_minutes (stack, service, probe, minute, checks, failures, \
@@ -72,7 +106,7 @@ pub async fn record(
         .bind(&minute)
         .bind(1 - ok)
         .bind(finding.verdict.latency_ms)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         sqlx::query(
             "INSERT INTO health_state (stack, service, probe, ok, since, last_at, latency_ms, \
@@ -90,10 +124,9 @@ pub async fn record(
         .bind(&at_text)
         .bind(finding.verdict.latency_ms)
         .bind(&finding.verdict.detail)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 

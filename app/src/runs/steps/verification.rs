@@ -203,6 +203,17 @@ impl StepContext<'_> {
         let checks = targets.iter().map(|target| async move {
             let verdict = match &target.kind {
                 Kind::Container => probes::container_verdict(&target.service, containers, restarts),
+                Kind::Postgres => {
+                    let running = probes::running_of(&target.service, containers);
+                    probes::postgres_verdict(self.engine, running, self.definition).await
+                }
+                Kind::Redis => {
+                    probes::redis_verdict(
+                        self.engine,
+                        probes::running_of(&target.service, containers),
+                    )
+                    .await
+                }
                 Kind::Http(Ok(url), probe) => probes::http_verdict(client, url, probe).await,
                 Kind::Http(Err(reason), _) => Verdict::failed(reason.clone(), 0),
             };
