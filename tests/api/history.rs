@@ -412,7 +412,7 @@ async fn the_csv_export_is_for_signed_in_viewers() {
     let stacks: Vec<&str> = records.iter().map(|record| &record[1]).collect();
     assert_eq!(stacks, ["alpha", "alpha"]);
     assert_eq!(
-        &records[0][10], "'=HYPERLINK(\"x\")",
+        &records[0][9], "'=HYPERLINK(\"x\")",
         "written as text, not a formula"
     );
 

@@ -29,7 +29,11 @@ pub async fn render(store: &Store, now: DateTime<Utc>) -> Result<String, StoreEr
             .fetch_all(store.pool())
             .await?;
     for (stack, service, probe, ok, latency_ms) in states {
-        let labels = vec![("stack", stack), ("service", service), ("probe", probe)];
+        let labels = vec![
+            ("stack", stack),
+            ("service", label_value(&service)),
+            ("probe", label_value(&probe)),
+        ];
         up.get_or_create(&labels).set(ok);
         latency
             .get_or_create(&labels)
@@ -128,8 +132,29 @@ pub async fn render(store: &Store, now: DateTime<Utc>) -> Result<String, StoreEr
     Ok(text)
 }
 
+/// A label value as the text format wants it: prometheus-client writes values as they are, and
+/// a probe's name comes from a compose file (stack, service and operation names are checked
+/// words already).
+fn label_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 fn parsed(at: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(at)
         .ok()
         .map(|at| at.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_label_value_cannot_end_its_quotes_or_its_line() {
+        assert_eq!(
+            super::label_value("http /a\"} 1\nfake 2\\"),
+            "http /a\\\"} 1\\nfake 2\\\\"
+        );
+    }
 }

@@ -186,7 +186,12 @@ crate::store_unavailable!(HealthError, "health");
 #[server(prefix = "/api", endpoint = "health")]
 pub async fn health(#[server(default)] stack: String) -> Result<Vec<StackHealth>, HealthError> {
     use crate::errors::reject;
-    let caller = crate::auth::guard::authorized(crate::auth::Role::Viewer).await?;
+    // The pages read it every few seconds: that is no sign of a person at the keyboard.
+    let caller = crate::auth::guard::authorized_for(
+        crate::auth::Role::Viewer,
+        crate::auth::service::Activity::Background,
+    )
+    .await?;
     service::now_view(&caller.console.store, &stack, chrono::Utc::now())
         .await
         .map_err(reject)
@@ -196,7 +201,11 @@ pub async fn health(#[server(default)] stack: String) -> Result<Vec<StackHealth>
 #[server(prefix = "/api", endpoint = "service_health")]
 pub async fn service_health(stack: String, service: String) -> Result<ServiceProbes, HealthError> {
     use crate::errors::reject;
-    let caller = crate::auth::guard::authorized(crate::auth::Role::Viewer).await?;
+    let caller = crate::auth::guard::authorized_for(
+        crate::auth::Role::Viewer,
+        crate::auth::service::Activity::Background,
+    )
+    .await?;
     service::service_view(&caller.console.store, &stack, &service, chrono::Utc::now())
         .await
         .map_err(reject)
@@ -237,12 +246,12 @@ fn shortened(detail: &str) -> String {
     }
 }
 
-/// An HTTP probe's time to answer; a container check has none.
+/// A check's time to answer; a container's state is read, not asked.
 fn latency(probe: &str, ms: i64) -> String {
-    if probe.starts_with("http ") {
-        format!("{ms} ms")
-    } else {
+    if probe == "container" {
         "–".to_owned()
+    } else {
+        format!("{ms} ms")
     }
 }
 
@@ -344,7 +353,8 @@ fn ProbeTable(probes: Vec<ProbeHealth>, link: bool) -> impl IntoView {
 /// against the highest, red where a check failed, nothing where nothing was checked.
 #[component]
 pub fn Sparkline(bars: Vec<SparkBar>) -> impl IntoView {
-    const WIDTH: usize = 2;
+    // A pixel per ten minutes: 24 hours in 144 pixels, narrow enough for the table.
+    const WIDTH: usize = 1;
     const HEIGHT: i64 = 20;
     let highest = bars
         .iter()
@@ -383,7 +393,7 @@ pub fn Sparkline(bars: Vec<SparkBar>) -> impl IntoView {
                             data-bar=index
                             x=index * WIDTH
                             y=HEIGHT - height
-                            width=WIDTH - 1
+                            width=WIDTH
                             height=height
                         >
                             <title>{format!("{} checks, {} failed, {} ms", bar.checks, bar.failures, bar.latency_ms)}</title>

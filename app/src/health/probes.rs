@@ -18,6 +18,8 @@ const CONNECTIONS_AT_MOST: f64 = 0.9;
 const BODY_AT_MOST: usize = 1024 * 1024;
 /// How much of an answer's body the evidence keeps.
 const EXCERPT: usize = 300;
+/// Evidence is never longer than this.
+const DETAIL_AT_MOST: usize = 1000;
 
 /// One check of one service.
 #[derive(Clone, Debug)]
@@ -62,7 +64,7 @@ impl Verdict {
 
 /// The checks of a stack: a container check for every service that runs (jobs exit by
 /// design), then each HTTP probe in the file's order.
-pub fn targets(definition: &StackDefinition) -> Vec<Target> {
+pub fn targets(definition: &StackDefinition, secrets: &[String]) -> Vec<Target> {
     let mut targets = Vec::new();
     for service in &definition.services {
         if service.role == ServiceRole::Job {
@@ -89,7 +91,11 @@ pub fn targets(definition: &StackDefinition) -> Vec<Target> {
         for probe in &service.probes {
             targets.push(Target {
                 service: service.name.clone(),
-                name: format!("http {}", probe.http),
+                // A URL may carry a secret the file interpolated: the name never shows it.
+                name: crate::store::printable(&crate::stacks::secrets::redact(
+                    &format!("http {}", crate::store::redact_url(&probe.http)),
+                    secrets,
+                )),
                 kind: Kind::Http(url_of(definition, service, &probe.http), probe.clone()),
             });
         }
@@ -124,13 +130,23 @@ fn url_of(
         })
 }
 
-/// Whether the service runs Redis: a word of its image's name (without registry, path and
-/// tag) is `redis` — `redis:7`, `bitnami/redis`, `redis-stack`, `acme-cache-redis`.
+/// Evidence as it is kept and shown: the stack's secrets masked, control characters shown as
+/// `\u{fffd}`, at most [`DETAIL_AT_MOST`] characters.
+pub fn stored(detail: &str, secrets: &[String]) -> String {
+    crate::store::printable(&crate::stacks::secrets::redact(detail, secrets))
+        .chars()
+        .take(DETAIL_AT_MOST)
+        .collect()
+}
+
+/// Whether the service runs Redis: its image's name (without registry, path and tag) ends
+/// with the word `redis` — `redis:7`, `bitnami/redis`, `acme-cache-redis` — or is Redis
+/// Stack; `redis_exporter` or `redis-commander` are not Redis.
 fn is_redis(service: &ServiceDefinition) -> bool {
     service.image.as_deref().is_some_and(|image| {
         let name = image.rsplit('/').next().unwrap_or(image);
         let name = name.split([':', '@']).next().unwrap_or(name);
-        name.split(['-', '_', '.']).any(|word| word == "redis")
+        name.rsplit(['-', '_', '.']).next() == Some("redis") || name.starts_with("redis-stack")
     })
 }
 
@@ -157,10 +173,11 @@ pub async fn postgres_verdict(
     };
     let started = Instant::now();
     let asked = tokio::time::timeout(EXEC_WITHIN, async {
+        // One statement: psql before 15 prints only the last result of several.
         let counts = crate::stacks::lifecycle::psql(
             engine,
             &container.id,
-            "SELECT count(*) FROM pg_stat_activity; SHOW max_connections",
+            "SELECT count(*), current_setting($$max_connections$$) FROM pg_stat_activity",
         )
         .await?;
         let head = crate::stacks::lifecycle::migration_head(engine, &container.id, definition)
@@ -181,8 +198,8 @@ pub async fn postgres_verdict(
         Ok(Ok(answer)) => answer,
     };
     let numbers: Vec<f64> = counts
-        .lines()
-        .filter_map(|line| line.trim().parse().ok())
+        .split_whitespace()
+        .filter_map(|word| word.parse().ok())
         .collect();
     let [used, most] = numbers[..] else {
         return Verdict::failed(format!("unexpected answer: {}", counts.trim()), latency_ms);
@@ -235,8 +252,17 @@ pub async fn redis_verdict(
         Ok(Err(reason)) => return Verdict::failed(reason, latency_ms),
         Ok(Ok(answer)) => answer,
     };
+    // A server with a password answers, but only to whoever has it: up, memory unread.
+    if ping.trim_start().starts_with("NOAUTH") {
+        return Verdict {
+            ok: true,
+            latency_ms,
+            detail: "answers (a password is set: memory not read)".to_owned(),
+        };
+    }
     if code != 0 || ping.trim() != "PONG" {
-        return Verdict::failed(format!("PING answered {:?}", ping.trim()), latency_ms);
+        let answer: String = ping.trim().chars().take(EXCERPT).collect();
+        return Verdict::failed(format!("PING answered {answer:?}"), latency_ms);
     }
     let field = |name: &str| {
         memory
@@ -311,7 +337,12 @@ pub fn container_verdict(
 /// Requests `url` and judges the answer by the probe: its status (any 2xx by default), the
 /// text it must contain, its JSON fields, and its time (`within`, which is also the timeout).
 /// Never longer than `within`, never more than [`BODY_AT_MOST`] of the body in memory.
-pub async fn http_verdict(client: &reqwest::Client, url: &str, probe: &Probe) -> Verdict {
+pub async fn http_verdict(
+    client: &reqwest::Client,
+    url: &str,
+    probe: &Probe,
+    secrets: &[String],
+) -> Verdict {
     let within = probe.within();
     let started = Instant::now();
     let answer = tokio::time::timeout(within, answer(client, url)).await;
@@ -324,11 +355,13 @@ pub async fn http_verdict(client: &reqwest::Client, url: &str, probe: &Probe) ->
         Ok(Ok(answer)) => answer,
     };
     let text = String::from_utf8_lossy(&body);
-    let excerpt: String = text.chars().take(EXCERPT).collect();
+    // Masked whole, then cut: a secret across the cut would otherwise show its start.
+    let masked = crate::stacks::secrets::redact(&text, secrets);
+    let excerpt: String = masked.chars().take(EXCERPT).collect();
     let evidence = format!(
         "{status} in {latency_ms} ms: {}{}",
         excerpt.trim(),
-        if text.chars().nth(EXCERPT).is_some() || cut {
+        if masked.chars().nth(EXCERPT).is_some() || cut {
             " …"
         } else {
             ""
@@ -377,10 +410,11 @@ pub async fn http_verdict(client: &reqwest::Client, url: &str, probe: &Probe) ->
                     )
                 }
                 Some(found) if !equals(found, expected) => {
+                    let found: String = found.to_string().chars().take(EXCERPT).collect();
                     return Verdict::failed(
                         format!("{path} is {found}, expected {expected:?}; {evidence}"),
                         latency_ms,
-                    )
+                    );
                 }
                 Some(_) => {}
             }

@@ -63,7 +63,7 @@ pub async fn plan_of(store: &Store, name: &str) -> Result<Plan, String> {
             stack: stack.name,
             project: stack.project,
             every,
-            targets: probes::targets(&definition),
+            targets: probes::targets(&definition, &secrets),
             definition,
             secrets,
         })
@@ -160,16 +160,16 @@ fn container_targets(plan: &Plan) -> impl Iterator<Item = &Target> {
 /// An HTTP probe's check.
 async fn check_http(client: &reqwest::Client, plan: &Plan, target: &Target) -> Finding {
     let verdict = match &target.kind {
-        Kind::Http(Ok(url), probe) => probes::http_verdict(client, url, probe).await,
+        Kind::Http(Ok(url), probe) => probes::http_verdict(client, url, probe, &plan.secrets).await,
         Kind::Http(Err(reason), _) => Verdict::failed(reason.clone(), 0),
         _ => Verdict::failed("not an HTTP probe", 0),
     };
     finding(plan, target, verdict)
 }
 
-/// A verdict as stored: the evidence with the stack's secrets masked, printable.
+/// A verdict as stored: the evidence with the stack's secrets masked, printable, bounded.
 fn finding(plan: &Plan, target: &Target, mut verdict: Verdict) -> Finding {
-    verdict.detail = crate::store::printable(&secrets::redact(&verdict.detail, &plan.secrets));
+    verdict.detail = probes::stored(&verdict.detail, &plan.secrets);
     Finding {
         service: target.service.clone(),
         probe: target.name.clone(),

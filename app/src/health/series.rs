@@ -2,6 +2,8 @@
 //! counted per minute for [`MINUTES_FOR`], and each probe's newest result with the time its
 //! state last changed. [`prune`] keeps the store's size bounded by those two spans.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, Utc};
 
 use crate::store::{utc_text, Store, StoreError};
@@ -183,6 +185,10 @@ pub async fn prune(store: &Store, now: DateTime<Utc>) -> Result<u64, StoreError>
 }
 
 type StateRow = (String, String, String, i64, String, String, i64, String);
+/// A check: stack, service, probe.
+type ProbeKey = (String, String, String);
+/// Checks and failures over 24 hours, then over 7 days.
+type Uptime = (i64, i64, i64, i64);
 
 /// Every probe's newest result (of one stack, or of all with `""`), each with its uptime over
 /// 24 hours and 7 days and its 24-hour sparkline, as of `now`.
@@ -227,22 +233,38 @@ pub async fn now_view(
     let bar_keys: Vec<String> = (0..SPARK_BARS as i64)
         .map(|n| bar_of(first_bar + Duration::minutes(BAR_MINUTES * n)))
         .collect();
+    // Looked up by key: a page of a thousand probes reads 144 bars each.
+    let uptimes: HashMap<ProbeKey, Uptime> = uptimes
+        .into_iter()
+        .map(|(stack, service, probe, c24, f24, c7, f7)| {
+            ((stack, service, probe), (c24, f24, c7, f7))
+        })
+        .collect();
+    let bars: HashMap<(String, String, String, String), SparkBar> = bars
+        .into_iter()
+        .map(
+            |(stack, service, probe, bar, checks, failures, latency_sum)| {
+                (
+                    (stack, service, probe, bar),
+                    SparkBar {
+                        checks,
+                        failures,
+                        latency_ms: latency_sum / checks.max(1),
+                    },
+                )
+            },
+        )
+        .collect();
     Ok(rows
         .into_iter()
         .map(
             |(stack, service, probe, ok, since, last_at, latency_ms, detail)| {
-                let key = |s: &str, v: &str, p: &str| s == stack && v == service && p == probe;
-                let uptime = uptimes.iter().find(|u| key(&u.0, &u.1, &u.2));
+                let uptime = uptimes.get(&(stack.clone(), service.clone(), probe.clone()));
                 let spark = bar_keys
                     .iter()
                     .map(|bar| {
-                        bars.iter()
-                            .find(|b| key(&b.0, &b.1, &b.2) && &b.3 == bar)
-                            .map(|b| SparkBar {
-                                checks: b.4,
-                                failures: b.5,
-                                latency_ms: b.6 / b.4.max(1),
-                            })
+                        bars.get(&(stack.clone(), service.clone(), probe.clone(), bar.clone()))
+                            .cloned()
                             .unwrap_or_default()
                     })
                     .collect();
@@ -252,8 +274,8 @@ pub async fn now_view(
                     last_at,
                     latency_ms,
                     detail,
-                    uptime_24h: uptime.and_then(|u| per_mille(u.3, u.4)),
-                    uptime_7d: uptime.and_then(|u| per_mille(u.5, u.6)),
+                    uptime_24h: uptime.and_then(|u| per_mille(u.0, u.1)),
+                    uptime_7d: uptime.and_then(|u| per_mille(u.2, u.3)),
                     spark,
                     stack,
                     service,

@@ -162,6 +162,9 @@ pub async fn service_view(
     service: &str,
     now: DateTime<Utc>,
 ) -> Result<ServiceProbes, HealthError> {
+    if stack.is_empty() {
+        return Err(HealthError::NotFound(format!("/{service}")));
+    }
     let probes: Vec<_> = series::now_view(store, stack, now)
         .await?
         .into_iter()

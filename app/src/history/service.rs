@@ -500,7 +500,6 @@ pub async fn csv(store: &Store, filter: &HistoryFilter) -> Result<String, Histor
             "stack",
             "operation",
             "outcome",
-            "verification",
             "started",
             "finished",
             "seconds",
@@ -509,6 +508,7 @@ pub async fn csv(store: &Store, filter: &HistoryFilter) -> Result<String, Histor
             "release",
             "images",
             "error",
+            "verification",
         ])
         .map_err(failed)?;
     // A cell a spreadsheet would take for a formula (a release's version, an error) is
@@ -534,7 +534,6 @@ pub async fn csv(store: &Store, filter: &HistoryFilter) -> Result<String, Histor
                     entry.stack,
                     entry.operation,
                     entry.status,
-                    entry.verification,
                     entry.started_at,
                     entry.finished_at,
                     entry
@@ -546,6 +545,7 @@ pub async fn csv(store: &Store, filter: &HistoryFilter) -> Result<String, Histor
                     entry.release_version,
                     images,
                     entry.error,
+                    entry.verification,
                 ]
                 .map(cell),
             )

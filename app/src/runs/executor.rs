@@ -29,7 +29,10 @@ pub async fn execute(
     };
     let outcome = run_steps(&handle, engine, stack, backups).await;
     let outcome = outcome.map_err(|end| match end {
-        RunEnd::Failed(error) => RunEnd::Failed(secrets::redact(&error, &handle.secrets)),
+        RunEnd::Failed(error) => RunEnd::Failed(crate::store::printable(&secrets::redact(
+            &error,
+            &handle.secrets,
+        ))),
         other => other,
     });
     handle.finish(&outcome).await
@@ -411,8 +414,8 @@ impl<'a> StepContext<'a> {
     /// file, and the app services a restore stopped (started again; those still running are
     /// left as they are).
     async fn put_back(&self, log: &StepLog<'_>) {
-        self.restore_replaced(log).await;
-        self.report_rollback(log).await;
+        let all_back = self.restore_replaced(log).await;
+        self.report_rollback(log, all_back).await;
         self.put_env_back(log).await;
         let run = &log.handle.run;
         let restored = self.restored.load(std::sync::atomic::Ordering::SeqCst);

@@ -209,42 +209,45 @@ impl<'a> StepContext<'a> {
     /// Puts back every container the update replaced, newest first. Best effort to the end:
     /// a service that cannot be put back, or a line that cannot be stored, does not stop the
     /// others from being put back.
-    pub(in crate::runs) async fn restore_replaced(&self, log: &StepLog<'_>) {
+    /// Puts back every container the run replaced; whether all came back.
+    pub(in crate::runs) async fn restore_replaced(&self, log: &StepLog<'_>) -> bool {
         let replaced = std::mem::take(&mut *self.replaced_list());
-        if replaced.is_empty() {
-            return;
-        }
         // Services behind the edge come back at once, each on its own: the previous version
         // serves again as soon as the slowest of them is healthy, not after all in a row.
         let (in_place, beside): (Vec<_>, Vec<_>) = replaced
             .iter()
             .partition(|(_, replacement)| replacement.in_place);
-        let lines = futures::future::join_all(
+        let mut outcomes = futures::future::join_all(
             beside
                 .into_iter()
                 .map(|(service, replacement)| self.reinstate(service, replacement)),
         )
         .await;
-        for line in lines {
-            let _ = log.say(line).await;
-        }
         // In place, one at a time in reverse: a service's dependencies are back before it.
         for (service, replacement) in in_place.into_iter().rev() {
-            let line = self.reinstate(service, replacement).await;
+            outcomes.push(self.reinstate(service, replacement).await);
+        }
+        let mut all_back = true;
+        for outcome in outcomes {
+            let line = outcome.unwrap_or_else(|failure| {
+                all_back = false;
+                failure
+            });
             let _ = log.say(line).await;
         }
+        all_back
     }
 
-    /// Puts one replaced container back; the line says what happened.
+    /// Puts one replaced container back: what was done, or why it could not be.
     async fn reinstate(
         &self,
         service: &ServiceDefinition,
         replacement: &lifecycle::Replacement,
-    ) -> String {
+    ) -> Result<String, String> {
         let edge = self.edge().ok();
         lifecycle::reinstate(self.engine, &self.stack.project, edge, service, replacement)
             .await
-            .unwrap_or_else(|error| {
+            .map_err(|error| {
                 format!(
                     "{}: could not put {} back: {error}",
                     service.name, replacement.old.name

@@ -21,7 +21,7 @@ use crate::runs::{
     Operation, VERIFICATION_FAILED as FAILED, VERIFICATION_PASSED as PASSED,
     VERIFICATION_ROLLED_BACK as ROLLED_BACK,
 };
-use crate::stacks::{secrets, ContainerStatus, ServiceRole};
+use crate::stacks::{ContainerStatus, ServiceRole};
 
 /// How long a check may take to pass right after the change, asked again this often.
 const SETTLE_WITHIN: Duration = Duration::from_secs(15);
@@ -44,13 +44,19 @@ impl StepContext<'_> {
     /// second for up to [`SETTLE_WITHIN`]: a service the change just put behind the edge may
     /// miss its first request.
     pub(in crate::runs) async fn verify(&self, log: &StepLog<'_>) -> Result<(), String> {
-        let targets = probes::targets(self.definition);
+        let targets = probes::targets(self.definition, &log.handle.secrets);
         let client = crate::health::scheduler::client().ok_or("no HTTP client for the checks")?;
         let started = Instant::now();
         let containers = self.containers().await?;
         let restarts = restart_counts(&containers);
         let mut verdicts = self
-            .check_all(&client, &targets, &containers, &restarts)
+            .check_all(
+                &client,
+                &targets,
+                &containers,
+                &restarts,
+                &log.handle.secrets,
+            )
             .await;
         while verdicts.iter().any(|(_, verdict)| !verdict.ok) && started.elapsed() < SETTLE_WITHIN {
             tokio::time::sleep(SETTLE_EVERY).await;
@@ -61,7 +67,13 @@ impl StepContext<'_> {
                 .collect();
             let containers = self.containers().await?;
             for (target, verdict) in self
-                .check_all(&client, &failing, &containers, &restarts)
+                .check_all(
+                    &client,
+                    &failing,
+                    &containers,
+                    &restarts,
+                    &log.handle.secrets,
+                )
                 .await
             {
                 if let Some(slot) = verdicts
@@ -118,7 +130,7 @@ impl StepContext<'_> {
                 .say("not watched: the stack's watch window is 0 s")
                 .await;
         }
-        let targets = probes::targets(self.definition);
+        let targets = probes::targets(self.definition, &log.handle.secrets);
         let client = crate::health::scheduler::client().ok_or("no HTTP client for the checks")?;
         let started = Instant::now();
         let watch_from = Utc::now();
@@ -137,7 +149,13 @@ impl StepContext<'_> {
             let round = Instant::now();
             let containers = self.containers().await?;
             let failing = self
-                .check_all(&client, &targets, &containers, &restarts)
+                .check_all(
+                    &client,
+                    &targets,
+                    &containers,
+                    &restarts,
+                    &log.handle.secrets,
+                )
                 .await
                 .into_iter()
                 .filter(|(_, verdict)| !verdict.ok)
@@ -148,7 +166,13 @@ impl StepContext<'_> {
                 let detected = Instant::now();
                 let containers = self.containers().await?;
                 if let Some((target, verdict)) = self
-                    .check_all(&client, &failing, &containers, &restarts)
+                    .check_all(
+                        &client,
+                        &failing,
+                        &containers,
+                        &restarts,
+                        &log.handle.secrets,
+                    )
                     .await
                     .into_iter()
                     .find(|(_, verdict)| !verdict.ok)
@@ -199,6 +223,7 @@ impl StepContext<'_> {
         targets: &'t [Target],
         containers: &[ContainerStatus],
         restarts: &BTreeMap<String, i64>,
+        secrets: &[String],
     ) -> Vec<(&'t Target, Verdict)> {
         let checks = targets.iter().map(|target| async move {
             let verdict = match &target.kind {
@@ -214,8 +239,14 @@ impl StepContext<'_> {
                     )
                     .await
                 }
-                Kind::Http(Ok(url), probe) => probes::http_verdict(client, url, probe).await,
+                Kind::Http(Ok(url), probe) => {
+                    probes::http_verdict(client, url, probe, secrets).await
+                }
                 Kind::Http(Err(reason), _) => Verdict::failed(reason.clone(), 0),
+            };
+            let verdict = Verdict {
+                detail: probes::stored(&verdict.detail, secrets),
+                ..verdict
             };
             (target, verdict)
         });
@@ -232,7 +263,7 @@ impl StepContext<'_> {
         detected: Instant,
     ) -> Result<(), String> {
         let run = &log.handle.run;
-        let reason = secrets::redact(&reason, &log.handle.secrets);
+        let reason = probes::stored(&reason, &log.handle.secrets);
         let policy = &self.health;
         let rolls_back = policy.on_failed_verification == OnFailedVerification::Rollback
             && matches!(run.operation, Operation::Update | Operation::Flag)
@@ -284,7 +315,7 @@ impl StepContext<'_> {
     /// After the previous containers of an update whose verification failed are back: how
     /// long from the failed check to the previous version serving, in the run and the audit
     /// trail, with the policy that authorised it.
-    pub(in crate::runs) async fn report_rollback(&self, log: &StepLog<'_>) {
+    pub(in crate::runs) async fn report_rollback(&self, log: &StepLog<'_>, all_back: bool) {
         let Some((detected, reason)) = self
             .rolled_back
             .lock()
@@ -296,6 +327,24 @@ impl StepContext<'_> {
         let recovered = detected.elapsed();
         let run = &log.handle.run;
         let policy = &self.health;
+        if !all_back {
+            // Said as what it is: the change failed and the previous version is not all back.
+            let reason = format!(
+                "{reason}; the automatic rollback could not put every previous container back (see the run)"
+            );
+            let _ = log.handle.set_verification(FAILED).await;
+            let _ = log
+                .say(format!("AUTOMATIC ROLLBACK FAILED: {reason}"))
+                .await;
+            if let Err(error) = log
+                .handle
+                .audit("run.verification_failed", json!({ "run": run.id, "reason": reason, "on_failed_verification": policy.on_failed_verification.as_str() }))
+                .await
+            {
+                tracing::error!(error = %error, run = run.id, "the failed rollback was not audited");
+            }
+            return;
+        }
         let _ = log
             .say(format!(
                 "AUTOMATIC ROLLBACK: the previous version serves again {:.1} s after the failed check (authorised by the stack's policy, set by {} at {})",
