@@ -260,6 +260,13 @@ pub fn printable(text: &str) -> String {
         .collect()
 }
 
+/// A time the store (or the engine) wrote as RFC 3339, in UTC; `None` for anything else.
+pub fn parse_utc(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|at| at.with_timezone(&chrono::Utc))
+}
+
 /// A time in the store's text form, which sorts as time does.
 pub fn utc_text(at: chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()

@@ -71,7 +71,10 @@ pub async fn render(store: &Store, now: DateTime<Utc>) -> Result<String, StoreEr
     .fetch_all(store.pool())
     .await?;
     for (stack, operation, started_at, finished_at) in newest {
-        if let (Some(start), Some(end)) = (parsed(&started_at), parsed(&finished_at)) {
+        if let (Some(start), Some(end)) = (
+            crate::store::parse_utc(&started_at),
+            crate::store::parse_utc(&finished_at),
+        ) {
             durations
                 .get_or_create(&vec![("stack", stack), ("operation", operation)])
                 .set((end - start).num_milliseconds() as f64 / 1000.0);
@@ -93,7 +96,7 @@ pub async fn render(store: &Store, now: DateTime<Utc>) -> Result<String, StoreEr
     .await?;
     for (stack, finished_at, verification) in backups {
         let labels = vec![("stack", stack)];
-        if let Some(at) = parsed(&finished_at) {
+        if let Some(at) = crate::store::parse_utc(&finished_at) {
             age.get_or_create(&labels)
                 .set((now - at).num_seconds().max(0) as f64);
         }
@@ -140,12 +143,6 @@ fn label_value(value: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
-}
-
-fn parsed(at: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(at)
-        .ok()
-        .map(|at| at.with_timezone(&Utc))
 }
 
 #[cfg(test)]

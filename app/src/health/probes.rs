@@ -171,8 +171,7 @@ pub async fn postgres_verdict(
     let Some(container) = container else {
         return Verdict::failed("no running container to ask", 0);
     };
-    let started = Instant::now();
-    let asked = tokio::time::timeout(EXEC_WITHIN, async {
+    let asked = within_exec(async {
         // One statement: psql before 15 prints only the last result of several.
         let counts = crate::stacks::lifecycle::psql(
             engine,
@@ -183,19 +182,12 @@ pub async fn postgres_verdict(
         let head = crate::stacks::lifecycle::migration_head(engine, &container.id, definition)
             .await
             .transpose()?;
-        Ok::<_, String>((counts, head))
+        Ok((counts, head))
     })
     .await;
-    let latency_ms = elapsed_ms(started);
-    let (counts, head) = match asked {
-        Err(_) => {
-            return Verdict::failed(
-                format!("no answer within {}", shown(EXEC_WITHIN)),
-                latency_ms,
-            )
-        }
-        Ok(Err(reason)) => return Verdict::failed(reason, latency_ms),
-        Ok(Ok(answer)) => answer,
+    let ((counts, head), latency_ms) = match asked {
+        Ok(answer) => answer,
+        Err(failed) => return failed,
     };
     let numbers: Vec<f64> = counts
         .split_whitespace()
@@ -225,7 +217,6 @@ pub async fn redis_verdict(
     let Some(container) = container else {
         return Verdict::failed("no running container to ask", 0);
     };
-    let started = Instant::now();
     let cli = |args: &[&str]| {
         let command = std::iter::once("redis-cli")
             .chain(args.iter().copied())
@@ -233,24 +224,17 @@ pub async fn redis_verdict(
             .collect();
         engine.exec_status(&container.id, command)
     };
-    let asked = tokio::time::timeout(EXEC_WITHIN, async {
+    let asked = within_exec(async {
         let ping = cli(&["PING"]).await.map_err(|error| error.to_string())?;
         let memory = cli(&["INFO", "memory"])
             .await
             .map_err(|error| error.to_string())?;
-        Ok::<_, String>((ping, memory))
+        Ok((ping, memory))
     })
     .await;
-    let latency_ms = elapsed_ms(started);
-    let ((code, ping), (_, memory)) = match asked {
-        Err(_) => {
-            return Verdict::failed(
-                format!("no answer within {}", shown(EXEC_WITHIN)),
-                latency_ms,
-            )
-        }
-        Ok(Err(reason)) => return Verdict::failed(reason, latency_ms),
-        Ok(Ok(answer)) => answer,
+    let (((code, ping), (_, memory)), latency_ms) = match asked {
+        Ok(answer) => answer,
+        Err(failed) => return failed,
     };
     // A server with a password answers, but only to whoever has it: up, memory unread.
     if ping.trim_start().starts_with("NOAUTH") {
@@ -279,6 +263,24 @@ pub async fn redis_verdict(
         ok: true,
         latency_ms,
         detail: format!("PONG; {used}{limit} memory in use"),
+    }
+}
+
+/// A question asked inside a container, within [`EXEC_WITHIN`]: its answer and how long it
+/// took, or the failed verdict that says why there is none.
+async fn within_exec<T>(
+    question: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<(T, i64), Verdict> {
+    let started = Instant::now();
+    let asked = tokio::time::timeout(EXEC_WITHIN, question).await;
+    let latency_ms = elapsed_ms(started);
+    match asked {
+        Err(_) => Err(Verdict::failed(
+            format!("no answer within {}", shown(EXEC_WITHIN)),
+            latency_ms,
+        )),
+        Ok(Err(reason)) => Err(Verdict::failed(reason, latency_ms)),
+        Ok(Ok(answer)) => Ok((answer, latency_ms)),
     }
 }
 

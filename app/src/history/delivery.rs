@@ -41,12 +41,6 @@ impl Ended {
     }
 }
 
-fn parsed(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|at| at.with_timezone(&Utc))
-}
-
 /// The metrics of one stack (`""`: every stack) for each of [`super::WINDOWS`], ending now.
 /// A report is kept and shared by every viewer until an audited change (every run's end is
 /// one) or ten minutes pass: counting many runs again for each page view would make the page
@@ -162,7 +156,7 @@ async fn ended_since(
     let mut by_stack: BTreeMap<String, Vec<Ended>> = BTreeMap::new();
     let mut running: BTreeMap<String, BTreeMap<String, (String, String)>> = BTreeMap::new();
     for (id, stack, operation, status, finished_at, released_at) in rows {
-        let Some(finished) = parsed(&finished_at) else {
+        let Some(finished) = crate::store::parse_utc(&finished_at) else {
             continue;
         };
         if !running.contains_key(&stack) {
@@ -178,7 +172,7 @@ async fn ended_since(
                 .filter(|(service, (image_id, _))| {
                     previous.get(*service).map(|(before, _)| before) != Some(image_id)
                 })
-                .filter_map(|(_, (_, built_at))| parsed(built_at))
+                .filter_map(|(_, (_, built_at))| crate::store::parse_utc(built_at))
                 .max();
             *previous = now_running;
         }
@@ -186,7 +180,7 @@ async fn ended_since(
             operation,
             succeeded: status == "succeeded",
             finished,
-            made: made.or_else(|| parsed(&released_at)),
+            made: made.or_else(|| crate::store::parse_utc(&released_at)),
         });
     }
     // In the order they ended, as times (the text order is the same for the store's own).

@@ -77,7 +77,7 @@ async fn milestones(
             continue;
         };
         for milestone in &release.timeline {
-            let Some(planned) = parsed(&milestone.planned_at) else {
+            let Some(planned) = crate::store::parse_utc(&milestone.planned_at) else {
                 continue;
             };
             if milestone.state != MilestoneState::Overdue || planned < now - LOOK_BACK {
@@ -132,7 +132,7 @@ async fn unverified_backups(
         .into_iter()
         .filter(|(_, _, finished, verification)| {
             verification != "verified"
-                && parsed(finished).is_some_and(|at| at + UNVERIFIED_FOR <= now)
+                && crate::store::parse_utc(finished).is_some_and(|at| at + UNVERIFIED_FOR <= now)
         })
         .map(|(id, stack, finished, verification)| {
             let event = Event::BackupUnverified;
@@ -153,10 +153,4 @@ async fn unverified_backups(
             )
         })
         .collect())
-}
-
-fn parsed(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|at| at.with_timezone(&Utc))
 }

@@ -47,17 +47,10 @@ impl StepContext<'_> {
         let targets = probes::targets(self.definition, &log.handle.secrets);
         let client = crate::health::scheduler::client().ok_or("no HTTP client for the checks")?;
         let started = Instant::now();
-        let containers = self.containers().await?;
-        let restarts = restart_counts(&containers);
+        let restarts = restart_counts(&self.containers().await?);
         let mut verdicts = self
-            .check_all(
-                &client,
-                &targets,
-                &containers,
-                &restarts,
-                &log.handle.secrets,
-            )
-            .await;
+            .check_all(&client, &targets, &restarts, &log.handle.secrets)
+            .await?;
         while verdicts.iter().any(|(_, verdict)| !verdict.ok) && started.elapsed() < SETTLE_WITHIN {
             tokio::time::sleep(SETTLE_EVERY).await;
             let failing: Vec<Target> = verdicts
@@ -65,16 +58,9 @@ impl StepContext<'_> {
                 .filter(|(_, verdict)| !verdict.ok)
                 .map(|(target, _)| (*target).clone())
                 .collect();
-            let containers = self.containers().await?;
             for (target, verdict) in self
-                .check_all(
-                    &client,
-                    &failing,
-                    &containers,
-                    &restarts,
-                    &log.handle.secrets,
-                )
-                .await
+                .check_all(&client, &failing, &restarts, &log.handle.secrets)
+                .await?
             {
                 if let Some(slot) = verdicts
                     .iter_mut()
@@ -147,16 +133,9 @@ impl StepContext<'_> {
         let mut errors_at = started + ERRORS_EVERY;
         loop {
             let round = Instant::now();
-            let containers = self.containers().await?;
             let failing = self
-                .check_all(
-                    &client,
-                    &targets,
-                    &containers,
-                    &restarts,
-                    &log.handle.secrets,
-                )
-                .await
+                .check_all(&client, &targets, &restarts, &log.handle.secrets)
+                .await?
                 .into_iter()
                 .filter(|(_, verdict)| !verdict.ok)
                 .map(|(target, _)| target.clone())
@@ -164,16 +143,9 @@ impl StepContext<'_> {
             if !failing.is_empty() {
                 // Checked once more at once: one lost request is not a verdict.
                 let detected = Instant::now();
-                let containers = self.containers().await?;
                 if let Some((target, verdict)) = self
-                    .check_all(
-                        &client,
-                        &failing,
-                        &containers,
-                        &restarts,
-                        &log.handle.secrets,
-                    )
-                    .await
+                    .check_all(&client, &failing, &restarts, &log.handle.secrets)
+                    .await?
                     .into_iter()
                     .find(|(_, verdict)| !verdict.ok)
                 {
@@ -215,16 +187,16 @@ impl StepContext<'_> {
         }
     }
 
-    /// Each check's verdict: the containers' from `containers`, the HTTP probes' requested
-    /// now, at once (each bounded by its own time limit).
+    /// Each check's verdict now: the containers listed afresh, the checks made inside them
+    /// and the HTTP probes asked at once (each bounded by its own time limit).
     async fn check_all<'t>(
         &self,
         client: &reqwest::Client,
         targets: &'t [Target],
-        containers: &[ContainerStatus],
         restarts: &BTreeMap<String, i64>,
         secrets: &[String],
-    ) -> Vec<(&'t Target, Verdict)> {
+    ) -> Result<Vec<(&'t Target, Verdict)>, String> {
+        let containers = &self.containers().await?;
         let checks = targets.iter().map(|target| async move {
             let verdict = match &target.kind {
                 Kind::Container => probes::container_verdict(&target.service, containers, restarts),
@@ -250,7 +222,7 @@ impl StepContext<'_> {
             };
             (target, verdict)
         });
-        join_all(checks).await
+        Ok(join_all(checks).await)
     }
 
     /// What a failed verification does: an update (or a flag's change) whose stack's policy
@@ -373,7 +345,7 @@ impl StepContext<'_> {
 
     /// Error lines the replaced containers wrote in the [`BASELINE`] before the run started.
     async fn errors_before(&self, log: &StepLog<'_>) -> usize {
-        let Some(run_start) = parsed(&log.handle.run.started_at) else {
+        let Some(run_start) = crate::store::parse_utc(&log.handle.run.started_at) else {
             return 0;
         };
         let old: Vec<(String, String)> = self
@@ -417,7 +389,7 @@ impl StepContext<'_> {
             count += lines
                 .iter()
                 .filter(|line| line.is_error())
-                .filter_map(|line| parsed(&line.at))
+                .filter_map(|line| crate::store::parse_utc(&line.at))
                 .filter(|at| *at >= from && until.is_none_or(|until| *at < until))
                 .count();
         }
@@ -445,12 +417,6 @@ fn spike(before: usize, after: usize, elapsed: chrono::Duration) -> Option<Strin
             BASELINE.num_minutes()
         )
     })
-}
-
-fn parsed(at: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(at)
-        .ok()
-        .map(|at| at.with_timezone(&Utc))
 }
 
 #[cfg(test)]
