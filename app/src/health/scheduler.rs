@@ -232,7 +232,9 @@ pub async fn run(store: Store, engine: Engine) {
     };
     let permits = Arc::new(tokio::sync::Semaphore::new(AT_ONCE));
     let mut plans: HashMap<String, Arc<Plan>> = HashMap::new();
-    let mut due: HashMap<Unit, Instant> = HashMap::new();
+    // When each check last started: it is due again one interval later, by the interval
+    // of the plan read last (a shorter one set by an admin counts at once).
+    let mut started: HashMap<Unit, Instant> = HashMap::new();
     let mut in_flight: HashSet<Unit> = HashSet::new();
     let mut unit_of: HashMap<tokio::task::Id, Unit> = HashMap::new();
     let mut restarts: HashMap<String, BTreeMap<String, i64>> = HashMap::new();
@@ -295,7 +297,7 @@ pub async fn run(store: Store, engine: Engine) {
         if now >= reread_at {
             reread_at = now + REREAD_EVERY;
             plans = reread(&store, &plans).await;
-            due.retain(|unit, _| plans.contains_key(unit_stack(unit)));
+            started.retain(|unit, _| plans.contains_key(unit_stack(unit)));
             running.retain(|stack| plans.contains_key(stack));
         }
         if pruned_at.is_none_or(|at| now.duration_since(at) >= PRUNE_EVERY) {
@@ -317,10 +319,12 @@ pub async fn run(store: Store, engine: Engine) {
                 if matches!(unit, Unit::Http(..)) && !running.contains(&plan.stack) {
                     continue;
                 }
-                if in_flight.contains(&unit) || due.get(&unit).is_some_and(|at| *at > now) {
+                if in_flight.contains(&unit)
+                    || started.get(&unit).is_some_and(|at| now < *at + plan.every)
+                {
                     continue;
                 }
-                due.insert(unit.clone(), now + plan.every);
+                started.insert(unit.clone(), now);
                 in_flight.insert(unit.clone());
                 let (store, engine, client, plan, permits) = (
                     store.clone(),
