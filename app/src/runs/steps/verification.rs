@@ -262,16 +262,7 @@ impl StepContext<'_> {
             .set_verification(FAILED)
             .await
             .map_err(|e| e.to_string())?;
-        if let Err(error) = log
-            .handle
-            .audit(
-                "run.verification_failed",
-                json!({ "run": run.id, "reason": reason, "on_failed_verification": policy.on_failed_verification.as_str() }),
-            )
-            .await
-        {
-            tracing::error!(error = %error, run = run.id, "the failed verification was not audited");
-        }
+        self.audit_failed(log, &reason).await;
         let why = match policy.on_failed_verification {
             OnFailedVerification::Alert => "on failed verification: alert".to_owned(),
             OnFailedVerification::Rollback => {
@@ -282,6 +273,20 @@ impl StepContext<'_> {
             "VERIFICATION FAILED: the change stays ({why}); the team is told"
         ))
         .await
+    }
+
+    /// A failed verification in the audit trail (and so told to the channels that want it);
+    /// the run goes on whatever happens to the entry.
+    async fn audit_failed(&self, log: &StepLog<'_>, reason: &str) {
+        let run = &log.handle.run;
+        let detail = json!({
+            "run": run.id,
+            "reason": reason,
+            "on_failed_verification": self.health.on_failed_verification.as_str(),
+        });
+        if let Err(error) = log.handle.audit("run.verification_failed", detail).await {
+            tracing::error!(error = %error, run = run.id, "the failed verification was not audited");
+        }
     }
 
     /// After the previous containers of an update whose verification failed are back: how
@@ -308,13 +313,7 @@ impl StepContext<'_> {
             let _ = log
                 .say(format!("AUTOMATIC ROLLBACK FAILED: {reason}"))
                 .await;
-            if let Err(error) = log
-                .handle
-                .audit("run.verification_failed", json!({ "run": run.id, "reason": reason, "on_failed_verification": policy.on_failed_verification.as_str() }))
-                .await
-            {
-                tracing::error!(error = %error, run = run.id, "the failed rollback was not audited");
-            }
+            self.audit_failed(log, &reason).await;
             return;
         }
         let _ = log
