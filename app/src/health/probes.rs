@@ -179,9 +179,10 @@ pub async fn postgres_verdict(
             "SELECT count(*), current_setting($$max_connections$$) FROM pg_stat_activity",
         )
         .await?;
+        // The head says what is applied; a database not migrated yet is no less ready.
         let head = crate::stacks::lifecycle::migration_head(engine, &container.id, definition)
             .await
-            .transpose()?;
+            .map(|head| head.unwrap_or_else(|reason| format!("unknown ({reason})")));
         Ok((counts, head))
     })
     .await;
