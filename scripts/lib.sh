@@ -1,9 +1,6 @@
 # Shared by scripts/run and scripts/test: install what the build needs, once.
 # Every step checks before it installs, so a second run costs seconds.
 
-CARGO_LEPTOS_VERSION=0.3.10
-# wasm-bindgen-cli must match the wasm-bindgen version in Cargo.lock exactly.
-WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock)
 BINARYEN_VERSION=132.0.0
 
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -24,27 +21,20 @@ ensure_apt() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# The WASM target, cargo-leptos and the matching wasm-bindgen, all from the registries.
+# The WASM target. The build itself is `cargo xtask build` (xtask/): wasm-bindgen runs as a
+# library inside the workspace, so neither cargo-leptos nor wasm-bindgen-cli is installed.
 ensure_build_tools() {
   command -v cargo >/dev/null || { echo "cargo is missing: install Rust with rustup first" >&2; exit 1; }
   if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
     say "adding the wasm32-unknown-unknown target"
     rustup target add wasm32-unknown-unknown
   fi
-  if [ "$(cargo leptos --version 2>/dev/null | awk '{print $2}')" != "$CARGO_LEPTOS_VERSION" ]; then
-    say "installing cargo-leptos $CARGO_LEPTOS_VERSION (about 16 minutes, once)"
-    cargo install cargo-leptos@"$CARGO_LEPTOS_VERSION" --locked
-  fi
-  if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
-    say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION"
-    # Without --locked: the registry lacks one of the versions its lock file pins.
-    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
-  fi
 }
 
 # wasm-opt for release builds, from the npm registry (Debian's binaryen breaks hydration).
 ensure_wasm_opt() {
   local tools="$PWD/.tools"
+  command -v npm >/dev/null || ensure_apt nodejs npm
   if [ "$("$tools/node_modules/.bin/wasm-opt" --version 2>/dev/null | awk '{print $3}')" != "${BINARYEN_VERSION%%.*}" ]; then
     say "installing wasm-opt (binaryen $BINARYEN_VERSION from npm)"
     mkdir -p "$tools"

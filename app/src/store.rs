@@ -76,6 +76,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     shown: String,
+    /// The address with its password, for connections the pool cannot give (a listener).
+    address: Hidden,
     /// The audit trail's key, kept outside the database (see `audit::key`).
     audit_key: Option<std::sync::Arc<crate::audit::key::AuditKey>>,
 }
@@ -131,7 +133,7 @@ impl Store {
                 shown: shown.clone(),
                 source,
             })?;
-        install_append_only_guards(&pool, backend)
+        install_triggers(&pool, backend)
             .await
             .map_err(|source| StoreError::Migration {
                 shown: shown.clone(),
@@ -141,6 +143,7 @@ impl Store {
             pool,
             backend,
             shown,
+            address: Hidden(url),
             audit_key: None,
         })
     }
@@ -161,6 +164,19 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// On PostgreSQL, a connection that hears `NOTIFY` on `channel`; `None` on SQLite.
+    pub async fn listener(
+        &self,
+        channel: &str,
+    ) -> Result<Option<sqlx::postgres::PgListener>, StoreError> {
+        if self.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        let mut listener = sqlx::postgres::PgListener::connect(&self.address.0).await?;
+        listener.listen(channel).await?;
+        Ok(Some(listener))
     }
 
     /// The store's location with any password hidden: safe for pages and logs.
@@ -191,13 +207,29 @@ impl Store {
     }
 }
 
+/// A value kept out of `Debug` output: the store's address holds its password.
+#[derive(Clone)]
+struct Hidden(String);
+
+impl std::fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("(hidden)")
+    }
+}
+
+/// The channel on which PostgreSQL tells listeners which run changed (its id): a line
+/// written, a step or the run's status changed — by this console, another one or the
+/// command line. See `runs::changes`.
+pub const RUN_CHANGES_CHANNEL: &str = "slipway_run_changes";
+
 /// Tables whose rows may be added but never changed or removed.
 const APPEND_ONLY_TABLES: &[&str] = &["audit_events"];
 
-/// Makes the database itself refuse UPDATE and DELETE on append-only tables. Trigger syntax
-/// is the one thing SQLite and PostgreSQL do not share, so these statements live here rather
-/// than in the shared migrations; each is idempotent and runs at every start.
-async fn install_append_only_guards(pool: &AnyPool, backend: Backend) -> Result<(), sqlx::Error> {
+/// Makes the database itself refuse UPDATE and DELETE on append-only tables, and (on
+/// PostgreSQL) say on [`RUN_CHANGES_CHANNEL`] which run changed. Trigger syntax is the one
+/// thing SQLite and PostgreSQL do not share, so these statements live here rather than in the
+/// shared migrations; each is idempotent and runs at every start.
+async fn install_triggers(pool: &AnyPool, backend: Backend) -> Result<(), sqlx::Error> {
     let mut statements = Vec::new();
     match backend {
         Backend::Sqlite => {
@@ -225,6 +257,23 @@ async fn install_append_only_guards(pool: &AnyPool, backend: Backend) -> Result<
                 statements.push(format!(
                     "CREATE OR REPLACE TRIGGER {table}_no_truncate BEFORE TRUNCATE \
                      ON {table} FOR EACH STATEMENT EXECUTE FUNCTION slipway_refuse_change()"
+                ));
+            }
+            // The trigger's argument names the column that holds the run's id.
+            statements.push(format!(
+                "CREATE OR REPLACE FUNCTION slipway_run_changed() RETURNS trigger \
+                 LANGUAGE plpgsql AS $$ BEGIN \
+                 PERFORM pg_notify('{RUN_CHANGES_CHANNEL}', to_jsonb(NEW) ->> TG_ARGV[0]); \
+                 RETURN NULL; END $$"
+            ));
+            for (table, events, column) in [
+                ("run_lines", "INSERT", "run_id"),
+                ("run_steps", "INSERT OR UPDATE", "run_id"),
+                ("runs", "UPDATE", "id"),
+            ] {
+                statements.push(format!(
+                    "CREATE OR REPLACE TRIGGER {table}_changed AFTER {events} ON {table} \
+                     FOR EACH ROW EXECUTE FUNCTION slipway_run_changed('{column}')"
                 ));
             }
         }

@@ -161,6 +161,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
         .clone()
         .ok()
         .map(|engine| tokio::spawn(app::health::scheduler::run(store.clone(), engine)));
+    let run_changes = tokio::spawn(app::runs::changes::hear_store(store.clone()));
     let notifications = tokio::spawn(app::notifications::sender::run(
         store.clone(),
         app::notifications::sender::SenderSettings {
@@ -201,6 +202,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
         prober.abort();
     }
     notifications.abort();
+    run_changes.abort();
     log_audit_head(&store).await;
     store.close().await;
     tracing::info!("console stopped");

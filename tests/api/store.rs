@@ -85,3 +85,65 @@ async fn a_data_dir_that_cannot_be_created_is_refused_before_anything_is_written
     assert!(error.to_string().contains("--data-dir"), "{error}");
     assert_eq!(std::fs::read(&file).unwrap(), b"occupied");
 }
+
+/// A run held by another process (the command line, another console) reaches this console's
+/// followers at once on PostgreSQL: the store names the run that changed on a channel.
+#[tokio::test]
+async fn postgres_announces_each_run_change_and_sqlite_has_no_listener() {
+    let sqlite = TestStore::new(Backend::Sqlite).await;
+    let store = sqlite.open().await;
+    let listener = store
+        .listener(app::store::RUN_CHANGES_CHANNEL)
+        .await
+        .unwrap();
+    assert!(listener.is_none(), "SQLite cannot listen");
+    store.close().await;
+
+    let postgres = TestStore::new(Backend::Postgres).await;
+    let store = postgres.open().await;
+    let mut listener = store
+        .listener(app::store::RUN_CHANGES_CHANNEL)
+        .await
+        .unwrap()
+        .expect("a PostgreSQL listener");
+    sqlx::query(
+        "INSERT INTO runs (id, stack, operation, status, requested_by, holder, started_at, \
+         finished_at, error, cancel_requested, created_at) \
+         VALUES ('run-heard', 'shop', 'deploy', 'running', 'ada', 'cli', '', '', '', 0, '')",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO run_steps (run_id, position, name, status, started_at, finished_at, created_at) \
+         VALUES ('run-heard', 0, 'Start', 'pending', '', '', '')",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(heard(&mut listener).await, "run-heard", "a step planned");
+    sqlx::query(
+        "INSERT INTO run_lines (run_id, seq, step, at, text, created_at) \
+         VALUES ('run-heard', 1, 0, '', 'starting', '')",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(heard(&mut listener).await, "run-heard", "a line written");
+    sqlx::query("UPDATE runs SET status = 'succeeded' WHERE id = 'run-heard'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(heard(&mut listener).await, "run-heard", "the run ended");
+    store.close().await;
+}
+
+/// The next notice's payload, waited for at most 10 s.
+async fn heard(listener: &mut sqlx::postgres::PgListener) -> String {
+    tokio::time::timeout(std::time::Duration::from_secs(10), listener.recv())
+        .await
+        .expect("a notice within 10 s")
+        .unwrap()
+        .payload()
+        .to_owned()
+}

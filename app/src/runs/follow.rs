@@ -1,19 +1,26 @@
 //! A run as it changes, for its live stream.
 
+use std::time::Duration;
+
 use crate::store::Store;
 
+use super::changes;
 use super::queries::{lines_after, steps, summary};
 use super::{RunError, RunEvent, RunStatus, RunStep, RunSummary};
 
-/// How often a followed run is read again from the store.
-const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+/// How often a followed run is read again from the store when no change is heard of: the
+/// changes of a run held by another process (the command line, another console).
+const FOLLOW_EVERY: Duration = Duration::from_millis(250);
+/// The least time between two reads: a run writing many lines a second is read in batches.
+const FOLLOW_AT_MOST_EVERY: Duration = Duration::from_millis(20);
 /// Lines sent per read, so a long log reaches a late viewer in pieces.
 const FOLLOW_BATCH: i64 = 500;
 
 /// The run as it changes, read from the store, after line `after`: first the run and its
 /// steps, then each new line and every change of the steps or the run, until the run has
 /// ended and its last line is sent. Reading the store rather than the executor means a run
-/// held by another process (the command line) streams the same.
+/// held by another process (the command line) streams the same; a run held by this process
+/// is read again as soon as its recorder says it changed.
 pub fn follow(
     store: Store,
     id: String,
@@ -26,6 +33,7 @@ pub fn follow(
         run: Option<RunSummary>,
         steps: Option<Vec<RunStep>>,
         ended: bool,
+        changes: changes::Watch,
     }
     impl Follower {
         /// What changed since the last read, and whether the run has ended with all sent.
@@ -55,6 +63,7 @@ pub fn follow(
         }
     }
     let follower = Follower {
+        changes: changes::watch(&id),
         store,
         id,
         after,
@@ -68,7 +77,8 @@ pub fn follow(
             return None;
         }
         if !first {
-            tokio::time::sleep(FOLLOW_EVERY).await;
+            tokio::time::sleep(FOLLOW_AT_MOST_EVERY).await;
+            let _ = tokio::time::timeout(FOLLOW_EVERY, follower.changes.changed()).await;
         }
         let events = match follower.read().await {
             Ok(events) => events.into_iter().map(Ok).collect(),

@@ -16,6 +16,8 @@ use crate::errors::UserFacing;
 // The server half, by concern: the lock, the recorder, the plan, the executor and its steps,
 // the rollout probe, recovery, queries and the live follow; the runner holds console runs.
 #[cfg(feature = "ssr")]
+pub mod changes;
+#[cfg(feature = "ssr")]
 mod executor;
 #[cfg(feature = "ssr")]
 pub mod follow;

@@ -64,6 +64,7 @@ impl RunHandle {
             .await
             .map_err(store_error)?;
         }
+        super::changes::touched(&self.run.id);
         Ok(())
     }
 
@@ -83,6 +84,7 @@ impl RunHandle {
         .execute(self.store.pool())
         .await
         .map_err(store_error)?;
+        super::changes::touched(&self.run.id);
         Ok(())
     }
 
@@ -102,6 +104,7 @@ impl RunHandle {
         .execute(self.store.pool())
         .await
         .map_err(store_error)?;
+        super::changes::touched(&self.run.id);
         if self.echo {
             println!("  {text}");
         }
@@ -141,7 +144,6 @@ impl RunHandle {
         }
     }
 
-    /// Records what the run did in the audit trail, as done for whoever asked for the run.
     /// What the run's verification found (see `steps::PASSED`, `FAILED`, `ROLLED_BACK`).
     pub(super) async fn set_verification(&self, result: &str) -> Result<(), RunError> {
         sqlx::query("UPDATE runs SET verification = $1 WHERE id = $2")
@@ -153,6 +155,7 @@ impl RunHandle {
         Ok(())
     }
 
+    /// Records what the run did in the audit trail, as done for whoever asked for the run.
     pub(super) async fn audit(
         &self,
         action: &str,
@@ -207,6 +210,8 @@ impl RunHandle {
             )
             .await?;
         audited.commit().await?;
+        super::changes::touched(&self.run.id);
+        crate::stacks::engine::forget_recent();
         self.released = true;
         self.run.status = status;
         self.run.finished_at = now;

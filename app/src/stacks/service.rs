@@ -294,7 +294,7 @@ pub async fn status(store: &Store, engine: &Engine, name: &str) -> Result<StackS
     let stack = find(store, name).await?;
     let definition = definition(&stack)?;
     let mut containers = engine
-        .project_containers(&stack.project)
+        .recent_project_containers(&stack.project)
         .await
         .map_err(StackError::from)?;
     let services = definition

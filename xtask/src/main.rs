@@ -1,0 +1,183 @@
+//! `cargo xtask build [--release]`: builds what `cargo leptos build` builds — the browser's WASM
+//! and its JavaScript glue in `target/site/pkg`, the style sheet, the public assets and the
+//! `slipway` binary — with nothing installed outside the target folder. wasm-bindgen runs as
+//! a library (`wasm-bindgen-cli-support`, the exact version of `wasm-bindgen` in Cargo.lock);
+//! release builds are passed through `wasm-opt` when it is on PATH.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+/// The name cargo-leptos gives the site's files (`[[workspace.metadata.leptos]] name`) and
+/// that `.cargo/config.toml` passes to the server as `LEPTOS_OUTPUT_NAME`.
+const OUTPUT_NAME: &str = "slipway";
+
+#[derive(Parser)]
+#[command(about = "Builds Slipway without cargo-leptos")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// The site (target/site) and the `slipway` binary.
+    Build {
+        /// Optimised: the WASM with the `wasm-release` profile and `wasm-opt -Oz`, the
+        /// server with `release`.
+        #[arg(long)]
+        release: bool,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::Build { release } => build(release),
+    }
+}
+
+fn build(release: bool) -> Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("the xtask crate lies inside the workspace")?
+        .to_path_buf();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let site = target.join("site");
+    let started = Instant::now();
+
+    // The server and the WASM build in parallel: their target folders differ (cargo-leptos'
+    // `target/front` for the WASM), and the WASM's single-unit link leaves a core idle.
+    let mut server = cargo(&root)
+        .args(["build", "--package", "server", "--bin", "slipway"])
+        .args(release.then_some("--release"))
+        .spawn()
+        .context("starting `cargo build` of the server")?;
+    let front = build_front(&root, &target, &site, release);
+    let server_status = wait(&mut server, "the server");
+    front?;
+    server_status?;
+    copy_assets(&root, &site)?;
+    eprintln!(
+        "built target/site and the slipway binary ({}) in {:.0} s",
+        if release { "release" } else { "debug" },
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn build_front(root: &Path, target: &Path, site: &Path, release: bool) -> Result<()> {
+    let front_target = target.join("front");
+    let profile = if release { "wasm-release" } else { "dev" };
+    let mut wasm_build = cargo(root)
+        .args([
+            "build",
+            "--package",
+            "app",
+            "--lib",
+            "--target",
+            "wasm32-unknown-unknown",
+        ])
+        .args([
+            "--no-default-features",
+            "--features",
+            "hydrate",
+            "--profile",
+            profile,
+        ])
+        .arg("--target-dir")
+        .arg(&front_target)
+        .spawn()
+        .context("starting `cargo build` of the WASM")?;
+    wait(&mut wasm_build, "the WASM")?;
+
+    let profile_dir = if release { "wasm-release" } else { "debug" };
+    let wasm = front_target
+        .join("wasm32-unknown-unknown")
+        .join(profile_dir)
+        .join("app.wasm");
+    let pkg = site.join("pkg");
+    std::fs::create_dir_all(&pkg).with_context(|| format!("creating {}", pkg.display()))?;
+    wasm_bindgen_cli_support::Bindgen::new()
+        .input_path(&wasm)
+        .web(true)?
+        .out_name(OUTPUT_NAME)
+        .typescript(false)
+        .generate(&pkg)
+        .with_context(|| format!("wasm-bindgen on {}", wasm.display()))?;
+    // The server links `NAME.wasm` when LEPTOS_OUTPUT_NAME is set, as cargo-leptos names it.
+    let shipped = pkg.join(format!("{OUTPUT_NAME}.wasm"));
+    std::fs::rename(pkg.join(format!("{OUTPUT_NAME}_bg.wasm")), &shipped)
+        .context("naming the WASM file")?;
+    if release {
+        optimise(&shipped)?;
+    }
+    Ok(())
+}
+
+/// `wasm-opt -Oz` with the flags cargo-leptos passes; skipped with a warning without it.
+fn optimise(wasm: &Path) -> Result<()> {
+    let status = Command::new("wasm-opt")
+        .args([
+            "-Oz",
+            "--enable-bulk-memory",
+            "--enable-nontrapping-float-to-int",
+        ])
+        .arg(wasm)
+        .arg("-o")
+        .arg(wasm)
+        .status();
+    match status {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => bail!("wasm-opt failed ({status})"),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("warning: wasm-opt is not on PATH; the WASM is not size-optimised");
+            Ok(())
+        }
+        Err(error) => Err(error).context("running wasm-opt"),
+    }
+}
+
+/// The style sheet as `pkg/NAME.css` and the public folder at the site's root.
+fn copy_assets(root: &Path, site: &Path) -> Result<()> {
+    let css = site.join("pkg").join(format!("{OUTPUT_NAME}.css"));
+    std::fs::copy(root.join("style/main.css"), &css).context("copying style/main.css")?;
+    copy_tree(&root.join("public"), site)
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let destination = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &destination)?;
+        } else {
+            std::fs::copy(entry.path(), &destination)
+                .with_context(|| format!("copying {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn cargo(root: &Path) -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.current_dir(root);
+    command
+}
+
+fn wait(child: &mut Child, what: impl AsRef<OsStr>) -> Result<()> {
+    let status = child.wait()?;
+    if !status.success() {
+        bail!(
+            "building {} failed ({status})",
+            what.as_ref().to_string_lossy()
+        );
+    }
+    Ok(())
+}
