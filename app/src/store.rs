@@ -230,58 +230,88 @@ const APPEND_ONLY_TABLES: &[&str] = &["audit_events"];
 /// thing SQLite and PostgreSQL do not share, so these statements live here rather than in the
 /// shared migrations; each is idempotent and runs at every start.
 async fn install_triggers(pool: &AnyPool, backend: Backend) -> Result<(), sqlx::Error> {
-    let mut statements = Vec::new();
     match backend {
         Backend::Sqlite => {
             for table in APPEND_ONLY_TABLES {
                 for verb in ["UPDATE", "DELETE"] {
-                    statements.push(format!(
+                    sqlx::raw_sql(&format!(
                         "CREATE TRIGGER IF NOT EXISTS {table}_no_{verb} BEFORE {verb} ON {table} \
                          BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
-                    ));
+                    ))
+                    .execute(pool)
+                    .await?;
                 }
             }
+            Ok(())
         }
-        Backend::Postgres => {
-            statements.push(
-                "CREATE OR REPLACE FUNCTION slipway_refuse_change() RETURNS trigger \
-                 LANGUAGE plpgsql AS $$ BEGIN \
-                 RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$"
-                    .to_owned(),
-            );
-            for table in APPEND_ONLY_TABLES {
-                statements.push(format!(
-                    "CREATE OR REPLACE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE \
-                     ON {table} FOR EACH ROW EXECUTE FUNCTION slipway_refuse_change()"
-                ));
-                statements.push(format!(
-                    "CREATE OR REPLACE TRIGGER {table}_no_truncate BEFORE TRUNCATE \
-                     ON {table} FOR EACH STATEMENT EXECUTE FUNCTION slipway_refuse_change()"
-                ));
-            }
-            // The trigger's argument names the column that holds the run's id.
-            statements.push(format!(
-                "CREATE OR REPLACE FUNCTION slipway_run_changed() RETURNS trigger \
-                 LANGUAGE plpgsql AS $$ BEGIN \
-                 PERFORM pg_notify('{RUN_CHANGES_CHANNEL}', to_jsonb(NEW) ->> TG_ARGV[0]); \
-                 RETURN NULL; END $$"
-            ));
-            for (table, events, column) in [
-                ("run_lines", "INSERT", "run_id"),
-                ("run_steps", "INSERT OR UPDATE", "run_id"),
-                ("runs", "UPDATE", "id"),
-            ] {
-                statements.push(format!(
-                    "CREATE OR REPLACE TRIGGER {table}_changed AFTER {events} ON {table} \
-                     FOR EACH ROW EXECUTE FUNCTION slipway_run_changed('{column}')"
-                ));
-            }
+        Backend::Postgres => install_postgres_triggers(pool).await,
+    }
+}
+
+/// PostgreSQL's triggers, each created only when missing — creating one locks its table
+/// against writes, and every command-line start opens the store —, by one process at a time
+/// (an advisory lock: consoles starting together would collide on the functions).
+async fn install_postgres_triggers(pool: &AnyPool) -> Result<(), sqlx::Error> {
+    let functions = [
+        "CREATE OR REPLACE FUNCTION slipway_refuse_change() RETURNS trigger \
+         LANGUAGE plpgsql AS $$ BEGIN \
+         RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$"
+            .to_owned(),
+        format!(
+            "CREATE OR REPLACE FUNCTION slipway_run_changed() RETURNS trigger \
+             LANGUAGE plpgsql AS $$ BEGIN \
+             PERFORM pg_notify('{RUN_CHANGES_CHANNEL}', NEW.run_id); RETURN NULL; END $$"
+        ),
+        format!(
+            "CREATE OR REPLACE FUNCTION slipway_run_row_changed() RETURNS trigger \
+             LANGUAGE plpgsql AS $$ BEGIN \
+             PERFORM pg_notify('{RUN_CHANGES_CHANNEL}', NEW.id); RETURN NULL; END $$"
+        ),
+    ];
+    let mut triggers = Vec::new();
+    for table in APPEND_ONLY_TABLES {
+        triggers.push((
+            format!("{table}_append_only"),
+            format!("BEFORE UPDATE OR DELETE ON {table} FOR EACH ROW EXECUTE FUNCTION slipway_refuse_change()"),
+        ));
+        triggers.push((
+            format!("{table}_no_truncate"),
+            format!("BEFORE TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION slipway_refuse_change()"),
+        ));
+    }
+    for (table, events, function) in [
+        ("run_lines", "INSERT", "slipway_run_changed"),
+        ("run_steps", "INSERT OR UPDATE", "slipway_run_changed"),
+        ("runs", "UPDATE", "slipway_run_row_changed"),
+    ] {
+        triggers.push((
+            format!("{table}_changed"),
+            format!("AFTER {events} ON {table} FOR EACH ROW EXECUTE FUNCTION {function}()"),
+        ));
+    }
+    let mut transaction = pool.begin().await?;
+    sqlx::raw_sql("SELECT pg_advisory_xact_lock(7354210981)")
+        .execute(&mut *transaction)
+        .await?;
+    let present: Vec<String> =
+        sqlx::query_scalar("SELECT tgname::text FROM pg_trigger WHERE NOT tgisinternal")
+            .fetch_all(&mut *transaction)
+            .await?;
+    let missing: Vec<_> = triggers
+        .iter()
+        .filter(|(name, _)| !present.contains(name))
+        .collect();
+    if !missing.is_empty() {
+        for function in &functions {
+            sqlx::raw_sql(function).execute(&mut *transaction).await?;
+        }
+        for (name, definition) in missing {
+            sqlx::raw_sql(&format!("CREATE TRIGGER {name} {definition}"))
+                .execute(&mut *transaction)
+                .await?;
         }
     }
-    for statement in statements {
-        sqlx::raw_sql(&statement).execute(pool).await?;
-    }
-    Ok(())
+    transaction.commit().await
 }
 
 /// Seconds since the Unix epoch, the store's unit for expiries and rate windows.

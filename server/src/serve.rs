@@ -101,7 +101,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartupError> {
     if !site_root.join("pkg").is_dir() {
         tracing::warn!(
             site_root = %site_root.display(),
-            "web assets not found: pages will have no style or interactivity; build them with `cargo leptos build` or pass --site-root"
+            "web assets not found: pages will have no style or interactivity; build them with `cargo xtask build` or pass --site-root"
         );
     }
     app::auth::password::warm_up().await;

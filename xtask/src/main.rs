@@ -59,6 +59,10 @@ fn build(release: bool) -> Result<()> {
         .spawn()
         .context("starting `cargo build` of the server")?;
     let front = build_front(&root, &target, &site, release);
+    if front.is_err() {
+        // Said at once: the server's build would only delay the error.
+        let _ = server.kill();
+    }
     let server_status = wait(&mut server, "the server");
     front?;
     server_status?;
@@ -102,6 +106,10 @@ fn build_front(root: &Path, target: &Path, site: &Path, release: bool) -> Result
         .join(profile_dir)
         .join("app.wasm");
     let pkg = site.join("pkg");
+    // Made anew: nothing of an earlier build (a file since removed, snippets) is served.
+    if pkg.exists() {
+        std::fs::remove_dir_all(&pkg).with_context(|| format!("emptying {}", pkg.display()))?;
+    }
     std::fs::create_dir_all(&pkg).with_context(|| format!("creating {}", pkg.display()))?;
     wasm_bindgen_cli_support::Bindgen::new()
         .input_path(&wasm)
@@ -115,14 +123,22 @@ fn build_front(root: &Path, target: &Path, site: &Path, release: bool) -> Result
     std::fs::rename(pkg.join(format!("{OUTPUT_NAME}_bg.wasm")), &shipped)
         .context("naming the WASM file")?;
     if release {
-        optimise(&shipped)?;
+        optimise(root, &shipped)?;
     }
     Ok(())
 }
 
-/// `wasm-opt -Oz` with the flags cargo-leptos passes; skipped with a warning without it.
-fn optimise(wasm: &Path) -> Result<()> {
-    let status = Command::new("wasm-opt")
+/// `wasm-opt -Oz` with the flags cargo-leptos passes: the one `scripts/lib.sh` installs in
+/// `.tools/` (binaryen 132 — Debian's older one breaks hydration), else the one on PATH;
+/// skipped with a warning without either.
+fn optimise(root: &Path, wasm: &Path) -> Result<()> {
+    let installed = root.join(".tools/node_modules/.bin/wasm-opt");
+    let program = if installed.exists() {
+        installed
+    } else {
+        PathBuf::from("wasm-opt")
+    };
+    let status = Command::new(program)
         .args([
             "-Oz",
             "--enable-bulk-memory",
@@ -136,7 +152,9 @@ fn optimise(wasm: &Path) -> Result<()> {
         Ok(status) if status.success() => Ok(()),
         Ok(status) => bail!("wasm-opt failed ({status})"),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("warning: wasm-opt is not on PATH; the WASM is not size-optimised");
+            eprintln!(
+                "warning: no wasm-opt (scripts/run installs it in .tools/); the WASM is not size-optimised"
+            );
             Ok(())
         }
         Err(error) => Err(error).context("running wasm-opt"),

@@ -11,8 +11,9 @@ use super::{RunError, RunEvent, RunStatus, RunStep, RunSummary};
 /// How often a followed run is read again from the store when no change is heard of: the
 /// changes of a run held by another process (the command line, another console).
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
-/// The least time between two reads: a run writing many lines a second is read in batches.
-const FOLLOW_AT_MOST_EVERY: Duration = Duration::from_millis(20);
+/// The least time between two reads: a run writing many lines a second is read in batches,
+/// and a hundred followers of one run cost the store at most 20 reads a second each.
+const FOLLOW_AT_MOST_EVERY: Duration = Duration::from_millis(50);
 /// Lines sent per read, so a long log reaches a late viewer in pieces.
 const FOLLOW_BATCH: i64 = 500;
 
@@ -33,6 +34,8 @@ pub fn follow(
         run: Option<RunSummary>,
         steps: Option<Vec<RunStep>>,
         ended: bool,
+        /// The last read returned a full batch: more lines wait, read them at once.
+        behind: bool,
         changes: changes::Watch,
     }
     impl Follower {
@@ -43,6 +46,7 @@ pub fn follow(
             let steps = steps(&self.store, &self.id).await?;
             let lines = lines_after(&self.store, &self.id, self.after, FOLLOW_BATCH).await?;
             let all_lines_read = (lines.len() as i64) < FOLLOW_BATCH;
+            self.behind = !all_lines_read;
             let mut events = Vec::new();
             if self.steps.as_ref() != Some(&steps) {
                 self.steps = Some(steps.clone());
@@ -70,13 +74,14 @@ pub fn follow(
         run: None,
         steps: None,
         ended: false,
+        behind: false,
     };
     use futures::StreamExt;
     futures::stream::unfold((follower, true), |(mut follower, first)| async move {
         if follower.ended {
             return None;
         }
-        if !first {
+        if !first && !follower.behind {
             tokio::time::sleep(FOLLOW_AT_MOST_EVERY).await;
             let _ = tokio::time::timeout(FOLLOW_EVERY, follower.changes.changed()).await;
         }

@@ -210,8 +210,8 @@ impl RunHandle {
             )
             .await?;
         audited.commit().await?;
-        super::changes::touched(&self.run.id);
         crate::stacks::engine::forget_recent();
+        super::changes::touched(&self.run.id);
         self.released = true;
         self.run.status = status;
         self.run.finished_at = now;
