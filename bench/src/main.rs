@@ -176,12 +176,8 @@ async fn follow(
     // The browsers first follow the stack's logs, as its page does, then the run's stream.
     let mut logs = Vec::new();
     for _ in 0..followers {
-        let response = client
-            .get(format!("{base}/api/stacks/{stack}/logs/events"))
-            .send()
-            .await?
-            .error_for_status()?;
-        logs.push(tokio::spawn(drain(response)));
+        let stream = opened(client, &format!("{base}/api/stacks/{stack}/logs/events")).await?;
+        logs.push(tokio::spawn(drain(stream)));
     }
     let response = client
         .post(format!("{base}/api/start_run"))
@@ -200,12 +196,8 @@ async fn follow(
     let started = Instant::now();
     let mut runs = Vec::new();
     for _ in 0..followers {
-        let response = client
-            .get(format!("{base}/api/runs/{id}/events"))
-            .send()
-            .await?
-            .error_for_status()?;
-        runs.push(tokio::spawn(line_delays(response, chrono::Utc::now())));
+        let stream = opened(client, &format!("{base}/api/runs/{id}/events")).await?;
+        runs.push(tokio::spawn(line_delays(stream, chrono::Utc::now())));
     }
     let mut delays = Vec::new();
     let mut status = String::new();
@@ -235,6 +227,11 @@ async fn follow(
         after.saturating_sub(before) as f64 / 1024.0
     );
     Ok(())
+}
+
+/// A live stream, opened as a browser's EventSource opens it.
+async fn opened(client: &reqwest::Client, url: &str) -> Result<reqwest::Response> {
+    Ok(client.get(url).send().await?.error_for_status()?)
 }
 
 /// Reads a stream until it ends or is dropped.

@@ -214,7 +214,10 @@ pub fn router(state: ServerState) -> Router {
     let routes = generate_route_list(App);
     let provide_console = {
         let console = state.console.clone();
-        move || provide_context(console.clone())
+        move || {
+            provide_context(console.clone());
+            provide_context(app::auth::service::RequestUser::default());
+        }
     };
     let sessions = session_layer(&state);
     Router::new()

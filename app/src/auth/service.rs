@@ -124,6 +124,35 @@ pub fn idle_expiry(console: &ConsoleContext) -> time::Duration {
     time::Duration::try_from(console.auth.idle_timeout).unwrap_or(time::Duration::minutes(30))
 }
 
+/// The user row a request's session stands for, read once per request: a page's server
+/// functions each authenticate, and would each read it again. The server provides a fresh
+/// one to every request it renders or answers; without one, every call reads the store.
+#[derive(Clone, Default)]
+pub struct RequestUser(std::sync::Arc<std::sync::Mutex<Option<RememberedUser>>>);
+
+/// A user row as read for one user id and password generation.
+type RememberedUser = ((String, i64), Option<users::StoredUser>);
+
+impl RequestUser {
+    fn recall(&self, key: &(String, i64)) -> Option<Option<users::StoredUser>> {
+        let remembered = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        remembered
+            .as_ref()
+            .filter(|(of, _)| of == key)
+            .map(|(_, user)| user.clone())
+    }
+
+    fn keep(&self, key: (String, i64), user: Option<users::StoredUser>) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((key, user));
+    }
+}
+
 /// The user a session's sign-in still stands for: enabled, same password generation, and
 /// within the absolute timeout.
 async fn still_valid(
@@ -131,7 +160,18 @@ async fn still_valid(
     signed_in: &SignedIn,
 ) -> Result<Option<users::StoredUser>, AuthError> {
     let age = now_epoch() - signed_in.signed_in_at;
-    let user = users::find_by_id(console.store.pool(), &signed_in.user_id).await?;
+    let request = leptos::prelude::use_context::<RequestUser>();
+    let key = (signed_in.user_id.clone(), signed_in.generation);
+    let user = match request.as_ref().and_then(|request| request.recall(&key)) {
+        Some(user) => user,
+        None => {
+            let user = users::find_by_id(console.store.pool(), &signed_in.user_id).await?;
+            if let Some(request) = &request {
+                request.keep(key, user.clone());
+            }
+            user
+        }
+    };
     Ok(user.filter(|user| {
         !user.disabled
             && user.session_generation == signed_in.generation

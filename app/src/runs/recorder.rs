@@ -210,7 +210,7 @@ impl RunHandle {
             )
             .await?;
         audited.commit().await?;
-        crate::stacks::engine::forget_recent();
+        crate::stacks::recent::forget();
         super::changes::touched(&self.run.id);
         self.released = true;
         self.run.status = status;

@@ -29,30 +29,6 @@ pub const SERVICE_LABEL: &str = "com.docker.compose.service";
 /// Slipway's digest of a container's definition: a changed compose file means a new container.
 pub const CONFIG_HASH_LABEL: &str = "slipway.config-hash";
 
-/// How long a listing of a project's containers is shown to pages before it is asked again.
-const RECENT_FOR: Duration = Duration::from_secs(1);
-
-type RecentAnswer = Option<(
-    std::time::Instant,
-    Result<Vec<ContainerStatus>, EngineError>,
-)>;
-/// One project's listing: its lock is held while the engine is asked.
-type RecentSlot = std::sync::Arc<tokio::sync::Mutex<RecentAnswer>>;
-
-/// The listings pages were shown, by engine address and project; see
-/// [`Engine::recent_project_containers`].
-static RECENT: std::sync::LazyLock<std::sync::Mutex<HashMap<(String, String), RecentSlot>>> =
-    std::sync::LazyLock::new(Default::default);
-
-/// Forgets the listings pages were shown: a run that changed containers ended, and the next
-/// page must show what it left.
-pub fn forget_recent() {
-    RECENT
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .clear();
-}
-
 /// How long a streamed command may write nothing before it is given up.
 const EXEC_IDLE: Duration = Duration::from_secs(120);
 
@@ -649,32 +625,18 @@ impl Engine {
         .map(|_| ())
     }
 
-    /// What [`Engine::project_containers`] answered within the last second, asked once for
-    /// every page that shows it: fifty viewers of a stack cost the engine one listing a
-    /// second, and none of them waits for more than one call. Runs ask the engine themselves.
+    /// What [`Engine::project_containers`] answered within the last second, for pages (see
+    /// `stacks::recent`).
     pub async fn recent_project_containers(
         &self,
         project: &str,
     ) -> Result<Vec<ContainerStatus>, EngineError> {
-        let slot = {
-            let mut recent = RECENT
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            recent
-                .entry((self.at.clone(), project.to_owned()))
-                .or_default()
-                .clone()
-        };
-        // One caller asks the engine; the others wait for its answer rather than ask too.
-        let mut answer = slot.lock().await;
-        if let Some((at, containers)) = answer.as_ref() {
-            if at.elapsed() < RECENT_FOR {
-                return containers.clone();
-            }
-        }
-        let containers = self.project_containers(project).await;
-        *answer = Some((std::time::Instant::now(), containers.clone()));
-        containers
+        super::recent::CONTAINERS
+            .get_or_ask(
+                (self.at.clone(), project.to_owned()),
+                self.project_containers(project),
+            )
+            .await
     }
 
     /// Every container of a Compose project, running or not, by service then name.

@@ -573,7 +573,7 @@ pub async fn wait_new_healthy(
                 within.as_secs()
             )));
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(HEALTH_POLL).await;
     }
 }
 
@@ -1000,6 +1000,10 @@ async fn containers_of(
         .collect())
 }
 
+/// How often a container's health is read while a run waits for it: the engine's answer is
+/// the run's critical path (a deploy waits for each service in turn).
+const HEALTH_POLL: Duration = Duration::from_millis(100);
+
 async fn wait_healthy(engine: &Engine, project: &str, service: &str) -> Result<(), StackError> {
     let deadline = tokio::time::Instant::now() + HEALTHY_WITHIN;
     loop {
@@ -1020,7 +1024,7 @@ async fn wait_healthy(engine: &Engine, project: &str, service: &str) -> Result<(
                 HEALTHY_WITHIN.as_secs()
             )));
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(HEALTH_POLL).await;
     }
 }
 

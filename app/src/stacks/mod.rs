@@ -35,6 +35,8 @@ pub mod managed_edge;
 #[cfg(feature = "ssr")]
 pub mod networks;
 #[cfg(feature = "ssr")]
+pub mod recent;
+#[cfg(feature = "ssr")]
 pub mod secrets;
 #[cfg(feature = "ssr")]
 pub mod service;
@@ -382,7 +384,7 @@ pub async fn stack_logs(
     let caller = crate::auth::guard::authorized(crate::auth::Role::Viewer).await?;
     let engine = caller.console.engine.clone().map_err(reject)?;
     let service = (!service.trim().is_empty()).then(|| service.trim().to_owned());
-    service::logs(
+    service::recent_logs(
         &caller.console.store,
         &engine,
         &name,

@@ -388,6 +388,26 @@ pub async fn logs(
     Ok(lines)
 }
 
+/// What [`logs`] gave within the last second, for pages (see `stacks::recent`).
+pub async fn recent_logs(
+    store: &Store,
+    engine: &Engine,
+    name: &str,
+    service: Option<&str>,
+    tail: usize,
+    errors_only: bool,
+) -> Result<Vec<LogLine>, StackError> {
+    let key = (
+        name.to_owned(),
+        service.unwrap_or_default().to_owned(),
+        tail,
+        errors_only,
+    );
+    super::recent::LOGS
+        .get_or_ask(key, logs(store, engine, name, service, tail, errors_only))
+        .await
+}
+
 /// How often a log follower looks for containers that appeared since it began.
 const NEW_CONTAINERS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
