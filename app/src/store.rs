@@ -258,12 +258,12 @@ async fn install_postgres_triggers(pool: &AnyPool) -> Result<(), sqlx::Error> {
          RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$"
             .to_owned(),
         format!(
-            "CREATE OR REPLACE FUNCTION slipway_run_changed() RETURNS trigger \
+            "CREATE OR REPLACE FUNCTION slipway_notify_run_change() RETURNS trigger \
              LANGUAGE plpgsql AS $$ BEGIN \
              PERFORM pg_notify('{RUN_CHANGES_CHANNEL}', NEW.run_id); RETURN NULL; END $$"
         ),
         format!(
-            "CREATE OR REPLACE FUNCTION slipway_run_row_changed() RETURNS trigger \
+            "CREATE OR REPLACE FUNCTION slipway_notify_run_row_change() RETURNS trigger \
              LANGUAGE plpgsql AS $$ BEGIN \
              PERFORM pg_notify('{RUN_CHANGES_CHANNEL}', NEW.id); RETURN NULL; END $$"
         ),
@@ -280,9 +280,9 @@ async fn install_postgres_triggers(pool: &AnyPool) -> Result<(), sqlx::Error> {
         ));
     }
     for (table, events, function) in [
-        ("run_lines", "INSERT", "slipway_run_changed"),
-        ("run_steps", "INSERT OR UPDATE", "slipway_run_changed"),
-        ("runs", "UPDATE", "slipway_run_row_changed"),
+        ("run_lines", "INSERT", "slipway_notify_run_change"),
+        ("run_steps", "INSERT OR UPDATE", "slipway_notify_run_change"),
+        ("runs", "UPDATE", "slipway_notify_run_row_change"),
     ] {
         triggers.push((
             format!("{table}_changed"),

@@ -86,7 +86,8 @@ pub async fn authenticate(
     else {
         return Err(AuthError::NotSignedIn);
     };
-    let Some(user) = still_valid(console, &signed_in).await? else {
+    let request = leptos::prelude::use_context::<RequestUser>();
+    let Some(user) = still_valid(console, &signed_in, request).await? else {
         session.flush().await.map_err(session_failure)?;
         return Err(AuthError::NotSignedIn);
     };
@@ -158,9 +159,9 @@ impl RequestUser {
 async fn still_valid(
     console: &ConsoleContext,
     signed_in: &SignedIn,
+    request: Option<RequestUser>,
 ) -> Result<Option<users::StoredUser>, AuthError> {
     let age = now_epoch() - signed_in.signed_in_at;
-    let request = leptos::prelude::use_context::<RequestUser>();
     let key = (signed_in.user_id.clone(), signed_in.generation);
     let user = match request.as_ref().and_then(|request| request.recall(&key)) {
         Some(user) => user,
@@ -200,7 +201,8 @@ pub async fn still_signed_in(
     else {
         return Ok(false);
     };
-    Ok(still_valid(console, &signed_in).await?.is_some())
+    // Afresh, never a request's memo: streams ask this to learn of a change.
+    Ok(still_valid(console, &signed_in, None).await?.is_some())
 }
 
 /// Refuses a user whose role is below `needed`.

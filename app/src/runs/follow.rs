@@ -11,8 +11,8 @@ use super::{RunError, RunEvent, RunStatus, RunStep, RunSummary};
 /// How often a followed run is read again from the store when no change is heard of: the
 /// changes of a run held by another process (the command line, another console).
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
-/// The least time between two reads: a run writing many lines a second is read in batches,
-/// and a hundred followers of one run cost the store at most 20 reads a second each.
+/// The least time between two reads of a follower that has caught up: a run writing many
+/// lines a second is read in batches of what came in the meantime.
 const FOLLOW_AT_MOST_EVERY: Duration = Duration::from_millis(50);
 /// Lines sent per read, so a long log reaches a late viewer in pieces.
 const FOLLOW_BATCH: i64 = 500;

@@ -644,7 +644,29 @@ impl Engine {
         &self,
         project: &str,
     ) -> Result<Vec<ContainerStatus>, EngineError> {
-        let filters = HashMap::from([("label", vec![format!("{PROJECT_LABEL}={project}")])]);
+        self.containers_labelled(vec![format!("{PROJECT_LABEL}={project}")])
+            .await
+    }
+
+    /// The containers of one service of a Compose project, running or not.
+    pub async fn service_containers(
+        &self,
+        project: &str,
+        service: &str,
+    ) -> Result<Vec<ContainerStatus>, EngineError> {
+        self.containers_labelled(vec![
+            format!("{PROJECT_LABEL}={project}"),
+            format!("{SERVICE_LABEL}={service}"),
+        ])
+        .await
+    }
+
+    /// The containers that carry every one of `labels` (`key=value`), each inspected.
+    async fn containers_labelled(
+        &self,
+        labels: Vec<String>,
+    ) -> Result<Vec<ContainerStatus>, EngineError> {
+        let filters = HashMap::from([("label", labels)]);
         let options = ListContainersOptionsBuilder::new()
             .all(true)
             .filters(&filters)

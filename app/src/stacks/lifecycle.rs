@@ -991,13 +991,10 @@ async fn containers_of(
     project: &str,
     service: &str,
 ) -> Result<Vec<ContainerStatus>, StackError> {
-    Ok(engine
-        .project_containers(project)
+    engine
+        .service_containers(project, service)
         .await
-        .map_err(StackError::from)?
-        .into_iter()
-        .filter(|container| container.service == service)
-        .collect())
+        .map_err(StackError::from)
 }
 
 /// How often a container's health is read while a run waits for it: the engine's answer is

@@ -62,7 +62,7 @@ type ContainersAnswer = Result<Vec<ContainerStatus>, EngineError>;
 pub(super) static CONTAINERS: LazyLock<Recent<(String, String), ContainersAnswer>> =
     LazyLock::new(Recent::new);
 
-/// The newest lines of a stack's logs: stack, service (empty for all), lines, errors only.
+/// The newest lines of a stack's logs: the stack found, service (empty for all), lines, errors only.
 type LogsKey = (String, String, usize, bool);
 pub(super) static LOGS: LazyLock<Recent<LogsKey, Result<Vec<LogLine>, StackError>>> =
     LazyLock::new(Recent::new);

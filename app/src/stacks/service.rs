@@ -397,8 +397,11 @@ pub async fn recent_logs(
     tail: usize,
     errors_only: bool,
 ) -> Result<Vec<LogLine>, StackError> {
+    // Only a stack and service that exist get a place in the cache.
+    let stack = stack_with_service(store, name, service).await?;
+    // By name: each stack masks its own secrets, even two on one project.
     let key = (
-        name.to_owned(),
+        stack.name,
         service.unwrap_or_default().to_owned(),
         tail,
         errors_only,
