@@ -360,7 +360,18 @@ pub async fn logs(
     errors_only: bool,
 ) -> Result<Vec<LogLine>, StackError> {
     let stack = stack_with_service(store, name, service).await?;
-    let secrets = secrets_of(&stack)?;
+    lines_of(engine, &stack, service, tail, errors_only).await
+}
+
+/// The newest lines of `stack`'s containers (or of one service's), masked, merged by time.
+async fn lines_of(
+    engine: &Engine,
+    stack: &StackSummary,
+    service: Option<&str>,
+    tail: usize,
+    errors_only: bool,
+) -> Result<Vec<LogLine>, StackError> {
+    let secrets = secrets_of(stack)?;
     let containers = engine
         .project_containers(&stack.project)
         .await
@@ -401,13 +412,13 @@ pub async fn recent_logs(
     let stack = stack_with_service(store, name, service).await?;
     // By name: each stack masks its own secrets, even two on one project.
     let key = (
-        stack.name,
+        stack.name.clone(),
         service.unwrap_or_default().to_owned(),
         tail,
         errors_only,
     );
     super::recent::LOGS
-        .get_or_ask(key, logs(store, engine, name, service, tail, errors_only))
+        .get_or_ask(key, lines_of(engine, &stack, service, tail, errors_only))
         .await
 }
 
