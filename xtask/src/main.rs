@@ -2,9 +2,11 @@
 //! and its JavaScript glue in `target/site/pkg`, the style sheet, the public assets and the
 //! `slipway` binary — with nothing installed outside the target folder. wasm-bindgen runs as
 //! a library (`wasm-bindgen-cli-support`, the exact version of `wasm-bindgen` in Cargo.lock);
-//! release builds are passed through `wasm-opt` when it is on PATH.
+//! release builds are passed through `wasm-opt` when it is on PATH, and their site's files are
+//! compressed (`.br`, `.gz`) for the console to send as they are.
 
 use std::ffi::OsStr;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Instant;
@@ -31,16 +33,20 @@ enum Task {
         /// server with `release`.
         #[arg(long)]
         release: bool,
+        /// Only the site, for `scripts/test`: its `cargo test` builds the binary with the
+        /// features the tests unify, so the server is not compiled twice.
+        #[arg(long)]
+        site_only: bool,
     },
 }
 
 fn main() -> Result<()> {
     match Cli::parse().task {
-        Task::Build { release } => build(release),
+        Task::Build { release, site_only } => build(release, site_only),
     }
 }
 
-fn build(release: bool) -> Result<()> {
+fn build(release: bool, site_only: bool) -> Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .context("the xtask crate lies inside the workspace")?
@@ -53,22 +59,37 @@ fn build(release: bool) -> Result<()> {
 
     // The server and the WASM build in parallel: their target folders differ (cargo-leptos'
     // `target/front` for the WASM), and the WASM's single-unit link leaves a core idle.
-    let mut server = cargo(&root)
-        .args(["build", "--package", "server", "--bin", "slipway"])
-        .args(release.then_some("--release"))
-        .spawn()
-        .context("starting `cargo build` of the server")?;
+    let mut server = if site_only {
+        None
+    } else {
+        let server = cargo(&root)
+            .args(["build", "--package", "server", "--bin", "slipway"])
+            .args(release.then_some("--release"))
+            .spawn()
+            .context("starting `cargo build` of the server")?;
+        Some(server)
+    };
     let front = build_front(&root, &target, &site, release);
-    if front.is_err() {
+    if let (Err(_), Some(server)) = (&front, &mut server) {
         // Said at once: the server's build would only delay the error.
         let _ = server.kill();
     }
-    let server_status = wait(&mut server, "the server");
+    let server_status = server
+        .as_mut()
+        .map_or(Ok(()), |server| wait(server, "the server"));
     front?;
     server_status?;
     copy_assets(&root, &site)?;
+    if release {
+        precompress(&site.join("pkg"))?;
+    }
     eprintln!(
-        "built target/site and the slipway binary ({}) in {:.0} s",
+        "built target/site{} ({}) in {:.0} s",
+        if site_only {
+            ""
+        } else {
+            " and the slipway binary"
+        },
         if release { "release" } else { "debug" },
         started.elapsed().as_secs_f64()
     );
@@ -161,6 +182,50 @@ fn optimise(root: &Path, wasm: &Path) -> Result<()> {
     }
 }
 
+/// `NAME.br` (brotli, best quality) and `NAME.gz` (gzip -9) beside each file of the site's
+/// pkg folder: the console sends them to browsers that accept them, compressed once here
+/// rather than on every request. Release builds only: on loopback the debug WASM (~80 MB)
+/// costs more to compress than to send.
+fn precompress(pkg: &Path) -> Result<()> {
+    // Listed before anything is written: a listing may or may not show files made during it.
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(pkg).with_context(|| format!("reading {}", pkg.display()))? {
+        let path = entry?.path();
+        let compressed = path
+            .extension()
+            .is_some_and(|extension| extension == "br" || extension == "gz");
+        if path.is_file() && !compressed {
+            files.push(path);
+        }
+    }
+    for path in files {
+        let content =
+            std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gzip.write_all(&content)?;
+        write_beside(&path, "gz", &gzip.finish()?)?;
+        let mut brotli = Vec::new();
+        let best = brotli::enc::BrotliEncoderParams {
+            quality: 11,
+            lgwin: 24,
+            ..Default::default()
+        };
+        brotli::BrotliCompress(&mut content.as_slice(), &mut brotli, &best)
+            .with_context(|| format!("compressing {}", path.display()))?;
+        write_beside(&path, "br", &brotli)?;
+    }
+    Ok(())
+}
+
+/// Writes `PATH.EXTENSION`.
+fn write_beside(path: &Path, extension: &str, content: &[u8]) -> Result<()> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".");
+    name.push(extension);
+    std::fs::write(&name, content)
+        .with_context(|| format!("writing {}", Path::new(&name).display()))
+}
+
 /// The style sheet as `pkg/NAME.css` and the public folder at the site's root.
 fn copy_assets(root: &Path, site: &Path) -> Result<()> {
     let css = site.join("pkg").join(format!("{OUTPUT_NAME}.css"));
@@ -198,4 +263,51 @@ fn wait(child: &mut Child, what: impl AsRef<OsStr>) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    #[test]
+    fn each_file_gets_a_brotli_and_a_gzip_copy_that_unpack_to_it_and_nothing_more() {
+        let pkg = std::env::temp_dir().join(format!("xtask-precompress-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&pkg);
+        std::fs::create_dir_all(&pkg).unwrap();
+        let script = "function hydrate() { return 42; }\n".repeat(200);
+        std::fs::write(pkg.join("slipway.js"), &script).unwrap();
+        // A copy left by an earlier run is not compressed again.
+        std::fs::write(pkg.join("old.js.gz"), b"not gzip").unwrap();
+
+        precompress(&pkg).unwrap();
+
+        let mut names: Vec<String> = std::fs::read_dir(&pkg)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["old.js.gz", "slipway.js", "slipway.js.br", "slipway.js.gz"]
+        );
+        let mut from_gzip = String::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(pkg.join("slipway.js.gz")).unwrap())
+            .read_to_string(&mut from_gzip)
+            .unwrap();
+        assert_eq!(from_gzip, script);
+        let mut from_brotli = String::new();
+        brotli::Decompressor::new(
+            std::fs::File::open(pkg.join("slipway.js.br")).unwrap(),
+            4096,
+        )
+        .read_to_string(&mut from_brotli)
+        .unwrap();
+        assert_eq!(from_brotli, script);
+        assert!(
+            std::fs::metadata(pkg.join("slipway.js.br")).unwrap().len() < script.len() as u64 / 10
+        );
+        std::fs::remove_dir_all(&pkg).unwrap();
+    }
 }
