@@ -12,7 +12,8 @@ use app::runs::events_path;
 use app::stacks::log_events_path;
 use app::{shell, App};
 use axum::extract::{FromRef, State};
-use axum::http::StatusCode;
+use axum::http::header::VARY;
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -21,6 +22,9 @@ use leptos::config::{Env, LeptosOptions};
 use leptos::prelude::provide_context;
 use leptos_axum::{file_and_error_handler_with_context, generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
+use tower::Layer;
+use tower_http::services::ServeDir;
+use tower_http::set_header::{SetResponseHeader, SetResponseHeaderLayer};
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::session_store::ExpiredDeletion;
@@ -217,6 +221,7 @@ pub fn router(state: ServerState) -> Router {
         move || {
             provide_context(console.clone());
             provide_context(app::auth::service::RequestUser::default());
+            provide_context(app::stacks::service::RequestStacks::default());
         }
     };
     let sessions = session_layer(&state);
@@ -233,6 +238,7 @@ pub fn router(state: ServerState) -> Router {
         )
         .route(&events_path("{id}"), get(run_events))
         .route(&log_events_path("{name}"), get(log_events))
+        .nest_service("/pkg", site_pkg(&state.leptos_options))
         .leptos_routes_with_context(&state, routes, provide_console.clone(), {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
@@ -257,9 +263,10 @@ pub fn router(state: ServerState) -> Router {
 /// Server-side sessions in the console's store. The cookie is HttpOnly, SameSite=Strict,
 /// has no Domain, and over https is Secure with the `__Host-` prefix.
 ///
-/// A session is saved only when a person's request moves its idle deadline or its content
-/// changes (see `auth::service::authenticate`), so background refreshes and requests
-/// without a signed-in session write nothing.
+/// A session is saved only when a person's request moves its idle deadline (in steps of a
+/// thirtieth of the idle timeout, a minute at most) or its content changes (see
+/// `auth::service::authenticate`), so background refreshes, requests without a signed-in
+/// session and a page's many requests write nothing.
 fn session_layer(state: &ServerState) -> SessionManagerLayer<SqlSessionStore> {
     let idle = idle_expiry(&state.console);
     SessionManagerLayer::new(SqlSessionStore::new(state.console.store.clone()))
@@ -332,6 +339,18 @@ async fn console_jobs(console: ConsoleContext) {
             tracing::warn!(error = %error, "could not look for milestones and backups to tell of");
         }
     }
+}
+
+/// The site's WASM, JavaScript and style sheet, each sent as the release build compressed it
+/// (`NAME.br`, `NAME.gz` beside `NAME`) when the browser accepts that encoding — and said to
+/// vary with `Accept-Encoding`, so that no cache between hands brotli to a browser that did
+/// not ask for it.
+fn site_pkg(options: &LeptosOptions) -> SetResponseHeader<ServeDir, HeaderValue> {
+    let files = ServeDir::new(Path::new(&*options.site_root).join(&*options.site_pkg_dir))
+        .precompressed_br()
+        .precompressed_gzip();
+    SetResponseHeaderLayer::appending(VARY, HeaderValue::from_static("accept-encoding"))
+        .layer(files)
 }
 
 fn leptos_options(site_root: &Path, addr: std::net::SocketAddr) -> LeptosOptions {

@@ -2,7 +2,7 @@
 //! pages need a session (the sign-in page excepted). Server functions check roles
 //! themselves through `app::auth::guard::require`.
 
-use app::auth::service::{authenticate, Activity};
+use app::auth::service::{authenticate_remembering, Activity, RequestUser};
 use app::auth::{safe_next, AuthError, SIGN_IN_PATH};
 use app::context::ConsoleContext;
 use axum::body::Body;
@@ -70,7 +70,10 @@ pub async fn require_session_for_pages(
         return next.run(request).await;
     }
     let on_sign_in = request.uri().path() == SIGN_IN_PATH;
-    match authenticate(&session, &console, Activity::Person).await {
+    // The user row read here serves the page's server functions too.
+    let remembered = RequestUser::default();
+    request.extensions_mut().insert(remembered.clone());
+    match authenticate_remembering(&session, &console, Activity::Person, Some(remembered)).await {
         Ok(_) if on_sign_in => Redirect::to(&safe_next(next_param(&request))).into_response(),
         Ok(user) => {
             request.extensions_mut().insert(user);

@@ -163,3 +163,62 @@ async fn healthz_says_503_when_the_store_stops_answering() {
     assert_eq!(response.status(), 503);
     assert_eq!(response.text().await.unwrap().trim(), "store unavailable");
 }
+
+#[tokio::test]
+async fn the_site_is_sent_as_the_build_compressed_it_when_the_browser_accepts_it() {
+    let site = tempfile::tempdir().unwrap();
+    let pkg = site.path().join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    // Contents that tell the files apart: the console sends the file, it does not compress.
+    std::fs::write(pkg.join("slipway.wasm"), b"plain wasm").unwrap();
+    std::fs::write(pkg.join("slipway.wasm.br"), b"brotli wasm").unwrap();
+    std::fs::write(pkg.join("slipway.wasm.gz"), b"gzip wasm").unwrap();
+    std::fs::write(pkg.join("slipway.css"), b"plain css").unwrap();
+    let store = TestStore::new(Backend::Sqlite).await;
+    let root = site.path().to_str().unwrap();
+    let console = RunningConsole::start_with(&store, &["--site-root", root]).await;
+    let fetch = |path: &'static str, accepts: &'static str| {
+        let url = console.url(path);
+        async move {
+            let response = client()
+                .get(url)
+                .header("accept-encoding", accepts)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "{path} with {accepts:?}");
+            let encoding = response
+                .headers()
+                .get("content-encoding")
+                .map(|value| value.to_str().unwrap().to_owned());
+            (encoding, response.text().await.unwrap())
+        }
+    };
+    assert_eq!(
+        fetch("/pkg/slipway.wasm", "gzip, deflate, br").await,
+        (Some("br".to_owned()), "brotli wasm".to_owned())
+    );
+    assert_eq!(
+        fetch("/pkg/slipway.wasm", "gzip").await,
+        (Some("gzip".to_owned()), "gzip wasm".to_owned())
+    );
+    assert_eq!(
+        fetch("/pkg/slipway.wasm", "identity").await,
+        (None, "plain wasm".to_owned())
+    );
+    // A file the build did not compress is sent as it is, whatever the browser accepts.
+    assert_eq!(
+        fetch("/pkg/slipway.css", "gzip, br").await,
+        (None, "plain css".to_owned())
+    );
+    let wasm = client()
+        .get(console.url("/pkg/slipway.wasm"))
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .unwrap();
+    // Browsers compile the WASM while it downloads only when it is said to be WASM.
+    assert_eq!(wasm.headers()["content-type"], "application/wasm");
+    // A cache between must not hand the brotli file to a browser that did not accept it.
+    assert_eq!(wasm.headers()["vary"], "accept-encoding");
+}

@@ -61,6 +61,38 @@ async fn an_unknown_cookie_and_a_stranger_write_nothing() {
 }
 
 #[tokio::test]
+async fn a_persons_clicks_move_the_idle_deadline_in_steps_not_on_every_request() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let password = store.add_user("paula", Role::Viewer).await;
+    // A minute's idle timeout moves in steps of two seconds (a thirtieth).
+    let console = RunningConsole::start_with(&store, &["--idle-timeout", "60s"]).await;
+    let (browser, _jar) = client_with_jar();
+    assert_eq!(
+        sign_in(&browser, &console, "paula", &password)
+            .await
+            .status(),
+        200
+    );
+    // A saved session is sent back as its cookie: the header says whether the request wrote it.
+    let wrote_session = |response: &reqwest::Response| {
+        assert_eq!(response.status(), 200);
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .any(|cookie| cookie.to_str().unwrap().starts_with("slipway_session="))
+    };
+    let page = console.url("/");
+    let right_after_sign_in = browser.get(&page).send().await.unwrap();
+    assert!(!wrote_session(&right_after_sign_in));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let a_step_later = browser.get(&page).send().await.unwrap();
+    assert!(wrote_session(&a_step_later), "the deadline moved on");
+    let at_once_again = browser.get(&page).send().await.unwrap();
+    assert!(!wrote_session(&at_once_again));
+}
+
+#[tokio::test]
 async fn many_parallel_requests_of_one_session_all_succeed() {
     for backend in BACKENDS {
         let store = TestStore::new(backend).await;

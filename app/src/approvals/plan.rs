@@ -466,9 +466,11 @@ pub async fn rollback_targets(
     let summary = crate::stacks::service::find(store, stack)
         .await
         .map_err(|error| ApprovalError::Run(error.into()))?;
+    // What the stack's page shows (the engine's answer of the last second, shared by its
+    // viewers); the run that rolls back reads the engine anew.
     let running: BTreeMap<String, String> = match engine {
         Some(engine) => engine
-            .project_containers(&summary.project)
+            .recent_project_containers(&summary.project)
             .await
             .map(|containers| {
                 containers

@@ -55,6 +55,9 @@ struct SignedIn {
     role: Role,
     generation: i64,
     signed_in_at: i64,
+    /// When a person's request last moved the idle deadline (epoch seconds).
+    #[serde(default)]
+    deadline_moved_at: i64,
 }
 
 fn session_failure(error: tower_sessions::session::Error) -> AuthError {
@@ -79,6 +82,16 @@ pub async fn authenticate(
     console: &ConsoleContext,
     activity: Activity,
 ) -> Result<CurrentUser, AuthError> {
+    authenticate_remembering(session, console, activity, RequestUser::of_request()).await
+}
+
+/// [`authenticate`], keeping the user row read in `request` for the rest of the request.
+pub async fn authenticate_remembering(
+    session: &Session,
+    console: &ConsoleContext,
+    activity: Activity,
+    request: Option<RequestUser>,
+) -> Result<CurrentUser, AuthError> {
     let Some(mut signed_in) = session
         .get::<SignedIn>(SESSION_KEY)
         .await
@@ -86,7 +99,6 @@ pub async fn authenticate(
     else {
         return Err(AuthError::NotSignedIn);
     };
-    let request = leptos::prelude::use_context::<RequestUser>();
     let Some(user) = still_valid(console, &signed_in, request).await? else {
         session.flush().await.map_err(session_failure)?;
         return Err(AuthError::NotSignedIn);
@@ -109,9 +121,18 @@ pub async fn authenticate(
             .await
             .map_err(session_failure)?;
     }
-    if activity == Activity::Person {
-        // Marks the session for saving, which moves its expiry `idle_timeout` ahead.
-        session.set_expiry(Some(Expiry::OnInactivity(idle_expiry(console))));
+    let idle = idle_expiry(console);
+    let now = now_epoch();
+    // Due after a step, or at once when the clock went back (or another console's runs behind).
+    let moved = signed_in.deadline_moved_at;
+    if activity == Activity::Person && (now - moved >= idle_step(idle) || now < moved) {
+        // Saving the session (marked by the insert) moves its expiry `idle_timeout` ahead.
+        signed_in.deadline_moved_at = now;
+        session
+            .insert(SESSION_KEY, &signed_in)
+            .await
+            .map_err(session_failure)?;
+        session.set_expiry(Some(Expiry::OnInactivity(idle)));
     }
     Ok(CurrentUser {
         id: user.id,
@@ -120,14 +141,23 @@ pub async fn authenticate(
     })
 }
 
+/// How far a person's request moves the idle deadline on at least: a thirtieth of the idle
+/// timeout, a minute at most. Moving it on every click would write the session on every
+/// request, and a page's requests would queue behind those writes; the deadline falls at
+/// most one step early, never late.
+fn idle_step(idle: time::Duration) -> i64 {
+    (idle / 30_i32).whole_seconds().min(60)
+}
+
 /// The session layer's idle expiry, from the console's setting.
 pub fn idle_expiry(console: &ConsoleContext) -> time::Duration {
     time::Duration::try_from(console.auth.idle_timeout).unwrap_or(time::Duration::minutes(30))
 }
 
 /// The user row a request's session stands for, read once per request: a page's server
-/// functions each authenticate, and would each read it again. The server provides a fresh
-/// one to every request it renders or answers; without one, every call reads the store.
+/// functions each authenticate, and would each read it again. The page guard keeps one in
+/// the request's extensions and the server provides a fresh one to every request it renders
+/// or answers; without one, every call reads the store.
 #[derive(Clone, Default)]
 pub struct RequestUser(std::sync::Arc<std::sync::Mutex<Option<RememberedUser>>>);
 
@@ -135,6 +165,15 @@ pub struct RequestUser(std::sync::Arc<std::sync::Mutex<Option<RememberedUser>>>)
 type RememberedUser = ((String, i64), Option<users::StoredUser>);
 
 impl RequestUser {
+    /// The request's: the one the page guard put in its extensions, else the one provided
+    /// to its rendering or server function.
+    fn of_request() -> Option<Self> {
+        use leptos::prelude::use_context;
+        use_context::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Self>().cloned())
+            .or_else(use_context::<Self>)
+    }
+
     fn recall(&self, key: &(String, i64)) -> Option<Option<users::StoredUser>> {
         let remembered = self
             .0
@@ -312,6 +351,7 @@ pub async fn sign_in(
                 role: user.role,
                 generation: user.session_generation,
                 signed_in_at: now_epoch(),
+                deadline_moved_at: now_epoch(),
             },
         )
         .await

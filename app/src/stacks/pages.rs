@@ -126,7 +126,10 @@ pub fn StackPage() -> impl IntoView {
     let is_operator = signed_in_user().is_some_and(|user| user.role.allows(Role::Operator));
     let is_admin = signed_in_user().is_some_and(|user| user.role.allows(Role::Admin));
     view! {
-        <Title text=name />
+        // The title as a plain string, made anew when the stack changes: leptos_meta reads a
+        // title's text while it writes the head, outside the request's reactive arena, and a
+        // text that read the route's parameters there panicked now and then under load.
+        {move || view! { <Title text=name() /> }}
         <div class="card-head">
             <h1>{name}</h1>
             <Show when=move || is_operator>

@@ -1,7 +1,9 @@
 //! Server half of stacks: the `stacks` table, adding a stack (its compose file checked
 //! first), and a stack's status from its compose file and the engine.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 
@@ -128,13 +130,94 @@ pub async fn list(store: &Store) -> Result<Vec<StackSummary>, StackError> {
 }
 
 pub async fn find(store: &Store, name: &str) -> Result<StackSummary, StackError> {
+    let remembered = RequestStacks::of_request();
+    if let Some(stack) = remembered.as_ref().and_then(|r| r.stack(name)) {
+        return Ok(stack);
+    }
     let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM stacks WHERE name = $1"))
         .bind(name)
         .fetch_optional(store.pool())
         .await
         .map_err(crate::store::StoreError::from)?;
-    row.map(from_row)
-        .ok_or_else(|| StackError::NotFound(name.to_owned()))
+    let stack = row
+        .map(from_row)
+        .ok_or_else(|| StackError::NotFound(name.to_owned()))?;
+    if let Some(remembered) = remembered {
+        remembered.keep(stack.clone());
+    }
+    Ok(stack)
+}
+
+/// The stacks one request has read, and their compose files as parsed: a stack page's
+/// server functions each find the stack and read its compose file, and would each do it
+/// again. The server provides a fresh one to every request it renders or answers; a change
+/// of a stack's settings forgets it; tasks spawned from a request (runs) do not see it.
+#[derive(Clone, Default)]
+pub struct RequestStacks(Arc<Mutex<HashMap<String, Remembered>>>);
+
+#[derive(Clone)]
+struct Remembered {
+    stack: StackSummary,
+    /// The compose file read with the stack's settings; its error as said to the user.
+    definition: Option<Result<StackDefinition, String>>,
+}
+
+impl RequestStacks {
+    fn of_request() -> Option<Self> {
+        leptos::prelude::use_context::<Self>()
+    }
+
+    fn remembered(&self) -> std::sync::MutexGuard<'_, HashMap<String, Remembered>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn stack(&self, name: &str) -> Option<StackSummary> {
+        self.remembered().get(name).map(|r| r.stack.clone())
+    }
+
+    fn keep(&self, stack: StackSummary) {
+        self.remembered().insert(
+            stack.name.clone(),
+            Remembered {
+                stack,
+                definition: None,
+            },
+        );
+    }
+
+    /// The stack's compose file, parsed once per request for the settings it was read with.
+    fn definition(
+        &self,
+        stack: &StackSummary,
+        read: impl FnOnce() -> Result<StackDefinition, String>,
+    ) -> Result<StackDefinition, String> {
+        let known = self
+            .remembered()
+            .get(&stack.name)
+            .filter(|r| r.stack == *stack)
+            .and_then(|r| r.definition.clone());
+        if let Some(definition) = known {
+            return definition;
+        }
+        let definition = read();
+        if let Some(remembered) = self
+            .remembered()
+            .get_mut(&stack.name)
+            .filter(|r| r.stack == *stack)
+        {
+            remembered.definition = Some(definition.clone());
+        }
+        definition
+    }
+
+    /// Forgets the stack after a change of its settings in this request.
+    fn forget(name: &str) {
+        if let Some(remembered) = Self::of_request() {
+            remembered.remembered().remove(name);
+        }
+    }
 }
 
 /// Turns the managed edge on or off for the stack; the next deploy applies it. Refused when
@@ -240,12 +323,18 @@ async fn save_setting(
         .map_err(crate::store::StoreError::from)?;
     audited.append(actor, action, name, detail).await?;
     audited.commit().await?;
+    RequestStacks::forget(name);
     Ok(())
 }
 
 /// Reads the stack's compose file as it is now.
 pub fn definition(stack: &StackSummary) -> Result<StackDefinition, StackError> {
-    definition_with(stack, &[]).map_err(|error| StackError::Compose(error.to_string()))
+    let read = || definition_with(stack, &[]).map_err(|error| error.to_string());
+    match RequestStacks::of_request() {
+        Some(remembered) => remembered.definition(stack, read),
+        None => read(),
+    }
+    .map_err(StackError::Compose)
 }
 
 /// Reads the stack's compose file with env-file variables set to other values (a flag, a
@@ -372,8 +461,9 @@ async fn lines_of(
     errors_only: bool,
 ) -> Result<Vec<LogLine>, StackError> {
     let secrets = secrets_of(stack)?;
+    // The containers a page saw within the last second: their logs are read anew.
     let containers = engine
-        .project_containers(&stack.project)
+        .recent_project_containers(&stack.project)
         .await
         .map_err(StackError::from)?;
     let mut lines = Vec::new();
