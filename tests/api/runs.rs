@@ -919,6 +919,44 @@ async fn cancelling_stops_a_step_that_waits_for_health_at_once() {
 }
 
 #[tokio::test]
+async fn a_deploy_runs_a_starting_containers_health_check_itself_instead_of_waiting_for_the_engines(
+) {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let flags = store.serve_flags();
+    let dir = tempfile::tempdir().unwrap();
+    let (project, _cleanup) = throwaway_project("slipcheck");
+    // The engine runs its first check an hour after the start: a deploy that waited for the
+    // engine's word would give up long before.
+    let file = dir.path().join("hourly.yml");
+    std::fs::write(
+        &file,
+        format!(
+            "services:\n  web:\n    image: slipway-portal-frontend:1.0.0\n    healthcheck:\n      test: [\"CMD\", \"/portal\", \"probe\", \"{HEALTHY}\"]\n      interval: 1h\n    x-slipway: {{ role: app }}\n"
+        ),
+    )
+    .unwrap();
+    let file = file.display().to_string();
+    run_to_exit(
+        &crate::helpers::stack_add_args(&flags, "hourly", &file, &["--project", &project]),
+        &[],
+    )
+    .await
+    .assert_success();
+    let mut deploy = vec!["deploy", "hourly"];
+    deploy.extend(flags.iter().map(String::as_str));
+    run_to_exit(&deploy, &[]).await.assert_success();
+    // The engine itself has not checked yet.
+    let health = docker(&[
+        "ps",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+        "--format",
+        "{{.Status}}",
+    ]);
+    assert!(health.contains("health: starting"), "{health}");
+}
+
+#[tokio::test]
 async fn a_job_succeeds_when_it_exits_zero_and_fails_the_deploy_when_it_does_not() {
     let store = TestStore::new(Backend::Sqlite).await;
     let flags = store.serve_flags();

@@ -32,6 +32,16 @@ pub const CONFIG_HASH_LABEL: &str = "slipway.config-hash";
 /// How long a streamed command may write nothing before it is given up.
 const EXEC_IDLE: Duration = Duration::from_secs(120);
 
+/// The engine's time limit for a health check that sets none.
+const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A container's health check: what [`Engine::health_check`] found.
+#[derive(Clone, Debug)]
+pub struct HealthCheck {
+    pub command: Vec<String>,
+    pub timeout: Duration,
+}
+
 /// A chunk a streamed command wrote.
 #[derive(Debug)]
 pub enum ExecOutput {
@@ -290,6 +300,36 @@ impl Engine {
             .filter_map(|mount| Some((mount.name?, mount.destination?)))
             .filter(|(name, _)| name.len() == 64 && name.chars().all(|c| c.is_ascii_hexdigit()))
             .collect())
+    }
+
+    /// The container's health check as the engine runs it (from the compose file or the
+    /// image's `HEALTHCHECK`): the command to exec and its time limit; `None` without one.
+    pub async fn health_check(&self, id: &str) -> Result<Option<HealthCheck>, EngineError> {
+        let inspect = self
+            .call(
+                self.docker
+                    .inspect_container(id, None::<InspectContainerOptions>),
+            )
+            .await?;
+        let Some(check) = inspect.config.and_then(|config| config.healthcheck) else {
+            return Ok(None);
+        };
+        let test = check.test.unwrap_or_default();
+        let command = match test.split_first() {
+            Some((kind, args)) if kind == "CMD" && !args.is_empty() => args.to_vec(),
+            // The engine runs a shell-form check with the container's `/bin/sh -c`.
+            Some((kind, args)) if kind == "CMD-SHELL" && !args.is_empty() => {
+                vec!["/bin/sh".into(), "-c".into(), args.join(" ")]
+            }
+            _ => return Ok(None),
+        };
+        let timeout = check
+            .timeout
+            .filter(|nanos| *nanos > 0)
+            .map_or(DEFAULT_HEALTH_TIMEOUT, |nanos| {
+                Duration::from_nanos(nanos.unsigned_abs())
+            });
+        Ok(Some(HealthCheck { command, timeout }))
     }
 
     /// Every container that carries `label`, whatever its value: its id and labels.
