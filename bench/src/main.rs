@@ -115,7 +115,7 @@ async fn pages(
         let (client, url, left) = (client.clone(), url.clone(), left.clone());
         tasks.push(tokio::spawn(async move {
             let mut times = Vec::new();
-            let mut failed = 0;
+            let mut failed = Vec::new();
             while left
                 .fetch_update(
                     std::sync::atomic::Ordering::SeqCst,
@@ -125,31 +125,47 @@ async fn pages(
                 .is_ok()
             {
                 let started = Instant::now();
-                let answered = match client.get(&url).send().await {
-                    Ok(response) if response.status().is_success() => {
-                        response.bytes().await.is_ok()
-                    }
-                    _ => false,
+                let failure = match client.get(&url).send().await {
+                    Ok(response) if response.status().is_success() => response
+                        .bytes()
+                        .await
+                        .err()
+                        .map(|error| format!("body: {error}")),
+                    Ok(response) => Some(format!("HTTP {}", response.status().as_u16())),
+                    Err(error) => Some(format!("{:#}", anyhow::Error::from(error))),
                 };
                 times.push(started.elapsed());
-                failed += usize::from(!answered);
+                failed.extend(failure);
             }
             (times, failed)
         }));
     }
     let mut times = Vec::new();
-    let mut failed = 0;
+    // Why requests failed, with how often: the figure is no use without it.
+    let mut failed = std::collections::BTreeMap::<String, usize>::new();
     for task in tasks {
         let (mine, my_failed) = task.await?;
         times.extend(mine);
-        failed += my_failed;
+        for failure in my_failed {
+            *failed.entry(failure).or_default() += 1;
+        }
     }
     times.sort();
+    let reasons: Vec<String> = failed
+        .iter()
+        .map(|(why, count)| format!("{count}× {why}"))
+        .collect();
     println!(
-        "{path}\tp50 {:.1} ms\tp99 {:.1} ms\t{} requests\t{failed} failed",
+        "{path}\tp50 {:.1} ms\tp99 {:.1} ms\t{} requests\t{} failed{}",
         millis(percentile(&times, 0.50)),
         millis(percentile(&times, 0.99)),
-        times.len()
+        times.len(),
+        failed.values().sum::<usize>(),
+        if reasons.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", reasons.join("; "))
+        }
     );
     Ok(())
 }
