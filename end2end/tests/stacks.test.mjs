@@ -79,6 +79,8 @@ describe('a stack page', () => {
       { timeout: 60_000 },
     );
     assert.match(await page.locator('tr[data-service="edge"]').innerText(), new RegExp(`127\\.0\\.0\\.1:${port}→8080`));
+    // The stack's name is the title, as rendered and once hydrated.
+    assert.equal(await page.title(), 'portal · Slipway');
     await page.screenshot({ path: resolve(import.meta.dirname, '..', '..', 'target', 'screenshots', 'stack.png') });
 
     // Logs follow the stack over server-sent events: a line the backend writes now shows up

@@ -7,7 +7,7 @@ use std::path::Path;
 use app::audit::service::{verify, Actor, ChainReport};
 use app::auth::{service, AuthError, Role};
 use app::runs::RunRequest;
-use app::stacks::engine::Engine;
+use app::stacks::engine::{Engine, Reading};
 use app::stacks::{StackError, StackStatus};
 
 use crate::cli::StoreArgs;
@@ -493,8 +493,12 @@ pub async fn request_rollback(
         None => {
             let store = open_store(store_args).await?;
             let engine = Engine::connect().map_err(StackError::from);
-            let targets =
-                app::approvals::plan::rollback_targets(&store, engine.as_ref().ok(), name).await;
+            let targets = app::approvals::plan::rollback_targets(
+                &store,
+                engine.as_ref().ok().map(|engine| (engine, Reading::Now)),
+                name,
+            )
+            .await;
             store.close().await;
             targets?
                 .into_iter()

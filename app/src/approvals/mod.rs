@@ -486,7 +486,11 @@ pub async fn approvals_waiting() -> Result<usize, ApprovalError> {
 pub async fn rollback_targets(stack: String) -> Result<Vec<RollbackTarget>, ApprovalError> {
     let caller = reader(crate::auth::Role::Operator).await?;
     let engine = caller.console.engine.clone().ok();
-    plan::rollback_targets(&caller.console.store, engine.as_ref(), &stack)
+    // The page's list: the engine's answer of the last second, shared by its viewers.
+    let reading = engine
+        .as_ref()
+        .map(|engine| (engine, crate::stacks::engine::Reading::Recent));
+    plan::rollback_targets(&caller.console.store, reading, &stack)
         .await
         .map_err(refuse)
 }

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::backups::Backup;
 use crate::runs::{Operation, RunRequest};
-use crate::stacks::engine::Engine;
+use crate::stacks::engine::{Engine, Reading};
 use crate::stacks::{lifecycle, ServiceRole, StackSummary};
 use crate::store::Store;
 
@@ -431,7 +431,7 @@ pub async fn emergency(
     engine: &Engine,
     stack: &str,
 ) -> Result<RunRequest, ApprovalError> {
-    let targets = rollback_targets(store, Some(engine), stack).await?;
+    let targets = rollback_targets(store, Some((engine, Reading::Now)), stack).await?;
     let target = targets
         .iter()
         .find(|target| target.suggested)
@@ -460,17 +460,15 @@ pub async fn emergency(
 /// current images).
 pub async fn rollback_targets(
     store: &Store,
-    engine: Option<&Engine>,
+    engine: Option<(&Engine, Reading)>,
     stack: &str,
 ) -> Result<Vec<RollbackTarget>, ApprovalError> {
     let summary = crate::stacks::service::find(store, stack)
         .await
         .map_err(|error| ApprovalError::Run(error.into()))?;
-    // What the stack's page shows (the engine's answer of the last second, shared by its
-    // viewers); the run that rolls back reads the engine anew.
     let running: BTreeMap<String, String> = match engine {
-        Some(engine) => engine
-            .recent_project_containers(&summary.project)
+        Some((engine, reading)) => engine
+            .project_containers_read(&summary.project, reading)
             .await
             .map(|containers| {
                 containers

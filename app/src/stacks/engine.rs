@@ -32,6 +32,15 @@ pub const CONFIG_HASH_LABEL: &str = "slipway.config-hash";
 /// How long a streamed command may write nothing before it is given up.
 const EXEC_IDLE: Duration = Duration::from_secs(120);
 
+/// How fresh an answer of the engine must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reading {
+    /// What a decision rests on: asked now.
+    Now,
+    /// What a page shows: the answer of the last second, shared by its viewers.
+    Recent,
+}
+
 /// The engine's time limit for a health check that sets none.
 const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -311,15 +320,23 @@ impl Engine {
                     .inspect_container(id, None::<InspectContainerOptions>),
             )
             .await?;
-        let Some(check) = inspect.config.and_then(|config| config.healthcheck) else {
+        let Some(config) = inspect.config else {
+            return Ok(None);
+        };
+        let Some(check) = config.healthcheck else {
             return Ok(None);
         };
         let test = check.test.unwrap_or_default();
         let command = match test.split_first() {
             Some((kind, args)) if kind == "CMD" && !args.is_empty() => args.to_vec(),
-            // The engine runs a shell-form check with the container's `/bin/sh -c`.
+            // As the engine runs a shell-form check: the container's `SHELL` (`/bin/sh -c`
+            // by default) followed by the test's words.
             Some((kind, args)) if kind == "CMD-SHELL" && !args.is_empty() => {
-                vec!["/bin/sh".into(), "-c".into(), args.join(" ")]
+                let shell = config
+                    .shell
+                    .filter(|shell| !shell.is_empty())
+                    .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+                shell.into_iter().chain(args.iter().cloned()).collect()
             }
             _ => return Ok(None),
         };
@@ -529,6 +546,21 @@ impl Engine {
         Ok((code, String::from_utf8_lossy(&said).into_owned()))
     }
 
+    /// Runs `command` in the container to the end and returns its exit code; what it writes
+    /// is read and dropped, never held.
+    pub async fn exec_exit_status(
+        &self,
+        id: &str,
+        command: Vec<String>,
+    ) -> Result<i64, EngineError> {
+        let (exec, output) = self.exec_streaming(id, command).await?;
+        let mut output = std::pin::pin!(output);
+        while let Some(chunk) = output.next().await {
+            chunk?;
+        }
+        self.exec_exit_code(&exec).await
+    }
+
     /// The exit code of a finished [`Self::exec_streaming`] command.
     pub async fn exec_exit_code(&self, exec_id: &str) -> Result<i64, EngineError> {
         let inspected = self.call(self.docker.inspect_exec(exec_id)).await?;
@@ -663,6 +695,18 @@ impl Engine {
         ))
         .await
         .map(|_| ())
+    }
+
+    /// [`Engine::project_containers`] now, or as answered within the last second.
+    pub async fn project_containers_read(
+        &self,
+        project: &str,
+        reading: Reading,
+    ) -> Result<Vec<ContainerStatus>, EngineError> {
+        match reading {
+            Reading::Now => self.project_containers(project).await,
+            Reading::Recent => self.recent_project_containers(project).await,
+        }
     }
 
     /// What [`Engine::project_containers`] answered within the last second, for pages (see

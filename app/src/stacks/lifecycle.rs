@@ -1007,30 +1007,97 @@ async fn containers_of(
 /// the engine's first one, which comes only an `interval` after the start (2 s in the sample
 /// portal; a deploy waits for its data services, then for the rest). The engine marks a
 /// container healthy on its first passing check, so a pass here is what it would say next.
+/// One check at a time per container, [`OWN_CHECK_EVERY`] apart, in the background (the wait
+/// keeps reading the engine meanwhile); after a check that outlived its time limit (the
+/// engine cannot stop an exec), none more: the engine's own checks decide.
 #[derive(Default)]
 struct HealthChecksNow {
-    /// Each container's check, read once.
-    checks: HashMap<String, Option<HealthCheck>>,
+    containers: HashMap<String, OwnCheck>,
 }
 
+#[derive(Default)]
+struct OwnCheck {
+    /// The container's check, once read.
+    check: Option<HealthCheck>,
+    running: Option<tokio::task::JoinHandle<CheckOutcome>>,
+    last_started: Option<tokio::time::Instant>,
+    given_up: bool,
+}
+
+enum CheckOutcome {
+    Passed,
+    Failed,
+    TimedOut,
+}
+
+/// The least time between two of Slipway's own checks of one container.
+const OWN_CHECK_EVERY: Duration = Duration::from_millis(500);
+
 impl HealthChecksNow {
+    /// Whether the container's check, run by Slipway, has passed.
     async fn pass(&mut self, engine: &Engine, container: &ContainerStatus) -> bool {
         if container.state != "running" || container.health != "starting" {
             return false;
         }
-        if !self.checks.contains_key(&container.id) {
-            let check = engine.health_check(&container.id).await.ok().flatten();
-            self.checks.insert(container.id.clone(), check);
+        let own = self.containers.entry(container.id.clone()).or_default();
+        if own.given_up {
+            return false;
         }
-        let Some(Some(check)) = self.checks.get(&container.id) else {
+        if let Some(running) = own.running.take_if(|running| running.is_finished()) {
+            match running.await {
+                Ok(CheckOutcome::Passed) => return true,
+                Ok(CheckOutcome::TimedOut) => {
+                    own.given_up = true;
+                    return false;
+                }
+                Ok(CheckOutcome::Failed) | Err(_) => {}
+            }
+        }
+        if own.running.is_some()
+            || own
+                .last_started
+                .is_some_and(|started| started.elapsed() < OWN_CHECK_EVERY)
+        {
+            return false;
+        }
+        if own.check.is_none() {
+            match engine.health_check(&container.id).await {
+                Ok(Some(check)) => own.check = Some(check),
+                Ok(None) => {
+                    own.given_up = true;
+                    return false;
+                }
+                Err(error) => {
+                    tracing::debug!(error = %error, container = %container.name, "could not read the health check");
+                    return false;
+                }
+            }
+        }
+        let Some(check) = own.check.clone() else {
             return false;
         };
-        let ran = tokio::time::timeout(
-            check.timeout,
-            engine.exec_status(&container.id, check.command.clone()),
-        )
-        .await;
-        matches!(ran, Ok(Ok((0, _))))
+        let (engine, id) = (engine.clone(), container.id.clone());
+        own.last_started = Some(tokio::time::Instant::now());
+        own.running = Some(tokio::spawn(async move {
+            match tokio::time::timeout(check.timeout, engine.exec_exit_status(&id, check.command))
+                .await
+            {
+                Ok(Ok(0)) => CheckOutcome::Passed,
+                Ok(_) => CheckOutcome::Failed,
+                Err(_) => CheckOutcome::TimedOut,
+            }
+        }));
+        false
+    }
+}
+
+impl Drop for HealthChecksNow {
+    fn drop(&mut self) {
+        for own in self.containers.values() {
+            if let Some(running) = &own.running {
+                running.abort();
+            }
+        }
     }
 }
 

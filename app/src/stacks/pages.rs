@@ -125,11 +125,17 @@ pub fn StackPage() -> impl IntoView {
     );
     let is_operator = signed_in_user().is_some_and(|user| user.role.allows(Role::Operator));
     let is_admin = signed_in_user().is_some_and(|user| user.role.allows(Role::Admin));
+    // The title reads a signal kept outside the reactive arena: leptos_meta reads a title's
+    // text while it writes the head, outside the request's arena, and a text that read the
+    // route's parameters there panicked now and then under load. One <Title> for the page's
+    // life: leptos_meta 0.8 leaves an entry behind for each <Title> made anew.
+    let title = ArcRwSignal::new(params.with_untracked(|p| p.get("name").unwrap_or_default()));
+    Effect::new({
+        let title = title.clone();
+        move |_| title.set(name())
+    });
     view! {
-        // The title as a plain string, made anew when the stack changes: leptos_meta reads a
-        // title's text while it writes the head, outside the request's reactive arena, and a
-        // text that read the route's parameters there panicked now and then under load.
-        {move || view! { <Title text=name() /> }}
+        <Title text=move || title.get() />
         <div class="card-head">
             <h1>{name}</h1>
             <Show when=move || is_operator>

@@ -67,8 +67,8 @@ type LogsKey = (String, String, usize, bool);
 pub(super) static LOGS: LazyLock<Recent<LogsKey, Result<Vec<LogLine>, StackError>>> =
     LazyLock::new(Recent::new);
 
-/// Forgets every answer: a run that changed containers ended, and the next page must show
-/// what it left.
+/// Forgets every answer: a run that changed containers ended, or a stack's settings changed,
+/// and the next page must show what they left.
 pub fn forget() {
     CONTAINERS.forget();
     LOGS.forget();

@@ -324,6 +324,8 @@ async fn save_setting(
     audited.append(actor, action, name, detail).await?;
     audited.commit().await?;
     RequestStacks::forget(name);
+    // Logs are masked with the stack's secrets, which a setting (profiles) may change.
+    super::recent::forget();
     Ok(())
 }
 
