@@ -64,8 +64,9 @@ async fn an_unknown_cookie_and_a_stranger_write_nothing() {
 async fn a_persons_clicks_move_the_idle_deadline_in_steps_not_on_every_request() {
     let store = TestStore::new(Backend::Sqlite).await;
     let password = store.add_user("paula", Role::Viewer).await;
-    // A minute's idle timeout moves in steps of two seconds (a thirtieth).
-    let console = RunningConsole::start_with(&store, &["--idle-timeout", "60s"]).await;
+    // A 150 s idle timeout moves in steps of five seconds (a thirtieth): wide enough that a
+    // slow first page on a busy machine still falls inside the step sign-in started.
+    let console = RunningConsole::start_with(&store, &["--idle-timeout", "150s"]).await;
     let (browser, _jar) = client_with_jar();
     assert_eq!(
         sign_in(&browser, &console, "paula", &password)
@@ -85,7 +86,7 @@ async fn a_persons_clicks_move_the_idle_deadline_in_steps_not_on_every_request()
     let page = console.url("/");
     let right_after_sign_in = browser.get(&page).send().await.unwrap();
     assert!(!wrote_session(&right_after_sign_in));
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    tokio::time::sleep(Duration::from_millis(6500)).await;
     let a_step_later = browser.get(&page).send().await.unwrap();
     assert!(wrote_session(&a_step_later), "the deadline moved on");
     let at_once_again = browser.get(&page).send().await.unwrap();
