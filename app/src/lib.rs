@@ -32,5 +32,6 @@ pub use shell::{shell, App};
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(App);
+    // Asynchronous: a page's code (a lazy route) is fetched before its HTML is taken over.
+    leptos::mount::hydrate_lazy(App);
 }

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos::server::SharedValue;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes, A};
-use leptos_router::{ParamSegment, SsrMode, StaticSegment};
+use leptos_router::{lazy_route, Lazy, LazyRoute, ParamSegment, SsrMode, StaticSegment};
 
 use crate::approvals::{ApprovalPage, ApprovalsPage, WaitingBadge};
 use crate::audit::AuditPage;
@@ -60,12 +60,6 @@ pub fn App() -> impl IntoView {
     // Rendered on the server, serialized into the page, read back when the WASM hydrates.
     let user = SharedValue::new(user_of_this_request).into_inner();
     provide_context(SignedInUser(user));
-    // Browser tests wait for this mark before they click: clicks before hydration are lost.
-    Effect::new(|_| {
-        if let Some(body) = document().body() {
-            let _ = body.set_attribute("data-hydrated", "true");
-        }
-    });
 
     view! {
         <Stylesheet id="leptos" href="/pkg/slipway.css" />
@@ -75,94 +69,131 @@ pub fn App() -> impl IntoView {
         <Router>
             <Header />
             <main class="page">
-                <Routes fallback=NotFound>
-                    <Route path=StaticSegment("sign-in") view=SignInPage />
-                    <Route path=StaticSegment("") view=OverviewPage ssr=SsrMode::Async />
-                    <Route
-                        path=StaticSegment("stacks")
-                        ssr=SsrMode::Async
-                        view=|| view! { <Guarded path="/stacks">{|| view! { <StacksPage /> }}</Guarded> }
-                    />
-                    <Route
-                        path=(StaticSegment("stacks"), ParamSegment("name"))
-                        ssr=SsrMode::Async
-                        view=|| view! { <Guarded path="/stacks">{|| view! { <StackPage /> }}</Guarded> }
-                    />
-                    <Route
-                        path=StaticSegment("releases")
-                        ssr=SsrMode::Async
-                        view=|| view! { <Guarded path="/releases">{|| view! { <ReleasesPage /> }}</Guarded> }
-                    />
-                    <Route
-                        path=(StaticSegment("releases"), ParamSegment("id"))
-                        ssr=SsrMode::Async
-                        view=|| view! { <Guarded path="/releases">{|| view! { <ReleasePage /> }}</Guarded> }
-                    />
-                    <Route
-                        path=StaticSegment("runs")
-                        ssr=SsrMode::Async
-                        view=|| view! { <Guarded path="/runs">{|| view! { <RunsPage /> }}</Guarded> }
-                    />
-                    <Route
-                        path=(StaticSegment("runs"), ParamSegment("id"))
-                        ssr=SsrMode::Async
-                        view=|| view! { <Guarded path="/runs">{|| view! { <RunPage /> }}</Guarded> }
-                    />
-                    <Route
-                        path=StaticSegment("health")
-                        ssr=SsrMode::Async
-                        view=|| view! { <Guarded path="/health">{|| view! { <HealthPage /> }}</Guarded> }
-                    />
-                    <Route
-                        path=(StaticSegment("health"), ParamSegment("stack"), ParamSegment("service"))
-                        ssr=SsrMode::Async
-                        view=|| view! { <Guarded path="/health">{|| view! { <ServiceHealthPage /> }}</Guarded> }
-                    />
-                    <Route
-                        path=StaticSegment("backups")
-                        ssr=SsrMode::Async
-                        view=|| view! { <Guarded path="/backups">{|| view! { <BackupsPage /> }}</Guarded> }
-                    />
-                    <Route
-                        path=StaticSegment("history")
-                        ssr=SsrMode::Async
-                        view=|| view! { <Guarded path="/history">{|| view! { <HistoryPage /> }}</Guarded> }
-                    />
-                    <Route
-                        path=StaticSegment("approvals")
-                        ssr=SsrMode::Async
-                        view=|| view! { <Guarded path="/approvals">{|| view! { <ApprovalsPage /> }}</Guarded> }
-                    />
-                    <Route
-                        path=(StaticSegment("approvals"), ParamSegment("id"))
-                        ssr=SsrMode::Async
-                        view=|| view! { <Guarded path="/approvals">{|| view! { <ApprovalPage /> }}</Guarded> }
-                    />
-                    <Route
-                        path=StaticSegment("audit")
-                        ssr=SsrMode::Async
-                        view=|| view! { <Guarded path="/audit">{|| view! { <AuditPage /> }}</Guarded> }
-                    />
-                    <Route
-                        path=StaticSegment("notifications")
-                        ssr=SsrMode::Async
-                        view=|| view! { <Guarded path="/notifications">{|| view! { <NotificationsPage /> }}</Guarded> }
-                    />
-                    <Route
-                        path=(StaticSegment("notifications"), ParamSegment("id"))
-                        ssr=SsrMode::Async
-                        view=|| view! { <Guarded path="/notifications">{|| view! { <ChannelPage /> }}</Guarded> }
-                    />
-                    <Route
-                        path=StaticSegment("admin")
-                        ssr=SsrMode::Async
-                        view=|| view! { <Guarded path="/admin">{|| view! { <AdminPage /> }}</Guarded> }
-                    />
+                <Routes fallback=|| {
+                    mark_hydrated();
+                    view! { <NotFound /> }
+                }>
+                    <Route path=StaticSegment("sign-in") view={Lazy::<SignInRoute>::new()} />
+                    <Route path=StaticSegment("") view={Lazy::<OverviewRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=StaticSegment("stacks") view={Lazy::<StacksRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=(StaticSegment("stacks"), ParamSegment("name")) view={Lazy::<StackRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=StaticSegment("releases") view={Lazy::<ReleasesRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=(StaticSegment("releases"), ParamSegment("id")) view={Lazy::<ReleaseRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=StaticSegment("runs") view={Lazy::<RunsRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=(StaticSegment("runs"), ParamSegment("id")) view={Lazy::<RunRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=StaticSegment("health") view={Lazy::<HealthRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=(StaticSegment("health"), ParamSegment("stack"), ParamSegment("service")) view={Lazy::<ServiceHealthRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=StaticSegment("backups") view={Lazy::<BackupsRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=StaticSegment("history") view={Lazy::<HistoryRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=StaticSegment("approvals") view={Lazy::<ApprovalsRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=(StaticSegment("approvals"), ParamSegment("id")) view={Lazy::<ApprovalRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=StaticSegment("audit") view={Lazy::<AuditRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=StaticSegment("notifications") view={Lazy::<NotificationsRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=(StaticSegment("notifications"), ParamSegment("id")) view={Lazy::<ChannelRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=StaticSegment("admin") view={Lazy::<AdminRoute>::new()} ssr=SsrMode::Async />
                 </Routes>
             </main>
         </Router>
     }
 }
+
+/// Marks the page as taken over once the route's view has been hydrated (its Effect runs
+/// after that): browser tests wait for the mark before they click, as clicks before it are
+/// lost. The page's own code arrives after the shell's, so the shell cannot set the mark.
+fn mark_hydrated() {
+    Effect::new(|_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
+}
+
+/// A route whose page the browser loads the first time it is shown: its code is a WASM chunk
+/// of its own (`#[lazy_route]`), so the first page does not carry every other page.
+macro_rules! lazy_page {
+    ($route:ident, $page:expr) => {
+        struct $route;
+
+        #[lazy_route]
+        impl LazyRoute for $route {
+            fn data() -> Self {
+                $route
+            }
+
+            fn view(_this: Self) -> AnyView {
+                mark_hydrated();
+                $page.into_any()
+            }
+        }
+    };
+}
+
+lazy_page!(SignInRoute, view! { <SignInPage /> });
+lazy_page!(OverviewRoute, view! { <OverviewPage /> });
+lazy_page!(
+    StacksRoute,
+    view! { <Guarded path="/stacks">{|| view! { <StacksPage /> }}</Guarded> }
+);
+lazy_page!(
+    StackRoute,
+    view! { <Guarded path="/stacks">{|| view! { <StackPage /> }}</Guarded> }
+);
+lazy_page!(
+    ReleasesRoute,
+    view! { <Guarded path="/releases">{|| view! { <ReleasesPage /> }}</Guarded> }
+);
+lazy_page!(
+    ReleaseRoute,
+    view! { <Guarded path="/releases">{|| view! { <ReleasePage /> }}</Guarded> }
+);
+lazy_page!(
+    RunsRoute,
+    view! { <Guarded path="/runs">{|| view! { <RunsPage /> }}</Guarded> }
+);
+lazy_page!(
+    RunRoute,
+    view! { <Guarded path="/runs">{|| view! { <RunPage /> }}</Guarded> }
+);
+lazy_page!(
+    HealthRoute,
+    view! { <Guarded path="/health">{|| view! { <HealthPage /> }}</Guarded> }
+);
+lazy_page!(
+    ServiceHealthRoute,
+    view! { <Guarded path="/health">{|| view! { <ServiceHealthPage /> }}</Guarded> }
+);
+lazy_page!(
+    BackupsRoute,
+    view! { <Guarded path="/backups">{|| view! { <BackupsPage /> }}</Guarded> }
+);
+lazy_page!(
+    HistoryRoute,
+    view! { <Guarded path="/history">{|| view! { <HistoryPage /> }}</Guarded> }
+);
+lazy_page!(
+    ApprovalsRoute,
+    view! { <Guarded path="/approvals">{|| view! { <ApprovalsPage /> }}</Guarded> }
+);
+lazy_page!(
+    ApprovalRoute,
+    view! { <Guarded path="/approvals">{|| view! { <ApprovalPage /> }}</Guarded> }
+);
+lazy_page!(
+    AuditRoute,
+    view! { <Guarded path="/audit">{|| view! { <AuditPage /> }}</Guarded> }
+);
+lazy_page!(
+    NotificationsRoute,
+    view! { <Guarded path="/notifications">{|| view! { <NotificationsPage /> }}</Guarded> }
+);
+lazy_page!(
+    ChannelRoute,
+    view! { <Guarded path="/notifications">{|| view! { <ChannelPage /> }}</Guarded> }
+);
+lazy_page!(
+    AdminRoute,
+    view! { <Guarded path="/admin">{|| view! { <AdminPage /> }}</Guarded> }
+);
 
 #[component]
 fn Header() -> impl IntoView {

@@ -1,6 +1,8 @@
 //! `slipway-bench`: figures for `scripts/bench`, measured against a running `slipway serve`
 //! on 127.0.0.1. Prints one line per figure; the script puts budgets beside them.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,12 +11,12 @@ use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 struct Cli {
-    /// The console, e.g. http://127.0.0.1:3000.
+    /// The console, e.g. http://127.0.0.1:3000 (all figures but `weight`).
     #[arg(long)]
-    base: String,
+    base: Option<String>,
     /// A user to sign in as; the password is read from `SLIPWAY_BENCH_PASSWORD`.
     #[arg(long)]
-    user: String,
+    user: Option<String>,
     #[command(subcommand)]
     figure: Figure,
 }
@@ -47,13 +49,23 @@ enum Figure {
         #[arg(long, default_value_t = 300)]
         within: u64,
     },
+    /// What the browser loads for each page of a built site (`target/site/pkg`): the main
+    /// WASM, its JavaScript, the chunk loader and the page's chunks (the split manifest), as
+    /// gzip -9 and as the brotli files the console sends. One line per page: NAME GZIP_BYTES
+    /// BROTLI_BYTES FILES.
+    Weight { pkg: PathBuf },
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
+    if let Figure::Weight { pkg } = &cli.figure {
+        return weight(pkg);
+    }
+    let base = cli.base.context("--base")?;
+    let user = cli.user.context("--user")?;
     let password = std::env::var("SLIPWAY_BENCH_PASSWORD").context("SLIPWAY_BENCH_PASSWORD")?;
-    let client = signed_in(&cli.base, &cli.user, &password).await?;
+    let client = signed_in(&base, &user, &password).await?;
     match cli.figure {
         Figure::Pages {
             clients,
@@ -61,7 +73,7 @@ async fn main() -> Result<()> {
             paths,
         } => {
             for path in paths {
-                pages(&client, &cli.base, &path, clients, requests).await?;
+                pages(&client, &base, &path, clients, requests).await?;
             }
             Ok(())
         }
@@ -75,12 +87,59 @@ async fn main() -> Result<()> {
             let within = Duration::from_secs(within);
             tokio::time::timeout(
                 within,
-                follow(&client, &cli.base, &stack, &operation, followers, pid),
+                follow(&client, &base, &stack, &operation, followers, pid),
             )
             .await
             .context("the run did not end in time")?
         }
+        Figure::Weight { .. } => unreachable!("measured above, without a console"),
     }
+}
+
+fn weight(pkg: &Path) -> Result<()> {
+    let read = |name: &str| {
+        std::fs::read(pkg.join(name))
+            .with_context(|| format!("reading {}", pkg.join(name).display()))
+    };
+    let gzip = |name: &str| -> Result<u64> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(&read(name)?)?;
+        Ok(encoder.finish()?.len() as u64)
+    };
+    let brotli = |name: &str| -> Result<u64> { Ok(read(&format!("{name}.br"))?.len() as u64) };
+    let manifest: std::collections::BTreeMap<String, Vec<String>> =
+        serde_json::from_slice(&read("__wasm_split_manifest.json")?)
+            .context("reading the split manifest")?;
+    let shared = [
+        "slipway.wasm",
+        "slipway.js",
+        "__wasm_split.______________________.js",
+    ];
+    let (mut shared_gzip, mut shared_brotli) = (0, 0);
+    for name in shared {
+        shared_gzip += gzip(name)?;
+        shared_brotli += brotli(name)?;
+    }
+    for (split, chunks) in manifest {
+        // `__stack_route_view_<hash>` -> `stack`
+        let page = split
+            .trim_start_matches('_')
+            .split("_route_view")
+            .next()
+            .unwrap_or(&split)
+            .to_string();
+        let (mut page_gzip, mut page_brotli) = (shared_gzip, shared_brotli);
+        for chunk in &chunks {
+            let name = format!("{chunk}.wasm");
+            page_gzip += gzip(&name)?;
+            page_brotli += brotli(&name)?;
+        }
+        println!(
+            "{page} {page_gzip} {page_brotli} {}",
+            shared.len() + chunks.len()
+        );
+    }
+    Ok(())
 }
 
 async fn signed_in(base: &str, user: &str, password: &str) -> Result<reqwest::Client> {

@@ -1,9 +1,10 @@
 //! `cargo xtask build [--release]`: builds what `cargo leptos build` builds — the browser's WASM
 //! and its JavaScript glue in `target/site/pkg`, the style sheet, the public assets and the
 //! `slipway` binary — with nothing installed outside the target folder. wasm-bindgen runs as
-//! a library (`wasm-bindgen-cli-support`, the exact version of `wasm-bindgen` in Cargo.lock);
-//! release builds are passed through `wasm-opt` when it is on PATH, and their site's files are
-//! compressed (`.br`, `.gz`) for the console to send as they are.
+//! a library (`wasm-bindgen-cli-support`, the exact version of `wasm-bindgen` in Cargo.lock),
+//! after `wasm_split_cli_support` has cut the WASM into the chunks each page loads (as
+//! `cargo leptos --split` does); release builds are passed through `wasm-opt`, and their
+//! site's files are compressed (`.br`, `.gz`) for the console to send as they are.
 
 use std::ffi::OsStr;
 use std::io::Write;
@@ -132,33 +133,134 @@ fn build_front(root: &Path, target: &Path, site: &Path, release: bool) -> Result
         std::fs::remove_dir_all(&pkg).with_context(|| format!("emptying {}", pkg.display()))?;
     }
     std::fs::create_dir_all(&pkg).with_context(|| format!("creating {}", pkg.display()))?;
+    let chunks = split(&wasm, &pkg)?;
+    let main_part = split_main_part(&wasm);
     wasm_bindgen_cli_support::Bindgen::new()
-        .input_path(&wasm)
+        .input_path(&main_part)
         .web(true)?
         .out_name(OUTPUT_NAME)
         .typescript(false)
+        // The chunks call the main part through these exports, by their mangled names.
+        .keep_lld_exports(true)
+        .demangle(false)
         .generate(&pkg)
-        .with_context(|| format!("wasm-bindgen on {}", wasm.display()))?;
+        .with_context(|| format!("wasm-bindgen on {}", main_part.display()))?;
     // The server links `NAME.wasm` when LEPTOS_OUTPUT_NAME is set, as cargo-leptos names it.
     let shipped = pkg.join(format!("{OUTPUT_NAME}.wasm"));
     std::fs::rename(pkg.join(format!("{OUTPUT_NAME}_bg.wasm")), &shipped)
         .context("naming the WASM file")?;
     if release {
-        optimise(root, &shipped)?;
+        let mut all = chunks;
+        all.push(shipped);
+        optimise_all(root, &all)?;
     }
     Ok(())
 }
 
-/// `wasm-opt -Oz` with the flags cargo-leptos passes: the one `scripts/lib.sh` installs in
-/// `.tools/` (binaryen 132 — Debian's older one breaks hydration), else the one on PATH;
-/// skipped with a warning without either.
-fn optimise(root: &Path, wasm: &Path) -> Result<()> {
+/// Where the split leaves the main part of `wasm`, for wasm-bindgen.
+fn split_main_part(wasm: &Path) -> PathBuf {
+    wasm.with_file_name("app_split.wasm")
+}
+
+/// The chunks' loader: the name leptos' HydrationScripts looks for when the site's files are
+/// not hashed.
+const LOADER: &str = "./__wasm_split.______________________.js";
+
+/// Cuts the WASM at its `#[lazy]` functions (the `#[lazy_route]` pages) as
+/// `cargo leptos --split` does: the chunks, the loader (`__wasm_split.*.js`) and the manifest
+/// the server reads to preload a page's chunks go into `pkg`; returns the chunks' paths.
+fn split(wasm: &Path, pkg: &Path) -> Result<Vec<PathBuf>> {
+    let input = std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
+    let main_part = split_main_part(wasm);
+    let main_module = format!("/pkg/{OUTPUT_NAME}.js");
+    let mut options = wasm_split_cli_support::Options::new(&input);
+    options.output_dir = pkg;
+    options.main_out_path = &main_part;
+    options.main_module = &main_module;
+    options.link_name = LOADER;
+    let split = wasm_split_cli_support::transform(options)
+        .map_err(|error| anyhow::anyhow!("{error:?}"))
+        .with_context(|| format!("splitting {}", wasm.display()))?;
+    retry_chunk_fetches(&pkg.join(LOADER))?;
+    let manifest = serde_json::to_string_pretty(&split.prefetch_map)?;
+    std::fs::write(pkg.join("__wasm_split_manifest.json"), manifest)
+        .context("writing the split manifest")?;
+    Ok(split.split_modules)
+}
+
+/// A chunk the browser fails to fetch would leave its page dead, and a browser on the Docker
+/// host drops requests in flight whenever a container starts or stops (Chromium's
+/// ERR_NETWORK_CHANGED). The loader's fetches are made to try again, three times more.
+fn retry_chunk_fetches(loader: &Path) -> Result<()> {
+    const FETCH: &str = "fetch(new URL(";
+    const RETRYING_FETCH: &str = r#"
+// Added by Slipway's build (xtask): a chunk whose fetch fails is fetched again.
+async function fetchChunk(url) {
+    for (let attempt = 1; ; attempt++) {
+        try {
+            const response = await fetch(url);
+            if (response.ok || attempt === 4) return response;
+        } catch (error) {
+            if (attempt === 4) throw error;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+    }
+}
+"#;
+    let script =
+        std::fs::read_to_string(loader).with_context(|| format!("reading {}", loader.display()))?;
+    let (imports, rest) = script
+        .split_once('\n')
+        .context("the wasm-split loader is empty")?;
+    if !imports.starts_with("import ") || !rest.contains(FETCH) {
+        bail!(
+            "the wasm-split loader {} no longer has the shape this build patches (an import, then `{FETCH}`)",
+            loader.display()
+        );
+    }
+    let patched = format!(
+        "{imports}\n{RETRYING_FETCH}{}",
+        rest.replace(FETCH, "fetchChunk(new URL(")
+    );
+    std::fs::write(loader, patched).with_context(|| format!("writing {}", loader.display()))
+}
+
+/// `wasm-opt -Oz` on every file, one per core at a time (a split build has hundreds of
+/// chunks), with the flags cargo-leptos passes: the one `scripts/lib.sh` installs in `.tools/`
+/// (binaryen 132 — Debian's older one breaks hydration), else the one on PATH; skipped with a
+/// warning without either.
+fn optimise_all(root: &Path, files: &[PathBuf]) -> Result<()> {
     let installed = root.join(".tools/node_modules/.bin/wasm-opt");
     let program = if installed.exists() {
         installed
     } else {
         PathBuf::from("wasm-opt")
     };
+    if Command::new(&program).arg("--version").output().is_err() {
+        eprintln!(
+            "warning: no wasm-opt (scripts/run installs it in .tools/); the WASM is not size-optimised"
+        );
+        return Ok(());
+    }
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let per_core = files.len().div_ceil(cores).max(1);
+    let program = &program;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = files
+            .chunks(per_core)
+            .map(|share| {
+                scope.spawn(move || share.iter().try_for_each(|wasm| optimise(program, wasm)))
+            })
+            .collect();
+        workers.into_iter().try_for_each(|worker| {
+            worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("a wasm-opt worker panicked"))?
+        })
+    })
+}
+
+fn optimise(program: &Path, wasm: &Path) -> Result<()> {
     let status = Command::new(program)
         .args([
             "-Oz",
@@ -168,18 +270,12 @@ fn optimise(root: &Path, wasm: &Path) -> Result<()> {
         .arg(wasm)
         .arg("-o")
         .arg(wasm)
-        .status();
-    match status {
-        Ok(status) if status.success() => Ok(()),
-        Ok(status) => bail!("wasm-opt failed ({status})"),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!(
-                "warning: no wasm-opt (scripts/run installs it in .tools/); the WASM is not size-optimised"
-            );
-            Ok(())
-        }
-        Err(error) => Err(error).context("running wasm-opt"),
+        .status()
+        .context("running wasm-opt")?;
+    if !status.success() {
+        bail!("wasm-opt failed on {} ({status})", wasm.display());
     }
+    Ok(())
 }
 
 /// `NAME.br` (brotli, best quality) and `NAME.gz` (gzip -9) beside each file of the site's
@@ -270,6 +366,41 @@ mod tests {
     use std::io::Read;
 
     use super::*;
+
+    #[test]
+    fn the_chunk_loader_fetches_each_chunk_through_the_retrying_fetch() {
+        let dir = std::env::temp_dir().join(format!("xtask-loader-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let loader = dir.join("__wasm_split.js");
+        // The shape wasm_split_cli_support 0.2.4 writes.
+        std::fs::write(
+            &loader,
+            concat!(
+                "import { initSync } from \"/pkg/slipway.js\";\n",
+                "const __chunk_1 = makeLoad(() => {\n",
+                "    const src = fetch(new URL(\"./chunk_1.wasm\", import.meta.url));\n",
+                "}, []);\n",
+                "const __chunk_2 = makeLoad(() => {\n",
+                "    const src = fetch(new URL(\"./chunk_2.wasm\", import.meta.url));\n",
+                "}, []);\n",
+            ),
+        )
+        .unwrap();
+
+        retry_chunk_fetches(&loader).unwrap();
+
+        let patched = std::fs::read_to_string(&loader).unwrap();
+        assert!(patched.starts_with("import { initSync } from \"/pkg/slipway.js\";\n"));
+        assert_eq!(patched.matches("fetchChunk(new URL(").count(), 2);
+        assert!(!patched.contains(" fetch(new URL("));
+        assert!(patched.contains("async function fetchChunk(url)"));
+
+        // A loader of another shape stops the build rather than ship unpatched.
+        std::fs::write(&loader, "export const nothing = 1;\n").unwrap();
+        let error = retry_chunk_fetches(&loader).unwrap_err().to_string();
+        assert!(error.contains("no longer has the shape"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn each_file_gets_a_brotli_and_a_gzip_copy_that_unpack_to_it_and_nothing_more() {

@@ -1,0 +1,33 @@
+import { startConsole, launchBrowser, USERS, slipway, freePort } from './support.mjs';
+import { resolve, join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+const c = await startConsole();
+const fixture = resolve('..', 'tests', 'fixtures', 'portal');
+const port = await freePort();
+const env = join(c.dataDir, 'portal.env');
+writeFileSync(env, readFileSync(join(fixture, 'portal.env'), 'utf8').replace(/^PORTAL_PORT=.*$/m, `PORTAL_PORT=${port}`));
+slipway(c.dataDir, ['stack', 'add', 'portal', '--project', 'probex', '--compose', `${fixture}/docker-compose.yml`, '--env-file', env]);
+slipway(c.dataDir, ['deploy', 'portal'], { env: { PORTAL_VERSION: '1.0.0' } });
+const b = await launchBrowser();
+const user = USERS.find((u) => u.role === process.argv[2]);
+for (const p of process.argv.slice(3)) {
+  const ctx = await b.newContext();
+  const page = await ctx.newPage();
+  page.on('console', (m) => m.type() !== 'verbose' && console.log('console', m.type(), m.text().slice(0, 500)));
+  page.on('pageerror', (e) => console.log('pageerror', String(e).slice(0, 300)));
+  page.on('requestfailed', (r) => console.log('failed', r.url()));
+  page.on('response', (r) => r.url().includes('/api') && console.log('resp', r.status(), r.url()));
+  console.log('==', p);
+  await page.goto(c.baseUrl + p);
+  await page.waitForURL(/sign-in/);
+  await page.waitForSelector('body[data-hydrated="true"]');
+  await page.fill('input[name=name]', user.name); await page.fill('input[name=password]', user.password);
+  await page.click('[data-testid="sign-in"]');
+  await page.waitForURL(c.baseUrl + p);
+  const ok = await page.waitForSelector('body[data-hydrated="true"]', {timeout: 8000}).then(()=>true, ()=>false);
+  console.log('hydrated', ok, JSON.stringify(await page.title()));
+  await ctx.close();
+}
+await b.close(); await c.close();
+spawnSync('docker-compose', ['-p', 'probex', '-f', `${fixture}/docker-compose.yml`, '--env-file', env, 'down', '-v', '-t', '1']);
