@@ -112,14 +112,33 @@ export async function launchBrowser() {
   });
 }
 
+/** What failed to load in a context (requests, console errors), for `hydrated`'s error. */
+const loadFailures = new WeakMap();
+
+function recordLoadFailures(context) {
+  const failures = [];
+  loadFailures.set(context, failures);
+  context.on('requestfailed', (request) => failures.push(`${request.url()}: ${request.failure()?.errorText}`));
+  context.on('console', (message) => {
+    if (message.type() === 'error') failures.push(`console: ${message.text().slice(0, 300)}`);
+  });
+}
+
 /** Waits until the WASM has taken over the page: clicks before that are lost. */
 export async function hydrated(page) {
-  await page.waitForSelector('body[data-hydrated="true"]', { timeout: 20_000 });
+  try {
+    await page.waitForSelector('body[data-hydrated="true"]', { timeout: 20_000 });
+  } catch (error) {
+    const failures = loadFailures.get(page.context()) ?? [];
+    error.message += `\nwhat failed to load: ${failures.length ? failures.join('\n  ') : 'nothing recorded'}`;
+    throw error;
+  }
 }
 
 /** A fresh browser context signed in as `user` through the sign-in form, on `path`. */
 export async function signedInPage(browser, baseUrl, user, { path = '/', ...options } = {}) {
   const context = await browser.newContext(options);
+  recordLoadFailures(context);
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (error) => errors.push(error));

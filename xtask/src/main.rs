@@ -133,7 +133,13 @@ fn build_front(root: &Path, target: &Path, site: &Path, release: bool) -> Result
         std::fs::remove_dir_all(&pkg).with_context(|| format!("emptying {}", pkg.display()))?;
     }
     std::fs::create_dir_all(&pkg).with_context(|| format!("creating {}", pkg.display()))?;
+    let split_started = Instant::now();
     let chunks = split(&wasm, &pkg)?;
+    eprintln!(
+        "split the WASM into {} chunks in {:.0} s",
+        chunks.len(),
+        split_started.elapsed().as_secs_f64()
+    );
     let main_part = split_main_part(&wasm);
     wasm_bindgen_cli_support::Bindgen::new()
         .input_path(&main_part)
@@ -150,9 +156,20 @@ fn build_front(root: &Path, target: &Path, site: &Path, release: bool) -> Result
     std::fs::rename(pkg.join(format!("{OUTPUT_NAME}_bg.wasm")), &shipped)
         .context("naming the WASM file")?;
     if release {
-        let mut all = chunks;
-        all.push(shipped);
-        optimise_all(root, &all)?;
+        // Most chunks are a few hundred bytes: wasm-opt's start (a quarter of a second) would
+        // cost more than it could save on them.
+        let mut worth_it: Vec<PathBuf> = chunks
+            .into_iter()
+            .filter(|chunk| std::fs::metadata(chunk).is_ok_and(|meta| meta.len() >= 4096))
+            .collect();
+        worth_it.push(shipped);
+        let optimise_started = Instant::now();
+        optimise_all(root, &worth_it)?;
+        eprintln!(
+            "wasm-opt on {} parts in {:.0} s",
+            worth_it.len(),
+            optimise_started.elapsed().as_secs_f64()
+        );
     }
     Ok(())
 }
@@ -190,7 +207,8 @@ fn split(wasm: &Path, pkg: &Path) -> Result<Vec<PathBuf>> {
 
 /// A chunk the browser fails to fetch would leave its page dead, and a browser on the Docker
 /// host drops requests in flight whenever a container starts or stops (Chromium's
-/// ERR_NETWORK_CHANGED). The loader's fetches are made to try again, three times more.
+/// ERR_NETWORK_CHANGED, for a second or two). The loader's fetches are made to try again, five
+/// times more over about eight seconds.
 fn retry_chunk_fetches(loader: &Path) -> Result<()> {
     const FETCH: &str = "fetch(new URL(";
     const RETRYING_FETCH: &str = r#"
@@ -199,11 +217,11 @@ async function fetchChunk(url) {
     for (let attempt = 1; ; attempt++) {
         try {
             const response = await fetch(url);
-            if (response.ok || attempt === 4) return response;
+            if (response.ok || attempt === 6) return response;
         } catch (error) {
-            if (attempt === 4) throw error;
+            if (attempt === 6) throw error;
         }
-        await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+        await new Promise((resolve) => setTimeout(resolve, 125 * 2 ** attempt));
     }
 }
 "#;
