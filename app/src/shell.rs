@@ -32,6 +32,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <HydrationScripts options />
+                <script inner_html=RELOAD_WHEN_THE_CODE_FAILS_TO_LOAD></script>
                 <MetaTags />
             </head>
             <body>
@@ -40,6 +41,23 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
         </html>
     }
 }
+
+/// The page's code (the WASM, its JavaScript, the chunk loader) failing to arrive leaves the
+/// server's HTML without its buttons. A browser on the Docker host drops requests in flight
+/// whenever a container starts or stops (Chromium's ERR_NETWORK_CHANGED), and any network may
+/// drop one: before the page is hydrated, a failed load reloads the page, at most three times
+/// within half a minute. The chunks of later pages are retried by their loader (xtask).
+const RELOAD_WHEN_THE_CODE_FAILS_TO_LOAD: &str = r#"
+window.addEventListener("unhandledrejection", (event) => {
+  if (document.body?.dataset.hydrated === "true" || !/fetch|import/i.test(String(event.reason))) return;
+  const [count, at] = (sessionStorage.getItem("slipway-reloads") || "0,0").split(",").map(Number);
+  const recent = Date.now() - at < 30000 ? count : 0;
+  if (recent >= 3) return;
+  event.preventDefault(); // handled: by loading the page again
+  sessionStorage.setItem("slipway-reloads", `${recent + 1},${Date.now()}`);
+  setTimeout(() => location.reload(), 500 * (recent + 1));
+});
+"#;
 
 /// The user the server's page guard attached to this request (server side only).
 fn user_of_this_request() -> Option<CurrentUser> {

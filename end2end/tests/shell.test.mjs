@@ -24,6 +24,45 @@ describe('the console shell', () => {
     await context.close();
   });
 
+  test('comes alive when its code fails to arrive: a reload for the loader, retries for a page's chunk', async () => {
+    const { page, context, errors } = await signedInPage(running.browser, running.baseUrl, admin);
+    let loads = 0;
+    // Counted when a document is committed: a page may hydrate before its `load` event.
+    page.on('framenavigated', (frame) => { if (frame === page.mainFrame()) loads += 1; });
+    // What a browser on the Docker host sees when a container starts mid-load: the first
+    // document after the reload gets no chunk loader at all (its modulepreload included).
+    const dropped = [];
+    await context.route('**/pkg/__wasm_split.*.js', (route) => {
+      if (loads >= 2) return route.continue();
+      dropped.push(route.request().url());
+      return route.abort('internetdisconnected');
+    });
+    const failures = new Map();
+    await context.route('**/pkg/split___audit_route_view_*.wasm', (route) => {
+      const url = route.request().url();
+      const count = failures.get(url) ?? 0;
+      if (count >= 2) return route.continue();
+      failures.set(url, count + 1);
+      dropped.push(url);
+      return route.abort('internetdisconnected');
+    });
+
+    await page.reload();
+    await hydrated(page);
+    assert.ok(dropped.length >= 1, 'the loader was fetched and dropped');
+    assert.equal(loads, 2, 'the dropped loader cost one reload of the page');
+
+    // The Audit page's chunk, fetched on navigation, is fetched again until it arrives.
+    await page.evaluate(() => { window.__sameDocument = true; });
+    await page.locator('nav.nav a', { hasText: 'Audit' }).click();
+    await page.waitForURL(`${running.baseUrl}/audit`);
+    await page.locator('main h1', { hasText: 'Audit' }).waitFor();
+    assert.deepEqual([...failures.values()], [2], dropped.join('\n'));
+    assert.equal(await page.evaluate(() => window.__sameDocument), true, 'no reload for a chunk');
+    assert.deepEqual(errors, [], 'a failure the page recovers from is not an error');
+    await context.close();
+  });
+
   test('navigates between sections without reloading the page', async () => {
     const { page, context } = await signedInPage(running.browser, running.baseUrl, admin);
     // A marker on window survives client-side navigation and dies with a full reload.
