@@ -42,22 +42,36 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The page's code (the WASM, its JavaScript, the chunk loader) failing to arrive leaves the
-/// server's HTML without its buttons. A browser on the Docker host drops requests in flight
-/// whenever a container starts or stops (Chromium's ERR_NETWORK_CHANGED), and any network may
-/// drop one: before the page is hydrated, a failed load reloads the page, at most three times
-/// within half a minute. The chunks of later pages are retried by their loader (xtask).
-const RELOAD_WHEN_THE_CODE_FAILS_TO_LOAD: &str = r#"
-window.addEventListener("unhandledrejection", (event) => {
-  if (document.body?.dataset.hydrated === "true" || !/fetch|import/i.test(String(event.reason))) return;
-  const [count, at] = (sessionStorage.getItem("slipway-reloads") || "0,0").split(",").map(Number);
-  const recent = Date.now() - at < 30000 ? count : 0;
-  if (recent >= 3) return;
-  event.preventDefault(); // handled: by loading the page again
-  sessionStorage.setItem("slipway-reloads", `${recent + 1},${Date.now()}`);
-  setTimeout(() => location.reload(), 500 * (recent + 1));
-});
-"#;
+/// The page's code (the WASM, its JavaScript, the chunk loader, the page's chunks) failing to
+/// arrive leaves the server's HTML without its buttons. A browser on the Docker host drops
+/// requests in flight whenever a container starts or stops (Chromium's ERR_NETWORK_CHANGED),
+/// and any network may drop one. Chunks are fetched again by their loader (xtask); when a load
+/// still fails before the page is hydrated — a rejected fetch or import, or the WASM stopping
+/// because a chunk never came — the page loads itself again, at most three times in a minute,
+/// and never once a form has been sent (the server may have acted on it).
+const RELOAD_WHEN_THE_CODE_FAILS_TO_LOAD: &str = r#"(() => {
+  const LOAD_FAILED = /Failed to fetch|NetworkError|Load failed|dynamically imported module|Importing a module script failed/;
+  let submitted = false;
+  addEventListener("submit", () => { submitted = true; }, true);
+  const reload = (reason) => {
+    if (submitted || document.body?.dataset.hydrated === "true") return false;
+    const [count, since] = (sessionStorage.getItem("slipway-reloads") || "0,0").split(",").map(Number);
+    const fresh = Date.now() - since > 60000;
+    const tries = fresh ? 0 : count;
+    if (tries >= 3) return false;
+    console.warn("Slipway: the page's code did not load; loading the page again.", reason);
+    sessionStorage.setItem("slipway-reloads", `${tries + 1},${fresh ? Date.now() : since}`);
+    setTimeout(() => location.reload(), 500 * (tries + 1));
+    return true;
+  };
+  addEventListener("unhandledrejection", (event) => {
+    const failed = event.reason instanceof WebAssembly.RuntimeError || LOAD_FAILED.test(String(event.reason));
+    if (failed && reload(event.reason)) event.preventDefault();
+  });
+  addEventListener("error", (event) => {
+    if (event.error instanceof WebAssembly.RuntimeError) reload(event.error);
+  });
+})();"#;
 
 /// The user the server's page guard attached to this request (server side only).
 fn user_of_this_request() -> Option<CurrentUser> {

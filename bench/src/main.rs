@@ -110,11 +110,12 @@ fn weight(pkg: &Path) -> Result<()> {
     let manifest: std::collections::BTreeMap<String, Vec<String>> =
         serde_json::from_slice(&read("__wasm_split_manifest.json")?)
             .context("reading the split manifest")?;
-    let shared = [
-        "slipway.wasm",
-        "slipway.js",
-        "__wasm_split.______________________.js",
-    ];
+    // The chunk loader: `__wasm_split.<hash or placeholder>.js`.
+    let loader = std::fs::read_dir(pkg)?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .find(|name| name.starts_with("__wasm_split.") && name.ends_with(".js"))
+        .context("no chunk loader (__wasm_split.*.js) in the site")?;
+    let shared = ["slipway.wasm", "slipway.js", loader.as_str()];
     let (mut shared_gzip, mut shared_brotli) = (0, 0);
     for name in shared {
         shared_gzip += gzip(name)?;

@@ -24,7 +24,7 @@ describe('the console shell', () => {
     await context.close();
   });
 
-  test('comes alive when its code fails to arrive: a reload for the loader, retries for a page's chunk', async () => {
+  test('comes alive when its code fails to arrive: a reload for the loader, retries for a page chunk', async () => {
     const { page, context, errors } = await signedInPage(running.browser, running.baseUrl, admin);
     let loads = 0;
     // Counted when a document is committed: a page may hydrate before its `load` event.
@@ -60,6 +60,25 @@ describe('the console shell', () => {
     assert.deepEqual([...failures.values()], [2], dropped.join('\n'));
     assert.equal(await page.evaluate(() => window.__sameDocument), true, 'no reload for a chunk');
     assert.deepEqual(errors, [], 'a failure the page recovers from is not an error');
+    await context.close();
+  });
+
+  test('comes alive when its own chunk never arrives while it loads: one reload', async () => {
+    const { page, context } = await signedInPage(running.browser, running.baseUrl, admin);
+    let loads = 0;
+    page.on('framenavigated', (frame) => { if (frame === page.mainFrame()) loads += 1; });
+    // The Runs page's chunk gets no answer for as long as the first document asks.
+    let dropped = 0;
+    await context.route('**/pkg/split___runs_route_view_*.wasm', (route) => {
+      if (loads >= 2) return route.continue();
+      dropped += 1;
+      return route.abort('internetdisconnected');
+    });
+    await page.goto(`${running.baseUrl}/runs`);
+    await hydrated(page);
+    assert.ok(dropped >= 6, `the loader tried ${dropped} times`);
+    assert.equal(loads, 2, 'one reload once the loader gave up');
+    assert.equal(await page.locator('main h1').innerText(), 'Runs');
     await context.close();
   });
 

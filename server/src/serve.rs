@@ -12,7 +12,7 @@ use app::runs::events_path;
 use app::stacks::log_events_path;
 use app::{shell, App};
 use axum::extract::{FromRef, State};
-use axum::http::header::VARY;
+use axum::http::header::{CACHE_CONTROL, VARY};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
@@ -344,13 +344,20 @@ async fn console_jobs(console: ConsoleContext) {
 /// The site's WASM, JavaScript and style sheet, each sent as the release build compressed it
 /// (`NAME.br`, `NAME.gz` beside `NAME`) when the browser accepts that encoding — and said to
 /// vary with `Accept-Encoding`, so that no cache between hands brotli to a browser that did
-/// not ask for it.
-fn site_pkg(options: &LeptosOptions) -> SetResponseHeader<ServeDir, HeaderValue> {
+/// not ask for it. `no-cache`: the names do not change between builds (`chunk_7.wasm`), and a
+/// chunk of an older build kept by the browser would not fit the newer main part; the browser
+/// asks each time and gets a 304 while the file is the same.
+fn site_pkg(
+    options: &LeptosOptions,
+) -> SetResponseHeader<SetResponseHeader<ServeDir, HeaderValue>, HeaderValue> {
     let files = ServeDir::new(Path::new(&*options.site_root).join(&*options.site_pkg_dir))
         .precompressed_br()
         .precompressed_gzip();
-    SetResponseHeaderLayer::appending(VARY, HeaderValue::from_static("accept-encoding"))
-        .layer(files)
+    let varied =
+        SetResponseHeaderLayer::appending(VARY, HeaderValue::from_static("accept-encoding"))
+            .layer(files);
+    SetResponseHeaderLayer::overriding(CACHE_CONTROL, HeaderValue::from_static("no-cache"))
+        .layer(varied)
 }
 
 fn leptos_options(site_root: &Path, addr: std::net::SocketAddr) -> LeptosOptions {

@@ -221,4 +221,16 @@ async fn the_site_is_sent_as_the_build_compressed_it_when_the_browser_accepts_it
     assert_eq!(wasm.headers()["content-type"], "application/wasm");
     // A cache between must not hand the brotli file to a browser that did not accept it.
     assert_eq!(wasm.headers()["vary"], "accept-encoding");
+    // The names stay from build to build: the browser asks again rather than mix two builds,
+    // and is told the file is unchanged when it is.
+    assert_eq!(wasm.headers()["cache-control"], "no-cache");
+    let last_modified = wasm.headers()["last-modified"].clone();
+    let again = client()
+        .get(console.url("/pkg/slipway.wasm"))
+        .header("accept-encoding", "br")
+        .header("if-modified-since", last_modified)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
 }

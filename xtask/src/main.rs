@@ -140,7 +140,7 @@ fn build_front(root: &Path, target: &Path, site: &Path, release: bool) -> Result
         chunks.len(),
         split_started.elapsed().as_secs_f64()
     );
-    let main_part = split_main_part(&wasm);
+    let main_part = main_part_path(&wasm);
     wasm_bindgen_cli_support::Bindgen::new()
         .input_path(&main_part)
         .web(true)?
@@ -175,7 +175,7 @@ fn build_front(root: &Path, target: &Path, site: &Path, release: bool) -> Result
 }
 
 /// Where the split leaves the main part of `wasm`, for wasm-bindgen.
-fn split_main_part(wasm: &Path) -> PathBuf {
+fn main_part_path(wasm: &Path) -> PathBuf {
     wasm.with_file_name("app_split.wasm")
 }
 
@@ -188,7 +188,7 @@ const LOADER: &str = "./__wasm_split.______________________.js";
 /// the server reads to preload a page's chunks go into `pkg`; returns the chunks' paths.
 fn split(wasm: &Path, pkg: &Path) -> Result<Vec<PathBuf>> {
     let input = std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
-    let main_part = split_main_part(wasm);
+    let main_part = main_part_path(wasm);
     let main_module = format!("/pkg/{OUTPUT_NAME}.js");
     let mut options = wasm_split_cli_support::Options::new(&input);
     options.output_dir = pkg;
@@ -208,16 +208,16 @@ fn split(wasm: &Path, pkg: &Path) -> Result<Vec<PathBuf>> {
 /// A chunk the browser fails to fetch would leave its page dead, and a browser on the Docker
 /// host drops requests in flight whenever a container starts or stops (Chromium's
 /// ERR_NETWORK_CHANGED, for a second or two). The loader's fetches are made to try again, five
-/// times more over about eight seconds.
+/// times more over about eight seconds, when no answer came (an answer, even a 404, is kept).
 fn retry_chunk_fetches(loader: &Path) -> Result<()> {
     const FETCH: &str = "fetch(new URL(";
+    const RETRYING: &str = "fetchChunk";
     const RETRYING_FETCH: &str = r#"
-// Added by Slipway's build (xtask): a chunk whose fetch fails is fetched again.
+// Added by Slipway's build (xtask): a chunk whose fetch gets no answer is fetched again.
 async function fetchChunk(url) {
     for (let attempt = 1; ; attempt++) {
         try {
-            const response = await fetch(url);
-            if (response.ok || attempt === 6) return response;
+            return await fetch(url);
         } catch (error) {
             if (attempt === 6) throw error;
         }
@@ -227,20 +227,23 @@ async function fetchChunk(url) {
 "#;
     let script =
         std::fs::read_to_string(loader).with_context(|| format!("reading {}", loader.display()))?;
-    let (imports, rest) = script
-        .split_once('\n')
-        .context("the wasm-split loader is empty")?;
-    if !imports.starts_with("import ") || !rest.contains(FETCH) {
-        bail!(
-            "the wasm-split loader {} no longer has the shape this build patches (an import, then `{FETCH}`)",
+    let shape_changed = || {
+        anyhow::anyhow!(
+            "the wasm-split loader {} no longer has the shape this build patches (an import, then \
+             `{FETCH}` for each chunk and no other fetch): check `retry_chunk_fetches` against it",
             loader.display()
-        );
+        )
+    };
+    let (imports, rest) = script.split_once('\n').ok_or_else(shape_changed)?;
+    if !imports.starts_with("import ") || !rest.contains(FETCH) || rest.contains(RETRYING) {
+        return Err(shape_changed());
     }
-    let patched = format!(
-        "{imports}\n{RETRYING_FETCH}{}",
-        rest.replace(FETCH, "fetchChunk(new URL(")
-    );
-    std::fs::write(loader, patched).with_context(|| format!("writing {}", loader.display()))
+    let patched = rest.replace(FETCH, &format!("{RETRYING}(new URL("));
+    if patched.matches("fetch(").count() != 0 {
+        return Err(shape_changed());
+    }
+    std::fs::write(loader, format!("{imports}\n{RETRYING_FETCH}{patched}"))
+        .with_context(|| format!("writing {}", loader.display()))
 }
 
 /// `wasm-opt -Oz` on every file, one per core at a time (a split build has hundreds of
@@ -413,10 +416,16 @@ mod tests {
         assert!(!patched.contains(" fetch(new URL("));
         assert!(patched.contains("async function fetchChunk(url)"));
 
-        // A loader of another shape stops the build rather than ship unpatched.
-        std::fs::write(&loader, "export const nothing = 1;\n").unwrap();
-        let error = retry_chunk_fetches(&loader).unwrap_err().to_string();
-        assert!(error.contains("no longer has the shape"), "{error}");
+        // A loader of another shape stops the build rather than ship it partly patched.
+        for other_shape in [
+            "export const nothing = 1;\n",
+            "import { initSync } from \"/pkg/slipway.js\";\nconst a = fetch(new URL(\"./chunk_1.wasm\"));\nconst b = fetch(\"./chunk_2.wasm\");\n",
+            "import { initSync } from \"/pkg/slipway.js\";\nasync function fetchChunk() {}\nfetch(new URL(\"./chunk_1.wasm\"));\n",
+        ] {
+            std::fs::write(&loader, other_shape).unwrap();
+            let error = retry_chunk_fetches(&loader).unwrap_err().to_string();
+            assert!(error.contains("no longer has the shape"), "{error}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
