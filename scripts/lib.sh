@@ -31,16 +31,16 @@ ensure_build_tools() {
   fi
 }
 
-# wasm-opt for release builds, from the npm registry (Debian's binaryen breaks hydration).
-ensure_wasm_opt() {
+# binaryen, which release builds optimise the WASM with (xtask/optimise.mjs), from the npm
+# registry into .tools/ (Debian's binaryen is older and breaks hydration).
+ensure_binaryen() {
   local tools="$PWD/.tools"
   command -v npm >/dev/null || ensure_apt nodejs npm
-  if [ "$("$tools/node_modules/.bin/wasm-opt" --version 2>/dev/null | awk '{print $3}')" != "${BINARYEN_VERSION%%.*}" ]; then
-    say "installing wasm-opt (binaryen $BINARYEN_VERSION from npm)"
+  if ! grep -qs "\"version\": \"$BINARYEN_VERSION\"" "$tools/node_modules/binaryen/package.json"; then
+    say "installing binaryen $BINARYEN_VERSION from npm"
     mkdir -p "$tools"
     npm install --prefix "$tools" --no-save --no-audit --no-fund "binaryen@$BINARYEN_VERSION" >/dev/null
   fi
-  export PATH="$tools/node_modules/.bin:$PATH"
 }
 
 # The browser tests' npm packages, exactly as locked.

@@ -3,8 +3,8 @@
 //! `slipway` binary — with nothing installed outside the target folder. wasm-bindgen runs as
 //! a library (`wasm-bindgen-cli-support`, the exact version of `wasm-bindgen` in Cargo.lock),
 //! after `wasm_split_cli_support` has cut the WASM into the chunks each page loads (as
-//! `cargo leptos --split` does); release builds are passed through `wasm-opt`, and their
-//! site's files are compressed (`.br`, `.gz`) for the console to send as they are.
+//! `cargo leptos --split` does); release builds are optimised by binaryen (`optimise.mjs`), and
+//! their site's files are compressed (`.br`, `.gz`) for the console to send as they are.
 
 use std::ffi::OsStr;
 use std::io::Write;
@@ -30,8 +30,8 @@ struct Cli {
 enum Task {
     /// The site (target/site) and the `slipway` binary.
     Build {
-        /// Optimised: the WASM with the `wasm-release` profile and `wasm-opt -Oz`, the
-        /// server with `release`.
+        /// Optimised: the WASM with the `wasm-release` profile and binaryen, the server with
+        /// `release`.
         #[arg(long)]
         release: bool,
         /// Only the site, for `scripts/test`: its `cargo test` builds the binary with the
@@ -77,12 +77,17 @@ fn build(release: bool, site_only: bool) -> Result<()> {
     }
     let server_status = server
         .as_mut()
-        .map_or(Ok(()), |server| wait(server, "the server"));
+        .map_or(Ok(()), |server| wait(server, "building the server"));
     front?;
     server_status?;
     copy_assets(&root, &site)?;
     if release {
+        let compress_started = Instant::now();
         precompress(&site.join("pkg"))?;
+        eprintln!(
+            "compressed the site's files in {:.0} s",
+            compress_started.elapsed().as_secs_f64()
+        );
     }
     eprintln!(
         "built target/site{} ({}) in {:.0} s",
@@ -120,7 +125,7 @@ fn build_front(root: &Path, target: &Path, site: &Path, release: bool) -> Result
         .arg(&front_target)
         .spawn()
         .context("starting `cargo build` of the WASM")?;
-    wait(&mut wasm_build, "the WASM")?;
+    wait(&mut wasm_build, "building the WASM")?;
 
     let profile_dir = if release { "wasm-release" } else { "debug" };
     let wasm = front_target
@@ -156,18 +161,13 @@ fn build_front(root: &Path, target: &Path, site: &Path, release: bool) -> Result
     std::fs::rename(pkg.join(format!("{OUTPUT_NAME}_bg.wasm")), &shipped)
         .context("naming the WASM file")?;
     if release {
-        // Most chunks are a few hundred bytes: wasm-opt's start (a quarter of a second) would
-        // cost more than it could save on them.
-        let mut worth_it: Vec<PathBuf> = chunks
-            .into_iter()
-            .filter(|chunk| std::fs::metadata(chunk).is_ok_and(|meta| meta.len() >= 4096))
-            .collect();
-        worth_it.push(shipped);
+        let mut parts = chunks;
+        parts.push(shipped);
         let optimise_started = Instant::now();
-        optimise_all(root, &worth_it)?;
+        optimise_all(root, &parts)?;
         eprintln!(
-            "wasm-opt on {} parts in {:.0} s",
-            worth_it.len(),
+            "optimised {} parts with binaryen in {:.0} s",
+            parts.len(),
             optimise_started.elapsed().as_secs_f64()
         );
     }
@@ -246,57 +246,60 @@ async function fetchChunk(url) {
         .with_context(|| format!("writing {}", loader.display()))
 }
 
-/// `wasm-opt -Oz` on every file, one per core at a time (a split build has hundreds of
-/// chunks), with the flags cargo-leptos passes: the one `scripts/lib.sh` installs in `.tools/`
-/// (binaryen 132 — Debian's older one breaks hydration), else the one on PATH; skipped with a
-/// warning without either.
+/// binaryen (`xtask/optimise.mjs`, see there for the level) over every file, one node
+/// process per core, each given an equal share of the bytes. binaryen is the npm package
+/// `scripts/lib.sh` installs in `.tools/` (version 132: Debian's older one breaks hydration);
+/// without it the build warns and ships the WASM as the split left it.
 fn optimise_all(root: &Path, files: &[PathBuf]) -> Result<()> {
-    let installed = root.join(".tools/node_modules/.bin/wasm-opt");
-    let program = if installed.exists() {
-        installed
-    } else {
-        PathBuf::from("wasm-opt")
-    };
-    if Command::new(&program).arg("--version").output().is_err() {
+    let binaryen = root.join(".tools/node_modules/binaryen/index.js");
+    if !binaryen.exists() {
         eprintln!(
-            "warning: no wasm-opt (scripts/run installs it in .tools/); the WASM is not size-optimised"
+            "warning: no binaryen in .tools/ (scripts/run installs it); the WASM is not size-optimised"
         );
         return Ok(());
     }
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let per_core = files.len().div_ceil(cores).max(1);
-    let program = &program;
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = files
-            .chunks(per_core)
-            .map(|share| {
-                scope.spawn(move || share.iter().try_for_each(|wasm| optimise(program, wasm)))
-            })
-            .collect();
-        workers.into_iter().try_for_each(|worker| {
-            worker
-                .join()
-                .map_err(|_| anyhow::anyhow!("a wasm-opt worker panicked"))?
-        })
-    })
+    let mut workers = Vec::new();
+    for share in shares(files, cores)? {
+        let worker = Command::new("node")
+            .arg(root.join("xtask/optimise.mjs"))
+            .arg(&binaryen)
+            .args(share)
+            .spawn()
+            .context("starting node, which runs binaryen")?;
+        workers.push(worker);
+    }
+    workers
+        .iter_mut()
+        .try_for_each(|worker| wait(worker, "binaryen's optimisation of the WASM"))
 }
 
-fn optimise(program: &Path, wasm: &Path) -> Result<()> {
-    let status = Command::new(program)
-        .args([
-            "-Oz",
-            "--enable-bulk-memory",
-            "--enable-nontrapping-float-to-int",
-        ])
-        .arg(wasm)
-        .arg("-o")
-        .arg(wasm)
-        .status()
-        .context("running wasm-opt")?;
-    if !status.success() {
-        bail!("wasm-opt failed on {} ({status})", wasm.display());
+/// `files` dealt into `count` shares of about equal bytes: largest first, each to the share
+/// with the fewest bytes so far.
+fn shares(files: &[PathBuf], count: usize) -> Result<Vec<Vec<&PathBuf>>> {
+    let mut sized = files
+        .iter()
+        .map(|file| {
+            let size = std::fs::metadata(file)
+                .with_context(|| format!("reading {}", file.display()))?
+                .len();
+            Ok((size, file))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    sized.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut shares: Vec<(u64, Vec<&PathBuf>)> = vec![(0, Vec::new()); count.max(1)];
+    for (size, file) in sized {
+        let lightest = (0..shares.len())
+            .min_by_key(|&share| shares[share].0)
+            .unwrap_or_default();
+        shares[lightest].0 += size;
+        shares[lightest].1.push(file);
     }
-    Ok(())
+    Ok(shares
+        .into_iter()
+        .map(|(_, files)| files)
+        .filter(|files| !files.is_empty())
+        .collect())
 }
 
 /// `NAME.br` (brotli, best quality) and `NAME.gz` (gzip -9) beside each file of the site's
@@ -315,23 +318,37 @@ fn precompress(pkg: &Path) -> Result<()> {
             files.push(path);
         }
     }
-    for path in files {
-        let content =
-            std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        gzip.write_all(&content)?;
-        write_beside(&path, "gz", &gzip.finish()?)?;
-        let mut brotli = Vec::new();
-        let best = brotli::enc::BrotliEncoderParams {
-            quality: 11,
-            lgwin: 24,
-            ..Default::default()
-        };
-        brotli::BrotliCompress(&mut content.as_slice(), &mut brotli, &best)
-            .with_context(|| format!("compressing {}", path.display()))?;
-        write_beside(&path, "br", &brotli)?;
-    }
-    Ok(())
+    // One thread per core, each with an equal share of the bytes.
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let shares = shares(&files, cores)?;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = shares
+            .into_iter()
+            .map(|share| scope.spawn(move || share.into_iter().try_for_each(|path| compress(path))))
+            .collect();
+        workers.into_iter().try_for_each(|worker| {
+            worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("a compression thread panicked"))?
+        })
+    })
+}
+
+/// `PATH.gz` and `PATH.br` beside `path`.
+fn compress(path: &Path) -> Result<()> {
+    let content = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gzip.write_all(&content)?;
+    write_beside(path, "gz", &gzip.finish()?)?;
+    let mut brotli = Vec::new();
+    let best = brotli::enc::BrotliEncoderParams {
+        quality: 11,
+        lgwin: 24,
+        ..Default::default()
+    };
+    brotli::BrotliCompress(&mut content.as_slice(), &mut brotli, &best)
+        .with_context(|| format!("compressing {}", path.display()))?;
+    write_beside(path, "br", &brotli)
 }
 
 /// Writes `PATH.EXTENSION`.
@@ -374,10 +391,7 @@ fn cargo(root: &Path) -> Command {
 fn wait(child: &mut Child, what: impl AsRef<OsStr>) -> Result<()> {
     let status = child.wait()?;
     if !status.success() {
-        bail!(
-            "building {} failed ({status})",
-            what.as_ref().to_string_lossy()
-        );
+        bail!("{} failed ({status})", what.as_ref().to_string_lossy());
     }
     Ok(())
 }
@@ -426,6 +440,43 @@ mod tests {
             let error = retry_chunk_fetches(&loader).unwrap_err().to_string();
             assert!(error.contains("no longer has the shape"), "{error}");
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_parts_are_dealt_to_the_cores_by_bytes_largest_first() {
+        let dir = std::env::temp_dir().join(format!("xtask-shares-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let files: Vec<PathBuf> = [
+            ("main", 900),
+            ("stack", 1000),
+            ("a", 300),
+            ("b", 200),
+            ("c", 100),
+        ]
+        .iter()
+        .map(|(name, size)| {
+            let path = dir.join(name);
+            std::fs::write(&path, vec![0u8; *size]).unwrap();
+            path
+        })
+        .collect();
+        let names = |share: &Vec<&PathBuf>| -> Vec<String> {
+            share
+                .iter()
+                .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
+                .collect()
+        };
+
+        let two = shares(&files, 2).unwrap();
+        assert_eq!(
+            two.iter().map(names).collect::<Vec<_>>(),
+            [vec!["stack", "b", "c"], vec!["main", "a"]]
+        );
+        // More cores than files: no process without a file.
+        assert_eq!(shares(&files[..1], 4).unwrap().len(), 1);
+        // A part that is not there stops the build.
+        assert!(shares(&[dir.join("gone")], 2).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
