@@ -286,7 +286,7 @@ fn shares(files: &[PathBuf], count: usize) -> Result<Vec<Vec<&PathBuf>>> {
             Ok((size, file))
         })
         .collect::<Result<Vec<_>>>()?;
-    sized.sort_by(|a, b| b.0.cmp(&a.0));
+    sized.sort_by_key(|(size, _)| std::cmp::Reverse(*size));
     let mut shares: Vec<(u64, Vec<&PathBuf>)> = vec![(0, Vec::new()); count.max(1)];
     for (size, file) in sized {
         let lightest = (0..shares.len())
