@@ -301,6 +301,7 @@ pub(super) fn read_small(path: &Path) -> Result<String, ComposeError> {
         path: path.to_path_buf(),
         source,
     };
+    super::parsed::looked_at(path);
     // Checked before opening: opening a named pipe would wait for a writer.
     if !std::fs::metadata(path).map_err(read)?.is_file() {
         return Err(refused("not a regular file"));
@@ -948,6 +949,7 @@ fn file_mounts(
         // As Compose refuses to start it: a missing file would be an empty folder in the
         // container where the secret should be.
         let source = super::container::host_path(file, dir);
+        super::parsed::looked_at(Path::new(&source));
         if !Path::new(&source).is_file() {
             return Err(format!("{name}: the file {file} does not exist"));
         }
@@ -1074,6 +1076,7 @@ fn resolve_environment(
         env_files(env_file.as_ref()).map_err(|why| ("env_file".to_owned(), why))?
     {
         let path = PathBuf::from(super::container::host_path(&file, dir));
+        super::parsed::looked_at(&path);
         if !required && !path.exists() {
             continue;
         }

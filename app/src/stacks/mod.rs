@@ -35,6 +35,8 @@ pub mod managed_edge;
 #[cfg(feature = "ssr")]
 pub mod networks;
 #[cfg(feature = "ssr")]
+mod parsed;
+#[cfg(feature = "ssr")]
 pub mod recent;
 #[cfg(feature = "ssr")]
 pub mod secrets;

@@ -331,7 +331,11 @@ async fn save_setting(
 
 /// Reads the stack's compose file as it is now.
 pub fn definition(stack: &StackSummary) -> Result<StackDefinition, StackError> {
-    let read = || definition_with(stack, &[]).map_err(|error| error.to_string());
+    let read = || {
+        super::parsed::definition(stack, || {
+            definition_with(stack, &[]).map_err(|error| error.to_string())
+        })
+    };
     match RequestStacks::of_request() {
         Some(remembered) => remembered.definition(stack, read),
         None => read(),
