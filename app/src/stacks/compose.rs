@@ -290,8 +290,19 @@ fn read_text(compose_file: &Path) -> Result<String, ComposeError> {
 const LARGEST_FILE: u64 = 4 * 1024 * 1024;
 
 /// Reads a regular file of at most [`LARGEST_FILE`] bytes: a device, a pipe or a huge file
-/// named where a compose or env file belongs is refused, never read without end.
+/// named where a compose or env file belongs is refused, never read without end. A parse
+/// that reads it is parsed again only when the text differs (see `parsed`).
 pub(super) fn read_small(path: &Path) -> Result<String, ComposeError> {
+    let text = read_bounded(path);
+    match &text {
+        Ok(text) => super::parsed::read(path, text),
+        Err(_) => super::parsed::unreadable(),
+    }
+    text
+}
+
+/// [`read_small`], unrecorded.
+pub(super) fn read_bounded(path: &Path) -> Result<String, ComposeError> {
     use std::io::Read;
     let refused = |why: &str| ComposeError::Read {
         path: path.to_path_buf(),
@@ -301,7 +312,6 @@ pub(super) fn read_small(path: &Path) -> Result<String, ComposeError> {
         path: path.to_path_buf(),
         source,
     };
-    super::parsed::looked_at(path);
     // Checked before opening: opening a named pipe would wait for a writer.
     if !std::fs::metadata(path).map_err(read)?.is_file() {
         return Err(refused("not a regular file"));
@@ -949,8 +959,7 @@ fn file_mounts(
         // As Compose refuses to start it: a missing file would be an empty folder in the
         // container where the secret should be.
         let source = super::container::host_path(file, dir);
-        super::parsed::looked_at(Path::new(&source));
-        if !Path::new(&source).is_file() {
+        if !super::parsed::check(Path::is_file, Path::new(&source)) {
             return Err(format!("{name}: the file {file} does not exist"));
         }
         let target = match (kind, target) {
@@ -1076,8 +1085,7 @@ fn resolve_environment(
         env_files(env_file.as_ref()).map_err(|why| ("env_file".to_owned(), why))?
     {
         let path = PathBuf::from(super::container::host_path(&file, dir));
-        super::parsed::looked_at(&path);
-        if !required && !path.exists() {
+        if !required && !super::parsed::check(Path::exists, &path) {
             continue;
         }
         let entries =

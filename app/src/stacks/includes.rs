@@ -76,8 +76,7 @@ fn include(
         }
         let folder = included.parent().unwrap_or(Path::new(""));
         // Compose reads an included file with the `.env` of its own folder.
-        super::parsed::looked_at(&folder.join(".env"));
-        if folder != dir && folder.join(".env").exists() {
+        if folder != dir && super::parsed::check(Path::exists, &folder.join(".env")) {
             return Err(invalid(
                 path,
                 "include",

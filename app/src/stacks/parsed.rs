@@ -1,59 +1,135 @@
-//! Stacks' compose files as parsed, kept while every file the parse read or looked for is
-//! unchanged. A stack's page needs its definition in most of its sections, and parsing the
-//! YAML was a quarter of the console's time with fifty people on the page. A file is
-//! unchanged while its size, inode, modification and change times are, or while it is still
-//! absent: the change time moves with every write and cannot be set back, so an edit is seen
-//! by the very next read.
+//! Stacks' compose files as parsed, kept while every file the parse read has the same
+//! content and every file it looked for is still there or still absent. A stack's page needs
+//! its definition in most of its sections, and parsing the YAML was a quarter of the
+//! console's time with fifty people on the page; reading a few small files and hashing them
+//! costs a hundredth of that. The content compared is the very text the parse read, so an
+//! edit is seen by the next read whatever the file system's clock.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
+
+use sha2::{Digest, Sha256};
 
 use super::compose::StackDefinition;
 use super::StackSummary;
 
-/// What a file was when a parse read it or looked for it; `None` for a file that was not there.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Stamp(Option<[i64; 7]>);
+/// What the parse saw of one file.
+#[derive(Clone, Debug)]
+enum Seen {
+    /// The text it read, hashed.
+    Content([u8; 32]),
+    /// The answer of a check (`Path::is_file`, `Path::exists`) the parse made.
+    Checked(fn(&Path) -> bool, bool),
+}
 
-impl Stamp {
-    fn of(path: &Path) -> Self {
-        Self(std::fs::metadata(path).ok().map(|meta| {
-            [
-                meta.dev() as i64,
-                meta.ino() as i64,
-                meta.size() as i64,
-                meta.mtime(),
-                meta.mtime_nsec(),
-                meta.ctime(),
-                meta.ctime_nsec(),
-            ]
-        }))
+impl Seen {
+    fn content(text: &str) -> Self {
+        Self::Content(hash(text))
+    }
+
+    /// Whether `path` shows the same now.
+    fn still(&self, path: &Path) -> bool {
+        match self {
+            Self::Content(seen) => {
+                super::compose::read_bounded(path).is_ok_and(|text| hash(&text) == *seen)
+            }
+            Self::Checked(check, answer) => check(path) == *answer,
+        }
     }
 }
 
-thread_local! {
-    /// The files the parse running on this thread has read or looked for so far.
-    static LOOKED_AT: RefCell<Option<Vec<(PathBuf, Stamp)>>> = const { RefCell::new(None) };
+/// The files one parse has seen so far; `None` once a read failed (an error the next read
+/// may not repeat: such a parse is not kept).
+type Recording = Option<Vec<(PathBuf, Seen)>>;
+
+fn hash(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
 }
 
-/// Says that the parse running on this thread reads or looks for `path`: the compose module
-/// calls it for every file (the compose and env files, included files, the services' env
-/// files, the secrets' and configs' sources). Stamped before it is read: a write after the
-/// stamp shows as a change, never as the old content.
-pub(super) fn looked_at(path: &Path) {
-    LOOKED_AT.with_borrow_mut(|files| {
-        if let Some(files) = files {
-            files.push((path.to_path_buf(), Stamp::of(path)));
+thread_local! {
+    /// The recording of the parse running on this thread (the parse is synchronous).
+    static RECORDING: RefCell<Option<Recording>> = const { RefCell::new(None) };
+}
+
+fn record(seen: impl FnOnce() -> Option<(PathBuf, Seen)>) {
+    RECORDING.with_borrow_mut(|recording| {
+        if let Some(recording) = recording {
+            match seen() {
+                Some(file) => {
+                    if let Some(files) = recording {
+                        files.push(file);
+                    }
+                }
+                None => *recording = None,
+            }
         }
     });
 }
 
-/// A parse and the files it read.
+/// Says that the parse running on this thread read `text` from `path` (the compose module
+/// calls it for the compose and env files, included files and the services' env files).
+pub(super) fn read(path: &Path, text: &str) {
+    record(|| Some((path.to_path_buf(), Seen::content(text))));
+}
+
+/// Says that the parse running on this thread failed to read a file.
+pub(super) fn unreadable() {
+    record(|| None);
+}
+
+/// `check(path)`, remembered by the parse running on this thread (whether the secrets' and
+/// configs' sources, optional env files and included folders' `.env` are there).
+pub(super) fn check(check: fn(&Path) -> bool, path: &Path) -> bool {
+    let answer = check(path);
+    record(|| Some((path.to_path_buf(), Seen::Checked(check, answer))));
+    answer
+}
+
+/// Records the files a parse sees on this thread while it lives. When it ends, even by a
+/// panic, the recording of an enclosing parse is put back, with what this one saw added.
+struct Recorder {
+    outer: Option<Option<Recording>>,
+}
+
+impl Recorder {
+    fn start() -> Self {
+        Self {
+            outer: Some(RECORDING.replace(Some(Some(Vec::new())))),
+        }
+    }
+
+    /// The files seen, or `None` when the parse cannot be kept.
+    fn finish(mut self) -> Recording {
+        self.end()
+    }
+
+    fn end(&mut self) -> Recording {
+        let outer = self.outer.take()?;
+        let seen = RECORDING.replace(outer).flatten();
+        RECORDING.with_borrow_mut(|enclosing| {
+            if let Some(enclosing) = enclosing {
+                match (enclosing.as_mut(), &seen) {
+                    (Some(files), Some(seen)) => files.extend(seen.iter().cloned()),
+                    (Some(_), None) => *enclosing = None,
+                    (None, _) => {}
+                }
+            }
+        });
+        seen
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+/// A parse and the files it saw.
 struct Parsed {
-    files: Vec<(PathBuf, Stamp)>,
+    files: Vec<(PathBuf, Seen)>,
     definition: Result<StackDefinition, String>,
 }
 
@@ -72,8 +148,9 @@ fn kept() -> std::sync::MutexGuard<'static, HashMap<Settings, Arc<Parsed>>> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The stack's definition as `parse` gives it, from the last parse when none of the files it
-/// read has changed since (its error too: a file that is fixed is a changed file).
+/// The stack's definition as `parse` gives it, from the last parse when every file it saw
+/// shows the same (its error too, unless a read failed: a file that is fixed is a changed
+/// file).
 pub(super) fn definition(
     stack: &StackSummary,
     parse: impl FnOnce() -> Result<StackDefinition, String>,
@@ -86,17 +163,16 @@ pub(super) fn definition(
     );
     let last = kept().get(&settings).cloned();
     if let Some(last) = last {
-        if last
-            .files
-            .iter()
-            .all(|(path, stamp)| Stamp::of(path) == *stamp)
-        {
+        if last.files.iter().all(|(path, seen)| seen.still(path)) {
             return last.definition.clone();
         }
     }
-    let outer = LOOKED_AT.replace(Some(Vec::new()));
+    let recorder = Recorder::start();
     let definition = parse();
-    let files = LOOKED_AT.replace(outer).unwrap_or_default();
+    let Some(files) = recorder.finish() else {
+        kept().remove(&settings);
+        return definition;
+    };
     let mut kept = kept();
     if kept.len() >= KEPT {
         kept.clear();
@@ -116,6 +192,7 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    /// A stack whose files are in a folder of its own (the kept parses are the process's).
     fn stack_in(dir: &Path) -> StackSummary {
         StackSummary {
             name: "kept".into(),
@@ -128,7 +205,7 @@ mod tests {
     }
 
     /// Parses as the console does, counting the parses.
-    fn read(stack: &StackSummary, parses: &AtomicUsize) -> Result<StackDefinition, String> {
+    fn load(stack: &StackSummary, parses: &AtomicUsize) -> Result<StackDefinition, String> {
         definition(stack, || {
             parses.fetch_add(1, Ordering::SeqCst);
             super::super::service::definition_with(stack, &[]).map_err(|error| error.to_string())
@@ -139,66 +216,119 @@ mod tests {
         definition.service(service).unwrap().image.clone().unwrap()
     }
 
+    fn environment_of(definition: &StackDefinition, service: &str) -> String {
+        format!(
+            "{:?}",
+            definition.service(service).unwrap().compose.environment
+        )
+    }
+
     #[test]
-    fn a_definition_is_parsed_again_only_when_a_file_it_read_changed() {
+    fn a_definition_is_parsed_again_only_when_a_file_it_saw_differs() {
         let dir = tempfile::tempdir().unwrap();
-        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        let path = |name: &str| dir.path().join(name);
+        let write = |name: &str, text: &str| std::fs::write(path(name), text).unwrap();
+        std::fs::create_dir(path("extra")).unwrap();
         write(
             "docker-compose.yml",
-            "include:\n  - extra.yml\nservices:\n  web:\n    image: web:${TAG}\n    env_file: [web.env]\n    secrets: [token]\nsecrets:\n  token:\n    file: token.txt\n",
+            "include:\n  - extra/worker.yml\nservices:\n  web:\n    image: web:${TAG}\n    env_file:\n      - web.env\n      - path: optional.env\n        required: false\n    secrets: [token]\nsecrets:\n  token:\n    file: token.txt\n",
         );
-        write("extra.yml", "services:\n  worker:\n    image: worker:1\n");
+        write(
+            "extra/worker.yml",
+            "services:\n  worker:\n    image: worker:1\n",
+        );
         write("stack.env", "TAG=1\n");
         write("web.env", "A=1\n");
         write("token.txt", "secret");
         let stack = stack_in(dir.path());
         let parses = AtomicUsize::new(0);
+        let count = || parses.load(Ordering::SeqCst);
 
-        let first = read(&stack, &parses).unwrap();
-        assert_eq!(image_of(&first, "web"), "web:1");
-        assert_eq!(image_of(&read(&stack, &parses).unwrap(), "web"), "web:1");
-        assert_eq!(
-            parses.load(Ordering::SeqCst),
-            1,
-            "unchanged files are not parsed again"
-        );
+        assert_eq!(image_of(&load(&stack, &parses).unwrap(), "web"), "web:1");
+        assert_eq!(image_of(&load(&stack, &parses).unwrap(), "web"), "web:1");
+        assert_eq!(count(), 1, "files that show the same are not parsed again");
 
-        // Each file the parse read, changed at once (same second, same size where it can be).
+        // Each file the parse read, rewritten at once with text of the same length: what
+        // differs is the text, never the size, and perhaps not the file system's clock.
         write("stack.env", "TAG=2\n");
-        assert_eq!(image_of(&read(&stack, &parses).unwrap(), "web"), "web:2");
-        write("extra.yml", "services:\n  worker:\n    image: worker:2\n");
+        assert_eq!(image_of(&load(&stack, &parses).unwrap(), "web"), "web:2");
+        write(
+            "extra/worker.yml",
+            "services:\n  worker:\n    image: worker:2\n",
+        );
         assert_eq!(
-            image_of(&read(&stack, &parses).unwrap(), "worker"),
+            image_of(&load(&stack, &parses).unwrap(), "worker"),
             "worker:2"
         );
+        let compose = std::fs::read_to_string(path("docker-compose.yml")).unwrap();
         write(
             "docker-compose.yml",
-            &std::fs::read_to_string(dir.path().join("docker-compose.yml"))
-                .unwrap()
-                .replace("web:${TAG}", "app:${TAG}"),
+            &compose.replace("web:${TAG}", "app:${TAG}"),
         );
-        assert_eq!(image_of(&read(&stack, &parses).unwrap(), "web"), "app:2");
+        assert_eq!(image_of(&load(&stack, &parses).unwrap(), "web"), "app:2");
         write("web.env", "A=2\n");
-        read(&stack, &parses).unwrap();
-        assert_eq!(parses.load(Ordering::SeqCst), 5);
+        assert!(environment_of(&load(&stack, &parses).unwrap(), "web").contains("\"2\""));
+        assert_eq!(count(), 5);
 
-        // A file it looked for that went away, and came back: its error, then its definition.
-        std::fs::remove_file(dir.path().join("token.txt")).unwrap();
-        let error = read(&stack, &parses).unwrap_err();
+        // Files it looked for: an optional env file that appears, a secret's source that goes.
+        write("optional.env", "B=3\n");
+        assert!(environment_of(&load(&stack, &parses).unwrap(), "web").contains("\"3\""));
+        std::fs::remove_file(path("token.txt")).unwrap();
+        let error = load(&stack, &parses).unwrap_err();
         assert!(error.contains("token.txt"), "{error}");
-        assert_eq!(read(&stack, &parses).unwrap_err(), error);
+        assert_eq!(load(&stack, &parses).unwrap_err(), error);
         assert_eq!(
-            parses.load(Ordering::SeqCst),
-            6,
-            "an error is kept as long as its files"
+            count(),
+            7,
+            "an error is kept as long as the files that made it"
         );
         write("token.txt", "secret");
-        assert_eq!(image_of(&read(&stack, &parses).unwrap(), "web"), "app:2");
+        assert_eq!(image_of(&load(&stack, &parses).unwrap(), "web"), "app:2");
+        // An included file's folder that gets a .env, which Compose would read for it.
+        write("extra/.env", "TAG=9\n");
+        let error = load(&stack, &parses).unwrap_err();
+        assert!(error.contains(".env"), "{error}");
+        std::fs::remove_file(path("extra/.env")).unwrap();
+        load(&stack, &parses).unwrap();
+        assert_eq!(count(), 10);
+
+        // A file that could not be read: the error is not kept, the next read tries again.
+        std::fs::remove_file(path("stack.env")).unwrap();
+        load(&stack, &parses).unwrap_err();
+        load(&stack, &parses).unwrap_err();
+        assert_eq!(count(), 12);
+        write("stack.env", "TAG=2\n");
+        load(&stack, &parses).unwrap();
 
         // Other settings are another definition.
         let mut with_profile = stack.clone();
         with_profile.profiles = vec!["debug".into()];
-        read(&with_profile, &parses).unwrap();
-        assert_eq!(parses.load(Ordering::SeqCst), 8);
+        load(&with_profile, &parses).unwrap();
+        assert_eq!(count(), 14);
+    }
+
+    #[test]
+    fn a_parse_that_panics_leaves_no_recording_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("docker-compose.yml"), "services: {}\n").unwrap();
+        let stack = stack_in(dir.path());
+        let panicked = std::panic::catch_unwind(|| {
+            definition(&stack, || {
+                super::read(Path::new("/tmp/seen"), "text");
+                panic!("a parse that fails");
+            })
+        });
+        assert!(panicked.is_err());
+        RECORDING.with_borrow(|recording| assert!(recording.is_none()));
+        // Nor does one that ends; an enclosing parse gets what a parse inside it saw.
+        let outer = Recorder::start();
+        definition(&stack, || {
+            super::read(Path::new("/tmp/seen"), "text");
+            Err("refused".into())
+        })
+        .unwrap_err();
+        let seen = outer.finish().unwrap();
+        assert_eq!(seen.len(), 1);
+        RECORDING.with_borrow(|recording| assert!(recording.is_none()));
     }
 }
