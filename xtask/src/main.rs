@@ -259,19 +259,32 @@ fn optimise_all(root: &Path, files: &[PathBuf]) -> Result<()> {
         return Ok(());
     }
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let mut workers = Vec::new();
+    let mut workers: Vec<Child> = Vec::new();
     for share in shares(files, cores)? {
-        let worker = Command::new("node")
+        let started = Command::new("node")
             .arg(root.join("xtask/optimise.mjs"))
             .arg(&binaryen)
             .args(share)
             .spawn()
-            .context("starting node, which runs binaryen")?;
-        workers.push(worker);
+            .context("starting node, which runs binaryen");
+        match started {
+            Ok(worker) => workers.push(worker),
+            Err(error) => {
+                // None is left writing into the site after the build has failed.
+                for worker in &mut workers {
+                    let _ = worker.kill();
+                    let _ = worker.wait();
+                }
+                return Err(error);
+            }
+        }
     }
-    workers
+    // Every worker is waited for, even after one failed; the first failure is said.
+    let finished: Vec<Result<()>> = workers
         .iter_mut()
-        .try_for_each(|worker| wait(worker, "binaryen's optimisation of the WASM"))
+        .map(|worker| wait(worker, "binaryen's optimisation of the WASM"))
+        .collect();
+    finished.into_iter().collect()
 }
 
 /// `files` dealt into `count` shares of about equal bytes: largest first, each to the share

@@ -133,7 +133,9 @@ struct Parsed {
     definition: Result<StackDefinition, String>,
 }
 
-/// What a stack's definition depends on besides its files.
+/// What a stack's definition depends on besides its files. The process's variables that
+/// interpolation may read, and `HOME`, are set before the console opens its store and never
+/// change while it runs (every CLI command is a process of its own).
 type Settings = (String, Option<String>, Vec<String>, bool);
 
 /// At most this many parses are kept (one per stack and settings); past it, all are dropped.
@@ -164,6 +166,10 @@ pub(super) fn definition(
     let last = kept().get(&settings).cloned();
     if let Some(last) = last {
         if last.files.iter().all(|(path, seen)| seen.still(path)) {
+            // A parse that encloses this one depends on these files too.
+            for file in &last.files {
+                record(|| Some(file.clone()));
+            }
             return last.definition.clone();
         }
     }
@@ -311,24 +317,29 @@ mod tests {
     fn a_parse_that_panics_leaves_no_recording_behind() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("docker-compose.yml"), "services: {}\n").unwrap();
+        let seen = dir.path().join("seen");
+        std::fs::write(&seen, "text").unwrap();
         let stack = stack_in(dir.path());
         let panicked = std::panic::catch_unwind(|| {
             definition(&stack, || {
-                super::read(Path::new("/tmp/seen"), "text");
+                super::read(&seen, "text");
                 panic!("a parse that fails");
             })
         });
         assert!(panicked.is_err());
         RECORDING.with_borrow(|recording| assert!(recording.is_none()));
-        // Nor does one that ends; an enclosing parse gets what a parse inside it saw.
+        // Nor does one that ends; an enclosing parse gets what a parse inside it saw ...
         let outer = Recorder::start();
         definition(&stack, || {
-            super::read(Path::new("/tmp/seen"), "text");
+            super::read(&seen, "text");
             Err("refused".into())
         })
         .unwrap_err();
-        let seen = outer.finish().unwrap();
-        assert_eq!(seen.len(), 1);
+        assert_eq!(outer.finish().unwrap().len(), 1);
         RECORDING.with_borrow(|recording| assert!(recording.is_none()));
+        // ... and what the kept parse saw, when it is not parsed again.
+        let outer = Recorder::start();
+        definition(&stack, || panic!("parsed again")).unwrap_err();
+        assert_eq!(outer.finish().unwrap().len(), 1);
     }
 }
