@@ -122,6 +122,7 @@ pub struct HistoryEntry {
 
 /// What a service of a stack runs now, since when, and which run (and release) put it there.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(sqlx::FromRow))]
 pub struct RunningService {
     pub service: String,
     pub image: String,

@@ -137,57 +137,41 @@ pub async fn running_now(
     if operation == "stop" {
         return Ok(Vec::new());
     }
-    let current: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT service, image, image_id FROM run_images WHERE run_id = $1 ORDER BY service",
+    // One query for every service, not two each: a stack page asks this on every view.
+    // `changed` is the newest successful run that recorded another image for the service
+    // ('' when none did), and the service's line starts at the oldest run after it.
+    sqlx::query_as(
+        "WITH current AS (SELECT service, image, image_id FROM run_images WHERE run_id = $2), \
+         changed AS (SELECT current.*, \
+           COALESCE((SELECT runs.started_at FROM runs \
+             JOIN run_images ON run_images.run_id = runs.id WHERE runs.stack = $1 \
+             AND runs.status = 'succeeded' AND run_images.service = current.service \
+             AND run_images.image_id <> current.image_id \
+             ORDER BY runs.started_at DESC, runs.id DESC LIMIT 1), '') AS after_started, \
+           COALESCE((SELECT runs.id FROM runs \
+             JOIN run_images ON run_images.run_id = runs.id WHERE runs.stack = $1 \
+             AND runs.status = 'succeeded' AND run_images.service = current.service \
+             AND run_images.image_id <> current.image_id \
+             ORDER BY runs.started_at DESC, runs.id DESC LIMIT 1), '') AS after_id \
+           FROM current) \
+         SELECT changed.service, changed.image, changed.image_id, runs.id AS run_id, \
+         runs.operation, runs.finished_at AS since, \
+         COALESCE(releases.id, '') AS release_id, \
+         COALESCE(releases.version, '') AS release_version \
+         FROM changed JOIN runs ON runs.id = (SELECT runs.id FROM runs \
+           JOIN run_images ON run_images.run_id = runs.id WHERE runs.stack = $1 \
+           AND runs.status = 'succeeded' AND run_images.service = changed.service \
+           AND run_images.image_id = changed.image_id \
+           AND (runs.started_at, runs.id) > (changed.after_started, changed.after_id) \
+           ORDER BY runs.started_at, runs.id LIMIT 1) \
+         LEFT JOIN releases ON releases.run_id = runs.id \
+         ORDER BY changed.service",
     )
+    .bind(stack)
     .bind(&newest_id)
     .fetch_all(store.pool())
     .await
-    .map_err(store_error)?;
-    let mut running = Vec::new();
-    for (service, image, image_id) in current {
-        let changed: Option<(String, String)> = sqlx::query_as(
-            "SELECT runs.started_at, runs.id FROM runs JOIN run_images ON run_images.run_id = runs.id \
-             WHERE runs.stack = $1 AND runs.status = 'succeeded' AND run_images.service = $2 \
-             AND run_images.image_id <> $3 ORDER BY runs.started_at DESC, runs.id DESC LIMIT 1",
-        )
-        .bind(stack)
-        .bind(&service)
-        .bind(&image_id)
-        .fetch_optional(store.pool())
-        .await
-        .map_err(store_error)?;
-        let (after_started, after_id) = changed.unwrap_or_default();
-        let first: Option<(String, String, String, String, String)> = sqlx::query_as(
-            "SELECT runs.id, runs.operation, runs.finished_at, COALESCE(releases.id, ''), \
-             COALESCE(releases.version, '') FROM runs JOIN run_images ON run_images.run_id = runs.id \
-             LEFT JOIN releases ON releases.run_id = runs.id \
-             WHERE runs.stack = $1 AND runs.status = 'succeeded' AND run_images.service = $2 \
-             AND run_images.image_id = $3 AND (runs.started_at, runs.id) > ($4, $5) \
-             ORDER BY runs.started_at, runs.id LIMIT 1",
-        )
-        .bind(stack)
-        .bind(&service)
-        .bind(&image_id)
-        .bind(&after_started)
-        .bind(&after_id)
-        .fetch_optional(store.pool())
-        .await
-        .map_err(store_error)?;
-        if let Some((run_id, operation, since, release_id, release_version)) = first {
-            running.push(super::RunningService {
-                service,
-                image,
-                image_id,
-                since,
-                run_id,
-                operation,
-                release_id,
-                release_version,
-            });
-        }
-    }
-    Ok(running)
+    .map_err(store_error)
 }
 
 /// The entries `query` selects, newest first, at most `limit`, with who approved them and

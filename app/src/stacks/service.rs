@@ -131,6 +131,11 @@ pub async fn list(store: &Store) -> Result<Vec<StackSummary>, StackError> {
 
 pub async fn find(store: &Store, name: &str) -> Result<StackSummary, StackError> {
     let remembered = RequestStacks::of_request();
+    // A page's server functions start at once: the first reads, the others wait and reuse.
+    let _reading = match &remembered {
+        Some(remembered) => Some(remembered.reading.clone().lock_owned().await),
+        None => None,
+    };
     if let Some(stack) = remembered.as_ref().and_then(|r| r.stack(name)) {
         return Ok(stack);
     }
@@ -153,7 +158,11 @@ pub async fn find(store: &Store, name: &str) -> Result<StackSummary, StackError>
 /// again. The server provides a fresh one to every request it renders or answers; a change
 /// of a stack's settings forgets it; tasks spawned from a request (runs) do not see it.
 #[derive(Clone, Default)]
-pub struct RequestStacks(Arc<Mutex<HashMap<String, Remembered>>>);
+pub struct RequestStacks {
+    stacks: Arc<Mutex<HashMap<String, Remembered>>>,
+    /// Held while one of the request's server functions reads a stack from the store.
+    reading: Arc<tokio::sync::Mutex<()>>,
+}
 
 #[derive(Clone)]
 struct Remembered {
@@ -168,7 +177,7 @@ impl RequestStacks {
     }
 
     fn remembered(&self) -> std::sync::MutexGuard<'_, HashMap<String, Remembered>> {
-        self.0
+        self.stacks
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
