@@ -25,9 +25,6 @@ ensure_apt() {
 # library inside the workspace, so neither cargo-leptos nor wasm-bindgen-cli is installed.
 ensure_build_tools() {
   command -v cargo >/dev/null || { echo "cargo is missing: install Rust with rustup first" >&2; exit 1; }
-  # HTTPS (notifications, probes) goes through the system's OpenSSL: it builds in seconds,
-  # where rustls' default provider compiles a C library for a minute.
-  ensure_apt pkg-config libssl-dev
   if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
     say "adding the wasm32-unknown-unknown target"
     rustup target add wasm32-unknown-unknown
