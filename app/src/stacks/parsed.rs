@@ -2,8 +2,9 @@
 //! content and every file it looked for is still there or still absent. A stack's page needs
 //! its definition in most of its sections, and parsing the YAML was a quarter of the
 //! console's time with fifty people on the page; checking a kept parse (reading a few small
-//! files and hashing them) took a tenth of that in the same profile. The content compared is the very text the parse read, so an
-//! edit is seen by the next read whatever the file system's clock.
+//! files and hashing them) took a tenth of that in the same profile. The content compared is
+//! the very text the parse read, so an edit is seen by the next read whatever the file
+//! system's clock.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
