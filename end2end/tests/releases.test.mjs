@@ -53,7 +53,9 @@ describe('a release through its checklist', () => {
     const planner = await signedInPage(running.browser, running.baseUrl, lead, { path: '/releases' });
     await planner.page.fill('[data-testid="release-stack"]', 'portal');
     await planner.page.fill('[data-testid="release-version"]', '1.1.0');
-    await planner.page.fill('[data-testid="release-at"]', '2026-12-01 14:00');
+    // A week ahead: a fixed date passes, and the timeline's milestones turn overdue.
+    const plannedDay = new Date(Date.now() + 7 * 24 * 3600 * 1000).toISOString().slice(0, 10);
+    await planner.page.fill('[data-testid="release-at"]', `${plannedDay} 14:00`);
     await planner.page.fill('[data-testid="release-sets"]', 'PORTAL_VERSION=1.1.0');
     // 1.1.0 brings a migration: it ships with a migrate run.
     await planner.page.selectOption('select[name="operation"]', 'migrate');

@@ -519,6 +519,18 @@ pub fn throwaway_project(prefix: &str) -> (String, ProjectCleanup) {
     (project.clone(), ProjectCleanup(project))
 }
 
+/// A release's planned time `days` from now at 14:00 UTC, as typed in the console: a fixed date
+/// passes, and a milestone still ahead of it turns overdue.
+pub fn days_ahead(days: i64) -> chrono::DateTime<chrono::Utc> {
+    let day = (chrono::Utc::now() + chrono::Duration::days(days)).date_naive();
+    day.and_hms_opt(14, 0, 0).unwrap().and_utc()
+}
+
+/// `at` the way the console and the command line take it.
+pub fn typed(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M").to_string()
+}
+
 /// A loopback port nothing listens on, for the portal's edge.
 pub fn free_port() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

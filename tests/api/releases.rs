@@ -8,8 +8,8 @@ use std::time::Duration;
 use app::auth::Role;
 
 use crate::helpers::{
-    call, run_to_exit, run_with_stdin, signed_in, stack_add_args, with_flags, Backend,
-    RunningConsole, SamplePortal, TestStore,
+    call, days_ahead, run_to_exit, run_with_stdin, signed_in, stack_add_args, typed, with_flags,
+    Backend, RunningConsole, SamplePortal, TestStore,
 };
 
 async fn release(
@@ -63,11 +63,13 @@ async fn a_release_ships_only_once_its_gate_is_open_and_follows_its_run() {
     let approver_password = portal.store.add_user("tess", Role::Approver).await;
     let approver = signed_in(&console, "tess", &approver_password).await;
 
+    let planned = days_ahead(7);
+    let planned_at = typed(planned);
     let plan = [
         ("stack", "portal"),
         ("version", "1.1.0"),
         ("sets", "PORTAL_VERSION=1.1.0"),
-        ("planned_at", "2026-12-01 14:00"),
+        ("planned_at", planned_at.as_str()),
         ("operation", "migrate"),
     ];
     assert_eq!(
@@ -147,7 +149,10 @@ async fn a_release_ships_only_once_its_gate_is_open_and_follows_its_run() {
 
     let shown = release(&viewer, &console, &id).await;
     assert_eq!(shown["state"], "planned");
-    assert_eq!(shown["planned_at"], "2026-12-01T14:00:00.000Z");
+    assert_eq!(
+        shown["planned_at"],
+        planned.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    );
     assert_eq!(shown["can_ship"], false, "a viewer sees no button");
     let backend = shown["plan"]["images"]
         .as_array()
@@ -673,14 +678,14 @@ async fn a_stack_that_changes_only_through_releases_and_in_its_window_refuses_ot
     assert!(bad.stderr.contains("is not a time zone"), "{}", bad.stderr);
 
     // A release planned in a freeze is flagged.
-    policy(&[
-        "--days",
-        "",
-        "--freezes",
-        "2026-12-20 to 2027-01-02 holidays",
-    ])
-    .await
-    .assert_success();
+    let (planned, freeze) = (days_ahead(24), days_ahead(20).date_naive());
+    let freeze = format!(
+        "{freeze} to {} holidays",
+        freeze + chrono::Duration::days(13)
+    );
+    policy(&["--days", "", "--freezes", &freeze])
+        .await
+        .assert_success();
     portal.run("update", "1.0.0").await.assert_success();
     let created = run_to_exit(
         &with_flags(
@@ -691,7 +696,7 @@ async fn a_stack_that_changes_only_through_releases_and_in_its_window_refuses_ot
                 "--version",
                 "1.1.0",
                 "--at",
-                "2026-12-24 10:00",
+                &typed(planned),
             ],
             &portal.flags,
         ),
@@ -706,7 +711,7 @@ async fn a_stack_that_changes_only_through_releases_and_in_its_window_refuses_ot
     assert!(
         release
             .window_note
-            .contains("in the freeze 2026-12-20 to 2027-01-02 holidays"),
+            .contains(&format!("in the freeze {freeze}")),
         "{}",
         release.window_note
     );
@@ -795,6 +800,7 @@ async fn a_stack_that_changes_only_through_releases_and_in_its_window_refuses_ot
 async fn the_calendar_feed_parses_and_answers_only_a_live_token() {
     use icalendar::Component;
     let portal = SamplePortal::add("slipcalendar").await;
+    let planned = days_ahead(7);
     let created = run_to_exit(
         &with_flags(
             &[
@@ -804,7 +810,7 @@ async fn the_calendar_feed_parses_and_answers_only_a_live_token() {
                 "--version",
                 "1.1.0",
                 "--at",
-                "2026-12-01 14:00",
+                &typed(planned),
             ],
             &portal.flags,
         ),
@@ -852,7 +858,7 @@ async fn the_calendar_feed_parses_and_answers_only_a_live_token() {
     assert_eq!(
         window.get_start(),
         Some(icalendar::DatePerhapsTime::DateTime(
-            icalendar::CalendarDateTime::Utc("2026-12-01T14:00:00Z".parse().unwrap())
+            icalendar::CalendarDateTime::Utc(planned)
         ))
     );
     assert!(events.iter().any(|e| e
