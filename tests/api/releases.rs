@@ -149,10 +149,7 @@ async fn a_release_ships_only_once_its_gate_is_open_and_follows_its_run() {
 
     let shown = release(&viewer, &console, &id).await;
     assert_eq!(shown["state"], "planned");
-    assert_eq!(
-        shown["planned_at"],
-        planned.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-    );
+    assert_eq!(shown["planned_at"], app::store::utc_text(planned));
     assert_eq!(shown["can_ship"], false, "a viewer sees no button");
     let backend = shown["plan"]["images"]
         .as_array()
